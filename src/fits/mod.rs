@@ -1,0 +1,7 @@
+//! Reading and writing FITS images through `fitsio` (cfitsio built from source).
+
+pub mod header;
+pub mod read;
+pub mod write;
+
+pub use header::{Card, Header, Value};

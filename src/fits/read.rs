@@ -1,0 +1,1 @@
+//! Reading FITS images: header cards and the celestial image plane.

@@ -1,0 +1,1 @@
+//! Writing FITS images atomically (temporary name, then rename).

@@ -1,0 +1,1 @@
+//! The durable job queue with ABSURD semantics on SQLite.

@@ -1,0 +1,1 @@
+//! Simulated DSA-110-like drift-scan snapshots and their truth catalogue.

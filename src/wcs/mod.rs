@@ -1,0 +1,1 @@
+//! World coordinates: pixel <-> sky for the projections and frames astronomers have.
