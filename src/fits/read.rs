@@ -1,1 +1,187 @@
-//! Reading FITS images: header cards and the celestial image plane.
+//! Reading FITS images: every header card, and the first celestial plane of the pixels.
+//!
+//! Invariants: the image read is the first HDU that holds an image with at least two axes
+//! (the primary HDU for nearly every radio image); pixels come back as `f32` with BSCALE/BZERO
+//! applied and integer BLANK pixels turned into NaN by cfitsio; the plane is the first one along
+//! every axis beyond the second (FREQ, STOKES), which for a continuum image is the whole image.
+
+use std::ffi::{CStr, CString};
+use std::os::raw::{c_char, c_int, c_void};
+use std::path::{Path, PathBuf};
+
+use fitsio::FitsFile;
+use fitsio::sys;
+use ndarray::Array2;
+
+use super::header::Header;
+
+/// What went wrong reading a FITS file; each variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum FitsReadError {
+    #[error("{path}: cannot open as FITS ({reason}); is it a FITS image?")]
+    Open { path: PathBuf, reason: String },
+    #[error("{path}: no image with two or more axes in any HDU")]
+    NoImage { path: PathBuf },
+    #[error("{path}: cannot read the header ({reason})")]
+    Header { path: PathBuf, reason: String },
+    #[error("{path}: cannot read the pixels ({reason}); the file may be truncated")]
+    Pixels { path: PathBuf, reason: String },
+}
+
+/// An image's header and its first celestial plane.
+#[derive(Debug, Clone)]
+pub struct FitsImage {
+    pub header: Header,
+    /// Axis lengths in FITS order (NAXIS1 first).
+    pub shape: Vec<usize>,
+    /// The first plane: rows are y (NAXIS2), columns are x (NAXIS1); blanks are NaN.
+    pub plane: Array2<f32>,
+}
+
+/// An open FITS file positioned on its image HDU.
+struct Opened {
+    file: FitsFile,
+    shape: Vec<usize>,
+}
+
+fn cfitsio_message(status: c_int) -> String {
+    let mut buf = [0 as c_char; 32];
+    // SAFETY: ffgerr writes at most 31 characters and a NUL into a 31+1 byte buffer.
+    unsafe { sys::ffgerr(status, buf.as_mut_ptr()) };
+    // SAFETY: the buffer is NUL-terminated by ffgerr (or all zero).
+    let text = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned();
+    format!("cfitsio status {status}: {text}")
+}
+
+fn open(path: &Path) -> Result<Opened, FitsReadError> {
+    let open_err = |reason: String| FitsReadError::Open {
+        path: path.to_path_buf(),
+        reason,
+    };
+    // Open through the raw call so that cfitsio's extended filename syntax ("file.fits[1]")
+    // and non-UTF-8 names are not an issue: we pass the path as bytes.
+    let c_path = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| open_err("path contains a NUL byte".into()))?;
+    let mut fptr: *mut sys::fitsfile = std::ptr::null_mut();
+    let mut status: c_int = 0;
+    // SAFETY: valid out-pointers; c_path outlives the call. READONLY = 0.
+    unsafe { sys::ffdkopn(&mut fptr, c_path.as_ptr(), 0, &mut status) };
+    if status != 0 || fptr.is_null() {
+        return Err(open_err(cfitsio_message(status)));
+    }
+    // SAFETY: fptr is a valid, open cfitsio handle; FitsFile takes ownership and closes it.
+    let mut file = unsafe { FitsFile::from_raw(fptr, fitsio::FileOpenMode::READONLY) }
+        .map_err(|e| open_err(e.to_string()))?;
+    let n_hdus = file.num_hdus().map_err(|e| open_err(e.to_string()))?;
+    for hdu_index in 0..n_hdus {
+        let raw = unsafe { file.as_raw() };
+        let mut status: c_int = 0;
+        let mut hdu_type: c_int = 0;
+        // SAFETY: valid handle; HDU numbers are 1-based.
+        unsafe { sys::ffmahd(raw, hdu_index as c_int + 1, &mut hdu_type, &mut status) };
+        if status != 0 {
+            return Err(open_err(cfitsio_message(status)));
+        }
+        if hdu_type != 0 {
+            continue; // not an IMAGE_HDU
+        }
+        let mut naxis: c_int = 0;
+        // SAFETY: valid handle and out-pointer.
+        unsafe { sys::ffgidm(raw, &mut naxis, &mut status) };
+        if status != 0 || naxis < 2 {
+            continue;
+        }
+        let mut dims = vec![0 as sys::LONGLONG; naxis as usize];
+        // SAFETY: dims has room for naxis values.
+        unsafe { sys::ffgiszll(raw, naxis, dims.as_mut_ptr(), &mut status) };
+        if status != 0 {
+            return Err(open_err(cfitsio_message(status)));
+        }
+        if dims[0] <= 0 || dims[1] <= 0 {
+            continue;
+        }
+        let shape = dims.iter().map(|&d| d.max(0) as usize).collect();
+        return Ok(Opened { file, shape });
+    }
+    Err(FitsReadError::NoImage {
+        path: path.to_path_buf(),
+    })
+}
+
+fn header_of(opened: &mut Opened, path: &Path) -> Result<Header, FitsReadError> {
+    let raw = unsafe { opened.file.as_raw() };
+    let mut status: c_int = 0;
+    let mut nkeys: c_int = 0;
+    let mut nmore: c_int = 0;
+    // SAFETY: valid handle positioned on the image HDU.
+    unsafe { sys::ffghsp(raw, &mut nkeys, &mut nmore, &mut status) };
+    if status != 0 {
+        return Err(FitsReadError::Header {
+            path: path.to_path_buf(),
+            reason: cfitsio_message(status),
+        });
+    }
+    let mut records = Vec::with_capacity(nkeys as usize);
+    let mut buf = [0 as c_char; 81];
+    for i in 1..=nkeys {
+        // SAFETY: ffgrec writes at most 80 characters plus NUL into an 81-byte buffer.
+        unsafe { sys::ffgrec(raw, i, buf.as_mut_ptr(), &mut status) };
+        if status != 0 {
+            return Err(FitsReadError::Header {
+                path: path.to_path_buf(),
+                reason: cfitsio_message(status),
+            });
+        }
+        // SAFETY: NUL-terminated by ffgrec.
+        let card = unsafe { CStr::from_ptr(buf.as_ptr()) };
+        records.push(card.to_string_lossy().into_owned());
+    }
+    Ok(Header::from_records(records))
+}
+
+/// Reads the header of the file's image HDU.
+pub fn read_header(path: &Path) -> Result<Header, FitsReadError> {
+    let mut opened = open(path)?;
+    header_of(&mut opened, path)
+}
+
+/// Reads the header and the first plane of the file's image HDU.
+pub fn read_image(path: &Path) -> Result<FitsImage, FitsReadError> {
+    let mut opened = open(path)?;
+    let header = header_of(&mut opened, path)?;
+    let (nx, ny) = (opened.shape[0], opened.shape[1]);
+    let n = nx * ny;
+    let mut data = vec![0f32; n];
+    let raw = unsafe { opened.file.as_raw() };
+    let mut status: c_int = 0;
+    let mut anynul: c_int = 0;
+    let mut nulval = f32::NAN;
+    // SAFETY: data holds n floats; TFLOAT converts any BITPIX with scaling, BLANK becomes nulval.
+    unsafe {
+        sys::ffgpv(
+            raw,
+            sys::TFLOAT as c_int,
+            1,
+            n as sys::LONGLONG,
+            &mut nulval as *mut f32 as *mut c_void,
+            data.as_mut_ptr() as *mut c_void,
+            &mut anynul,
+            &mut status,
+        )
+    };
+    if status != 0 {
+        return Err(FitsReadError::Pixels {
+            path: path.to_path_buf(),
+            reason: cfitsio_message(status),
+        });
+    }
+    let plane = Array2::from_shape_vec((ny, nx), data).map_err(|e| FitsReadError::Pixels {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(FitsImage {
+        header,
+        shape: opened.shape,
+        plane,
+    })
+}
