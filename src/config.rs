@@ -185,7 +185,14 @@ mod tests {
         // The commented tier tables, uncommented, are the built-in values.
         let uncommented: String = default_toml()
             .lines()
-            .map(|l| l.strip_prefix("# ").filter(|r| r.starts_with("[tiers") || r.contains(" = ")).unwrap_or(l))
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| {
+                        r.starts_with("[tiers")
+                            || r.split_once(" = ").is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                    })
+                    .unwrap_or(l)
+            })
             .collect::<Vec<_>>()
             .join("\n");
         let c = parse(&uncommented).unwrap();
