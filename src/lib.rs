@@ -3,6 +3,7 @@
 //! Every step is a library function; the subcommands under [`cli`] parse arguments, check them and
 //! call these functions, and the pipeline runner calls the same functions from queued tasks.
 
+pub mod beam;
 pub mod cli;
 pub mod config;
 pub mod fits;
