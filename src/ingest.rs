@@ -33,6 +33,11 @@ pub enum IngestError {
     Wcs { path: PathBuf, source: WcsError },
     #[error("{path}: every pixel is blank (NaN); nothing to measure")]
     AllBlank { path: PathBuf },
+    #[error(
+        "{path}: every finite pixel has the same value, so there is no noise to measure \
+         (is this a catalogue's placeholder image, or a model?)"
+    )]
+    NoNoise { path: PathBuf },
     #[error("{path}: the image centre does not map to the sky through its WCS")]
     CentreOffSky { path: PathBuf },
     #[error("{path}: {source}")]
@@ -65,6 +70,11 @@ pub fn parse_date_obs(s: &str) -> Option<DateTime<Utc>> {
     for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(t.and_utc());
+        }
+    }
+    for fmt in ["%Y-%m-%d", "%Y%m%d"] {
+        if let Ok(d) = NaiveDate::parse_from_str(s, fmt) {
+            return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
         }
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
@@ -194,6 +204,16 @@ pub fn analyse(path: &Path, bytes: &[u8], sha256: String) -> Result<ImageRecord,
         .ok_or_else(|| IngestError::CentreOffSky { path: path.to_path_buf() })?;
     let n_blank = image.plane.iter().filter(|v| !v.is_finite()).count() as u64;
     let rms = stats::robust_rms(image.plane.iter()).ok_or_else(|| IngestError::AllBlank { path: path.to_path_buf() })?;
+    if !(rms > 0.0) {
+        let (lo, hi) = image
+            .plane
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        if lo == hi {
+            return Err(IngestError::NoNoise { path: path.to_path_buf() });
+        }
+    }
     let peak = image
         .plane
         .iter()

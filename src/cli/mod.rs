@@ -9,6 +9,7 @@ mod images;
 mod ingest;
 mod init;
 mod plan;
+mod simulate;
 mod tiers;
 
 
@@ -56,6 +57,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Init(init::Args),
+    Simulate(simulate::Args),
 
     Ingest(ingest::Args),
     Images(images::Args),
@@ -207,6 +209,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Init(a) => init::run(&ctx, a),
+        Command::Simulate(a) => simulate::run(&ctx, a),
 
         Command::Ingest(a) => ingest::run(&ctx, a),
         Command::Images(a) => images::run(&ctx, a),
