@@ -9,7 +9,7 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use contimg::queue::{
-    AttemptOutcome, Clock, FailOutcome, ManualClock, MIGRATION_SQL, NewTask, Queue, QueueError,
+    AttemptOutcome, Clock, FailOutcome, MIGRATION_SQL, ManualClock, NewTask, Queue, QueueError,
     RetryStrategy, SystemClock, TaskId, TaskState,
 };
 use rusqlite::Connection;
@@ -95,14 +95,20 @@ fn absurd_vector_exponential_40_3_90() {
         cap_s: Some(90.0),
     };
     // max_retries = 2 ⇔ exactly 3 attempts.
-    let id = f
-        .q
-        .spawn(&NewTask::new("flaky", json!({"x": 1})).retry(retry).max_retries(2))
+    let id =
+        f.q.spawn(
+            &NewTask::new("flaky", json!({"x": 1}))
+                .retry(retry)
+                .max_retries(2),
+        )
         .unwrap();
     assert_eq!(f.q.task(id).unwrap().max_attempts, 3);
 
     let c1 = f.q.claim("w", LEASE).unwrap().expect("attempt 1");
-    assert_eq!((c1.id(), c1.attempt, c1.params.clone()), (id, 1, json!({"x": 1})));
+    assert_eq!(
+        (c1.id(), c1.attempt, c1.params.clone()),
+        (id, 1, json!({"x": 1}))
+    );
     let o1 = f.q.fail(&c1.lease, "boom 1", false).unwrap();
     assert_eq!(
         o1,
@@ -192,7 +198,11 @@ fn retry_delay_formula() {
         .validate()
         .is_err()
     );
-    assert!(RetryStrategy::Fixed { delay_s: f64::NAN }.validate().is_err());
+    assert!(
+        RetryStrategy::Fixed { delay_s: f64::NAN }
+            .validate()
+            .is_err()
+    );
     assert!(RetryStrategy::Fixed { delay_s: -1.0 }.validate().is_err());
 }
 
@@ -225,16 +235,18 @@ fn retry_strategy_reads_toml_and_json() {
         cap_s: None,
     };
     let j = serde_json::to_value(r).unwrap();
-    assert_eq!(j, json!({"kind": "exponential", "base_s": 1.5, "factor": 2.0}));
+    assert_eq!(
+        j,
+        json!({"kind": "exponential", "base_s": 1.5, "factor": 2.0})
+    );
     assert_eq!(serde_json::from_value::<RetryStrategy>(j).unwrap(), r);
 }
 
 #[test]
 fn fixed_and_none_strategies() {
     let f = fixture();
-    let fixed = f
-        .q
-        .spawn(
+    let fixed =
+        f.q.spawn(
             &NewTask::new("fixed", json!({}))
                 .retry(RetryStrategy::Fixed { delay_s: 30.0 })
                 .max_attempts(2),
@@ -265,10 +277,9 @@ fn fixed_and_none_strategies() {
     );
 
     // None: retried at once while attempts remain; one attempt means no retry at all.
-    let none = f
-        .q
-        .spawn(&NewTask::new("none", json!({})).max_attempts(2))
-        .unwrap();
+    let none =
+        f.q.spawn(&NewTask::new("none", json!({})).max_attempts(2))
+            .unwrap();
     f.clock.advance(secs(1));
     let once = f.q.spawn(&NewTask::new("once", json!({}))).unwrap();
     f.clock.advance(secs(1));
@@ -328,19 +339,20 @@ fn priority_then_available_at_then_id() {
 fn dependencies_gate_claims_and_failure_cancels_dependents_transitively() {
     let f = fixture();
     let a = f.q.spawn(&NewTask::new("a", json!({}))).unwrap();
-    let b = f
-        .q
-        .spawn(&NewTask::new("b", json!({})).priority(10).depends_on([a]))
-        .unwrap();
-    let c = f
-        .q
-        .spawn(&NewTask::new("c", json!({})).priority(10).depends_on([b, a]))
-        .unwrap();
+    let b =
+        f.q.spawn(&NewTask::new("b", json!({})).priority(10).depends_on([a]))
+            .unwrap();
+    let c =
+        f.q.spawn(&NewTask::new("c", json!({})).priority(10).depends_on([b, a]))
+            .unwrap();
     assert_eq!(f.q.task(c).unwrap().depends_on, vec![a, b]);
 
     let ca = f.q.claim("w", LEASE).unwrap().unwrap();
     assert_eq!(ca.id(), a, "b and c outrank a but wait for it");
-    assert!(f.q.claim("w", LEASE).unwrap().is_none(), "b waits while a runs");
+    assert!(
+        f.q.claim("w", LEASE).unwrap().is_none(),
+        "b waits while a runs"
+    );
     f.q.complete(&ca.lease, &json!({"out": 1})).unwrap();
     let cb = f.q.claim("w", LEASE).unwrap().unwrap();
     assert_eq!(cb.id(), b);
@@ -349,18 +361,15 @@ fn dependencies_gate_claims_and_failure_cancels_dependents_transitively() {
     assert_eq!(f.q.claim("w", LEASE).unwrap().unwrap().id(), c);
 
     // Failure for good of the root cancels the whole chain below it, and nothing else.
-    let a2 = f
-        .q
-        .spawn(&NewTask::new("a2", json!({})).priority(1))
-        .unwrap();
-    let b2 = f
-        .q
-        .spawn(&NewTask::new("b2", json!({})).depends_on([a2]))
-        .unwrap();
-    let c2 = f
-        .q
-        .spawn(&NewTask::new("c2", json!({})).depends_on([b2]))
-        .unwrap();
+    let a2 =
+        f.q.spawn(&NewTask::new("a2", json!({})).priority(1))
+            .unwrap();
+    let b2 =
+        f.q.spawn(&NewTask::new("b2", json!({})).depends_on([a2]))
+            .unwrap();
+    let c2 =
+        f.q.spawn(&NewTask::new("c2", json!({})).depends_on([b2]))
+            .unwrap();
     let d = f.q.spawn(&NewTask::new("d", json!({}))).unwrap();
     let c = f.q.claim("w", LEASE).unwrap().unwrap();
     assert_eq!(c.id(), a2);
@@ -376,10 +385,9 @@ fn dependencies_gate_claims_and_failure_cancels_dependents_transitively() {
         assert!(i.error.unwrap().contains("disk full"));
     }
     // A task spawned later on the failed one is cancelled at once.
-    let late = f
-        .q
-        .spawn(&NewTask::new("late", json!({})).depends_on([c2]))
-        .unwrap();
+    let late =
+        f.q.spawn(&NewTask::new("late", json!({})).depends_on([c2]))
+            .unwrap();
     assert_eq!(f.q.task(late).unwrap().state, TaskState::Cancelled);
     f.clock.advance(secs(3600));
     let c = f.q.claim("w", LEASE).unwrap().unwrap();
@@ -389,20 +397,21 @@ fn dependencies_gate_claims_and_failure_cancels_dependents_transitively() {
     assert!(f.q.counts(None).unwrap().is_finished());
 
     // Dependencies must exist.
-    let err = f
-        .q
-        .spawn(&NewTask::new("x", json!({})).depends_on([TaskId(9999)]))
-        .unwrap_err();
-    assert!(matches!(err, QueueError::InvalidTask(ref m) if m.contains("9999")), "{err}");
+    let err =
+        f.q.spawn(&NewTask::new("x", json!({})).depends_on([TaskId(9999)]))
+            .unwrap_err();
+    assert!(
+        matches!(err, QueueError::InvalidTask(ref m) if m.contains("9999")),
+        "{err}"
+    );
 }
 
 #[test]
 fn expired_lease_is_a_failed_attempt_and_the_stale_worker_is_refused() {
     let f = fixture();
     let w2 = f.other();
-    let id = f
-        .q
-        .spawn(
+    let id =
+        f.q.spawn(
             &NewTask::new("slow", json!({}))
                 .retry(RetryStrategy::Fixed { delay_s: 10.0 })
                 .max_attempts(3),
@@ -414,10 +423,7 @@ fn expired_lease_is_a_failed_attempt_and_the_stale_worker_is_refused() {
 
     // Heartbeats keep the lease alive past its first expiry.
     f.clock.advance(secs(50));
-    assert_eq!(
-        f.q.heartbeat(&c1.lease, LEASE).unwrap(),
-        t0() + secs(110)
-    );
+    assert_eq!(f.q.heartbeat(&c1.lease, LEASE).unwrap(), t0() + secs(110));
     f.clock.set(t0() + secs(100));
     assert!(w2.claim("w2", LEASE).unwrap().is_none(), "lease still held");
     assert_eq!(f.q.task(id).unwrap().state, TaskState::Running);
@@ -430,7 +436,10 @@ fn expired_lease_is_a_failed_attempt_and_the_stale_worker_is_refused() {
     assert_eq!(info.next_retry_at(), Some(t0() + secs(121)));
     let a = &f.q.attempts(id).unwrap()[0];
     assert_eq!(a.outcome, AttemptOutcome::LeaseExpired);
-    assert!(a.error.as_deref().unwrap().contains("lease expired"), "{a:?}");
+    assert!(
+        a.error.as_deref().unwrap().contains("lease expired"),
+        "{a:?}"
+    );
     assert_eq!(a.ended_at, Some(t0() + secs(111)));
     assert_eq!(a.log_path.as_deref(), Some("logs/slow-1.log"));
 
@@ -450,7 +459,10 @@ fn expired_lease_is_a_failed_attempt_and_the_stale_worker_is_refused() {
     let err = f.q.complete(&c1.lease, &json!({"from": "w1"})).unwrap_err();
     match &err {
         QueueError::LeaseLost { state, holder, .. } => {
-            assert_eq!((*state, holder.as_deref()), (TaskState::Running, Some("w2")))
+            assert_eq!(
+                (*state, holder.as_deref()),
+                (TaskState::Running, Some("w2"))
+            )
         }
         e => panic!("expected LeaseLost, got {e}"),
     }
@@ -474,13 +486,12 @@ fn expired_lease_is_a_failed_attempt_and_the_stale_worker_is_refused() {
         f.q.complete(&c1.lease, &json!({})),
         Err(QueueError::LeaseLost { .. })
     ));
-    let outcomes: Vec<_> = f
-        .q
-        .attempts(id)
-        .unwrap()
-        .iter()
-        .map(|a| (a.worker_id.clone(), a.outcome))
-        .collect();
+    let outcomes: Vec<_> =
+        f.q.attempts(id)
+            .unwrap()
+            .iter()
+            .map(|a| (a.worker_id.clone(), a.outcome))
+            .collect();
     assert_eq!(
         outcomes,
         vec![
@@ -494,10 +505,9 @@ fn expired_lease_is_a_failed_attempt_and_the_stale_worker_is_refused() {
 fn expired_lease_on_last_attempt_fails_the_task() {
     let f = fixture();
     let a = f.q.spawn(&NewTask::new("a", json!({}))).unwrap();
-    let b = f
-        .q
-        .spawn(&NewTask::new("b", json!({})).depends_on([a]))
-        .unwrap();
+    let b =
+        f.q.spawn(&NewTask::new("b", json!({})).depends_on([a]))
+            .unwrap();
     let c = f.q.claim("w1", StdDuration::from_secs(5)).unwrap().unwrap();
     f.clock.advance(secs(5));
     let reaped = f.q.reap_expired().unwrap();
@@ -507,7 +517,10 @@ fn expired_lease_on_last_attempt_fails_the_task() {
     );
     assert!(matches!(
         f.q.complete(&c.lease, &json!({})),
-        Err(QueueError::LeaseLost { state: TaskState::Failed, .. })
+        Err(QueueError::LeaseLost {
+            state: TaskState::Failed,
+            ..
+        })
     ));
     assert_eq!(f.q.task(b).unwrap().state, TaskState::Cancelled);
 }
@@ -517,10 +530,13 @@ fn cancel_execution_then_retry_failed_keeps_completed_work() {
     let f = fixture();
     let exec = f.execution("nightly_mosaic");
     let other_exec = f.execution("on_demand_mosaic");
-    let (plan, build, qa) = f
-        .q
-        .spawn_batch(|b| {
-            let plan = b.spawn(&NewTask::new("mosaic_plan", json!({})).execution(exec).job_id("plan"))?;
+    let (plan, build, qa) =
+        f.q.spawn_batch(|b| {
+            let plan = b.spawn(
+                &NewTask::new("mosaic_plan", json!({}))
+                    .execution(exec)
+                    .job_id("plan"),
+            )?;
             let build = b.spawn(
                 &NewTask::new("mosaic_build", json!({"plan": "${plan.manifest}"}))
                     .execution(exec)
@@ -538,15 +554,19 @@ fn cancel_execution_then_retry_failed_keeps_completed_work() {
             Ok((plan, build, qa))
         })
         .unwrap();
-    let unrelated = f
-        .q
-        .spawn(&NewTask::new("mosaic_plan", json!({})).execution(other_exec).job_id("plan"))
+    let unrelated =
+        f.q.spawn(
+            &NewTask::new("mosaic_plan", json!({}))
+                .execution(other_exec)
+                .job_id("plan"),
+        )
         .unwrap();
     assert_eq!(f.q.find_task(exec, "build").unwrap().unwrap().id, build);
 
     let c = f.q.claim("w", LEASE).unwrap().unwrap();
     assert_eq!(c.id(), plan);
-    f.q.complete(&c.lease, &json!({"manifest": "plan.json"})).unwrap();
+    f.q.complete(&c.lease, &json!({"manifest": "plan.json"}))
+        .unwrap();
     let c = f.q.claim("w", LEASE).unwrap().unwrap();
     assert_eq!((c.id(), c.timeout_s), (build, Some(1800.0)));
 
@@ -556,22 +576,37 @@ fn cancel_execution_then_retry_failed_keeps_completed_work() {
     assert_eq!(cancelled, vec![build, qa]);
     assert!(matches!(
         f.q.heartbeat(&c.lease, LEASE),
-        Err(QueueError::LeaseLost { state: TaskState::Cancelled, .. })
+        Err(QueueError::LeaseLost {
+            state: TaskState::Cancelled,
+            ..
+        })
     ));
     assert!(f.q.complete(&c.lease, &json!({})).is_err());
-    assert_eq!(f.q.attempts(build).unwrap()[0].outcome, AttemptOutcome::Cancelled);
+    assert_eq!(
+        f.q.attempts(build).unwrap()[0].outcome,
+        AttemptOutcome::Cancelled
+    );
     assert_eq!(f.q.task(unrelated).unwrap().state, TaskState::Pending);
     let counts = f.q.counts(Some(exec)).unwrap();
-    assert_eq!((counts.completed, counts.cancelled, counts.total()), (1, 2, 3));
+    assert_eq!(
+        (counts.completed, counts.cancelled, counts.total()),
+        (1, 2, 3)
+    );
     assert!(counts.is_finished());
 
     let mut reset = f.q.retry_failed(exec).unwrap();
     reset.sort();
     assert_eq!(reset, vec![build, qa]);
     let p = f.q.task(plan).unwrap();
-    assert_eq!((p.state, p.result.clone()), (TaskState::Completed, Some(json!({"manifest": "plan.json"}))));
+    assert_eq!(
+        (p.state, p.result.clone()),
+        (TaskState::Completed, Some(json!({"manifest": "plan.json"})))
+    );
     let bi = f.q.task(build).unwrap();
-    assert_eq!((bi.state, bi.attempts, bi.generation, bi.error.clone()), (TaskState::Pending, 0, 2, None));
+    assert_eq!(
+        (bi.state, bi.attempts, bi.generation, bi.error.clone()),
+        (TaskState::Pending, 0, 2, None)
+    );
 
     // The plan is not re-run: the next claims are the unrelated plan (older available_at) and the build.
     let mut seen = Vec::new();
@@ -590,7 +625,9 @@ fn cancel_execution_then_retry_failed_keeps_completed_work() {
     assert!(f.q.counts(Some(exec)).unwrap().completed == 3);
     let atts = f.q.attempts(build).unwrap();
     assert_eq!(
-        atts.iter().map(|a| (a.generation, a.attempt, a.outcome)).collect::<Vec<_>>(),
+        atts.iter()
+            .map(|a| (a.generation, a.attempt, a.outcome))
+            .collect::<Vec<_>>(),
         vec![
             (1, 1, AttemptOutcome::Cancelled),
             (2, 1, AttemptOutcome::Failed),
@@ -598,21 +635,22 @@ fn cancel_execution_then_retry_failed_keeps_completed_work() {
         ]
     );
     let tasks = f.q.tasks_of_execution(exec).unwrap();
-    assert_eq!(tasks.iter().map(|t| t.id).collect::<Vec<_>>(), vec![plan, build, qa]);
+    assert_eq!(
+        tasks.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![plan, build, qa]
+    );
 }
 
 #[test]
 fn retry_failed_after_final_failure_gives_fresh_attempts() {
     let f = fixture();
     let exec = f.execution("p");
-    let a = f
-        .q
-        .spawn(&NewTask::new("a", json!({})).execution(exec).max_attempts(2))
-        .unwrap();
-    let b = f
-        .q
-        .spawn(&NewTask::new("b", json!({})).execution(exec).depends_on([a]))
-        .unwrap();
+    let a =
+        f.q.spawn(&NewTask::new("a", json!({})).execution(exec).max_attempts(2))
+            .unwrap();
+    let b =
+        f.q.spawn(&NewTask::new("b", json!({})).execution(exec).depends_on([a]))
+            .unwrap();
     for _ in 0..2 {
         let c = f.q.claim("w", LEASE).unwrap().unwrap();
         f.q.fail(&c.lease, "nope", false).unwrap();
@@ -622,7 +660,10 @@ fn retry_failed_after_final_failure_gives_fresh_attempts() {
     assert_eq!(f.q.retry_failed(exec).unwrap(), vec![a, b]);
     let c = f.q.claim("w", LEASE).unwrap().unwrap();
     assert_eq!((c.id(), c.attempt, c.max_attempts), (a, 1, 2));
-    assert!(f.q.claim("w", LEASE).unwrap().is_none(), "b waits for a again");
+    assert!(
+        f.q.claim("w", LEASE).unwrap().is_none(),
+        "b waits for a again"
+    );
     f.q.complete(&c.lease, &json!({})).unwrap();
     assert_eq!(f.q.claim("w", LEASE).unwrap().unwrap().id(), b);
     assert!(f.q.retry_failed(exec).unwrap().is_empty());
@@ -649,10 +690,17 @@ fn invalid_tasks_are_refused_and_batches_are_atomic() {
         NewTask::new("b", json!({})).execution(exec).job_id("x"),
     ]);
     assert!(r.unwrap_err().to_string().contains("job id"));
-    assert_eq!(f.q.counts(None).unwrap().total(), 0, "the whole batch rolled back");
+    assert_eq!(
+        f.q.counts(None).unwrap().total(),
+        0,
+        "the whole batch rolled back"
+    );
     assert!(f.q.claim("", LEASE).is_err());
     assert!(f.q.claim("w", StdDuration::ZERO).is_err());
-    assert!(matches!(f.q.task(TaskId(1)), Err(QueueError::NoSuchTask(_))));
+    assert!(matches!(
+        f.q.task(TaskId(1)),
+        Err(QueueError::NoSuchTask(_))
+    ));
 }
 
 // ---- two OS processes racing over one database ----
@@ -701,7 +749,13 @@ fn two_processes_claim_each_task_exactly_once() {
         .iter()
         .map(|w| {
             Command::new(&exe)
-                .args(["race_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+                .args([
+                    "race_child",
+                    "--exact",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env(RACE_DB, &path)
                 .env(RACE_WORKER, w)
                 .stdout(Stdio::piped())
@@ -733,7 +787,11 @@ fn two_processes_claim_each_task_exactly_once() {
     );
     let mut all: Vec<i64> = claimed.concat();
     all.sort();
-    assert_eq!(all, ids.iter().map(|t| t.0).collect::<Vec<_>>(), "each task claimed exactly once");
+    assert_eq!(
+        all,
+        ids.iter().map(|t| t.0).collect::<Vec<_>>(),
+        "each task claimed exactly once"
+    );
 
     // The database agrees: one attempt per task, by the worker that completed it.
     let conn = q.connection();
@@ -755,7 +813,10 @@ fn two_processes_claim_each_task_exactly_once() {
             assert_eq!(t.result, Some(json!({"worker": worker})));
             assert_eq!(t.claimed_by.as_deref(), Some(*worker));
             let a = q.attempts(TaskId(id)).unwrap();
-            assert_eq!((a[0].worker_id.as_str(), a[0].outcome), (*worker, AttemptOutcome::Completed));
+            assert_eq!(
+                (a[0].worker_id.as_str(), a[0].outcome),
+                (*worker, AttemptOutcome::Completed)
+            );
         }
     }
 }

@@ -22,11 +22,11 @@ mod task;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ops::{Queue, SpawnBatch};
+pub use retry::{MAX_DELAY_S, RetryStrategy};
 pub use task::{
     AttemptInfo, AttemptOutcome, ClaimedTask, FailOutcome, Lease, NewTask, StateCounts, TaskId,
     TaskInfo, TaskState,
 };
-pub use retry::{MAX_DELAY_S, RetryStrategy};
 
 /// The queue's migration, to be applied after the core schema (it references `pipeline_executions`).
 pub const MIGRATION_SQL: &str = include_str!("../../migrations/0002_queue.sql");

@@ -8,12 +8,10 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 #[cfg(test)]
 use chrono::SubsecRound;
-use rusqlite::{
-    Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params,
-};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use super::retry::seconds;
 use super::task::{
@@ -265,7 +263,12 @@ impl Queue {
                 return Ok(Vec::new());
             }
             let mut out = cancel_ids(conn, now, &[id], reason)?;
-            out.extend(cascade_cancel(conn, now, id, &format!("cancelled because task {id} was cancelled: {reason}"))?);
+            out.extend(cascade_cancel(
+                conn,
+                now,
+                id,
+                &format!("cancelled because task {id} was cancelled: {reason}"),
+            )?);
             Ok(out)
         })
     }
@@ -716,7 +719,9 @@ fn reap_expired(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<(TaskId, Fa
              WHERE t.state = 'running' AND t.lease_expires_at <= ?1
              ORDER BY t.lease_expires_at, t.id",
         )?
-        .query_map([fmt_ts(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .query_map([fmt_ts(now)], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     let mut out = Vec::with_capacity(expired.len());
     for (task, attempt, worker, at) in expired {
@@ -756,7 +761,14 @@ fn fail_attempt(
              FROM tasks WHERE id = ?1",
         )?
         .query_row([task.0], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
         })?;
     if attempts < max {
         let retry = retry_from_columns(task, &rk, base, factor, cap)?;
@@ -890,7 +902,9 @@ impl RawTask {
         let id = TaskId(self.id);
         let ts = |s: Option<String>| s.map(|s| parse_ts(id, &s)).transpose();
         let depends_on = conn
-            .prepare_cached("SELECT depends_on FROM task_deps WHERE task_id = ?1 ORDER BY depends_on")?
+            .prepare_cached(
+                "SELECT depends_on FROM task_deps WHERE task_id = ?1 ORDER BY depends_on",
+            )?
             .query_map([self.id], |r| Ok(TaskId(r.get(0)?)))?
             .collect::<rusqlite::Result<_>>()?;
         Ok(TaskInfo {
@@ -998,7 +1012,6 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         let text = plan.join("\n");
-        eprintln!("{text}");
         assert!(text.contains("tasks_ready"), "{text}");
         assert!(!text.contains("TEMP B-TREE"), "claim must not sort: {text}");
     }
