@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use contimg::queue::{MIGRATION_SQL, NewTask, Queue, SystemClock};
+use contimg::queue::{NewTask, Queue, SystemClock};
 use rusqlite::Connection;
 use serde_json::json;
 
@@ -24,22 +24,9 @@ struct Args {
     dir: Option<PathBuf>,
 }
 
-/// Until the store module lands, the example opens the database itself with the store's settings and a
-/// stand-in for the core migration's `pipeline_executions` table (which the queue's tasks reference).
-fn open(path: &Path, create: bool) -> anyhow::Result<Connection> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-    )?;
-    if create {
-        conn.execute_batch(
-            "CREATE TABLE pipeline_executions (id INTEGER PRIMARY KEY, pipeline_name TEXT NOT NULL,
-                 status TEXT NOT NULL, started_at TEXT, completed_at TEXT, error TEXT);",
-        )?;
-        conn.execute_batch(MIGRATION_SQL)?;
-    }
-    Ok(conn)
+/// Opens the database through the store (every migration, the store's pragmas).
+fn open(path: &Path, _create: bool) -> anyhow::Result<Connection> {
+    Ok(contimg::store::Store::open(path)?.conn)
 }
 
 fn rate(n: usize, d: Duration) -> f64 {

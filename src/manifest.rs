@@ -16,36 +16,71 @@ pub const EXECUTION_SCHEMA: &str = "contimg.execution/1";
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("{source_name}: cannot read the manifest: {err}")]
-    Read { source_name: String, err: std::io::Error },
-    #[error("{source_name}: the manifest is empty; did the previous step fail? (it prints nothing on stdout when it does)")]
+    Read {
+        source_name: String,
+        err: std::io::Error,
+    },
+    #[error(
+        "{source_name}: the manifest is empty; did the previous step fail? (it prints nothing on stdout when it does)"
+    )]
     Empty { source_name: String },
     #[error("{source_name}: not a JSON manifest: {err}")]
-    Json { source_name: String, err: serde_json::Error },
-    #[error("{source_name}: manifest schema {found:?} is not one this command reads (expected {expected}); was it written by a newer contimg, or by a different step?")]
-    Schema { source_name: String, found: String, expected: String },
+    Json {
+        source_name: String,
+        err: serde_json::Error,
+    },
+    #[error(
+        "{source_name}: manifest schema {found:?} is not one this command reads (expected {expected}); was it written by a newer contimg, or by a different step?"
+    )]
+    Schema {
+        source_name: String,
+        found: String,
+        expected: String,
+    },
 }
 
 /// Reads a manifest from a file, or from stdin when `source` is `-`.
 pub fn read(source: &Path) -> Result<serde_json::Value, ManifestError> {
-    let name = if source.as_os_str() == "-" { "stdin".to_string() } else { source.display().to_string() };
+    let name = if source.as_os_str() == "-" {
+        "stdin".to_string()
+    } else {
+        source.display().to_string()
+    };
     let text = if source.as_os_str() == "-" {
         let mut t = String::new();
         std::io::stdin()
             .read_to_string(&mut t)
-            .map_err(|err| ManifestError::Read { source_name: name.clone(), err })?;
+            .map_err(|err| ManifestError::Read {
+                source_name: name.clone(),
+                err,
+            })?;
         t
     } else {
-        std::fs::read_to_string(source).map_err(|err| ManifestError::Read { source_name: name.clone(), err })?
+        std::fs::read_to_string(source).map_err(|err| ManifestError::Read {
+            source_name: name.clone(),
+            err,
+        })?
     };
     if text.trim().is_empty() {
         return Err(ManifestError::Empty { source_name: name });
     }
-    serde_json::from_str(&text).map_err(|err| ManifestError::Json { source_name: name, err })
+    serde_json::from_str(&text).map_err(|err| ManifestError::Json {
+        source_name: name,
+        err,
+    })
 }
 
 /// Parses a manifest value as `T` after checking its schema.
-pub fn parse<T: for<'de> Deserialize<'de>>(value: serde_json::Value, expected: &str, source_name: &str) -> Result<T, ManifestError> {
-    let found = value.get("schema").and_then(|s| s.as_str()).unwrap_or("(none)").to_string();
+pub fn parse<T: for<'de> Deserialize<'de>>(
+    value: serde_json::Value,
+    expected: &str,
+    source_name: &str,
+) -> Result<T, ManifestError> {
+    let found = value
+        .get("schema")
+        .and_then(|s| s.as_str())
+        .unwrap_or("(none)")
+        .to_string();
     if found != expected {
         return Err(ManifestError::Schema {
             source_name: source_name.to_string(),

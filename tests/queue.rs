@@ -9,36 +9,23 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use contimg::queue::{
-    AttemptOutcome, Clock, FailOutcome, MIGRATION_SQL, ManualClock, NewTask, Queue, QueueError,
-    RetryStrategy, SystemClock, TaskId, TaskState,
+    AttemptOutcome, Clock, FailOutcome, ManualClock, NewTask, Queue, QueueError, RetryStrategy,
+    SystemClock, TaskId, TaskState,
 };
 use rusqlite::Connection;
 use serde_json::json;
 
-/// Stand-in for the core migration's `pipeline_executions` (the queue's tasks reference it).
-const CORE_STUB: &str = "CREATE TABLE pipeline_executions (
-    id INTEGER PRIMARY KEY, pipeline_name TEXT NOT NULL, status TEXT NOT NULL,
-    started_at TEXT, completed_at TEXT, error TEXT);";
-
 const LEASE: StdDuration = StdDuration::from_secs(60);
 
-/// Opens a database file with the store's pragmas.
+/// Opens the database through the store: every migration, the store's pragmas.
 fn open_db(path: &Path) -> Connection {
-    let conn = Connection::open(path).expect("open test database");
-    conn.busy_timeout(StdDuration::from_secs(10))
-        .expect("busy timeout");
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-    )
-    .expect("pragmas");
-    conn
+    contimg::store::Store::open(path)
+        .expect("open test database")
+        .conn
 }
 
 fn init_db(path: &Path) -> Connection {
-    let conn = open_db(path);
-    conn.execute_batch(CORE_STUB).expect("core stub");
-    conn.execute_batch(MIGRATION_SQL).expect("queue migration");
-    conn
+    open_db(path)
 }
 
 fn t0() -> DateTime<Utc> {

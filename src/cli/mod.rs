@@ -12,7 +12,6 @@ mod plan;
 mod simulate;
 mod tiers;
 
-
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -28,10 +27,21 @@ use crate::workspace::{Workspace, WorkspaceError};
 /// Steps can be chained from the shell (each prints a JSON manifest on stdout that the next
 /// reads) or run as a pipeline. Start with `contimg init DIR`, then `contimg ingest FILES`.
 #[derive(Debug, Parser)]
-#[command(name = "contimg", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "contimg",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Run as if started in this workspace directory (like `git -C`).
-    #[arg(short = 'C', long = "workspace", global = true, env = "CONTIMG_WORKSPACE", value_name = "DIR")]
+    #[arg(
+        short = 'C',
+        long = "workspace",
+        global = true,
+        env = "CONTIMG_WORKSPACE",
+        value_name = "DIR"
+    )]
     pub workspace: Option<PathBuf>,
 
     /// Use this SQLite database instead of the workspace's.
@@ -87,7 +97,10 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         }
         if cause.downcast_ref::<WorkspaceError>().is_some()
             || cause.downcast_ref::<crate::config::ConfigError>().is_some()
-            || matches!(cause.downcast_ref::<StoreError>(), Some(StoreError::TooNew { .. }))
+            || matches!(
+                cause.downcast_ref::<StoreError>(),
+                Some(StoreError::TooNew { .. })
+            )
         {
             return 2;
         }
@@ -160,7 +173,11 @@ impl Ctx {
         let show = self.progress && !self.quiet && std::io::stderr().is_terminal();
         let bar = ProgressBar::with_draw_target(
             Some(len),
-            if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
+            if show {
+                ProgressDrawTarget::stderr()
+            } else {
+                ProgressDrawTarget::hidden()
+            },
         );
         bar.set_style(
             ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")

@@ -49,7 +49,9 @@ fn cfitsio_message(status: c_int) -> String {
     // SAFETY: ffgerr writes at most 31 characters and a NUL into a 31+1 byte buffer.
     unsafe { sys::ffgerr(status, buf.as_mut_ptr()) };
     // SAFETY: the buffer is NUL-terminated by ffgerr (or all zero).
-    let text = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned();
+    let text = unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
     format!("cfitsio status {status}: {text}")
 }
 
