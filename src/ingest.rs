@@ -48,6 +48,10 @@ pub enum IngestError {
         path: PathBuf,
         source: Box<StoreError>,
     },
+    #[error("cannot start the reader threads: {0}")]
+    Threads(String),
+    #[error(transparent)]
+    Database(#[from] StoreError),
     #[error("{path}: no such file or directory")]
     Missing { path: PathBuf },
 }
@@ -405,38 +409,50 @@ fn hash_file(path: &Path) -> Result<(Vec<u8>, String), IngestError> {
     Ok((bytes, hex))
 }
 
-/// Ingests `files` into the database: analysis in parallel, one transaction per file on the
-/// calling thread. `on_file` is called once per file (progress); `on_problem` once per failure
+/// Ingests `files` into the database: analysis in parallel on `threads` threads (0: one per
+/// core), one transaction per file on the calling thread. `on_file` is called once per file (progress); `on_problem` once per failure
 /// or warning with a one-line message.
 pub fn ingest(
     conn: &mut Connection,
     files: Vec<PathBuf>,
+    threads: usize,
     on_file: &(dyn Fn() + Sync),
     on_problem: &dyn Fn(&str),
-) -> Result<IngestReport, StoreError> {
+) -> Result<IngestReport, IngestError> {
     let known: HashMap<String, (i64, String)> = {
-        let mut stmt = conn.prepare("SELECT path, id, content_sha256 FROM images")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?))))?;
-        rows.collect::<Result<_, _>>()?
+        let mut stmt = conn
+            .prepare("SELECT path, id, content_sha256 FROM images")
+            .map_err(StoreError::from)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?))))
+            .map_err(StoreError::from)?;
+        rows.collect::<Result<_, _>>().map_err(StoreError::from)?
     };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| IngestError::Threads(e.to_string()))?;
     let mut report = IngestReport::default();
     let (tx, rx) = mpsc::channel::<(PathBuf, Result<Analysed, IngestError>)>();
-    std::thread::scope(|scope| -> Result<(), StoreError> {
+    std::thread::scope(|scope| -> Result<(), IngestError> {
         let known = &known;
         scope.spawn(move || {
-            files.into_par_iter().for_each_with(tx, |tx, path| {
-                let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-                let result = hash_file(&canonical).and_then(|(bytes, hash)| {
-                    let key = canonical.to_string_lossy().into_owned();
-                    match known.get(&key) {
-                        Some((id, stored)) if *stored == hash => Ok(Analysed::Unchanged(key, *id)),
-                        _ => {
-                            analyse(&canonical, &bytes, hash).map(|r| Analysed::Record(Box::new(r)))
+            pool.install(|| {
+                files.into_par_iter().for_each_with(tx, |tx, path| {
+                    let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+                    let result = hash_file(&canonical).and_then(|(bytes, hash)| {
+                        let key = canonical.to_string_lossy().into_owned();
+                        match known.get(&key) {
+                            Some((id, stored)) if *stored == hash => {
+                                Ok(Analysed::Unchanged(key, *id))
+                            }
+                            _ => analyse(&canonical, &bytes, hash)
+                                .map(|r| Analysed::Record(Box::new(r))),
                         }
-                    }
-                });
-                on_file();
-                let _ = tx.send((path, result));
+                    });
+                    on_file();
+                    let _ = tx.send((path, result));
+                })
             });
         });
         for (path, result) in rx {

@@ -32,11 +32,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         .workspace()
         .map(|w| w.config.ingest.threads)
         .unwrap_or(0);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()?;
-    let mut report =
-        pool.install(|| crate::ingest::ingest(&mut store.conn, files, &on_file, &on_problem))?;
+    let mut report = crate::ingest::ingest(&mut store.conn, files, threads, &on_file, &on_problem)?;
     bar.finish_and_clear();
     report.failed.extend(
         missing
