@@ -139,3 +139,41 @@ pub struct PlanManifest {
     #[serde(default)]
     pub existing: bool,
 }
+
+/// SHA-256 of each product file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductHashes {
+    pub mosaic: String,
+    pub weight: String,
+    pub noise: String,
+}
+
+/// `contimg.mosaic/1`: what `build` made and where, for `qa` and for people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MosaicManifest {
+    pub schema: String,
+    pub database: PathBuf,
+    pub mosaic_id: i64,
+    pub plan_id: i64,
+    pub plan_name: String,
+    pub tier: String,
+    /// The mosaic (2-D FITS, Jy/beam, primary-beam corrected, NaN where nothing covers).
+    pub path: PathBuf,
+    /// Σw per pixel (w = A²/σ², 1/Jy²).
+    pub weight_path: PathBuf,
+    /// Expected noise 1/√Σw per pixel (Jy/beam).
+    pub noise_path: PathBuf,
+    pub sha256: ProductHashes,
+    pub window: Window,
+    pub n_images: usize,
+    pub median_rms_jy: f64,
+    pub effective_noise_jy: f64,
+    pub coverage: Coverage,
+    pub coverage_sq_deg: f64,
+    /// [NAXIS1, NAXIS2].
+    pub shape: [usize; 2],
+    pub projection: String,
+    pub cell_arcsec: f64,
+    pub interpolation: String,
+    pub created_at: String,
+}
