@@ -11,6 +11,7 @@ pub mod fsutil;
 
 pub mod ingest;
 pub mod manifest;
+pub mod pipeline;
 pub mod plan;
 pub mod queue;
 pub mod sim;
