@@ -39,6 +39,9 @@ pub struct Args {
     /// Lease length: a task whose worker stops heartbeating this long is retried by another worker.
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub lease: String,
+    /// Only create the execution and its tasks (print the manifest); leave the work to `contimg worker`.
+    #[arg(long)]
+    pub detach: bool,
 }
 
 /// The pipelines in force in the workspace, with the workspace.
@@ -230,7 +233,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             p.def.jobs.len()
         ));
     }
-    if status == "running" {
+    if status == "running" && !args.detach {
         engine.work(args.workers, StopWhen::ExecutionDone(eid))?;
     }
     let mut m = engine.manifest(&q, eid).map_err(map_pipeline_err)?;
