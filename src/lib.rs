@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod fits;
+pub mod mosaic;
 pub mod queue;
 pub mod sim;
 pub mod wcs;
