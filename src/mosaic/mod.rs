@@ -24,10 +24,15 @@
 //! - **Output**: 2-D BITPIX −32 images, NaN where nothing contributed (weight map 0 there),
 //!   written atomically by `fits::write`.
 
+pub mod engine;
 pub mod grid;
 pub mod kernel;
 pub mod mesh;
 
+pub use engine::{
+    BuildOptions, Coverage, GridPlan, MosaicError, MosaicInput, MosaicResult, OutputPaths,
+    PrimaryBeam, Progress, build_mosaic, plan_grid,
+};
 pub use grid::{GridChoice, GridError, GridProjection, OutputGrid};
 pub use kernel::Interpolation;
 pub use mesh::MeshTolerance;
