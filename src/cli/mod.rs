@@ -1,1 +1,238 @@
-//! Command-line interface: one file per subcommand.
+//! Command-line interface: global options, the subcommand table, exit codes and output rules.
+//!
+//! Invariants: stdout carries JSON manifests only (or a table for a person at a terminal);
+//! progress, logs and warnings go to stderr. Exit codes: 0 success, 1 the work failed,
+//! 2 usage or input error. A closed stdout (broken pipe) is not an error.
+
+mod completions;
+mod images;
+mod ingest;
+mod init;
+mod plan;
+mod tiers;
+
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{CommandFactory, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::store::{Store, StoreError};
+use crate::workspace::{Workspace, WorkspaceError};
+
+/// Turn a night of radio continuum snapshots into planned, built, quality-checked mosaics.
+///
+/// Steps can be chained from the shell (each prints a JSON manifest on stdout that the next
+/// reads) or run as a pipeline. Start with `contimg init DIR`, then `contimg ingest FILES`.
+#[derive(Debug, Parser)]
+#[command(name = "contimg", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Run as if started in this workspace directory (like `git -C`).
+    #[arg(short = 'C', long = "workspace", global = true, env = "CONTIMG_WORKSPACE", value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+
+    /// Use this SQLite database instead of the workspace's.
+    #[arg(long, global = true, env = "CONTIMG_DB", value_name = "FILE")]
+    pub db: Option<PathBuf>,
+
+    /// Print only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more detail on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Never draw progress bars (they already hide when stderr is not a terminal).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Init(init::Args),
+
+    Ingest(ingest::Args),
+    Images(images::Args),
+    Tiers(tiers::Args),
+    Plan(plan::Args),
+    Completions(completions::CompletionsArgs),
+    Man(completions::ManArgs),
+}
+
+/// An error whose exit code is fixed: 2 for bad input or usage, 1 for work that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The exit code for an error: 2 when the cause is the user's input, else 1.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<CliError>() {
+            return match e {
+                CliError::Input(_) => 2,
+                CliError::Failed(_) => 1,
+            };
+        }
+        if cause.downcast_ref::<WorkspaceError>().is_some()
+            || cause.downcast_ref::<crate::config::ConfigError>().is_some()
+            || matches!(cause.downcast_ref::<StoreError>(), Some(StoreError::TooNew { .. }))
+        {
+            return 2;
+        }
+    }
+    1
+}
+
+/// What every subcommand gets: global options, and helpers for output and the workspace.
+pub struct Ctx {
+    pub workspace_arg: Option<PathBuf>,
+    pub db_arg: Option<PathBuf>,
+    pub quiet: bool,
+    pub verbose: u8,
+    pub progress: bool,
+}
+
+impl Ctx {
+    /// A warning or error line on stderr (shown unless `-q` and it is only a warning).
+    pub fn warn(&self, msg: &str) {
+        if !self.quiet || msg.starts_with("error") {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// An informational line on stderr (hidden with `-q`).
+    pub fn info(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// A detail line on stderr, shown with `-v`.
+    pub fn debug(&self, msg: &str) {
+        if self.verbose > 0 {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// The workspace, found like git finds a repository.
+    pub fn workspace(&self) -> Result<Workspace, WorkspaceError> {
+        let cwd = std::env::current_dir().map_err(|source| WorkspaceError::Io {
+            path: PathBuf::from("."),
+            source,
+        })?;
+        Workspace::discover(self.workspace_arg.as_deref(), &cwd)
+    }
+
+    /// The database: `--db` if given (no workspace needed), else the workspace's.
+    pub fn store(&self) -> anyhow::Result<Store> {
+        let path = match &self.db_arg {
+            Some(p) => p.clone(),
+            None => self.workspace()?.database(),
+        };
+        Ok(Store::open(&path)?)
+    }
+
+    /// The tiers in force: the workspace's configuration over the built-ins (built-ins alone
+    /// when there is no workspace).
+    pub fn tiers(&self) -> anyhow::Result<Vec<crate::tiers::Tier>> {
+        let overrides = match self.workspace() {
+            Ok(ws) => ws.config.tiers,
+            Err(WorkspaceError::NotFound { .. }) => Default::default(),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(crate::tiers::resolve(&overrides).map_err(|e| CliError::Input(e.to_string()))?)
+    }
+
+    /// A progress bar on stderr, hidden when disabled or stderr is not a terminal.
+    pub fn bar(&self, len: u64, what: &str) -> ProgressBar {
+        let show = self.progress && !self.quiet && std::io::stderr().is_terminal();
+        let bar = ProgressBar::with_draw_target(
+            Some(len),
+            if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
+        );
+        bar.set_style(
+            ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message(what.to_string());
+        bar
+    }
+}
+
+/// Writes a JSON value and a newline to stdout. A closed pipe is not an error.
+pub fn emit_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    emit_text(&format!("{text}\n"))
+}
+
+/// Writes text to stdout. A closed pipe is not an error.
+pub fn emit_text(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(e).context("writing to stdout"),
+    }
+}
+
+/// Makes a path absolute against the current directory without touching the filesystem.
+pub fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The clap command, for completions and man pages.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Ctx {
+        workspace_arg: cli.workspace,
+        db_arg: cli.db,
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+        progress: !cli.no_progress,
+    };
+    match cli.command {
+        Command::Init(a) => init::run(&ctx, a),
+
+        Command::Ingest(a) => ingest::run(&ctx, a),
+        Command::Images(a) => images::run(&ctx, a),
+        Command::Tiers(a) => tiers::run(&ctx, a),
+        Command::Plan(a) => plan::run(&ctx, a),
+        Command::Completions(a) => completions::run_completions(a),
+        Command::Man(a) => completions::run_man(a),
+    }
+}
+
+/// The whole program: parse, run, report. Returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version print to stdout and exit 0; usage errors exit 2.
+            let code = e.exit_code();
+            let _ = e.print();
+            return code;
+        }
+    };
+    match run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("contimg: error: {e:#}");
+            exit_code(&e)
+        }
+    }
+}

@@ -1,1 +1,577 @@
 //! Writing FITS images atomically (temporary name, then rename).
+//!
+//! Owns: turning an image (shape + `f32` pixels in FITS order) and a [`Header`] into a single-HDU
+//! FITS file with BITPIX = −32, and the atomic-write discipline used for every product contimg
+//! writes.
+//!
+//! Invariants:
+//! - A reader never sees a half-written file: the file is written to `.NAME.tmp.PID.N` in the
+//!   target's directory, flushed, closed, `fsync`ed and then renamed over `path`. On any error the
+//!   temporary is removed and `path` is untouched (an existing file there stays as it was).
+//! - The structural cards (SIMPLE, BITPIX, NAXIS, NAXISn, EXTEND) come from the writer, never from
+//!   the header; cards that would make the pixels mean something else (BSCALE, BZERO, BLANK),
+//!   cards that only belong to extensions (XTENSION, PCOUNT, GCOUNT, EXTNAME is kept), checksums
+//!   that would be stale (CHECKSUM, DATASUM) and END are dropped. Every other card is written in
+//!   the header's order: strings (long ones with the CONTINUE convention), integers, booleans,
+//!   floats in the shortest decimal form that reads back to the same `f64`, HISTORY, COMMENT and
+//!   blank-keyword cards. cfitsio's two standard "FITS (Flexible Image Transport System)..."
+//!   COMMENT cards are written once, by cfitsio.
+//! - NaN pixels are written as IEEE NaN (the FITS convention for blanks in float images).
+//! - The output is plain (uncompressed) FITS whatever `path` ends with.
+//!
+//! The file is written through `fitsio::sys` (cfitsio) rather than `fitsio`'s safe API because
+//! the safe API parses the file name with cfitsio's extended syntax (a `[` in a directory name
+//! breaks it), adds `EXTNAME = '_PRIMARY'` to a custom primary HDU and cannot report errors
+//! from closing the file (a full disk shows up there).
+
+use std::ffi::{CString, c_char, c_int, c_long};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fitsio::sys;
+use ndarray::ArrayView2;
+
+use super::header::{Card, Header, Value};
+
+/// Why an image could not be written. Nothing is left at the target path in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum FitsWriteError {
+    #[error(
+        "image shape {shape:?} holds {expected} pixels but {got} values were given; pass the \
+         pixels in FITS order (NAXIS1 fastest), one value per pixel"
+    )]
+    ShapeMismatch {
+        shape: Vec<usize>,
+        expected: usize,
+        got: usize,
+    },
+    #[error("image shape {shape:?} cannot be written: {reason}")]
+    BadShape { shape: Vec<usize>, reason: String },
+    #[error("header card {key:?} cannot be written: {reason}")]
+    BadCard { key: String, reason: String },
+    #[error("output path {path} {reason}")]
+    BadPath { path: PathBuf, reason: String },
+    #[error("cfitsio failed while {action} {path}: {message} (status {status})")]
+    Cfitsio {
+        action: String,
+        path: PathBuf,
+        status: i32,
+        message: String,
+    },
+    #[error("I/O error while {action} {path}: {source}; check the directory exists and is writable")]
+    Io {
+        action: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Keys the writer makes itself or refuses to copy (see the module documentation).
+fn is_structural(key: &str) -> bool {
+    matches!(
+        key,
+        "SIMPLE"
+            | "BITPIX"
+            | "NAXIS"
+            | "EXTEND"
+            | "END"
+            | "XTENSION"
+            | "PCOUNT"
+            | "GCOUNT"
+            | "BSCALE"
+            | "BZERO"
+            | "BLANK"
+            | "CHECKSUM"
+            | "DATASUM"
+    ) || (key.len() > 5 && key.starts_with("NAXIS") && key[5..].bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The COMMENT cards cfitsio adds to every primary header; copies of them from an input header
+/// are dropped so they are not duplicated.
+fn is_cfitsio_boilerplate(card: &Card) -> bool {
+    card.key == "COMMENT"
+        && (card.comment.contains("FITS (Flexible Image Transport System) format is defined in")
+            || card.comment.contains("and Astrophysics', volume 376, page 359; bibcode"))
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh temporary name beside `path`: `.NAME.tmp.PID.N` (unique within and across processes).
+pub(crate) fn temp_path_for(path: &Path) -> Result<PathBuf, FitsWriteError> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| FitsWriteError::BadPath {
+            path: path.to_path_buf(),
+            reason: "has no UTF-8 file name; give a file path such as out/image.fits".into(),
+        })?;
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp_name = format!(".{name}.tmp.{}.{n}", std::process::id());
+    Ok(match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(tmp_name),
+        _ => PathBuf::from(tmp_name),
+    })
+}
+
+/// Removes the temporary file on drop unless disarmed (after a successful rename).
+struct TempGuard {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Writes `contents` to `path` atomically (temporary file, fsync, rename). Used for the small
+/// text products (CSV catalogues) that travel with images.
+pub fn write_bytes_atomic(path: &Path, contents: &[u8]) -> Result<(), FitsWriteError> {
+    use std::io::Write;
+    let tmp = temp_path_for(path)?;
+    let mut guard = TempGuard {
+        path: tmp.clone(),
+        armed: true,
+    };
+    let io = |action: &str, source| FitsWriteError::Io {
+        action: action.into(),
+        path: tmp.clone(),
+        source,
+    };
+    let mut f = fs::File::create(&tmp).map_err(|e| io("creating", e))?;
+    f.write_all(contents).map_err(|e| io("writing", e))?;
+    f.sync_all().map_err(|e| io("syncing", e))?;
+    drop(f);
+    finish_rename(&tmp, path)?;
+    guard.armed = false;
+    Ok(())
+}
+
+fn finish_rename(tmp: &Path, path: &Path) -> Result<(), FitsWriteError> {
+    fs::rename(tmp, path).map_err(|source| FitsWriteError::Io {
+        action: format!("renaming {} to", tmp.display()),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // Make the rename itself durable; failure to open a directory (odd filesystems) is not fatal.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if let Ok(d) = fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Writes a 2-D image: `data` rows are y (NAXIS2), columns are x (NAXIS1). Any memory layout.
+pub fn write_image_2d(
+    path: &Path,
+    data: ArrayView2<f32>,
+    header: &Header,
+) -> Result<(), FitsWriteError> {
+    let (ny, nx) = data.dim();
+    let shape = [nx, ny];
+    match data.as_slice() {
+        Some(s) => write_image(path, &shape, s, header),
+        None => {
+            let v: Vec<f32> = data.iter().copied().collect();
+            write_image(path, &shape, &v, header)
+        }
+    }
+}
+
+/// Writes a single-HDU FITS image with BITPIX = −32.
+///
+/// `shape` is in FITS order (NAXIS1 first, e.g. `[nx, ny, 1, 1]`), `data` in FITS order (NAXIS1
+/// varies fastest) with exactly `shape.iter().product()` values. See the module documentation
+/// for which header cards are written and the atomicity guarantee.
+pub fn write_image(
+    path: &Path,
+    shape: &[usize],
+    data: &[f32],
+    header: &Header,
+) -> Result<(), FitsWriteError> {
+    if shape.is_empty() || shape.len() > 999 {
+        return Err(FitsWriteError::BadShape {
+            shape: shape.to_vec(),
+            reason: "an image needs 1 to 999 axes".into(),
+        });
+    }
+    if shape.contains(&0) {
+        return Err(FitsWriteError::BadShape {
+            shape: shape.to_vec(),
+            reason: "every axis needs at least one pixel".into(),
+        });
+    }
+    let expected = shape
+        .iter()
+        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+        .ok_or_else(|| FitsWriteError::BadShape {
+            shape: shape.to_vec(),
+            reason: "the pixel count overflows".into(),
+        })?;
+    if expected != data.len() {
+        return Err(FitsWriteError::ShapeMismatch {
+            shape: shape.to_vec(),
+            expected,
+            got: data.len(),
+        });
+    }
+    // Check every card before touching the disk.
+    let cards: Vec<&Card> = header
+        .cards
+        .iter()
+        .filter(|c| !is_structural(&c.key) && !is_cfitsio_boilerplate(c))
+        .collect();
+    for c in &cards {
+        check_card(c)?;
+    }
+
+    let tmp = temp_path_for(path)?;
+    let mut guard = TempGuard {
+        path: tmp.clone(),
+        armed: true,
+    };
+    let mut file = CfitsioFile::create(&tmp)?;
+    let naxes: Vec<c_long> = shape.iter().map(|&n| n as c_long).collect();
+    file.call("creating the primary image in", |f, st| unsafe {
+        sys::ffcrim(f, -32, naxes.len() as c_int, naxes.as_ptr() as *mut c_long, st)
+    })?;
+    for c in &cards {
+        write_card(&mut file, c)?;
+    }
+    file.call("writing pixels to", |f, st| unsafe {
+        sys::ffppre(
+            f,
+            0,
+            1,
+            data.len() as i64,
+            data.as_ptr() as *mut f32, // cfitsio converts into its own buffer; input untouched
+            st,
+        )
+    })?;
+    file.close()?;
+    let f = fs::File::open(&tmp).map_err(|source| FitsWriteError::Io {
+        action: "reopening for fsync".into(),
+        path: tmp.clone(),
+        source,
+    })?;
+    f.sync_all().map_err(|source| FitsWriteError::Io {
+        action: "syncing".into(),
+        path: tmp.clone(),
+        source,
+    })?;
+    drop(f);
+    finish_rename(&tmp, path)?;
+    guard.armed = false;
+    Ok(())
+}
+
+/// A cfitsio file handle that is closed exactly once (explicitly with error checking, or on drop).
+struct CfitsioFile {
+    fptr: *mut sys::fitsfile,
+    path: PathBuf,
+}
+
+impl CfitsioFile {
+    fn create(path: &Path) -> Result<CfitsioFile, FitsWriteError> {
+        let cpath = c_string(path.to_string_lossy().as_ref(), "path")?;
+        let mut fptr: *mut sys::fitsfile = std::ptr::null_mut();
+        let mut status: c_int = 0;
+        // ffdkinit: plain disk file, no extended-filename parsing.
+        unsafe { sys::ffdkinit(&mut fptr, cpath.as_ptr(), &mut status) };
+        if status != 0 || fptr.is_null() {
+            return Err(cfitsio_error("creating", path, status));
+        }
+        Ok(CfitsioFile {
+            fptr,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn call(
+        &mut self,
+        action: &str,
+        f: impl FnOnce(*mut sys::fitsfile, *mut c_int) -> c_int,
+    ) -> Result<(), FitsWriteError> {
+        let mut status: c_int = 0;
+        f(self.fptr, &mut status);
+        if status != 0 {
+            return Err(cfitsio_error(action, &self.path, status));
+        }
+        Ok(())
+    }
+
+    fn close(mut self) -> Result<(), FitsWriteError> {
+        let mut status: c_int = 0;
+        unsafe { sys::ffclos(self.fptr, &mut status) };
+        self.fptr = std::ptr::null_mut();
+        if status != 0 {
+            return Err(cfitsio_error("closing", &self.path, status));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for CfitsioFile {
+    fn drop(&mut self) {
+        if !self.fptr.is_null() {
+            let mut status: c_int = 0;
+            unsafe { sys::ffclos(self.fptr, &mut status) };
+        }
+    }
+}
+
+fn cfitsio_error(action: &str, path: &Path, status: c_int) -> FitsWriteError {
+    let mut buf = [0 as c_char; 31];
+    unsafe { sys::ffgerr(status, buf.as_mut_ptr()) };
+    let mut message = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    // The error stack has the detailed messages; drain it so it does not leak into later calls.
+    let mut detail = Vec::new();
+    loop {
+        let mut m = [0 as c_char; 81];
+        unsafe { sys::ffgmsg(m.as_mut_ptr()) };
+        let text = unsafe { std::ffi::CStr::from_ptr(m.as_ptr()) }
+            .to_string_lossy()
+            .trim()
+            .to_string();
+        if text.is_empty() || detail.len() > 20 {
+            break;
+        }
+        detail.push(text);
+    }
+    if !detail.is_empty() {
+        message = format!("{message} ({})", detail.join("; "));
+    }
+    FitsWriteError::Cfitsio {
+        action: action.into(),
+        path: path.to_path_buf(),
+        status,
+        message,
+    }
+}
+
+fn c_string(s: &str, what: &str) -> Result<CString, FitsWriteError> {
+    CString::new(s).map_err(|_| FitsWriteError::BadCard {
+        key: what.into(),
+        reason: "contains a NUL byte".into(),
+    })
+}
+
+fn bad(card: &Card, reason: impl Into<String>) -> FitsWriteError {
+    FitsWriteError::BadCard {
+        key: card.key.clone(),
+        reason: reason.into(),
+    }
+}
+
+fn check_card(card: &Card) -> Result<(), FitsWriteError> {
+    let printable = |s: &str| s.bytes().all(|b| (32..=126).contains(&b));
+    if !card
+        .key
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        return Err(bad(
+            card,
+            "keywords may only hold A-Z, 0-9, '-' and '_' (build cards with Card::new)",
+        ));
+    }
+    if !printable(&card.comment) {
+        return Err(bad(card, "the comment holds non-ASCII or control characters"));
+    }
+    match &card.value {
+        Value::Str(s) if !printable(s) => {
+            Err(bad(card, "the string holds non-ASCII or control characters"))
+        }
+        Value::Float(x) if !x.is_finite() => Err(bad(
+            card,
+            format!("{x} cannot be written in a FITS header; leave the card out instead"),
+        )),
+        Value::None if card.key.len() > 8 => {
+            Err(bad(card, "a valueless card needs a keyword of at most 8 characters"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Shortest decimal text that reads back to exactly `x`, always with a decimal point (so FITS
+/// readers see a float, not an integer), with an exponent for very large or small magnitudes.
+pub(crate) fn format_float(x: f64) -> String {
+    let ax = x.abs();
+    if x == 0.0 {
+        return if x.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+    }
+    if (1e-4..1e15).contains(&ax) {
+        let s = format!("{x}");
+        if s.contains('.') { s } else { format!("{s}.0") }
+    } else {
+        let s = format!("{x:E}");
+        let (mant, exp) = s.split_once('E').unwrap_or((&s, "0"));
+        let mant = if mant.contains('.') {
+            mant.to_string()
+        } else {
+            format!("{mant}.0")
+        };
+        let (sign, digits) = match exp.strip_prefix('-') {
+            Some(d) => ('-', d),
+            None => ('+', exp),
+        };
+        format!("{mant}E{sign}{digits:0>2}")
+    }
+}
+
+/// The 80-character card image for a float-valued keyword.
+fn float_card(card: &Card, x: f64) -> String {
+    let value = format_float(x);
+    let mut s = if card.key.len() <= 8 {
+        format!("{:<8}= {:>20}", card.key, value)
+    } else {
+        format!("HIERARCH {} = {}", card.key, value)
+    };
+    if !card.comment.is_empty() && s.len() + 3 < 80 {
+        s.push_str(" / ");
+        s.push_str(&card.comment);
+    }
+    s.truncate(80);
+    s
+}
+
+fn write_card(file: &mut CfitsioFile, card: &Card) -> Result<(), FitsWriteError> {
+    let key = c_string(&card.key, &card.key)?;
+    let comment = c_string(&card.comment, &card.key)?;
+    let action = format!("writing card {} to", card.key);
+    match (&card.value, card.key.as_str()) {
+        (Value::None, "HISTORY") => file.call(&action, |f, st| unsafe {
+            sys::ffphis(f, comment.as_ptr(), st)
+        }),
+        (Value::None, "COMMENT") => file.call(&action, |f, st| unsafe {
+            sys::ffpcom(f, comment.as_ptr(), st)
+        }),
+        (Value::None, "") => {
+            // Blank keyword: commentary text in columns 9-80.
+            let rec = c_string(&format!("        {}", card.comment), "")?;
+            file.call(&action, |f, st| unsafe { sys::ffprec(f, rec.as_ptr(), st) })
+        }
+        (Value::None, _) => file.call(&action, |f, st| unsafe {
+            sys::ffpkyu(f, key.as_ptr(), comment.as_ptr(), st)
+        }),
+        (Value::Str(s), _) => {
+            let v = c_string(s, &card.key)?;
+            file.call(&action, |f, st| unsafe {
+                // ffpkls writes a plain string card when it fits and CONTINUE cards otherwise.
+                sys::ffpkls(f, key.as_ptr(), v.as_ptr(), comment.as_ptr(), st)
+            })
+        }
+        (Value::Int(i), _) => file.call(&action, |f, st| unsafe {
+            sys::ffpkyj(f, key.as_ptr(), *i, comment.as_ptr(), st)
+        }),
+        (Value::Bool(b), _) => file.call(&action, |f, st| unsafe {
+            sys::ffpkyl(f, key.as_ptr(), c_int::from(*b), comment.as_ptr(), st)
+        }),
+        (Value::Float(x), _) => {
+            let rec = c_string(&float_card(card, *x), &card.key)?;
+            file.call(&action, |f, st| unsafe { sys::ffprec(f, rec.as_ptr(), st) })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_round_trip_through_their_text() {
+        for &x in &[
+            0.1 + 0.2,
+            -1.0 / 3.0,
+            1.405e9,
+            8.333333333333333e-3,
+            1e-300,
+            -2.5e20,
+            1.0,
+            12345678901234.5,
+            5e-5,
+            -0.0,
+        ] {
+            let s = format_float(x);
+            assert!(s.contains('.'), "{s} needs a decimal point");
+            let back: f64 = s.parse().unwrap();
+            assert_eq!(back.to_bits(), x.to_bits(), "{x} -> {s}");
+            let card = Card::new("CRVAL1", Value::Float(x), "a comment");
+            let img = float_card(&card, x);
+            assert!(img.len() <= 80);
+            assert_eq!(Card::parse(&img).value, Value::Float(x), "{img}");
+        }
+    }
+
+    #[test]
+    fn structural_keys_are_recognised() {
+        for k in ["SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS12", "EXTEND", "BZERO"] {
+            assert!(is_structural(k), "{k}");
+        }
+        for k in ["NAXISX", "CRVAL1", "BMAJ", "EXTNAME"] {
+            assert!(!is_structural(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn errors_leave_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.fits");
+        let h = Header::new();
+        // Wrong pixel count.
+        let e = write_image(&path, &[4, 3], &[0.0; 11], &h).unwrap_err();
+        assert!(matches!(e, FitsWriteError::ShapeMismatch { expected: 12, got: 11, .. }));
+        // A card that cannot be written is refused before anything touches the disk.
+        let mut bad_h = Header::new();
+        bad_h.set("CRVAL1", Value::Float(f64::NAN), "");
+        assert!(write_image(&path, &[2, 2], &[0.0; 4], &bad_h).is_err());
+        // A failure after the whole file was written (the rename onto a non-empty directory)
+        // also removes the temporary.
+        let blocker = dir.path().join("blocker.fits");
+        fs::create_dir(&blocker).unwrap();
+        fs::write(blocker.join("inside"), b"x").unwrap();
+        assert!(write_image(&blocker, &[2, 2], &[0.0; 4], &h).is_err());
+        fs::remove_dir_all(&blocker).unwrap();
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+        // A missing directory is an I/O/cfitsio error, not a panic.
+        let missing = dir.path().join("no/such/dir/x.fits");
+        assert!(write_image(&missing, &[2, 2], &[0.0; 4], &h).is_err());
+    }
+
+    #[test]
+    fn existing_file_survives_a_failed_write_and_is_replaced_by_a_good_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.fits");
+        fs::write(&path, b"old").unwrap();
+        assert!(write_image(&path, &[2, 2], &[0.0; 3], &Header::new()).is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        write_image(&path, &[2, 2], &[1.0, 2.0, f32::NAN, 4.0], &Header::new()).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 2 * 2880);
+        assert!(bytes.starts_with(b"SIMPLE  ="));
+        // Pixels are big-endian IEEE floats at the start of the data unit.
+        let px: Vec<f32> = bytes[2880..2880 + 16]
+            .chunks(4)
+            .map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        assert_eq!(&px[..2], &[1.0, 2.0]);
+        assert!(px[2].is_nan());
+        assert_eq!(px[3], 4.0);
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+}

@@ -1,0 +1,161 @@
+//! `contimg plan`: choose the images of a window for a tier and record the plan.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+use super::{CliError, Ctx, emit_json};
+use crate::plan::{PlanError, PlanRequest};
+
+/// Select images for a mosaic and record a plan; prints a `contimg.plan/1` manifest.
+///
+/// The window is [start, end): give --start and --end (ISO-8601 UTC like 2026-11-20T03:00Z, or
+/// MJD), or --last 24h (ending now), or --night 2026-11-20 (that UTC day). Images observed in the
+/// window with rms below the tier's threshold are taken best rms first, up to the tier's count.
+/// Planning the same name with the same selection returns the existing plan; a different
+/// selection under an existing name is refused unless --replace.
+///
+/// Example: contimg plan --tier science --night 2026-11-20 | contimg build - | contimg qa -
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Tier name (see `contimg tiers`), or `auto` to choose from the window length
+    /// (< 1 h quicklook, > 48 h deep, else science).
+    #[arg(long, value_name = "TIER")]
+    pub tier: String,
+    /// Window start (inclusive), ISO-8601 UTC or MJD.
+    #[arg(long, value_name = "TIME", requires = "end", conflicts_with_all = ["last", "night"])]
+    pub start: Option<String>,
+    /// Window end (exclusive), ISO-8601 UTC or MJD.
+    #[arg(long, value_name = "TIME", requires = "start")]
+    pub end: Option<String>,
+    /// Window of this length ending now: e.g. 90m, 24h, 7d.
+    #[arg(long, value_name = "DURATION", conflicts_with = "night")]
+    pub last: Option<String>,
+    /// The UTC day YYYY-MM-DD: [00:00, 24:00).
+    #[arg(long, value_name = "DATE")]
+    pub night: Option<String>,
+    /// Plan name (default: tier and window, e.g. science_20261120T000000_20261121T000000).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Only images whose centre is at or above this declination (deg).
+    #[arg(long, value_name = "DEG", allow_hyphen_values = true)]
+    pub dec_min: Option<f64>,
+    /// Only images whose centre is at or below this declination (deg).
+    #[arg(long, value_name = "DEG", allow_hyphen_values = true)]
+    pub dec_max: Option<f64>,
+    /// Only images whose centre RA is at or above this (deg); with --ra-max < --ra-min the box crosses 0h.
+    #[arg(long, value_name = "DEG")]
+    pub ra_min: Option<f64>,
+    /// Only images whose centre RA is at or below this (deg).
+    #[arg(long, value_name = "DEG")]
+    pub ra_max: Option<f64>,
+    /// Replace an existing plan of the same name that selected different images.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+/// Parses a time as ISO-8601 UTC or MJD.
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, CliError> {
+    if let Ok(mjd) = s.trim().parse::<f64>() {
+        return crate::ingest::datetime_from_mjd(mjd).ok_or_else(|| CliError::Input(format!("MJD {s} is out of range")));
+    }
+    crate::ingest::parse_date_obs(s)
+        .or_else(|| {
+            // Accept a time without seconds (2026-11-20T03:00Z).
+            chrono::NaiveDateTime::parse_from_str(s.trim().trim_end_matches('Z'), "%Y-%m-%dT%H:%M")
+                .ok()
+                .map(|t| t.and_utc())
+        })
+        .ok_or_else(|| CliError::Input(format!("cannot read {s:?} as a time: use ISO-8601 UTC (2026-11-20T03:00:00Z) or an MJD")))
+}
+
+/// Parses a duration like 90s, 30m, 24h, 7d.
+pub fn parse_duration(s: &str) -> Result<Duration, CliError> {
+    let s = s.trim();
+    let bad = || CliError::Input(format!("cannot read {s:?} as a duration: use a number and a unit s, m, h or d (e.g. 24h)"));
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(bad)?);
+    let n: f64 = num.trim().parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        _ => return Err(bad()),
+    };
+    if !(secs > 0.0) {
+        return Err(bad());
+    }
+    Ok(Duration::milliseconds((secs * 1000.0).round() as i64))
+}
+
+fn window(args: &Args) -> Result<(DateTime<Utc>, DateTime<Utc>), CliError> {
+    if let (Some(s), Some(e)) = (&args.start, &args.end) {
+        return Ok((parse_time(s)?, parse_time(e)?));
+    }
+    if let Some(l) = &args.last {
+        let end = Utc::now();
+        return Ok((end - parse_duration(l)?, end));
+    }
+    if let Some(n) = &args.night {
+        let d = NaiveDate::parse_from_str(n.trim(), "%Y-%m-%d")
+            .map_err(|_| CliError::Input(format!("cannot read --night {n:?}: use YYYY-MM-DD")))?;
+        let start = d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).ok_or_else(|| CliError::Input(format!("bad date {n}")))?;
+        return Ok((start, start + Duration::days(1)));
+    }
+    Err(CliError::Input("give a window: --start and --end, --last DURATION, or --night YYYY-MM-DD".into()))
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let (start, end) = window(&args)?;
+    let tiers = ctx.tiers()?;
+    let tier_name = if args.tier == "auto" {
+        let hours = (end - start).num_milliseconds() as f64 / 3.6e6;
+        let t = crate::tiers::auto_for_window(hours);
+        ctx.info(&format!("tier auto: {hours:.2} h window -> {t}"));
+        t.to_string()
+    } else {
+        args.tier.clone()
+    };
+    let tier = crate::tiers::find(&tiers, &tier_name).map_err(|e| CliError::Input(e.to_string()))?;
+    let mut store = ctx.store()?;
+    let req = PlanRequest {
+        tier,
+        start,
+        end,
+        name: args.name.clone(),
+        dec_min: args.dec_min,
+        dec_max: args.dec_max,
+        ra_min: args.ra_min,
+        ra_max: args.ra_max,
+        replace: args.replace,
+    };
+    let path = store.path.clone();
+    match crate::plan::plan(&mut store.conn, &path, &req) {
+        Ok(m) => {
+            ctx.info(&format!(
+                "plan {} (id {}): {} image(s), tier {}{}",
+                m.name,
+                m.plan_id,
+                m.n_images,
+                m.tier,
+                if m.existing { ", existing plan returned" } else { "" }
+            ));
+            emit_json(&m)
+        }
+        Err(e @ PlanError::NoImages { .. }) => Err(CliError::Failed(e.to_string()).into()),
+        Err(e @ (PlanError::NameTaken { .. } | PlanError::BadWindow { .. })) => Err(CliError::Input(e.to_string()).into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_times() {
+        assert_eq!(parse_duration("24h").unwrap(), Duration::hours(24));
+        assert_eq!(parse_duration("90m").unwrap(), Duration::minutes(90));
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_time("2026-11-20T03:00Z").unwrap().to_rfc3339(), "2026-11-20T03:00:00+00:00");
+        assert_eq!(parse_time("61000").unwrap(), parse_time("2025-11-21T00:00:00").unwrap());
+    }
+}

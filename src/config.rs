@@ -1,0 +1,224 @@
+//! `contimg.toml`: the workspace configuration, with every default spelled out.
+//!
+//! Invariants: a missing key takes its default; an unknown key is an error that names the file
+//! and the key (a typo must not silently fall back to a default); `default_toml()` parses back
+//! to `Config::default()`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::tiers::{self, TierConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the configuration: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: invalid configuration: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub paths: Paths,
+    pub ingest: IngestConfig,
+    pub build: BuildConfig,
+    /// `[tiers.NAME]` tables: override fields of a built-in tier or define a new one.
+    pub tiers: BTreeMap<String, TierConfig>,
+}
+
+/// Mosaic build settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuildConfig {
+    /// Refuse an output grid with more pixels than this, before any pixel work.
+    pub max_pixels: u64,
+    /// Primary-beam cut-off: output pixels where an input's beam response is below this get
+    /// nothing from that input.
+    pub pb_cutoff: f64,
+    /// Dish diameter (m) for the primary-beam model when a header has no DISHDIAM.
+    pub dish_diameter_m: f64,
+    /// Output projection: "auto" (SIN for compact fields, CAR for wide strips) or a code.
+    pub projection: String,
+}
+
+impl Default for BuildConfig {
+    fn default() -> Self {
+        BuildConfig {
+            max_pixels: 400_000_000,
+            pb_cutoff: 0.1,
+            dish_diameter_m: 4.65,
+            projection: "auto".into(),
+        }
+    }
+}
+
+/// Where the workspace keeps its files; relative paths are relative to the workspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Paths {
+    pub database: PathBuf,
+    pub mosaics: PathBuf,
+    pub logs: PathBuf,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            database: "pipeline.sqlite3".into(),
+            mosaics: "mosaics".into(),
+            logs: "logs".into(),
+        }
+    }
+}
+
+/// Ingest settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Threads for reading files; 0 means one per core.
+    pub threads: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig { threads: 0 }
+    }
+}
+
+/// Reads and checks a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let config = parse(&text).map_err(|message| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    tiers::resolve(&config.tiers).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(config)
+}
+
+/// Parses configuration text; the error is a one-paragraph message with the line.
+pub fn parse(text: &str) -> Result<Config, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))
+}
+
+/// The file `contimg init` writes: every setting at its default, each explained.
+pub fn default_toml() -> String {
+    let d = Config::default();
+    format!(
+        r#"# contimg workspace configuration.
+# Every setting below is shown at its default value; edit a value to change it.
+# Relative paths are relative to this file's directory.
+
+[paths]
+# The SQLite database holding images, plans, mosaics, QA and the job queue.
+database = "{db}"
+# Where `contimg build` writes mosaics, weight and noise maps.
+mosaics = "{mosaics}"
+# Per-task logs and cron output.
+logs = "{logs}"
+
+[ingest]
+# Threads used to read and measure files; 0 = one per core.
+threads = {threads}
+
+[build]
+# Refuse an output grid with more pixels than this, before any pixel work is done.
+max_pixels = {max_pixels}
+# Primary-beam cut-off: an input contributes only where its beam response A >= this.
+pb_cutoff = {pb_cutoff}
+# Dish diameter in metres for the primary-beam model when a header has no DISHDIAM (DSA-110: 4.65).
+dish_diameter_m = {dish}
+# Output projection: "auto" (SIN for compact fields, CAR for wide strips), or SIN, TAN, CAR, ZEA.
+projection = "{projection}"
+
+# Tiers. Each [tiers.NAME] table overrides fields of a built-in tier; a new NAME defines a new
+# tier and must set every field. interpolation: nearest, bilinear, bicubic or lanczos3.
+{tiers}"#,
+        db = d.paths.database.display(),
+        mosaics = d.paths.mosaics.display(),
+        logs = d.paths.logs.display(),
+        threads = d.ingest.threads,
+        max_pixels = d.build.max_pixels,
+        pb_cutoff = d.build.pb_cutoff,
+        dish = d.build.dish_diameter_m,
+        projection = d.build.projection,
+        tiers = tiers_toml(),
+    )
+}
+
+/// The built-in tiers as commented TOML tables (commented out: they are the defaults).
+fn tiers_toml() -> String {
+    let mut out = String::new();
+    for t in tiers::builtin() {
+        out.push_str(&format!(
+            "# {desc}\n# [tiers.{name}]\n# max_images = {mi}\n# max_rms_jy = {rms}\n# interpolation = \"{interp}\"\n\
+             # require_astrometry = {astro}\n# timeout_minutes = {to}\n\n",
+            desc = t.description,
+            name = t.name,
+            mi = t.max_images,
+            rms = t.max_rms_jy,
+            interp = t.interpolation,
+            astro = t.require_astrometry,
+            to = t.timeout_minutes,
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_text_parses_to_default() {
+        assert_eq!(parse(&default_toml()).unwrap(), Config::default());
+        // The commented tier tables, uncommented, are the built-in values.
+        let uncommented: String = default_toml()
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| {
+                        r.starts_with("[tiers")
+                            || r.split_once(" = ").is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                    })
+                    .unwrap_or(l)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = parse(&uncommented).unwrap();
+        assert_eq!(tiers::resolve(&c.tiers).unwrap(), tiers::builtin().into_iter().collect::<Vec<_>>().tap_sorted());
+    }
+
+    trait TapSorted {
+        fn tap_sorted(self) -> Self;
+    }
+    impl TapSorted for Vec<tiers::Tier> {
+        fn tap_sorted(mut self) -> Self {
+            self.sort_by(|a, b| a.name.cmp(&b.name));
+            self
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_refused_by_name() {
+        let err = parse("[paths]\ndatabse = 'x'\n").unwrap_err();
+        assert!(err.contains("databse"), "{err}");
+    }
+
+    #[test]
+    fn missing_keys_take_defaults() {
+        let c = parse("[ingest]\nthreads = 3\n").unwrap();
+        assert_eq!(c.ingest.threads, 3);
+        assert_eq!(c.paths, Paths::default());
+    }
+}

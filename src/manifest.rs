@@ -1,0 +1,106 @@
+//! JSON manifests: what one step prints on stdout and the next step reads.
+//!
+//! Invariant: every manifest carries a versioned `schema`; a consumer accepts only the schemas it
+//! knows and refuses others with a message that names what it got and what it expected.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const PLAN_SCHEMA: &str = "contimg.plan/1";
+pub const MOSAIC_SCHEMA: &str = "contimg.mosaic/1";
+pub const QA_SCHEMA: &str = "contimg.qa/1";
+pub const EXECUTION_SCHEMA: &str = "contimg.execution/1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{source_name}: cannot read the manifest: {err}")]
+    Read { source_name: String, err: std::io::Error },
+    #[error("{source_name}: the manifest is empty; did the previous step fail? (it prints nothing on stdout when it does)")]
+    Empty { source_name: String },
+    #[error("{source_name}: not a JSON manifest: {err}")]
+    Json { source_name: String, err: serde_json::Error },
+    #[error("{source_name}: manifest schema {found:?} is not one this command reads (expected {expected}); was it written by a newer contimg, or by a different step?")]
+    Schema { source_name: String, found: String, expected: String },
+}
+
+/// Reads a manifest from a file, or from stdin when `source` is `-`.
+pub fn read(source: &Path) -> Result<serde_json::Value, ManifestError> {
+    let name = if source.as_os_str() == "-" { "stdin".to_string() } else { source.display().to_string() };
+    let text = if source.as_os_str() == "-" {
+        let mut t = String::new();
+        std::io::stdin()
+            .read_to_string(&mut t)
+            .map_err(|err| ManifestError::Read { source_name: name.clone(), err })?;
+        t
+    } else {
+        std::fs::read_to_string(source).map_err(|err| ManifestError::Read { source_name: name.clone(), err })?
+    };
+    if text.trim().is_empty() {
+        return Err(ManifestError::Empty { source_name: name });
+    }
+    serde_json::from_str(&text).map_err(|err| ManifestError::Json { source_name: name, err })
+}
+
+/// Parses a manifest value as `T` after checking its schema.
+pub fn parse<T: for<'de> Deserialize<'de>>(value: serde_json::Value, expected: &str, source_name: &str) -> Result<T, ManifestError> {
+    let found = value.get("schema").and_then(|s| s.as_str()).unwrap_or("(none)").to_string();
+    if found != expected {
+        return Err(ManifestError::Schema {
+            source_name: source_name.to_string(),
+            found,
+            expected: expected.to_string(),
+        });
+    }
+    serde_json::from_value(value).map_err(|err| ManifestError::Json {
+        source_name: source_name.to_string(),
+        err,
+    })
+}
+
+/// The time window of a plan, ISO-8601 UTC, start inclusive, end exclusive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    pub start: String,
+    pub end: String,
+}
+
+/// The sky a plan or mosaic covers. `ra_min > ra_max` means the range crosses RA 0h.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    pub ra_min_deg: f64,
+    pub ra_max_deg: f64,
+    pub dec_min_deg: f64,
+    pub dec_max_deg: f64,
+}
+
+/// One selected image as the plan records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanImage {
+    pub id: i64,
+    pub path: PathBuf,
+    pub sha256: String,
+    pub rms_jy: f64,
+    pub ra_deg: f64,
+    pub dec_deg: f64,
+    pub obs_time: Option<String>,
+}
+
+/// `contimg.plan/1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanManifest {
+    pub schema: String,
+    pub database: PathBuf,
+    pub plan_id: i64,
+    pub name: String,
+    pub tier: String,
+    pub window: Window,
+    pub coverage: Coverage,
+    pub n_images: usize,
+    pub images: Vec<PlanImage>,
+    pub created_at: String,
+    /// True when an identical plan already existed and was returned as it was.
+    #[serde(default)]
+    pub existing: bool,
+}

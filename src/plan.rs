@@ -1,0 +1,378 @@
+//! Planning: choose the images of a time window for a tier and record a `mosaic_plans` row.
+//!
+//! Invariants: images are selected on observation time in [start, end), rms strictly below the
+//! tier's threshold and the optional sky box, best rms first, at most the tier's count; nothing is
+//! written when no image qualifies; a name maps to one selection unless the caller replaces it.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::ingest::mjd_from_datetime;
+use crate::manifest::{Coverage, PLAN_SCHEMA, PlanImage, PlanManifest, Window};
+use crate::store::StoreError;
+use crate::store::images::{ImageFilter, ImageRecord, list};
+use crate::tiers::Tier;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "no image qualifies for tier {tier} in [{start}, {end}): {in_window} image(s) observed in the window, \
+         {rejected_rms} rejected with rms >= {threshold_mjy} mJy, {rejected_region} outside the requested sky region; \
+         nothing was recorded. Ingest images for this window, or widen it (--start/--end, --last), or choose a tier \
+         with a looser rms threshold (`contimg tiers`)"
+    )]
+    NoImages {
+        tier: String,
+        start: String,
+        end: String,
+        threshold_mjy: f64,
+        in_window: usize,
+        rejected_rms: usize,
+        rejected_region: usize,
+    },
+    #[error(
+        "a plan named {name:?} already exists (id {id}) with a different selection of images; \
+         choose another --name, or pass --replace to replace it"
+    )]
+    NameTaken { name: String, id: i64 },
+    #[error("the window is empty or reversed: start {start} is not before end {end}")]
+    BadWindow { start: String, end: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// What to plan.
+#[derive(Debug, Clone)]
+pub struct PlanRequest {
+    pub tier: Tier,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub name: Option<String>,
+    pub dec_min: Option<f64>,
+    pub dec_max: Option<f64>,
+    /// RA box; `ra_min > ra_max` selects a box that crosses RA 0h.
+    pub ra_min: Option<f64>,
+    pub ra_max: Option<f64>,
+    pub replace: bool,
+}
+
+/// ISO-8601 UTC with seconds, the format manifests use.
+pub fn iso(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The default plan name: tier and window, e.g. `science_20261119T0300_20261120T0300`.
+pub fn default_name(tier: &str, start: &DateTime<Utc>, end: &DateTime<Utc>) -> String {
+    format!("{tier}_{}_{}", start.format("%Y%m%dT%H%M%S"), end.format("%Y%m%dT%H%M%S"))
+}
+
+fn ra_in_box(ra: f64, min: f64, max: f64) -> bool {
+    let ra = ra.rem_euclid(360.0);
+    let (min, max) = (min.rem_euclid(360.0), max.rem_euclid(360.0));
+    if min <= max { ra >= min && ra <= max } else { ra >= min || ra <= max }
+}
+
+/// The smallest RA arc holding every interval `[centre - half, centre + half]`, as (min, max) in
+/// [0, 360); `min > max` when it crosses RA 0h. `(0, 360)` when the whole circle is covered.
+pub fn ra_arc(intervals: &[(f64, f64)]) -> (f64, f64) {
+    if intervals.is_empty() {
+        return (0.0, 0.0);
+    }
+    let mut iv: Vec<(f64, f64)> = Vec::with_capacity(intervals.len());
+    for &(centre, half) in intervals {
+        if half >= 180.0 {
+            return (0.0, 360.0);
+        }
+        let s = (centre - half).rem_euclid(360.0);
+        iv.push((s, s + 2.0 * half));
+    }
+    iv.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Merge, then find the largest uncovered gap, including the one across 360 -> 0.
+    let mut merged: Vec<(f64, f64)> = Vec::new();
+    for (s, e) in iv {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    let first_start = merged[0].0;
+    let last_end = merged.iter().map(|m| m.1).fold(f64::MIN, f64::max);
+    // (gap size, start of the covered arc after it, end of the covered arc before it)
+    let mut best = (first_start + 360.0 - last_end, first_start, last_end);
+    for w in merged.windows(2) {
+        let gap = w[1].0 - w[0].1;
+        if gap > best.0 {
+            best = (gap, w[1].0, w[0].1);
+        }
+    }
+    if best.0 <= 0.0 {
+        return (0.0, 360.0);
+    }
+    (best.1.rem_euclid(360.0), best.2.rem_euclid(360.0))
+}
+
+/// The sky covered by a set of images: their footprints (centre ± half the field).
+pub fn coverage_of(images: &[ImageRecord]) -> Coverage {
+    let mut dec_min = f64::INFINITY;
+    let mut dec_max = f64::NEG_INFINITY;
+    let mut arcs = Vec::with_capacity(images.len());
+    for im in images {
+        let half_w = im.naxis1 as f64 * im.cell_arcsec / 7200.0;
+        let half_h = im.naxis2 as f64 * im.cell_arcsec / 7200.0;
+        dec_min = dec_min.min((im.dec_deg - half_h).max(-90.0));
+        dec_max = dec_max.max((im.dec_deg + half_h).min(90.0));
+        let cos = im.dec_deg.to_radians().cos().max(1e-6);
+        arcs.push((im.ra_deg, (half_w / cos).min(180.0)));
+    }
+    let (ra_min_deg, ra_max_deg) = ra_arc(&arcs);
+    Coverage {
+        ra_min_deg,
+        ra_max_deg,
+        dec_min_deg: dec_min,
+        dec_max_deg: dec_max,
+    }
+}
+
+/// Selects images and records (or returns the existing) plan.
+pub fn plan(conn: &mut Connection, database: &Path, req: &PlanRequest) -> Result<PlanManifest, PlanError> {
+    if req.start >= req.end {
+        return Err(PlanError::BadWindow {
+            start: iso(&req.start),
+            end: iso(&req.end),
+        });
+    }
+    let in_window = list(
+        conn,
+        &ImageFilter {
+            since_mjd: Some(mjd_from_datetime(&req.start)),
+            until_mjd: Some(mjd_from_datetime(&req.end)),
+            max_rms_jy: None,
+        },
+    )?;
+    // Guard the MJD float boundary exactly with the stored timestamps' MJD.
+    let n_window = in_window.len();
+    let (mut rejected_rms, mut rejected_region) = (0, 0);
+    let mut chosen: Vec<ImageRecord> = Vec::new();
+    for im in in_window {
+        if !(im.rms_jy < req.tier.max_rms_jy) {
+            rejected_rms += 1;
+            continue;
+        }
+        let dec_ok = req.dec_min.is_none_or(|m| im.dec_deg >= m) && req.dec_max.is_none_or(|m| im.dec_deg <= m);
+        let ra_ok = match (req.ra_min, req.ra_max) {
+            (Some(a), Some(b)) => ra_in_box(im.ra_deg, a, b),
+            (Some(a), None) => ra_in_box(im.ra_deg, a, 360.0),
+            (None, Some(b)) => ra_in_box(im.ra_deg, 0.0, b),
+            (None, None) => true,
+        };
+        if !(dec_ok && ra_ok) {
+            rejected_region += 1;
+            continue;
+        }
+        chosen.push(im);
+    }
+    chosen.sort_by(|a, b| {
+        a.rms_jy
+            .total_cmp(&b.rms_jy)
+            .then(a.obs_mjd.unwrap_or(0.0).total_cmp(&b.obs_mjd.unwrap_or(0.0)))
+            .then(a.path.cmp(&b.path))
+    });
+    chosen.truncate(req.tier.max_images);
+    if chosen.is_empty() {
+        return Err(PlanError::NoImages {
+            tier: req.tier.name.clone(),
+            start: iso(&req.start),
+            end: iso(&req.end),
+            threshold_mjy: req.tier.max_rms_jy * 1e3,
+            in_window: n_window,
+            rejected_rms,
+            rejected_region,
+        });
+    }
+    // Mosaic order: by observation time, so products read naturally.
+    chosen.sort_by(|a, b| a.obs_mjd.unwrap_or(0.0).total_cmp(&b.obs_mjd.unwrap_or(0.0)).then(a.path.cmp(&b.path)));
+    let name = req.name.clone().unwrap_or_else(|| default_name(&req.tier.name, &req.start, &req.end));
+    let mut ids: Vec<i64> = chosen.iter().filter_map(|i| i.id).collect();
+    let ids_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+    let coverage = coverage_of(&chosen);
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let existing: Option<(i64, String, String, i64, i64, i64)> = tx
+        .query_row(
+            "SELECT id, image_ids, tier, start_time, end_time, created_at FROM mosaic_plans WHERE name = ?1",
+            [&name],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )
+        .optional()?;
+    let (start_s, end_s) = (req.start.timestamp(), req.end.timestamp());
+    let (plan_id, created_at, was_existing) = match existing {
+        Some((id, stored_ids, tier, s, e, created)) => {
+            let mut stored: Vec<i64> = serde_json::from_str(&stored_ids).unwrap_or_default();
+            stored.sort_unstable();
+            ids.sort_unstable();
+            let same = stored == ids && tier == req.tier.name && s == start_s && e == end_s;
+            if same {
+                (id, created, true)
+            } else if req.replace {
+                let now = crate::store::now_unix();
+                tx.execute(
+                    "UPDATE mosaic_plans SET tier=?2, start_time=?3, end_time=?4, image_ids=?5, n_images=?6, \
+                     ra_min_deg=?7, ra_max_deg=?8, dec_min_deg=?9, dec_max_deg=?10, created_at=?11, status='pending' \
+                     WHERE id=?1",
+                    params![
+                        id,
+                        req.tier.name,
+                        start_s,
+                        end_s,
+                        ids_json,
+                        chosen.len() as i64,
+                        coverage.ra_min_deg,
+                        coverage.ra_max_deg,
+                        coverage.dec_min_deg,
+                        coverage.dec_max_deg,
+                        now
+                    ],
+                )?;
+                (id, now, false)
+            } else {
+                return Err(PlanError::NameTaken { name, id });
+            }
+        }
+        None => {
+            let now = crate::store::now_unix();
+            tx.execute(
+                "INSERT INTO mosaic_plans (name, tier, start_time, end_time, image_ids, n_images, ra_min_deg, \
+                 ra_max_deg, dec_min_deg, dec_max_deg, created_at, status) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'pending')",
+                params![
+                    name,
+                    req.tier.name,
+                    start_s,
+                    end_s,
+                    ids_json,
+                    chosen.len() as i64,
+                    coverage.ra_min_deg,
+                    coverage.ra_max_deg,
+                    coverage.dec_min_deg,
+                    coverage.dec_max_deg,
+                    now
+                ],
+            )?;
+            (tx.last_insert_rowid(), now, false)
+        }
+    };
+    tx.commit()?;
+    Ok(PlanManifest {
+        schema: PLAN_SCHEMA.to_string(),
+        database: crate::cli::absolute(database),
+        plan_id,
+        name,
+        tier: req.tier.name.clone(),
+        window: Window {
+            start: iso(&req.start),
+            end: iso(&req.end),
+        },
+        coverage,
+        n_images: chosen.len(),
+        images: chosen
+            .iter()
+            .map(|im| PlanImage {
+                id: im.id.unwrap_or(0),
+                path: im.path.clone().into(),
+                sha256: im.content_sha256.clone(),
+                rms_jy: im.rms_jy,
+                ra_deg: im.ra_deg,
+                dec_deg: im.dec_deg,
+                obs_time: im.obs_time.clone(),
+            })
+            .collect(),
+        created_at: DateTime::from_timestamp(created_at, 0).map(|t| iso(&t)).unwrap_or_default(),
+        existing: was_existing,
+    })
+}
+
+/// Loads a recorded plan as its manifest (for `build --plan ID`).
+pub fn load(conn: &Connection, database: &Path, plan_id: i64) -> Result<PlanManifest, PlanError> {
+    let row: Option<(String, String, i64, i64, String, i64, f64, f64, f64, f64)> = conn
+        .query_row(
+            "SELECT name, tier, start_time, end_time, image_ids, created_at, ra_min_deg, ra_max_deg, dec_min_deg, \
+             dec_max_deg FROM mosaic_plans WHERE id = ?1",
+            [plan_id],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                ))
+            },
+        )
+        .optional()?;
+    let (name, tier, s, e, ids_json, created, ra_min, ra_max, dec_min, dec_max) =
+        row.ok_or_else(|| StoreError::NotFound(format!("no plan with id {plan_id} in {}", database.display())))?;
+    let ids: Vec<i64> = serde_json::from_str(&ids_json).unwrap_or_default();
+    let images = crate::store::images::by_ids(conn, &ids)?;
+    let ts = |t: i64| DateTime::from_timestamp(t, 0).map(|t| iso(&t)).unwrap_or_default();
+    Ok(PlanManifest {
+        schema: PLAN_SCHEMA.to_string(),
+        database: crate::cli::absolute(database),
+        plan_id,
+        name,
+        tier,
+        window: Window { start: ts(s), end: ts(e) },
+        coverage: Coverage {
+            ra_min_deg: ra_min,
+            ra_max_deg: ra_max,
+            dec_min_deg: dec_min,
+            dec_max_deg: dec_max,
+        },
+        n_images: images.len(),
+        images: images
+            .iter()
+            .map(|im| PlanImage {
+                id: im.id.unwrap_or(0),
+                path: im.path.clone().into(),
+                sha256: im.content_sha256.clone(),
+                rms_jy: im.rms_jy,
+                ra_deg: im.ra_deg,
+                dec_deg: im.dec_deg,
+                obs_time: im.obs_time.clone(),
+            })
+            .collect(),
+        created_at: ts(created),
+        existing: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ra_arc_handles_wrap_and_simple_cases() {
+        assert_eq!(ra_arc(&[(10.0, 1.0), (20.0, 1.0)]), (9.0, 21.0));
+        let (a, b) = ra_arc(&[(359.0, 2.0), (3.0, 2.0)]);
+        assert!((a - 357.0).abs() < 1e-9 && (b - 5.0).abs() < 1e-9, "{a} {b}");
+        assert_eq!(ra_arc(&[(0.0, 200.0)]), (0.0, 360.0));
+        // Three arcs around the circle: the largest gap decides.
+        let (a, b) = ra_arc(&[(0.0, 10.0), (120.0, 10.0), (200.0, 10.0)]);
+        assert!((a - 350.0).abs() < 1e-9 && (b - 210.0).abs() < 1e-9, "{a} {b}");
+    }
+
+    #[test]
+    fn ra_box_wraps() {
+        assert!(ra_in_box(359.5, 350.0, 10.0));
+        assert!(ra_in_box(5.0, 350.0, 10.0));
+        assert!(!ra_in_box(180.0, 350.0, 10.0));
+        assert!(ra_in_box(180.0, 170.0, 190.0));
+    }
+}

@@ -1,0 +1,133 @@
+//! The SQLite state: opening the database, numbered migrations, and typed access to its tables.
+//!
+//! Invariants: every connection runs with WAL, `synchronous=NORMAL`, a busy timeout and foreign
+//! keys on; the schema version is `PRAGMA user_version` and equals the number of migrations applied;
+//! a database whose version is newer than this binary knows is refused and never altered; each
+//! migration runs in its own transaction together with its version bump.
+
+pub mod images;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+/// Numbered migrations, embedded in the binary. Index i holds migration i+1.
+pub const MIGRATIONS: &[(&str, &str)] = &[("0001_core", include_str!("../../migrations/0001_core.sql"))];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How long a writer waits for another process's lock before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "{path}: the database has schema version {found}, newer than this contimg understands ({known}); \
+         it was written by a newer contimg. Upgrade contimg; the database was not changed"
+    )]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error("{path}: cannot open the database: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("{path}: migration {name} failed: {source}")]
+    Migration { path: PathBuf, name: String, source: rusqlite::Error },
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// An open database with its schema up to date.
+pub struct Store {
+    pub conn: Connection,
+    pub path: PathBuf,
+}
+
+/// Applies the connection settings every contimg connection uses.
+pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        // Check the version before touching anything (switching to WAL writes to the file).
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        configure(&conn).map_err(open_err)?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The schema version recorded in the database.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        loop {
+            let path = self.path.clone();
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // Read the version inside the write lock: another process may have migrated meanwhile.
+            let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version > SCHEMA_VERSION {
+                return Err(StoreError::TooNew {
+                    path,
+                    found: version,
+                    known: SCHEMA_VERSION,
+                });
+            }
+            if version == SCHEMA_VERSION {
+                tx.commit()?;
+                return Ok(());
+            }
+            let (name, sql) = MIGRATIONS[version as usize];
+            tx.execute_batch(sql).map_err(|source| StoreError::Migration {
+                path: path.clone(),
+                name: name.to_string(),
+                source,
+            })?;
+            tx.pragma_update(None, "user_version", version + 1)?;
+            tx.commit()?;
+        }
+    }
+}
+
+/// The current time as ISO-8601 UTC with seconds, the format of every TEXT time column.
+pub fn now_iso() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The current time as Unix seconds, the format of the seed's INTEGER time columns.
+pub fn now_unix() -> i64 {
+    chrono::Utc::now().timestamp()
+}
