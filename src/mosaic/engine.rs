@@ -13,11 +13,9 @@ use std::time::Instant;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
-use super::grid::{
-    Footprint, GridChoice, GridError, OutputGrid, median_sorted, norm_ra, separation_deg, wrap180,
-};
+use super::grid::{Footprint, GridChoice, GridError, OutputGrid, median_sorted, norm_ra, wrap180};
 use super::kernel::{Interpolation, Plane};
-use super::mesh::{Mesh, MeshTolerance, Node, PixBox, along_row};
+use super::mesh::{Mesh, MeshTolerance, Node, PixBox, walk_row};
 use crate::fits::{Card, Header, Value};
 use crate::wcs::Wcs;
 
@@ -512,6 +510,61 @@ fn load(p: &Prepared) -> Result<Loaded, MosaicError> {
     Ok(Loaded { plane, pb })
 }
 
+/// The model beam as a function of s² = sin²(separation) = l² + m², tabulated finely enough
+/// that linear interpolation errs by < 1e-8 (A is smooth in s²); beyond `s2_max` A < cut-off.
+struct BeamLut {
+    s2_max: f64,
+    inv_step: f64,
+    table: Vec<f32>,
+}
+
+impl BeamLut {
+    const N: usize = 8192;
+
+    fn new(freq: f64, dish: f64, cutoff: f64) -> BeamLut {
+        let r = cutoff_radius_deg(freq, dish, cutoff)
+            .unwrap_or(90.0)
+            .min(90.0);
+        let s2_max = (r * D2R).sin().powi(2) * 1.0001;
+        let table = (0..=Self::N)
+            .map(|k| {
+                let s2 = s2_max * k as f64 / Self::N as f64;
+                crate::beam::pb_response(s2.sqrt().min(1.0).asin(), freq, dish) as f32
+            })
+            .collect();
+        BeamLut {
+            s2_max,
+            inv_step: Self::N as f64 / s2_max,
+            table,
+        }
+    }
+
+    #[inline]
+    fn at(&self, s2: f64) -> f32 {
+        if !(s2 <= self.s2_max) {
+            return 0.0;
+        }
+        let f = s2 * self.inv_step;
+        let i = (f as usize).min(Self::N - 1);
+        let t = (f - i as f64) as f32;
+        self.table[i] + t * (self.table[i + 1] - self.table[i])
+    }
+}
+
+/// Direction cosines (l, m) of (ra, dec) about (ra0, dec0); sin²(separation) = l² + m² on the
+/// near hemisphere (the far one is pushed out of any beam).
+#[inline]
+fn direction_cosines(ra: f64, dec: f64, ra0: f64, dec0: f64) -> (f64, f64) {
+    let (sd, cd) = (dec * D2R).sin_cos();
+    let (sd0, cd0) = (dec0 * D2R).sin_cos();
+    let (sa, ca) = ((ra - ra0) * D2R).sin_cos();
+    let n = sd * sd0 + cd * cd0 * ca;
+    if n < 0.0 {
+        return (2.0, 2.0);
+    }
+    (cd * sa, sd * cd0 - cd * sd0 * ca)
+}
+
 /// Reprojects one input and adds it into the accumulators. Returns (pixels added, mesh error).
 #[allow(clippy::too_many_arguments)]
 fn accumulate(
@@ -524,19 +577,26 @@ fn accumulate(
     sum: &mut [f32],
     wsum: &mut [f32],
 ) -> (u64, f64) {
-    let beam_model = opts.primary_beam != PrimaryBeam::Unity && data.pb.is_none();
-    let (freq, dish, (pra, pdec)) = (p.freq_hz.unwrap_or(f64::NAN), p.dish_m, p.pointing);
+    let lut = (opts.primary_beam != PrimaryBeam::Unity && data.pb.is_none())
+        .then(|| BeamLut::new(p.freq_hz.unwrap_or(f64::NAN), p.dish_m, opts.pb_cutoff));
+    let (pra, pdec) = p.pointing;
     let exact = |x: f64, y: f64| -> Option<Node> {
         let (ra, dec) = grid.pix_to_icrs(x, y)?;
         let (xi, yi) = p.wcs.icrs_to_pix(ra, dec)?;
-        let a = if beam_model {
-            crate::beam::pb_response(separation_deg(pra, pdec, ra, dec) * D2R, freq, dish)
-        } else {
-            1.0
-        };
-        Some([xi, yi, a])
+        let (l, m) = direction_cosines(ra, dec, pra, pdec);
+        Some([xi, yi, l, m])
     };
+    let tm = Instant::now();
     let mesh = Mesh::build(bbox, opts.mesh_step, opts.mesh, &exact);
+    phase(
+        tm,
+        &format!(
+            "mesh: step {} px over {}x{}",
+            mesh.step,
+            bbox.width(),
+            bbox.height()
+        ),
+    );
     let plane = Plane {
         data: &data.plane,
         nx: p.nx,
@@ -560,35 +620,36 @@ fn accumulate(
             let y = bbox.y0 + j;
             mesh.row_into(y, buf);
             let mut n_added = 0u64;
-            for x in bbox.x0..=bbox.x1 {
-                let mut node = along_row(&mesh, buf, x);
-                if node[0].is_nan() || node[1].is_nan() || node[2].is_nan() {
+            walk_row(&mesh, buf, |x, node| {
+                let mut node = *node;
+                if node[0].is_nan() || node[2].is_nan() {
                     match exact(x as f64, y as f64) {
                         Some(v) => node = v,
-                        None => continue,
+                        None => return,
                     }
                 }
-                let [xi, yi, a_model] = node;
+                let [xi, yi, l, m] = node;
                 if xi < -reach || yi < -reach || xi > lim_x || yi > lim_y {
-                    continue;
+                    return;
                 }
-                let a = match &pb {
-                    Some(pbp) => pbp.sample(Interpolation::Bilinear, xi, yi),
-                    None => a_model as f32,
+                let a = match (&pb, &lut) {
+                    (Some(pbp), _) => pbp.sample(Interpolation::Bilinear, xi, yi),
+                    (None, Some(lut)) => lut.at(l * l + m * m),
+                    (None, None) => 1.0,
                 };
                 if !(a >= cutoff) {
-                    continue;
+                    return;
                 }
                 let v = plane.sample(interp, xi, yi);
                 if v.is_nan() {
-                    continue;
+                    return;
                 }
                 let corrected = if pbcor { v } else { v / a };
                 let w = a * a * weight_scale;
                 srow[x] += w * corrected;
                 wrow[x] += w;
                 n_added += 1;
-            }
+            });
             n_added
         })
         .sum();
@@ -622,6 +683,13 @@ pub fn build_mosaic(
     build_planned(&plan, opts, out, progress, t0)
 }
 
+/// Phase timings on stderr when `CONTIMG_MOSAIC_TIMING` is set (for benchmarking).
+fn phase(t0: Instant, what: &str) {
+    if std::env::var_os("CONTIMG_MOSAIC_TIMING").is_some() {
+        eprintln!("[mosaic] {:8.3} s  {what}", t0.elapsed().as_secs_f64());
+    }
+}
+
 fn build_planned(
     plan: &GridPlan,
     opts: &BuildOptions,
@@ -630,6 +698,7 @@ fn build_planned(
     t0: Instant,
 ) -> Result<MosaicResult, MosaicError> {
     let grid = &plan.grid;
+    phase(t0, "headers read, grid chosen");
     let total = plan.inputs.len();
     let mut rms: Vec<f64> = plan.inputs.iter().map(|p| p.rms).collect();
     rms.sort_by(f64::total_cmp);
@@ -664,6 +733,7 @@ fn build_planned(
         let mut done = 0;
         for (k, loaded) in rx {
             let data = loaded?;
+            phase(t0, "input received");
             let p = &plan.inputs[k];
             let scale = (sigma_ref / p.rms).powi(2) as f32;
             let bbox = boxes[k].expect("only inputs with a box are sent");
@@ -673,6 +743,7 @@ fn build_planned(
                 n_contributing += 1;
             }
             max_mesh_err = max_mesh_err.max(err);
+            phase(t0, "input combined");
             done += 1;
             progress(&Progress {
                 done,
@@ -696,7 +767,9 @@ fn build_planned(
     sum.par_iter_mut().zip(wsum.par_iter()).for_each(|(s, &w)| {
         *s = if w > 0.0 { *s / w } else { f32::NAN };
     });
+    phase(t0, "mosaic normalised");
     let coverage = coverage_of(grid, &wsum);
+    phase(t0, "coverage");
     let header = output_header(plan, opts, sigma_ref);
     let write = |path: &Path, data: &[f32], extra: &[Card]| -> Result<(), MosaicError> {
         let mut h = header.clone();
@@ -711,6 +784,7 @@ fn build_planned(
     };
     write(&out.mosaic, &sum, &[])?;
     drop(sum);
+    phase(t0, "mosaic written");
     // Weight map in (Jy/beam)^-2: undo the normalisation by the median sigma.
     let inv_s2 = (1.0 / (sigma_ref * sigma_ref)) as f32;
     wsum.par_iter_mut().for_each(|w| *w *= inv_s2);
@@ -753,6 +827,7 @@ fn build_planned(
             "expected noise 1/sqrt(sum of weights)",
         )],
     )?;
+    phase(t0, "weight and noise written");
     let mjds: Vec<f64> = plan.inputs.iter().filter_map(|p| p.mjd_obs).collect();
     Ok(MosaicResult {
         paths: out.clone(),
