@@ -242,7 +242,7 @@ fn mesh_error_is_below_a_hundredth_of_a_pixel_on_a_wide_car_grid() {
     let exact = |x: f64, y: f64| {
         let (ra, dec) = grid.pix_to_icrs(x, y)?;
         let (xi, yi) = wcs.icrs_to_pix(ra, dec)?;
-        Some([xi, yi, 1.0])
+        Some([xi, yi, 0.0, 0.0])
     };
     let (x_in, _) = grid.icrs_to_pix(sn.ra_deg, sn.dec_deg).unwrap();
     let bbox = PixBox {

@@ -1038,6 +1038,7 @@ fn coverage_of(grid: &OutputGrid, wsum: &[f32]) -> Coverage {
 
 #[cfg(test)]
 mod tests {
+    use super::super::grid::separation_deg;
     use super::*;
 
     #[test]

@@ -252,7 +252,8 @@ mod tests {
             Some([
                 x + 1e-4 * x * y + 2.0 * (x / 90.0).sin(),
                 y - 2e-4 * x * x,
-                (-(x * x + y * y) / 4e5).exp(),
+                1e-5 * x + 1e-9 * y * y,
+                2e-5 * y - 1e-9 * x * x,
             ])
         };
         let bbox = PixBox {
