@@ -11,6 +11,7 @@ pub mod fsutil;
 
 pub mod ingest;
 pub mod manifest;
+pub mod mosaic;
 pub mod plan;
 pub mod queue;
 pub mod sim;
