@@ -13,7 +13,6 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rayon::prelude::*;
 use rusqlite::Connection;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::fits::read::{FitsReadError, read_image_bytes};
 use crate::fits::{Header, Value};
@@ -401,11 +400,7 @@ fn hash_file(path: &Path) -> Result<(Vec<u8>, String), IngestError> {
             path: path.to_path_buf(),
             source,
         })?;
-    let digest = Sha256::digest(&bytes);
-    let hex = digest
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
+    let hex = crate::fsutil::sha256_hex(&bytes);
     Ok((bytes, hex))
 }
 

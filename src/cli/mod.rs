@@ -4,6 +4,7 @@
 //! progress, logs and warnings go to stderr. Exit codes: 0 success, 1 the work failed,
 //! 2 usage or input error. A closed stdout (broken pipe) is not an error.
 
+mod build;
 mod completions;
 mod images;
 mod ingest;
@@ -73,6 +74,7 @@ pub enum Command {
     Images(images::Args),
     Tiers(tiers::Args),
     Plan(plan::Args),
+    Build(build::Args),
     Completions(completions::CompletionsArgs),
     Man(completions::ManArgs),
 }
@@ -232,6 +234,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Images(a) => images::run(&ctx, a),
         Command::Tiers(a) => tiers::run(&ctx, a),
         Command::Plan(a) => plan::run(&ctx, a),
+        Command::Build(a) => build::run(&ctx, a),
         Command::Completions(a) => completions::run_completions(a),
         Command::Man(a) => completions::run_man(a),
     }
