@@ -37,6 +37,7 @@ complete -c contimg -n "__fish_contimg_needs_command" -f -a "ingest" -d 'Registe
 complete -c contimg -n "__fish_contimg_needs_command" -f -a "images" -d 'List registered images, ordered by observation time'
 complete -c contimg -n "__fish_contimg_needs_command" -f -a "tiers" -d 'Show the mosaic tiers: image count, rms threshold, interpolation, astrometry, timeout'
 complete -c contimg -n "__fish_contimg_needs_command" -f -a "plan" -d 'Select images for a mosaic and record a plan; prints a `contimg.plan/1` manifest'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "build" -d 'Build the mosaic of a plan: reproject every input onto one ICRS grid and combine them linmos-style (weights A²/σ², primary-beam cut-off); write the mosaic, its weight map and its expected-noise map into the workspace\'s mosaics/ directory; print a `contimg.mosaic/1` manifest'
 complete -c contimg -n "__fish_contimg_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c contimg -n "__fish_contimg_needs_command" -f -a "man" -d 'Write man pages: contimg.1 and one page per subcommand (contimg-ingest.1, ...)'
 complete -c contimg -n "__fish_contimg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -110,6 +111,18 @@ complete -c contimg -n "__fish_contimg_using_subcommand plan" -s v -l verbose -d
 complete -c contimg -n "__fish_contimg_using_subcommand plan" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
 complete -c contimg -n "__fish_contimg_using_subcommand plan" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand plan" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l plan -d 'Build the recorded plan with this id' -r
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l cell -d 'Output pixel size in arcsec (default: the median of the inputs)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l projection -d 'Output projection: auto, SIN, TAN or CAR (default from contimg.toml: auto)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l interpolation -d 'Interpolation: nearest, bilinear, bicubic or lanczos3 (default: the tier\'s)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l pb-cutoff -d 'Primary-beam cut-off in (0, 1) (default from contimg.toml: 0.1)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand build" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand build" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand build" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand build" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c contimg -n "__fish_contimg_using_subcommand build" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand completions" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand completions" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand completions" -s q -l quiet -d 'Print only errors on stderr'
@@ -125,12 +138,13 @@ complete -c contimg -n "__fish_contimg_using_subcommand man" -s v -l verbose -d 
 complete -c contimg -n "__fish_contimg_using_subcommand man" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
 complete -c contimg -n "__fish_contimg_using_subcommand man" -s h -l help -d 'Print help'
 complete -c contimg -n "__fish_contimg_using_subcommand man" -s V -l version -d 'Print version'
-complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan completions man help" -f -a "init" -d 'Create a workspace: contimg.toml (every default written out), pipeline.sqlite3, mosaics/, logs/'
-complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan completions man help" -f -a "simulate" -d 'Write simulated drift-scan snapshots (4-D SIN FITS, apparent sky, beam-correlated noise), truth.csv (the sky) and snapshots.csv (each snapshot\'s centre, time and rms) into --out'
-complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan completions man help" -f -a "ingest" -d 'Register FITS images: centre (ICRS), time, rms, beam, frequency, pixel scale, hash'
-complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan completions man help" -f -a "images" -d 'List registered images, ordered by observation time'
-complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan completions man help" -f -a "tiers" -d 'Show the mosaic tiers: image count, rms threshold, interpolation, astrometry, timeout'
-complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan completions man help" -f -a "plan" -d 'Select images for a mosaic and record a plan; prints a `contimg.plan/1` manifest'
-complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan completions man help" -f -a "man" -d 'Write man pages: contimg.1 and one page per subcommand (contimg-ingest.1, ...)'
-complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "init" -d 'Create a workspace: contimg.toml (every default written out), pipeline.sqlite3, mosaics/, logs/'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "simulate" -d 'Write simulated drift-scan snapshots (4-D SIN FITS, apparent sky, beam-correlated noise), truth.csv (the sky) and snapshots.csv (each snapshot\'s centre, time and rms) into --out'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "ingest" -d 'Register FITS images: centre (ICRS), time, rms, beam, frequency, pixel scale, hash'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "images" -d 'List registered images, ordered by observation time'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "tiers" -d 'Show the mosaic tiers: image count, rms threshold, interpolation, astrometry, timeout'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "plan" -d 'Select images for a mosaic and record a plan; prints a `contimg.plan/1` manifest'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "build" -d 'Build the mosaic of a plan: reproject every input onto one ICRS grid and combine them linmos-style (weights A²/σ², primary-beam cut-off); write the mosaic, its weight map and its expected-noise map into the workspace\'s mosaics/ directory; print a `contimg.mosaic/1` manifest'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "man" -d 'Write man pages: contimg.1 and one page per subcommand (contimg-ingest.1, ...)'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -4,6 +4,7 @@
 //! progress, logs and warnings go to stderr. Exit codes: 0 success, 1 the work failed,
 //! 2 usage or input error. A closed stdout (broken pipe) is not an error.
 
+mod build;
 mod cancel;
 mod completions;
 mod images;
@@ -79,6 +80,7 @@ pub enum Command {
     Images(images::Args),
     Tiers(tiers::Args),
     Plan(plan::Args),
+    Build(build::Args),
     Run(run::Args),
     Worker(worker::Args),
     Status(status::Args),
@@ -244,6 +246,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Images(a) => images::run(&ctx, a),
         Command::Tiers(a) => tiers::run(&ctx, a),
         Command::Plan(a) => plan::run(&ctx, a),
+        Command::Build(a) => build::run(&ctx, a),
         Command::Run(a) => run::run(&ctx, a),
         Command::Worker(a) => worker::run(&ctx, a),
         Command::Status(a) => status::run(&ctx, a),
