@@ -96,7 +96,11 @@ params = { argv = ["true"] }
 depends_on = ["c"]
 "#,
     );
-    let m = json_in(ws.path(), &["run", "chain", "--slot", "2026-11-20T03:00Z"], 1);
+    let m = json_in(
+        ws.path(),
+        &["run", "chain", "--slot", "2026-11-20T03:00Z"],
+        1,
+    );
     assert_eq!(m["schema"], "contimg.execution/1");
     assert_eq!(m["status"], "failed");
     assert_eq!(job(&m, "b")["outputs"]["got"], "42/x-deep");
@@ -107,11 +111,17 @@ depends_on = ["c"]
     assert_eq!(job(&m, "d")["state"], "cancelled");
     // The seed tables mirror the tasks.
     assert_eq!(
-        db_count(ws.path(), "SELECT count(*) FROM pipeline_jobs WHERE execution_id = 1"),
+        db_count(
+            ws.path(),
+            "SELECT count(*) FROM pipeline_jobs WHERE execution_id = 1"
+        ),
         4
     );
     assert_eq!(
-        db_count(ws.path(), "SELECT count(*) FROM pipeline_executions WHERE status = 'failed'"),
+        db_count(
+            ws.path(),
+            "SELECT count(*) FROM pipeline_executions WHERE status = 'failed'"
+        ),
         1
     );
     assert_eq!(
@@ -123,10 +133,17 @@ depends_on = ["c"]
         4
     );
     // `run` again for the same slot reports the failed execution; no second one.
-    let again = json_in(ws.path(), &["run", "chain", "--slot", "2026-11-20T03:00Z"], 1);
+    let again = json_in(
+        ws.path(),
+        &["run", "chain", "--slot", "2026-11-20T03:00Z"],
+        1,
+    );
     assert_eq!(again["execution_id"], 1);
     assert_eq!(again["existing"], true);
-    assert_eq!(db_count(ws.path(), "SELECT count(*) FROM pipeline_executions"), 1);
+    assert_eq!(
+        db_count(ws.path(), "SELECT count(*) FROM pipeline_executions"),
+        1
+    );
     // The log of b holds the argv with the substituted values.
     let log = std::fs::read_to_string(job(&m, "b")["log_path"].as_str().unwrap()).unwrap();
     assert!(log.contains("42 x-deep"), "{log}");
@@ -154,7 +171,10 @@ timeout = "1s"
     assert_eq!(j["attempt_outcomes"], serde_json::json!(["timed_out"]));
     assert!(j["error"].as_str().unwrap().contains("timed out"), "{j}");
     let pid = read_pid(&ws.path().join("sleepy.pid"));
-    assert!(!pid_alive(pid), "the timed-out child {pid} is still running");
+    assert!(
+        !pid_alive(pid),
+        "the timed-out child {pid} is still running"
+    );
 }
 
 #[test]
@@ -170,7 +190,10 @@ fn ready_jobs_run_by_priority() {
     add_config(ws.path(), &toml);
     json_in(ws.path(), &["run", "prio", "--workers", "1"], 0);
     let order = std::fs::read_to_string(ws.path().join("order.txt")).unwrap();
-    assert_eq!(order.split_whitespace().collect::<Vec<_>>(), ["high", "mid", "low", "zero"]);
+    assert_eq!(
+        order.split_whitespace().collect::<Vec<_>>(),
+        ["high", "mid", "low", "zero"]
+    );
 }
 
 const RESUME: &str = r#"
@@ -193,19 +216,30 @@ fn kill_9_of_run_then_run_again_resumes_the_same_execution() {
     let ws = workspace();
     add_config(ws.path(), RESUME);
     let slot = "2026-11-20T03:00Z";
-    let mut child = spawn_run(ws.path(), &["run", "resume", "--slot", slot, "--lease", "1s"]);
+    let mut child = spawn_run(
+        ws.path(),
+        &["run", "resume", "--slot", slot, "--lease", "1s"],
+    );
     let pidfile = ws.path().join("slow.pid");
-    wait_for("the slow job to start", Duration::from_secs(20), || pidfile.exists());
+    wait_for("the slow job to start", Duration::from_secs(20), || {
+        pidfile.exists()
+    });
     let job_pid = read_pid(&pidfile);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     // The orphaned job does not keep running unsupervised.
-    wait_for("the job of the killed runner to die", Duration::from_secs(5), || {
-        !pid_alive(job_pid)
-    });
+    wait_for(
+        "the job of the killed runner to die",
+        Duration::from_secs(5),
+        || !pid_alive(job_pid),
+    );
     std::fs::remove_file(&pidfile).unwrap();
     std::fs::write(ws.path().join("go"), "").unwrap();
-    let m = json_in(ws.path(), &["run", "resume", "--slot", slot, "--lease", "1s"], 0);
+    let m = json_in(
+        ws.path(),
+        &["run", "resume", "--slot", slot, "--lease", "1s"],
+        0,
+    );
     assert_eq!(m["status"], "completed");
     assert_eq!(m["existing"], true);
     assert_eq!(m["execution_id"], 1);
@@ -213,12 +247,18 @@ fn kill_9_of_run_then_run_again_resumes_the_same_execution() {
     assert_eq!(first["attempts"], 1);
     let slow = job(&m, "slow");
     assert_eq!(slow["attempts"], 2);
-    assert_eq!(slow["attempt_outcomes"], serde_json::json!(["lease_expired", "completed"]));
+    assert_eq!(
+        slow["attempt_outcomes"],
+        serde_json::json!(["lease_expired", "completed"])
+    );
     assert_eq!(slow["outputs"]["from"], "abc");
     // The upstream job ran exactly once; one execution; one task per job.
     let count = std::fs::read_to_string(ws.path().join("first.count")).unwrap();
     assert_eq!(count.lines().count(), 1);
-    assert_eq!(db_count(ws.path(), "SELECT count(*) FROM pipeline_executions"), 1);
+    assert_eq!(
+        db_count(ws.path(), "SELECT count(*) FROM pipeline_executions"),
+        1
+    );
     assert_eq!(db_count(ws.path(), "SELECT count(*) FROM tasks"), 2);
 }
 
@@ -226,9 +266,11 @@ fn kill_9_of_run_then_run_again_resumes_the_same_execution() {
 fn cancel_kills_the_running_job_and_cancels_the_rest() {
     let ws = workspace();
     add_config(ws.path(), RESUME);
-    let mut child = spawn_run(ws.path(), &["run", "resume", "--lease", "1s"]);
+    let child = spawn_run(ws.path(), &["run", "resume", "--lease", "1s"]);
     let pidfile = ws.path().join("slow.pid");
-    wait_for("the slow job to start", Duration::from_secs(20), || pidfile.exists());
+    wait_for("the slow job to start", Duration::from_secs(20), || {
+        pidfile.exists()
+    });
     let job_pid = read_pid(&pidfile);
     let m = json_in(ws.path(), &["cancel", "1"], 1);
     assert_eq!(m["status"], "cancelled");
@@ -236,7 +278,12 @@ fn cancel_kills_the_running_job_and_cancels_the_rest() {
     assert_eq!(job(&m, "first")["state"], "completed");
     let t0 = Instant::now();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(t0.elapsed() < Duration::from_secs(10));
     assert!(!pid_alive(job_pid), "cancelled job {job_pid} still runs");
     // retry re-runs only the cancelled job.
@@ -275,7 +322,11 @@ fn two_worker_processes_run_each_task_exactly_once() {
     let mut attempts = 0;
     for w in workers {
         let out = w.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         attempts += v["attempts"].as_i64().unwrap();
     }
@@ -314,7 +365,10 @@ depends_on = ["a"]
     let err = String::from_utf8_lossy(&out.stderr);
     let file = ws.path().canonicalize().unwrap().join("contimg.toml");
     for needle in [
-        format!("{}: pipeline 'broken': schedule \"0 25 * * *\"", file.display()),
+        format!(
+            "{}: pipeline 'broken': schedule \"0 25 * * *\"",
+            file.display()
+        ),
         "pipeline 'broken', job 'a': unknown parameter 'colour'".into(),
         "pipeline 'broken', job 'b': unknown job type \"mosaic_buld\"".into(),
         "dependency cycle".into(),
@@ -326,9 +380,15 @@ depends_on = ["a"]
     // `run` refuses the invalid pipeline before creating anything; the valid ones still run.
     let out = run_in(ws.path(), &["run", "broken"]);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(db_count(ws.path(), "SELECT count(*) FROM pipeline_executions"), 0);
+    assert_eq!(
+        db_count(ws.path(), "SELECT count(*) FROM pipeline_executions"),
+        0
+    );
     // An unknown --param is refused too.
-    let out = run_in(ws.path(), &["run", "on_demand_mosaic", "--param", "colour=red"]);
+    let out = run_in(
+        ws.path(),
+        &["run", "on_demand_mosaic", "--param", "colour=red"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no parameter 'colour'"));
 }

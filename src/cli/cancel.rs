@@ -17,7 +17,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let engine = super::run::Engine::new(ctx, &ws, std::time::Duration::from_secs(60))?;
     let q = engine.queue()?;
     // Refuse an unknown id before changing anything.
-    engine.manifest(&q, args.execution).map_err(super::run::map_pipeline_err)?;
+    engine
+        .manifest(&q, args.execution)
+        .map_err(super::run::map_pipeline_err)?;
     let cancelled = q.cancel_execution(args.execution)?;
     exec::sync(q.connection(), args.execution)?;
     ctx.info(&format!(
@@ -25,6 +27,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         args.execution,
         cancelled.len()
     ));
-    let m = engine.manifest(&q, args.execution).map_err(super::run::map_pipeline_err)?;
+    let m = engine
+        .manifest(&q, args.execution)
+        .map_err(super::run::map_pipeline_err)?;
     super::run::finish(ctx, &m)
 }

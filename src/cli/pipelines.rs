@@ -42,20 +42,32 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 ctx.info(&format!("{} pipeline(s) valid", all.len()));
                 Ok(())
             } else {
-                Err(CliError::Input(format!("{} error(s) in pipeline definitions", errors.len())).into())
+                Err(
+                    CliError::Input(format!("{} error(s) in pipeline definitions", errors.len()))
+                        .into(),
+                )
             }
         }
         None => {
             if args.json || !std::io::stdout().is_terminal() {
                 return emit_json(&all);
             }
-            let mut out = format!("{:<20} {:<12} {:<14} {:<24} {}\n", "name", "source", "schedule", "jobs", "description");
+            let mut out = format!(
+                "{:<20} {:<12} {:<14} {:<24} {}\n",
+                "name", "source", "schedule", "jobs", "description"
+            );
             for p in &all {
                 let jobs: Vec<&str> = p.def.jobs.iter().map(|j| j.id.as_str()).collect();
                 out.push_str(&format!(
                     "{:<20} {:<12} {:<14} {:<24} {}\n",
                     p.name,
-                    if p.source.0 == "built-in" { "built-in" } else if p.overrides_builtin { "config*" } else { "config" },
+                    if p.source.0 == "built-in" {
+                        "built-in"
+                    } else if p.overrides_builtin {
+                        "config*"
+                    } else {
+                        "config"
+                    },
                     p.def.schedule.as_deref().unwrap_or("-"),
                     jobs.join(","),
                     p.def.description.as_deref().unwrap_or("")

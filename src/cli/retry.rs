@@ -25,13 +25,20 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let engine = super::run::Engine::new(ctx, &ws, super::run::lease(&args.lease)?)?;
     let q = engine.queue()?;
     let eid = args.execution;
-    engine.manifest(&q, eid).map_err(super::run::map_pipeline_err)?;
+    engine
+        .manifest(&q, eid)
+        .map_err(super::run::map_pipeline_err)?;
     let reset = q.retry_failed(eid)?;
     let status = exec::sync(q.connection(), eid)?;
-    ctx.info(&format!("execution {eid}: {} job(s) reset; {status}", reset.len()));
+    ctx.info(&format!(
+        "execution {eid}: {} job(s) reset; {status}",
+        reset.len()
+    ));
     if !args.detach && status == "running" {
         engine.work(args.workers, StopWhen::ExecutionDone(eid))?;
     }
-    let m = engine.manifest(&q, eid).map_err(super::run::map_pipeline_err)?;
+    let m = engine
+        .manifest(&q, eid)
+        .map_err(super::run::map_pipeline_err)?;
     super::run::finish(ctx, &m)
 }

@@ -57,14 +57,20 @@ pub(super) fn checked(all: &[NamedPipeline], name: &str) -> Result<NamedPipeline
     let p = all.iter().find(|p| p.name == name).ok_or_else(|| {
         CliError::Input(format!(
             "no pipeline named '{name}'; known: {}",
-            all.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+            all.iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })?;
     let errs = crate::pipeline::validate(p);
     if !errs.is_empty() {
         return Err(CliError::Input(format!(
             "pipeline '{name}' is invalid:\n{}",
-            errs.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
+            errs.iter()
+                .map(|e| format!("  {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
         )));
     }
     Ok(p.clone())
@@ -74,7 +80,9 @@ pub(super) fn checked(all: &[NamedPipeline], name: &str) -> Result<NamedPipeline
 pub(super) fn lease(s: &str) -> Result<Duration, CliError> {
     let secs = crate::pipeline::def::parse_duration_s(s).map_err(CliError::Input)?;
     if secs < 0.3 {
-        return Err(CliError::Input(format!("--lease {s} is too short; give at least 1s")));
+        return Err(CliError::Input(format!(
+            "--lease {s} is too short; give at least 1s"
+        )));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -90,8 +98,11 @@ pub(super) struct Engine {
 impl Engine {
     pub fn new(ctx: &Ctx, ws: &Workspace, lease: Duration) -> anyhow::Result<Engine> {
         let database = super::absolute(&ctx.db_arg.clone().unwrap_or_else(|| ws.database()));
-        let exe = std::env::current_exe()
-            .map_err(|e| CliError::Failed(format!("cannot find the contimg binary to run jobs with: {e}")))?;
+        let exe = std::env::current_exe().map_err(|e| {
+            CliError::Failed(format!(
+                "cannot find the contimg binary to run jobs with: {e}"
+            ))
+        })?;
         Ok(Engine {
             me: SelfInvocation {
                 exe,
@@ -133,7 +144,10 @@ impl Engine {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked"))))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked")))
+                })
                 .collect()
         });
         let mut total = crate::pipeline::WorkStats::default();
@@ -156,7 +170,10 @@ pub(super) fn finish(ctx: &Ctx, m: &ExecutionManifest) -> anyhow::Result<()> {
     emit_json(m)?;
     match m.status.as_str() {
         "completed" => {
-            ctx.info(&format!("execution {} of {} completed", m.execution_id, m.pipeline));
+            ctx.info(&format!(
+                "execution {} of {} completed",
+                m.execution_id, m.pipeline
+            ));
             Ok(())
         }
         "running" => Ok(()),
@@ -183,9 +200,9 @@ pub(super) fn map_pipeline_err(e: PipelineError) -> anyhow::Error {
 fn parse_params(list: &[String]) -> Result<BTreeMap<String, String>, CliError> {
     let mut out = BTreeMap::new();
     for kv in list {
-        let (k, v) = kv.split_once('=').ok_or_else(|| {
-            CliError::Input(format!("--param {kv:?}: write key=value"))
-        })?;
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| CliError::Input(format!("--param {kv:?}: write key=value")))?;
         if out.insert(k.trim().to_string(), v.to_string()).is_some() {
             return Err(CliError::Input(format!("--param {k} given twice")));
         }
@@ -223,7 +240,11 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             "execution {eid} of {} for slot {} exists ({status}){}",
             p.name,
             exec::iso(slot.time),
-            if status == "running" { "; resuming it" } else { "; reporting it" }
+            if status == "running" {
+                "; resuming it"
+            } else {
+                "; reporting it"
+            }
         ));
     } else {
         ctx.info(&format!(

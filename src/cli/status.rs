@@ -38,7 +38,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let table = !args.json && std::io::stdout().is_terminal();
     match args.execution {
         None => {
-            let list = exec::list(q.connection(), args.limit).map_err(super::run::map_pipeline_err)?;
+            let list =
+                exec::list(q.connection(), args.limit).map_err(super::run::map_pipeline_err)?;
             if !table {
                 return emit_json(&list);
             }
@@ -60,7 +61,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             emit_text(&out)
         }
         Some(eid) => {
-            let m = engine.manifest(&q, eid).map_err(super::run::map_pipeline_err)?;
+            let m = engine
+                .manifest(&q, eid)
+                .map_err(super::run::map_pipeline_err)?;
             if !table {
                 return emit_json(&m);
             }
@@ -70,7 +73,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 m.pipeline,
                 m.slot.as_deref().unwrap_or("-"),
                 m.status,
-                m.error.as_deref().map(|e| format!(" ({})", short(e, 80))).unwrap_or_default(),
+                m.error
+                    .as_deref()
+                    .map(|e| format!(" ({})", short(e, 80)))
+                    .unwrap_or_default(),
                 "job",
                 "type",
                 "state",
@@ -86,7 +92,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                     j.job_type,
                     j.state.as_str(),
                     format!("{}/{}", j.attempts, j.max_attempts),
-                    j.duration_s.map(|d| format!("{d:.1}s")).unwrap_or_else(|| "-".into()),
+                    j.duration_s
+                        .map(|d| format!("{d:.1}s"))
+                        .unwrap_or_else(|| "-".into()),
                     j.next_retry_at.as_deref().unwrap_or("-"),
                     match (&j.error, &j.log_path) {
                         (Some(e), _) => short(e, 70),

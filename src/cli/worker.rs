@@ -25,7 +25,11 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let ws = ctx.workspace()?;
     let engine = super::run::Engine::new(ctx, &ws, super::run::lease(&args.lease)?)?;
-    let stop = if args.once { StopWhen::Drained } else { StopWhen::Never };
+    let stop = if args.once {
+        StopWhen::Drained
+    } else {
+        StopWhen::Never
+    };
     let stats = engine.work(args.concurrency, stop)?;
     ctx.info(&format!(
         "worker: {} attempt(s), {} completed, {} failed",

@@ -244,7 +244,9 @@ pub fn resolve(
 /// Parses a duration like `90s`, `30m`, `24h`, `7d` (or a bare number of seconds) into seconds.
 pub fn parse_duration_s(s: &str) -> Result<f64, String> {
     let t = s.trim();
-    let bad = || format!("cannot read {s:?} as a duration: use a number and a unit s, m, h or d (e.g. 30m)");
+    let bad = || {
+        format!("cannot read {s:?} as a duration: use a number and a unit s, m, h or d (e.g. 30m)")
+    };
     let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.trim().parse().map_err(|_| bad())?;

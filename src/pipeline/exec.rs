@@ -72,7 +72,11 @@ pub fn resolve_params(
             return Err(format!(
                 "pipeline '{}' has no parameter '{k}'; it takes: {}",
                 p.name,
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             ));
         }
     }
@@ -83,7 +87,10 @@ pub fn resolve_params(
             return Err(format!(
                 "pipeline '{}' needs --param {k}=…{}",
                 p.name,
-                spec.description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+                spec.description
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
             ));
         }
         out.insert(k.clone(), v);
@@ -128,17 +135,20 @@ pub fn create(
     params: &BTreeMap<String, Option<String>>,
 ) -> Result<Created, PipelineError> {
     let slot_s = iso(slot.time);
-    let params_json = serde_json::to_string(params).map_err(|e| PipelineError::Invalid(e.to_string()))?;
+    let params_json =
+        serde_json::to_string(params).map_err(|e| PipelineError::Invalid(e.to_string()))?;
     // Work out every task before writing anything.
     let order = topo_order(p)?;
     let mut jobs = Vec::new();
     for &i in &order {
         let j = &p.def.jobs[i];
-        let sp = static_params(&j.params, slot, params)
-            .map_err(|e| PipelineError::Invalid(format!("pipeline '{}', job '{}': {e}", p.name, j.id)))?;
+        let sp = static_params(&j.params, slot, params).map_err(|e| {
+            PipelineError::Invalid(format!("pipeline '{}', job '{}': {e}", p.name, j.id))
+        })?;
         jobs.push((j, sp));
     }
-    let def_json = serde_json::to_string(&p.def).map_err(|e| PipelineError::Invalid(e.to_string()))?;
+    let def_json =
+        serde_json::to_string(&p.def).map_err(|e| PipelineError::Invalid(e.to_string()))?;
     let mut existing_params: Option<(i64, String)> = None;
     let created = queue.spawn_batch(|b| {
         let conn = b.connection();
@@ -368,16 +378,38 @@ pub struct ExecutionManifest {
 }
 
 /// The manifest of execution `eid` (synced first).
-pub fn manifest(queue: &Queue, database: &str, eid: i64) -> Result<ExecutionManifest, PipelineError> {
+pub fn manifest(
+    queue: &Queue,
+    database: &str,
+    eid: i64,
+) -> Result<ExecutionManifest, PipelineError> {
     let conn = queue.connection();
     sync(conn, eid)?;
-    type Row = (String, Option<String>, String, String, Option<String>, Option<String>, Option<String>);
+    type Row = (
+        String,
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let row: Option<Row> = conn
         .query_row(
             "SELECT pipeline_name, slot, params, status, error, started_at, completed_at
              FROM pipeline_executions WHERE id = ?1",
             [eid],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            },
         )
         .optional()?;
     let (pipeline, slot, params_s, status, error, started_at, completed_at) =
@@ -415,7 +447,10 @@ fn job_report(
     now: DateTime<Utc>,
 ) -> Result<JobReport, PipelineError> {
     let attempts = queue.attempts(t.id)?;
-    let current: Vec<_> = attempts.iter().filter(|a| a.generation == t.generation).collect();
+    let current: Vec<_> = attempts
+        .iter()
+        .filter(|a| a.generation == t.generation)
+        .collect();
     Ok(JobReport {
         id: t.job_id.clone().unwrap_or_else(|| t.id.to_string()),
         job_type: t.kind.clone(),
@@ -424,14 +459,20 @@ fn job_report(
         attempts: t.attempts,
         max_attempts: t.max_attempts,
         priority: t.priority,
-        depends_on: t.depends_on.iter().map(|d| names.get(d).cloned().unwrap_or_else(|| d.to_string())).collect(),
+        depends_on: t
+            .depends_on
+            .iter()
+            .map(|d| names.get(d).cloned().unwrap_or_else(|| d.to_string()))
+            .collect(),
         params: t.params.clone(),
         outputs: t.result.clone(),
         error: t.error.clone(),
         next_retry_at: t.next_retry_at().map(iso),
         started_at: t.started_at.map(iso),
         finished_at: t.finished_at.map(iso),
-        duration_s: t.duration(now).map(|d| d.num_milliseconds() as f64 / 1000.0),
+        duration_s: t
+            .duration(now)
+            .map(|d| d.num_milliseconds() as f64 / 1000.0),
         log_path: attempts.iter().rev().find_map(|a| a.log_path.clone()),
         attempt_outcomes: current.iter().map(|a| a.outcome.to_string()).collect(),
     })
@@ -476,7 +517,9 @@ pub fn list(conn: &Connection, limit: usize) -> Result<Vec<ExecutionSummary>, Pi
         let mut q = conn.prepare_cached(
             "SELECT job_id, status FROM pipeline_jobs WHERE execution_id = ?1 ORDER BY id",
         )?;
-        for r in q.query_map([s.execution_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+        for r in q.query_map([s.execution_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })? {
             let (j, st) = r?;
             s.jobs.insert(j, st);
         }

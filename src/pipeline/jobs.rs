@@ -218,8 +218,20 @@ mod tests {
         assert_eq!(
             c.args,
             [
-                "-C", "/ws", "--db", "/ws/db", "--no-progress", "plan", "--tier", "science",
-                "--start", "2026-11-20T03:00Z", "--end", "61000.5", "--dec-min", "-10"
+                "-C",
+                "/ws",
+                "--db",
+                "/ws/db",
+                "--no-progress",
+                "plan",
+                "--tier",
+                "science",
+                "--start",
+                "2026-11-20T03:00Z",
+                "--end",
+                "61000.5",
+                "--dec-min",
+                "-10"
             ]
         );
     }

@@ -44,6 +44,8 @@ pub enum PipelineError {
     Invalid(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("execution {0} does not exist in this database; see `contimg status` for the executions")]
+    #[error(
+        "execution {0} does not exist in this database; see `contimg status` for the executions"
+    )]
     NoSuchExecution(i64),
 }

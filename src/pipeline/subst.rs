@@ -167,8 +167,9 @@ fn subst_value(
         Value::Array(a) => Value::Array(
             a.iter()
                 .map(|x| {
-                    subst_value(x, resolve)?
-                        .ok_or_else(|| "an unset optional parameter cannot be an array item".to_string())
+                    subst_value(x, resolve)?.ok_or_else(|| {
+                        "an unset optional parameter cannot be an array item".to_string()
+                    })
                 })
                 .collect::<Result<_, _>>()?,
         ),
@@ -228,7 +229,10 @@ mod tests {
         assert!(refs(&json!("${nodot}")).is_err());
         assert!(refs(&json!("${a.b")).is_err());
         let v = json!({"sha256": {"mosaic": "ab"}, "n": null});
-        assert_eq!(lookup(&v, &["sha256".into(), "mosaic".into()]), Some(&json!("ab")));
+        assert_eq!(
+            lookup(&v, &["sha256".into(), "mosaic".into()]),
+            Some(&json!("ab"))
+        );
         assert_eq!(lookup(&v, &["n".into()]), None);
     }
 }

@@ -88,7 +88,10 @@ pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
         );
     }
     if d.jobs.is_empty() {
-        err(None, "it has no jobs; add [[pipelines.NAME.jobs]] tables".into());
+        err(
+            None,
+            "it has no jobs; add [[pipelines.NAME.jobs]] tables".into(),
+        );
     }
     if let Some(s) = &d.schedule
         && let Err(e) = parse_schedule(s)
@@ -136,14 +139,15 @@ pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
             "email" | "webhook" | "command" | "log" => {}
             other => err(
                 None,
-                format!(
-                    "{what}: unknown channel {other:?}; use email, webhook, command or log"
-                ),
+                format!("{what}: unknown channel {other:?}; use email, webhook, command or log"),
             ),
         }
         for j in &rule.jobs {
             if !ids.contains(j.as_str()) {
-                err(None, format!("{what} names job '{j}', which this pipeline does not have"));
+                err(
+                    None,
+                    format!("{what} names job '{j}', which this pipeline does not have"),
+                );
             }
         }
     }
@@ -153,10 +157,16 @@ pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
     for j in &d.jobs {
         let jid = Some(j.id.as_str());
         if !valid_name(&j.id) {
-            err(jid, "a job id may only hold letters, digits, '_' and '-'".into());
+            err(
+                jid,
+                "a job id may only hold letters, digits, '_' and '-'".into(),
+            );
         }
         if !seen.insert(j.id.as_str()) {
-            err(jid, "duplicate job id; every job of a pipeline needs its own id".into());
+            err(
+                jid,
+                "duplicate job id; every job of a pipeline needs its own id".into(),
+            );
         }
         match job_type(&j.job_type) {
             None => err(
@@ -164,7 +174,11 @@ pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
                 format!(
                     "unknown job type {:?}; known types: {}",
                     j.job_type,
-                    JOB_TYPES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
+                    JOB_TYPES
+                        .iter()
+                        .map(|t| t.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ),
             Some(t) => {
@@ -182,7 +196,10 @@ pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
                 }
                 for (n, req, _) in t.params {
                     if *req && !j.params.contains_key(*n) {
-                        err(jid, format!("parameter '{n}' is required for job type {}", t.name));
+                        err(
+                            jid,
+                            format!("parameter '{n}' is required for job type {}", t.name),
+                        );
                     }
                 }
             }
@@ -255,22 +272,19 @@ pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
         };
         for r in refs {
             match r.ns.as_str() {
-                "slot" => {
-                    if r.path.len() != 1 || !SLOT_KEYS.contains(&r.path[0].as_str()) {
-                        err(jid, format!("{r}: the slot has only start, end and date"));
-                    }
+                "slot" if r.path.len() != 1 || !SLOT_KEYS.contains(&r.path[0].as_str()) => {
+                    err(jid, format!("{r}: the slot has only start, end and date"));
                 }
-                "param" => {
-                    if r.path.len() != 1 || !d.params.contains_key(&r.path[0]) {
-                        err(
-                            jid,
-                            format!(
-                                "{r}: no such parameter; declare it under [pipelines.{}.params]",
-                                p.name
-                            ),
-                        );
-                    }
+                "param" if r.path.len() != 1 || !d.params.contains_key(&r.path[0]) => {
+                    err(
+                        jid,
+                        format!(
+                            "{r}: no such parameter; declare it under [pipelines.{}.params]",
+                            p.name
+                        ),
+                    );
                 }
+                "slot" | "param" => {}
                 other if other == j.id => err(jid, format!("{r} refers to this job's own output")),
                 other if !ids.contains(other) => err(
                     jid,
@@ -278,9 +292,7 @@ pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
                 ),
                 other if !up.contains(other) => err(
                     jid,
-                    format!(
-                        "{r}: job '{other}' is not upstream of this job; add it to depends_on"
-                    ),
+                    format!("{r}: job '{other}' is not upstream of this job; add it to depends_on"),
                 ),
                 _ => {}
             }
@@ -389,9 +401,15 @@ mod tests {
         let c = parse_schedule("0 3 13 * 7").unwrap();
         let t0 = chrono::Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).unwrap();
         let next = c.find_next_occurrence(&t0, false).unwrap();
-        assert_eq!(next, chrono::Utc.with_ymd_and_hms(2026, 11, 8, 3, 0, 0).unwrap());
+        assert_eq!(
+            next,
+            chrono::Utc.with_ymd_and_hms(2026, 11, 8, 3, 0, 0).unwrap()
+        );
         let next = c.find_next_occurrence(&next, false).unwrap();
-        assert_eq!(next, chrono::Utc.with_ymd_and_hms(2026, 11, 13, 3, 0, 0).unwrap());
+        assert_eq!(
+            next,
+            chrono::Utc.with_ymd_and_hms(2026, 11, 13, 3, 0, 0).unwrap()
+        );
         assert!(parse_schedule("0 3 * * 0").is_ok());
         assert!(parse_schedule("0 0 3 * * *").is_err());
     }

@@ -106,16 +106,26 @@ pub fn work(queue: &Queue, cfg: &WorkerConfig, stop: StopWhen) -> Result<WorkSta
 }
 
 fn log_path(cfg: &WorkerConfig, task: &ClaimedTask) -> PathBuf {
-    let name = task.job_id.clone().unwrap_or_else(|| format!("task{}", task.id()));
+    let name = task
+        .job_id
+        .clone()
+        .unwrap_or_else(|| format!("task{}", task.id()));
     let file = format!("{name}.{}.{}.log", task.generation, task.attempt);
     match task.execution_id {
-        Some(e) => cfg.logs_dir.join("executions").join(e.to_string()).join(file),
+        Some(e) => cfg
+            .logs_dir
+            .join("executions")
+            .join(e.to_string())
+            .join(file),
         None => cfg.logs_dir.join("tasks").join(file),
     }
 }
 
 /// Resolves `${job.key}` references from the outputs of completed upstream tasks.
-fn resolve_outputs(queue: &Queue, task: &ClaimedTask) -> Result<serde_json::Map<String, Value>, String> {
+fn resolve_outputs(
+    queue: &Queue,
+    task: &ClaimedTask,
+) -> Result<serde_json::Map<String, Value>, String> {
     let Value::Object(params) = &task.params else {
         return Err(format!("task params are not a table: {}", task.params));
     };
@@ -123,14 +133,18 @@ fn resolve_outputs(queue: &Queue, task: &ClaimedTask) -> Result<serde_json::Map<
     let mut cache: std::collections::BTreeMap<String, Value> = Default::default();
     let out = subst::substitute(params, &mut |r| {
         let Some(eid) = task.execution_id else {
-            return Resolution::Error(format!("{r}: a task outside an execution has no upstream jobs"));
+            return Resolution::Error(format!(
+                "{r}: a task outside an execution has no upstream jobs"
+            ));
         };
         if !cache.contains_key(&r.ns) {
             match queue.find_task(eid, &r.ns) {
                 Ok(Some(t)) => {
                     cache.insert(r.ns.clone(), t.result.unwrap_or(Value::Null));
                 }
-                Ok(None) => return Resolution::Error(format!("{r}: execution {eid} has no job '{}'", r.ns)),
+                Ok(None) => {
+                    return Resolution::Error(format!("{r}: execution {eid} has no job '{}'", r.ns));
+                }
                 Err(e) => {
                     err = Some(e.to_string());
                     return Resolution::Error(e.to_string());
@@ -179,7 +193,12 @@ fn tail(path: &Path, skip_header: usize, n: usize) -> String {
 }
 
 /// Reports a failed attempt; a lost lease means someone else owns the task now and is not an error.
-fn report_fail(queue: &Queue, task: &ClaimedTask, msg: &str, timed_out: bool) -> Result<Option<bool>, PipelineError> {
+fn report_fail(
+    queue: &Queue,
+    task: &ClaimedTask,
+    msg: &str,
+    timed_out: bool,
+) -> Result<Option<bool>, PipelineError> {
     match queue.fail(&task.lease, msg, timed_out) {
         Ok(_) => Ok(Some(false)),
         Err(QueueError::LeaseLost { .. }) => Ok(None),
@@ -188,7 +207,11 @@ fn report_fail(queue: &Queue, task: &ClaimedTask, msg: &str, timed_out: bool) ->
 }
 
 /// Runs one claimed attempt to its end. `Some(true)` completed, `Some(false)` failed, `None` lease lost.
-fn run_task(queue: &Queue, cfg: &WorkerConfig, task: ClaimedTask) -> Result<Option<bool>, PipelineError> {
+fn run_task(
+    queue: &Queue,
+    cfg: &WorkerConfig,
+    task: ClaimedTask,
+) -> Result<Option<bool>, PipelineError> {
     let out = run_task_inner(queue, cfg, &task);
     if let Some(e) = task.execution_id {
         exec::sync(queue.connection(), e)?;
@@ -196,11 +219,18 @@ fn run_task(queue: &Queue, cfg: &WorkerConfig, task: ClaimedTask) -> Result<Opti
     out
 }
 
-fn run_task_inner(queue: &Queue, cfg: &WorkerConfig, task: &ClaimedTask) -> Result<Option<bool>, PipelineError> {
+fn run_task_inner(
+    queue: &Queue,
+    cfg: &WorkerConfig,
+    task: &ClaimedTask,
+) -> Result<Option<bool>, PipelineError> {
     if let Some(e) = task.execution_id {
         exec::sync(queue.connection(), e)?;
     }
-    let job = task.job_id.clone().unwrap_or_else(|| format!("task{}", task.id()));
+    let job = task
+        .job_id
+        .clone()
+        .unwrap_or_else(|| format!("task{}", task.id()));
     let params = match resolve_outputs(queue, task) {
         Ok(p) => p,
         Err(e) => return report_fail(queue, task, &format!("job '{job}': {e}"), false),
@@ -214,11 +244,21 @@ fn run_task_inner(queue: &Queue, cfg: &WorkerConfig, task: &ClaimedTask) -> Resu
         .parent()
         .map(std::fs::create_dir_all)
         .transpose()
-        .and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(&log));
+        .and_then(|_| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+        });
     let mut log_file = match log_file {
         Ok(f) => f,
         Err(e) => {
-            return report_fail(queue, task, &format!("cannot open log {}: {e}", log.display()), false);
+            return report_fail(
+                queue,
+                task,
+                &format!("cannot open log {}: {e}", log.display()),
+                false,
+            );
         }
     };
     match queue.set_log_path(&task.lease, &log.display().to_string()) {
@@ -302,7 +342,12 @@ fn run_task_inner(queue: &Queue, cfg: &WorkerConfig, task: &ClaimedTask) -> Resu
             Err(e) => {
                 kill_group(pid);
                 let _ = child.wait();
-                return report_fail(queue, task, &format!("lost track of child {pid}: {e}"), false);
+                return report_fail(
+                    queue,
+                    task,
+                    &format!("lost track of child {pid}: {e}"),
+                    false,
+                );
             }
         }
         if let Some(t) = timeout
@@ -348,8 +393,16 @@ fn run_task_inner(queue: &Queue, cfg: &WorkerConfig, task: &ClaimedTask) -> Resu
             _ => "ended abnormally".into(),
         };
         let last = tail(&log, header_lines, 5);
-        let msg = if last.is_empty() { why } else { format!("{why}: {last}") };
-        let _ = writeln!(log_file, "# contimg: failed after {elapsed:.2} s ({})", msg.lines().next().unwrap_or(""));
+        let msg = if last.is_empty() {
+            why
+        } else {
+            format!("{why}: {last}")
+        };
+        let _ = writeln!(
+            log_file,
+            "# contimg: failed after {elapsed:.2} s ({})",
+            msg.lines().next().unwrap_or("")
+        );
         return report_fail(queue, task, &msg, false);
     }
     let text = String::from_utf8_lossy(&out);
