@@ -293,6 +293,21 @@ mod tests {
     }
 
     #[test]
+    fn the_example_in_the_default_config_is_a_valid_pipeline() {
+        let text: String = crate::config::default_toml()
+            .lines()
+            .filter_map(|l| l.strip_prefix("#   "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(text.contains("[pipelines.my_nightly]"), "{text}");
+        let cfg = crate::config::parse(&text).unwrap();
+        let all = resolve(&cfg.pipelines, None);
+        let p = all.iter().find(|p| p.name == "my_nightly").unwrap();
+        assert_eq!(crate::pipeline::validate(p), vec![]);
+        assert_eq!(p.def.jobs.len(), 2);
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration_s("30m").unwrap(), 1800.0);
         assert_eq!(parse_duration_s("2").unwrap(), 2.0);

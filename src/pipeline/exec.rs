@@ -253,8 +253,9 @@ fn topo_order(p: &NamedPipeline) -> Result<Vec<usize>, PipelineError> {
 pub fn sync(conn: &Connection, eid: i64) -> Result<String, rusqlite::Error> {
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     tx.execute(
-        "UPDATE pipeline_jobs SET status = t.state, attempts = t.attempts, started_at = t.started_at,
-             completed_at = t.finished_at, result = t.result, error = t.error
+        "UPDATE pipeline_jobs SET status = t.state, attempts = t.attempts,
+             started_at = strftime('%Y-%m-%dT%H:%M:%SZ', t.started_at),
+             completed_at = strftime('%Y-%m-%dT%H:%M:%SZ', t.finished_at), result = t.result, error = t.error
          FROM tasks t WHERE t.id = pipeline_jobs.task_id AND pipeline_jobs.execution_id = ?1",
         [eid],
     )?;
