@@ -415,9 +415,14 @@ mod tests {
         let sun7 = parse_schedule("0 3 * * 7").unwrap();
         let a = sun0.find_next_occurrence(&t0, false).unwrap();
         assert_eq!(a, sun7.find_next_occurrence(&t0, false).unwrap());
-        assert_eq!(a, chrono::Utc.with_ymd_and_hms(2026, 11, 8, 3, 0, 0).unwrap());
+        assert_eq!(
+            a,
+            chrono::Utc.with_ymd_and_hms(2026, 11, 8, 3, 0, 0).unwrap()
+        );
         // Latest firing at or before a time (the `--slot scheduled` rule).
-        let now = chrono::Utc.with_ymd_and_hms(2026, 11, 20, 2, 59, 0).unwrap();
+        let now = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 20, 2, 59, 0)
+            .unwrap();
         assert_eq!(
             crate::pipeline::exec::scheduled_slot("0 3 * * *", now).unwrap(),
             chrono::Utc.with_ymd_and_hms(2026, 11, 19, 3, 0, 0).unwrap()

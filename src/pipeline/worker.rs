@@ -143,7 +143,10 @@ fn resolve_outputs(
                     cache.insert(r.ns.clone(), t.result.unwrap_or(Value::Null));
                 }
                 Ok(None) => {
-                    return Resolution::Error(format!("{r}: execution {eid} has no job '{}'", r.ns));
+                    return Resolution::Error(format!(
+                        "{r}: execution {eid} has no job '{}'",
+                        r.ns
+                    ));
                 }
                 Err(e) => {
                     err = Some(e.to_string());
