@@ -58,9 +58,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 .map_err(|e| CliError::Input(e.to_string()))?
         }
         (None, None) => {
-            return Err(
-                CliError::Input("give a plan manifest, `-` for stdin, or --plan ID".into()).into(),
-            );
+            return Err(CliError::Input(
+                "give a plan manifest, `-` for stdin, or --plan ID".into(),
+            )
+            .into());
         }
     };
     let tiers = ctx.tiers()?;

@@ -175,6 +175,15 @@ fn bitpix_bytes(raw: *mut sys::fitsfile) -> u64 {
     (bitpix.unsigned_abs() / 8).max(1) as u64
 }
 
+/// Whether the current image HDU stores floating-point pixels (BITPIX -32 or -64).
+fn is_float_image(raw: *mut sys::fitsfile) -> bool {
+    let mut status: c_int = 0;
+    let mut bitpix: c_int = 0;
+    // SAFETY: valid handle and out-pointer.
+    unsafe { sys::ffgidt(raw, &mut bitpix, &mut status) };
+    bitpix < 0
+}
+
 fn header_of(opened: &mut Opened, path: &Path) -> Result<Header, FitsReadError> {
     let raw = unsafe { opened.file.as_raw() };
     let mut status: c_int = 0;
@@ -235,14 +244,21 @@ fn read_opened(mut opened: Opened, path: &Path) -> Result<FitsImage, FitsReadErr
     let mut status: c_int = 0;
     let mut anynul: c_int = 0;
     let mut nulval = f32::NAN;
-    // SAFETY: data holds n floats; TFLOAT converts any BITPIX with scaling, BLANK becomes nulval.
+    // Float images carry blanks as NaN already: skip cfitsio's per-pixel null check for them.
+    let nulval_ptr = if is_float_image(raw) {
+        std::ptr::null_mut()
+    } else {
+        &mut nulval as *mut f32 as *mut c_void
+    };
+    // SAFETY: data holds n floats; TFLOAT converts any BITPIX with scaling; for integer images
+    // BLANK pixels become nulval (NaN).
     unsafe {
         sys::ffgpv(
             raw,
             sys::TFLOAT as c_int,
             1,
             n as sys::LONGLONG,
-            &mut nulval as *mut f32 as *mut c_void,
+            nulval_ptr,
             data.as_mut_ptr() as *mut c_void,
             &mut anynul,
             &mut status,
