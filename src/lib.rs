@@ -12,6 +12,7 @@ pub mod fsutil;
 pub mod ingest;
 pub mod manifest;
 pub mod plan;
+pub mod qa;
 pub mod queue;
 pub mod sim;
 pub mod stats;

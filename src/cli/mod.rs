@@ -9,6 +9,7 @@ mod images;
 mod ingest;
 mod init;
 mod plan;
+mod qa;
 mod simulate;
 mod tiers;
 
@@ -73,6 +74,7 @@ pub enum Command {
     Images(images::Args),
     Tiers(tiers::Args),
     Plan(plan::Args),
+    Qa(qa::Args),
     Completions(completions::CompletionsArgs),
     Man(completions::ManArgs),
 }
@@ -232,6 +234,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Images(a) => images::run(&ctx, a),
         Command::Tiers(a) => tiers::run(&ctx, a),
         Command::Plan(a) => plan::run(&ctx, a),
+        Command::Qa(a) => qa::run(&ctx, a),
         Command::Completions(a) => completions::run_completions(a),
         Command::Man(a) => completions::run_man(a),
     }
