@@ -2,7 +2,7 @@
 //!
 //! - `negative_bowls`: around sources brighter than `bright_sigma`, the mean S/N in an annulus
 //!   2–6 beam FWHM from the peak (pixels above +5σ excluded); value = median depth in σ
-//!   (−mean), score = clamp((value − 0.25) / 1.25). A clean image has value ≈ 0 ± 0.1.
+//!   (−mean), score = clamp((value − 0.2) / 0.8). A clean image has value ≈ 0 ± 0.1.
 //! - `negative_pixels`: fraction of finite pixels below −5σ; Gaussian noise gives 3·10⁻⁷.
 //!   score = clamp(log10(fraction / 10⁻⁶) / 3): 10⁻⁶ → 0, 10⁻³ → 1.
 //! - `edge_noise`: median of (measured rms / expected noise) over grid nodes whose box touches the
@@ -128,7 +128,7 @@ pub fn score(
     let depths = bowl_depths(image, grid, sources, beam, bright_sigma);
     let negative_bowls = match median(depths.clone()) {
         Some(b) => Component {
-            score: clamp01((b - 0.25) / 1.25),
+            score: clamp01((b - 0.2) / 0.8),
             value: b,
             note: format!(
                 "median depth over {} source(s) above {bright_sigma} sigma, in sigma",

@@ -480,135 +480,47 @@ pub fn measure(input: &MosaicInput, opts: &QaOptions) -> Result<QaReport, QaErro
             .map(|f| f as &dyn Fn(usize, usize) -> Option<f64>),
     );
 
-    // Verdict.
-    let th = &opts.thresholds;
-    let mut checks = Vec::new();
-    match &astrometry {
-        Some(a) if a.n_matches >= th.min_matches => {
-            let off = a.offset_arcsec.unwrap_or(f64::NAN);
-            let status = if !(off <= th.astrometry_fail_arcsec) {
-                Verdict::Fail
-            } else if off > th.astrometry_warn_arcsec {
-                Verdict::Warn
-            } else {
-                Verdict::Pass
-            };
-            checks.push(Check {
-                name: "astrometry".into(),
-                status,
-                value: Some(off),
-                message: format!(
-                    "median offset {off:.2}\" (dRA·cos(dec) {:+.2}\", dDec {:+.2}\") over {} matches \
-                     with {}; WARN above {}\", FAIL above {}\"",
-                    a.median_dra_arcsec.unwrap_or(f64::NAN),
-                    a.median_ddec_arcsec.unwrap_or(f64::NAN),
-                    a.n_matches,
-                    a.reference.display(),
-                    th.astrometry_warn_arcsec,
-                    th.astrometry_fail_arcsec
-                ),
-            });
-        }
-        Some(a) => checks.push(Check {
-            name: "astrometry".into(),
-            status: if opts.require_astrometry {
-                Verdict::Warn
-            } else {
-                Verdict::Pass
-            },
-            value: None,
-            message: format!(
-                "only {} match(es) with {} within {:.1}\" (need {}): astrometry not checked{}",
-                a.n_matches,
-                a.reference.display(),
-                a.match_radius_arcsec,
-                th.min_matches,
-                if opts.require_astrometry {
-                    format!(", and tier {} requires it", input.tier)
-                } else {
-                    String::new()
-                }
-            ),
-        }),
-        None => checks.push(Check {
-            name: "astrometry".into(),
-            status: if opts.require_astrometry {
-                Verdict::Warn
-            } else {
-                Verdict::Pass
-            },
-            value: None,
-            message: if opts.require_astrometry {
-                format!(
-                    "tier {} requires astrometry but no reference catalogue was given: pass \
-                     --reference CATALOGUE or set reference in [qa.tiers.{}] of contimg.toml",
-                    input.tier, input.tier
-                )
-            } else {
-                "no reference catalogue; astrometry not checked (not required by this tier)".into()
-            },
-        }),
-    }
-    checks.push(Check {
-        name: "dynamic_range".into(),
-        status: if dynamic_range >= th.dynamic_range_fail {
-            Verdict::Pass
-        } else {
-            Verdict::Fail
+    let mut report = QaReport {
+        mosaic_id: input.mosaic_id,
+        name: input.name.clone(),
+        tier: input.tier.clone(),
+        mosaic: input.path.clone(),
+        verdict: Verdict::Pass,
+        checks: Vec::new(),
+        warnings,
+        beam,
+        noise: NoiseReport {
+            median_rms_jy: median_rms,
+            global_rms_jy: global_rms,
+            median_background_jy: median_bkg,
+            median_expected_jy: median_expected,
+            noise_efficiency: efficiency,
+            box_px: grid.box_px,
+            n_pixels: scan.n_finite,
         },
-        value: Some(dynamic_range),
-        message: format!(
-            "peak {:.4} Jy/beam / median noise {:.3e} Jy/beam = {:.0}; FAIL below {}",
-            peak, median_rms, dynamic_range, th.dynamic_range_fail
-        ),
-    });
-    if let Some(eff) = efficiency {
-        checks.push(Check {
-            name: "noise_efficiency".into(),
-            status: if eff >= th.noise_efficiency_warn {
-                Verdict::Pass
-            } else {
-                Verdict::Warn
-            },
-            value: Some(eff),
-            message: format!(
-                "expected / measured noise = {eff:.2} (median expected {:.3e}, measured {:.3e} \
-                 Jy/beam); WARN below {}",
-                median_expected.unwrap_or(f64::NAN),
-                median_rms,
-                th.noise_efficiency_warn
-            ),
-        });
-    }
-    let named = [
-        ("negative_bowls", &artefacts.negative_bowls),
-        ("negative_pixels", &artefacts.negative_pixels),
-        ("edge_noise", &artefacts.edge_noise),
-        ("striping", &artefacts.striping),
-    ];
-    let worst = named
-        .iter()
-        .max_by(|a, b| a.1.score.total_cmp(&b.1.score))
-        .map(|(n, c)| format!("{n} {:.2}: {}", c.score, c.note))
-        .unwrap_or_default();
-    checks.push(Check {
-        name: "artefacts".into(),
-        status: if artefacts.score > th.artefact_warn {
-            Verdict::Warn
-        } else {
-            Verdict::Pass
+        peak_jy: peak,
+        dynamic_range,
+        sources: SourcesReport {
+            n: sources.len(),
+            csv,
+            fits,
+            detection_sigma: cfg.detection_sigma,
         },
-        value: Some(artefacts.score),
-        message: format!(
-            "artefact score {:.2} (worst component {worst}); WARN above {}",
-            artefacts.score, th.artefact_warn
-        ),
-    });
-    let verdict = checks
-        .iter()
-        .map(|c| c.status)
-        .max()
-        .unwrap_or(Verdict::Pass);
+        astrometry,
+        artefacts,
+        pictures: Pictures {
+            quicklook: None,
+            offsets: None,
+            noise_histogram: None,
+        },
+        thresholds: opts.thresholds.clone(),
+        elapsed_s: 0.0,
+    };
+    report.checks = checks(&report, &opts.thresholds, opts.require_astrometry);
+    report.verdict = verdict_of(&report.checks);
+    let verdict = report.verdict;
+    let astrometry = &report.astrometry;
+    let artefacts = &report.artefacts;
 
     // Pictures.
     let mut pictures = Pictures {
@@ -623,7 +535,7 @@ pub fn measure(input: &MosaicInput, opts: &QaOptions) -> Result<QaReport, QaErro
             input.name, input.tier, input.mosaic_id
         );
         let subtitle = format!(
-            "{} sources > {}σ; noise {:.3} mJy/beam; DR {:.0}; artefacts {:.2}{}",
+            "{} sources > {}σ; noise {:.3} mJy/beam; dynamic range {:.0}\nartefact score {:.2}{}",
             sources.len(),
             cfg.detection_sigma,
             median_rms * 1e3,
@@ -655,9 +567,16 @@ pub fn measure(input: &MosaicInput, opts: &QaOptions) -> Result<QaReport, QaErro
             let p = product("offsets.png");
             let title = match (a.median_dra_arcsec, a.median_ddec_arcsec) {
                 (Some(r), Some(d)) => format!(
-                    "{} matches: median dRA {r:+.2}\", dDec {d:+.2}\", rms {:.2}\"",
+                    "{} matches: median dRA {r:+.2}\", dDec {d:+.2}\"\nrms dRA {:.2}\", dDec {:.2}\"; \
+                     reference {}; match radius {:.1}\"",
                     a.n_matches,
-                    a.rms_arcsec.unwrap_or(f64::NAN)
+                    a.rms_dra_arcsec.unwrap_or(f64::NAN),
+                    a.rms_ddec_arcsec.unwrap_or(f64::NAN),
+                    a.reference
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    a.match_radius_arcsec
                 ),
                 _ => "no matches with the reference catalogue".to_string(),
             };
@@ -677,38 +596,9 @@ pub fn measure(input: &MosaicInput, opts: &QaOptions) -> Result<QaReport, QaErro
         pictures.noise_histogram = Some(p);
     }
 
-    Ok(QaReport {
-        mosaic_id: input.mosaic_id,
-        name: input.name.clone(),
-        tier: input.tier.clone(),
-        mosaic: input.path.clone(),
-        verdict,
-        checks,
-        warnings,
-        beam,
-        noise: NoiseReport {
-            median_rms_jy: median_rms,
-            global_rms_jy: global_rms,
-            median_background_jy: median_bkg,
-            median_expected_jy: median_expected,
-            noise_efficiency: efficiency,
-            box_px: grid.box_px,
-            n_pixels: scan.n_finite,
-        },
-        peak_jy: peak,
-        dynamic_range,
-        sources: SourcesReport {
-            n: sources.len(),
-            csv,
-            fits,
-            detection_sigma: cfg.detection_sigma,
-        },
-        astrometry,
-        artefacts,
-        pictures,
-        thresholds: th.clone(),
-        elapsed_s: t0.elapsed().as_secs_f64(),
-    })
+    report.pictures = pictures;
+    report.elapsed_s = t0.elapsed().as_secs_f64();
+    Ok(report)
 }
 
 /// Finds sources only (no records, no pictures): for tools and tests that need the catalogue.
@@ -800,4 +690,141 @@ impl QaManifest {
             report,
         }
     }
+}
+
+/// The verdict's checks for a measured report under `th` (pure: re-deciding with other
+/// thresholds needs no new measurement).
+pub fn checks(r: &QaReport, th: &Thresholds, require_astrometry: bool) -> Vec<Check> {
+    let mut checks = Vec::new();
+    match &r.astrometry {
+        Some(a) if a.n_matches >= th.min_matches => {
+            let off = a.offset_arcsec.unwrap_or(f64::NAN);
+            let status = if !(off <= th.astrometry_fail_arcsec) {
+                Verdict::Fail
+            } else if off > th.astrometry_warn_arcsec {
+                Verdict::Warn
+            } else {
+                Verdict::Pass
+            };
+            checks.push(Check {
+                name: "astrometry".into(),
+                status,
+                value: Some(off),
+                message: format!(
+                    "median offset {off:.2}\" (dRA·cos(dec) {:+.2}\", dDec {:+.2}\") over {} matches \
+                     with {}; WARN above {}\", FAIL above {}\"",
+                    a.median_dra_arcsec.unwrap_or(f64::NAN),
+                    a.median_ddec_arcsec.unwrap_or(f64::NAN),
+                    a.n_matches,
+                    a.reference.display(),
+                    th.astrometry_warn_arcsec,
+                    th.astrometry_fail_arcsec
+                ),
+            });
+        }
+        Some(a) => checks.push(Check {
+            name: "astrometry".into(),
+            status: if require_astrometry {
+                Verdict::Warn
+            } else {
+                Verdict::Pass
+            },
+            value: None,
+            message: format!(
+                "only {} match(es) with {} within {:.1}\" (need {}): astrometry not checked{}",
+                a.n_matches,
+                a.reference.display(),
+                a.match_radius_arcsec,
+                th.min_matches,
+                if require_astrometry {
+                    format!(", and tier {} requires it", r.tier)
+                } else {
+                    String::new()
+                }
+            ),
+        }),
+        None => checks.push(Check {
+            name: "astrometry".into(),
+            status: if require_astrometry {
+                Verdict::Warn
+            } else {
+                Verdict::Pass
+            },
+            value: None,
+            message: if require_astrometry {
+                format!(
+                    "tier {} requires astrometry but no reference catalogue was given: pass \
+                     --reference CATALOGUE or set reference in [qa.tiers.{}] of contimg.toml",
+                    r.tier, r.tier
+                )
+            } else {
+                "no reference catalogue; astrometry not checked (not required by this tier)".into()
+            },
+        }),
+    }
+    checks.push(Check {
+        name: "dynamic_range".into(),
+        status: if r.dynamic_range >= th.dynamic_range_fail {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        },
+        value: Some(r.dynamic_range),
+        message: format!(
+            "peak {:.4} Jy/beam / median noise {:.3e} Jy/beam = {:.0}; FAIL below {}",
+            r.peak_jy, r.noise.median_rms_jy, r.dynamic_range, th.dynamic_range_fail
+        ),
+    });
+    if let Some(eff) = r.noise.noise_efficiency {
+        checks.push(Check {
+            name: "noise_efficiency".into(),
+            status: if eff >= th.noise_efficiency_warn {
+                Verdict::Pass
+            } else {
+                Verdict::Warn
+            },
+            value: Some(eff),
+            message: format!(
+                "expected / measured noise = {eff:.2} (median expected {:.3e}, measured {:.3e} \
+                 Jy/beam); WARN below {}",
+                r.noise.median_expected_jy.unwrap_or(f64::NAN),
+                r.noise.median_rms_jy,
+                th.noise_efficiency_warn
+            ),
+        });
+    }
+    let named = [
+        ("negative_bowls", &r.artefacts.negative_bowls),
+        ("negative_pixels", &r.artefacts.negative_pixels),
+        ("edge_noise", &r.artefacts.edge_noise),
+        ("striping", &r.artefacts.striping),
+    ];
+    let worst = named
+        .iter()
+        .max_by(|a, b| a.1.score.total_cmp(&b.1.score))
+        .map(|(n, c)| format!("{n} {:.2}: {}", c.score, c.note))
+        .unwrap_or_default();
+    checks.push(Check {
+        name: "artefacts".into(),
+        status: if r.artefacts.score > th.artefact_warn {
+            Verdict::Warn
+        } else {
+            Verdict::Pass
+        },
+        value: Some(r.artefacts.score),
+        message: format!(
+            "artefact score {:.2} (worst component {worst}); WARN above {}",
+            r.artefacts.score, th.artefact_warn
+        ),
+    });
+    checks
+}
+
+/// The worst status of the checks (PASS when there are none).
+pub fn verdict_of(checks: &[Check]) -> Verdict {
+    checks
+        .iter()
+        .map(|c| c.status)
+        .max()
+        .unwrap_or(Verdict::Pass)
 }

@@ -236,7 +236,7 @@ impl Panel {
     }
     /// Ticks, tick labels and grid lines; `ylabel_fmt` formats y tick labels.
     fn axes(&self, c: &mut Canvas, xlabel: &str, ylabel: &str, ylabel_fmt: &dyn Fn(f64) -> String) {
-        for t in nice_ticks(self.xr.0, self.xr.1, 6) {
+        for t in nice_ticks(self.xr.0.min(self.xr.1), self.xr.0.max(self.xr.1), 6) {
             let x = self.px(t);
             c.line(x, self.y0, x, self.y0 + self.h, LIGHT, 0);
             c.line(x, self.y0 + self.h, x, self.y0 + self.h + 5.0, BLACK, 0);
@@ -300,8 +300,8 @@ pub fn quicklook_layout(nx: usize, ny: usize, max_px: usize) -> QuicklookLayout 
         (1, (800 / m).clamp(1, 4))
     };
     let panel = (nx.div_ceil(block) * zoom, ny.div_ceil(block) * zoom);
-    let margin = (130, 70);
-    let canvas = ((panel.0 + margin.0 + 30).max(600), panel.1 + margin.1 + 80);
+    let margin = (130, 96);
+    let canvas = ((panel.0 + margin.0 + 30).max(1000), panel.1 + margin.1 + 80);
     QuicklookLayout {
         block,
         zoom,
@@ -335,11 +335,11 @@ fn fmt_dec(dec: f64, step_deg: f64) -> String {
     }
 }
 
-fn pick_step(span: f64, choices: &[f64]) -> f64 {
+fn pick_step(span: f64, choices: &[f64], max_lines: f64) -> f64 {
     choices
         .iter()
         .copied()
-        .find(|s| span / s <= 7.0)
+        .find(|s| span / s <= max_lines.max(2.0))
         .unwrap_or(*choices.last().unwrap_or(&30.0))
 }
 
@@ -486,8 +486,16 @@ pub fn quicklook(
             15.0,
             30.0,
         ];
-        let rs = pick_step(rmax - rmin, &ra_steps);
-        let ds = pick_step(dmax - dmin, &dec_steps);
+        let rs = pick_step(
+            rmax - rmin,
+            &ra_steps,
+            (lay.panel.0 as f64 / 130.0).min(8.0),
+        );
+        let ds = pick_step(
+            dmax - dmin,
+            &dec_steps,
+            (lay.panel.1 as f64 / 40.0).min(8.0),
+        );
         let bottom = (my as usize + lay.panel.1) as f64;
         let left = mx as f64;
         let mut k = ((ra_c + rmin) / rs).ceil();
@@ -496,7 +504,7 @@ pub fn quicklook(
             let mut prev: Option<(f64, f64)> = None;
             let mut labelled = false;
             for t in 0..=200 {
-                let dec = dmin + (dmax - dmin) * t as f64 / 200.0;
+                let dec = dmin - 0.1 * (dmax - dmin) + 1.2 * (dmax - dmin) * t as f64 / 200.0;
                 let cur = wcs
                     .icrs_to_pix(ra.rem_euclid(360.0), dec)
                     .map(|(x, y)| to_canvas(x, y));
@@ -531,7 +539,7 @@ pub fn quicklook(
             let mut prev: Option<(f64, f64)> = None;
             let mut labelled = false;
             for t in 0..=200 {
-                let ra = ra_c + rmin + (rmax - rmin) * t as f64 / 200.0;
+                let ra = ra_c + rmin - 0.1 * (rmax - rmin) + 1.2 * (rmax - rmin) * t as f64 / 200.0;
                 let cur = wcs
                     .icrs_to_pix(ra.rem_euclid(360.0), dec)
                     .map(|(x, y)| to_canvas(x, y));
@@ -585,7 +593,9 @@ pub fn quicklook(
         BLACK,
         2,
     );
-    c.text(10, 42, text.subtitle, [60, 60, 60], 2);
+    for (k, line) in text.subtitle.lines().take(2).enumerate() {
+        c.text(10, 42 + 22 * k as i64, line, [60, 60, 60], 2);
+    }
     let foot = my + lay.panel.1 as i64 + 34;
     c.text(
         mx,
@@ -689,19 +699,23 @@ pub fn offsets(
         c.line(mx - 9.0, my + 1.0, mx + 9.0, my + 1.0, RED, 0);
         c.line(mx + 1.0, my - 9.0, mx + 1.0, my + 9.0, RED, 0);
     }
-    c.text(10, 10, title, BLACK, 2);
+    let mut lines = title.lines();
+    c.text(10, 10, lines.next().unwrap_or(""), BLACK, 2);
     let legend = if beam_fits {
         format!(
-            "blue: matches; red +: median; grey: beam {:.1}\"×{:.1}\"",
+            "blue: matches (found - reference); red +: median; grey ellipse: beam {:.1}\"×{:.1}\"",
             beam.bmaj_arcsec, beam.bmin_arcsec
         )
     } else {
         format!(
-            "blue: matches; red +: median; beam {:.1}\"×{:.1}\" is off this scale",
+            "blue: matches (found - reference); red +: median; beam {:.1}\"×{:.1}\" is off this scale",
             beam.bmaj_arcsec, beam.bmin_arcsec
         )
     };
-    c.text(10, 36, &legend, [60, 60, 60], 1);
+    if let Some(l) = lines.next() {
+        c.text(10, 32, l, [60, 60, 60], 1);
+    }
+    c.text(10, 46, &legend, [60, 60, 60], 1);
     if matches.is_empty() {
         c.text(250, 300, "no matches", RED, 3);
     }
