@@ -13,6 +13,9 @@ use rayon::prelude::*;
 
 use crate::stats::median_in_place;
 
+/// A grid node as (row j, column i).
+pub type Node = (usize, usize);
+
 /// Box statistics on a node grid.
 #[derive(Debug, Clone)]
 pub struct BackgroundGrid {
@@ -196,7 +199,7 @@ impl BackgroundGrid {
 
     /// Node values of `rms` whose box is entirely inside the image and finite (interior) and
     /// those whose box is not (edge).
-    pub fn interior_and_edge(&self) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
+    pub fn interior_and_edge(&self) -> (Vec<Node>, Vec<Node>) {
         let mut interior = Vec::new();
         let mut edge = Vec::new();
         for j in 0..self.ys.len() {

@@ -337,8 +337,7 @@ pub fn measure(input: &MosaicInput, opts: &QaOptions) -> Result<QaReport, QaErro
         image
             .slice(ndarray::s![..;gst, ..;gst])
             .iter()
-            .collect::<Vec<_>>()
-            .into_iter(),
+            .collect::<Vec<_>>(),
     )
     .unwrap_or(f64::NAN);
 
@@ -699,7 +698,7 @@ pub fn checks(r: &QaReport, th: &Thresholds, require_astrometry: bool) -> Vec<Ch
     match &r.astrometry {
         Some(a) if a.n_matches >= th.min_matches => {
             let off = a.offset_arcsec.unwrap_or(f64::NAN);
-            let status = if !(off <= th.astrometry_fail_arcsec) {
+            let status = if off.is_nan() || off > th.astrometry_fail_arcsec {
                 Verdict::Fail
             } else if off > th.astrometry_warn_arcsec {
                 Verdict::Warn

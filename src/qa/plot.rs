@@ -181,7 +181,10 @@ impl Canvas {
 
 /// Tick values: a "nice" step giving about `n` ticks over [lo, hi].
 pub fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
-    if !(hi > lo) || !lo.is_finite() || !hi.is_finite() {
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater)
+        || !lo.is_finite()
+        || !hi.is_finite()
+    {
         return Vec::new();
     }
     let raw = (hi - lo) / n.max(1) as f64;
@@ -375,7 +378,7 @@ pub fn quicklook(
             for y in by * lay.block..((by + 1) * lay.block).min(ny) {
                 for x in bx * lay.block..((bx + 1) * lay.block).min(nx) {
                     let v = image[[y, x]];
-                    if v.is_finite() && !(v <= m) {
+                    if v.is_finite() && (m.is_nan() || v > m) {
                         m = v;
                     }
                 }
