@@ -172,6 +172,15 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     for s in &summary {
         ctx.info(&format!("  {s}"));
     }
+    ctx.debug(&format!(
+        "qa timings (s): {}",
+        report
+            .timings_s
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     emit_json(&QaManifest::new(&db, qa_id, report))?;
     if verdict == Verdict::Fail {
         return Err(CliError::Failed(format!("QA verdict FAIL: {}", summary.join("; "))).into());

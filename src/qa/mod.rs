@@ -23,6 +23,7 @@ pub mod sources;
 pub mod synth;
 pub mod xmatch;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -248,6 +249,9 @@ pub struct QaReport {
     pub pictures: Pictures,
     pub thresholds: Thresholds,
     pub elapsed_s: f64,
+    /// Wall time per stage (s): read, background, noise_map, sources, astrometry, artefacts,
+    /// pictures.
+    pub timings_s: BTreeMap<String, f64>,
 }
 
 /// `contimg.qa/1`.
@@ -287,6 +291,12 @@ fn stride_for(nx: usize, ny: usize, max: usize) -> usize {
 /// Measures the mosaic, writes the source catalogues and pictures, and decides the verdict.
 pub fn measure(input: &MosaicInput, opts: &QaOptions) -> Result<QaReport, QaError> {
     let t0 = Instant::now();
+    let mut timings = BTreeMap::new();
+    let mut lap = Instant::now();
+    let mut stage = |name: &str| {
+        timings.insert(name.to_string(), lap.elapsed().as_secs_f64());
+        lap = Instant::now();
+    };
     let cfg = &opts.config;
     let mut warnings = Vec::new();
     let img = read_image(&input.path)?;
@@ -305,6 +315,7 @@ pub fn measure(input: &MosaicInput, opts: &QaOptions) -> Result<QaReport, QaErro
     };
     let image = img.plane;
     let (ny, nx) = image.dim();
+    stage("read");
     let box_px = ((cfg.box_beams * beam.fwhm_px()).round() as usize).max(16);
     let grid = BackgroundGrid::measure(image.view(), box_px).ok_or_else(|| QaError::Empty {
         path: input.path.clone(),
@@ -341,6 +352,7 @@ pub fn measure(input: &MosaicInput, opts: &QaOptions) -> Result<QaReport, QaErro
     )
     .unwrap_or(f64::NAN);
 
+    stage("background");
     let mut expected_nodes: Option<Array2<f64>> = None;
     let mut median_expected = None;
     let mut efficiency = None;
@@ -387,6 +399,7 @@ pub fn measure(input: &MosaicInput, opts: &QaOptions) -> Result<QaReport, QaErro
         },
     }
 
+    stage("noise_map");
     let mut scan = scan::scan(image.view(), &grid, cfg.detection_sigma);
     let sources = sources::find_sources(image.view(), &grid, &mut scan.mask, &beam, &wcs);
     scan.mask = Vec::new();
@@ -405,6 +418,7 @@ pub fn measure(input: &MosaicInput, opts: &QaOptions) -> Result<QaReport, QaErro
     catalog::write_sources_csv(&csv, &sources)?;
     catalog::write_sources_fits(&fits, &sources)?;
 
+    stage("sources");
     // Astrometry.
     let mut matched = vec![false; sources.len()];
     let mut matches = Vec::new();
@@ -456,6 +470,7 @@ pub fn measure(input: &MosaicInput, opts: &QaOptions) -> Result<QaReport, QaErro
         }
     };
 
+    stage("astrometry");
     // Dynamic range: the brightest source's fitted peak (else the brightest pixel) / median noise.
     let peak = match (sources.first(), scan.max_pixel) {
         (Some(s), _) => s.peak_jy,
@@ -479,6 +494,7 @@ pub fn measure(input: &MosaicInput, opts: &QaOptions) -> Result<QaReport, QaErro
             .map(|f| f as &dyn Fn(usize, usize) -> Option<f64>),
     );
 
+    stage("artefacts");
     let mut report = QaReport {
         mosaic_id: input.mosaic_id,
         name: input.name.clone(),
@@ -514,6 +530,7 @@ pub fn measure(input: &MosaicInput, opts: &QaOptions) -> Result<QaReport, QaErro
         },
         thresholds: opts.thresholds.clone(),
         elapsed_s: 0.0,
+        timings_s: BTreeMap::new(),
     };
     report.checks = checks(&report, &opts.thresholds, opts.require_astrometry);
     report.verdict = verdict_of(&report.checks);
@@ -595,7 +612,9 @@ pub fn measure(input: &MosaicInput, opts: &QaOptions) -> Result<QaReport, QaErro
         pictures.noise_histogram = Some(p);
     }
 
+    stage("pictures");
     report.pictures = pictures;
+    report.timings_s = timings;
     report.elapsed_s = t0.elapsed().as_secs_f64();
     Ok(report)
 }
