@@ -37,6 +37,14 @@ complete -c contimg -n "__fish_contimg_needs_command" -f -a "ingest" -d 'Registe
 complete -c contimg -n "__fish_contimg_needs_command" -f -a "images" -d 'List registered images, ordered by observation time'
 complete -c contimg -n "__fish_contimg_needs_command" -f -a "tiers" -d 'Show the mosaic tiers: image count, rms threshold, interpolation, astrometry, timeout'
 complete -c contimg -n "__fish_contimg_needs_command" -f -a "plan" -d 'Select images for a mosaic and record a plan; prints a `contimg.plan/1` manifest'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "build" -d 'Build the mosaic of a plan: reproject every input onto one ICRS grid and combine them linmos-style (weights A²/σ², primary-beam cut-off); write the mosaic, its weight map and its expected-noise map into the workspace\'s mosaics/ directory; print a `contimg.mosaic/1` manifest'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "qa" -d 'Quality-check a mosaic; prints a `contimg.qa/1` manifest and records a `mosaic_qa` row'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "run" -d 'Run a pipeline for one slot: create its execution and tasks, work them, print the manifest'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "worker" -d 'Claim and run queued tasks, each in a child process, until stopped (or, with --once, until nothing is claimable)'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "status" -d 'Show executions (newest first) or one execution\'s jobs: state, attempts, next retry, last error, duration and log path'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "retry" -d 'Re-run an execution\'s failed and cancelled jobs (with fresh attempts), reusing the outputs of its completed jobs, then work the execution to its end like `run` (unless --detach)'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "cancel" -d 'Cancel an execution: its pending and sleeping tasks are cancelled at once; a running task\'s worker sees its lease lost at its next heartbeat and kills the job\'s process group. Prints the execution manifest (exit 1: the execution did not complete)'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "pipelines" -d 'List the pipelines (built-in and from contimg.toml), or validate them with `check`'
 complete -c contimg -n "__fish_contimg_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c contimg -n "__fish_contimg_needs_command" -f -a "man" -d 'Write man pages: contimg.1 and one page per subcommand (contimg-ingest.1, ...)'
 complete -c contimg -n "__fish_contimg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -110,6 +118,96 @@ complete -c contimg -n "__fish_contimg_using_subcommand plan" -s v -l verbose -d
 complete -c contimg -n "__fish_contimg_using_subcommand plan" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
 complete -c contimg -n "__fish_contimg_using_subcommand plan" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand plan" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l plan -d 'Build the recorded plan with this id' -r
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l cell -d 'Output pixel size in arcsec (default: the median of the inputs)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l projection -d 'Output projection: auto, SIN, TAN or CAR (default from contimg.toml: auto)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l interpolation -d 'Interpolation: nearest, bilinear, bicubic or lanczos3 (default: the tier\'s)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l pb-cutoff -d 'Primary-beam cut-off in (0, 1) (default from contimg.toml: 0.1)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand build" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand build" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand build" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand build" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c contimg -n "__fish_contimg_using_subcommand build" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l mosaic -d 'Check the mosaic with this id in the database instead of reading a manifest' -r
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l reference -d 'Reference catalogue (overrides the tier\'s and [qa]\'s `reference` in contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l out-dir -d 'Write the source catalogues and PNGs here instead of beside the mosaic' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l no-pictures -d 'Do not draw the PNGs'
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand run" -l slot -d 'The slot: ISO-8601 UTC or MJD, `now` (default), or `scheduled` (the latest time at or before now that the pipeline\'s schedule fires)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand run" -l param -d 'A pipeline parameter, `key=value` (repeatable)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand run" -l workers -d 'Worker threads working the execution (each job still runs in its own process)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand run" -l lease -d 'Lease length: a task whose worker stops heartbeating this long is retried by another worker' -r
+complete -c contimg -n "__fish_contimg_using_subcommand run" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand run" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand run" -l detach -d 'Only create the execution and its tasks (print the manifest); leave the work to `contimg worker`'
+complete -c contimg -n "__fish_contimg_using_subcommand run" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand run" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand run" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c contimg -n "__fish_contimg_using_subcommand run" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand worker" -l concurrency -d 'Worker threads in this process' -r
+complete -c contimg -n "__fish_contimg_using_subcommand worker" -l lease -d 'Lease length: a task whose worker stops heartbeating this long is retried by another worker' -r
+complete -c contimg -n "__fish_contimg_using_subcommand worker" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand worker" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand worker" -l once -d 'Return when no task is claimable now (sleeping retries are left for later) and print a summary'
+complete -c contimg -n "__fish_contimg_using_subcommand worker" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand worker" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand worker" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand worker" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c contimg -n "__fish_contimg_using_subcommand worker" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand status" -l limit -d 'How many executions to list' -r
+complete -c contimg -n "__fish_contimg_using_subcommand status" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand status" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand status" -l json -d 'Print JSON even on a terminal'
+complete -c contimg -n "__fish_contimg_using_subcommand status" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand status" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand status" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c contimg -n "__fish_contimg_using_subcommand status" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand retry" -l workers -d 'Worker threads' -r
+complete -c contimg -n "__fish_contimg_using_subcommand retry" -l lease -d 'Lease length (see `run`)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand retry" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand retry" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand retry" -l detach -d 'Only reset the jobs; leave them to `contimg worker`'
+complete -c contimg -n "__fish_contimg_using_subcommand retry" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand retry" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand retry" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand retry" -s h -l help -d 'Print help'
+complete -c contimg -n "__fish_contimg_using_subcommand retry" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand cancel" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand cancel" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand cancel" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand cancel" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand cancel" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand cancel" -s h -l help -d 'Print help'
+complete -c contimg -n "__fish_contimg_using_subcommand cancel" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -l json -d 'Print JSON even on a terminal'
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -f -a "check" -d 'Validate every pipeline: job types, ids, dependencies and cycles, references, parameters, durations, retry settings and cron schedules. Exit 2 (and each error on stderr, naming the file, pipeline and job) when any is invalid'
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from help" -f -a "check" -d 'Validate every pipeline: job types, ids, dependencies and cycles, references, parameters, durations, retry settings and cron schedules. Exit 2 (and each error on stderr, naming the file, pipeline and job) when any is invalid'
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c contimg -n "__fish_contimg_using_subcommand completions" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand completions" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand completions" -s q -l quiet -d 'Print only errors on stderr'
@@ -125,12 +223,21 @@ complete -c contimg -n "__fish_contimg_using_subcommand man" -s v -l verbose -d 
 complete -c contimg -n "__fish_contimg_using_subcommand man" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
 complete -c contimg -n "__fish_contimg_using_subcommand man" -s h -l help -d 'Print help'
 complete -c contimg -n "__fish_contimg_using_subcommand man" -s V -l version -d 'Print version'
-complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan completions man help" -f -a "init" -d 'Create a workspace: contimg.toml (every default written out), pipeline.sqlite3, mosaics/, logs/'
-complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan completions man help" -f -a "simulate" -d 'Write simulated drift-scan snapshots (4-D SIN FITS, apparent sky, beam-correlated noise), truth.csv (the sky) and snapshots.csv (each snapshot\'s centre, time and rms) into --out'
-complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan completions man help" -f -a "ingest" -d 'Register FITS images: centre (ICRS), time, rms, beam, frequency, pixel scale, hash'
-complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan completions man help" -f -a "images" -d 'List registered images, ordered by observation time'
-complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan completions man help" -f -a "tiers" -d 'Show the mosaic tiers: image count, rms threshold, interpolation, astrometry, timeout'
-complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan completions man help" -f -a "plan" -d 'Select images for a mosaic and record a plan; prints a `contimg.plan/1` manifest'
-complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan completions man help" -f -a "man" -d 'Write man pages: contimg.1 and one page per subcommand (contimg-ingest.1, ...)'
-complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help" -f -a "init" -d 'Create a workspace: contimg.toml (every default written out), pipeline.sqlite3, mosaics/, logs/'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help" -f -a "simulate" -d 'Write simulated drift-scan snapshots (4-D SIN FITS, apparent sky, beam-correlated noise), truth.csv (the sky) and snapshots.csv (each snapshot\'s centre, time and rms) into --out'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help" -f -a "ingest" -d 'Register FITS images: centre (ICRS), time, rms, beam, frequency, pixel scale, hash'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help" -f -a "images" -d 'List registered images, ordered by observation time'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help" -f -a "tiers" -d 'Show the mosaic tiers: image count, rms threshold, interpolation, astrometry, timeout'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help" -f -a "plan" -d 'Select images for a mosaic and record a plan; prints a `contimg.plan/1` manifest'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help" -f -a "build" -d 'Build the mosaic of a plan: reproject every input onto one ICRS grid and combine them linmos-style (weights A²/σ², primary-beam cut-off); write the mosaic, its weight map and its expected-noise map into the workspace\'s mosaics/ directory; print a `contimg.mosaic/1` manifest'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help" -f -a "qa" -d 'Quality-check a mosaic; prints a `contimg.qa/1` manifest and records a `mosaic_qa` row'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help" -f -a "run" -d 'Run a pipeline for one slot: create its execution and tasks, work them, print the manifest'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help" -f -a "worker" -d 'Claim and run queued tasks, each in a child process, until stopped (or, with --once, until nothing is claimable)'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help" -f -a "status" -d 'Show executions (newest first) or one execution\'s jobs: state, attempts, next retry, last error, duration and log path'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help" -f -a "retry" -d 'Re-run an execution\'s failed and cancelled jobs (with fresh attempts), reusing the outputs of its completed jobs, then work the execution to its end like `run` (unless --detach)'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help" -f -a "cancel" -d 'Cancel an execution: its pending and sleeping tasks are cancelled at once; a running task\'s worker sees its lease lost at its next heartbeat and kills the job\'s process group. Prints the execution manifest (exit 1: the execution did not complete)'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help" -f -a "pipelines" -d 'List the pipelines (built-in and from contimg.toml), or validate them with `check`'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help" -f -a "man" -d 'Write man pages: contimg.1 and one page per subcommand (contimg-ingest.1, ...)'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and __fish_seen_subcommand_from pipelines" -f -a "check" -d 'Validate every pipeline: job types, ids, dependencies and cycles, references, parameters, durations, retry settings and cron schedules. Exit 2 (and each error on stderr, naming the file, pipeline and job) when any is invalid'

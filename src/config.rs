@@ -33,6 +33,8 @@ pub struct Config {
     pub qa: crate::qa::QaConfig,
     /// `[tiers.NAME]` tables: override fields of a built-in tier or define a new one.
     pub tiers: BTreeMap<String, TierConfig>,
+    /// `[pipelines.NAME]` tables: define a pipeline, or replace the built-in of the same name.
+    pub pipelines: BTreeMap<String, crate::pipeline::PipelineDef>,
 }
 
 /// Mosaic build settings.
@@ -143,7 +145,30 @@ projection = "{projection}"
 {qa}
 # Tiers. Each [tiers.NAME] table overrides fields of a built-in tier; a new NAME defines a new
 # tier and must set every field. interpolation: nearest, bilinear, bicubic or lanczos3.
-{tiers}"#,
+{tiers}
+# Pipelines. A [pipelines.NAME] table defines a pipeline, or replaces the built-in of that name
+# (nightly_mosaic, on_demand_mosaic; `contimg pipelines --json` prints them). Check with
+# `contimg pipelines check`. Example (uncomment and edit):
+#
+#   [pipelines.my_nightly]
+#   schedule = "0 3 * * *"       # 5-field cron, UTC; slot = the firing time
+#   window = "24h"               # ${{slot.start}} = slot - window, ${{slot.end}} = slot
+#   max_retries = 2              # attempts = max_retries + 1
+#   retry = {{ kind = "exponential", base_s = 60, factor = 3, cap_s = 900 }}  # or fixed / none
+#   notify = [{{ on = "failure", channel = "log" }}]  # email (to), webhook (url), command (argv)
+#
+#   [[pipelines.my_nightly.jobs]]
+#   id = "plan"
+#   type = "mosaic_plan"         # mosaic_plan, mosaic_build, mosaic_qa or command
+#   params = {{ tier = "science", start = "${{slot.start}}", end = "${{slot.end}}" }}
+#   timeout = "10m"
+#
+#   [[pipelines.my_nightly.jobs]]
+#   id = "build"
+#   type = "mosaic_build"
+#   params = {{ plan_id = "${{plan.plan_id}}" }}  # an upstream job's output
+#   depends_on = ["plan"]
+"#,
         db = d.paths.database.display(),
         mosaics = d.paths.mosaics.display(),
         logs = d.paths.logs.display(),

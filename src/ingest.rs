@@ -13,9 +13,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rayon::prelude::*;
 use rusqlite::Connection;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use crate::fits::read::{FitsReadError, read_image};
+use crate::fits::read::{FitsReadError, read_image_bytes};
 use crate::fits::{Header, Value};
 use crate::stats;
 use crate::store::StoreError;
@@ -222,7 +221,7 @@ fn frame_name(f: Frame) -> String {
 
 /// Reads one file and measures everything its `images` row records.
 pub fn analyse(path: &Path, bytes: &[u8], sha256: String) -> Result<ImageRecord, IngestError> {
-    let image = read_image(path).map_err(Box::new)?;
+    let image = read_image_bytes(path, bytes).map_err(Box::new)?;
     let h = &image.header;
     let wcs = Wcs::from_header(h).map_err(|source| IngestError::Wcs {
         path: path.to_path_buf(),
@@ -401,11 +400,7 @@ fn hash_file(path: &Path) -> Result<(Vec<u8>, String), IngestError> {
             path: path.to_path_buf(),
             source,
         })?;
-    let digest = Sha256::digest(&bytes);
-    let hex = digest
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
+    let hex = crate::fsutil::sha256_hex(&bytes);
     Ok((bytes, hex))
 }
 
@@ -500,6 +495,7 @@ pub fn ingest(
                 }
                 Err(e) => {
                     on_problem(&format!("error: {e}"));
+                    let path = std::fs::canonicalize(&path).unwrap_or(path);
                     report.failed.push(FileFailure {
                         path: path.to_string_lossy().into_owned(),
                         reason: e.to_string(),

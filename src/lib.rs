@@ -4,6 +4,7 @@
 //! call these functions, and the pipeline runner calls the same functions from queued tasks.
 
 pub mod beam;
+pub mod build;
 pub mod cli;
 pub mod config;
 pub mod fits;
@@ -11,6 +12,8 @@ pub mod fsutil;
 
 pub mod ingest;
 pub mod manifest;
+pub mod mosaic;
+pub mod pipeline;
 pub mod plan;
 pub mod qa;
 pub mod queue;

@@ -4,14 +4,21 @@
 //! progress, logs and warnings go to stderr. Exit codes: 0 success, 1 the work failed,
 //! 2 usage or input error. A closed stdout (broken pipe) is not an error.
 
+mod build;
+mod cancel;
 mod completions;
 mod images;
 mod ingest;
 mod init;
+mod pipelines;
 mod plan;
 mod qa;
+mod retry;
+mod run;
 mod simulate;
+mod status;
 mod tiers;
+mod worker;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -74,7 +81,14 @@ pub enum Command {
     Images(images::Args),
     Tiers(tiers::Args),
     Plan(plan::Args),
+    Build(build::Args),
     Qa(qa::Args),
+    Run(run::Args),
+    Worker(worker::Args),
+    Status(status::Args),
+    Retry(retry::Args),
+    Cancel(cancel::Args),
+    Pipelines(pipelines::Args),
     Completions(completions::CompletionsArgs),
     Man(completions::ManArgs),
 }
@@ -234,7 +248,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Images(a) => images::run(&ctx, a),
         Command::Tiers(a) => tiers::run(&ctx, a),
         Command::Plan(a) => plan::run(&ctx, a),
+        Command::Build(a) => build::run(&ctx, a),
         Command::Qa(a) => qa::run(&ctx, a),
+        Command::Run(a) => run::run(&ctx, a),
+        Command::Worker(a) => worker::run(&ctx, a),
+        Command::Status(a) => status::run(&ctx, a),
+        Command::Retry(a) => retry::run(&ctx, a),
+        Command::Cancel(a) => cancel::run(&ctx, a),
+        Command::Pipelines(a) => pipelines::run(&ctx, a),
         Command::Completions(a) => completions::run_completions(a),
         Command::Man(a) => completions::run_man(a),
     }

@@ -16,6 +16,7 @@ use rusqlite::{Connection, OpenFlags};
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_core", include_str!("../../migrations/0001_core.sql")),
     ("0002_queue", crate::queue::MIGRATION_SQL),
+    ("0003_pipeline", crate::pipeline::MIGRATION_SQL),
 ];
 
 /// The schema version this binary writes.

@@ -1,0 +1,44 @@
+//! `contimg retry`: re-run the failed and cancelled jobs of an execution.
+
+use super::Ctx;
+use crate::pipeline::{StopWhen, exec};
+
+/// Re-run an execution's failed and cancelled jobs (with fresh attempts), reusing the outputs of
+/// its completed jobs, then work the execution to its end like `run` (unless --detach).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Execution id (see `contimg status`).
+    pub execution: i64,
+    /// Only reset the jobs; leave them to `contimg worker`.
+    #[arg(long)]
+    pub detach: bool,
+    /// Worker threads.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub workers: usize,
+    /// Lease length (see `run`).
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub lease: String,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let ws = ctx.workspace()?;
+    let engine = super::run::Engine::new(ctx, &ws, super::run::lease(&args.lease)?)?;
+    let q = engine.queue()?;
+    let eid = args.execution;
+    engine
+        .manifest(&q, eid)
+        .map_err(super::run::map_pipeline_err)?;
+    let reset = q.retry_failed(eid)?;
+    let status = exec::sync(q.connection(), eid)?;
+    ctx.info(&format!(
+        "execution {eid}: {} job(s) reset; {status}",
+        reset.len()
+    ));
+    if !args.detach && status == "running" {
+        engine.work(args.workers, StopWhen::ExecutionDone(eid))?;
+    }
+    let m = engine
+        .manifest(&q, eid)
+        .map_err(super::run::map_pipeline_err)?;
+    super::run::finish(ctx, &m)
+}

@@ -1,0 +1,110 @@
+//! `contimg status`: executions and their jobs.
+
+use std::io::IsTerminal;
+
+use super::{Ctx, emit_json, emit_text};
+use crate::pipeline::exec;
+
+/// Show executions (newest first) or one execution's jobs: state, attempts, next retry, last
+/// error, duration and log path.
+///
+/// A table when stdout is a terminal; JSON with --json or when stdout is a pipe or file (one
+/// execution: its `contimg.execution/1` manifest).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Execution id; without it, the latest executions.
+    pub execution: Option<i64>,
+    /// How many executions to list.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Print JSON even on a terminal.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn short(s: &str, n: usize) -> String {
+    let one = s.lines().next().unwrap_or("");
+    if one.chars().count() > n {
+        format!("{}…", one.chars().take(n).collect::<String>())
+    } else {
+        one.to_string()
+    }
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let ws = ctx.workspace()?;
+    let engine = super::run::Engine::new(ctx, &ws, std::time::Duration::from_secs(60))?;
+    let q = engine.queue()?;
+    let table = !args.json && std::io::stdout().is_terminal();
+    match args.execution {
+        None => {
+            let list =
+                exec::list(q.connection(), args.limit).map_err(super::run::map_pipeline_err)?;
+            if !table {
+                return emit_json(&list);
+            }
+            let mut out = format!(
+                "{:>5}  {:<20} {:<21} {:<10} {}\n",
+                "id", "pipeline", "slot", "status", "jobs"
+            );
+            for e in &list {
+                let jobs: Vec<String> = e.jobs.iter().map(|(j, s)| format!("{j}:{s}")).collect();
+                out.push_str(&format!(
+                    "{:>5}  {:<20} {:<21} {:<10} {}\n",
+                    e.execution_id,
+                    e.pipeline,
+                    e.slot.as_deref().unwrap_or("-"),
+                    e.status,
+                    jobs.join(" ")
+                ));
+            }
+            emit_text(&out)
+        }
+        Some(eid) => {
+            let m = engine
+                .manifest(&q, eid)
+                .map_err(super::run::map_pipeline_err)?;
+            if !table {
+                return emit_json(&m);
+            }
+            let mut out = format!(
+                "execution {} of {} for slot {}: {}{}\n\n{:<12} {:<13} {:<10} {:>8} {:>9} {:<21} {}\n",
+                m.execution_id,
+                m.pipeline,
+                m.slot.as_deref().unwrap_or("-"),
+                m.status,
+                m.error
+                    .as_deref()
+                    .map(|e| format!(" ({})", short(e, 80)))
+                    .unwrap_or_default(),
+                "job",
+                "type",
+                "state",
+                "attempts",
+                "duration",
+                "next retry",
+                "last error / log"
+            );
+            for j in &m.jobs {
+                out.push_str(&format!(
+                    "{:<12} {:<13} {:<10} {:>8} {:>9} {:<21} {}\n",
+                    j.id,
+                    j.job_type,
+                    j.state.as_str(),
+                    format!("{}/{}", j.attempts, j.max_attempts),
+                    j.duration_s
+                        .map(|d| format!("{d:.1}s"))
+                        .unwrap_or_else(|| "-".into()),
+                    j.next_retry_at.as_deref().unwrap_or("-"),
+                    match (&j.error, &j.log_path) {
+                        (Some(e), _) => short(e, 70),
+                        (None, Some(l)) => l.clone(),
+                        _ => "-".into(),
+                    }
+                ));
+            }
+            ctx.debug(&format!("{} job(s)", m.jobs.len()));
+            emit_text(&out)
+        }
+    }
+}

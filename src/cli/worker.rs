@@ -1,0 +1,43 @@
+//! `contimg worker`: drain the queue (any number of workers on one database cooperate).
+
+use super::{Ctx, emit_json};
+use crate::pipeline::StopWhen;
+
+/// Claim and run queued tasks, each in a child process, until stopped (or, with --once, until
+/// nothing is claimable).
+///
+/// Any number of workers, in any number of processes, may work one database: each attempt is
+/// handed to exactly one of them. A worker whose lease expires (it crashed or hung) has its task
+/// retried by another.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Return when no task is claimable now (sleeping retries are left for later) and print a summary.
+    #[arg(long)]
+    pub once: bool,
+    /// Worker threads in this process.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub concurrency: usize,
+    /// Lease length: a task whose worker stops heartbeating this long is retried by another worker.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub lease: String,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let ws = ctx.workspace()?;
+    let engine = super::run::Engine::new(ctx, &ws, super::run::lease(&args.lease)?)?;
+    let stop = if args.once {
+        StopWhen::Drained
+    } else {
+        StopWhen::Never
+    };
+    let stats = engine.work(args.concurrency, stop)?;
+    ctx.info(&format!(
+        "worker: {} attempt(s), {} completed, {} failed",
+        stats.attempts, stats.completed, stats.failed
+    ));
+    emit_json(&serde_json::json!({
+        "attempts": stats.attempts,
+        "completed": stats.completed,
+        "failed": stats.failed,
+    }))
+}

@@ -1,0 +1,1072 @@
+//! The build: headers → grid (refused early when too large) → per-input reprojection and
+//! linmos accumulation (one reader thread feeding a bounded queue, rayon over output rows) →
+//! mosaic, weight and noise FITS written atomically, and a result record.
+//!
+//! Invariants: inputs are read one at a time by a single reader thread through a channel of
+//! capacity one, so at most three input planes (plus their beam images) are alive; accumulators
+//! are indexed `y * nx + x`; an input whose footprint misses the grid contributes nothing.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+use ndarray::ArrayView2;
+use rayon::prelude::*;
+
+use super::grid::{Footprint, GridChoice, GridError, OutputGrid, median_sorted, norm_ra, wrap180};
+use super::kernel::{Interpolation, Plane};
+use super::mesh::{Mesh, MeshTolerance, Node, PixBox, walk_row};
+use crate::fits::{Card, Header, Value};
+use crate::wcs::Wcs;
+
+const D2R: f64 = std::f64::consts::PI / 180.0;
+
+/// One input image and what the caller knows about it. `None` fields are taken from the header.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MosaicInput {
+    pub path: PathBuf,
+    /// Image rms σ in Jy/beam (must be positive).
+    pub rms_jy: f64,
+    /// Whether the pixels are already primary-beam corrected (header PBCOR when None, else false).
+    pub pb_corrected: Option<bool>,
+    /// Observing frequency (header RESTFRQ/RESTFREQ, else the FREQ axis value).
+    pub freq_hz: Option<f64>,
+    /// Dish diameter (header DISHDIAM, else 4.65 m).
+    pub dish_m: Option<f64>,
+    /// Restoring beam (BMAJ, BMIN, BPA) in degrees (header when None).
+    pub beam_deg: Option<(f64, f64, f64)>,
+    /// Observation time (header DATE-OBS / MJD-OBS when None).
+    pub date_obs: Option<String>,
+    pub mjd_obs: Option<f64>,
+}
+
+impl MosaicInput {
+    /// An input with everything but the rms taken from its header.
+    pub fn new(path: impl Into<PathBuf>, rms_jy: f64) -> MosaicInput {
+        MosaicInput {
+            path: path.into(),
+            rms_jy,
+            pb_corrected: None,
+            freq_hz: None,
+            dish_m: None,
+            beam_deg: None,
+            date_obs: None,
+            mjd_obs: None,
+        }
+    }
+}
+
+/// Where the primary-beam response A comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrimaryBeam {
+    /// `<stem>.pb.fits` beside the input when present, else the Gaussian model.
+    Auto,
+    /// Always the Gaussian model (beam.rs) at the input's frequency and dish diameter.
+    Model,
+    /// A ≡ 1 (inputs already corrected, unknown beam): weights 1/σ², no cut-off region.
+    Unity,
+}
+
+/// How to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub interpolation: Interpolation,
+    pub grid: GridChoice,
+    /// Use exactly this grid instead of choosing one.
+    pub grid_override: Option<OutputGrid>,
+    pub pb_cutoff: f64,
+    pub primary_beam: PrimaryBeam,
+    pub mesh: MeshTolerance,
+    /// First mesh step in output pixels (halved until the tolerance holds).
+    pub mesh_step: usize,
+    /// Provenance written to HISTORY, e.g. `plan 7 "nightly 2026-11-28" tier science`.
+    pub plan_label: Option<String>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            interpolation: Interpolation::Bilinear,
+            grid: GridChoice::default(),
+            grid_override: None,
+            pb_cutoff: 0.1,
+            primary_beam: PrimaryBeam::Auto,
+            mesh: MeshTolerance::default(),
+            mesh_step: 16,
+            plan_label: None,
+        }
+    }
+}
+
+/// The three products.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OutputPaths {
+    pub mosaic: PathBuf,
+    pub weight: PathBuf,
+    pub noise: PathBuf,
+}
+
+impl OutputPaths {
+    /// `<dir>/<stem>.fits`, `<dir>/<stem>.weight.fits`, `<dir>/<stem>.noise.fits`.
+    pub fn from_stem(dir: &Path, stem: &str) -> OutputPaths {
+        OutputPaths {
+            mosaic: dir.join(format!("{stem}.fits")),
+            weight: dir.join(format!("{stem}.weight.fits")),
+            noise: dir.join(format!("{stem}.noise.fits")),
+        }
+    }
+}
+
+/// Reported after each input has been combined.
+#[derive(Debug, Clone)]
+pub struct Progress<'a> {
+    pub done: usize,
+    pub total: usize,
+    pub path: &'a Path,
+}
+
+/// Sky area actually covered (weight > 0).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Coverage {
+    /// RA range in degrees, [0, 360); `ra_min > ra_max` means the range crosses 0h.
+    pub ra_min_deg: f64,
+    pub ra_max_deg: f64,
+    pub dec_min_deg: f64,
+    pub dec_max_deg: f64,
+    pub area_deg2: f64,
+    pub covered_pixels: u64,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MosaicResult {
+    pub paths: OutputPaths,
+    pub grid: OutputGrid,
+    pub interpolation: Interpolation,
+    pub n_images: usize,
+    /// Inputs that put at least one pixel into the mosaic.
+    pub n_contributing: usize,
+    pub median_rms_jy: f64,
+    /// Median of the expected-noise map over covered pixels.
+    pub effective_noise_jy: f64,
+    pub coverage: Coverage,
+    pub beam_deg: Option<(f64, f64, f64)>,
+    pub freq_hz: Option<f64>,
+    pub mjd_beg: Option<f64>,
+    pub mjd_end: Option<f64>,
+    /// Largest mesh error found by the checks, pixels.
+    pub max_mesh_error_px: f64,
+    pub elapsed_s: f64,
+}
+
+/// What went wrong; every variant says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum MosaicError {
+    #[error("no input images: give at least one")]
+    NoInputs,
+    #[error("{path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("{path}: no usable celestial WCS ({reason}); fix or drop this image")]
+    Wcs { path: PathBuf, reason: String },
+    #[error("{path}: rms {rms} Jy/beam is not a positive finite number; re-ingest the image")]
+    BadRms { path: PathBuf, rms: f64 },
+    #[error(
+        "{path}: no observing frequency (RESTFRQ or a FREQ axis) for the primary-beam model; \
+         give the frequency, put a beam image beside it, or build with the unity beam"
+    )]
+    NoFrequency { path: PathBuf },
+    #[error("{path}: beam image {pb} is {pb_shape:?} but the image is {shape:?}; they must match")]
+    BeamImageShape {
+        path: PathBuf,
+        pb: PathBuf,
+        pb_shape: (usize, usize),
+        shape: (usize, usize),
+    },
+    #[error("invalid primary-beam cut-off {0}: it must lie in (0, 1)")]
+    BadCutoff(f64),
+    #[error(transparent)]
+    Grid(#[from] GridError),
+    #[error("no input pixel reached the output grid (above the beam cut-off); nothing to write")]
+    NoCoverage,
+    #[error("{path}: cannot write ({reason}); check the directory exists and is writable")]
+    Write { path: PathBuf, reason: String },
+}
+
+/// Everything about an input that comes from its header.
+struct Prepared {
+    path: PathBuf,
+    wcs: Wcs,
+    nx: usize,
+    ny: usize,
+    rms: f64,
+    pb_corrected: bool,
+    freq_hz: Option<f64>,
+    dish_m: f64,
+    pointing: (f64, f64),
+    beam_deg: Option<(f64, f64, f64)>,
+    date_obs: Option<String>,
+    mjd_obs: Option<f64>,
+    bunit: Option<String>,
+    pb_image: Option<PathBuf>,
+    footprint: Footprint,
+}
+
+/// The grid chosen for a set of inputs, before any pixel work.
+pub struct GridPlan {
+    pub grid: OutputGrid,
+    inputs: Vec<Prepared>,
+}
+
+impl GridPlan {
+    pub fn n_inputs(&self) -> usize {
+        self.inputs.len()
+    }
+}
+
+fn header_freq(h: &Header) -> Option<f64> {
+    if let Some(f) = h.f64("RESTFRQ").or_else(|| h.f64("RESTFREQ")) {
+        return Some(f);
+    }
+    let naxis = h.i64("NAXIS").unwrap_or(0);
+    (1..=naxis).find_map(|k| {
+        let ct = h.str(&format!("CTYPE{k}"))?;
+        if ct.trim().to_ascii_uppercase().starts_with("FREQ") {
+            h.f64(&format!("CRVAL{k}"))
+        } else {
+            None
+        }
+    })
+}
+
+/// `<stem>.pb.fits` beside `path` (stem = name without .fits / .fits.gz / .fit).
+fn beam_image_path(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let stem = [".fits.gz", ".fits", ".fit", ".FITS", ".FIT"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name);
+    if stem.ends_with(".pb") {
+        return None;
+    }
+    let p = path.with_file_name(format!("{stem}.pb.fits"));
+    p.exists().then_some(p)
+}
+
+fn prepare(input: &MosaicInput, opts: &BuildOptions) -> Result<Prepared, MosaicError> {
+    let path = input.path.clone();
+    if !(input.rms_jy.is_finite() && input.rms_jy > 0.0) {
+        return Err(MosaicError::BadRms {
+            path,
+            rms: input.rms_jy,
+        });
+    }
+    let h = crate::fits::read::read_header(&path).map_err(|e| MosaicError::Read {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let wcs = Wcs::from_header(&h).map_err(|e| MosaicError::Wcs {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let nx = h.i64("NAXIS1").unwrap_or(0).max(0) as usize;
+    let ny = h.i64("NAXIS2").unwrap_or(0).max(0) as usize;
+    if nx == 0 || ny == 0 {
+        return Err(MosaicError::Read {
+            path,
+            reason: "image has an empty axis".into(),
+        });
+    }
+    let wcs_err = |what: &str| MosaicError::Wcs {
+        path: path.clone(),
+        reason: what.to_string(),
+    };
+    let crpix = (
+        h.f64("CRPIX1").unwrap_or(1.0) - 1.0,
+        h.f64("CRPIX2").unwrap_or(1.0) - 1.0,
+    );
+    let pointing = wcs
+        .pix_to_icrs(crpix.0, crpix.1)
+        .ok_or_else(|| wcs_err("the reference pixel has no sky position"))?;
+    let centre = wcs
+        .pix_to_icrs((nx as f64 - 1.0) / 2.0, (ny as f64 - 1.0) / 2.0)
+        .ok_or_else(|| wcs_err("the image centre has no sky position"))?;
+    // Border samples every 16 px along the pixel edges (half a pixel outside the centres).
+    let mut border = Vec::new();
+    let (ex, ey) = (nx as f64 - 0.5, ny as f64 - 0.5);
+    let steps = |n: usize| (n / 16).max(1);
+    for k in 0..=steps(nx) {
+        let x = -0.5 + (nx as f64) * k as f64 / steps(nx) as f64;
+        border.push((x, -0.5));
+        border.push((x, ey));
+    }
+    for k in 0..=steps(ny) {
+        let y = -0.5 + (ny as f64) * k as f64 / steps(ny) as f64;
+        border.push((-0.5, y));
+        border.push((ex, y));
+    }
+    let border: Vec<(f64, f64)> = border
+        .into_iter()
+        .filter_map(|(x, y)| wcs.pix_to_icrs(x, y))
+        .collect();
+    if border.is_empty() {
+        return Err(wcs_err("no edge pixel has a sky position"));
+    }
+    let cell_deg = wcs.pixel_scale_deg();
+    let pb_image = match opts.primary_beam {
+        PrimaryBeam::Auto => beam_image_path(&path),
+        _ => None,
+    };
+    let freq_hz = input.freq_hz.or_else(|| header_freq(&h));
+    if opts.primary_beam != PrimaryBeam::Unity && pb_image.is_none() && freq_hz.is_none() {
+        return Err(MosaicError::NoFrequency { path });
+    }
+    let beam_deg = input.beam_deg.or_else(|| {
+        let (a, b) = (h.f64("BMAJ")?, h.f64("BMIN")?);
+        Some((a, b, h.f64("BPA").unwrap_or(0.0)))
+    });
+    Ok(Prepared {
+        wcs,
+        nx,
+        ny,
+        rms: input.rms_jy,
+        pb_corrected: input
+            .pb_corrected
+            .or_else(|| h.bool("PBCOR"))
+            .unwrap_or(false),
+        freq_hz,
+        dish_m: input
+            .dish_m
+            .or_else(|| h.f64("DISHDIAM"))
+            .unwrap_or(crate::beam::DSA110_DISH_M),
+        pointing,
+        beam_deg,
+        date_obs: input
+            .date_obs
+            .clone()
+            .or_else(|| h.str("DATE-OBS").map(str::to_string)),
+        mjd_obs: input.mjd_obs.or_else(|| h.f64("MJD-OBS")),
+        bunit: h.str("BUNIT").map(str::to_string),
+        pb_image,
+        footprint: Footprint {
+            centre,
+            border,
+            cell_deg,
+        },
+        path,
+    })
+}
+
+/// Reads every header, checks the inputs and chooses the grid; no pixel is read. Fails with
+/// [`GridError::TooLarge`] (naming the size) when the grid exceeds the limit.
+pub fn plan_grid(inputs: &[MosaicInput], opts: &BuildOptions) -> Result<GridPlan, MosaicError> {
+    if inputs.is_empty() {
+        return Err(MosaicError::NoInputs);
+    }
+    if !(opts.pb_cutoff > 0.0 && opts.pb_cutoff < 1.0) {
+        return Err(MosaicError::BadCutoff(opts.pb_cutoff));
+    }
+    let prepared: Vec<Prepared> = inputs
+        .par_iter()
+        .map(|i| prepare(i, opts))
+        .collect::<Result<_, _>>()?;
+    let grid = match &opts.grid_override {
+        Some(g) => {
+            if g.n_pixels() > opts.grid.max_pixels {
+                return Err(GridError::TooLarge {
+                    nx: g.nx as u64,
+                    ny: g.ny as u64,
+                    pixels: g.n_pixels(),
+                    limit: opts.grid.max_pixels,
+                    projection: g.projection.code(),
+                    cell_arcsec: g.cdelt_deg.1.abs() * 3600.0,
+                }
+                .into());
+            }
+            g.clone()
+        }
+        None => {
+            let feet: Vec<Footprint> = prepared.iter().map(|p| p.footprint.clone()).collect();
+            super::grid::choose_grid(&feet, &opts.grid)?
+        }
+    };
+    Ok(GridPlan {
+        grid,
+        inputs: prepared,
+    })
+}
+
+/// The point `dist` degrees from (ra, dec) towards position angle `pa` (degrees, east of north).
+fn offset(ra: f64, dec: f64, dist: f64, pa: f64) -> (f64, f64) {
+    let (d, t, p) = (dec * D2R, dist * D2R, pa * D2R);
+    let sd = d.sin() * t.cos() + d.cos() * t.sin() * p.cos();
+    let d2 = sd.clamp(-1.0, 1.0).asin();
+    let dra = (p.sin() * t.sin() * d.cos()).atan2(t.cos() - d.sin() * sd);
+    (norm_ra(ra + dra / D2R), d2 / D2R)
+}
+
+/// Radius (degrees) where the model beam falls to `cutoff`; None if it never does within 90°.
+fn cutoff_radius_deg(freq: f64, dish: f64, cutoff: f64) -> Option<f64> {
+    let a = |deg: f64| crate::beam::pb_response(deg * D2R, freq, dish);
+    if a(90.0) >= cutoff {
+        return None;
+    }
+    let (mut lo, mut hi) = (0.0, 90.0);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if a(mid) >= cutoff { lo = mid } else { hi = mid }
+    }
+    Some(hi)
+}
+
+fn bbox_of(
+    grid: &OutputGrid,
+    pts: impl Iterator<Item = (f64, f64)>,
+) -> Option<(f64, f64, f64, f64)> {
+    let mut b = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    let mut any = false;
+    for (r, d) in pts {
+        let (x, y) = grid.icrs_to_pix(r, d)?;
+        b = (b.0.min(x), b.1.max(x), b.2.min(y), b.3.max(y));
+        any = true;
+    }
+    any.then_some(b)
+}
+
+/// Output pixels this input can touch: its footprint ∩ its beam cut-off circle, clipped.
+fn input_box(grid: &OutputGrid, p: &Prepared, opts: &BuildOptions) -> Option<PixBox> {
+    let pad = opts.interpolation.support() as f64 + 1.0;
+    let mut b = bbox_of(grid, p.footprint.border.iter().copied()).unwrap_or((
+        0.0,
+        grid.nx as f64 - 1.0,
+        0.0,
+        grid.ny as f64 - 1.0,
+    ));
+    if opts.primary_beam != PrimaryBeam::Unity
+        && p.pb_image.is_none()
+        && let Some(f) = p.freq_hz
+        && let Some(r) = cutoff_radius_deg(f, p.dish_m, opts.pb_cutoff)
+    {
+        let circle = (0..72).map(|k| offset(p.pointing.0, p.pointing.1, r * 1.01, k as f64 * 5.0));
+        if r < 60.0
+            && let Some(c) = bbox_of(grid, circle)
+        {
+            b = (b.0.max(c.0), b.1.min(c.1), b.2.max(c.2), b.3.min(c.3));
+        }
+    }
+    let x0 = (b.0 - pad).floor().max(0.0);
+    let x1 = (b.1 + pad).ceil().min(grid.nx as f64 - 1.0);
+    let y0 = (b.2 - pad).floor().max(0.0);
+    let y1 = (b.3 + pad).ceil().min(grid.ny as f64 - 1.0);
+    if x0 > x1 || y0 > y1 {
+        return None;
+    }
+    Some(PixBox {
+        x0: x0 as usize,
+        x1: x1 as usize,
+        y0: y0 as usize,
+        y1: y1 as usize,
+    })
+}
+
+/// An input's pixels, as read by the reader thread.
+struct Loaded {
+    plane: Vec<f32>,
+    pb: Option<Vec<f32>>,
+}
+
+fn load(p: &Prepared) -> Result<Loaded, MosaicError> {
+    let read = |path: &Path| {
+        crate::fits::read::read_image(path).map_err(|e| MosaicError::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    };
+    let img = read(&p.path)?;
+    let (ny, nx) = img.plane.dim();
+    if (nx, ny) != (p.nx, p.ny) {
+        return Err(MosaicError::Read {
+            path: p.path.clone(),
+            reason: format!("pixels are {nx}x{ny} but the header said {}x{}", p.nx, p.ny),
+        });
+    }
+    let plane = img.plane.into_iter().collect();
+    let pb = match &p.pb_image {
+        Some(pbp) => {
+            let pbi = read(pbp)?;
+            let (pny, pnx) = pbi.plane.dim();
+            if (pnx, pny) != (nx, ny) {
+                return Err(MosaicError::BeamImageShape {
+                    path: p.path.clone(),
+                    pb: pbp.clone(),
+                    pb_shape: (pnx, pny),
+                    shape: (nx, ny),
+                });
+            }
+            Some(pbi.plane.into_iter().collect())
+        }
+        None => None,
+    };
+    Ok(Loaded { plane, pb })
+}
+
+/// The model beam as a function of s² = sin²(separation) = l² + m², tabulated finely enough
+/// that linear interpolation errs by < 1e-8 (A is smooth in s²); beyond `s2_max` A < cut-off.
+struct BeamLut {
+    s2_max: f64,
+    inv_step: f64,
+    table: Vec<f32>,
+}
+
+impl BeamLut {
+    const N: usize = 8192;
+
+    fn new(freq: f64, dish: f64, cutoff: f64) -> BeamLut {
+        let r = cutoff_radius_deg(freq, dish, cutoff)
+            .unwrap_or(90.0)
+            .min(90.0);
+        let s2_max = (r * D2R).sin().powi(2) * 1.0001;
+        let table = (0..=Self::N)
+            .map(|k| {
+                let s2 = s2_max * k as f64 / Self::N as f64;
+                crate::beam::pb_response(s2.sqrt().min(1.0).asin(), freq, dish) as f32
+            })
+            .collect();
+        BeamLut {
+            s2_max,
+            inv_step: Self::N as f64 / s2_max,
+            table,
+        }
+    }
+
+    #[inline]
+    fn at(&self, s2: f64) -> f32 {
+        if !(s2 <= self.s2_max) {
+            return 0.0;
+        }
+        let f = s2 * self.inv_step;
+        let i = (f as usize).min(Self::N - 1);
+        let t = (f - i as f64) as f32;
+        self.table[i] + t * (self.table[i + 1] - self.table[i])
+    }
+}
+
+/// Direction cosines (l, m) of (ra, dec) about (ra0, dec0); sin²(separation) = l² + m² on the
+/// near hemisphere (the far one is pushed out of any beam).
+#[inline]
+fn direction_cosines(ra: f64, dec: f64, ra0: f64, dec0: f64) -> (f64, f64) {
+    let (sd, cd) = (dec * D2R).sin_cos();
+    let (sd0, cd0) = (dec0 * D2R).sin_cos();
+    let (sa, ca) = ((ra - ra0) * D2R).sin_cos();
+    let n = sd * sd0 + cd * cd0 * ca;
+    if n < 0.0 {
+        return (2.0, 2.0);
+    }
+    (cd * sa, sd * cd0 - cd * sd0 * ca)
+}
+
+/// Reprojects one input and adds it into the accumulators. Returns (pixels added, mesh error).
+#[allow(clippy::too_many_arguments)]
+fn accumulate(
+    grid: &OutputGrid,
+    p: &Prepared,
+    data: &Loaded,
+    opts: &BuildOptions,
+    bbox: PixBox,
+    weight_scale: f32,
+    sum: &mut [f32],
+    wsum: &mut [f32],
+) -> (u64, f64) {
+    let lut = (opts.primary_beam != PrimaryBeam::Unity && data.pb.is_none())
+        .then(|| BeamLut::new(p.freq_hz.unwrap_or(f64::NAN), p.dish_m, opts.pb_cutoff));
+    let (pra, pdec) = p.pointing;
+    let exact = |x: f64, y: f64| -> Option<Node> {
+        let (ra, dec) = grid.pix_to_icrs(x, y)?;
+        let (xi, yi) = p.wcs.icrs_to_pix(ra, dec)?;
+        let (l, m) = direction_cosines(ra, dec, pra, pdec);
+        Some([xi, yi, l, m])
+    };
+    let tm = Instant::now();
+    let mesh = Mesh::build(bbox, opts.mesh_step, opts.mesh, &exact);
+    phase(
+        tm,
+        &format!(
+            "mesh: step {} px over {}x{}",
+            mesh.step,
+            bbox.width(),
+            bbox.height()
+        ),
+    );
+    let plane = Plane {
+        data: &data.plane,
+        nx: p.nx,
+        ny: p.ny,
+    };
+    let pb = data.pb.as_ref().map(|d| Plane {
+        data: d,
+        nx: p.nx,
+        ny: p.ny,
+    });
+    let (interp, cutoff, pbcor) = (opts.interpolation, opts.pb_cutoff as f32, p.pb_corrected);
+    let reach = interp.support() as f64 + 0.5;
+    let (lim_x, lim_y) = (p.nx as f64 - 1.0 + reach, p.ny as f64 - 1.0 + reach);
+    let nx = grid.nx;
+    let rows = bbox.y0 * nx..(bbox.y1 + 1) * nx;
+    let added: u64 = sum[rows.clone()]
+        .par_chunks_mut(nx)
+        .zip(wsum[rows].par_chunks_mut(nx))
+        .enumerate()
+        .map_init(Vec::new, |buf, (j, (srow, wrow))| {
+            let y = bbox.y0 + j;
+            mesh.row_into(y, buf);
+            let mut n_added = 0u64;
+            walk_row(&mesh, buf, |x, node| {
+                let mut node = *node;
+                if node[0].is_nan() || node[2].is_nan() {
+                    match exact(x as f64, y as f64) {
+                        Some(v) => node = v,
+                        None => return,
+                    }
+                }
+                let [xi, yi, l, m] = node;
+                if xi < -reach || yi < -reach || xi > lim_x || yi > lim_y {
+                    return;
+                }
+                let a = match (&pb, &lut) {
+                    (Some(pbp), _) => pbp.sample(Interpolation::Bilinear, xi, yi),
+                    (None, Some(lut)) => lut.at(l * l + m * m),
+                    (None, None) => 1.0,
+                };
+                if !(a >= cutoff) {
+                    return;
+                }
+                let v = plane.sample(interp, xi, yi);
+                if v.is_nan() {
+                    return;
+                }
+                let corrected = if pbcor { v } else { v / a };
+                let w = a * a * weight_scale;
+                srow[x] += w * corrected;
+                wrow[x] += w;
+                n_added += 1;
+            });
+            n_added
+        })
+        .sum();
+    (added, mesh.checked_error.0)
+}
+
+fn history_lines(text: &str, out: &mut Header) {
+    let chars: Vec<char> = text.chars().collect();
+    for (k, chunk) in chars.chunks(70).enumerate() {
+        let s: String = chunk.iter().collect();
+        out.push_history(&if k == 0 { s } else { format!("  {s}") });
+    }
+}
+
+fn mjd_to_iso(mjd: f64) -> String {
+    let secs = ((mjd - 40587.0) * 86400.0 * 1000.0).round() as i64;
+    chrono::DateTime::from_timestamp_millis(secs)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string())
+        .unwrap_or_default()
+}
+
+/// Builds the mosaic of `inputs` and writes it, with its weight and noise maps, to `out`.
+pub fn build_mosaic(
+    inputs: &[MosaicInput],
+    opts: &BuildOptions,
+    out: &OutputPaths,
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> Result<MosaicResult, MosaicError> {
+    let t0 = Instant::now();
+    let plan = plan_grid(inputs, opts)?;
+    build_planned(&plan, opts, out, progress, t0)
+}
+
+/// Phase timings on stderr when `CONTIMG_MOSAIC_TIMING` is set (for benchmarking).
+fn phase(t0: Instant, what: &str) {
+    if std::env::var_os("CONTIMG_MOSAIC_TIMING").is_some() {
+        eprintln!("[mosaic] {:8.3} s  {what}", t0.elapsed().as_secs_f64());
+    }
+}
+
+fn build_planned(
+    plan: &GridPlan,
+    opts: &BuildOptions,
+    out: &OutputPaths,
+    progress: &(dyn Fn(&Progress) + Sync),
+    t0: Instant,
+) -> Result<MosaicResult, MosaicError> {
+    let grid = &plan.grid;
+    phase(t0, "headers read, grid chosen");
+    let total = plan.inputs.len();
+    let mut rms: Vec<f64> = plan.inputs.iter().map(|p| p.rms).collect();
+    rms.sort_by(f64::total_cmp);
+    let sigma_ref = median_sorted(&rms);
+    let npix = grid.nx * grid.ny;
+    let mut sum = vec![0.0f32; npix];
+    let mut wsum = vec![0.0f32; npix];
+    let boxes: Vec<Option<PixBox>> = plan
+        .inputs
+        .iter()
+        .map(|p| input_box(grid, p, opts))
+        .collect();
+    let mut n_contributing = 0;
+    let mut max_mesh_err: f64 = 0.0;
+
+    std::thread::scope(|scope| -> Result<(), MosaicError> {
+        let (tx, rx) = sync_channel::<(usize, Result<Loaded, MosaicError>)>(1);
+        let inputs = &plan.inputs;
+        let boxes = &boxes;
+        scope.spawn(move || {
+            for (k, p) in inputs.iter().enumerate() {
+                if boxes[k].is_none() {
+                    continue;
+                }
+                let loaded = load(p);
+                let failed = loaded.is_err();
+                if tx.send((k, loaded)).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let mut done = 0;
+        for (k, loaded) in rx {
+            let data = loaded?;
+            phase(t0, "input received");
+            let p = &plan.inputs[k];
+            let scale = (sigma_ref / p.rms).powi(2) as f32;
+            let bbox = boxes[k].expect("only inputs with a box are sent");
+            let (added, err) = accumulate(grid, p, &data, opts, bbox, scale, &mut sum, &mut wsum);
+            drop(data);
+            if added > 0 {
+                n_contributing += 1;
+            }
+            max_mesh_err = max_mesh_err.max(err);
+            phase(t0, "input combined");
+            done += 1;
+            progress(&Progress {
+                done,
+                total,
+                path: &p.path,
+            });
+        }
+        Ok(())
+    })?;
+    if n_contributing == 0 {
+        return Err(MosaicError::NoCoverage);
+    }
+    // Skipped inputs (footprint off the grid) still count as processed for the caller's bar.
+    progress(&Progress {
+        done: total,
+        total,
+        path: &plan.inputs[total - 1].path,
+    });
+
+    // sum -> mosaic in place.
+    sum.par_iter_mut().zip(wsum.par_iter()).for_each(|(s, &w)| {
+        *s = if w > 0.0 { *s / w } else { f32::NAN };
+    });
+    phase(t0, "mosaic normalised");
+    let coverage = coverage_of(grid, &wsum);
+    phase(t0, "coverage");
+    let header = output_header(plan, opts, sigma_ref);
+    let write = |path: &Path, data: &[f32], extra: &[Card]| -> Result<(), MosaicError> {
+        let mut h = header.clone();
+        for c in extra {
+            h.set(&c.key, c.value.clone(), &c.comment);
+        }
+        let view = ArrayView2::from_shape((grid.ny, grid.nx), data).expect("accumulator shape");
+        crate::fits::write::write_image_2d(path, view, &h).map_err(|e| MosaicError::Write {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    };
+    write(&out.mosaic, &sum, &[])?;
+    drop(sum);
+    phase(t0, "mosaic written");
+    // Weight map in (Jy/beam)^-2: undo the normalisation by the median sigma.
+    let inv_s2 = (1.0 / (sigma_ref * sigma_ref)) as f32;
+    wsum.par_iter_mut().for_each(|w| *w *= inv_s2);
+    write(
+        &out.weight,
+        &wsum,
+        &[
+            Card::new(
+                "BUNIT",
+                Value::Str("(JY/BEAM)**-2".into()),
+                "sum of A^2/sigma^2",
+            ),
+            Card::new("BTYPE", Value::Str("weight".into()), "linmos weight map"),
+        ],
+    )?;
+    wsum.par_iter_mut().for_each(|w| {
+        *w = if *w > 0.0 { 1.0 / w.sqrt() } else { f32::NAN };
+    });
+    let noise_median = {
+        let stride = (coverage.covered_pixels as usize / 2_000_000).max(1);
+        let mut v: Vec<f32> = wsum
+            .iter()
+            .filter(|w| !w.is_nan())
+            .step_by(stride)
+            .copied()
+            .collect();
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            let m = v.len() / 2;
+            *v.select_nth_unstable_by(m, f32::total_cmp).1 as f64
+        }
+    };
+    write(
+        &out.noise,
+        &wsum,
+        &[Card::new(
+            "BTYPE",
+            Value::Str("noise".into()),
+            "expected noise 1/sqrt(sum of weights)",
+        )],
+    )?;
+    phase(t0, "weight and noise written");
+    let mjds: Vec<f64> = plan.inputs.iter().filter_map(|p| p.mjd_obs).collect();
+    Ok(MosaicResult {
+        paths: out.clone(),
+        grid: grid.clone(),
+        interpolation: opts.interpolation,
+        n_images: total,
+        n_contributing,
+        median_rms_jy: sigma_ref,
+        effective_noise_jy: noise_median,
+        coverage,
+        beam_deg: common_beam(plan),
+        freq_hz: mean_freq(plan),
+        mjd_beg: mjds.iter().copied().reduce(f64::min),
+        mjd_end: mjds.iter().copied().reduce(f64::max),
+        max_mesh_error_px: max_mesh_err,
+        elapsed_s: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// The common restoring beam: the largest BMAJ and the largest BMIN among the inputs, with the
+/// BPA of the input that has the largest BMAJ.
+fn common_beam(plan: &GridPlan) -> Option<(f64, f64, f64)> {
+    let beams: Vec<(f64, f64, f64)> = plan.inputs.iter().filter_map(|p| p.beam_deg).collect();
+    let major = beams.iter().copied().max_by(|a, b| a.0.total_cmp(&b.0))?;
+    let bmin = beams.iter().map(|b| b.1).fold(f64::MIN, f64::max);
+    Some((major.0, bmin, major.2))
+}
+
+fn mean_freq(plan: &GridPlan) -> Option<f64> {
+    let f: Vec<f64> = plan.inputs.iter().filter_map(|p| p.freq_hz).collect();
+    (!f.is_empty()).then(|| f.iter().sum::<f64>() / f.len() as f64)
+}
+
+fn output_header(plan: &GridPlan, opts: &BuildOptions, sigma_ref: f64) -> Header {
+    let mut h = Header::new();
+    for c in plan.grid.wcs_cards() {
+        h.cards.push(c);
+    }
+    let bunit = plan
+        .inputs
+        .iter()
+        .find_map(|p| p.bunit.clone())
+        .unwrap_or_else(|| "JY/BEAM".into());
+    h.set("BUNIT", Value::Str(bunit), "pixel unit");
+    h.set(
+        "BTYPE",
+        Value::Str("Intensity".into()),
+        "primary-beam corrected linmos mosaic",
+    );
+    if let Some((a, b, pa)) = common_beam(plan) {
+        h.set(
+            "BMAJ",
+            Value::Float(a),
+            "[deg] common restoring beam major axis",
+        );
+        h.set(
+            "BMIN",
+            Value::Float(b),
+            "[deg] common restoring beam minor axis",
+        );
+        h.set(
+            "BPA",
+            Value::Float(pa),
+            "[deg] common restoring beam position angle",
+        );
+        h.cards.push(Card::new(
+            "COMMENT",
+            Value::None,
+            "Beam: largest BMAJ and largest BMIN of the inputs, BPA of the largest BMAJ;",
+        ));
+        h.cards.push(Card::new(
+            "COMMENT",
+            Value::None,
+            "inputs are not convolved to it (linmos).",
+        ));
+    }
+    if let Some(f) = mean_freq(plan) {
+        h.set(
+            "RESTFRQ",
+            Value::Float(f),
+            "[Hz] mean frequency of the inputs",
+        );
+    }
+    // Observation span: first and last input start times.
+    let mut by_time: Vec<&Prepared> = plan.inputs.iter().filter(|p| p.mjd_obs.is_some()).collect();
+    by_time.sort_by(|a, b| {
+        a.mjd_obs
+            .unwrap_or(0.0)
+            .total_cmp(&b.mjd_obs.unwrap_or(0.0))
+    });
+    if let (Some(first), Some(last)) = (by_time.first(), by_time.last()) {
+        let (m0, m1) = (first.mjd_obs.unwrap_or(0.0), last.mjd_obs.unwrap_or(0.0));
+        let date0 = first.date_obs.clone().unwrap_or_else(|| mjd_to_iso(m0));
+        h.set(
+            "DATE-OBS",
+            Value::Str(date0.clone()),
+            "start of the first input",
+        );
+        h.set("DATE-BEG", Value::Str(date0), "start of the first input");
+        h.set(
+            "DATE-END",
+            Value::Str(last.date_obs.clone().unwrap_or_else(|| mjd_to_iso(m1))),
+            "start of the last input",
+        );
+        h.set("MJD-OBS", Value::Float(m0), "[d] start of the first input");
+        h.set("MJD-BEG", Value::Float(m0), "[d] start of the first input");
+        h.set("MJD-END", Value::Float(m1), "[d] start of the last input");
+    } else if let Some(d) = plan.inputs.iter().find_map(|p| p.date_obs.clone()) {
+        h.set("DATE-OBS", Value::Str(d), "start of the first input");
+    }
+    h.set(
+        "NINPUTS",
+        Value::Int(plan.inputs.len() as i64),
+        "number of input images",
+    );
+    h.set("ORIGIN", Value::Str("contimg".into()), "");
+    history_lines(
+        &format!("contimg {} linmos mosaic", env!("CARGO_PKG_VERSION")),
+        &mut h,
+    );
+    if let Some(label) = &opts.plan_label {
+        history_lines(&format!("plan: {label}"), &mut h);
+    }
+    history_lines(
+        &format!(
+            "weights A^2/sigma^2 (median sigma {sigma_ref:.4e} Jy/beam), beam cut-off A >= {}, \
+             primary beam {:?}, interpolation {}",
+            opts.pb_cutoff,
+            opts.primary_beam,
+            opts.interpolation.name()
+        ),
+        &mut h,
+    );
+    for (k, p) in plan.inputs.iter().enumerate() {
+        history_lines(
+            &format!(
+                "input {}/{}: {} rms={:.4e} pbcor={}",
+                k + 1,
+                plan.inputs.len(),
+                p.path.display(),
+                p.rms,
+                if p.pb_corrected { "T" } else { "F" }
+            ),
+            &mut h,
+        );
+    }
+    h
+}
+
+/// Covered area and its RA/Dec range (from the first and last covered pixel of every row and
+/// column, which bound the region for the grids used here).
+fn coverage_of(grid: &OutputGrid, wsum: &[f32]) -> Coverage {
+    let nx = grid.nx;
+    let per_row: Vec<(u64, f64, Option<(usize, usize)>)> = wsum
+        .par_chunks(nx)
+        .enumerate()
+        .map(|(y, row)| {
+            let mut n = 0u64;
+            let mut area = 0.0;
+            let (mut first, mut last) = (None, 0);
+            for (x, &w) in row.iter().enumerate() {
+                if w > 0.0 {
+                    n += 1;
+                    area += grid.pixel_area_deg2(x as f64, y as f64);
+                    first.get_or_insert(x);
+                    last = x;
+                }
+            }
+            (n, area, first.map(|f| (f, last)))
+        })
+        .collect();
+    let mut pts: Vec<(f64, f64)> = Vec::new();
+    for (y, r) in per_row.iter().enumerate() {
+        if let Some((a, b)) = r.2 {
+            pts.push((a as f64, y as f64));
+            pts.push((b as f64, y as f64));
+        }
+    }
+    for x in 0..nx {
+        let col = (0..grid.ny).filter(|&y| wsum[y * nx + x] > 0.0);
+        let mut it = col;
+        if let Some(first) = it.next() {
+            let last = it.last().unwrap_or(first);
+            pts.push((x as f64, first as f64));
+            pts.push((x as f64, last as f64));
+        }
+    }
+    let ra_c = grid.crval_deg.0;
+    let (mut dmin, mut dmax, mut rmin, mut rmax) = (90.0f64, -90.0f64, 180.0f64, -180.0f64);
+    for (x, y) in pts {
+        if let Some((r, d)) = grid.pix_to_icrs(x, y) {
+            let dr = wrap180(r - ra_c);
+            rmin = rmin.min(dr);
+            rmax = rmax.max(dr);
+            dmin = dmin.min(d);
+            dmax = dmax.max(d);
+        }
+    }
+    Coverage {
+        ra_min_deg: norm_ra(ra_c + rmin),
+        ra_max_deg: norm_ra(ra_c + rmax),
+        dec_min_deg: dmin,
+        dec_max_deg: dmax,
+        area_deg2: per_row.iter().map(|r| r.1).sum(),
+        covered_pixels: per_row.iter().map(|r| r.0).sum(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::grid::separation_deg;
+    use super::*;
+
+    #[test]
+    fn offset_moves_the_right_distance_and_direction() {
+        for &(ra, dec) in &[(10.0, 0.0), (359.5, 70.0), (180.0, -45.0)] {
+            for pa in [0.0, 90.0, 200.0] {
+                let (r, d) = offset(ra, dec, 2.5, pa);
+                assert!((separation_deg(ra, dec, r, d) - 2.5).abs() < 1e-9);
+                if pa == 0.0 {
+                    assert!(d > dec);
+                }
+                if pa == 90.0 {
+                    assert!(wrap180(r - ra) > 0.0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn beam_image_path_follows_the_stem() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("snap_001.fits");
+        assert_eq!(beam_image_path(&img), None);
+        std::fs::write(dir.path().join("snap_001.pb.fits"), b"x").unwrap();
+        assert_eq!(
+            beam_image_path(&img),
+            Some(dir.path().join("snap_001.pb.fits"))
+        );
+        assert_eq!(beam_image_path(&dir.path().join("snap_001.pb.fits")), None);
+    }
+}

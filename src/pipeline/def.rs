@@ -1,0 +1,317 @@
+//! Pipeline definitions as written in TOML: [`PipelineDef`], [`JobDef`], [`ParamSpec`], [`NotifyRule`],
+//! the built-in pipelines, and how a workspace's `[pipelines.NAME]` tables combine with them.
+//!
+//! Invariants: a definition is plain data (parsing never fails on meaning, only on shape: unknown keys are
+//! refused); every check of meaning lives in `validate.rs`. A workspace table replaces the built-in of the
+//! same name as a whole (no field-by-field merge, so what runs is exactly what is written).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::queue::RetryStrategy;
+
+/// The built-in pipelines, in the same TOML form a workspace uses.
+pub const BUILTIN_TOML: &str = r#"
+[pipelines.nightly_mosaic]
+description = "Plan, build and QA a science-tier mosaic of the 24 h ending at the slot"
+schedule = "0 3 * * *"
+window = "24h"
+max_retries = 2
+retry = { kind = "exponential", base_s = 60, factor = 3, cap_s = 900 }
+notify = [{ on = "failure", channel = "log" }]
+
+[[pipelines.nightly_mosaic.jobs]]
+id = "plan"
+type = "mosaic_plan"
+params = { tier = "science", start = "${slot.start}", end = "${slot.end}", name = "nightly_${slot.date}" }
+timeout = "10m"
+
+[[pipelines.nightly_mosaic.jobs]]
+id = "build"
+type = "mosaic_build"
+params = { plan_id = "${plan.plan_id}" }
+depends_on = ["plan"]
+timeout = "30m"
+
+[[pipelines.nightly_mosaic.jobs]]
+id = "qa"
+type = "mosaic_qa"
+params = { mosaic_id = "${build.mosaic_id}" }
+depends_on = ["build"]
+timeout = "10m"
+
+[pipelines.on_demand_mosaic]
+description = "Plan, build and QA one mosaic of a window given with --param start=… end=… [tier=…] [name=…]"
+max_retries = 2
+retry = { kind = "exponential", base_s = 60, factor = 3, cap_s = 900 }
+
+[pipelines.on_demand_mosaic.params]
+start = { required = true, description = "window start (ISO-8601 UTC or MJD)" }
+end = { required = true, description = "window end, exclusive" }
+tier = { default = "science", description = "tier name (see `contimg tiers`)" }
+name = { description = "plan name (default: tier and window)" }
+
+[[pipelines.on_demand_mosaic.jobs]]
+id = "plan"
+type = "mosaic_plan"
+params = { tier = "${param.tier}", start = "${param.start}", end = "${param.end}", name = "${param.name}" }
+timeout = "10m"
+
+[[pipelines.on_demand_mosaic.jobs]]
+id = "build"
+type = "mosaic_build"
+params = { plan_id = "${plan.plan_id}" }
+depends_on = ["plan"]
+timeout = "30m"
+
+[[pipelines.on_demand_mosaic.jobs]]
+id = "qa"
+type = "mosaic_qa"
+params = { mosaic_id = "${build.mosaic_id}" }
+depends_on = ["build"]
+timeout = "10m"
+"#;
+
+/// One pipeline: a graph of jobs with shared retry, window, schedule and notification settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineDef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// 5-field cron expression in UTC (minute hour day-of-month month day-of-week); `None` = unscheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Length of the window ending at the slot (e.g. "24h"): `${slot.start}` = slot − window.
+    /// Without it `${slot.start}` equals `${slot.end}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// Retries after the first attempt for every job (a job may override). `max_retries = 2` = 3 attempts.
+    #[serde(default)]
+    pub max_retries: u32,
+    /// Delay between attempts. `kind = "none"` means no retries at all (then `max_retries` must be 0).
+    #[serde(default)]
+    pub retry: RetryStrategy,
+    /// Who hears about failures (delivered by the notification outbox; parsed and validated here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<NotifyRule>,
+    /// Parameters a run may set with `--param k=v`, referenced as `${param.k}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, ParamSpec>,
+    pub jobs: Vec<JobDef>,
+}
+
+/// One job of a pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobDef {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub job_type: String,
+    /// Parameters for the job type; string values may contain `${…}` references.
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// Higher runs first among jobs that are ready at the same time.
+    #[serde(default)]
+    pub priority: i64,
+    /// Longest an attempt may run (e.g. "30m"); the worker kills it after that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Overrides the pipeline's `max_retries`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// Overrides the pipeline's `retry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryStrategy>,
+}
+
+/// A run parameter: required, or with a default, or optional (then a job parameter that is exactly
+/// `${param.NAME}` is left out when it is not given).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ParamSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// When to notify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyOn {
+    /// The execution failed (any job failed for good, a QA FAIL included).
+    #[default]
+    Failure,
+}
+
+/// A notification rule. `channel` is one of `email` (needs `to`), `webhook` (needs `url` or `url_env`),
+/// `command` (needs `argv`) or `log` (a line in the workspace's `logs/notifications.log`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyRule {
+    #[serde(default)]
+    pub on: NotifyOn,
+    /// Only failures of these jobs (default: any job).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<String>,
+    pub channel: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub argv: Vec<String>,
+}
+
+/// Where a definition came from, for error messages (`built-in` or the config file's path).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source(pub String);
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A named definition and where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NamedPipeline {
+    pub name: String,
+    pub source: Source,
+    /// True when a workspace table replaced a built-in of the same name.
+    pub overrides_builtin: bool,
+    pub def: PipelineDef,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BuiltinFile {
+    pipelines: BTreeMap<String, PipelineDef>,
+}
+
+/// The built-in pipelines.
+pub fn builtin() -> BTreeMap<String, PipelineDef> {
+    // The text is a constant checked by a unit test; failing here is a bug in this file.
+    toml::from_str::<BuiltinFile>(BUILTIN_TOML)
+        .map(|f| f.pipelines)
+        .unwrap_or_else(|e| panic!("built-in pipeline TOML is invalid (a bug in contimg): {e}"))
+}
+
+/// The built-ins with a workspace's `[pipelines.NAME]` tables over them, by name.
+pub fn resolve(
+    workspace: &BTreeMap<String, PipelineDef>,
+    config_path: Option<&std::path::Path>,
+) -> Vec<NamedPipeline> {
+    let mut out: BTreeMap<String, NamedPipeline> = builtin()
+        .into_iter()
+        .map(|(name, def)| {
+            (
+                name.clone(),
+                NamedPipeline {
+                    name,
+                    source: Source("built-in".into()),
+                    overrides_builtin: false,
+                    def,
+                },
+            )
+        })
+        .collect();
+    let file = config_path
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| crate::workspace::CONFIG_FILE.to_string());
+    for (name, def) in workspace {
+        let overrides = out.contains_key(name);
+        out.insert(
+            name.clone(),
+            NamedPipeline {
+                name: name.clone(),
+                source: Source(file.clone()),
+                overrides_builtin: overrides,
+                def: def.clone(),
+            },
+        );
+    }
+    out.into_values().collect()
+}
+
+/// Parses a duration like `90s`, `30m`, `24h`, `7d` (or a bare number of seconds) into seconds.
+pub fn parse_duration_s(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let bad = || {
+        format!("cannot read {s:?} as a duration: use a number and a unit s, m, h or d (e.g. 30m)")
+    };
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.trim().parse().map_err(|_| bad())?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        _ => return Err(bad()),
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("duration {s:?} must be positive"));
+    }
+    Ok(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_parse_and_have_the_seed_jobs() {
+        let b = builtin();
+        for name in ["nightly_mosaic", "on_demand_mosaic"] {
+            let ids: Vec<&str> = b[name].jobs.iter().map(|j| j.id.as_str()).collect();
+            assert_eq!(ids, ["plan", "build", "qa"], "{name}");
+            assert_eq!(b[name].max_retries, 2);
+        }
+        assert_eq!(b["nightly_mosaic"].window.as_deref(), Some("24h"));
+        assert_eq!(b["nightly_mosaic"].notify[0].on, NotifyOn::Failure);
+    }
+
+    #[test]
+    fn workspace_table_replaces_builtin() {
+        let mut ws = BTreeMap::new();
+        let mut d = builtin()["nightly_mosaic"].clone();
+        d.max_retries = 0;
+        ws.insert("nightly_mosaic".to_string(), d);
+        let all = resolve(&ws, None);
+        let n = all.iter().find(|p| p.name == "nightly_mosaic").unwrap();
+        assert!(n.overrides_builtin);
+        assert_eq!(n.def.max_retries, 0);
+        assert_eq!(n.source.0, "contimg.toml");
+    }
+
+    #[test]
+    fn the_example_in_the_default_config_is_a_valid_pipeline() {
+        let text: String = crate::config::default_toml()
+            .lines()
+            .filter_map(|l| l.strip_prefix("#   "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(text.contains("[pipelines.my_nightly]"), "{text}");
+        let cfg = crate::config::parse(&text).unwrap();
+        let all = resolve(&cfg.pipelines, None);
+        let p = all.iter().find(|p| p.name == "my_nightly").unwrap();
+        assert_eq!(crate::pipeline::validate(p), vec![]);
+        assert_eq!(p.def.jobs.len(), 2);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_s("30m").unwrap(), 1800.0);
+        assert_eq!(parse_duration_s("2").unwrap(), 2.0);
+        assert!(parse_duration_s("-1s").is_err());
+        assert!(parse_duration_s("5 parsecs").is_err());
+    }
+}

@@ -1,0 +1,530 @@
+//! Executions: creating one (with its tasks) for a (pipeline, slot), mirroring task state into the seed
+//! tables, and describing an execution as a `contimg.execution/1` manifest.
+//!
+//! Invariants: an execution and all its tasks and `pipeline_jobs` rows are written in one transaction;
+//! there is at most one execution per (pipeline, slot) — a second request finds the first; the
+//! `pipeline_jobs` rows and `pipeline_executions.status` are derived from the tasks by [`sync`], which
+//! every writer calls after changing tasks (and readers call before reading).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::PipelineError;
+use super::def::{NamedPipeline, parse_duration_s};
+use super::subst::{self, Resolution};
+use crate::queue::{NewTask, Queue, RetryStrategy, TaskId, TaskInfo, TaskState};
+
+/// The time an execution is for, and the window it covers: [start, end) with end = the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub time: DateTime<Utc>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// ISO-8601 UTC with seconds, as slots are stored and substituted.
+pub fn iso(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+impl Slot {
+    /// The slot at `time` for a pipeline with an optional window length ("24h").
+    pub fn new(time: DateTime<Utc>, window: Option<&str>) -> Result<Slot, String> {
+        let time = chrono::DurationRound::duration_trunc(time, Duration::seconds(1))
+            .map_err(|e| format!("slot time {time}: {e}"))?;
+        let len = window.map(parse_duration_s).transpose()?.unwrap_or(0.0);
+        Ok(Slot {
+            time,
+            start: time - Duration::milliseconds((len * 1000.0).round() as i64),
+            end: time,
+        })
+    }
+
+    fn var(&self, key: &str) -> Option<String> {
+        match key {
+            "start" => Some(iso(self.start)),
+            "end" => Some(iso(self.end)),
+            "date" => Some(self.time.format("%Y-%m-%d").to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// The latest time ≤ `now` a cron schedule fires (for `--slot scheduled`).
+pub fn scheduled_slot(schedule: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let cron = super::validate::parse_schedule(schedule)?;
+    cron.find_previous_occurrence(&now, true)
+        .map_err(|e| format!("schedule {schedule:?}: no time at or before {now}: {e}"))
+}
+
+/// Resolves `--param k=v` values against the pipeline's declared parameters.
+pub fn resolve_params(
+    p: &NamedPipeline,
+    given: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, Option<String>>, String> {
+    for k in given.keys() {
+        if !p.def.params.contains_key(k) {
+            let known: Vec<&str> = p.def.params.keys().map(String::as_str).collect();
+            return Err(format!(
+                "pipeline '{}' has no parameter '{k}'; it takes: {}",
+                p.name,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (k, spec) in &p.def.params {
+        let v = given.get(k).cloned().or_else(|| spec.default.clone());
+        if v.is_none() && spec.required {
+            return Err(format!(
+                "pipeline '{}' needs --param {k}=…{}",
+                p.name,
+                spec.description
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            ));
+        }
+        out.insert(k.clone(), v);
+    }
+    Ok(out)
+}
+
+/// The job parameters with slot and run parameters substituted (upstream references kept).
+pub fn static_params(
+    job_params: &Map<String, Value>,
+    slot: &Slot,
+    params: &BTreeMap<String, Option<String>>,
+) -> Result<Map<String, Value>, String> {
+    subst::substitute(job_params, &mut |r| match r.ns.as_str() {
+        "slot" => match slot.var(&r.path[0]) {
+            Some(v) => Resolution::Value(Value::String(v)),
+            None => Resolution::Error(format!("{r}: the slot has only start, end and date")),
+        },
+        "param" => match params.get(&r.path[0]) {
+            Some(Some(v)) => Resolution::Value(Value::String(v.clone())),
+            Some(None) => Resolution::Omit,
+            None => Resolution::Error(format!("{r}: no such parameter")),
+        },
+        _ => Resolution::Keep,
+    })
+}
+
+/// What [`create`] found or made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Created {
+    pub execution_id: i64,
+    /// True when the execution for this (pipeline, slot) already existed; nothing was written.
+    pub existing: bool,
+}
+
+/// Creates the execution of `p` for `slot` with its tasks and `pipeline_jobs` rows in one transaction,
+/// or returns the one that exists for (pipeline, slot). The definition must have passed validation.
+pub fn create(
+    queue: &Queue,
+    p: &NamedPipeline,
+    slot: &Slot,
+    params: &BTreeMap<String, Option<String>>,
+) -> Result<Created, PipelineError> {
+    let slot_s = iso(slot.time);
+    let params_json =
+        serde_json::to_string(params).map_err(|e| PipelineError::Invalid(e.to_string()))?;
+    // Work out every task before writing anything.
+    let order = topo_order(p)?;
+    let mut jobs = Vec::new();
+    for &i in &order {
+        let j = &p.def.jobs[i];
+        let sp = static_params(&j.params, slot, params).map_err(|e| {
+            PipelineError::Invalid(format!("pipeline '{}', job '{}': {e}", p.name, j.id))
+        })?;
+        jobs.push((j, sp));
+    }
+    let def_json =
+        serde_json::to_string(&p.def).map_err(|e| PipelineError::Invalid(e.to_string()))?;
+    let mut existing_params: Option<(i64, String)> = None;
+    let created = queue.spawn_batch(|b| {
+        let conn = b.connection();
+        if let Some(row) = conn
+            .query_row(
+                "SELECT id, params FROM pipeline_executions WHERE pipeline_name = ?1 AND slot = ?2",
+                params![p.name, slot_s],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()?
+        {
+            existing_params = Some(row.clone());
+            return Ok(Created {
+                execution_id: row.0,
+                existing: true,
+            });
+        }
+        let now = iso(b.now());
+        conn.execute(
+            "INSERT INTO pipeline_executions (pipeline_name, status, started_at, slot, params, definition, source)
+             VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6)",
+            params![p.name, now, slot_s, params_json, def_json, p.source.0],
+        )?;
+        let eid = conn.last_insert_rowid();
+        let mut ids: BTreeMap<&str, TaskId> = BTreeMap::new();
+        for (j, sp) in &jobs {
+            let retry = j.retry.unwrap_or(p.def.retry);
+            let max_retries = j.max_retries.unwrap_or(p.def.max_retries);
+            // `none` means no retries (validation refuses none with max_retries > 0).
+            let attempts = if matches!(retry, RetryStrategy::None) { 1 } else { max_retries + 1 };
+            let mut t = NewTask::new(j.job_type.clone(), Value::Object(sp.clone()))
+                .job_id(j.id.clone())
+                .execution(eid)
+                .priority(j.priority)
+                .max_attempts(attempts)
+                .retry(retry)
+                .depends_on(j.depends_on.iter().filter_map(|d| ids.get(d.as_str()).copied()));
+            if let Some(to) = &j.timeout {
+                let secs = parse_duration_s(to).map_err(crate::queue::QueueError::InvalidTask)?;
+                t = t.timeout_s(secs);
+            }
+            let id = b.spawn(&t)?;
+            ids.insert(j.id.as_str(), id);
+            b.connection().execute(
+                "INSERT INTO pipeline_jobs (execution_id, job_id, job_type, status, task_id)
+                 VALUES (?1, ?2, ?3, 'pending', ?4)",
+                params![eid, j.id, j.job_type, id.0],
+            )?;
+        }
+        Ok(Created {
+            execution_id: eid,
+            existing: false,
+        })
+    })?;
+    if let Some((id, old)) = existing_params
+        && old != params_json
+    {
+        return Err(PipelineError::Conflict(format!(
+            "execution {id} of pipeline '{}' for slot {slot_s} exists with parameters {old}, not {params_json}; \
+             it is reported, not changed: use another --slot for different parameters",
+            p.name
+        )));
+    }
+    Ok(created)
+}
+
+/// Indices of the jobs in dependency order (definition order among independent jobs).
+fn topo_order(p: &NamedPipeline) -> Result<Vec<usize>, PipelineError> {
+    let n = p.def.jobs.len();
+    let mut done = vec![false; n];
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let before = out.len();
+        for (i, j) in p.def.jobs.iter().enumerate() {
+            if done[i] {
+                continue;
+            }
+            let ready = j.depends_on.iter().all(|d| {
+                p.def
+                    .jobs
+                    .iter()
+                    .position(|x| &x.id == d)
+                    .is_some_and(|k| done[k])
+            });
+            if ready {
+                done[i] = true;
+                out.push(i);
+            }
+        }
+        if out.len() == before {
+            return Err(PipelineError::Invalid(format!(
+                "pipeline '{}' has a dependency cycle or an unknown dependency; run `contimg pipelines check`",
+                p.name
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Mirrors the tasks of execution `eid` into `pipeline_jobs` and derives the execution's status.
+/// Returns the status.
+pub fn sync(conn: &Connection, eid: i64) -> Result<String, rusqlite::Error> {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    tx.execute(
+        "UPDATE pipeline_jobs SET status = t.state, attempts = t.attempts,
+             started_at = strftime('%Y-%m-%dT%H:%M:%SZ', t.started_at),
+             completed_at = strftime('%Y-%m-%dT%H:%M:%SZ', t.finished_at), result = t.result, error = t.error
+         FROM tasks t WHERE t.id = pipeline_jobs.task_id AND pipeline_jobs.execution_id = ?1",
+        [eid],
+    )?;
+    let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+    {
+        let mut st = tx.prepare_cached(
+            "SELECT state, count(*) FROM tasks WHERE execution_id = ?1 GROUP BY state",
+        )?;
+        for row in st.query_map([eid], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (s, n) = row?;
+            counts.insert(s, n);
+        }
+    }
+    let c = |s: &str| counts.get(s).copied().unwrap_or(0);
+    let status = if c("pending") + c("running") + c("sleeping") > 0 {
+        "running"
+    } else if c("failed") > 0 {
+        "failed"
+    } else if c("cancelled") > 0 {
+        "cancelled"
+    } else {
+        "completed"
+    };
+    let error: Option<String> = if status == "failed" || status == "cancelled" {
+        tx.query_row(
+            "SELECT job_id, state, error FROM tasks WHERE execution_id = ?1 AND state IN ('failed', 'cancelled')
+             ORDER BY state = 'cancelled', id LIMIT 1",
+            [eid],
+            |r| {
+                Ok(format!(
+                    "job '{}' {}: {}",
+                    r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?.unwrap_or_default()
+                ))
+            },
+        )
+        .optional()?
+    } else {
+        None
+    };
+    let finished: Option<String> = if status == "running" {
+        None
+    } else {
+        tx.query_row(
+            "SELECT max(finished_at) FROM tasks WHERE execution_id = ?1",
+            [eid],
+            |r| r.get(0),
+        )?
+    };
+    tx.execute(
+        "UPDATE pipeline_executions SET status = ?2, error = ?3,
+             completed_at = CASE WHEN ?2 = 'running' THEN NULL ELSE COALESCE(?4, completed_at) END
+         WHERE id = ?1",
+        params![eid, status, error, finished.map(|f| normalise_ts(&f))],
+    )?;
+    tx.commit()?;
+    Ok(status.to_string())
+}
+
+/// Syncs every execution not yet finished (after a worker may have changed tasks of several).
+pub fn sync_active(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let ids: Vec<i64> = conn
+        .prepare_cached("SELECT id FROM pipeline_executions WHERE status = 'running'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in ids {
+        sync(conn, id)?;
+    }
+    Ok(())
+}
+
+fn normalise_ts(s: &str) -> String {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| iso(t.with_timezone(&Utc)))
+        .unwrap_or_else(|_| s.to_string())
+}
+
+/// One job in an execution manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub job_type: String,
+    pub task_id: i64,
+    pub state: TaskState,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub priority: i64,
+    pub depends_on: Vec<String>,
+    pub params: Value,
+    /// The job's outputs (its child's JSON stdout) once completed.
+    pub outputs: Option<Value>,
+    pub error: Option<String>,
+    pub next_retry_at: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_s: Option<f64>,
+    /// The log of the latest attempt.
+    pub log_path: Option<String>,
+    /// Outcome of each attempt, oldest first.
+    pub attempt_outcomes: Vec<String>,
+}
+
+/// `contimg.execution/1`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutionManifest {
+    pub schema: &'static str,
+    pub database: String,
+    pub execution_id: i64,
+    pub pipeline: String,
+    pub slot: Option<String>,
+    pub params: Value,
+    pub status: String,
+    pub error: Option<String>,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    /// True when `run` found this execution already there (resumed or reported, not created).
+    pub existing: bool,
+    pub jobs: Vec<JobReport>,
+}
+
+/// The manifest of execution `eid` (synced first).
+pub fn manifest(
+    queue: &Queue,
+    database: &str,
+    eid: i64,
+) -> Result<ExecutionManifest, PipelineError> {
+    let conn = queue.connection();
+    sync(conn, eid)?;
+    type Row = (
+        String,
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let row: Option<Row> = conn
+        .query_row(
+            "SELECT pipeline_name, slot, params, status, error, started_at, completed_at
+             FROM pipeline_executions WHERE id = ?1",
+            [eid],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            },
+        )
+        .optional()?;
+    let (pipeline, slot, params_s, status, error, started_at, completed_at) =
+        row.ok_or(PipelineError::NoSuchExecution(eid))?;
+    let tasks = queue.tasks_of_execution(eid)?;
+    let by_id: BTreeMap<TaskId, String> = tasks
+        .iter()
+        .map(|t| (t.id, t.job_id.clone().unwrap_or_else(|| t.id.to_string())))
+        .collect();
+    let now = queue.now();
+    let mut jobs = Vec::new();
+    for t in &tasks {
+        jobs.push(job_report(queue, t, &by_id, now)?);
+    }
+    Ok(ExecutionManifest {
+        schema: crate::manifest::EXECUTION_SCHEMA,
+        database: database.to_string(),
+        execution_id: eid,
+        pipeline,
+        slot,
+        params: serde_json::from_str(&params_s).unwrap_or(Value::Null),
+        status,
+        error,
+        started_at,
+        completed_at,
+        existing: false,
+        jobs,
+    })
+}
+
+fn job_report(
+    queue: &Queue,
+    t: &TaskInfo,
+    names: &BTreeMap<TaskId, String>,
+    now: DateTime<Utc>,
+) -> Result<JobReport, PipelineError> {
+    let attempts = queue.attempts(t.id)?;
+    let current: Vec<_> = attempts
+        .iter()
+        .filter(|a| a.generation == t.generation)
+        .collect();
+    Ok(JobReport {
+        id: t.job_id.clone().unwrap_or_else(|| t.id.to_string()),
+        job_type: t.kind.clone(),
+        task_id: t.id.0,
+        state: t.state,
+        attempts: t.attempts,
+        max_attempts: t.max_attempts,
+        priority: t.priority,
+        depends_on: t
+            .depends_on
+            .iter()
+            .map(|d| names.get(d).cloned().unwrap_or_else(|| d.to_string()))
+            .collect(),
+        params: t.params.clone(),
+        outputs: t.result.clone(),
+        error: t.error.clone(),
+        next_retry_at: t.next_retry_at().map(iso),
+        started_at: t.started_at.map(iso),
+        finished_at: t.finished_at.map(iso),
+        duration_s: t
+            .duration(now)
+            .map(|d| d.num_milliseconds() as f64 / 1000.0),
+        log_path: attempts.iter().rev().find_map(|a| a.log_path.clone()),
+        attempt_outcomes: current.iter().map(|a| a.outcome.to_string()).collect(),
+    })
+}
+
+/// One line per execution, newest first, for `status` without an execution.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutionSummary {
+    pub execution_id: i64,
+    pub pipeline: String,
+    pub slot: Option<String>,
+    pub status: String,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub error: Option<String>,
+    pub jobs: BTreeMap<String, String>,
+}
+
+/// The latest `limit` executions, synced.
+pub fn list(conn: &Connection, limit: usize) -> Result<Vec<ExecutionSummary>, PipelineError> {
+    sync_active(conn)?;
+    let mut st = conn.prepare(
+        "SELECT id, pipeline_name, slot, status, started_at, completed_at, error FROM pipeline_executions
+         ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = st
+        .query_map([limit as i64], |r| {
+            Ok(ExecutionSummary {
+                execution_id: r.get(0)?,
+                pipeline: r.get(1)?,
+                slot: r.get(2)?,
+                status: r.get(3)?,
+                started_at: r.get(4)?,
+                completed_at: r.get(5)?,
+                error: r.get(6)?,
+                jobs: BTreeMap::new(),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::new();
+    for mut s in rows {
+        let mut q = conn.prepare_cached(
+            "SELECT job_id, status FROM pipeline_jobs WHERE execution_id = ?1 ORDER BY id",
+        )?;
+        for r in q.query_map([s.execution_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })? {
+            let (j, st) = r?;
+            s.jobs.insert(j, st);
+        }
+        out.push(s);
+    }
+    Ok(out)
+}

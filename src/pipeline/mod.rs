@@ -1,0 +1,51 @@
+//! The pipeline engine: declarative pipelines (TOML) run as executions of tasks on the durable queue.
+//!
+//! Owns `migrations/0003_pipeline.sql` (the (pipeline, slot) key of `pipeline_executions`, the task link of
+//! `pipeline_jobs`) and the meaning of pipeline definitions:
+//! * [`def`]: the definition types, the built-ins (`nightly_mosaic`, `on_demand_mosaic`) and how a
+//!   workspace's `[pipelines.NAME]` tables replace or add to them;
+//! * [`validate`]: every check made before anything runs (`contimg pipelines check`);
+//! * [`subst`]: `${slot.*}`, `${param.*}` (substituted when the execution is created) and `${job.key}`
+//!   (substituted from upstream outputs when the task is claimed);
+//! * [`jobs`]: job types and the child process each becomes (the mosaic jobs run `contimg plan`, `build`,
+//!   `qa` — the same subcommands a person runs);
+//! * [`exec`]: creating executions, mirroring tasks into `pipeline_jobs`, execution manifests;
+//! * [`worker`]: claiming tasks and running each in its own process group with heartbeats and timeouts.
+//!
+//! Retry semantics: a job gets `max_retries + 1` attempts with delays from its retry strategy; the strategy
+//! `none` means *no retries* (one attempt), and a definition combining `none` with `max_retries > 0` is
+//! refused. Invariants: one execution per (pipeline, slot); an execution's tasks, dependencies and
+//! `pipeline_jobs` rows are written in one transaction; a job's final failure cancels its dependents and
+//! fails the execution.
+
+pub mod def;
+pub mod exec;
+pub mod jobs;
+pub mod subst;
+pub mod validate;
+pub mod worker;
+
+pub use def::{JobDef, NamedPipeline, NotifyRule, ParamSpec, PipelineDef};
+pub use exec::{Created, ExecutionManifest, Slot};
+pub use validate::{ValidationError, parse_schedule, validate};
+pub use worker::{StopWhen, WorkStats, WorkerConfig, work};
+
+/// The pipeline migration (applied after the queue's).
+pub const MIGRATION_SQL: &str = include_str!("../../migrations/0003_pipeline.sql");
+
+/// What can go wrong running pipelines.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
+    #[error("database error: {0} (is the workspace database reachable and migrated?)")]
+    Db(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(
+        "execution {0} does not exist in this database; see `contimg status` for the executions"
+    )]
+    NoSuchExecution(i64),
+}

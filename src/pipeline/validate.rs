@@ -1,0 +1,432 @@
+//! Checks a pipeline definition before anything runs.
+//!
+//! Every problem found is reported (not just the first), each naming the file, the pipeline and, where it
+//! applies, the job. A definition with no errors can be spawned: its graph is acyclic, every dependency and
+//! reference names an upstream job, every parameter is known to its job type, and every duration, retry and
+//! cron expression is in range.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::def::{NamedPipeline, PipelineDef, parse_duration_s};
+use super::jobs::{JOB_TYPES, job_type};
+use super::subst;
+use crate::queue::RetryStrategy;
+
+/// One problem in one pipeline definition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ValidationError {
+    pub source: String,
+    pub pipeline: String,
+    pub job: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: pipeline '{}'", self.source, self.pipeline)?;
+        if let Some(j) = &self.job {
+            write!(f, ", job '{j}'")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// The slot variables a job may reference.
+pub const SLOT_KEYS: &[&str] = &["start", "end", "date"];
+
+/// Parses a 5-field cron expression (UTC; minute hour day-of-month month day-of-week). Day-of-month and
+/// day-of-week combine with OR when both are restricted (Vixie cron); 0 and 7 are Sunday.
+pub fn parse_schedule(expr: &str) -> Result<croner::Cron, String> {
+    let fields = expr.split_whitespace().count();
+    if fields != 5 && !expr.trim_start().starts_with('@') {
+        return Err(format!(
+            "schedule {expr:?} has {fields} fields; write 5: minute hour day-of-month month day-of-week (UTC)"
+        ));
+    }
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .year(croner::parser::Year::Disallowed)
+        .dom_and_dow(false)
+        .build()
+        .parse(expr)
+        .map_err(|e| format!("schedule {expr:?} is not a valid cron expression: {e}"))
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn check_retry(r: &RetryStrategy, max_retries: u32) -> Result<(), String> {
+    r.validate().map_err(|e| e.to_string())?;
+    if matches!(r, RetryStrategy::None) && max_retries > 0 {
+        return Err(format!(
+            "retry kind \"none\" means no retries, but max_retries = {max_retries}; set max_retries = 0, \
+             or use retry = {{ kind = \"fixed\", delay_s = 0 }} for immediate retries"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks one pipeline; returns every problem found.
+pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
+    let mut errs = Vec::new();
+    let mut err = |job: Option<&str>, message: String| {
+        errs.push(ValidationError {
+            source: p.source.0.clone(),
+            pipeline: p.name.clone(),
+            job: job.map(str::to_string),
+            message,
+        })
+    };
+    let d: &PipelineDef = &p.def;
+    if !valid_name(&p.name) {
+        err(
+            None,
+            "a pipeline name may only hold letters, digits, '_' and '-'".into(),
+        );
+    }
+    if d.jobs.is_empty() {
+        err(
+            None,
+            "it has no jobs; add [[pipelines.NAME.jobs]] tables".into(),
+        );
+    }
+    if let Some(s) = &d.schedule
+        && let Err(e) = parse_schedule(s)
+    {
+        err(None, e);
+    }
+    if let Some(w) = &d.window
+        && let Err(e) = parse_duration_s(w)
+    {
+        err(None, format!("window: {e}"));
+    }
+    if let Err(e) = check_retry(&d.retry, d.max_retries) {
+        err(None, e);
+    }
+    for (name, spec) in &d.params {
+        if !valid_name(name) {
+            err(
+                None,
+                format!("parameter name {name:?} may only hold letters, digits, '_' and '-'"),
+            );
+        }
+        if spec.required && spec.default.is_some() {
+            err(
+                None,
+                format!("parameter '{name}' is required and has a default; keep one of the two"),
+            );
+        }
+    }
+    let ids: BTreeSet<&str> = d.jobs.iter().map(|j| j.id.as_str()).collect();
+    for (i, rule) in d.notify.iter().enumerate() {
+        let what = format!("notify rule {}", i + 1);
+        match rule.channel.as_str() {
+            "email" if rule.to.is_empty() => err(
+                None,
+                format!("{what}: channel \"email\" needs to = [\"address\", …]"),
+            ),
+            "webhook" if rule.url.is_none() && rule.url_env.is_none() => err(
+                None,
+                format!("{what}: channel \"webhook\" needs url or url_env"),
+            ),
+            "command" if rule.argv.is_empty() => err(
+                None,
+                format!("{what}: channel \"command\" needs argv = [\"program\", …]"),
+            ),
+            "email" | "webhook" | "command" | "log" => {}
+            other => err(
+                None,
+                format!("{what}: unknown channel {other:?}; use email, webhook, command or log"),
+            ),
+        }
+        for j in &rule.jobs {
+            if !ids.contains(j.as_str()) {
+                err(
+                    None,
+                    format!("{what} names job '{j}', which this pipeline does not have"),
+                );
+            }
+        }
+    }
+
+    // Jobs: ids, types, parameters, dependencies.
+    let mut seen = BTreeSet::new();
+    for j in &d.jobs {
+        let jid = Some(j.id.as_str());
+        if !valid_name(&j.id) {
+            err(
+                jid,
+                "a job id may only hold letters, digits, '_' and '-'".into(),
+            );
+        }
+        if !seen.insert(j.id.as_str()) {
+            err(
+                jid,
+                "duplicate job id; every job of a pipeline needs its own id".into(),
+            );
+        }
+        match job_type(&j.job_type) {
+            None => err(
+                jid,
+                format!(
+                    "unknown job type {:?}; known types: {}",
+                    j.job_type,
+                    JOB_TYPES
+                        .iter()
+                        .map(|t| t.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            Some(t) => {
+                for k in j.params.keys() {
+                    if !t.params.iter().any(|(n, _, _)| n == k) {
+                        err(
+                            jid,
+                            format!(
+                                "unknown parameter '{k}' for job type {}; it takes: {}",
+                                t.name,
+                                t.params.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
+                            ),
+                        );
+                    }
+                }
+                for (n, req, _) in t.params {
+                    if *req && !j.params.contains_key(*n) {
+                        err(
+                            jid,
+                            format!("parameter '{n}' is required for job type {}", t.name),
+                        );
+                    }
+                }
+            }
+        }
+        for dep in &j.depends_on {
+            if dep == &j.id {
+                err(jid, "depends on itself".into());
+            } else if !ids.contains(dep.as_str()) {
+                err(jid, format!("depends on unknown job '{dep}'"));
+            }
+        }
+        if let Some(t) = &j.timeout
+            && let Err(e) = parse_duration_s(t)
+        {
+            err(jid, format!("timeout: {e}"));
+        }
+        let mr = j.max_retries.unwrap_or(d.max_retries);
+        if let Err(e) = check_retry(j.retry.as_ref().unwrap_or(&d.retry), mr) {
+            err(jid, e);
+        }
+    }
+
+    // Cycles (depth-first search over known dependencies).
+    // Duplicate ids pool their dependencies, so a cycle through either copy is still found.
+    let mut deps: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for j in &d.jobs {
+        let e = deps.entry(j.id.as_str()).or_default();
+        e.extend(
+            j.depends_on
+                .iter()
+                .map(String::as_str)
+                .filter(|x| ids.contains(x) && *x != j.id),
+        );
+    }
+    let mut reported = BTreeSet::new();
+    for start in deps.keys() {
+        let mut stack = vec![*start];
+        if let Some(cycle) = find_cycle(start, &deps, &mut stack)
+            && reported.insert(cycle.iter().copied().collect::<BTreeSet<_>>())
+        {
+            err(
+                Some(start),
+                format!("dependency cycle: {}", cycle.join(" -> ")),
+            );
+        }
+    }
+
+    // References: slot, param, or an upstream job.
+    let ancestors = |id: &str| -> BTreeSet<&str> {
+        let mut out = BTreeSet::new();
+        let mut todo = vec![id];
+        while let Some(x) = todo.pop() {
+            for &p in deps.get(x).map(Vec::as_slice).unwrap_or(&[]) {
+                if out.insert(p) {
+                    todo.push(p);
+                }
+            }
+        }
+        out
+    };
+    for j in &d.jobs {
+        let jid = Some(j.id.as_str());
+        let up = ancestors(&j.id);
+        let refs = match subst::refs(&serde_json::Value::Object(j.params.clone())) {
+            Ok(r) => r,
+            Err(e) => {
+                err(jid, e);
+                continue;
+            }
+        };
+        for r in refs {
+            match r.ns.as_str() {
+                "slot" if r.path.len() != 1 || !SLOT_KEYS.contains(&r.path[0].as_str()) => {
+                    err(jid, format!("{r}: the slot has only start, end and date"));
+                }
+                "param" if r.path.len() != 1 || !d.params.contains_key(&r.path[0]) => {
+                    err(
+                        jid,
+                        format!(
+                            "{r}: no such parameter; declare it under [pipelines.{}.params]",
+                            p.name
+                        ),
+                    );
+                }
+                "slot" | "param" => {}
+                other if other == j.id => err(jid, format!("{r} refers to this job's own output")),
+                other if !ids.contains(other) => err(
+                    jid,
+                    format!("{r}: there is no job '{other}' (nor is it slot or param)"),
+                ),
+                other if !up.contains(other) => err(
+                    jid,
+                    format!("{r}: job '{other}' is not upstream of this job; add it to depends_on"),
+                ),
+                _ => {}
+            }
+        }
+    }
+    errs
+}
+
+fn find_cycle<'a>(
+    at: &'a str,
+    deps: &BTreeMap<&'a str, Vec<&'a str>>,
+    stack: &mut Vec<&'a str>,
+) -> Option<Vec<&'a str>> {
+    for &n in deps.get(at).map(Vec::as_slice).unwrap_or(&[]) {
+        if let Some(pos) = stack.iter().position(|x| *x == n) {
+            let mut c = stack[pos..].to_vec();
+            c.push(n);
+            return Some(c);
+        }
+        if stack.len() > deps.len() {
+            return None;
+        }
+        stack.push(n);
+        if let Some(c) = find_cycle(n, deps, stack) {
+            return Some(c);
+        }
+        stack.pop();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::def::{NamedPipeline, Source, builtin};
+
+    fn named(text: &str) -> NamedPipeline {
+        let def: PipelineDef = toml::from_str(text).unwrap();
+        NamedPipeline {
+            name: "p".into(),
+            source: Source("f.toml".into()),
+            overrides_builtin: false,
+            def,
+        }
+    }
+
+    #[test]
+    fn builtins_are_valid() {
+        for (name, def) in builtin() {
+            let p = NamedPipeline {
+                name,
+                source: Source("built-in".into()),
+                overrides_builtin: false,
+                def,
+            };
+            assert_eq!(validate(&p), vec![]);
+        }
+    }
+
+    #[test]
+    fn every_kind_of_error_is_named() {
+        let p = named(
+            r#"
+            schedule = "61 * * * *"
+            [[jobs]]
+            id = "a"
+            type = "command"
+            params = { argv = ["x", "${c.out}", "${slot.week}"], bogus = 1 }
+            depends_on = ["b"]
+            [[jobs]]
+            id = "b"
+            type = "command"
+            params = { argv = ["${nope.x}", "${param.zz}"] }
+            depends_on = ["a", "ghost"]
+            [[jobs]]
+            id = "b"
+            type = "frobnicate"
+            [[jobs]]
+            id = "c"
+            type = "command"
+            params = { argv = ["true"] }
+            "#,
+        );
+        let text: Vec<String> = validate(&p).iter().map(|e| e.to_string()).collect();
+        let all = text.join("\n");
+        for needle in [
+            "f.toml: pipeline 'p': schedule \"61 * * * *\"",
+            "job 'a': unknown parameter 'bogus'",
+            "job 'a': ${c.out}: job 'c' is not upstream",
+            "job 'a': ${slot.week}",
+            "job 'b': depends on unknown job 'ghost'",
+            "job 'b': duplicate job id",
+            "job 'b': unknown job type \"frobnicate\"",
+            "job 'b': ${nope.x}: there is no job 'nope'",
+            "job 'b': ${param.zz}: no such parameter",
+            "dependency cycle",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+    }
+
+    #[test]
+    fn cron_follows_vixie() {
+        use chrono::TimeZone;
+        // DOM and DOW both restricted: OR. 2026-11-01 is a Sunday; the 15th is a Sunday as well.
+        let c = parse_schedule("0 3 13 * 7").unwrap();
+        let t0 = chrono::Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).unwrap();
+        let next = c.find_next_occurrence(&t0, false).unwrap();
+        assert_eq!(
+            next,
+            chrono::Utc.with_ymd_and_hms(2026, 11, 8, 3, 0, 0).unwrap()
+        );
+        let next = c.find_next_occurrence(&next, false).unwrap();
+        assert_eq!(
+            next,
+            chrono::Utc.with_ymd_and_hms(2026, 11, 13, 3, 0, 0).unwrap()
+        );
+        // 0 and 7 are both Sunday.
+        let sun0 = parse_schedule("0 3 * * 0").unwrap();
+        let sun7 = parse_schedule("0 3 * * 7").unwrap();
+        let a = sun0.find_next_occurrence(&t0, false).unwrap();
+        assert_eq!(a, sun7.find_next_occurrence(&t0, false).unwrap());
+        assert_eq!(
+            a,
+            chrono::Utc.with_ymd_and_hms(2026, 11, 8, 3, 0, 0).unwrap()
+        );
+        // Latest firing at or before a time (the `--slot scheduled` rule).
+        let now = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 20, 2, 59, 0)
+            .unwrap();
+        assert_eq!(
+            crate::pipeline::exec::scheduled_slot("0 3 * * *", now).unwrap(),
+            chrono::Utc.with_ymd_and_hms(2026, 11, 19, 3, 0, 0).unwrap()
+        );
+        assert!(parse_schedule("0 0 3 * * *").is_err());
+    }
+}
