@@ -29,6 +29,8 @@ pub struct Config {
     pub paths: Paths,
     pub ingest: IngestConfig,
     pub build: BuildConfig,
+    /// `[qa]`: detection, matching, pictures and per-tier verdict thresholds.
+    pub qa: crate::qa::QaConfig,
     /// `[tiers.NAME]` tables: override fields of a built-in tier or define a new one.
     pub tiers: BTreeMap<String, TierConfig>,
     /// `[pipelines.NAME]` tables: define a pipeline, or replace the built-in of the same name.
@@ -140,6 +142,7 @@ dish_diameter_m = {dish}
 # Output projection: "auto" (SIN for compact fields, CAR for wide strips), or SIN, TAN, CAR, ZEA.
 projection = "{projection}"
 
+{qa}
 # Tiers. Each [tiers.NAME] table overrides fields of a built-in tier; a new NAME defines a new
 # tier and must set every field. interpolation: nearest, bilinear, bicubic or lanczos3.
 {tiers}
@@ -174,6 +177,7 @@ projection = "{projection}"
         pb_cutoff = d.build.pb_cutoff,
         dish = d.build.dish_diameter_m,
         projection = d.build.projection,
+        qa = crate::qa::QaConfig::default_toml(),
         tiers = tiers_toml(),
     )
 }

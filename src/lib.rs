@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod mosaic;
 pub mod pipeline;
 pub mod plan;
+pub mod qa;
 pub mod queue;
 pub mod sim;
 pub mod stats;
