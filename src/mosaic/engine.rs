@@ -553,7 +553,8 @@ impl BeamLut {
 
     #[inline]
     fn at(&self, s2: f64) -> f32 {
-        if !(s2 <= self.s2_max) {
+        // NaN s2 also lands here.
+        if s2.is_nan() || s2 > self.s2_max {
             return 0.0;
         }
         let f = s2 * self.inv_step;
@@ -622,7 +623,8 @@ impl<F: Fn(f64, f64) -> Option<Node> + Sync> RowJob<'_, F> {
                         (None, Some(lut)) => lut.at(l * l + m * m),
                         (None, None) => 1.0,
                     };
-                    if !(a >= self.cutoff) {
+                    // A NaN beam value (blank in a beam image) also lands here.
+                    if a.is_nan() || a < self.cutoff {
                         return;
                     }
                     let v = K::sample(&self.plane, xi, yi);
@@ -783,8 +785,7 @@ fn build_planned(
                 }
             }
         });
-        let mut done = 0;
-        for (k, loaded) in rx {
+        for (done, (k, loaded)) in (1..).zip(rx) {
             let data = loaded?;
             phase(t0, "input received");
             let p = &plan.inputs[k];
@@ -797,7 +798,6 @@ fn build_planned(
             }
             max_mesh_err = max_mesh_err.max(err);
             phase(t0, "input combined");
-            done += 1;
             progress(&Progress {
                 done,
                 total,
@@ -1050,7 +1050,9 @@ fn output_header(plan: &GridPlan, opts: &BuildOptions, sigma_ref: f64) -> Header
 /// column, which bound the region for the grids used here).
 fn coverage_of(grid: &OutputGrid, wsum: &[f32]) -> Coverage {
     let nx = grid.nx;
-    let per_row: Vec<(u64, f64, Option<(usize, usize)>)> = wsum
+    // Per row: covered pixels, covered area, first and last covered column.
+    type RowCover = (u64, f64, Option<(usize, usize)>);
+    let per_row: Vec<RowCover> = wsum
         .par_chunks(nx)
         .enumerate()
         .map(|(y, row)| {
