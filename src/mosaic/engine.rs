@@ -557,8 +557,9 @@ impl BeamLut {
         if s2.is_nan() || s2 > self.s2_max {
             return 0.0;
         }
-        let f = s2 * self.inv_step;
-        let i = (f as usize).min(Self::N - 1);
+        let f = (s2 * self.inv_step).max(0.0);
+        // SAFETY: s2 is a finite number in [0, s2_max] here, so f lies in [0, N].
+        let i = unsafe { f.to_int_unchecked::<usize>() }.min(Self::N - 1);
         let t = (f - i as f64) as f32;
         self.table[i] + t * (self.table[i + 1] - self.table[i])
     }
@@ -768,6 +769,17 @@ fn phase(t0: Instant, what: &str) {
     }
 }
 
+/// Builds from a plan made by [`plan_grid`] (headers are not read again), e.g. after showing
+/// the grid to the user.
+pub fn build_from_plan(
+    plan: &GridPlan,
+    opts: &BuildOptions,
+    out: &OutputPaths,
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> Result<MosaicResult, MosaicError> {
+    build_planned(plan, opts, out, progress, Instant::now())
+}
+
 fn build_planned(
     plan: &GridPlan,
     opts: &BuildOptions,
@@ -786,8 +798,7 @@ fn build_planned(
     // read of `+=`, then copied on write with a TLB shoot-down to every thread: ~20 % of the
     // CPU time of a large build.
     let zeroed = || -> Vec<f32> { (0..npix).into_par_iter().map(|_| 0.0f32).collect() };
-    let mut sum = zeroed();
-    let mut wsum = zeroed();
+    let (mut sum, mut wsum) = (Vec::new(), Vec::new());
     let boxes: Vec<Option<PixBox>> = plan
         .inputs
         .iter()
@@ -812,6 +823,9 @@ fn build_planned(
                 }
             }
         });
+        // Zero the accumulators while the first input is being read.
+        sum = zeroed();
+        wsum = zeroed();
         for (done, (k, loaded)) in (1..).zip(rx) {
             let data = loaded?;
             phase(t0, "input received");
@@ -843,11 +857,25 @@ fn build_planned(
         path: &plan.inputs[total - 1].path,
     });
 
-    // sum -> mosaic in place.
-    sum.par_iter_mut().zip(wsum.par_iter()).for_each(|(s, &w)| {
-        *s = if w > 0.0 { *s / w } else { f32::NAN };
-    });
-    phase(t0, "mosaic normalised");
+    // One pass: sum -> mosaic in place, normalised weight -> weight map in (Jy/beam)^-2 (undo
+    // the normalisation by the median sigma), and the expected-noise map 1/sqrt(weight).
+    let inv_s2 = (1.0 / (sigma_ref * sigma_ref)) as f32;
+    let noise: Vec<f32> = sum
+        .par_iter_mut()
+        .zip(wsum.par_iter_mut())
+        .map(|(s, w)| {
+            if *w > 0.0 {
+                *s /= *w;
+                *w *= inv_s2;
+                1.0 / w.sqrt()
+            } else {
+                *s = f32::NAN;
+                *w = 0.0;
+                f32::NAN
+            }
+        })
+        .collect();
+    phase(t0, "mosaic, weight and noise maps computed");
     let coverage = coverage_of(grid, &wsum);
     phase(t0, "coverage");
     let header = output_header(plan, opts, sigma_ref);
@@ -862,19 +890,13 @@ fn build_planned(
             reason: e.to_string(),
         })
     };
-    // Weight map in (Jy/beam)^-2: undo the normalisation by the median sigma.
-    let inv_s2 = (1.0 / (sigma_ref * sigma_ref)) as f32;
-    wsum.par_iter_mut().for_each(|w| *w *= inv_s2);
-    let noise: Vec<f32> = wsum
-        .par_iter()
-        .map(|&w| if w > 0.0 { 1.0 / w.sqrt() } else { f32::NAN })
-        .collect();
     let noise_median = {
-        let stride = (coverage.covered_pixels as usize / 2_000_000).max(1);
+        // A regular subsample of about 500 000 pixels is plenty for a median.
+        let stride = (noise.len() / 500_000).max(1);
         let mut v: Vec<f32> = noise
             .iter()
-            .filter(|w| !w.is_nan())
             .step_by(stride)
+            .filter(|w| !w.is_nan())
             .copied()
             .collect();
         if v.is_empty() {
@@ -884,7 +906,6 @@ fn build_planned(
             *v.select_nth_unstable_by(m, f32::total_cmp).1 as f64
         }
     };
-    phase(t0, "weight and noise maps computed");
     // The three products are written concurrently (each atomically, by fits::write).
     let weight_cards = [
         Card::new(

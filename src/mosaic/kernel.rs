@@ -64,12 +64,17 @@ pub struct Plane<'a> {
 
 const EPS: f32 = 1e-6;
 
-/// floor() without a libm call: exact for x > −2^20 (callers only pass positions within a few
-/// pixels of the image); below that it saturates far off the image, which samples as NaN.
+/// floor() without a libm call or a saturating cast: exact for |x| < 2^20 (callers pass
+/// positions within a few pixels of the image); larger |x| is clamped first, far off any image,
+/// where it samples as NaN.
 #[inline(always)]
 fn ffloor(x: f64) -> f64 {
     const OFF: f64 = 1_048_576.0;
-    ((x + OFF) as i64 - OFF as i64) as f64
+    let shifted = (x.clamp(-OFF + 1.0, OFF) + OFF).max(0.0);
+    // SAFETY: `shifted` is finite (clamp maps ±inf into range; NaN is mapped to 0 by max) and
+    // lies in [0, 2^21], which fits an i64.
+    let i: i64 = unsafe { shifted.to_int_unchecked() };
+    (i - OFF as i64) as f64
 }
 
 impl<'a> Plane<'a> {

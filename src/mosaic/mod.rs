@@ -37,7 +37,7 @@ pub mod mesh;
 
 pub use engine::{
     BuildOptions, Coverage, GridPlan, MosaicError, MosaicInput, MosaicResult, OutputPaths,
-    PrimaryBeam, Progress, build_mosaic, plan_grid,
+    PrimaryBeam, Progress, build_from_plan, build_mosaic, plan_grid,
 };
 pub use grid::{GridChoice, GridError, GridProjection, OutputGrid};
 pub use kernel::Interpolation;
