@@ -39,7 +39,11 @@ mod tests {
         // λ = 0.21338 m at 1.405 GHz: 1.2 λ / 4.65 m = 0.05506 rad = 3.155°.
         let lambda = SPEED_OF_LIGHT_M_S / 1.405e9;
         assert!((lambda - 0.213_375).abs() < 1e-5);
-        assert!((fwhm.to_degrees() - 3.1548).abs() < 1e-3, "{}", fwhm.to_degrees());
+        assert!(
+            (fwhm.to_degrees() - 3.1548).abs() < 1e-3,
+            "{}",
+            fwhm.to_degrees()
+        );
         assert_eq!(pb_response(0.0, 1.405e9, DSA110_DISH_M), 1.0);
         assert!((pb_response(fwhm / 2.0, 1.405e9, DSA110_DISH_M) - 0.5).abs() < 1e-12);
         assert!((pb_response(-fwhm / 2.0, 1.405e9, DSA110_DISH_M) - 0.5).abs() < 1e-12);

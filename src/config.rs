@@ -14,7 +14,10 @@ use crate::tiers::{self, TierConfig};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read the configuration: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: invalid configuration: {message}")]
     Parse { path: PathBuf, message: String },
 }
@@ -76,17 +79,11 @@ impl Default for Paths {
 }
 
 /// Ingest settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     /// Threads for reading files; 0 means one per core.
     pub threads: usize,
-}
-
-impl Default for IngestConfig {
-    fn default() -> Self {
-        IngestConfig { threads: 0 }
-    }
 }
 
 /// Reads and checks a configuration file.
@@ -189,14 +186,22 @@ mod tests {
                 l.strip_prefix("# ")
                     .filter(|r| {
                         r.starts_with("[tiers")
-                            || r.split_once(" = ").is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                            || r.split_once(" = ").is_some_and(|(k, _)| {
+                                k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                            })
                     })
                     .unwrap_or(l)
             })
             .collect::<Vec<_>>()
             .join("\n");
         let c = parse(&uncommented).unwrap();
-        assert_eq!(tiers::resolve(&c.tiers).unwrap(), tiers::builtin().into_iter().collect::<Vec<_>>().tap_sorted());
+        assert_eq!(
+            tiers::resolve(&c.tiers).unwrap(),
+            tiers::builtin()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .tap_sorted()
+        );
     }
 
     trait TapSorted {

@@ -13,9 +13,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rayon::prelude::*;
 use rusqlite::Connection;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use crate::fits::read::{FitsReadError, read_image};
+use crate::fits::read::{FitsReadError, read_image_bytes};
 use crate::fits::{Header, Value};
 use crate::stats;
 use crate::store::StoreError;
@@ -26,17 +25,32 @@ use crate::wcs::{Frame, Wcs, WcsError};
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("{path}: cannot read the file: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
-    Fits(#[from] FitsReadError),
+    Fits(#[from] Box<FitsReadError>),
     #[error("{path}: {source}")]
     Wcs { path: PathBuf, source: WcsError },
     #[error("{path}: every pixel is blank (NaN); nothing to measure")]
     AllBlank { path: PathBuf },
+    #[error(
+        "{path}: every finite pixel has the same value, so there is no noise to measure \
+         (is this a catalogue's placeholder image, or a model?)"
+    )]
+    NoNoise { path: PathBuf },
     #[error("{path}: the image centre does not map to the sky through its WCS")]
     CentreOffSky { path: PathBuf },
     #[error("{path}: {source}")]
-    Store { path: PathBuf, source: StoreError },
+    Store {
+        path: PathBuf,
+        source: Box<StoreError>,
+    },
+    #[error("cannot start the reader threads: {0}")]
+    Threads(String),
+    #[error(transparent)]
+    Database(#[from] StoreError),
     #[error("{path}: no such file or directory")]
     Missing { path: PathBuf },
 }
@@ -46,7 +60,9 @@ const MJD_UNIX_EPOCH: f64 = 40_587.0;
 
 /// Converts a UTC instant to MJD.
 pub fn mjd_from_datetime(t: &DateTime<Utc>) -> f64 {
-    t.timestamp() as f64 / 86_400.0 + t.timestamp_subsec_nanos() as f64 * 1e-9 / 86_400.0 + MJD_UNIX_EPOCH
+    t.timestamp() as f64 / 86_400.0
+        + t.timestamp_subsec_nanos() as f64 * 1e-9 / 86_400.0
+        + MJD_UNIX_EPOCH
 }
 
 /// Converts MJD (UTC) to an instant, rounded to the microsecond.
@@ -62,9 +78,18 @@ pub fn datetime_from_mjd(mjd: f64) -> Option<DateTime<Utc>> {
 /// `DD/MM/YY` form (19YY, as the FITS standard defines it).
 pub fn parse_date_obs(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim().trim_end_matches('Z');
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S%.f",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(t.and_utc());
+        }
+    }
+    for fmt in ["%Y-%m-%d", "%Y%m%d"] {
+        if let Ok(d) = NaiveDate::parse_from_str(s, fmt) {
+            return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
         }
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
@@ -72,8 +97,14 @@ pub fn parse_date_obs(s: &str) -> Option<DateTime<Utc>> {
     }
     let parts: Vec<&str> = s.split('/').collect();
     if parts.len() == 3 {
-        let (d, m, y) = (parts[0].parse().ok()?, parts[1].parse().ok()?, parts[2].parse::<i32>().ok()?);
-        return NaiveDate::from_ymd_opt(1900 + y, m, d)?.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+        let (d, m, y) = (
+            parts[0].parse().ok()?,
+            parts[1].parse().ok()?,
+            parts[2].parse::<i32>().ok()?,
+        );
+        return NaiveDate::from_ymd_opt(1900 + y, m, d)?
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc());
     }
     None
 }
@@ -82,10 +113,12 @@ pub fn parse_date_obs(s: &str) -> Option<DateTime<Utc>> {
 fn observation_time(h: &Header) -> Option<DateTime<Utc>> {
     if let Some(t) = h.str("DATE-OBS").and_then(parse_date_obs) {
         let has_time = h.str("DATE-OBS").is_some_and(|s| s.contains('T'));
-        if !has_time {
-            if let Some(extra) = h.str("TIME-OBS").and_then(|s| chrono::NaiveTime::parse_from_str(s.trim(), "%H:%M:%S%.f").ok()) {
-                return Some(t.date_naive().and_time(extra).and_utc());
-            }
+        if !has_time
+            && let Some(extra) = h
+                .str("TIME-OBS")
+                .and_then(|s| chrono::NaiveTime::parse_from_str(s.trim(), "%H:%M:%S%.f").ok())
+        {
+            return Some(t.date_naive().and_time(extra).and_utc());
         }
         return Some(t);
     }
@@ -104,7 +137,9 @@ fn frequency_hz(h: &Header) -> Option<f64> {
             return Some(crval + (1.0 - crpix) * cdelt);
         }
     }
-    ["RESTFRQ", "RESTFREQ", "FREQ"].iter().find_map(|k| h.f64(k))
+    ["RESTFRQ", "RESTFREQ", "FREQ"]
+        .iter()
+        .find_map(|k| h.f64(k))
 }
 
 /// Restoring beam in arcsec/deg, and where it came from.
@@ -118,28 +153,32 @@ pub struct Beam {
 /// Finds the restoring beam: BMAJ/BMIN/BPA keywords, else the last AIPS `HISTORY ... BMAJ= ...
 /// BMIN= ... BPA= ...` card (degrees, as AIPS writes them).
 pub fn restoring_beam(h: &Header) -> Option<Beam> {
-    if let (Some(bmaj), Some(bmin)) = (h.f64("BMAJ"), h.f64("BMIN")) {
-        if bmaj > 0.0 && bmin > 0.0 {
-            return Some(Beam {
-                bmaj_arcsec: bmaj * 3600.0,
-                bmin_arcsec: bmin * 3600.0,
-                bpa_deg: h.f64("BPA").unwrap_or(0.0),
-                source: "header",
-            });
-        }
+    if let (Some(bmaj), Some(bmin)) = (h.f64("BMAJ"), h.f64("BMIN"))
+        && bmaj > 0.0
+        && bmin > 0.0
+    {
+        return Some(Beam {
+            bmaj_arcsec: bmaj * 3600.0,
+            bmin_arcsec: bmin * 3600.0,
+            bpa_deg: h.f64("BPA").unwrap_or(0.0),
+            source: "header",
+        });
     }
     let mut found = None;
     for text in h.history() {
         let upper = text.to_ascii_uppercase();
-        if let (Some(bmaj), Some(bmin)) = (history_value(&upper, "BMAJ="), history_value(&upper, "BMIN=")) {
-            if bmaj > 0.0 && bmin > 0.0 {
-                found = Some(Beam {
-                    bmaj_arcsec: bmaj * 3600.0,
-                    bmin_arcsec: bmin * 3600.0,
-                    bpa_deg: history_value(&upper, "BPA=").unwrap_or(0.0),
-                    source: "history",
-                });
-            }
+        if let (Some(bmaj), Some(bmin)) = (
+            history_value(&upper, "BMAJ="),
+            history_value(&upper, "BMIN="),
+        ) && bmaj > 0.0
+            && bmin > 0.0
+        {
+            found = Some(Beam {
+                bmaj_arcsec: bmaj * 3600.0,
+                bmin_arcsec: bmin * 3600.0,
+                bpa_deg: history_value(&upper, "BPA=").unwrap_or(0.0),
+                source: "history",
+            });
         }
     }
     found
@@ -182,7 +221,7 @@ fn frame_name(f: Frame) -> String {
 
 /// Reads one file and measures everything its `images` row records.
 pub fn analyse(path: &Path, bytes: &[u8], sha256: String) -> Result<ImageRecord, IngestError> {
-    let image = read_image(path)?;
+    let image = read_image_bytes(path, bytes).map_err(Box::new)?;
     let h = &image.header;
     let wcs = Wcs::from_header(h).map_err(|source| IngestError::Wcs {
         path: path.to_path_buf(),
@@ -191,9 +230,27 @@ pub fn analyse(path: &Path, bytes: &[u8], sha256: String) -> Result<ImageRecord,
     let (ny, nx) = image.plane.dim();
     let (ra, dec) = wcs
         .pix_to_icrs((nx as f64 - 1.0) / 2.0, (ny as f64 - 1.0) / 2.0)
-        .ok_or_else(|| IngestError::CentreOffSky { path: path.to_path_buf() })?;
+        .ok_or_else(|| IngestError::CentreOffSky {
+            path: path.to_path_buf(),
+        })?;
     let n_blank = image.plane.iter().filter(|v| !v.is_finite()).count() as u64;
-    let rms = stats::robust_rms(image.plane.iter()).ok_or_else(|| IngestError::AllBlank { path: path.to_path_buf() })?;
+    let rms = stats::robust_rms(image.plane.iter()).ok_or_else(|| IngestError::AllBlank {
+        path: path.to_path_buf(),
+    })?;
+    if rms.is_nan() || rms <= 0.0 {
+        let (lo, hi) = image
+            .plane
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        if lo == hi {
+            return Err(IngestError::NoNoise {
+                path: path.to_path_buf(),
+            });
+        }
+    }
     let peak = image
         .plane
         .iter()
@@ -234,16 +291,27 @@ pub fn analyse(path: &Path, bytes: &[u8], sha256: String) -> Result<ImageRecord,
 /// Whether a directory walk picks up this file: FITS names, but not primary-beam images
 /// (`*.pb.fits`) that sit beside snapshots, nor our own weight and noise maps.
 pub fn looks_like_image(path: &Path) -> bool {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-    let stem = name.strip_suffix(".gz").or_else(|| name.strip_suffix(".fz")).unwrap_or(&name);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let stem = name
+        .strip_suffix(".gz")
+        .or_else(|| name.strip_suffix(".fz"))
+        .unwrap_or(&name);
     let is_fits = [".fits", ".fit", ".fts"].iter().any(|e| stem.ends_with(e));
-    let is_aux = [".pb.", ".weight.", ".noise."].iter().any(|m| stem.contains(m));
+    let is_aux = [".pb.", ".weight.", ".noise."]
+        .iter()
+        .any(|m| stem.contains(m));
     is_fits && !is_aux
 }
 
 /// Expands the command line's paths: files as given, directories recursively (FITS names only,
 /// sorted), `-` reads one path per line from stdin. Missing paths become failures.
-pub fn collect_paths(args: &[PathBuf], stdin: &mut dyn BufRead) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+pub fn collect_paths(
+    args: &[PathBuf],
+    stdin: &mut dyn BufRead,
+) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
     let mut files = Vec::new();
     let mut failed = Vec::new();
     let mut queue: Vec<PathBuf> = Vec::new();
@@ -251,7 +319,12 @@ pub fn collect_paths(args: &[PathBuf], stdin: &mut dyn BufRead) -> (Vec<PathBuf>
         if a.as_os_str() == "-" {
             let mut text = String::new();
             let _ = stdin.read_to_string(&mut text);
-            queue.extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(PathBuf::from));
+            queue.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(PathBuf::from),
+            );
         } else {
             queue.push(a.clone());
         }
@@ -272,7 +345,10 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, failed: &mut Vec<(PathBuf, String)
     let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
         Err(e) => {
-            failed.push((dir.to_path_buf(), format!("{}: cannot list the directory: {e}", dir.display())));
+            failed.push((
+                dir.to_path_buf(),
+                format!("{}: cannot list the directory: {e}", dir.display()),
+            ));
             return;
         }
     };
@@ -324,46 +400,61 @@ fn hash_file(path: &Path) -> Result<(Vec<u8>, String), IngestError> {
             path: path.to_path_buf(),
             source,
         })?;
-    let digest = Sha256::digest(&bytes);
-    let hex = digest.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let hex = crate::fsutil::sha256_hex(&bytes);
     Ok((bytes, hex))
 }
 
-/// Ingests `files` into the database: analysis in parallel, one transaction per file on the
-/// calling thread. `on_file` is called once per file (progress); `on_problem` once per failure
+/// Ingests `files` into the database: analysis in parallel on `threads` threads (0: one per
+/// core), one transaction per file on the calling thread. `on_file` is called once per file (progress); `on_problem` once per failure
 /// or warning with a one-line message.
 pub fn ingest(
     conn: &mut Connection,
     files: Vec<PathBuf>,
+    threads: usize,
     on_file: &(dyn Fn() + Sync),
     on_problem: &dyn Fn(&str),
-) -> Result<IngestReport, StoreError> {
+) -> Result<IngestReport, IngestError> {
     let known: HashMap<String, (i64, String)> = {
-        let mut stmt = conn.prepare("SELECT path, id, content_sha256 FROM images")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?))))?;
-        rows.collect::<Result<_, _>>()?
+        let mut stmt = conn
+            .prepare("SELECT path, id, content_sha256 FROM images")
+            .map_err(StoreError::from)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?))))
+            .map_err(StoreError::from)?;
+        rows.collect::<Result<_, _>>().map_err(StoreError::from)?
     };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| IngestError::Threads(e.to_string()))?;
     let mut report = IngestReport::default();
     let (tx, rx) = mpsc::channel::<(PathBuf, Result<Analysed, IngestError>)>();
-    std::thread::scope(|scope| -> Result<(), StoreError> {
+    std::thread::scope(|scope| -> Result<(), IngestError> {
         let known = &known;
         scope.spawn(move || {
-            files.into_par_iter().for_each_with(tx, |tx, path| {
-                let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-                let result = hash_file(&canonical).and_then(|(bytes, hash)| {
-                    let key = canonical.to_string_lossy().into_owned();
-                    match known.get(&key) {
-                        Some((id, stored)) if *stored == hash => Ok(Analysed::Unchanged(key, *id)),
-                        _ => analyse(&canonical, &bytes, hash).map(|r| Analysed::Record(Box::new(r))),
-                    }
-                });
-                on_file();
-                let _ = tx.send((path, result));
+            pool.install(|| {
+                files.into_par_iter().for_each_with(tx, |tx, path| {
+                    let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+                    let result = hash_file(&canonical).and_then(|(bytes, hash)| {
+                        let key = canonical.to_string_lossy().into_owned();
+                        match known.get(&key) {
+                            Some((id, stored)) if *stored == hash => {
+                                Ok(Analysed::Unchanged(key, *id))
+                            }
+                            _ => analyse(&canonical, &bytes, hash)
+                                .map(|r| Analysed::Record(Box::new(r))),
+                        }
+                    });
+                    on_file();
+                    let _ = tx.send((path, result));
+                })
             });
         });
         for (path, result) in rx {
             match result {
-                Ok(Analysed::Unchanged(p, id)) => report.unchanged.push(FileOutcome { path: p, id }),
+                Ok(Analysed::Unchanged(p, id)) => {
+                    report.unchanged.push(FileOutcome { path: p, id })
+                }
                 Ok(Analysed::Record(rec)) => {
                     if rec.beam_source.is_none() {
                         let msg = format!(
@@ -377,11 +468,23 @@ pub fn ingest(
                         });
                     }
                     match images::upsert(conn, &rec) {
-                        Ok((Upsert::Added, id)) => report.added.push(FileOutcome { path: rec.path.clone(), id }),
-                        Ok((Upsert::Updated, id)) => report.updated.push(FileOutcome { path: rec.path.clone(), id }),
-                        Ok((Upsert::Unchanged, id)) => report.unchanged.push(FileOutcome { path: rec.path.clone(), id }),
+                        Ok((Upsert::Added, id)) => report.added.push(FileOutcome {
+                            path: rec.path.clone(),
+                            id,
+                        }),
+                        Ok((Upsert::Updated, id)) => report.updated.push(FileOutcome {
+                            path: rec.path.clone(),
+                            id,
+                        }),
+                        Ok((Upsert::Unchanged, id)) => report.unchanged.push(FileOutcome {
+                            path: rec.path.clone(),
+                            id,
+                        }),
                         Err(source) => {
-                            let e = IngestError::Store { path, source };
+                            let e = IngestError::Store {
+                                path,
+                                source: Box::new(source),
+                            };
                             on_problem(&format!("error: {e}"));
                             report.failed.push(FileFailure {
                                 path: rec.path.clone(),
@@ -392,6 +495,7 @@ pub fn ingest(
                 }
                 Err(e) => {
                     on_problem(&format!("error: {e}"));
+                    let path = std::fs::canonicalize(&path).unwrap_or(path);
                     report.failed.push(FileFailure {
                         path: path.to_string_lossy().into_owned(),
                         reason: e.to_string(),
@@ -401,7 +505,11 @@ pub fn ingest(
         }
         Ok(())
     })?;
-    for list in [&mut report.added, &mut report.updated, &mut report.unchanged] {
+    for list in [
+        &mut report.added,
+        &mut report.updated,
+        &mut report.unchanged,
+    ] {
         list.sort_by(|a, b| a.path.cmp(&b.path));
     }
     report.failed.sort_by(|a, b| a.path.cmp(&b.path));

@@ -4,6 +4,7 @@
 //! call these functions, and the pipeline runner calls the same functions from queued tasks.
 
 pub mod beam;
+pub mod build;
 pub mod cli;
 pub mod config;
 pub mod fits;

@@ -16,36 +16,71 @@ pub const EXECUTION_SCHEMA: &str = "contimg.execution/1";
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("{source_name}: cannot read the manifest: {err}")]
-    Read { source_name: String, err: std::io::Error },
-    #[error("{source_name}: the manifest is empty; did the previous step fail? (it prints nothing on stdout when it does)")]
+    Read {
+        source_name: String,
+        err: std::io::Error,
+    },
+    #[error(
+        "{source_name}: the manifest is empty; did the previous step fail? (it prints nothing on stdout when it does)"
+    )]
     Empty { source_name: String },
     #[error("{source_name}: not a JSON manifest: {err}")]
-    Json { source_name: String, err: serde_json::Error },
-    #[error("{source_name}: manifest schema {found:?} is not one this command reads (expected {expected}); was it written by a newer contimg, or by a different step?")]
-    Schema { source_name: String, found: String, expected: String },
+    Json {
+        source_name: String,
+        err: serde_json::Error,
+    },
+    #[error(
+        "{source_name}: manifest schema {found:?} is not one this command reads (expected {expected}); was it written by a newer contimg, or by a different step?"
+    )]
+    Schema {
+        source_name: String,
+        found: String,
+        expected: String,
+    },
 }
 
 /// Reads a manifest from a file, or from stdin when `source` is `-`.
 pub fn read(source: &Path) -> Result<serde_json::Value, ManifestError> {
-    let name = if source.as_os_str() == "-" { "stdin".to_string() } else { source.display().to_string() };
+    let name = if source.as_os_str() == "-" {
+        "stdin".to_string()
+    } else {
+        source.display().to_string()
+    };
     let text = if source.as_os_str() == "-" {
         let mut t = String::new();
         std::io::stdin()
             .read_to_string(&mut t)
-            .map_err(|err| ManifestError::Read { source_name: name.clone(), err })?;
+            .map_err(|err| ManifestError::Read {
+                source_name: name.clone(),
+                err,
+            })?;
         t
     } else {
-        std::fs::read_to_string(source).map_err(|err| ManifestError::Read { source_name: name.clone(), err })?
+        std::fs::read_to_string(source).map_err(|err| ManifestError::Read {
+            source_name: name.clone(),
+            err,
+        })?
     };
     if text.trim().is_empty() {
         return Err(ManifestError::Empty { source_name: name });
     }
-    serde_json::from_str(&text).map_err(|err| ManifestError::Json { source_name: name, err })
+    serde_json::from_str(&text).map_err(|err| ManifestError::Json {
+        source_name: name,
+        err,
+    })
 }
 
 /// Parses a manifest value as `T` after checking its schema.
-pub fn parse<T: for<'de> Deserialize<'de>>(value: serde_json::Value, expected: &str, source_name: &str) -> Result<T, ManifestError> {
-    let found = value.get("schema").and_then(|s| s.as_str()).unwrap_or("(none)").to_string();
+pub fn parse<T: for<'de> Deserialize<'de>>(
+    value: serde_json::Value,
+    expected: &str,
+    source_name: &str,
+) -> Result<T, ManifestError> {
+    let found = value
+        .get("schema")
+        .and_then(|s| s.as_str())
+        .unwrap_or("(none)")
+        .to_string();
     if found != expected {
         return Err(ManifestError::Schema {
             source_name: source_name.to_string(),
@@ -103,4 +138,42 @@ pub struct PlanManifest {
     /// True when an identical plan already existed and was returned as it was.
     #[serde(default)]
     pub existing: bool,
+}
+
+/// SHA-256 of each product file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductHashes {
+    pub mosaic: String,
+    pub weight: String,
+    pub noise: String,
+}
+
+/// `contimg.mosaic/1`: what `build` made and where, for `qa` and for people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MosaicManifest {
+    pub schema: String,
+    pub database: PathBuf,
+    pub mosaic_id: i64,
+    pub plan_id: i64,
+    pub plan_name: String,
+    pub tier: String,
+    /// The mosaic (2-D FITS, Jy/beam, primary-beam corrected, NaN where nothing covers).
+    pub path: PathBuf,
+    /// Σw per pixel (w = A²/σ², 1/Jy²).
+    pub weight_path: PathBuf,
+    /// Expected noise 1/√Σw per pixel (Jy/beam).
+    pub noise_path: PathBuf,
+    pub sha256: ProductHashes,
+    pub window: Window,
+    pub n_images: usize,
+    pub median_rms_jy: f64,
+    pub effective_noise_jy: f64,
+    pub coverage: Coverage,
+    pub coverage_sq_deg: f64,
+    /// [NAXIS1, NAXIS2].
+    pub shape: [usize; 2],
+    pub projection: String,
+    pub cell_arcsec: f64,
+    pub interpolation: String,
+    pub created_at: String,
 }

@@ -67,13 +67,21 @@ pub fn iso(t: &DateTime<Utc>) -> String {
 
 /// The default plan name: tier and window, e.g. `science_20261119T0300_20261120T0300`.
 pub fn default_name(tier: &str, start: &DateTime<Utc>, end: &DateTime<Utc>) -> String {
-    format!("{tier}_{}_{}", start.format("%Y%m%dT%H%M%S"), end.format("%Y%m%dT%H%M%S"))
+    format!(
+        "{tier}_{}_{}",
+        start.format("%Y%m%dT%H%M%S"),
+        end.format("%Y%m%dT%H%M%S")
+    )
 }
 
 fn ra_in_box(ra: f64, min: f64, max: f64) -> bool {
     let ra = ra.rem_euclid(360.0);
     let (min, max) = (min.rem_euclid(360.0), max.rem_euclid(360.0));
-    if min <= max { ra >= min && ra <= max } else { ra >= min || ra <= max }
+    if min <= max {
+        ra >= min && ra <= max
+    } else {
+        ra >= min || ra <= max
+    }
 }
 
 /// The smallest RA arc holding every interval `[centre - half, centre + half]`, as (min, max) in
@@ -138,7 +146,11 @@ pub fn coverage_of(images: &[ImageRecord]) -> Coverage {
 }
 
 /// Selects images and records (or returns the existing) plan.
-pub fn plan(conn: &mut Connection, database: &Path, req: &PlanRequest) -> Result<PlanManifest, PlanError> {
+pub fn plan(
+    conn: &mut Connection,
+    database: &Path,
+    req: &PlanRequest,
+) -> Result<PlanManifest, PlanError> {
     if req.start >= req.end {
         return Err(PlanError::BadWindow {
             start: iso(&req.start),
@@ -158,11 +170,12 @@ pub fn plan(conn: &mut Connection, database: &Path, req: &PlanRequest) -> Result
     let (mut rejected_rms, mut rejected_region) = (0, 0);
     let mut chosen: Vec<ImageRecord> = Vec::new();
     for im in in_window {
-        if !(im.rms_jy < req.tier.max_rms_jy) {
+        if im.rms_jy.is_nan() || im.rms_jy >= req.tier.max_rms_jy {
             rejected_rms += 1;
             continue;
         }
-        let dec_ok = req.dec_min.is_none_or(|m| im.dec_deg >= m) && req.dec_max.is_none_or(|m| im.dec_deg <= m);
+        let dec_ok = req.dec_min.is_none_or(|m| im.dec_deg >= m)
+            && req.dec_max.is_none_or(|m| im.dec_deg <= m);
         let ra_ok = match (req.ra_min, req.ra_max) {
             (Some(a), Some(b)) => ra_in_box(im.ra_deg, a, b),
             (Some(a), None) => ra_in_box(im.ra_deg, a, 360.0),
@@ -178,7 +191,11 @@ pub fn plan(conn: &mut Connection, database: &Path, req: &PlanRequest) -> Result
     chosen.sort_by(|a, b| {
         a.rms_jy
             .total_cmp(&b.rms_jy)
-            .then(a.obs_mjd.unwrap_or(0.0).total_cmp(&b.obs_mjd.unwrap_or(0.0)))
+            .then(
+                a.obs_mjd
+                    .unwrap_or(0.0)
+                    .total_cmp(&b.obs_mjd.unwrap_or(0.0)),
+            )
             .then(a.path.cmp(&b.path))
     });
     chosen.truncate(req.tier.max_images);
@@ -194,8 +211,16 @@ pub fn plan(conn: &mut Connection, database: &Path, req: &PlanRequest) -> Result
         });
     }
     // Mosaic order: by observation time, so products read naturally.
-    chosen.sort_by(|a, b| a.obs_mjd.unwrap_or(0.0).total_cmp(&b.obs_mjd.unwrap_or(0.0)).then(a.path.cmp(&b.path)));
-    let name = req.name.clone().unwrap_or_else(|| default_name(&req.tier.name, &req.start, &req.end));
+    chosen.sort_by(|a, b| {
+        a.obs_mjd
+            .unwrap_or(0.0)
+            .total_cmp(&b.obs_mjd.unwrap_or(0.0))
+            .then(a.path.cmp(&b.path))
+    });
+    let name = req
+        .name
+        .clone()
+        .unwrap_or_else(|| default_name(&req.tier.name, &req.start, &req.end));
     let mut ids: Vec<i64> = chosen.iter().filter_map(|i| i.id).collect();
     let ids_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
     let coverage = coverage_of(&chosen);
@@ -289,14 +314,17 @@ pub fn plan(conn: &mut Connection, database: &Path, req: &PlanRequest) -> Result
                 obs_time: im.obs_time.clone(),
             })
             .collect(),
-        created_at: DateTime::from_timestamp(created_at, 0).map(|t| iso(&t)).unwrap_or_default(),
+        created_at: DateTime::from_timestamp(created_at, 0)
+            .map(|t| iso(&t))
+            .unwrap_or_default(),
         existing: was_existing,
     })
 }
 
 /// Loads a recorded plan as its manifest (for `build --plan ID`).
 pub fn load(conn: &Connection, database: &Path, plan_id: i64) -> Result<PlanManifest, PlanError> {
-    let row: Option<(String, String, i64, i64, String, i64, f64, f64, f64, f64)> = conn
+    type PlanRow = (String, String, i64, i64, String, i64, f64, f64, f64, f64);
+    let row: Option<PlanRow> = conn
         .query_row(
             "SELECT name, tier, start_time, end_time, image_ids, created_at, ra_min_deg, ra_max_deg, dec_min_deg, \
              dec_max_deg FROM mosaic_plans WHERE id = ?1",
@@ -318,17 +346,29 @@ pub fn load(conn: &Connection, database: &Path, plan_id: i64) -> Result<PlanMani
         )
         .optional()?;
     let (name, tier, s, e, ids_json, created, ra_min, ra_max, dec_min, dec_max) =
-        row.ok_or_else(|| StoreError::NotFound(format!("no plan with id {plan_id} in {}", database.display())))?;
+        row.ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "no plan with id {plan_id} in {}",
+                database.display()
+            ))
+        })?;
     let ids: Vec<i64> = serde_json::from_str(&ids_json).unwrap_or_default();
     let images = crate::store::images::by_ids(conn, &ids)?;
-    let ts = |t: i64| DateTime::from_timestamp(t, 0).map(|t| iso(&t)).unwrap_or_default();
+    let ts = |t: i64| {
+        DateTime::from_timestamp(t, 0)
+            .map(|t| iso(&t))
+            .unwrap_or_default()
+    };
     Ok(PlanManifest {
         schema: PLAN_SCHEMA.to_string(),
         database: crate::cli::absolute(database),
         plan_id,
         name,
         tier,
-        window: Window { start: ts(s), end: ts(e) },
+        window: Window {
+            start: ts(s),
+            end: ts(e),
+        },
         coverage: Coverage {
             ra_min_deg: ra_min,
             ra_max_deg: ra_max,
@@ -361,11 +401,17 @@ mod tests {
     fn ra_arc_handles_wrap_and_simple_cases() {
         assert_eq!(ra_arc(&[(10.0, 1.0), (20.0, 1.0)]), (9.0, 21.0));
         let (a, b) = ra_arc(&[(359.0, 2.0), (3.0, 2.0)]);
-        assert!((a - 357.0).abs() < 1e-9 && (b - 5.0).abs() < 1e-9, "{a} {b}");
+        assert!(
+            (a - 357.0).abs() < 1e-9 && (b - 5.0).abs() < 1e-9,
+            "{a} {b}"
+        );
         assert_eq!(ra_arc(&[(0.0, 200.0)]), (0.0, 360.0));
         // Three arcs around the circle: the largest gap decides.
         let (a, b) = ra_arc(&[(0.0, 10.0), (120.0, 10.0), (200.0, 10.0)]);
-        assert!((a - 350.0).abs() < 1e-9 && (b - 210.0).abs() < 1e-9, "{a} {b}");
+        assert!(
+            (a - 350.0).abs() < 1e-9 && (b - 210.0).abs() < 1e-9,
+            "{a} {b}"
+        );
     }
 
     #[test]

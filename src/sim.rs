@@ -32,6 +32,8 @@
 use std::f64::consts::PI;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
+use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use rand::{RngExt, SeedableRng};
@@ -378,10 +380,15 @@ impl SimConfig {
             return Err(invalid("size", self.size, "give 8 to 32768 pixels"));
         }
         if !(self.cell.is_finite() && self.cell > 0.0) {
-            return Err(invalid("cell", self.cell, "the pixel size must be a positive number of arcsec"));
+            return Err(invalid(
+                "cell",
+                self.cell,
+                "the pixel size must be a positive number of arcsec",
+            ));
         }
         // The SIN projection only shows a hemisphere: the image's corners must stay on it.
-        let half_diag_l = (self.size as f64 / 2.0 + 1.0) * (self.cell / 3600.0).to_radians() * 2f64.sqrt();
+        let half_diag_l =
+            (self.size as f64 / 2.0 + 1.0) * (self.cell / 3600.0).to_radians() * 2f64.sqrt();
         if half_diag_l >= 1.0 {
             return Err(invalid(
                 "cell",
@@ -390,10 +397,18 @@ impl SimConfig {
             ));
         }
         if !(self.dec.is_finite() && self.dec.abs() < 89.0) {
-            return Err(invalid("dec", self.dec, "give a declination between −89 and +89 degrees"));
+            return Err(invalid(
+                "dec",
+                self.dec,
+                "give a declination between −89 and +89 degrees",
+            ));
         }
         if !(self.cadence.is_finite() && self.cadence > 0.0 && self.cadence <= 86_400.0) {
-            return Err(invalid("cadence", self.cadence, "give 0 < cadence ≤ 86400 seconds"));
+            return Err(invalid(
+                "cadence",
+                self.cadence,
+                "give 0 < cadence ≤ 86400 seconds",
+            ));
         }
         if let Some(ra) = self.ra_start
             && !ra.is_finite()
@@ -401,10 +416,18 @@ impl SimConfig {
             return Err(invalid("ra_start", ra, "give an RA in degrees"));
         }
         if !(self.freq_hz.is_finite() && self.freq_hz > 1e6) {
-            return Err(invalid("freq_hz", self.freq_hz, "give a frequency in Hz above 1 MHz"));
+            return Err(invalid(
+                "freq_hz",
+                self.freq_hz,
+                "give a frequency in Hz above 1 MHz",
+            ));
         }
         if !(self.noise_jy.is_finite() && self.noise_jy >= 0.0) {
-            return Err(invalid("noise_jy", self.noise_jy, "give a noise rms ≥ 0 in Jy/beam"));
+            return Err(invalid(
+                "noise_jy",
+                self.noise_jy,
+                "give a noise rms ≥ 0 in Jy/beam",
+            ));
         }
         Ok(())
     }
@@ -495,7 +518,11 @@ fn sky_region(cfg: &SimConfig, plans: &[Plan]) -> (f64, f64, f64, f64) {
     } else {
         let dra = r / max_abs_dec.to_radians().cos();
         let width = last - first + 2.0 * dra;
-        if width >= 360.0 { full } else { (wrap360(first - dra), width) }
+        if width >= 360.0 {
+            full
+        } else {
+            (wrap360(first - dra), width)
+        }
     };
     (ra_lo, width, dec_lo, dec_hi)
 }
@@ -509,7 +536,10 @@ fn make_sky(cfg: &SimConfig, region: (f64, f64, f64, f64)) -> (Vec<Source>, SkyR
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, &[TAG_SKY]));
     let position = |rng: &mut ChaCha8Rng| {
         let ra = wrap360(ra_lo + width * rng.random::<f64>());
-        let dec = (s_lo + (s_hi - s_lo) * rng.random::<f64>()).clamp(-1.0, 1.0).asin().to_degrees();
+        let dec = (s_lo + (s_hi - s_lo) * rng.random::<f64>())
+            .clamp(-1.0, 1.0)
+            .asin()
+            .to_degrees();
         (ra, dec)
     };
     let mut sources = Vec::with_capacity(n_point + n_gauss);
@@ -625,7 +655,11 @@ fn add_sources(cfg: &SimConfig, grid: &SinGrid, beam: Cov, sources: &[Source], i
         let py = grid.crpix2 - 1.0 + m.to_degrees() / grid.cdelt2_deg;
         let cov = if s.maj_arcsec > 0.0 {
             let cell = cfg.cell;
-            beam.add(Cov::from_fwhm(s.maj_arcsec / cell, s.min_arcsec / cell, s.pa_deg))
+            beam.add(Cov::from_fwhm(
+                s.maj_arcsec / cell,
+                s.min_arcsec / cell,
+                s.pa_deg,
+            ))
         } else {
             beam
         };
@@ -679,11 +713,31 @@ fn image_header(cfg: &SimConfig, plan: &Plan, grid: &SinGrid, pb: bool) -> Heade
     let s = |x: &str| Value::Str(x.to_string());
     let object = format!("DRIFT_{:04}", plan.index);
     h.set("OBJECT", s(&object), "simulated drift-scan snapshot");
-    h.set("BUNIT", s(if pb { "" } else { "JY/BEAM" }), if pb { "primary-beam response A" } else { "apparent brightness" });
+    h.set(
+        "BUNIT",
+        s(if pb { "" } else { "JY/BEAM" }),
+        if pb {
+            "primary-beam response A"
+        } else {
+            "apparent brightness"
+        },
+    );
     h.set("BTYPE", s(if pb { "Beam" } else { "Intensity" }), "");
-    h.set("BMAJ", f(cfg.bmaj_deg()), "[deg] restoring beam major axis FWHM");
-    h.set("BMIN", f(cfg.bmin_deg()), "[deg] restoring beam minor axis FWHM");
-    h.set("BPA", f(plan.bpa), "[deg] restoring beam position angle, N through E");
+    h.set(
+        "BMAJ",
+        f(cfg.bmaj_deg()),
+        "[deg] restoring beam major axis FWHM",
+    );
+    h.set(
+        "BMIN",
+        f(cfg.bmin_deg()),
+        "[deg] restoring beam minor axis FWHM",
+    );
+    h.set(
+        "BPA",
+        f(plan.bpa),
+        "[deg] restoring beam position angle, N through E",
+    );
     h.set("CTYPE1", s("RA---SIN"), "");
     h.set("CRVAL1", f(grid.ra0_deg), "[deg] phase centre RA");
     h.set("CDELT1", f(grid.cdelt1_deg), "[deg]");
@@ -712,20 +766,52 @@ fn image_header(cfg: &SimConfig, plan: &Plan, grid: &SinGrid, pb: bool) -> Heade
     h.set("OBSERVER", s("contimg simulate"), "");
     h.set("ORIGIN", s("contimg simulate"), "");
     h.set("TIMESYS", s("UTC"), "");
-    h.set("DATE-OBS", s(&iso(plan.start)), "start of the snapshot (UTC); mid time in DATE-AVG");
-    h.set("MJD-OBS", f(mjd(plan.start)), "[d] start of the snapshot (UTC)");
-    h.set("DATE-AVG", s(&iso(plan.mid)), "mid time of the snapshot (UTC), RA on the meridian");
-    h.set("MJD-AVG", f(mjd(plan.mid)), "[d] mid time of the snapshot (UTC)");
+    h.set(
+        "DATE-OBS",
+        s(&iso(plan.start)),
+        "start of the snapshot (UTC); mid time in DATE-AVG",
+    );
+    h.set(
+        "MJD-OBS",
+        f(mjd(plan.start)),
+        "[d] start of the snapshot (UTC)",
+    );
+    h.set(
+        "DATE-AVG",
+        s(&iso(plan.mid)),
+        "mid time of the snapshot (UTC), RA on the meridian",
+    );
+    h.set(
+        "MJD-AVG",
+        f(mjd(plan.mid)),
+        "[d] mid time of the snapshot (UTC)",
+    );
     h.set("TELAPSE", f(cfg.cadence), "[s] snapshot duration");
     h.set("OBSRA", f(grid.ra0_deg), "[deg] pointing centre RA");
     h.set("OBSDEC", f(grid.dec0_deg), "[deg] pointing centre Dec");
     h.set("OBSGEO-L", f(OVRO_LON_DEG), "[deg] OVRO longitude");
     h.set("RESTFRQ", f(cfg.freq_hz), "[Hz]");
-    h.set("DISHDIAM", f(DSA110_DISH_M), "[m] dish diameter (primary beam 1.2 lambda/D)");
-    h.set("PBCOR", Value::Bool(false), "not primary-beam corrected (apparent sky)");
-    h.set("SIMNOISE", f(plan.rms), "[Jy/beam] expected noise rms of this snapshot");
+    h.set(
+        "DISHDIAM",
+        f(DSA110_DISH_M),
+        "[m] dish diameter (primary beam 1.2 lambda/D)",
+    );
+    h.set(
+        "PBCOR",
+        Value::Bool(false),
+        "not primary-beam corrected (apparent sky)",
+    );
+    h.set(
+        "SIMNOISE",
+        f(plan.rms),
+        "[Jy/beam] expected noise rms of this snapshot",
+    );
     h.set("SIMSEED", Value::Int(cfg.seed as i64), "simulation seed");
-    h.set("SIMINDEX", Value::Int(plan.index as i64), "snapshot index in the run");
+    h.set(
+        "SIMINDEX",
+        Value::Int(plan.index as i64),
+        "snapshot index in the run",
+    );
     let ra_start = cfg.ra_start.map_or("lst".to_string(), |r| format!("{r}"));
     h.push_history(&format!(
         "contimg simulate images={} size={} cell={}arcsec dec={}deg start={} cadence={}s \
@@ -749,21 +835,33 @@ fn image_header(cfg: &SimConfig, plan: &Plan, grid: &SinGrid, pb: bool) -> Heade
     h
 }
 
-fn render_and_write(cfg: &SimConfig, plan: &Plan, sources: &[Source]) -> Result<SnapshotInfo, SimError> {
+fn render_and_write(
+    cfg: &SimConfig,
+    plan: &Plan,
+    sources: &[Source],
+) -> Result<SnapshotInfo, SimError> {
     let grid = cfg.grid(plan.ra);
     let beam = Cov::from_fwhm(BMAJ_CELLS, BMIN_CELLS, plan.bpa);
     let mut img = noise_image(cfg, plan, beam);
     add_sources(cfg, &grid, beam, sources, &mut img);
     let shape = [cfg.size, cfg.size, 1, 1];
     let file = cfg.out.join(format!("{}.fits", plan.stem));
-    write_image(&file, &shape, &img, &image_header(cfg, plan, &grid, false))
-        .map_err(|source| SimError::Write { path: file.clone(), source })?;
+    write_image(&file, &shape, &img, &image_header(cfg, plan, &grid, false)).map_err(|source| {
+        SimError::Write {
+            path: file.clone(),
+            source,
+        }
+    })?;
     drop(img);
     let pb_file = if cfg.pb_images {
         let path = cfg.out.join(format!("{}.pb.fits", plan.stem));
         let pb = pb_image(cfg, &grid);
-        write_image(&path, &shape, &pb, &image_header(cfg, plan, &grid, true))
-            .map_err(|source| SimError::Write { path: path.clone(), source })?;
+        write_image(&path, &shape, &pb, &image_header(cfg, plan, &grid, true)).map_err(
+            |source| SimError::Write {
+                path: path.clone(),
+                source,
+            },
+        )?;
         Some(path)
     } else {
         None
@@ -805,30 +903,50 @@ pub fn simulate(cfg: &SimConfig, progress: &dyn Fn(usize)) -> Result<SimSummary,
 
     // Only the sources near a snapshot are rendered in it.
     let radius_cos = sky_radius_deg(cfg).min(89.0).to_radians().cos();
-    let results: Vec<Result<SnapshotInfo, SimError>> = std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let worker = scope.spawn(|| {
-            plans
-                .par_iter()
-                .map_with(tx, |tx, plan| {
-                    let grid = cfg.grid(plan.ra);
-                    let near: Vec<Source> = sources
-                        .iter()
-                        .filter(|s| grid.lmn(s.ra_deg, s.dec_deg).2 >= radius_cos)
-                        .cloned()
-                        .collect();
-                    let r = render_and_write(cfg, plan, &near);
-                    let _ = tx.send(());
-                    r
-                })
-                .collect()
-        });
-        for () in rx {
-            progress(1);
+    // Snapshots render as tasks in the caller's rayon pool; the calling thread collects them and
+    // reports progress (it helps with the work when it is itself a worker of that pool).
+    let mut results: Vec<Option<Result<SnapshotInfo, SimError>>> = Vec::new();
+    results.resize_with(plans.len(), || None);
+    rayon::in_place_scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<SnapshotInfo, SimError>)>();
+        for plan in &plans {
+            let tx = tx.clone();
+            let sources = &sources;
+            scope.spawn(move |_| {
+                let grid = cfg.grid(plan.ra);
+                let near: Vec<Source> = sources
+                    .iter()
+                    .filter(|s| grid.lmn(s.ra_deg, s.dec_deg).2 >= radius_cos)
+                    .cloned()
+                    .collect();
+                let _ = tx.send((plan.index, render_and_write(cfg, plan, &near)));
+            });
         }
-        worker.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+        drop(tx);
+        let mut take = |(i, r): (usize, Result<SnapshotInfo, SimError>)| {
+            results[i] = Some(r);
+            progress(1);
+        };
+        loop {
+            match rx.try_recv() {
+                Ok(done) => take(done),
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                        match rx.recv_timeout(Duration::from_millis(5)) {
+                            Ok(done) => take(done),
+                            Err(RecvTimeoutError::Disconnected) => break,
+                            Err(RecvTimeoutError::Timeout) => {}
+                        }
+                    }
+                }
+            }
+        }
     });
-    let snapshots = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let snapshots = results
+        .into_iter()
+        .map(|r| r.expect("every snapshot task reports exactly once"))
+        .collect::<Result<Vec<_>, _>>()?;
 
     let mut truth = String::from("name,ra_deg,dec_deg,flux_jy,maj_arcsec,min_arcsec,pa_deg\n");
     for s in &sources {
@@ -840,13 +958,26 @@ pub fn simulate(cfg: &SimConfig, progress: &dyn Fn(usize)) -> Result<SimSummary,
     }
     let truth_csv = cfg.out.join("truth.csv");
     write_csv(&truth_csv, &truth)?;
-    let mut snaps = String::from("file,ra_deg,dec_deg,date_obs,mjd_obs,rms_jy,bmaj_deg,bmin_deg,bpa_deg\n");
+    let mut snaps =
+        String::from("file,ra_deg,dec_deg,date_obs,mjd_obs,rms_jy,bmaj_deg,bmin_deg,bpa_deg\n");
     for s in &snapshots {
-        let name = s.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = s
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let _ = writeln!(
             snaps,
             "{},{},{},{},{},{},{},{},{}",
-            name, s.ra_deg, s.dec_deg, s.date_obs, s.mjd_obs, s.rms_jy, s.bmaj_deg, s.bmin_deg, s.bpa_deg
+            name,
+            s.ra_deg,
+            s.dec_deg,
+            s.date_obs,
+            s.mjd_obs,
+            s.rms_jy,
+            s.bmaj_deg,
+            s.bmin_deg,
+            s.bpa_deg
         );
     }
     let snapshots_csv = cfg.out.join("snapshots.csv");
@@ -896,7 +1027,10 @@ mod tests {
         for &(p1, p2) in &[(1.0, 1.0), (256.0, 3.0), (40.5, 200.25), (129.0, 129.0)] {
             let (ra, dec) = g.pixel_to_world(p1, p2).unwrap();
             let (q1, q2) = g.world_to_pixel(ra, dec).unwrap();
-            assert!((q1 - p1).abs() < 1e-8 && (q2 - p2).abs() < 1e-8, "{p1},{p2} -> {q1},{q2}");
+            assert!(
+                (q1 - p1).abs() < 1e-8 && (q2 - p2).abs() < 1e-8,
+                "{p1},{p2} -> {q1},{q2}"
+            );
             let sep = g.pixel_separation_rad(p1, p2).unwrap();
             let n = g.lmn(ra, dec).2;
             assert!((sep.cos() - n).abs() < 1e-12);
@@ -921,24 +1055,47 @@ mod tests {
 
     #[test]
     fn config_validation_names_the_field() {
-        let mut c = SimConfig { size: 4, ..SimConfig::default() };
-        assert!(matches!(c.validate(), Err(SimError::Invalid { field: "size", .. })));
+        let mut c = SimConfig {
+            size: 4,
+            ..SimConfig::default()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(SimError::Invalid { field: "size", .. })
+        ));
         c.size = 4096;
         c.cell = 3600.0;
-        assert!(matches!(c.validate(), Err(SimError::Invalid { field: "cell", .. })));
-        let c = SimConfig { dec: 95.0, ..SimConfig::default() };
+        assert!(matches!(
+            c.validate(),
+            Err(SimError::Invalid { field: "cell", .. })
+        ));
+        let c = SimConfig {
+            dec: 95.0,
+            ..SimConfig::default()
+        };
         assert!(c.validate().is_err());
         assert!(SimConfig::default().validate().is_ok());
     }
 
     #[test]
     fn plans_follow_the_sidereal_clock_and_wrap() {
-        let cfg = SimConfig { images: 3, ra_start: Some(359.0), ..SimConfig::default() };
+        let cfg = SimConfig {
+            images: 3,
+            ra_start: Some(359.0),
+            ..SimConfig::default()
+        };
         let p = plans(&cfg);
         assert_eq!(p[0].ra, 359.0);
-        assert!((p[1].ra - (359.0 + 1.253_422_386_4 - 360.0)).abs() < 1e-6, "{}", p[1].ra);
+        assert!(
+            (p[1].ra - (359.0 + 1.253_422_386_4 - 360.0)).abs() < 1e-6,
+            "{}",
+            p[1].ra
+        );
         assert!(p.iter().all(|q| (0.0..360.0).contains(&q.ra)));
-        assert!(p.iter().all(|q| (0.7e-3 * 0.5..=1.4e-3 * 0.5).contains(&q.rms)));
+        assert!(
+            p.iter()
+                .all(|q| (0.7e-3 * 0.5..=1.4e-3 * 0.5).contains(&q.rms))
+        );
         let cfg = SimConfig::default();
         let p = plans(&cfg);
         for q in &p {
@@ -963,12 +1120,80 @@ mod tests {
                     .is_some_and(|(x, y)| (0.5..=256.5).contains(&x) && (0.5..=256.5).contains(&y))
             })
             .count();
-        assert!((15..=80).contains(&inside), "{inside} sources in a default snapshot");
-        let fluxes: Vec<f64> = sources.iter().filter(|s| s.maj_arcsec == 0.0).map(|s| s.flux_jy).collect();
-        assert!(fluxes.iter().all(|&f| (POINT_FLUX_MIN_JY..=POINT_FLUX_MAX_JY).contains(&f)));
+        assert!(
+            (15..=80).contains(&inside),
+            "{inside} sources in a default snapshot"
+        );
+        let fluxes: Vec<f64> = sources
+            .iter()
+            .filter(|s| s.maj_arcsec == 0.0)
+            .map(|s| s.flux_jy)
+            .collect();
+        assert!(
+            fluxes
+                .iter()
+                .all(|&f| (POINT_FLUX_MIN_JY..=POINT_FLUX_MAX_JY).contains(&f))
+        );
         // Euclidean counts: half of the sources above 2 mJy are above 2·2^(2/3) ≈ 3.17 mJy.
-        let above = fluxes.iter().filter(|&&f| f > 2e-3 * 2f64.powf(2.0 / 3.0)).count() as f64;
+        let above = fluxes
+            .iter()
+            .filter(|&&f| f > 2e-3 * 2f64.powf(2.0 / 3.0))
+            .count() as f64;
         let frac = above / fluxes.len() as f64;
         assert!((frac - 0.5).abs() < 0.08, "{frac}");
+    }
+
+    #[test]
+    fn rendered_sources_carry_their_flux_times_the_primary_beam() {
+        let cfg = SimConfig {
+            size: 128,
+            noise_jy: 0.0,
+            ..SimConfig::default()
+        };
+        let grid = cfg.grid(10.0);
+        let beam = Cov::from_fwhm(BMAJ_CELLS, BMIN_CELLS, 30.0);
+        let beam_area_px = 2.0 * PI * beam.det().sqrt();
+        let (ra, dec) = grid.pixel_to_world(60.3, 70.8).unwrap();
+        let sep = grid.pixel_separation_rad(60.3, 70.8).unwrap();
+        let a = pb_response(sep, cfg.freq_hz, DSA110_DISH_M);
+        for (maj, min) in [(0.0, 0.0), (240.0, 90.0)] {
+            let src = Source {
+                name: "X".into(),
+                ra_deg: ra,
+                dec_deg: dec,
+                flux_jy: 0.1,
+                maj_arcsec: maj,
+                min_arcsec: min,
+                pa_deg: 20.0,
+            };
+            let mut img = vec![0f32; 128 * 128];
+            add_sources(&cfg, &grid, beam, &[src], &mut img);
+            let total: f64 = img.iter().map(|&v| v as f64).sum();
+            let integrated = total / beam_area_px;
+            assert!(
+                (integrated - 0.1 * a).abs() < 1e-4 * 0.1,
+                "{maj}: {integrated} vs {}",
+                0.1 * a
+            );
+            // The brightest pixel is the one holding the position (0-based 59.3, 69.8 -> 59, 70).
+            let imax = img
+                .iter()
+                .enumerate()
+                .max_by(|x, y| x.1.total_cmp(y.1))
+                .unwrap()
+                .0;
+            assert_eq!((imax % 128, imax / 128), (59, 70));
+            if maj == 0.0 {
+                let peak = 0.1
+                    * a
+                    * (-0.5 * {
+                        let (qa, qb, qc) = beam.quad();
+                        let (dx, dy) = (-0.3, 0.2);
+                        qa * dx * dx + 2.0 * qb * dx * dy + qc * dy * dy
+                    })
+                    .exp();
+                assert!((img[imax] as f64 - peak).abs() < 1e-6);
+            }
+        }
     }
 }

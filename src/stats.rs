@@ -25,7 +25,11 @@ pub fn robust_stats<'a, I>(values: I) -> Option<(f64, f64)>
 where
     I: IntoIterator<Item = &'a f32>,
 {
-    let mut finite: Vec<f32> = values.into_iter().copied().filter(|v| v.is_finite()).collect();
+    let mut finite: Vec<f32> = values
+        .into_iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
     let median = median_in_place(&mut finite)?;
     for v in finite.iter_mut() {
         *v = (*v as f64 - median).abs() as f32;

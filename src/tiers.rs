@@ -86,20 +86,30 @@ fn invalid(tier: &str, message: String) -> TierError {
 
 /// Built-in tiers overlaid with the configuration's tables, sorted by name.
 pub fn resolve(overrides: &BTreeMap<String, TierConfig>) -> Result<Vec<Tier>, TierError> {
-    let mut tiers: BTreeMap<String, Tier> = builtin().into_iter().map(|t| (t.name.clone(), t)).collect();
+    let mut tiers: BTreeMap<String, Tier> =
+        builtin().into_iter().map(|t| (t.name.clone(), t)).collect();
     for (name, o) in overrides {
         if name == "auto" {
-            return Err(invalid(name, "\"auto\" is reserved for choosing a tier from the window length".into()));
+            return Err(invalid(
+                name,
+                "\"auto\" is reserved for choosing a tier from the window length".into(),
+            ));
         }
         let tier = match tiers.get(name) {
             Some(base) => Tier {
                 name: name.clone(),
                 max_images: o.max_images.unwrap_or(base.max_images),
                 max_rms_jy: o.max_rms_jy.unwrap_or(base.max_rms_jy),
-                interpolation: o.interpolation.clone().unwrap_or_else(|| base.interpolation.clone()),
+                interpolation: o
+                    .interpolation
+                    .clone()
+                    .unwrap_or_else(|| base.interpolation.clone()),
                 require_astrometry: o.require_astrometry.unwrap_or(base.require_astrometry),
                 timeout_minutes: o.timeout_minutes.unwrap_or(base.timeout_minutes),
-                description: o.description.clone().unwrap_or_else(|| base.description.clone()),
+                description: o
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| base.description.clone()),
             },
             None => {
                 let need = |field: &str| invalid(name, format!("a new tier must set {field}"));
@@ -107,8 +117,13 @@ pub fn resolve(overrides: &BTreeMap<String, TierConfig>) -> Result<Vec<Tier>, Ti
                     name: name.clone(),
                     max_images: o.max_images.ok_or_else(|| need("max_images"))?,
                     max_rms_jy: o.max_rms_jy.ok_or_else(|| need("max_rms_jy"))?,
-                    interpolation: o.interpolation.clone().ok_or_else(|| need("interpolation"))?,
-                    require_astrometry: o.require_astrometry.ok_or_else(|| need("require_astrometry"))?,
+                    interpolation: o
+                        .interpolation
+                        .clone()
+                        .ok_or_else(|| need("interpolation"))?,
+                    require_astrometry: o
+                        .require_astrometry
+                        .ok_or_else(|| need("require_astrometry"))?,
                     timeout_minutes: o.timeout_minutes.ok_or_else(|| need("timeout_minutes"))?,
                     description: o.description.clone().unwrap_or_default(),
                 }
@@ -117,11 +132,22 @@ pub fn resolve(overrides: &BTreeMap<String, TierConfig>) -> Result<Vec<Tier>, Ti
         if !INTERPOLATIONS.contains(&tier.interpolation.as_str()) {
             return Err(invalid(
                 name,
-                format!("interpolation {:?} is not one of {}", tier.interpolation, INTERPOLATIONS.join(", ")),
+                format!(
+                    "interpolation {:?} is not one of {}",
+                    tier.interpolation,
+                    INTERPOLATIONS.join(", ")
+                ),
             ));
         }
-        if tier.max_images == 0 || !(tier.max_rms_jy > 0.0) || tier.timeout_minutes == 0 {
-            return Err(invalid(name, "max_images, max_rms_jy and timeout_minutes must be positive".into()));
+        if tier.max_images == 0
+            || tier.max_rms_jy.is_nan()
+            || tier.max_rms_jy <= 0.0
+            || tier.timeout_minutes == 0
+        {
+            return Err(invalid(
+                name,
+                "max_images, max_rms_jy and timeout_minutes must be positive".into(),
+            ));
         }
         tiers.insert(name.clone(), tier);
     }
@@ -130,10 +156,18 @@ pub fn resolve(overrides: &BTreeMap<String, TierConfig>) -> Result<Vec<Tier>, Ti
 
 /// Finds a tier by name.
 pub fn find(tiers: &[Tier], name: &str) -> Result<Tier, TierError> {
-    tiers.iter().find(|t| t.name == name).cloned().ok_or_else(|| TierError::Unknown {
-        name: name.to_string(),
-        known: tiers.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "),
-    })
+    tiers
+        .iter()
+        .find(|t| t.name == name)
+        .cloned()
+        .ok_or_else(|| TierError::Unknown {
+            name: name.to_string(),
+            known: tiers
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// The tier `--tier auto` picks for a window: under 1 h quicklook, over 48 h deep, else science.
@@ -154,19 +188,40 @@ mod tests {
     #[test]
     fn overrides_merge_and_new_tiers_need_every_field() {
         let mut o = BTreeMap::new();
-        o.insert("science".to_string(), TierConfig { max_images: Some(50), ..Default::default() });
+        o.insert(
+            "science".to_string(),
+            TierConfig {
+                max_images: Some(50),
+                ..Default::default()
+            },
+        );
         let t = resolve(&o).unwrap();
         let s = find(&t, "science").unwrap();
         assert_eq!((s.max_images, s.max_rms_jy), (50, 0.001));
-        o.insert("weekly".to_string(), TierConfig { max_images: Some(300), ..Default::default() });
+        o.insert(
+            "weekly".to_string(),
+            TierConfig {
+                max_images: Some(300),
+                ..Default::default()
+            },
+        );
         let err = resolve(&o).unwrap_err().to_string();
-        assert!(err.contains("weekly") && err.contains("max_rms_jy"), "{err}");
+        assert!(
+            err.contains("weekly") && err.contains("max_rms_jy"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_interpolation_is_named() {
         let mut o = BTreeMap::new();
-        o.insert("quicklook".to_string(), TierConfig { interpolation: Some("spline9".into()), ..Default::default() });
+        o.insert(
+            "quicklook".to_string(),
+            TierConfig {
+                interpolation: Some("spline9".into()),
+                ..Default::default()
+            },
+        );
         assert!(resolve(&o).unwrap_err().to_string().contains("spline9"));
     }
 

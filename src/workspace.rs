@@ -18,10 +18,15 @@ pub enum WorkspaceError {
          Create one with `contimg init DIR`, then run from inside it or pass `-C DIR`"
     )]
     NotFound { start: PathBuf },
-    #[error("{dir} is not a contimg workspace (no {CONFIG_FILE}); create it with `contimg init {dir}`")]
+    #[error(
+        "{dir} is not a contimg workspace (no {CONFIG_FILE}); create it with `contimg init {dir}`"
+    )]
     NotAWorkspace { dir: PathBuf },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
@@ -40,7 +45,9 @@ impl Workspace {
     pub fn open(dir: &Path) -> Result<Workspace, WorkspaceError> {
         let cfg_path = dir.join(CONFIG_FILE);
         if !cfg_path.is_file() {
-            return Err(WorkspaceError::NotAWorkspace { dir: dir.to_path_buf() });
+            return Err(WorkspaceError::NotAWorkspace {
+                dir: dir.to_path_buf(),
+            });
         }
         let root = std::fs::canonicalize(dir).map_err(|source| WorkspaceError::Io {
             path: dir.to_path_buf(),
@@ -63,11 +70,17 @@ impl Workspace {
             }
             dir = d.parent();
         }
-        Err(WorkspaceError::NotFound { start: cwd.to_path_buf() })
+        Err(WorkspaceError::NotFound {
+            start: cwd.to_path_buf(),
+        })
     }
 
     fn resolve(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() { p.to_path_buf() } else { self.root.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.root.join(p)
+        }
     }
 
     /// The database path (config `paths.database`, relative to the workspace).
@@ -108,7 +121,8 @@ pub fn init(dir: &Path) -> Result<InitReport, WorkspaceError> {
     if cfg_path.exists() {
         existing.push(cfg_path.clone());
     } else {
-        crate::fsutil::write_atomic(&cfg_path, config::default_toml().as_bytes()).map_err(io(&cfg_path))?;
+        crate::fsutil::write_atomic(&cfg_path, config::default_toml().as_bytes())
+            .map_err(io(&cfg_path))?;
         created.push(cfg_path.clone());
     }
     let ws = Workspace::open(&root)?;
@@ -123,7 +137,11 @@ pub fn init(dir: &Path) -> Result<InitReport, WorkspaceError> {
     let db = ws.database();
     let db_existed = db.exists();
     let store = crate::store::Store::open(&db)?;
-    if db_existed { existing.push(db.clone()) } else { created.push(db.clone()) }
+    if db_existed {
+        existing.push(db.clone())
+    } else {
+        created.push(db.clone())
+    }
     Ok(InitReport {
         workspace: root,
         created,

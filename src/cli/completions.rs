@@ -43,7 +43,10 @@ pub fn man_pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     pages.push(("contimg.1".to_string(), buf));
     for sub in cmd.get_subcommands() {
         let name = format!("contimg-{}", sub.get_name());
-        let sub = sub.clone().name(name.clone()).version(cmd.get_version().unwrap_or_default().to_string());
+        let sub = sub
+            .clone()
+            .name(name.clone())
+            .version(cmd.get_version().unwrap_or_default().to_string());
         let mut buf = Vec::new();
         clap_mangen::Man::new(sub).render(&mut buf)?;
         pages.push((format!("{name}.1"), buf));
@@ -63,7 +66,8 @@ pub fn run_man(args: ManArgs) -> anyhow::Result<()> {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             for (name, text) in pages {
                 let path: &Path = &dir.join(name);
-                crate::fsutil::write_atomic(path, &text).with_context(|| format!("writing {}", path.display()))?;
+                crate::fsutil::write_atomic(path, &text)
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
             Ok(())
         }

@@ -28,12 +28,20 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let bar = ctx.bar(files.len() as u64, "ingest");
     let on_file = || bar.inc(1);
     let on_problem = |msg: &str| bar.suspend(|| ctx.warn(msg));
-    let mut report = crate::ingest::ingest(&mut store.conn, files, &on_file, &on_problem)?;
+    let threads = ctx
+        .workspace()
+        .map(|w| w.config.ingest.threads)
+        .unwrap_or(0);
+    let mut report = crate::ingest::ingest(&mut store.conn, files, threads, &on_file, &on_problem)?;
     bar.finish_and_clear();
-    report.failed.extend(missing.into_iter().map(|(p, reason)| crate::ingest::FileFailure {
-        path: p.to_string_lossy().into_owned(),
-        reason,
-    }));
+    report.failed.extend(
+        missing
+            .into_iter()
+            .map(|(p, reason)| crate::ingest::FileFailure {
+                path: p.to_string_lossy().into_owned(),
+                reason,
+            }),
+    );
     ctx.info(&format!(
         "ingest: {} added, {} updated, {} unchanged, {} failed",
         report.added.len(),
@@ -53,6 +61,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     if report.failed.is_empty() {
         Ok(())
     } else {
-        Err(CliError::Failed(format!("{} file(s) could not be ingested (see above)", report.failed.len())).into())
+        Err(CliError::Failed(format!(
+            "{} file(s) could not be ingested (see above)",
+            report.failed.len()
+        ))
+        .into())
     }
 }

@@ -25,7 +25,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         ctx.info(&format!("created {}", p.display()));
     }
     if report.created.is_empty() {
-        ctx.info(&format!("{} is already a workspace; nothing changed", report.workspace.display()));
+        ctx.info(&format!(
+            "{} is already a workspace; nothing changed",
+            report.workspace.display()
+        ));
     }
     emit_json(&serde_json::json!({
         "schema": "contimg.init/1",

@@ -4,13 +4,14 @@
 //! progress, logs and warnings go to stderr. Exit codes: 0 success, 1 the work failed,
 //! 2 usage or input error. A closed stdout (broken pipe) is not an error.
 
+mod build;
 mod completions;
 mod images;
 mod ingest;
 mod init;
 mod plan;
+mod simulate;
 mod tiers;
-
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -27,10 +28,21 @@ use crate::workspace::{Workspace, WorkspaceError};
 /// Steps can be chained from the shell (each prints a JSON manifest on stdout that the next
 /// reads) or run as a pipeline. Start with `contimg init DIR`, then `contimg ingest FILES`.
 #[derive(Debug, Parser)]
-#[command(name = "contimg", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "contimg",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Run as if started in this workspace directory (like `git -C`).
-    #[arg(short = 'C', long = "workspace", global = true, env = "CONTIMG_WORKSPACE", value_name = "DIR")]
+    #[arg(
+        short = 'C',
+        long = "workspace",
+        global = true,
+        env = "CONTIMG_WORKSPACE",
+        value_name = "DIR"
+    )]
     pub workspace: Option<PathBuf>,
 
     /// Use this SQLite database instead of the workspace's.
@@ -56,11 +68,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Init(init::Args),
+    Simulate(simulate::Args),
 
     Ingest(ingest::Args),
     Images(images::Args),
     Tiers(tiers::Args),
     Plan(plan::Args),
+    Build(build::Args),
     Completions(completions::CompletionsArgs),
     Man(completions::ManArgs),
 }
@@ -85,7 +99,10 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         }
         if cause.downcast_ref::<WorkspaceError>().is_some()
             || cause.downcast_ref::<crate::config::ConfigError>().is_some()
-            || matches!(cause.downcast_ref::<StoreError>(), Some(StoreError::TooNew { .. }))
+            || matches!(
+                cause.downcast_ref::<StoreError>(),
+                Some(StoreError::TooNew { .. })
+            )
         {
             return 2;
         }
@@ -158,7 +175,11 @@ impl Ctx {
         let show = self.progress && !self.quiet && std::io::stderr().is_terminal();
         let bar = ProgressBar::with_draw_target(
             Some(len),
-            if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
+            if show {
+                ProgressDrawTarget::stderr()
+            } else {
+                ProgressDrawTarget::hidden()
+            },
         );
         bar.set_style(
             ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
@@ -207,11 +228,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Init(a) => init::run(&ctx, a),
+        Command::Simulate(a) => simulate::run(&ctx, a),
 
         Command::Ingest(a) => ingest::run(&ctx, a),
         Command::Images(a) => images::run(&ctx, a),
         Command::Tiers(a) => tiers::run(&ctx, a),
         Command::Plan(a) => plan::run(&ctx, a),
+        Command::Build(a) => build::run(&ctx, a),
         Command::Completions(a) => completions::run_completions(a),
         Command::Man(a) => completions::run_man(a),
     }

@@ -55,7 +55,8 @@ pub struct Args {
 /// Parses a time as ISO-8601 UTC or MJD.
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, CliError> {
     if let Ok(mjd) = s.trim().parse::<f64>() {
-        return crate::ingest::datetime_from_mjd(mjd).ok_or_else(|| CliError::Input(format!("MJD {s} is out of range")));
+        return crate::ingest::datetime_from_mjd(mjd)
+            .ok_or_else(|| CliError::Input(format!("MJD {s} is out of range")));
     }
     crate::ingest::parse_date_obs(s)
         .or_else(|| {
@@ -64,13 +65,21 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, CliError> {
                 .ok()
                 .map(|t| t.and_utc())
         })
-        .ok_or_else(|| CliError::Input(format!("cannot read {s:?} as a time: use ISO-8601 UTC (2026-11-20T03:00:00Z) or an MJD")))
+        .ok_or_else(|| {
+            CliError::Input(format!(
+                "cannot read {s:?} as a time: use ISO-8601 UTC (2026-11-20T03:00:00Z) or an MJD"
+            ))
+        })
 }
 
 /// Parses a duration like 90s, 30m, 24h, 7d.
 pub fn parse_duration(s: &str) -> Result<Duration, CliError> {
     let s = s.trim();
-    let bad = || CliError::Input(format!("cannot read {s:?} as a duration: use a number and a unit s, m, h or d (e.g. 24h)"));
+    let bad = || {
+        CliError::Input(format!(
+            "cannot read {s:?} as a duration: use a number and a unit s, m, h or d (e.g. 24h)"
+        ))
+    };
     let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(bad)?);
     let n: f64 = num.trim().parse().map_err(|_| bad())?;
     let secs = match unit {
@@ -80,7 +89,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, CliError> {
         "d" => n * 86400.0,
         _ => return Err(bad()),
     };
-    if !(secs > 0.0) {
+    if secs.is_nan() || secs <= 0.0 {
         return Err(bad());
     }
     Ok(Duration::milliseconds((secs * 1000.0).round() as i64))
@@ -97,10 +106,15 @@ fn window(args: &Args) -> Result<(DateTime<Utc>, DateTime<Utc>), CliError> {
     if let Some(n) = &args.night {
         let d = NaiveDate::parse_from_str(n.trim(), "%Y-%m-%d")
             .map_err(|_| CliError::Input(format!("cannot read --night {n:?}: use YYYY-MM-DD")))?;
-        let start = d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).ok_or_else(|| CliError::Input(format!("bad date {n}")))?;
+        let start = d
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc())
+            .ok_or_else(|| CliError::Input(format!("bad date {n}")))?;
         return Ok((start, start + Duration::days(1)));
     }
-    Err(CliError::Input("give a window: --start and --end, --last DURATION, or --night YYYY-MM-DD".into()))
+    Err(CliError::Input(
+        "give a window: --start and --end, --last DURATION, or --night YYYY-MM-DD".into(),
+    ))
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -114,7 +128,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     } else {
         args.tier.clone()
     };
-    let tier = crate::tiers::find(&tiers, &tier_name).map_err(|e| CliError::Input(e.to_string()))?;
+    let tier =
+        crate::tiers::find(&tiers, &tier_name).map_err(|e| CliError::Input(e.to_string()))?;
     let mut store = ctx.store()?;
     let req = PlanRequest {
         tier,
@@ -136,12 +151,18 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 m.plan_id,
                 m.n_images,
                 m.tier,
-                if m.existing { ", existing plan returned" } else { "" }
+                if m.existing {
+                    ", existing plan returned"
+                } else {
+                    ""
+                }
             ));
             emit_json(&m)
         }
         Err(e @ PlanError::NoImages { .. }) => Err(CliError::Failed(e.to_string()).into()),
-        Err(e @ (PlanError::NameTaken { .. } | PlanError::BadWindow { .. })) => Err(CliError::Input(e.to_string()).into()),
+        Err(e @ (PlanError::NameTaken { .. } | PlanError::BadWindow { .. })) => {
+            Err(CliError::Input(e.to_string()).into())
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -155,7 +176,13 @@ mod tests {
         assert_eq!(parse_duration("24h").unwrap(), Duration::hours(24));
         assert_eq!(parse_duration("90m").unwrap(), Duration::minutes(90));
         assert!(parse_duration("soon").is_err());
-        assert_eq!(parse_time("2026-11-20T03:00Z").unwrap().to_rfc3339(), "2026-11-20T03:00:00+00:00");
-        assert_eq!(parse_time("61000").unwrap(), parse_time("2025-11-21T00:00:00").unwrap());
+        assert_eq!(
+            parse_time("2026-11-20T03:00Z").unwrap().to_rfc3339(),
+            "2026-11-20T03:00:00+00:00"
+        );
+        assert_eq!(
+            parse_time("61000").unwrap(),
+            parse_time("2025-11-21T00:00:00").unwrap()
+        );
     }
 }

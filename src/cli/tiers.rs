@@ -23,7 +23,13 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     }
     let mut out = format!(
         "{:<12} {:>10} {:>12} {:<13} {:<10} {:>8}  {}\n",
-        "tier", "max_images", "max_rms_mJy", "interpolation", "astrometry", "timeout", "description"
+        "tier",
+        "max_images",
+        "max_rms_mJy",
+        "interpolation",
+        "astrometry",
+        "timeout",
+        "description"
     );
     for t in &tiers {
         out.push_str(&format!(
@@ -32,7 +38,11 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             t.max_images,
             t.max_rms_jy * 1e3,
             t.interpolation,
-            if t.require_astrometry { "required" } else { "no" },
+            if t.require_astrometry {
+                "required"
+            } else {
+                "no"
+            },
             t.timeout_minutes,
             t.description
         ));

@@ -74,9 +74,18 @@ impl Card {
     /// Parses one card image (up to 80 characters) as the FITS standard lays it out.
     pub fn parse(line: &str) -> Card {
         let line = line.trim_end_matches(['\n', '\r']);
-        let key: String = line.chars().take(8).collect::<String>().trim().to_ascii_uppercase();
+        let key: String = line
+            .chars()
+            .take(8)
+            .collect::<String>()
+            .trim()
+            .to_ascii_uppercase();
         let rest: String = line.chars().skip(8).collect();
-        if key == "HISTORY" || key == "COMMENT" || key.is_empty() || !rest.starts_with("= ") && !rest.starts_with('=') {
+        if key == "HISTORY"
+            || key == "COMMENT"
+            || key.is_empty()
+            || !rest.starts_with("= ") && !rest.starts_with('=')
+        {
             // Commentary card: everything after the key is text.
             return Card {
                 key,
@@ -86,7 +95,11 @@ impl Card {
         }
         let body = &rest[1..];
         let (value, comment) = parse_value_and_comment(body);
-        Card { key, value, comment }
+        Card {
+            key,
+            value,
+            comment,
+        }
     }
 }
 

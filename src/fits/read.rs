@@ -42,6 +42,9 @@ pub struct FitsImage {
 struct Opened {
     file: FitsFile,
     shape: Vec<usize>,
+    /// For a memory file, the buffer pointer and size cfitsio keeps addresses of: they must stay
+    /// at a fixed place while the file is open (dropped after `file`).
+    _mem: Option<Box<(*mut c_void, usize)>>,
 }
 
 fn cfitsio_message(status: c_int) -> String {
@@ -49,11 +52,20 @@ fn cfitsio_message(status: c_int) -> String {
     // SAFETY: ffgerr writes at most 31 characters and a NUL into a 31+1 byte buffer.
     unsafe { sys::ffgerr(status, buf.as_mut_ptr()) };
     // SAFETY: the buffer is NUL-terminated by ffgerr (or all zero).
-    let text = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned();
+    let text = unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
     format!("cfitsio status {status}: {text}")
 }
 
-fn open(path: &Path) -> Result<Opened, FitsReadError> {
+/// Where cfitsio reads the file from.
+enum Source<'a> {
+    Disk,
+    /// The file's bytes, already read (kept alive by the caller for as long as the file is open).
+    Memory(&'a [u8]),
+}
+
+fn open(path: &Path, source: Source<'_>) -> Result<Opened, FitsReadError> {
     let open_err = |reason: String| FitsReadError::Open {
         path: path.to_path_buf(),
         reason,
@@ -64,8 +76,31 @@ fn open(path: &Path) -> Result<Opened, FitsReadError> {
         .map_err(|_| open_err("path contains a NUL byte".into()))?;
     let mut fptr: *mut sys::fitsfile = std::ptr::null_mut();
     let mut status: c_int = 0;
-    // SAFETY: valid out-pointers; c_path outlives the call. READONLY = 0.
-    unsafe { sys::ffdkopn(&mut fptr, c_path.as_ptr(), 0, &mut status) };
+    let mut mem = None;
+    match source {
+        // SAFETY: valid out-pointers; c_path outlives the call. READONLY = 0.
+        Source::Disk => unsafe { sys::ffdkopn(&mut fptr, c_path.as_ptr(), 0, &mut status) },
+        Source::Memory(bytes) => {
+            let cell: &mut Box<(*mut c_void, usize)> =
+                mem.insert(Box::new((bytes.as_ptr() as *mut c_void, bytes.len())));
+            let (ptr, size) = &mut **cell;
+            // SAFETY: READONLY "memkeep" file over the caller's buffer: cfitsio neither writes
+            // to it nor frees it; it keeps the addresses of `ptr` and `size`, which live in a
+            // Box owned by the returned `Opened`, and the caller keeps `bytes` alive meanwhile.
+            unsafe {
+                sys::ffomem(
+                    &mut fptr,
+                    c_path.as_ptr(),
+                    0,
+                    ptr,
+                    size,
+                    0,
+                    None,
+                    &mut status,
+                )
+            }
+        }
+    };
     if status != 0 || fptr.is_null() {
         return Err(open_err(cfitsio_message(status)));
     }
@@ -100,12 +135,53 @@ fn open(path: &Path) -> Result<Opened, FitsReadError> {
         if dims[0] <= 0 || dims[1] <= 0 {
             continue;
         }
+        if let Some(cell) = &mem {
+            // A memory file shorter than its header says must be refused here: cfitsio does not
+            // check a memory file's end the way it checks a disk file's.
+            let (mut head, mut data_start, mut data_end) = (0, 0, 0);
+            // SAFETY: valid handle and out-pointers.
+            unsafe { sys::ffghadll(raw, &mut head, &mut data_start, &mut data_end, &mut status) };
+            let unpadded = data_start as u128
+                + dims.iter().map(|&d| d.max(0) as u128).product::<u128>()
+                    * bitpix_bytes(raw) as u128;
+            if status != 0 || unpadded > cell.1 as u128 {
+                return Err(FitsReadError::Pixels {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "the file has {} bytes but its header needs {unpadded}",
+                        cell.1
+                    ),
+                });
+            }
+        }
         let shape = dims.iter().map(|&d| d.max(0) as usize).collect();
-        return Ok(Opened { file, shape });
+        return Ok(Opened {
+            file,
+            shape,
+            _mem: mem,
+        });
     }
     Err(FitsReadError::NoImage {
         path: path.to_path_buf(),
     })
+}
+
+/// Bytes per pixel of the current image HDU (from BITPIX).
+fn bitpix_bytes(raw: *mut sys::fitsfile) -> u64 {
+    let mut status: c_int = 0;
+    let mut bitpix: c_int = 0;
+    // SAFETY: valid handle and out-pointer.
+    unsafe { sys::ffgidt(raw, &mut bitpix, &mut status) };
+    (bitpix.unsigned_abs() / 8).max(1) as u64
+}
+
+/// Whether the current image HDU stores floating-point pixels (BITPIX -32 or -64).
+fn is_float_image(raw: *mut sys::fitsfile) -> bool {
+    let mut status: c_int = 0;
+    let mut bitpix: c_int = 0;
+    // SAFETY: valid handle and out-pointer.
+    unsafe { sys::ffgidt(raw, &mut bitpix, &mut status) };
+    bitpix < 0
 }
 
 fn header_of(opened: &mut Opened, path: &Path) -> Result<Header, FitsReadError> {
@@ -141,13 +217,25 @@ fn header_of(opened: &mut Opened, path: &Path) -> Result<Header, FitsReadError> 
 
 /// Reads the header of the file's image HDU.
 pub fn read_header(path: &Path) -> Result<Header, FitsReadError> {
-    let mut opened = open(path)?;
+    let mut opened = open(path, Source::Disk)?;
     header_of(&mut opened, path)
 }
 
 /// Reads the header and the first plane of the file's image HDU.
 pub fn read_image(path: &Path) -> Result<FitsImage, FitsReadError> {
-    let mut opened = open(path)?;
+    read_opened(open(path, Source::Disk)?, path)
+}
+
+/// Like [`read_image`], from the file's bytes already in memory (so a caller that also hashes
+/// the file reads it once). Compressed files (gzip) are opened from disk instead.
+pub fn read_image_bytes(path: &Path, bytes: &[u8]) -> Result<FitsImage, FitsReadError> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        return read_image(path);
+    }
+    read_opened(open(path, Source::Memory(bytes))?, path)
+}
+
+fn read_opened(mut opened: Opened, path: &Path) -> Result<FitsImage, FitsReadError> {
     let header = header_of(&mut opened, path)?;
     let (nx, ny) = (opened.shape[0], opened.shape[1]);
     let n = nx * ny;
@@ -156,14 +244,21 @@ pub fn read_image(path: &Path) -> Result<FitsImage, FitsReadError> {
     let mut status: c_int = 0;
     let mut anynul: c_int = 0;
     let mut nulval = f32::NAN;
-    // SAFETY: data holds n floats; TFLOAT converts any BITPIX with scaling, BLANK becomes nulval.
+    // Float images carry blanks as NaN already: skip cfitsio's per-pixel null check for them.
+    let nulval_ptr = if is_float_image(raw) {
+        std::ptr::null_mut()
+    } else {
+        &mut nulval as *mut f32 as *mut c_void
+    };
+    // SAFETY: data holds n floats; TFLOAT converts any BITPIX with scaling; for integer images
+    // BLANK pixels become nulval (NaN).
     unsafe {
         sys::ffgpv(
             raw,
             sys::TFLOAT as c_int,
             1,
             n as sys::LONGLONG,
-            &mut nulval as *mut f32 as *mut c_void,
+            nulval_ptr,
             data.as_mut_ptr() as *mut c_void,
             &mut anynul,
             &mut status,

@@ -59,7 +59,9 @@ pub enum FitsWriteError {
         status: i32,
         message: String,
     },
-    #[error("I/O error while {action} {path}: {source}; check the directory exists and is writable")]
+    #[error(
+        "I/O error while {action} {path}: {source}; check the directory exists and is writable"
+    )]
     Io {
         action: String,
         path: PathBuf,
@@ -92,21 +94,25 @@ fn is_structural(key: &str) -> bool {
 /// are dropped so they are not duplicated.
 fn is_cfitsio_boilerplate(card: &Card) -> bool {
     card.key == "COMMENT"
-        && (card.comment.contains("FITS (Flexible Image Transport System) format is defined in")
-            || card.comment.contains("and Astrophysics', volume 376, page 359; bibcode"))
+        && (card
+            .comment
+            .contains("FITS (Flexible Image Transport System) format is defined in")
+            || card
+                .comment
+                .contains("and Astrophysics', volume 376, page 359; bibcode"))
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A fresh temporary name beside `path`: `.NAME.tmp.PID.N` (unique within and across processes).
 pub(crate) fn temp_path_for(path: &Path) -> Result<PathBuf, FitsWriteError> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| FitsWriteError::BadPath {
-            path: path.to_path_buf(),
-            reason: "has no UTF-8 file name; give a file path such as out/image.fits".into(),
-        })?;
+    let name =
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| FitsWriteError::BadPath {
+                path: path.to_path_buf(),
+                reason: "has no UTF-8 file name; give a file path such as out/image.fits".into(),
+            })?;
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp_name = format!(".{name}.tmp.{}.{n}", std::process::id());
     Ok(match path.parent() {
@@ -241,7 +247,13 @@ pub fn write_image(
     let mut file = CfitsioFile::create(&tmp)?;
     let naxes: Vec<c_long> = shape.iter().map(|&n| n as c_long).collect();
     file.call("creating the primary image in", |f, st| unsafe {
-        sys::ffcrim(f, -32, naxes.len() as c_int, naxes.as_ptr() as *mut c_long, st)
+        sys::ffcrim(
+            f,
+            -32,
+            naxes.len() as c_int,
+            naxes.as_ptr() as *mut c_long,
+            st,
+        )
     })?;
     for c in &cards {
         write_card(&mut file, c)?;
@@ -386,19 +398,24 @@ fn check_card(card: &Card) -> Result<(), FitsWriteError> {
         ));
     }
     if !printable(&card.comment) {
-        return Err(bad(card, "the comment holds non-ASCII or control characters"));
+        return Err(bad(
+            card,
+            "the comment holds non-ASCII or control characters",
+        ));
     }
     match &card.value {
-        Value::Str(s) if !printable(s) => {
-            Err(bad(card, "the string holds non-ASCII or control characters"))
-        }
+        Value::Str(s) if !printable(s) => Err(bad(
+            card,
+            "the string holds non-ASCII or control characters",
+        )),
         Value::Float(x) if !x.is_finite() => Err(bad(
             card,
             format!("{x} cannot be written in a FITS header; leave the card out instead"),
         )),
-        Value::None if card.key.len() > 8 => {
-            Err(bad(card, "a valueless card needs a keyword of at most 8 characters"))
-        }
+        Value::None if card.key.len() > 8 => Err(bad(
+            card,
+            "a valueless card needs a keyword of at most 8 characters",
+        )),
         _ => Ok(()),
     }
 }
@@ -408,7 +425,11 @@ fn check_card(card: &Card) -> Result<(), FitsWriteError> {
 pub(crate) fn format_float(x: f64) -> String {
     let ax = x.abs();
     if x == 0.0 {
-        return if x.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if x.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     if (1e-4..1e15).contains(&ax) {
         let s = format!("{x}");
@@ -515,7 +536,9 @@ mod tests {
 
     #[test]
     fn structural_keys_are_recognised() {
-        for k in ["SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS12", "EXTEND", "BZERO"] {
+        for k in [
+            "SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS12", "EXTEND", "BZERO",
+        ] {
             assert!(is_structural(k), "{k}");
         }
         for k in ["NAXISX", "CRVAL1", "BMAJ", "EXTNAME"] {
@@ -530,7 +553,14 @@ mod tests {
         let h = Header::new();
         // Wrong pixel count.
         let e = write_image(&path, &[4, 3], &[0.0; 11], &h).unwrap_err();
-        assert!(matches!(e, FitsWriteError::ShapeMismatch { expected: 12, got: 11, .. }));
+        assert!(matches!(
+            e,
+            FitsWriteError::ShapeMismatch {
+                expected: 12,
+                got: 11,
+                ..
+            }
+        ));
         // A card that cannot be written is refused before anything touches the disk.
         let mut bad_h = Header::new();
         bad_h.set("CRVAL1", Value::Float(f64::NAN), "");

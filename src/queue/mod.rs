@@ -1,1 +1,60 @@
 //! The durable job queue with ABSURD semantics on SQLite.
+//!
+//! Owns the tables of `migrations/0002_queue.sql` (`tasks`, `task_deps`, `task_attempts`) and every write to
+//! them. A task is spawned `pending`; [`Queue::claim`] hands the next due task whose dependencies are all
+//! `completed` (by priority desc, available_at, id) to one worker under a lease and records an attempt row;
+//! the worker heartbeats, then completes or fails it. A failed attempt sleeps until
+//! now + [`RetryStrategy::delay`] while attempts remain, else the task is `failed` and its dependents
+//! (transitively) are `cancelled`. An expired lease counts as a failed attempt (outcome `lease_expired`).
+//!
+//! Invariants:
+//! * every state change runs in one `BEGIN IMMEDIATE` transaction, so concurrent workers in any number of
+//!   processes serialise on the database and each attempt is handed to exactly one worker;
+//! * a change made on behalf of a worker names its [`Lease`] (task, attempt row, worker) and is refused with
+//!   [`QueueError::LeaseLost`] — changing nothing — unless that attempt is still the task's running attempt;
+//! * a task whose dependency failed or was cancelled is never claimed (it is cancelled instead);
+//! * time comes only from the injected [`Clock`].
+
+mod clock;
+mod ops;
+mod retry;
+mod task;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use ops::{Queue, SpawnBatch};
+pub use retry::{MAX_DELAY_S, RetryStrategy};
+pub use task::{
+    AttemptInfo, AttemptOutcome, ClaimedTask, FailOutcome, Lease, NewTask, StateCounts, TaskId,
+    TaskInfo, TaskState,
+};
+
+/// The queue's migration, to be applied after the core schema (it references `pipeline_executions`).
+pub const MIGRATION_SQL: &str = include_str!("../../migrations/0002_queue.sql");
+
+/// What can go wrong in the queue.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue database error: {0} (is the workspace database reachable and migrated?)")]
+    Db(#[from] rusqlite::Error),
+    #[error("task {0} does not exist in this database")]
+    NoSuchTask(TaskId),
+    #[error("invalid task: {0}")]
+    InvalidTask(String),
+    #[error(
+        "worker '{worker}' no longer holds task {task} (attempt row {attempt_id}): the task is {state}{}; \
+         stop working on it and discard its result",
+        holder.as_ref().map(|h| format!(" and held by '{h}'")).unwrap_or_default()
+    )]
+    LeaseLost {
+        task: TaskId,
+        attempt_id: i64,
+        worker: String,
+        state: TaskState,
+        holder: Option<String>,
+    },
+    #[error("task {task} in the database is corrupt: {detail}")]
+    Corrupt { task: TaskId, detail: String },
+}
+
+/// Result alias for queue operations.
+pub type Result<T, E = QueueError> = std::result::Result<T, E>;

@@ -210,9 +210,9 @@ pub fn by_ids(conn: &Connection, ids: &[i64]) -> Result<Vec<ImageRecord>, StoreE
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM images WHERE id = ?1"))?;
     ids.iter()
         .map(|id| {
-            stmt.query_row([id], from_row)
-                .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("image id {id} is not in the database")))
+            stmt.query_row([id], from_row).optional()?.ok_or_else(|| {
+                StoreError::NotFound(format!("image id {id} is not in the database"))
+            })
         })
         .collect()
 }

@@ -13,7 +13,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 /// Numbered migrations, embedded in the binary. Index i holds migration i+1.
-pub const MIGRATIONS: &[(&str, &str)] = &[("0001_core", include_str!("../../migrations/0001_core.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_core", include_str!("../../migrations/0001_core.sql")),
+    ("0002_queue", crate::queue::MIGRATION_SQL),
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -27,11 +30,22 @@ pub enum StoreError {
         "{path}: the database has schema version {found}, newer than this contimg understands ({known}); \
          it was written by a newer contimg. Upgrade contimg; the database was not changed"
     )]
-    TooNew { path: PathBuf, found: i64, known: i64 },
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("{path}: cannot open the database: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("{path}: migration {name} failed: {source}")]
-    Migration { path: PathBuf, name: String, source: rusqlite::Error },
+    Migration {
+        path: PathBuf,
+        name: String,
+        source: rusqlite::Error,
+    },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("{0}")]
@@ -62,7 +76,9 @@ impl Store {
         };
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
@@ -88,7 +104,9 @@ impl Store {
 
     /// The schema version recorded in the database.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
@@ -111,11 +129,12 @@ impl Store {
                 return Ok(());
             }
             let (name, sql) = MIGRATIONS[version as usize];
-            tx.execute_batch(sql).map_err(|source| StoreError::Migration {
-                path: path.clone(),
-                name: name.to_string(),
-                source,
-            })?;
+            tx.execute_batch(sql)
+                .map_err(|source| StoreError::Migration {
+                    path: path.clone(),
+                    name: name.to_string(),
+                    source,
+                })?;
             tx.pragma_update(None, "user_version", version + 1)?;
             tx.commit()?;
         }

@@ -14,7 +14,11 @@ pub fn contimg() -> Command {
 
 /// Runs contimg with args in `dir`, returning the output.
 pub fn run_in(dir: &Path, args: &[&str]) -> Output {
-    contimg().current_dir(dir).args(args).output().expect("running contimg")
+    contimg()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("running contimg")
 }
 
 /// Runs contimg and parses stdout as JSON, asserting the exit code.
@@ -28,7 +32,10 @@ pub fn json_in(dir: &Path, args: &[&str], code: i32) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("stdout of {args:?} is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        panic!(
+            "stdout of {args:?} is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
     })
 }
 
@@ -59,7 +66,12 @@ pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
         .arg(script)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {} ({e}); install Python 3 with astropy (see .ci/run)", python()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}); install Python 3 with astropy (see .ci/run)",
+                python()
+            )
+        });
     assert!(
         out.status.success(),
         "python failed (is astropy installed? see .ci/run): {}",

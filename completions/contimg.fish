@@ -1,0 +1,150 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_contimg_global_optspecs
+    string join \n C/workspace= db= q/quiet v/verbose no-progress h/help V/version
+end
+
+function __fish_contimg_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_contimg_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_contimg_using_subcommand
+    set -l cmd (__fish_contimg_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c contimg -n "__fish_contimg_needs_command" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_needs_command" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_needs_command" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_needs_command" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_needs_command" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c contimg -n "__fish_contimg_needs_command" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "init" -d 'Create a workspace: contimg.toml (every default written out), pipeline.sqlite3, mosaics/, logs/'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "simulate" -d 'Write simulated drift-scan snapshots (4-D SIN FITS, apparent sky, beam-correlated noise), truth.csv (the sky) and snapshots.csv (each snapshot\'s centre, time and rms) into --out'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "ingest" -d 'Register FITS images: centre (ICRS), time, rms, beam, frequency, pixel scale, hash'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "images" -d 'List registered images, ordered by observation time'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "tiers" -d 'Show the mosaic tiers: image count, rms threshold, interpolation, astrometry, timeout'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "plan" -d 'Select images for a mosaic and record a plan; prints a `contimg.plan/1` manifest'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "build" -d 'Build the mosaic of a plan: reproject every input onto one ICRS grid and combine them linmos-style (weights A²/σ², primary-beam cut-off); write the mosaic, its weight map and its expected-noise map into the workspace\'s mosaics/ directory; print a `contimg.mosaic/1` manifest'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "man" -d 'Write man pages: contimg.1 and one page per subcommand (contimg-ingest.1, ...)'
+complete -c contimg -n "__fish_contimg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c contimg -n "__fish_contimg_using_subcommand init" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand init" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand init" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand init" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand init" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c contimg -n "__fish_contimg_using_subcommand init" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l out -d 'Output directory (created if missing)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l images -d 'Number of snapshots' -r
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l size -d 'Image side in pixels' -r
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l cell -d 'Pixel size in arcsec' -r
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l dec -d 'Declination of the strip in degrees' -r
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l start -d 'Start of the first snapshot, ISO-8601 UTC or MJD' -r
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l cadence -d 'Seconds between snapshots' -r
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l seed -d 'Random seed for the sky and the noise' -r
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l ra-start -d 'RA of the first snapshot in degrees (default: the sidereal time at OVRO at --start)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l freq -d 'Observing frequency in Hz' -r
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l noise -d 'Base noise rms in Jy/beam (each snapshot gets this times a factor in [0.7, 1.4])' -r
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l pb-images -d 'Also write a primary-beam image <stem>.pb.fits per snapshot'
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand ingest" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand ingest" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand ingest" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand ingest" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand ingest" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand ingest" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c contimg -n "__fish_contimg_using_subcommand ingest" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand images" -l since -d 'Only images observed at or after this time (ISO-8601 UTC or MJD)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand images" -l until -d 'Only images observed before this time (ISO-8601 UTC or MJD)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand images" -l max-rms -d 'Only images whose rms is at most this (Jy/beam)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand images" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand images" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand images" -l json -d 'Print JSON even on a terminal'
+complete -c contimg -n "__fish_contimg_using_subcommand images" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand images" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand images" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand images" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c contimg -n "__fish_contimg_using_subcommand images" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand tiers" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand tiers" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand tiers" -l json -d 'Print JSON even on a terminal'
+complete -c contimg -n "__fish_contimg_using_subcommand tiers" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand tiers" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand tiers" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand tiers" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c contimg -n "__fish_contimg_using_subcommand tiers" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -l tier -d 'Tier name (see `contimg tiers`), or `auto` to choose from the window length (< 1 h quicklook, > 48 h deep, else science)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -l start -d 'Window start (inclusive), ISO-8601 UTC or MJD' -r
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -l end -d 'Window end (exclusive), ISO-8601 UTC or MJD' -r
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -l last -d 'Window of this length ending now: e.g. 90m, 24h, 7d' -r
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -l night -d 'The UTC day YYYY-MM-DD: [00:00, 24:00)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -l name -d 'Plan name (default: tier and window, e.g. science_20261120T000000_20261121T000000)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -l dec-min -d 'Only images whose centre is at or above this declination (deg)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -l dec-max -d 'Only images whose centre is at or below this declination (deg)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -l ra-min -d 'Only images whose centre RA is at or above this (deg); with --ra-max < --ra-min the box crosses 0h' -r
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -l ra-max -d 'Only images whose centre RA is at or below this (deg)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -l replace -d 'Replace an existing plan of the same name that selected different images'
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l plan -d 'Build the recorded plan with this id' -r
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l cell -d 'Output pixel size in arcsec (default: the median of the inputs)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l projection -d 'Output projection: auto, SIN, TAN or CAR (default from contimg.toml: auto)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l interpolation -d 'Interpolation: nearest, bilinear, bicubic or lanczos3 (default: the tier\'s)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l pb-cutoff -d 'Primary-beam cut-off in (0, 1) (default from contimg.toml: 0.1)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand build" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand build" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand build" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand build" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c contimg -n "__fish_contimg_using_subcommand build" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand completions" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand completions" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand completions" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand completions" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand completions" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c contimg -n "__fish_contimg_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand man" -l out -d 'Directory to write the pages into; without it, contimg.1 is printed on stdout' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand man" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand man" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand man" -s q -l quiet -d 'Print only errors on stderr'
+complete -c contimg -n "__fish_contimg_using_subcommand man" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
+complete -c contimg -n "__fish_contimg_using_subcommand man" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
+complete -c contimg -n "__fish_contimg_using_subcommand man" -s h -l help -d 'Print help'
+complete -c contimg -n "__fish_contimg_using_subcommand man" -s V -l version -d 'Print version'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "init" -d 'Create a workspace: contimg.toml (every default written out), pipeline.sqlite3, mosaics/, logs/'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "simulate" -d 'Write simulated drift-scan snapshots (4-D SIN FITS, apparent sky, beam-correlated noise), truth.csv (the sky) and snapshots.csv (each snapshot\'s centre, time and rms) into --out'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "ingest" -d 'Register FITS images: centre (ICRS), time, rms, beam, frequency, pixel scale, hash'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "images" -d 'List registered images, ordered by observation time'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "tiers" -d 'Show the mosaic tiers: image count, rms threshold, interpolation, astrometry, timeout'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "plan" -d 'Select images for a mosaic and record a plan; prints a `contimg.plan/1` manifest'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "build" -d 'Build the mosaic of a plan: reproject every input onto one ICRS grid and combine them linmos-style (weights A²/σ², primary-beam cut-off); write the mosaic, its weight map and its expected-noise map into the workspace\'s mosaics/ directory; print a `contimg.mosaic/1` manifest'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "man" -d 'Write man pages: contimg.1 and one page per subcommand (contimg-ingest.1, ...)'
+complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

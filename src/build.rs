@@ -1,0 +1,341 @@
+//! Build: turn a recorded plan into a mosaic, its weight and noise maps, and a `mosaics` row.
+//!
+//! Invariants: every input is checked against the plan (the file exists and its bytes still hash
+//! to what was planned) before any pixel work; the plan goes pending/failed → building →
+//! completed or failed; products are written under temporary names and renamed by the engine;
+//! the `mosaics` row (one per product path: a rebuild updates it) and the plan's `completed`
+//! status are written in one transaction after the files are in place.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use rusqlite::{OptionalExtension, params};
+
+use crate::fsutil::sha256_file;
+use crate::manifest::{MOSAIC_SCHEMA, MosaicManifest, PlanManifest, ProductHashes};
+use crate::mosaic::engine::{
+    BuildOptions, MosaicError, MosaicInput, OutputPaths, Progress, build_mosaic,
+};
+use crate::mosaic::grid::{GridChoice, GridProjection};
+use crate::mosaic::kernel::Interpolation;
+use crate::store::{Store, StoreError};
+use crate::tiers::Tier;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(
+        "the plan was recorded in {planned}, but this command uses {using}; run it in the same workspace \
+         (-C) or pass --db {planned}"
+    )]
+    OtherDatabase { planned: PathBuf, using: PathBuf },
+    #[error("plan {id} ({name:?}) is not in the database; plan again with `contimg plan`")]
+    UnknownPlan { id: i64, name: String },
+    #[error(
+        "{path}: input image is missing ({err}); restore it, or re-run `contimg plan` to choose again"
+    )]
+    MissingInput { path: PathBuf, err: std::io::Error },
+    #[error(
+        "{path}: the file changed since it was planned (sha256 {now}, planned {planned}); \
+         re-run `contimg ingest` and `contimg plan` (with --replace) to use the new data"
+    )]
+    ChangedInput {
+        path: PathBuf,
+        now: String,
+        planned: String,
+    },
+    #[error("the plan has no images")]
+    EmptyPlan,
+    #[error("unknown projection {0:?}: use auto, SIN, TAN or CAR")]
+    BadProjection(String),
+    #[error("unknown interpolation {0:?}: use nearest, bilinear, bicubic or lanczos3")]
+    BadInterpolation(String),
+    #[error(transparent)]
+    Mosaic(#[from] MosaicError),
+    #[error("{path}: cannot read the product to hash it: {err}")]
+    Hash { path: PathBuf, err: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+impl BuildError {
+    /// Whether the error is the caller's input (exit 2) rather than failed work (exit 1).
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            BuildError::OtherDatabase { .. }
+                | BuildError::UnknownPlan { .. }
+                | BuildError::MissingInput { .. }
+                | BuildError::ChangedInput { .. }
+                | BuildError::EmptyPlan
+                | BuildError::BadProjection(_)
+                | BuildError::BadInterpolation(_)
+                | BuildError::Mosaic(MosaicError::Grid(_))
+        )
+    }
+}
+
+/// How to build, beyond the plan: the workspace's settings and command-line overrides.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub tier: Tier,
+    /// Where products go (the workspace's `mosaics/`).
+    pub out_dir: PathBuf,
+    /// Pixel size override, arcsec.
+    pub cell_arcsec: Option<f64>,
+    /// "auto" or a projection code.
+    pub projection: String,
+    /// Override of the tier's interpolation.
+    pub interpolation: Option<String>,
+    pub pb_cutoff: f64,
+    pub max_pixels: u64,
+    /// Dish diameter for inputs whose header has no DISHDIAM.
+    pub dish_diameter_m: f64,
+}
+
+/// A file name for a plan's products: the plan name with anything but `[A-Za-z0-9._-]` replaced.
+pub fn product_stem(plan_name: &str) -> String {
+    plan_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn set_plan_status(store: &Store, plan_id: i64, status: &str) -> Result<(), rusqlite::Error> {
+    store.conn.execute(
+        "UPDATE mosaic_plans SET status = ?2 WHERE id = ?1",
+        params![plan_id, status],
+    )?;
+    Ok(())
+}
+
+/// Checks the plan's inputs against the files on disk (in parallel).
+pub fn verify_inputs(plan: &PlanManifest) -> Result<(), BuildError> {
+    plan.images.par_iter().try_for_each(|im| {
+        let now = sha256_file(&im.path).map_err(|err| BuildError::MissingInput {
+            path: im.path.clone(),
+            err,
+        })?;
+        if now != im.sha256 {
+            return Err(BuildError::ChangedInput {
+                path: im.path.clone(),
+                now,
+                planned: im.sha256.clone(),
+            });
+        }
+        Ok(())
+    })
+}
+
+/// Builds the plan's mosaic and records it. `progress(done, total)` is called per input.
+pub fn build(
+    store: &mut Store,
+    plan: &PlanManifest,
+    req: &BuildRequest,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<MosaicManifest, BuildError> {
+    let db_now = crate::cli::absolute(&store.path);
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| crate::cli::absolute(p));
+    if canon(&plan.database) != canon(&db_now) {
+        return Err(BuildError::OtherDatabase {
+            planned: plan.database.clone(),
+            using: db_now,
+        });
+    }
+    let known: Option<String> = store
+        .conn
+        .query_row(
+            "SELECT name FROM mosaic_plans WHERE id = ?1",
+            [plan.plan_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if known.as_deref() != Some(plan.name.as_str()) {
+        return Err(BuildError::UnknownPlan {
+            id: plan.plan_id,
+            name: plan.name.clone(),
+        });
+    }
+    if plan.images.is_empty() {
+        return Err(BuildError::EmptyPlan);
+    }
+    let projection = match req.projection.trim().to_ascii_lowercase().as_str() {
+        "auto" => None,
+        p => Some(
+            GridProjection::parse(p)
+                .ok_or_else(|| BuildError::BadProjection(req.projection.clone()))?,
+        ),
+    };
+    let interp_name = req
+        .interpolation
+        .clone()
+        .unwrap_or_else(|| req.tier.interpolation.clone());
+    let interpolation = Interpolation::parse(&interp_name)
+        .ok_or_else(|| BuildError::BadInterpolation(interp_name.clone()))?;
+    verify_inputs(plan)?;
+
+    // Facts ingest measured (beam from HISTORY cards, pb-corrected flag, frequency) go to the engine.
+    let ids: Vec<i64> = plan.images.iter().map(|i| i.id).collect();
+    let records = crate::store::images::by_ids(&store.conn, &ids)?;
+    let inputs: Vec<MosaicInput> = plan
+        .images
+        .iter()
+        .zip(&records)
+        .map(|(im, rec)| MosaicInput {
+            path: im.path.clone(),
+            rms_jy: im.rms_jy,
+            pb_corrected: Some(rec.pb_corrected),
+            freq_hz: rec.freq_hz,
+            dish_m: None,
+            beam_deg: match (rec.bmaj_arcsec, rec.bmin_arcsec) {
+                (Some(a), Some(b)) => Some((a / 3600.0, b / 3600.0, rec.bpa_deg.unwrap_or(0.0))),
+                _ => None,
+            },
+            date_obs: rec.obs_time.clone(),
+            mjd_obs: rec.obs_mjd,
+        })
+        .collect();
+    let opts = BuildOptions {
+        interpolation,
+        grid: GridChoice {
+            cell_deg: req.cell_arcsec.map(|c| c / 3600.0),
+            projection,
+            max_pixels: req.max_pixels,
+            ..GridChoice::default()
+        },
+        pb_cutoff: req.pb_cutoff,
+        plan_label: Some(format!(
+            "plan {} {:?} tier {}",
+            plan.plan_id, plan.name, plan.tier
+        )),
+        ..BuildOptions::default()
+    };
+    std::fs::create_dir_all(&req.out_dir).map_err(|err| BuildError::Hash {
+        path: req.out_dir.clone(),
+        err,
+    })?;
+    let out = OutputPaths::from_stem(&req.out_dir, &product_stem(&plan.name));
+
+    set_plan_status(store, plan.plan_id, "building")?;
+    let result = match build_mosaic(&inputs, &opts, &out, &|p: &Progress| {
+        progress(p.done, p.total)
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = set_plan_status(store, plan.plan_id, "failed");
+            return Err(e.into());
+        }
+    };
+    let hashes = (|| -> Result<ProductHashes, BuildError> {
+        let h = |p: &Path| {
+            sha256_file(p).map_err(|err| BuildError::Hash {
+                path: p.to_path_buf(),
+                err,
+            })
+        };
+        Ok(ProductHashes {
+            mosaic: h(&out.mosaic)?,
+            weight: h(&out.weight)?,
+            noise: h(&out.noise)?,
+        })
+    })();
+    let hashes = match hashes {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = set_plan_status(store, plan.plan_id, "failed");
+            return Err(e);
+        }
+    };
+    let cov = &result.coverage;
+    let coverage = crate::manifest::Coverage {
+        ra_min_deg: cov.ra_min_deg,
+        ra_max_deg: cov.ra_max_deg,
+        dec_min_deg: cov.dec_min_deg,
+        dec_max_deg: cov.dec_max_deg,
+    };
+    let path_text = out.mosaic.to_string_lossy().into_owned();
+    let tx = store
+        .conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let existing: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM mosaics WHERE path = ?1",
+            [&path_text],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let now = crate::store::now_unix();
+    let mosaic_id = match existing {
+        Some(id) => {
+            tx.execute(
+                "UPDATE mosaics SET plan_id=?2, tier=?3, n_images=?4, median_rms_jy=?5, effective_noise_jy=?6, \
+                 coverage_sq_deg=?7, qa_status=NULL, qa_details=NULL, created_at=?8 WHERE id=?1",
+                params![
+                    id,
+                    plan.plan_id,
+                    plan.tier,
+                    result.n_images as i64,
+                    result.median_rms_jy,
+                    result.effective_noise_jy,
+                    cov.area_deg2,
+                    now
+                ],
+            )?;
+            id
+        }
+        None => {
+            tx.execute(
+                "INSERT INTO mosaics (plan_id, path, tier, n_images, median_rms_jy, effective_noise_jy, \
+                 coverage_sq_deg, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    plan.plan_id,
+                    path_text,
+                    plan.tier,
+                    result.n_images as i64,
+                    result.median_rms_jy,
+                    result.effective_noise_jy,
+                    cov.area_deg2,
+                    now
+                ],
+            )?;
+            tx.last_insert_rowid()
+        }
+    };
+    tx.execute(
+        "UPDATE mosaic_plans SET status = 'completed' WHERE id = ?1",
+        [plan.plan_id],
+    )?;
+    tx.commit()?;
+
+    let g = &result.grid;
+    Ok(MosaicManifest {
+        schema: MOSAIC_SCHEMA.to_string(),
+        database: db_now,
+        mosaic_id,
+        plan_id: plan.plan_id,
+        plan_name: plan.name.clone(),
+        tier: plan.tier.clone(),
+        path: out.mosaic.clone(),
+        weight_path: out.weight.clone(),
+        noise_path: out.noise.clone(),
+        sha256: hashes,
+        window: plan.window.clone(),
+        n_images: result.n_images,
+        median_rms_jy: result.median_rms_jy,
+        effective_noise_jy: result.effective_noise_jy,
+        coverage,
+        coverage_sq_deg: cov.area_deg2,
+        shape: [g.nx, g.ny],
+        projection: g.projection.code().to_string(),
+        cell_arcsec: g.cdelt_deg.1.abs() * 3600.0,
+        interpolation: result.interpolation.name().to_string(),
+        created_at: crate::store::now_iso(),
+    })
+}

@@ -1,0 +1,119 @@
+//! `contimg build [MANIFEST | - | --plan ID]`: build a planned mosaic.
+
+use std::path::PathBuf;
+
+use super::{CliError, Ctx, emit_json};
+use crate::build::{BuildRequest, build};
+use crate::manifest::{self, PLAN_SCHEMA, PlanManifest};
+
+/// Build the mosaic of a plan: reproject every input onto one ICRS grid and combine them
+/// linmos-style (weights A²/σ², primary-beam cut-off); write the mosaic, its weight map and its
+/// expected-noise map into the workspace's mosaics/ directory; print a `contimg.mosaic/1` manifest.
+///
+/// The plan comes from a `contimg.plan/1` manifest file, from stdin (`-`), or from the database
+/// (--plan ID). Every input must still hash to what was planned. The grid is chosen from the inputs
+/// (median pixel size; SIN for compact fields, CAR for wide strips) unless overridden.
+///
+/// Example: contimg plan --tier science --night 2026-11-20 | contimg build - | contimg qa -
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A plan manifest file, or `-` for stdin.
+    #[arg(
+        value_name = "MANIFEST",
+        conflicts_with = "plan",
+        required_unless_present = "plan"
+    )]
+    pub manifest: Option<PathBuf>,
+    /// Build the recorded plan with this id.
+    #[arg(long, value_name = "ID")]
+    pub plan: Option<i64>,
+    /// Output pixel size in arcsec (default: the median of the inputs).
+    #[arg(long, value_name = "ARCSEC")]
+    pub cell: Option<f64>,
+    /// Output projection: auto, SIN, TAN or CAR (default from contimg.toml: auto).
+    #[arg(long, value_name = "PROJ")]
+    pub projection: Option<String>,
+    /// Interpolation: nearest, bilinear, bicubic or lanczos3 (default: the tier's).
+    #[arg(long, value_name = "KERNEL")]
+    pub interpolation: Option<String>,
+    /// Primary-beam cut-off in (0, 1) (default from contimg.toml: 0.1).
+    #[arg(long, value_name = "A")]
+    pub pb_cutoff: Option<f64>,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let mut store = ctx.store()?;
+    let ws = ctx.workspace().ok();
+    let plan: PlanManifest = match (&args.manifest, args.plan) {
+        (_, Some(id)) => crate::plan::load(&store.conn, &store.path.clone(), id)
+            .map_err(|e| CliError::Input(e.to_string()))?,
+        (Some(src), None) => {
+            let name = if src.as_os_str() == "-" {
+                "stdin".to_string()
+            } else {
+                src.display().to_string()
+            };
+            let value = manifest::read(src).map_err(|e| CliError::Input(e.to_string()))?;
+            manifest::parse(value, PLAN_SCHEMA, &name)
+                .map_err(|e| CliError::Input(e.to_string()))?
+        }
+        (None, None) => {
+            return Err(CliError::Input(
+                "give a plan manifest, `-` for stdin, or --plan ID".into(),
+            )
+            .into());
+        }
+    };
+    let tiers = ctx.tiers()?;
+    let tier =
+        crate::tiers::find(&tiers, &plan.tier).map_err(|e| CliError::Input(e.to_string()))?;
+    let config = ws
+        .as_ref()
+        .map(|w| w.config.build.clone())
+        .unwrap_or_default();
+    let out_dir = match &ws {
+        Some(w) => w.mosaics_dir(),
+        None => store
+            .path
+            .parent()
+            .map(|p| p.join("mosaics"))
+            .unwrap_or_else(|| PathBuf::from("mosaics")),
+    };
+    let req = BuildRequest {
+        tier,
+        out_dir,
+        cell_arcsec: args.cell,
+        projection: args.projection.unwrap_or(config.projection),
+        interpolation: args.interpolation,
+        pb_cutoff: args.pb_cutoff.unwrap_or(config.pb_cutoff),
+        max_pixels: config.max_pixels,
+        dish_diameter_m: config.dish_diameter_m,
+    };
+    ctx.info(&format!(
+        "build: plan {} ({}), {} input(s), tier {}",
+        plan.plan_id,
+        plan.name,
+        plan.images.len(),
+        plan.tier
+    ));
+    let bar = ctx.bar(plan.images.len() as u64, "build");
+    let result = build(&mut store, &plan, &req, &|done, _| {
+        bar.set_position(done as u64)
+    });
+    bar.finish_and_clear();
+    let m = match result {
+        Ok(m) => m,
+        Err(e) if e.is_input() => return Err(CliError::Input(e.to_string()).into()),
+        Err(e) => return Err(CliError::Failed(e.to_string()).into()),
+    };
+    ctx.info(&format!(
+        "build: mosaic {} ({} x {} {}, effective noise {:.3} mJy/beam) -> {}",
+        m.mosaic_id,
+        m.shape[0],
+        m.shape[1],
+        m.projection,
+        m.effective_noise_jy * 1e3,
+        m.path.display()
+    ));
+    emit_json(&m)
+}
