@@ -82,6 +82,8 @@ pub struct BuildOptions {
     pub mesh_step: usize,
     /// Provenance written to HISTORY, e.g. `plan 7 "nightly 2026-11-28" tier science`.
     pub plan_label: Option<String>,
+    /// Dish diameter (m) for inputs that give none (no `dish_m`, no DISHDIAM card).
+    pub default_dish_m: f64,
 }
 
 impl Default for BuildOptions {
@@ -95,6 +97,7 @@ impl Default for BuildOptions {
             mesh: MeshTolerance::default(),
             mesh_step: 32,
             plan_label: None,
+            default_dish_m: crate::beam::DSA110_DISH_M,
         }
     }
 }
@@ -338,7 +341,7 @@ fn prepare(input: &MosaicInput, opts: &BuildOptions) -> Result<Prepared, MosaicE
         dish_m: input
             .dish_m
             .or_else(|| h.f64("DISHDIAM"))
-            .unwrap_or(crate::beam::DSA110_DISH_M),
+            .unwrap_or(opts.default_dish_m),
         pointing,
         beam_deg,
         date_obs: input

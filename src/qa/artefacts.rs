@@ -3,7 +3,9 @@
 //! - `negative_bowls`: around sources brighter than `bright_sigma`, the mean S/N in an annulus
 //!   2–6 beam FWHM from the peak (pixels above +5σ excluded); value = median depth in σ
 //!   (−mean), score = clamp((value − 0.2) / 0.8). A clean image has value ≈ 0 ± 0.1.
-//! - `negative_pixels`: fraction of finite pixels below −5σ; Gaussian noise gives 3·10⁻⁷.
+//! - `negative_pixels`: fraction of finite pixels below −5σ; Gaussian noise gives 3·10⁻⁷ per
+//!   independent pixel, but pixels come in beam-sized clumps (~10 px), so one chance −5σ dip in
+//!   a 0.5-megapixel mosaic is already 2·10⁻⁵: the score starts at 10⁻⁵ and reaches 1 at 10⁻².
 //!   score = clamp(log10(fraction / 10⁻⁶) / 3): 10⁻⁶ → 0, 10⁻³ → 1.
 //! - `edge_noise`: median of (measured rms / expected noise) over grid nodes whose box touches the
 //!   coverage edge, over the same for interior nodes (raw rms when there is no expected-noise map);
@@ -138,11 +140,13 @@ pub fn score(
         None => skipped("no source bright enough to look for bowls"),
     };
 
+    /// Fraction of pixels below −5σ that still scores 0 (see the module notes).
+    const NEGATIVE_FRACTION_FLOOR: f64 = 1e-5;
     let negative_pixels = if scan.n_finite > 0 {
         let frac = scan.n_below_minus5 as f64 / scan.n_finite as f64;
         Component {
             score: if frac > 0.0 {
-                clamp01((frac / 1e-6).log10() / 3.0)
+                clamp01((frac / NEGATIVE_FRACTION_FLOOR).log10() / 3.0)
             } else {
                 0.0
             },
