@@ -104,6 +104,9 @@ pub(super) struct Engine {
     pub logs_dir: PathBuf,
     pub lease: Duration,
     pub delivery: crate::notify::Delivery,
+    /// Whether worker threads deliver due notifications (`worker` does; `run` delivers at its start
+    /// and end instead).
+    pub workers_deliver: bool,
 }
 
 impl Engine {
@@ -127,6 +130,7 @@ impl Engine {
                 logs_dir: ws.logs_dir(),
                 by: process_id(),
             },
+            workers_deliver: false,
         })
     }
 
@@ -143,7 +147,7 @@ impl Engine {
             worker_id: format!("{}:{idx}", process_id()),
             lease: self.lease,
             poll: Duration::from_millis(500),
-            notify: Some(self.delivery.clone()),
+            notify: self.workers_deliver.then(|| self.delivery.clone()),
         }
     }
 
