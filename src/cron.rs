@@ -20,7 +20,9 @@ use crate::pipeline::NamedPipeline;
 /// What can go wrong editing the crontab.
 #[derive(Debug, thiserror::Error)]
 pub enum CronError {
-    #[error("cannot run `{program}`: {source}; install cron (Debian: apt-get install cron) or set [cron] crontab in contimg.toml")]
+    #[error(
+        "cannot run `{program}`: {source}; install cron (Debian: apt-get install cron) or set [cron] crontab in contimg.toml"
+    )]
     Spawn {
         program: String,
         source: std::io::Error,
@@ -31,7 +33,9 @@ pub enum CronError {
         status: String,
         stderr: String,
     },
-    #[error("the crontab has `{begin}` without a matching `{end}`; fix it with `crontab -e`, then try again (nothing was changed)")]
+    #[error(
+        "the crontab has `{begin}` without a matching `{end}`; fix it with `crontab -e`, then try again (nothing was changed)"
+    )]
     Unbalanced { begin: String, end: String },
     #[error("{0}")]
     Schedule(String),
@@ -92,7 +96,11 @@ pub fn block(workspace: &Path, lines: &[String]) -> String {
 
 /// The crontab text with this workspace's block replaced by `new_block` (at the old block's place, or
 /// appended), or removed when `new_block` is `None`. Other lines are kept exactly.
-pub fn splice(existing: &str, workspace: &Path, new_block: Option<&str>) -> Result<String, CronError> {
+pub fn splice(
+    existing: &str,
+    workspace: &Path,
+    new_block: Option<&str>,
+) -> Result<String, CronError> {
     let (b, e) = markers(workspace);
     let mut out = String::with_capacity(existing.len() + 256);
     let mut inside = false;
@@ -207,6 +215,9 @@ pub fn latest_slot(schedule: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, 
     crate::pipeline::exec::scheduled_slot(schedule, now).map_err(CronError::Schedule)
 }
 
+/// Slot times, oldest first.
+pub type Slots = Vec<DateTime<Utc>>;
+
 /// The slots `run --catch-up` runs, oldest first, and how many older ones the cap left out.
 ///
 /// With a last successful slot: every firing after it up to `now` (inclusive). Without one: the latest
@@ -216,7 +227,7 @@ pub fn catch_up_slots(
     last_success: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
     cap: u32,
-) -> Result<(Vec<DateTime<Utc>>, Vec<DateTime<Utc>>), CronError> {
+) -> Result<(Slots, Slots), CronError> {
     let cron = crate::pipeline::parse_schedule(schedule).map_err(CronError::Schedule)?;
     let cap = cap.max(1) as usize;
     let mut all = Vec::new();
@@ -311,7 +322,11 @@ mod tests {
             catch_up_slots("0 3 * * *", Some(t(2026, 11, 20, 3, 0)), now, 7).unwrap();
         assert_eq!(
             s,
-            [t(2026, 11, 21, 3, 0), t(2026, 11, 22, 3, 0), t(2026, 11, 23, 3, 0)]
+            [
+                t(2026, 11, 21, 3, 0),
+                t(2026, 11, 22, 3, 0),
+                t(2026, 11, 23, 3, 0)
+            ]
         );
         assert!(dropped.is_empty());
         let (s, dropped) =

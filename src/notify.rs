@@ -222,11 +222,7 @@ pub fn list(conn: &Connection, limit: usize) -> Result<Vec<Notification>, Notify
                 rule_index: r.get(4)?,
                 round: r.get(5)?,
                 channel: r.get(6)?,
-                next_attempt_at: if state == "pending" {
-                    r.get(10)?
-                } else {
-                    None
-                },
+                next_attempt_at: if state == "pending" { r.get(10)? } else { None },
                 state,
                 attempts: r.get(8)?,
                 created_at: r.get(9)?,
@@ -324,10 +320,8 @@ pub fn deliver(conn: &Connection, d: &Delivery, all: bool) -> Result<DeliverySta
                 )
             }
         };
-        let tx = rusqlite::Transaction::new_unchecked(
-            conn,
-            rusqlite::TransactionBehavior::Immediate,
-        )?;
+        let tx =
+            rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO notification_attempts (notification_id, attempt, started_at, ended_at, by_process, ok, error)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -346,7 +340,10 @@ pub fn deliver(conn: &Connection, d: &Delivery, all: bool) -> Result<DeliverySta
 }
 
 /// The attempts made for notification `id`, oldest first: (attempt, ok, error).
-pub fn attempts(conn: &Connection, id: i64) -> Result<Vec<(i64, bool, Option<String>)>, NotifyError> {
+pub fn attempts(
+    conn: &Connection,
+    id: i64,
+) -> Result<Vec<(i64, bool, Option<String>)>, NotifyError> {
     Ok(conn
         .prepare(
             "SELECT attempt, ok, error FROM notification_attempts WHERE notification_id = ?1 ORDER BY id",
@@ -403,7 +400,8 @@ fn send(rule: &NotifyRule, ev: &Event, id: i64, d: &Delivery) -> Outcome {
             }
             if d.config.sendmail.is_empty() {
                 return Outcome::NotConfigured(
-                    "email: [notify] sendmail is empty; set it to a sendmail-compatible command".into(),
+                    "email: [notify] sendmail is empty; set it to a sendmail-compatible command"
+                        .into(),
                 );
             }
             let msg = email_message(&from_address(&d.config), to, ev, id);
@@ -421,13 +419,18 @@ fn send(rule: &NotifyRule, ev: &Event, id: i64, d: &Delivery) -> Outcome {
                 (Some(d.config.webhook_url.clone()), None)
             } else {
                 let v = d.config.webhook_url_env.clone();
-                ((!v.is_empty()).then(|| std::env::var(&v).ok()).flatten(), Some(v))
+                (
+                    (!v.is_empty()).then(|| std::env::var(&v).ok()).flatten(),
+                    Some(v),
+                )
             };
             let Some(url) = url.filter(|u| !u.trim().is_empty()) else {
                 return Outcome::NotConfigured(format!(
                     "webhook: no URL; give the rule url = \"…\", or set [notify] webhook_url in contimg.toml{}",
                     var.filter(|v| !v.is_empty())
-                        .map(|v| format!(", or the environment variable {v} of the delivering process"))
+                        .map(|v| format!(
+                            ", or the environment variable {v} of the delivering process"
+                        ))
                         .unwrap_or_default()
                 ));
             };
@@ -505,12 +508,7 @@ pub fn email_message(from: &str, to: &[String], ev: &Event, id: i64) -> String {
     m.push_str(&format!("From: {}\n", header_value(from)));
     m.push_str(&format!(
         "To: {}\n",
-        header_value(
-            &to.iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+        header_value(&to.iter().map(String::as_str).collect::<Vec<_>>().join(", "))
     ));
     m.push_str(&format!(
         "Subject: [contimg] {} {} for slot {}\n",
@@ -648,10 +646,7 @@ mod tests {
     fn email_is_rfc5322_and_error_text_cannot_inject_headers() {
         let m = email_message("a@b", &["x@y".into(), "z@w".into()], &event(), 3);
         let (head, body) = m.split_once("\n\n").unwrap();
-        let names: Vec<&str> = head
-            .lines()
-            .map(|l| l.split_once(':').unwrap().0)
-            .collect();
+        let names: Vec<&str> = head.lines().map(|l| l.split_once(':').unwrap().0).collect();
         assert_eq!(
             names,
             [
@@ -667,10 +662,12 @@ mod tests {
             ]
         );
         assert!(head.contains("To: x@y, z@w"));
-        assert!(chrono::DateTime::parse_from_rfc2822(
-            head.lines().find_map(|l| l.strip_prefix("Date: ")).unwrap()
-        )
-        .is_ok());
+        assert!(
+            chrono::DateTime::parse_from_rfc2822(
+                head.lines().find_map(|l| l.strip_prefix("Date: ")).unwrap()
+            )
+            .is_ok()
+        );
         assert!(body.contains("Subject: x"), "error text stays in the body");
         assert!(body.contains("contimg retry 7"));
     }

@@ -74,7 +74,11 @@ fn cron_semantics_vectors() {
     );
     assert_eq!(
         nexts("0 0 1 * 1", t(2026, 11, 24, 0, 0), 3),
-        [t(2026, 11, 30, 0, 0), t(2026, 12, 1, 0, 0), t(2026, 12, 7, 0, 0)]
+        [
+            t(2026, 11, 30, 0, 0),
+            t(2026, 12, 1, 0, 0),
+            t(2026, 12, 7, 0, 0)
+        ]
     );
     // Only one restricted: AND with the other's '*'.
     assert_eq!(
@@ -110,7 +114,13 @@ fn cron_semantics_vectors() {
         [t(2026, 11, 27, 23, 40), t(2026, 11, 30, 22, 0)]
     );
     // Five fields only; bad values refused.
-    for bad in ["0 0 3 * * *", "61 * * * *", "0 3 * * 8", "0 3 32 * *", "nonsense"] {
+    for bad in [
+        "0 0 3 * * *",
+        "61 * * * *",
+        "0 3 * * 8",
+        "0 3 32 * *",
+        "nonsense",
+    ] {
         assert!(parse_schedule(bad).is_err(), "{bad} accepted");
     }
 }
@@ -174,7 +184,11 @@ fn run_slot_scheduled_resolves_to_the_latest_firing_and_anchors_the_window() {
     let end = DateTime::parse_from_rfc3339(slot).unwrap();
     assert_eq!(end - start, chrono::Duration::hours(24));
     // Backfill one slot by time.
-    let b = json_in(ws.path(), &["run", "tick", "--slot", "2026-11-20T03:00Z"], 0);
+    let b = json_in(
+        ws.path(),
+        &["run", "tick", "--slot", "2026-11-20T03:00Z"],
+        0,
+    );
     assert_eq!(b["slot"], "2026-11-20T03:00:00Z");
     assert_eq!(b["jobs"][0]["outputs"]["start"], "2026-11-19T03:00:00Z");
 }
@@ -373,10 +387,17 @@ params = { argv = ["sh", "-c", "while [ ! -e go ]; do sleep 0.05; done; echo '{}
          WHERE t.state = 'running'",
     ) == 0
     {
-        assert!(t0.elapsed() < Duration::from_secs(20), "first run never started");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "first run never started"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let skipped = json_in(ws.path(), &["run", "slow", "--slot", "2026-11-21T03:00Z"], 0);
+    let skipped = json_in(
+        ws.path(),
+        &["run", "slow", "--slot", "2026-11-21T03:00Z"],
+        0,
+    );
     assert_eq!(skipped["schema"], "contimg.skipped/1");
     assert_eq!(skipped["active_executions"], serde_json::json!([1]));
     assert_eq!(
@@ -387,7 +408,11 @@ params = { argv = ["sh", "-c", "while [ ! -e go ]; do sleep 0.05; done; echo '{}
     let out = first.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     // Now free: the slot runs.
-    let m = json_in(ws.path(), &["run", "slow", "--slot", "2026-11-21T03:00Z"], 0);
+    let m = json_in(
+        ws.path(),
+        &["run", "slow", "--slot", "2026-11-21T03:00Z"],
+        0,
+    );
     assert_eq!(m["status"], "completed");
 }
 
@@ -566,9 +591,8 @@ fn http_server(listener: TcpListener) -> Arc<Mutex<Vec<(String, String)>>> {
                 }
             };
             g.lock().unwrap().push((head, body));
-            let _ = s.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-            );
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
         }
     });
     got
@@ -620,13 +644,20 @@ notify = [{{ on = "failure", channel = "webhook", url_env = "TEST_HOOK" }},
     let (head, body) = &reqs[0];
     assert!(head.starts_with("POST /hook HTTP/1.1"), "{head}");
     assert!(
-        head.to_lowercase().contains("content-type: application/json"),
+        head.to_lowercase()
+            .contains("content-type: application/json"),
         "{head}"
     );
     let v: Value = serde_json::from_str(body).unwrap();
     let text = v["text"].as_str().unwrap();
-    assert!(text.contains("nightly failed for slot 2026-11-20T03:00:00Z"), "{text}");
-    assert!(text.contains("build") && text.contains("disk full"), "{text}");
+    assert!(
+        text.contains("nightly failed for slot 2026-11-20T03:00:00Z"),
+        "{text}"
+    );
+    assert!(
+        text.contains("build") && text.contains("disk full"),
+        "{text}"
+    );
     assert_eq!(v["contimg"]["execution_id"], 1);
     assert_eq!(v["contimg"]["pipeline"], "nightly");
     assert_eq!(v["contimg"]["status"], "failed");
@@ -636,7 +667,10 @@ notify = [{{ on = "failure", channel = "webhook", url_env = "TEST_HOOK" }},
     assert_eq!(rows[0]["state"], "delivered");
     assert_eq!(rows[0]["attempts"], 1);
     // Running the failed slot again reports it: no second notification.
-    let again = run_in(ws.path(), &["run", "nightly", "--slot", "2026-11-20T03:00Z"]);
+    let again = run_in(
+        ws.path(),
+        &["run", "nightly", "--slot", "2026-11-20T03:00Z"],
+    );
     assert_eq!(again.status.code(), Some(1));
     assert_eq!(got.lock().unwrap().len(), 1);
     assert_eq!(outbox(ws.path()).len(), 1);
@@ -667,7 +701,11 @@ fn email_is_handed_to_a_fake_sendmail_and_command_gets_the_facts() {
         &format!(r#"sendmail = ["{}", "-t", "-oi"]"#, sendmail.display()),
     );
     set_config(ws.path(), "from = \"\"", "from = \"pipeline@example.org\"");
-    set_config(ws.path(), "email_to = []", "email_to = [\"astro@example.org\"]");
+    set_config(
+        ws.path(),
+        "email_to = []",
+        "email_to = [\"astro@example.org\"]",
+    );
     add_config(
         ws.path(),
         &format!(
@@ -679,7 +717,10 @@ notify = [{{ channel = "email" }},
             d = dir.display()
         ),
     );
-    let out = run_in(ws.path(), &["run", "nightly", "--slot", "2026-11-20T03:00Z"]);
+    let out = run_in(
+        ws.path(),
+        &["run", "nightly", "--slot", "2026-11-20T03:00Z"],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         std::fs::read_to_string(dir.join("args")).unwrap().trim(),
@@ -695,7 +736,10 @@ notify = [{{ channel = "email" }},
     );
     assert!(head.lines().any(|l| l.starts_with("Date: ")));
     assert!(head.lines().any(|l| l.starts_with("Message-ID: <")));
-    assert!(body.contains("disk full") && body.contains("contimg retry 1"), "{body}");
+    assert!(
+        body.contains("disk full") && body.contains("contimg retry 1"),
+        "{body}"
+    );
     let env = std::fs::read_to_string(dir.join("env")).unwrap();
     for want in [
         "CONTIMG_EXECUTION_ID=1",
@@ -733,7 +777,11 @@ params = {{ argv = ["true"] }}
 "#
         ),
     );
-    let m = json_in(ws.path(), &["run", "nightly", "--slot", "2026-11-20T03:00Z"], 1);
+    let m = json_in(
+        ws.path(),
+        &["run", "nightly", "--slot", "2026-11-20T03:00Z"],
+        1,
+    );
     let jobs_before: Vec<(String, String)> = m["jobs"]
         .as_array()
         .unwrap()

@@ -339,7 +339,16 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         s => super::plan::parse_time(s)?,
     };
     let slot = Slot::new(slot_time, p.def.window.as_deref()).map_err(CliError::Input)?;
-    let r = run_slot(ctx, &engine, &q, &p, &slot, &params, args.detach, args.workers)?;
+    let r = run_slot(
+        ctx,
+        &engine,
+        &q,
+        &p,
+        &slot,
+        &params,
+        args.detach,
+        args.workers,
+    )?;
     engine.deliver(ctx, &q, true);
     match r {
         SlotRun::Ran(m) => finish(ctx, &m),
@@ -348,6 +357,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 }
 
 /// Creates (or finds) the execution for one slot and works it unless another process does.
+#[allow(clippy::too_many_arguments)]
 fn run_slot(
     ctx: &Ctx,
     engine: &Engine,

@@ -42,7 +42,16 @@ fn me() -> Holder {
 fn pid_alive(pid: i64) -> bool {
     // SAFETY: kill(2) with signal 0 only checks that the process exists.
     let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let exists = rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    // A zombie (killed, not yet reaped by its parent) works no more.
+    exists
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().next())
+                    == Some("Z")
+            })
+            .unwrap_or(false)
 }
 
 fn live(h: &Holder, expires_at: &str, now: &str) -> bool {
@@ -50,7 +59,7 @@ fn live(h: &Holder, expires_at: &str, now: &str) -> bool {
         return false;
     }
     let m = me();
-    !(h.host == m.host && !pid_alive(h.pid))
+    h.host != m.host || pid_alive(h.pid)
 }
 
 fn lease_end(lease: Duration) -> String {

@@ -245,7 +245,15 @@ impl Queue {
             if !st.holds(lease) {
                 return Err(st.lost(lease));
             }
-            fail_attempt(conn, now, lease.task_id, lease.attempt_id, outcome, error, false)
+            fail_attempt(
+                conn,
+                now,
+                lease.task_id,
+                lease.attempt_id,
+                outcome,
+                error,
+                false,
+            )
         })
     }
 
