@@ -52,6 +52,9 @@ _contimg() {
             contimg,plan)
                 cmd="contimg__subcmd__plan"
                 ;;
+            contimg,qa)
+                cmd="contimg__subcmd__qa"
+                ;;
             contimg,retry)
                 cmd="contimg__subcmd__retry"
                 ;;
@@ -130,6 +133,9 @@ _contimg() {
             contimg__subcmd__help,plan)
                 cmd="contimg__subcmd__help__subcmd__plan"
                 ;;
+            contimg__subcmd__help,qa)
+                cmd="contimg__subcmd__help__subcmd__qa"
+                ;;
             contimg__subcmd__help,retry)
                 cmd="contimg__subcmd__help__subcmd__retry"
                 ;;
@@ -179,7 +185,7 @@ _contimg() {
 
     case "${cmd}" in
         contimg)
-            opts="-C -q -v -h -V --workspace --db --quiet --verbose --no-progress --help --version init simulate ingest images tiers plan build run worker status retry cancel pipelines cron notifications completions man help"
+            opts="-C -q -v -h -V --workspace --db --quiet --verbose --no-progress --help --version init simulate ingest images tiers plan build qa run worker status retry cancel pipelines cron notifications completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -477,7 +483,7 @@ _contimg() {
             return 0
             ;;
         contimg__subcmd__help)
-            opts="init simulate ingest images tiers plan build run worker status retry cancel pipelines cron notifications completions man help"
+            opts="init simulate ingest images tiers plan build qa run worker status retry cancel pipelines cron notifications completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -701,6 +707,20 @@ _contimg() {
             return 0
             ;;
         contimg__subcmd__help__subcmd__plan)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__help__subcmd__qa)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1086,6 +1106,44 @@ _contimg() {
                     return 0
                     ;;
                 --ra-max)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__qa)
+            opts="-C -q -v -h -V --mosaic --reference --out-dir --no-pictures --workspace --db --quiet --verbose --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --mosaic)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reference)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

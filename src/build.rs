@@ -211,6 +211,7 @@ pub fn build(
             ..GridChoice::default()
         },
         pb_cutoff: req.pb_cutoff,
+        default_dish_m: req.dish_diameter_m,
         plan_label: Some(format!(
             "plan {} {:?} tier {}",
             plan.plan_id, plan.name, plan.tier

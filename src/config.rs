@@ -29,6 +29,8 @@ pub struct Config {
     pub paths: Paths,
     pub ingest: IngestConfig,
     pub build: BuildConfig,
+    /// `[qa]`: detection, matching, pictures and per-tier verdict thresholds.
+    pub qa: crate::qa::QaConfig,
     /// `[tiers.NAME]` tables: override fields of a built-in tier or define a new one.
     pub tiers: BTreeMap<String, TierConfig>,
     /// `[pipelines.NAME]` tables: define a pipeline, or replace the built-in of the same name.
@@ -219,6 +221,7 @@ command = {command}
 timeout_s = {timeout_s:?}
 max_attempts = {max_attempts}
 
+{qa}
 # Tiers. Each [tiers.NAME] table overrides fields of a built-in tier; a new NAME defines a new
 # tier and must set every field. interpolation: nearest, bilinear, bicubic or lanczos3.
 {tiers}
@@ -256,6 +259,7 @@ max_attempts = {max_attempts}
         pb_cutoff = d.build.pb_cutoff,
         dish = d.build.dish_diameter_m,
         projection = d.build.projection,
+        qa = crate::qa::QaConfig::default_toml(),
         tiers = tiers_toml(),
         crontab = d.cron.crontab,
         max_catch_up = d.cron.max_catch_up,

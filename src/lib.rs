@@ -17,6 +17,7 @@ pub mod mosaic;
 pub mod notify;
 pub mod pipeline;
 pub mod plan;
+pub mod qa;
 pub mod queue;
 pub mod sim;
 pub mod stats;

@@ -145,6 +145,20 @@ pub fn coverage_of(images: &[ImageRecord]) -> Coverage {
     }
 }
 
+impl From<&ImageRecord> for PlanImage {
+    fn from(im: &ImageRecord) -> PlanImage {
+        PlanImage {
+            id: im.id.unwrap_or(0),
+            path: im.path.clone().into(),
+            sha256: im.content_sha256.clone(),
+            rms_jy: im.rms_jy,
+            ra_deg: im.ra_deg,
+            dec_deg: im.dec_deg,
+            obs_time: im.obs_time.clone(),
+        }
+    }
+}
+
 /// Selects images and records (or returns the existing) plan.
 pub fn plan(
     conn: &mut Connection,
@@ -302,18 +316,7 @@ pub fn plan(
         },
         coverage,
         n_images: chosen.len(),
-        images: chosen
-            .iter()
-            .map(|im| PlanImage {
-                id: im.id.unwrap_or(0),
-                path: im.path.clone().into(),
-                sha256: im.content_sha256.clone(),
-                rms_jy: im.rms_jy,
-                ra_deg: im.ra_deg,
-                dec_deg: im.dec_deg,
-                obs_time: im.obs_time.clone(),
-            })
-            .collect(),
+        images: chosen.iter().map(PlanImage::from).collect(),
         created_at: DateTime::from_timestamp(created_at, 0)
             .map(|t| iso(&t))
             .unwrap_or_default(),
@@ -376,18 +379,7 @@ pub fn load(conn: &Connection, database: &Path, plan_id: i64) -> Result<PlanMani
             dec_max_deg: dec_max,
         },
         n_images: images.len(),
-        images: images
-            .iter()
-            .map(|im| PlanImage {
-                id: im.id.unwrap_or(0),
-                path: im.path.clone().into(),
-                sha256: im.content_sha256.clone(),
-                rms_jy: im.rms_jy,
-                ra_deg: im.ra_deg,
-                dec_deg: im.dec_deg,
-                obs_time: im.obs_time.clone(),
-            })
-            .collect(),
+        images: images.iter().map(PlanImage::from).collect(),
         created_at: ts(created),
         existing: true,
     })

@@ -221,7 +221,6 @@ depends_on = ["plan"]
 }
 
 #[test]
-#[ignore = "needs `contimg qa` (not merged yet); run with --ignored once it is"]
 fn nightly_mosaic_runs_plan_build_qa_once_per_slot() {
     let ws = workspace();
     night(ws.path());

@@ -279,7 +279,7 @@ fn coverage_crosses_ra_zero() {
 }
 
 fn pipe_plan_into_build(dir: &Path) -> serde_json::Value {
-    let plan = contimg()
+    let mut plan = contimg()
         .current_dir(dir)
         .args(["plan", "--tier", "science", "--night", "2026-11-20"])
         .stdout(Stdio::piped())
@@ -288,9 +288,10 @@ fn pipe_plan_into_build(dir: &Path) -> serde_json::Value {
     let build = contimg()
         .current_dir(dir)
         .args(["build", "-"])
-        .stdin(plan.stdout.unwrap())
+        .stdin(plan.stdout.take().unwrap())
         .output()
         .unwrap();
+    assert!(plan.wait().unwrap().success());
     assert!(
         build.status.success(),
         "{}",

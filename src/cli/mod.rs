@@ -14,6 +14,7 @@ mod init;
 mod notifications;
 mod pipelines;
 mod plan;
+mod qa;
 mod retry;
 mod run;
 mod simulate;
@@ -83,6 +84,7 @@ pub enum Command {
     Tiers(tiers::Args),
     Plan(plan::Args),
     Build(build::Args),
+    Qa(qa::Args),
     Run(run::Args),
     Worker(worker::Args),
     Status(status::Args),
@@ -251,6 +253,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tiers(a) => tiers::run(&ctx, a),
         Command::Plan(a) => plan::run(&ctx, a),
         Command::Build(a) => build::run(&ctx, a),
+        Command::Qa(a) => qa::run(&ctx, a),
         Command::Run(a) => run::run(&ctx, a),
         Command::Worker(a) => worker::run(&ctx, a),
         Command::Status(a) => status::run(&ctx, a),

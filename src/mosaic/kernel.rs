@@ -64,6 +64,19 @@ pub struct Plane<'a> {
 
 const EPS: f32 = 1e-6;
 
+/// floor() without a libm call or a saturating cast: exact for |x| < 2^20 (callers pass
+/// positions within a few pixels of the image); larger |x| is clamped first, far off any image,
+/// where it samples as NaN.
+#[inline(always)]
+fn ffloor(x: f64) -> f64 {
+    const OFF: f64 = 1_048_576.0;
+    let shifted = (x.clamp(-OFF + 1.0, OFF) + OFF).max(0.0);
+    // SAFETY: `shifted` is finite (clamp maps ±inf into range; NaN is mapped to 0 by max) and
+    // lies in [0, 2^21], which fits an i64.
+    let i: i64 = unsafe { shifted.to_int_unchecked() };
+    (i - OFF as i64) as f64
+}
+
 impl<'a> Plane<'a> {
     #[inline]
     fn at(&self, ix: i64, iy: i64) -> f32 {
@@ -76,19 +89,19 @@ impl<'a> Plane<'a> {
     }
 
     /// Samples the plane at (x, y) with `interp`; NaN per the module's NaN policy.
-    #[inline]
+    #[inline(always)]
     pub fn sample(&self, interp: Interpolation, x: f64, y: f64) -> f32 {
         match interp {
-            Interpolation::Nearest => self.at((x + 0.5).floor() as i64, (y + 0.5).floor() as i64),
+            Interpolation::Nearest => self.at(ffloor(x + 0.5) as i64, ffloor(y + 0.5) as i64),
             Interpolation::Bilinear => self.bilinear(x, y),
             Interpolation::Bicubic => self.separable::<4>(x, y, keys_weights),
             Interpolation::Lanczos3 => self.separable::<6>(x, y, lanczos3_weights),
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn bilinear(&self, x: f64, y: f64) -> f32 {
-        let (fx, fy) = (x.floor(), y.floor());
+        let (fx, fy) = (ffloor(x), ffloor(y));
         let (ix, iy) = (fx as i64, fy as i64);
         let (tx, ty) = ((x - fx) as f32, (y - fy) as f32);
         // Fast path: all four taps inside.
@@ -120,9 +133,9 @@ impl<'a> Plane<'a> {
         acc
     }
 
-    #[inline]
+    #[inline(always)]
     fn separable<const N: usize>(&self, x: f64, y: f64, weights: fn(f32) -> [f32; N]) -> f32 {
-        let (fx, fy) = (x.floor(), y.floor());
+        let (fx, fy) = (ffloor(x), ffloor(y));
         let (ix, iy) = (fx as i64, fy as i64);
         let wx = weights((x - fx) as f32);
         let wy = weights((y - fy) as f32);
@@ -160,6 +173,34 @@ impl<'a> Plane<'a> {
         }
         acc
     }
+}
+
+/// A kernel as a type, so that a pixel loop can be compiled once per kernel (no dispatch per
+/// sample).
+pub trait Kernel: Sync {
+    const KIND: Interpolation;
+    #[inline(always)]
+    fn sample(p: &Plane, x: f64, y: f64) -> f32 {
+        p.sample(Self::KIND, x, y)
+    }
+}
+
+pub struct NearestK;
+pub struct BilinearK;
+pub struct BicubicK;
+pub struct Lanczos3K;
+
+impl Kernel for NearestK {
+    const KIND: Interpolation = Interpolation::Nearest;
+}
+impl Kernel for BilinearK {
+    const KIND: Interpolation = Interpolation::Bilinear;
+}
+impl Kernel for BicubicK {
+    const KIND: Interpolation = Interpolation::Bicubic;
+}
+impl Kernel for Lanczos3K {
+    const KIND: Interpolation = Interpolation::Lanczos3;
 }
 
 /// Keys cubic convolution weights (a = −0.5) for taps at offsets −1, 0, 1, 2 from floor(x).

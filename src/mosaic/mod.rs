@@ -9,9 +9,11 @@
 //!   vectors and RA differences. A grid above `max_pixels` is refused before any pixel is read.
 //! - **Reprojection** ([`kernel`], [`mesh`]): nearest, bilinear, bicubic (Keys a = −0.5),
 //!   Lanczos-3; a NaN or off-image tap with non-negligible weight makes the sample NaN (no
-//!   renormalisation). Input pixel coordinates and the beam response come from an exact
-//!   transform on a mesh (start 16 px, halved until the checked error is ≤ half the 0.01 px
-//!   tolerance) with bilinear interpolation in between. Only output pixels inside each input's
+//!   renormalisation). Input pixel coordinates and the direction cosines (l, m) about the
+//!   pointing come from an exact transform on a mesh (start 32 px, halved until the error
+//!   checked at every cell centre and edge midpoint is ≤ half the tolerance: 0.01 px, 1e-7 rad)
+//!   with bilinear interpolation in between; A is then looked up per pixel from l² + m² in a
+//!   fine table of the beam model (error < 1e-8). Only output pixels inside each input's
 //!   footprint ∩ beam cut-off circle are visited.
 //! - **Combination**: A = primary-beam response (Gaussian model of `beam.rs` for the input's
 //!   frequency and dish, or a `<stem>.pb.fits` beam image beside the input, sampled bilinearly);
@@ -20,7 +22,11 @@
 //!   1/√Σw. Accumulators are `f32` holding weights normalised by the median σ (so they stay near
 //!   1); per-pixel arithmetic is f32 with coordinates in f64.
 //! - **Memory**: two f32 output accumulators plus at most three inputs (one being combined, one
-//!   queued, one being read by the reader thread), whatever the number of inputs.
+//!   queued, one being read by the reader thread), whatever the number of inputs; a third
+//!   output-sized buffer (the noise map) exists while the three products are written
+//!   concurrently.
+//! - **Common beam**: BMAJ = the largest input BMAJ, BMIN = the largest input BMIN, BPA of the
+//!   input with the largest BMAJ (stated in a COMMENT); inputs are not convolved to it.
 //! - **Output**: 2-D BITPIX −32 images, NaN where nothing contributed (weight map 0 there),
 //!   written atomically by `fits::write`.
 
@@ -31,7 +37,7 @@ pub mod mesh;
 
 pub use engine::{
     BuildOptions, Coverage, GridPlan, MosaicError, MosaicInput, MosaicResult, OutputPaths,
-    PrimaryBeam, Progress, build_mosaic, plan_grid,
+    PrimaryBeam, Progress, build_from_plan, build_mosaic, plan_grid,
 };
 pub use grid::{GridChoice, GridError, GridProjection, OutputGrid};
 pub use kernel::Interpolation;

@@ -104,7 +104,7 @@ pub fn fit_peak(img: &Array2<f32>, x: f64, y: f64) -> Option<(f64, f64, f64)> {
     for dy in -1..=1i64 {
         for dx in -1..=1i64 {
             let v = img[[(bj + dy) as usize, (bi + dx) as usize]] as f64;
-            if !(v > 0.0) {
+            if v.is_nan() || v <= 0.0 {
                 return None;
             }
             let (fx, fy) = (dx as f64, dy as f64);
@@ -138,13 +138,14 @@ fn solve6(mut a: [[f64; 6]; 6], mut b: [f64; 6]) -> Option<[f64; 6]> {
         }
         a.swap(col, piv);
         b.swap(col, piv);
-        for r in 0..6 {
+        let (pivot_row, pivot_b) = (a[col], b[col]);
+        for (r, (row, br)) in a.iter_mut().zip(b.iter_mut()).enumerate() {
             if r != col {
-                let k = a[r][col] / a[col][col];
-                for c in col..6 {
-                    a[r][c] -= k * a[col][c];
+                let k = row[col] / pivot_row[col];
+                for (x, p) in row.iter_mut().zip(pivot_row.iter()).skip(col) {
+                    *x -= k * p;
                 }
-                b[r] -= k * b[col];
+                *br -= k * pivot_b;
             }
         }
     }

@@ -1,0 +1,189 @@
+//! `contimg qa`: quality-check a built mosaic and record the verdict.
+
+use std::path::PathBuf;
+
+use super::{CliError, Ctx, absolute, emit_json};
+use crate::manifest::{self, MOSAIC_SCHEMA, MosaicManifest};
+use crate::qa::{self, MosaicInput, QaError, QaManifest, QaOptions, Verdict};
+use crate::store::Store;
+use crate::workspace::WorkspaceError;
+
+/// Quality-check a mosaic; prints a `contimg.qa/1` manifest and records a `mosaic_qa` row.
+///
+/// Measures the noise (BANE-like box rms, and against the build's expected-noise map), finds
+/// sources (islands above 5 sigma, Gaussian-fitted), cross-matches them with a reference
+/// catalogue (CSV with ra/dec[/flux] columns or a FITS table such as NVSS), and scores dynamic
+/// range and artefacts. Writes <stem>.sources.csv/.fits and PNGs (<stem>.qa.png, .offsets.png,
+/// .noise_hist.png) beside the mosaic. Exits 1 when the verdict is FAIL (the manifest is still
+/// printed), 0 on PASS and WARN.
+///
+/// Example: contimg build --plan 3 | contimg qa - --reference NVSSVZ.FIT.gz
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A `contimg.mosaic/1` manifest file, or `-` to read it from stdin.
+    #[arg(value_name = "MANIFEST", conflicts_with = "mosaic")]
+    pub manifest: Option<PathBuf>,
+    /// Check the mosaic with this id in the database instead of reading a manifest.
+    #[arg(long, value_name = "ID")]
+    pub mosaic: Option<i64>,
+    /// Reference catalogue (overrides the tier's and [qa]'s `reference` in contimg.toml).
+    #[arg(long, value_name = "CATALOGUE")]
+    pub reference: Option<PathBuf>,
+    /// Write the source catalogues and PNGs here instead of beside the mosaic.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Do not draw the PNGs.
+    #[arg(long)]
+    pub no_pictures: bool,
+}
+
+fn input_error(e: QaError) -> anyhow::Error {
+    match e {
+        QaError::Read(_)
+        | QaError::Wcs { .. }
+        | QaError::NoBeam { .. }
+        | QaError::Empty { .. }
+        | QaError::NoMosaic { .. }
+        | QaError::Catalog(qa::catalog::CatalogError::Read { .. })
+        | QaError::Catalog(qa::catalog::CatalogError::NoColumn { .. }) => {
+            CliError::Input(e.to_string()).into()
+        }
+        other => other.into(),
+    }
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let ws = match ctx.workspace() {
+        Ok(ws) => Some(ws),
+        Err(WorkspaceError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let cfg = ws.as_ref().map(|w| w.config.qa.clone()).unwrap_or_default();
+    cfg.validate().map_err(|e| CliError::Input(e.to_string()))?;
+
+    let (mut store, mut input) = match (&args.mosaic, &args.manifest) {
+        (Some(id), _) => {
+            let store = ctx.store()?;
+            let input = MosaicInput::from_db(&store.conn, &store.path, *id).map_err(input_error)?;
+            (store, input)
+        }
+        (None, Some(src)) => {
+            let name = if src.as_os_str() == "-" {
+                "stdin".to_string()
+            } else {
+                src.display().to_string()
+            };
+            let value = manifest::read(src).map_err(|e| CliError::Input(e.to_string()))?;
+            let m: MosaicManifest = manifest::parse(value, MOSAIC_SCHEMA, &name)
+                .map_err(|e| CliError::Input(e.to_string()))?;
+            let store = match &ctx.db_arg {
+                Some(_) => ctx.store()?,
+                None => Store::open(&m.database)?,
+            };
+            (store, MosaicInput::from_manifest(&m))
+        }
+        (None, None) => {
+            return Err(CliError::Input(
+                "give a mosaic manifest (a file, or - for stdin) or --mosaic ID".into(),
+            )
+            .into());
+        }
+    };
+    input.database = store.path.clone();
+    if !input.path.is_file() {
+        return Err(CliError::Input(format!(
+            "{}: the mosaic file does not exist; was it moved or deleted after `contimg build`?",
+            input.path.display()
+        ))
+        .into());
+    }
+    if input.noise_path.as_ref().is_some_and(|p| !p.is_file()) {
+        input.noise_path = None;
+    }
+
+    let tiers = ctx.tiers()?;
+    let require_astrometry = match crate::tiers::find(&tiers, &input.tier) {
+        Ok(t) => t.require_astrometry,
+        Err(e) => {
+            ctx.warn(&format!(
+                "warning: {e}; treating tier {:?} as requiring astrometry",
+                input.tier
+            ));
+            true
+        }
+    };
+    let thresholds = cfg.thresholds(&input.tier);
+    let reference = match &args.reference {
+        Some(p) => Some(absolute(p)),
+        None => thresholds.reference.clone().map(|p| match &ws {
+            Some(w) if p.is_relative() => w.root.join(p),
+            _ => p,
+        }),
+    };
+    if let Some(r) = &reference
+        && !r.is_file()
+    {
+        return Err(CliError::Input(format!(
+            "reference catalogue {} does not exist",
+            r.display()
+        ))
+        .into());
+    }
+    if let Some(d) = &args.out_dir {
+        std::fs::create_dir_all(d)
+            .map_err(|e| CliError::Input(format!("cannot create {}: {e}", d.display())))?;
+    }
+    let opts = QaOptions {
+        config: cfg,
+        thresholds,
+        require_astrometry,
+        reference,
+        out_dir: args.out_dir.as_ref().map(|d| absolute(d)),
+        pictures: !args.no_pictures,
+    };
+    ctx.info(&format!(
+        "qa: mosaic {} ({}), tier {}",
+        input.mosaic_id,
+        input.path.display(),
+        input.tier
+    ));
+    let report = qa::measure(&input, &opts).map_err(input_error)?;
+    for w in &report.warnings {
+        ctx.warn(&format!("warning: {w}"));
+    }
+    let db = store.path.clone();
+    let qa_id = qa::record(&mut store.conn, &db, &report).map_err(input_error)?;
+    let verdict = report.verdict;
+    let summary: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|c| c.status != Verdict::Pass)
+        .map(|c| format!("{} {}: {}", c.status.as_str(), c.name, c.message))
+        .collect();
+    ctx.info(&format!(
+        "qa {}: {} sources, noise {:.3e} Jy/beam, DR {:.0}, artefacts {:.2}, {:.1} s",
+        verdict.as_str(),
+        report.sources.n,
+        report.noise.median_rms_jy,
+        report.dynamic_range,
+        report.artefacts.score,
+        report.elapsed_s
+    ));
+    for s in &summary {
+        ctx.info(&format!("  {s}"));
+    }
+    ctx.debug(&format!(
+        "qa timings (s): {}",
+        report
+            .timings_s
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    emit_json(&QaManifest::new(&db, qa_id, report))?;
+    if verdict == Verdict::Fail {
+        return Err(CliError::Failed(format!("QA verdict FAIL: {}", summary.join("; "))).into());
+    }
+    Ok(())
+}

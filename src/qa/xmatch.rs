@@ -1,0 +1,186 @@
+//! Positional cross-match with a declination-zone index (the "zones" algorithm of Gray et al.):
+//! the sky is cut into Dec bands as tall as the match radius, each band sorted by RA; a query
+//! looks at three bands and, in each, the RA interval ±r/cos δ found by binary search (both sides
+//! of RA 0h/360h when the interval wraps). Building is O(N log N), a query O(log N + k).
+//!
+//! Invariants: a match is the nearest reference within the radius (great-circle separation);
+//! offsets are found − reference, ΔRA measured as ΔRA·cos δ on the tangent plane, in arcsec.
+
+use serde::Serialize;
+
+use crate::wcs::separation_deg;
+
+/// The index over a reference catalogue.
+pub struct ZoneIndex {
+    radius_deg: f64,
+    zone_h: f64,
+    /// Per zone: (ra, dec, original row) sorted by ra.
+    zones: Vec<Vec<(f64, f64, u32)>>,
+}
+
+impl ZoneIndex {
+    /// Builds the index for searches up to `radius_deg`.
+    pub fn new(ra: &[f64], dec: &[f64], radius_deg: f64) -> ZoneIndex {
+        let zone_h = radius_deg.clamp(1e-5, 10.0);
+        let nz = (180.0 / zone_h).ceil() as usize + 1;
+        let mut zones: Vec<Vec<(f64, f64, u32)>> = vec![Vec::new(); nz];
+        for (i, (&r, &d)) in ra.iter().zip(dec).enumerate() {
+            let z = (((d + 90.0) / zone_h) as usize).min(nz - 1);
+            zones[z].push((r.rem_euclid(360.0), d, i as u32));
+        }
+        for z in &mut zones {
+            z.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        ZoneIndex {
+            radius_deg,
+            zone_h,
+            zones,
+        }
+    }
+
+    /// The nearest row within the radius of (ra, dec), with its separation (deg).
+    pub fn nearest(&self, ra: f64, dec: f64) -> Option<(usize, f64)> {
+        let r = self.radius_deg;
+        let nz = self.zones.len();
+        let z0 = (((dec - r + 90.0) / self.zone_h).floor().max(0.0) as usize).min(nz - 1);
+        let z1 = (((dec + r + 90.0) / self.zone_h).floor().max(0.0) as usize).min(nz - 1);
+        let cosd = (dec.abs() + r).min(89.999_999).to_radians().cos();
+        let dra = if dec.abs() + r >= 89.9 {
+            180.0
+        } else {
+            (r / cosd).min(180.0)
+        };
+        let mut best: Option<(usize, f64)> = None;
+        let mut check = |zone: &[(f64, f64, u32)], lo: f64, hi: f64| {
+            let start = zone.partition_point(|e| e.0 < lo);
+            for e in &zone[start..] {
+                if e.0 > hi {
+                    break;
+                }
+                let s = separation_deg((ra, dec), (e.0, e.1));
+                if s <= r && best.is_none_or(|(_, b)| s < b) {
+                    best = Some((e.2 as usize, s));
+                }
+            }
+        };
+        for zone in &self.zones[z0..=z1] {
+            if dra >= 180.0 {
+                check(zone, 0.0, 360.0);
+                continue;
+            }
+            let (lo, hi) = (ra - dra, ra + dra);
+            check(zone, lo.max(0.0), hi.min(360.0));
+            if lo < 0.0 {
+                check(zone, lo + 360.0, 360.0);
+            }
+            if hi > 360.0 {
+                check(zone, 0.0, hi - 360.0);
+            }
+        }
+        best
+    }
+}
+
+/// One matched pair.
+#[derive(Debug, Clone, Serialize)]
+pub struct Match {
+    pub source: usize,
+    pub reference: usize,
+    pub dra_arcsec: f64,
+    pub ddec_arcsec: f64,
+    pub sep_arcsec: f64,
+    /// Found peak / reference flux, when the reference has a flux.
+    pub flux_ratio: Option<f64>,
+}
+
+/// Offset (found − reference) as (ΔRA·cos δ, ΔDec) in arcsec on the tangent plane at the reference.
+pub fn offset_arcsec(found: (f64, f64), reference: (f64, f64)) -> (f64, f64) {
+    let (a, d) = (found.0.to_radians(), found.1.to_radians());
+    let (a0, d0) = (reference.0.to_radians(), reference.1.to_radians());
+    // Gnomonic projection of `found` about `reference`.
+    let cosc = d0.sin() * d.sin() + d0.cos() * d.cos() * (a - a0).cos();
+    let xi = d.cos() * (a - a0).sin() / cosc;
+    let eta = (d0.cos() * d.sin() - d0.sin() * d.cos() * (a - a0).cos()) / cosc;
+    (xi.to_degrees() * 3600.0, eta.to_degrees() * 3600.0)
+}
+
+/// Matches each found position to its nearest reference within `radius_deg`.
+pub fn cross_match(
+    found: &[(f64, f64, f64)],
+    index: &ZoneIndex,
+    ref_ra: &[f64],
+    ref_dec: &[f64],
+    ref_flux: Option<&[f64]>,
+) -> Vec<Match> {
+    found
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &(ra, dec, peak))| {
+            let (j, sep) = index.nearest(ra, dec)?;
+            let (dra, ddec) = offset_arcsec((ra, dec), (ref_ra[j], ref_dec[j]));
+            let flux_ratio = ref_flux
+                .map(|f| f[j])
+                .filter(|f| f.is_finite() && *f > 0.0)
+                .map(|f| peak / f);
+            Some(Match {
+                source: i,
+                reference: j,
+                dra_arcsec: dra,
+                ddec_arcsec: ddec,
+                sep_arcsec: sep * 3600.0,
+                flux_ratio,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+
+    #[test]
+    fn zones_agree_with_brute_force_including_wrap_and_pole() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let n = 20000;
+        let ra: Vec<f64> = (0..n).map(|_| rng.random_range(0.0..360.0)).collect();
+        let dec: Vec<f64> = (0..n)
+            .map(|_| rng.random_range(-1.0f64..1.0).asin().to_degrees())
+            .collect();
+        let r = 1.5;
+        let idx = ZoneIndex::new(&ra, &dec, r);
+        let mut queries: Vec<(f64, f64)> = (0..300)
+            .map(|_| {
+                (
+                    rng.random_range(0.0..360.0),
+                    rng.random_range(-1.0f64..1.0).asin().to_degrees(),
+                )
+            })
+            .collect();
+        queries.extend([(0.1, 10.0), (359.9, -20.0), (45.0, 89.5), (200.0, -89.9)]);
+        for (qa, qd) in queries {
+            let brute = (0..n)
+                .map(|j| (j, separation_deg((qa, qd), (ra[j], dec[j]))))
+                .filter(|(_, s)| *s <= r)
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            assert_eq!(idx.nearest(qa, qd).map(|b| b.0), brute.map(|b| b.0));
+        }
+    }
+
+    #[test]
+    fn offsets_have_the_documented_sign() {
+        let (dra, ddec) = offset_arcsec(
+            (10.0 + 2.0 / 3600.0 / 60f64.to_radians().cos(), 60.0),
+            (10.0, 60.0),
+        );
+        assert!(
+            (dra - 2.0).abs() < 1e-4 && ddec.abs() < 1e-3,
+            "{dra} {ddec}"
+        );
+        let (dra, ddec) = offset_arcsec((359.9999, 0.0), (0.0001, 1.0 / 3600.0));
+        assert!(
+            (dra + 0.72).abs() < 1e-3 && (ddec + 1.0).abs() < 1e-3,
+            "{dra} {ddec}"
+        );
+    }
+}

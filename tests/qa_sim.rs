@@ -1,0 +1,336 @@
+//! QA on simulated mosaics with a known truth: astrometric shifts, fluxes, noise, dynamic range,
+//! artefacts, verdict thresholds and pictures.
+
+use std::path::{Path, PathBuf};
+
+use contimg::qa::synth::{SynthMosaic, SynthSource};
+use contimg::qa::{self, MosaicInput, QaConfig, QaOptions, QaReport, Verdict};
+use ndarray::Array2;
+
+fn mosaic(seed: u64, n_sources: usize, fmax: f64) -> SynthMosaic {
+    let mut m = SynthMosaic {
+        nx: 420,
+        ny: 380,
+        cell_arcsec: 2.0,
+        projection: "SIN".into(),
+        centre: (150.0, 35.0),
+        beam_arcsec: 8.0,
+        noise_jy: 1e-3,
+        seed,
+        sources: vec![],
+    };
+    m.add_random_sources(n_sources, 0.03, fmax, 25.0, 22.0);
+    m
+}
+
+fn write_reference(path: &Path, sources: &[SynthSource], dra_arcsec: f64, ddec_arcsec: f64) {
+    let mut s = String::from("name,RAJ2000,DEJ2000,flux_jy\n");
+    for (i, src) in sources.iter().enumerate() {
+        let ra = src.ra_deg + dra_arcsec / 3600.0 / src.dec_deg.to_radians().cos();
+        let dec = src.dec_deg + ddec_arcsec / 3600.0;
+        s.push_str(&format!("s{i},{ra:.9},{dec:.9},{}\n", src.flux_jy));
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+fn run(
+    dir: &Path,
+    m: &SynthMosaic,
+    stem: &str,
+    edit: &dyn Fn(&mut Array2<f32>),
+    reference: Option<PathBuf>,
+    tier: &str,
+) -> QaReport {
+    let paths = m.write(dir, stem, edit).unwrap();
+    let cfg = QaConfig::default();
+    let opts = QaOptions {
+        thresholds: cfg.thresholds(tier),
+        config: cfg,
+        require_astrometry: tier != "quicklook",
+        reference,
+        out_dir: None,
+        pictures: true,
+    };
+    let input = MosaicInput {
+        database: dir.join("none.sqlite3"),
+        mosaic_id: 1,
+        name: stem.into(),
+        tier: tier.into(),
+        path: paths[0].clone(),
+        noise_path: Some(paths[2].clone()),
+    };
+    qa::measure(&input, &opts).unwrap()
+}
+
+#[test]
+fn shifted_reference_fluxes_noise_dynamic_range_and_pictures() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mosaic(11, 60, 1.0);
+    assert!(m.sources.len() >= 50, "placed {}", m.sources.len());
+    let reference = dir.path().join("ref.csv");
+    // The reference sits 2" north of the truth: found - reference = -2" in Dec.
+    write_reference(&reference, &m.sources, 0.0, 2.0);
+    let r = run(
+        dir.path(),
+        &m,
+        "sim",
+        &|_| {},
+        Some(reference.clone()),
+        "science",
+    );
+    let a = r.astrometry.as_ref().unwrap();
+    assert!(a.n_matches >= 50, "{} matches", a.n_matches);
+    let (dra, ddec) = (a.median_dra_arcsec.unwrap(), a.median_ddec_arcsec.unwrap());
+    assert!(
+        (ddec + 2.0).abs() <= 0.2 && dra.abs() <= 0.2,
+        "dra {dra} ddec {ddec}"
+    );
+    assert!((a.offset_arcsec.unwrap() - 2.0).abs() <= 0.2);
+    // 2" > 0.5" science FAIL threshold.
+    assert_eq!(r.verdict, Verdict::Fail);
+    let astro = r.checks.iter().find(|c| c.name == "astrometry").unwrap();
+    assert_eq!(astro.status, Verdict::Fail, "{}", astro.message);
+
+    // Fluxes: the median ratio within 2 %, and every source bright enough that noise moves its
+    // peak by well under 2 % (above 200 sigma) within 2 %.
+    let ratio = a.median_flux_ratio.unwrap();
+    assert!((ratio - 1.0).abs() < 0.02, "median flux ratio {ratio}");
+    let csv = std::fs::read_to_string(&r.sources.csv).unwrap();
+    let rows: Vec<Vec<f64>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .take(13)
+                .map(|v| v.parse().unwrap_or(f64::NAN))
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), r.sources.n);
+    let wcs = m.wcs();
+    let mut checked = 0;
+    for s in &m.sources {
+        let (tx, ty) = wcs.icrs_to_pix(s.ra_deg, s.dec_deg).unwrap();
+        let found = rows
+            .iter()
+            .find(|row| (row[3] - tx).hypot(row[4] - ty) < 1.5)
+            .unwrap_or_else(|| panic!("source at ({tx:.1}, {ty:.1}) not found"));
+        if s.flux_jy / m.noise_jy > 200.0 {
+            let (peak, int) = (found[5], found[6]);
+            assert!(
+                (peak / s.flux_jy - 1.0).abs() < 0.02,
+                "peak {peak} vs {}",
+                s.flux_jy
+            );
+            assert!(
+                (int / s.flux_jy - 1.0).abs() < 0.05,
+                "int {int} vs {}",
+                s.flux_jy
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "{checked}");
+
+    // Noise and dynamic range within 3 % of the truth.
+    let noise = r.noise.median_rms_jy;
+    assert!((noise / m.noise_jy - 1.0).abs() < 0.03, "noise {noise}");
+    let brightest = m.sources.iter().map(|s| s.flux_jy).fold(0.0, f64::max);
+    let dr_truth = brightest / m.noise_jy;
+    assert!(
+        (r.dynamic_range / dr_truth - 1.0).abs() < 0.03,
+        "DR {} vs {dr_truth}",
+        r.dynamic_range
+    );
+    let eff = r.noise.noise_efficiency.unwrap();
+    assert!((eff - 1.0).abs() < 0.05, "efficiency {eff}");
+    assert!(
+        r.artefacts.score < 0.2,
+        "clean image artefacts {:?}",
+        r.artefacts
+    );
+
+    // An RA shift is measured on the other axis, with the documented sign.
+    write_reference(&reference, &m.sources, -2.0, 0.0);
+    let r2 = run(dir.path(), &m, "sim", &|_| {}, Some(reference), "science");
+    let a2 = r2.astrometry.as_ref().unwrap();
+    let (dra, ddec) = (
+        a2.median_dra_arcsec.unwrap(),
+        a2.median_ddec_arcsec.unwrap(),
+    );
+    assert!(
+        (dra - 2.0).abs() <= 0.2 && ddec.abs() <= 0.2,
+        "dra {dra} ddec {ddec}"
+    );
+
+    // Pictures decode at the documented sizes.
+    let decode = |p: &Path, min_levels: usize| {
+        let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(p).unwrap()));
+        let mut reader = dec.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        let px = &buf[..info.buffer_size()];
+        // Not blank: enough ink, and for the quicklook many grey levels.
+        let ink = px.chunks(3).filter(|c| c != &[255, 255, 255]).count();
+        assert!(ink * 50 > px.len() / 3, "{} looks blank", p.display());
+        let mut levels: Vec<u8> = px.to_vec();
+        levels.sort_unstable();
+        levels.dedup();
+        assert!(
+            levels.len() >= min_levels,
+            "{}: {} levels",
+            p.display(),
+            levels.len()
+        );
+        if let Ok(keep) = std::env::var("CONTIMG_KEEP_PNG") {
+            std::fs::copy(p, Path::new(&keep).join(p.file_name().unwrap())).unwrap();
+        }
+        (info.width as usize, info.height as usize)
+    };
+    let lay = qa::plot::quicklook_layout(m.nx, m.ny, QaConfig::default().quicklook_max_px);
+    assert_eq!(
+        decode(r2.pictures.quicklook.as_ref().unwrap(), 50),
+        lay.canvas
+    );
+    assert_eq!(
+        decode(r2.pictures.offsets.as_ref().unwrap(), 3),
+        qa::plot::OFFSETS_SIZE
+    );
+    assert_eq!(
+        decode(r2.pictures.noise_histogram.as_ref().unwrap(), 3),
+        qa::plot::HIST_SIZE
+    );
+    // The FITS table has the same rows as the CSV.
+    let mut f = fitsio::FitsFile::open(&r.sources.fits).unwrap();
+    let hdu = f.hdu("SOURCES").unwrap();
+    let ra: Vec<f64> = hdu.read_col(&mut f, "ra_deg").unwrap();
+    assert_eq!(ra.len(), r.sources.n);
+}
+
+#[test]
+fn artefact_score_rises_with_stripes_and_bowls() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mosaic(5, 25, 3.0);
+    let clean = run(dir.path(), &m, "clean", &|_| {}, None, "quicklook");
+    assert!(clean.artefacts.score < 0.2, "{:?}", clean.artefacts);
+    assert!(clean.artefacts.striping.score < 0.1);
+
+    // Row stripes of ±0.6 sigma, constant along each row.
+    let noise = m.noise_jy as f32;
+    let striped = run(
+        dir.path(),
+        &m,
+        "striped",
+        &|img| {
+            for (y, mut row) in img.rows_mut().into_iter().enumerate() {
+                let s = if (y * 7919) % 13 < 6 { 0.6 } else { -0.6 };
+                row.mapv_inplace(|v| v + s * noise);
+            }
+        },
+        None,
+        "quicklook",
+    );
+    assert!(
+        striped.artefacts.striping.score > 0.5 && striped.artefacts.score > 0.5,
+        "{:?}",
+        striped.artefacts
+    );
+    assert_eq!(striped.verdict, Verdict::Warn);
+
+    // Negative bowls: a broad negative ring (-2 sigma) around every bright source.
+    let wcs = m.wcs();
+    let bright: Vec<(f64, f64)> = m
+        .sources
+        .iter()
+        .filter(|s| s.flux_jy > 0.1)
+        .map(|s| wcs.icrs_to_pix(s.ra_deg, s.dec_deg).unwrap())
+        .collect();
+    assert!(bright.len() >= 5);
+    let bowled = run(
+        dir.path(),
+        &m,
+        "bowls",
+        &|img| {
+            for &(sx, sy) in &bright {
+                for ((y, x), v) in img.indexed_iter_mut() {
+                    let d = (x as f64 - sx).hypot(y as f64 - sy);
+                    let ring = (-0.5 * ((d - 14.0) / 5.0).powi(2)).exp();
+                    *v -= (2.0 * ring) as f32 * noise;
+                }
+            }
+        },
+        None,
+        "quicklook",
+    );
+    assert!(
+        bowled.artefacts.negative_bowls.score > 0.5
+            && bowled.artefacts.negative_bowls.score > clean.artefacts.negative_bowls.score + 0.4,
+        "{:?} vs clean {:?}",
+        bowled.artefacts.negative_bowls,
+        clean.artefacts.negative_bowls
+    );
+    assert!(bowled.artefacts.score > clean.artefacts.score);
+}
+
+#[test]
+fn verdicts_flip_at_the_thresholds() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mosaic(23, 30, 0.5);
+    let reference = dir.path().join("ref.csv");
+    write_reference(&reference, &m.sources, 0.0, 0.8);
+    let r = run(dir.path(), &m, "v", &|_| {}, Some(reference), "quicklook");
+    let base = QaConfig::default().thresholds("quicklook");
+    let decide = |th: &qa::Thresholds, require: bool| {
+        let c = qa::checks(&r, th, require);
+        (qa::verdict_of(&c), c)
+    };
+    // 0.8" offset: quicklook WARN (> 0.5", <= 1.0"); science FAIL (> 0.5").
+    let off = r.astrometry.as_ref().unwrap().offset_arcsec.unwrap();
+    assert!((off - 0.8).abs() < 0.2, "{off}");
+    assert_eq!(decide(&base, false).0, Verdict::Warn);
+    let sci = QaConfig::default().thresholds("science");
+    assert_eq!(decide(&sci, true).0, Verdict::Fail);
+    // Move each threshold just across its measured value.
+    let mut th = base.clone();
+    th.astrometry_warn_arcsec = off * 1.01;
+    assert_eq!(decide(&th, false).0, Verdict::Pass);
+    th.astrometry_fail_arcsec = off * 0.99;
+    th.astrometry_warn_arcsec = off * 0.5;
+    assert_eq!(decide(&th, false).0, Verdict::Fail);
+    let mut th = base.clone();
+    th.astrometry_warn_arcsec = 10.0;
+    th.astrometry_fail_arcsec = 20.0;
+    assert_eq!(decide(&th, false).0, Verdict::Pass);
+    th.dynamic_range_fail = r.dynamic_range * 1.001;
+    assert_eq!(decide(&th, false).0, Verdict::Fail);
+    th.dynamic_range_fail = r.dynamic_range * 0.999;
+    assert_eq!(decide(&th, false).0, Verdict::Pass);
+    let eff = r.noise.noise_efficiency.unwrap();
+    th.noise_efficiency_warn = eff * 1.001;
+    assert_eq!(decide(&th, false).0, Verdict::Warn);
+    th.noise_efficiency_warn = eff * 0.999;
+    th.artefact_warn = r.artefacts.score * 0.999 - 1e-9;
+    assert_eq!(decide(&th, false).0, Verdict::Warn);
+    th.artefact_warn = r.artefacts.score + 1e-6;
+    assert_eq!(decide(&th, false).0, Verdict::Pass);
+    // Too few matches for a tier that requires astrometry: WARN, saying why.
+    th.min_matches = r.astrometry.as_ref().unwrap().n_matches + 1;
+    let (v, c) = decide(&th, true);
+    assert_eq!(v, Verdict::Warn);
+    let msg = &c.iter().find(|c| c.name == "astrometry").unwrap().message;
+    assert!(
+        msg.contains("not checked") && msg.contains("requires"),
+        "{msg}"
+    );
+    assert_eq!(decide(&th, false).0, Verdict::Pass);
+    // No reference at all.
+    let mut no_ref = r.clone();
+    no_ref.astrometry = None;
+    let c = qa::checks(&no_ref, &th, true);
+    assert_eq!(qa::verdict_of(&c), Verdict::Warn);
+    assert!(
+        c[0].message.contains("no reference catalogue"),
+        "{}",
+        c[0].message
+    );
+}
