@@ -353,7 +353,6 @@ depends_on = ["plan"]
 }
 
 #[test]
-#[ignore = "needs the qa job (contimg qa), which lands in main with the qa branch"]
 fn eight_concurrent_runs_of_the_builtin_nightly_mosaic() {
     let ws = workspace();
     night(ws.path());
