@@ -25,6 +25,9 @@ _contimg() {
             contimg,completions)
                 cmd="contimg__subcmd__completions"
                 ;;
+            contimg,cron)
+                cmd="contimg__subcmd__cron"
+                ;;
             contimg,help)
                 cmd="contimg__subcmd__help"
                 ;;
@@ -39,6 +42,9 @@ _contimg() {
                 ;;
             contimg,man)
                 cmd="contimg__subcmd__man"
+                ;;
+            contimg,notifications)
+                cmd="contimg__subcmd__notifications"
                 ;;
             contimg,pipelines)
                 cmd="contimg__subcmd__pipelines"
@@ -67,6 +73,30 @@ _contimg() {
             contimg,worker)
                 cmd="contimg__subcmd__worker"
                 ;;
+            contimg__subcmd__cron,help)
+                cmd="contimg__subcmd__cron__subcmd__help"
+                ;;
+            contimg__subcmd__cron,install)
+                cmd="contimg__subcmd__cron__subcmd__install"
+                ;;
+            contimg__subcmd__cron,print)
+                cmd="contimg__subcmd__cron__subcmd__print"
+                ;;
+            contimg__subcmd__cron,remove)
+                cmd="contimg__subcmd__cron__subcmd__remove"
+                ;;
+            contimg__subcmd__cron__subcmd__help,help)
+                cmd="contimg__subcmd__cron__subcmd__help__subcmd__help"
+                ;;
+            contimg__subcmd__cron__subcmd__help,install)
+                cmd="contimg__subcmd__cron__subcmd__help__subcmd__install"
+                ;;
+            contimg__subcmd__cron__subcmd__help,print)
+                cmd="contimg__subcmd__cron__subcmd__help__subcmd__print"
+                ;;
+            contimg__subcmd__cron__subcmd__help,remove)
+                cmd="contimg__subcmd__cron__subcmd__help__subcmd__remove"
+                ;;
             contimg__subcmd__help,build)
                 cmd="contimg__subcmd__help__subcmd__build"
                 ;;
@@ -75,6 +105,9 @@ _contimg() {
                 ;;
             contimg__subcmd__help,completions)
                 cmd="contimg__subcmd__help__subcmd__completions"
+                ;;
+            contimg__subcmd__help,cron)
+                cmd="contimg__subcmd__help__subcmd__cron"
                 ;;
             contimg__subcmd__help,help)
                 cmd="contimg__subcmd__help__subcmd__help"
@@ -90,6 +123,9 @@ _contimg() {
                 ;;
             contimg__subcmd__help,man)
                 cmd="contimg__subcmd__help__subcmd__man"
+                ;;
+            contimg__subcmd__help,notifications)
+                cmd="contimg__subcmd__help__subcmd__notifications"
                 ;;
             contimg__subcmd__help,pipelines)
                 cmd="contimg__subcmd__help__subcmd__pipelines"
@@ -118,6 +154,15 @@ _contimg() {
             contimg__subcmd__help,worker)
                 cmd="contimg__subcmd__help__subcmd__worker"
                 ;;
+            contimg__subcmd__help__subcmd__cron,install)
+                cmd="contimg__subcmd__help__subcmd__cron__subcmd__install"
+                ;;
+            contimg__subcmd__help__subcmd__cron,print)
+                cmd="contimg__subcmd__help__subcmd__cron__subcmd__print"
+                ;;
+            contimg__subcmd__help__subcmd__cron,remove)
+                cmd="contimg__subcmd__help__subcmd__cron__subcmd__remove"
+                ;;
             contimg__subcmd__help__subcmd__pipelines,check)
                 cmd="contimg__subcmd__help__subcmd__pipelines__subcmd__check"
                 ;;
@@ -140,7 +185,7 @@ _contimg() {
 
     case "${cmd}" in
         contimg)
-            opts="-C -q -v -h -V --workspace --db --quiet --verbose --no-progress --help --version init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help"
+            opts="-C -q -v -h -V --workspace --db --quiet --verbose --no-progress --help --version init simulate ingest images tiers plan build qa run worker status retry cancel pipelines cron notifications completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -263,8 +308,182 @@ _contimg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        contimg__subcmd__cron)
+            opts="-C -q -v -h -V --json --workspace --db --quiet --verbose --no-progress --help --version print install remove help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__cron__subcmd__help)
+            opts="print install remove help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__cron__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__cron__subcmd__help__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__cron__subcmd__help__subcmd__print)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__cron__subcmd__help__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__cron__subcmd__install)
+            opts="-C -q -v -h -V --workspace --db --quiet --verbose --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__cron__subcmd__print)
+            opts="-C -q -v -h -V --workspace --db --quiet --verbose --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__cron__subcmd__remove)
+            opts="-C -q -v -h -V --workspace --db --quiet --verbose --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         contimg__subcmd__help)
-            opts="init simulate ingest images tiers plan build qa run worker status retry cancel pipelines completions man help"
+            opts="init simulate ingest images tiers plan build qa run worker status retry cancel pipelines cron notifications completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -308,6 +527,62 @@ _contimg() {
         contimg__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__help__subcmd__cron)
+            opts="print install remove"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__help__subcmd__cron__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__help__subcmd__cron__subcmd__print)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__help__subcmd__cron__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -376,6 +651,20 @@ _contimg() {
             return 0
             ;;
         contimg__subcmd__help__subcmd__man)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__help__subcmd__notifications)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -649,6 +938,36 @@ _contimg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        contimg__subcmd__notifications)
+            opts="-C -q -v -h -V --json --limit --deliver --workspace --db --quiet --verbose --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         contimg__subcmd__pipelines)
             opts="-C -q -v -h -V --json --workspace --db --quiet --verbose --no-progress --help --version check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -882,7 +1201,7 @@ _contimg() {
             return 0
             ;;
         contimg__subcmd__run)
-            opts="-C -q -v -h -V --slot --param --workers --lease --detach --workspace --db --quiet --verbose --no-progress --help --version"
+            opts="-C -q -v -h -V --slot --catch-up --param --workers --lease --detach --workspace --db --quiet --verbose --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -35,6 +35,64 @@ pub struct Config {
     pub tiers: BTreeMap<String, TierConfig>,
     /// `[pipelines.NAME]` tables: define a pipeline, or replace the built-in of the same name.
     pub pipelines: BTreeMap<String, crate::pipeline::PipelineDef>,
+    pub cron: CronConfig,
+    pub notify: NotifyConfig,
+}
+
+/// Scheduling by the system crontab (`contimg cron`, `run --catch-up`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CronConfig {
+    /// The `crontab` program `cron install`/`remove` call (`crontab -l`, `crontab -`).
+    pub crontab: String,
+    /// `run --catch-up` runs at most this many missed slots (the newest ones).
+    pub max_catch_up: u32,
+}
+
+impl Default for CronConfig {
+    fn default() -> Self {
+        CronConfig {
+            crontab: "crontab".into(),
+            max_catch_up: 7,
+        }
+    }
+}
+
+/// Defaults for notification channels; a pipeline's `notify` rule may set its own target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// The sendmail-compatible command (argv) an email is piped to; it reads recipients from the headers.
+    pub sendmail: Vec<String>,
+    /// The From address of emails (default: contimg@HOSTNAME).
+    pub from: String,
+    /// Recipients of `email` rules that name none.
+    pub email_to: Vec<String>,
+    /// URL for `webhook` rules that name none.
+    pub webhook_url: String,
+    /// Environment variable holding the URL for `webhook` rules that name none (when webhook_url is empty).
+    pub webhook_url_env: String,
+    /// argv for `command` rules that name none.
+    pub command: Vec<String>,
+    /// Longest a delivery may take (HTTP request, sendmail, command), in seconds.
+    pub timeout_s: f64,
+    /// Delivery attempts before a notification is given up (marked failed).
+    pub max_attempts: u32,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            sendmail: vec!["/usr/sbin/sendmail".into(), "-t".into()],
+            from: String::new(),
+            email_to: vec![],
+            webhook_url: String::new(),
+            webhook_url_env: "CONTIMG_WEBHOOK_URL".into(),
+            command: vec![],
+            timeout_s: 10.0,
+            max_attempts: 10,
+        }
+    }
 }
 
 /// Mosaic build settings.
@@ -142,6 +200,27 @@ dish_diameter_m = {dish}
 # Output projection: "auto" (SIN for compact fields, CAR for wide strips), or SIN, TAN, CAR, ZEA.
 projection = "{projection}"
 
+[cron]
+# The crontab program `contimg cron install` / `cron remove` edit the user's crontab with.
+crontab = "{crontab}"
+# `contimg run PIPELINE --catch-up` runs at most this many missed slots (the newest).
+max_catch_up = {max_catch_up}
+
+[notify]
+# Targets for notify rules that name none. An email is piped to `sendmail` (argv; it reads the
+# recipients from the message's To: header); a webhook is an HTTP POST of JSON with a `text` field.
+sendmail = {sendmail}
+# From address ("" = contimg@HOSTNAME).
+from = "{from}"
+email_to = {email_to}
+webhook_url = "{webhook_url}"
+# Environment variable holding the webhook URL when webhook_url is "" (keeps secrets out of files).
+webhook_url_env = "{webhook_url_env}"
+command = {command}
+# Longest one delivery may take, in seconds; attempts before a notification is given up.
+timeout_s = {timeout_s:?}
+max_attempts = {max_attempts}
+
 {qa}
 # Tiers. Each [tiers.NAME] table overrides fields of a built-in tier; a new NAME defines a new
 # tier and must set every field. interpolation: nearest, bilinear, bicubic or lanczos3.
@@ -155,7 +234,10 @@ projection = "{projection}"
 #   window = "24h"               # ${{slot.start}} = slot - window, ${{slot.end}} = slot
 #   max_retries = 2              # attempts = max_retries + 1
 #   retry = {{ kind = "exponential", base_s = 60, factor = 3, cap_s = 900 }}  # or fixed / none
-#   notify = [{{ on = "failure", channel = "log" }}]  # email (to), webhook (url), command (argv)
+#   max_active = 1               # executions of this pipeline running at once
+#   when_busy = "skip"           # a new slot while max_active run: "skip" (catch up later) or "wait"
+#   notify = [{{ on = "failure", channel = "email", to = ["you@example.org"] }},
+#             {{ on = "failure", jobs = ["build"], channel = "webhook", url_env = "MY_HOOK" }}]
 #
 #   [[pipelines.my_nightly.jobs]]
 #   id = "plan"
@@ -179,7 +261,22 @@ projection = "{projection}"
         projection = d.build.projection,
         qa = crate::qa::QaConfig::default_toml(),
         tiers = tiers_toml(),
+        crontab = d.cron.crontab,
+        max_catch_up = d.cron.max_catch_up,
+        sendmail = toml_list(&d.notify.sendmail),
+        from = d.notify.from,
+        email_to = toml_list(&d.notify.email_to),
+        webhook_url = d.notify.webhook_url,
+        webhook_url_env = d.notify.webhook_url_env,
+        command = toml_list(&d.notify.command),
+        timeout_s = d.notify.timeout_s,
+        max_attempts = d.notify.max_attempts,
     )
+}
+
+fn toml_list(v: &[String]) -> String {
+    let items: Vec<String> = v.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", items.join(", "))
 }
 
 /// The built-in tiers as commented TOML tables (commented out: they are the defaults).

@@ -7,12 +7,14 @@ pub mod beam;
 pub mod build;
 pub mod cli;
 pub mod config;
+pub mod cron;
 pub mod fits;
 pub mod fsutil;
 
 pub mod ingest;
 pub mod manifest;
 pub mod mosaic;
+pub mod notify;
 pub mod pipeline;
 pub mod plan;
 pub mod qa;

@@ -807,3 +807,34 @@ fn two_processes_claim_each_task_exactly_once() {
         }
     }
 }
+
+#[test]
+fn permanent_failure_ends_the_task_despite_attempts_left() {
+    let f = fixture();
+    let a =
+        f.q.spawn(
+            &NewTask::new("a", json!({}))
+                .max_retries(5)
+                .retry(RetryStrategy::Fixed { delay_s: 1.0 }),
+        )
+        .unwrap();
+    let b =
+        f.q.spawn(&NewTask::new("b", json!({})).depends_on([a]))
+            .unwrap();
+    let c = f.q.claim("w", LEASE).unwrap().expect("attempt 1");
+    assert_eq!(c.id(), a);
+    assert!(!c.is_last_attempt());
+    assert_eq!(
+        f.q.fail_permanently(&c.lease, "exit code 2: no such plan")
+            .unwrap(),
+        FailOutcome::Failed { cancelled: vec![b] }
+    );
+    let info = f.q.task(a).unwrap();
+    assert_eq!(info.state, TaskState::Failed);
+    assert_eq!(info.attempts, 1);
+    assert_eq!(f.q.task(b).unwrap().state, TaskState::Cancelled);
+    f.clock.set(t0() + secs(3600));
+    assert!(f.q.claim("w", LEASE).unwrap().is_none(), "no retry");
+    // A stale lease cannot fail it again.
+    assert!(f.q.fail_permanently(&c.lease, "again").is_err());
+}

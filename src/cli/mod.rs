@@ -7,9 +7,11 @@
 mod build;
 mod cancel;
 mod completions;
+mod cron;
 mod images;
 mod ingest;
 mod init;
+mod notifications;
 mod pipelines;
 mod plan;
 mod qa;
@@ -89,6 +91,8 @@ pub enum Command {
     Retry(retry::Args),
     Cancel(cancel::Args),
     Pipelines(pipelines::Args),
+    Cron(cron::Args),
+    Notifications(notifications::Args),
     Completions(completions::CompletionsArgs),
     Man(completions::ManArgs),
 }
@@ -256,6 +260,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Retry(a) => retry::run(&ctx, a),
         Command::Cancel(a) => cancel::run(&ctx, a),
         Command::Pipelines(a) => pipelines::run(&ctx, a),
+        Command::Cron(a) => cron::run(&ctx, a),
+        Command::Notifications(a) => notifications::run(&ctx, a),
         Command::Completions(a) => completions::run_completions(a),
         Command::Man(a) => completions::run_man(a),
     }

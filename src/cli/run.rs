@@ -18,10 +18,16 @@ use crate::workspace::Workspace;
 ///
 /// The execution is keyed by (pipeline, slot): running again for the same slot resumes the
 /// unfinished execution (completed jobs are not re-run) or reports the finished one; it never
-/// creates a second. Each job runs in a child process. Prints a `contimg.execution/1` manifest;
-/// exit 0 when the execution completed, 1 when it failed or was cancelled.
+/// creates a second. While another `run` process is working it, this one reports it and exits 0
+/// (so a doubled cron firing is harmless). A new slot while the pipeline's `max_active` executions
+/// still run is skipped (exit 0; `--catch-up` runs it later) or waits, as its `when_busy` says.
+/// Each job runs in a child process; a job whose child exits 2 (an input error) is not retried.
+/// Prints a `contimg.execution/1` manifest; exit 0 when the execution completed, 1 when it failed
+/// or was cancelled. Undelivered failure notifications are retried first.
 ///
 /// Example: contimg run on_demand_mosaic --param start=2026-11-20T00:00Z --param end=2026-11-21T00:00Z
+///          contimg run nightly_mosaic --slot scheduled      (what the crontab line runs)
+///          contimg run nightly_mosaic --catch-up             (every slot missed since the last success)
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Pipeline name (see `contimg pipelines`).
@@ -30,6 +36,10 @@ pub struct Args {
     /// now that the pipeline's schedule fires).
     #[arg(long, value_name = "TIME", default_value = "now")]
     pub slot: String,
+    /// Run every scheduled slot since the last successful execution, oldest first (at most
+    /// `[cron] max_catch_up`, the newest); prints a `contimg.catch-up/1` summary of the executions.
+    #[arg(long, conflicts_with_all = ["slot", "detach"])]
+    pub catch_up: bool,
     /// A pipeline parameter, `key=value` (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
@@ -93,6 +103,10 @@ pub(super) struct Engine {
     pub me: SelfInvocation,
     pub logs_dir: PathBuf,
     pub lease: Duration,
+    pub delivery: crate::notify::Delivery,
+    /// Whether worker threads deliver due notifications (`worker` does; `run` delivers at its start
+    /// and end instead).
+    pub workers_deliver: bool,
 }
 
 impl Engine {
@@ -111,6 +125,12 @@ impl Engine {
             },
             logs_dir: ws.logs_dir(),
             lease,
+            delivery: crate::notify::Delivery {
+                config: ws.config.notify.clone(),
+                logs_dir: ws.logs_dir(),
+                by: process_id(),
+            },
+            workers_deliver: false,
         })
     }
 
@@ -127,6 +147,7 @@ impl Engine {
             worker_id: format!("{}:{idx}", process_id()),
             lease: self.lease,
             poll: Duration::from_millis(500),
+            notify: self.workers_deliver.then(|| self.delivery.clone()),
         }
     }
 
@@ -158,6 +179,22 @@ impl Engine {
             total.failed += s.failed;
         }
         Ok(total)
+    }
+
+    /// Delivers pending notifications (all of them when `all`); a channel error is recorded in the
+    /// outbox and reported on stderr, never an error of the command.
+    pub fn deliver(&self, ctx: &Ctx, q: &Queue, all: bool) {
+        match crate::notify::deliver(q.connection(), &self.delivery, all) {
+            Ok(s) => {
+                if s.delivered + s.retrying + s.failed > 0 {
+                    ctx.info(&format!(
+                        "notifications: {} delivered, {} to retry, {} given up, {} skipped (unconfigured); see `contimg notifications`",
+                        s.delivered, s.retrying, s.failed, s.skipped
+                    ));
+                }
+            }
+            Err(e) => ctx.warn(&format!("warning: {e}")),
+        }
     }
 
     pub fn manifest(&self, q: &Queue, eid: i64) -> Result<ExecutionManifest, PipelineError> {
@@ -210,36 +247,176 @@ fn parse_params(list: &[String]) -> Result<BTreeMap<String, String>, CliError> {
     Ok(out)
 }
 
+/// What happened to one slot.
+enum SlotRun {
+    Ran(Box<ExecutionManifest>),
+    Skipped(serde_json::Value),
+}
+
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let (ws, all) = pipelines(ctx)?;
     let p = checked(&all, &args.pipeline)?;
-    let now = chrono::Utc::now();
-    let slot_time = match args.slot.trim() {
-        "now" => now,
-        "scheduled" => {
-            let sched = p.def.schedule.as_deref().ok_or_else(|| {
-                CliError::Input(format!(
-                    "pipeline '{}' has no schedule; give --slot TIME or --slot now",
-                    p.name
-                ))
-            })?;
-            exec::scheduled_slot(sched, now).map_err(CliError::Input)?
-        }
-        s => super::plan::parse_time(s)?,
-    };
-    let slot = Slot::new(slot_time, p.def.window.as_deref()).map_err(CliError::Input)?;
     let given = parse_params(&args.params)?;
     let params = exec::resolve_params(&p, &given).map_err(CliError::Input)?;
     let engine = Engine::new(ctx, &ws, lease(&args.lease)?)?;
     let q = engine.queue()?;
-    let created = exec::create(&q, &p, &slot, &params).map_err(map_pipeline_err)?;
+    engine.deliver(ctx, &q, true);
+    let now = chrono::Utc::now();
+    let schedule = || {
+        p.def.schedule.clone().ok_or_else(|| {
+            CliError::Input(format!(
+                "pipeline '{}' has no schedule; give --slot TIME or --slot now",
+                p.name
+            ))
+        })
+    };
+    if args.catch_up {
+        let sched = schedule()?;
+        let last: Option<String> = q.connection().query_row(
+            "SELECT max(slot) FROM pipeline_executions WHERE pipeline_name = ?1 AND status = 'completed'",
+            [&p.name],
+            |r| r.get(0),
+        )?;
+        let last = last
+            .as_deref()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
+        let (slots, dropped) =
+            crate::cron::catch_up_slots(&sched, last, now, ws.config.cron.max_catch_up)
+                .map_err(|e| CliError::Input(e.to_string()))?;
+        if let Some(first) = dropped.first() {
+            ctx.warn(&format!(
+                "warning: {} missed slot(s) from {} are older than the newest [cron] max_catch_up = {}; \
+                 backfill them with --slot TIME",
+                dropped.len(),
+                exec::iso(*first),
+                ws.config.cron.max_catch_up
+            ));
+        }
+        ctx.info(&format!(
+            "catch-up of {}: {} slot(s) since {}",
+            p.name,
+            slots.len(),
+            last.map(exec::iso)
+                .unwrap_or_else(|| "(no successful execution yet)".into())
+        ));
+        let mut out = Vec::new();
+        let mut failed = 0;
+        for t in &slots {
+            let slot = Slot::new(*t, p.def.window.as_deref()).map_err(CliError::Input)?;
+            match run_slot(ctx, &engine, &q, &p, &slot, &params, false, args.workers)? {
+                SlotRun::Ran(m) => {
+                    if m.status == "failed" || m.status == "cancelled" {
+                        failed += 1;
+                    }
+                    out.push(serde_json::to_value(&*m)?);
+                }
+                SlotRun::Skipped(v) => out.push(v),
+            }
+        }
+        engine.deliver(ctx, &q, true);
+        emit_json(&serde_json::json!({
+            "schema": "contimg.catch-up/1",
+            "pipeline": p.name,
+            "last_success": last.map(exec::iso),
+            "slots": slots.iter().map(|t| exec::iso(*t)).collect::<Vec<_>>(),
+            "dropped": dropped.iter().map(|t| exec::iso(*t)).collect::<Vec<_>>(),
+            "executions": out,
+        }))?;
+        if failed > 0 {
+            return Err(CliError::Failed(format!(
+                "{failed} of {} caught-up execution(s) of {} did not complete; see `contimg status`",
+                slots.len(),
+                p.name
+            ))
+            .into());
+        }
+        return Ok(());
+    }
+    let slot_time = match args.slot.trim() {
+        "now" => now,
+        "scheduled" => exec::scheduled_slot(&schedule()?, now).map_err(CliError::Input)?,
+        s => super::plan::parse_time(s)?,
+    };
+    let slot = Slot::new(slot_time, p.def.window.as_deref()).map_err(CliError::Input)?;
+    let r = run_slot(
+        ctx,
+        &engine,
+        &q,
+        &p,
+        &slot,
+        &params,
+        args.detach,
+        args.workers,
+    )?;
+    engine.deliver(ctx, &q, true);
+    match r {
+        SlotRun::Ran(m) => finish(ctx, &m),
+        SlotRun::Skipped(v) => emit_json(&v),
+    }
+}
+
+/// Creates (or finds) the execution for one slot and works it unless another process does.
+#[allow(clippy::too_many_arguments)]
+fn run_slot(
+    ctx: &Ctx,
+    engine: &Engine,
+    q: &Queue,
+    p: &NamedPipeline,
+    slot: &Slot,
+    params: &BTreeMap<String, Option<String>>,
+    detach: bool,
+    workers: usize,
+) -> anyhow::Result<SlotRun> {
+    use crate::pipeline::{WhenBusy, runner};
+    let slot_s = exec::iso(slot.time);
+    let exists: bool = q.connection().query_row(
+        "SELECT count(*) > 0 FROM pipeline_executions WHERE pipeline_name = ?1 AND slot = ?2",
+        rusqlite::params![p.name, slot_s],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        loop {
+            let active = runner::active(q.connection(), &p.name, &slot_s)?;
+            if (active.len() as u32) < p.def.max_active {
+                break;
+            }
+            match p.def.when_busy {
+                WhenBusy::Skip => {
+                    ctx.info(&format!(
+                        "{} already has {} execution(s) running ({}; max_active = {}); slot {slot_s} skipped \
+                         (`contimg run {} --catch-up` runs it later)",
+                        p.name,
+                        active.len(),
+                        active.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
+                        p.def.max_active,
+                        p.name
+                    ));
+                    return Ok(SlotRun::Skipped(serde_json::json!({
+                        "schema": "contimg.skipped/1",
+                        "pipeline": p.name,
+                        "slot": slot_s,
+                        "reason": "max_active executions of this pipeline are running",
+                        "active_executions": active,
+                    })));
+                }
+                WhenBusy::Wait => {
+                    ctx.debug(&format!(
+                        "{}: waiting for execution(s) {active:?} to end (max_active = {})",
+                        p.name, p.def.max_active
+                    ));
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+    let created = exec::create(q, p, slot, params).map_err(map_pipeline_err)?;
     let eid = created.execution_id;
     let status = exec::sync(q.connection(), eid)?;
     if created.existing {
         ctx.info(&format!(
-            "execution {eid} of {} for slot {} exists ({status}){}",
+            "execution {eid} of {} for slot {slot_s} exists ({status}){}",
             p.name,
-            exec::iso(slot.time),
             if status == "running" {
                 "; resuming it"
             } else {
@@ -248,16 +425,28 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         ));
     } else {
         ctx.info(&format!(
-            "execution {eid} of {} for slot {} created with {} job(s)",
+            "execution {eid} of {} for slot {slot_s} created with {} job(s)",
             p.name,
-            exec::iso(slot.time),
             p.def.jobs.len()
         ));
     }
-    if status == "running" && !args.detach {
-        engine.work(args.workers, StopWhen::ExecutionDone(eid))?;
+    if status == "running" && !detach {
+        match runner::acquire(q.connection(), eid, engine.lease)? {
+            Some(holder) => {
+                ctx.info(&format!(
+                    "execution {eid} is being run by {holder}; reporting it (see `contimg status {eid}`)"
+                ));
+            }
+            None => {
+                let hb = runner::Heartbeat::start(engine.me.database.clone(), eid, engine.lease);
+                let r = engine.work(workers, StopWhen::ExecutionDone(eid));
+                drop(hb);
+                runner::release(q.connection(), eid)?;
+                r?;
+            }
+        }
     }
-    let mut m = engine.manifest(&q, eid).map_err(map_pipeline_err)?;
+    let mut m = engine.manifest(q, eid).map_err(map_pipeline_err)?;
     m.existing = created.existing;
-    finish(ctx, &m)
+    Ok(SlotRun::Ran(Box::new(m)))
 }

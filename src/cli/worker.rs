@@ -24,7 +24,12 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let ws = ctx.workspace()?;
-    let engine = super::run::Engine::new(ctx, &ws, super::run::lease(&args.lease)?)?;
+    let mut engine = super::run::Engine::new(ctx, &ws, super::run::lease(&args.lease)?)?;
+    engine.workers_deliver = true;
+    {
+        let q = engine.queue()?;
+        engine.deliver(ctx, &q, true);
+    }
     let stop = if args.once {
         StopWhen::Drained
     } else {

@@ -19,7 +19,14 @@ schedule = "0 3 * * *"
 window = "24h"
 max_retries = 2
 retry = { kind = "exponential", base_s = 60, factor = 3, cap_s = 900 }
-notify = [{ on = "failure", channel = "log" }]
+# Every failure is logged; email, webhook and command take their targets from [notify] in contimg.toml
+# (email_to, webhook_url / webhook_url_env, command) and are recorded as skipped while those are unset.
+notify = [
+    { on = "failure", channel = "log" },
+    { on = "failure", channel = "email" },
+    { on = "failure", channel = "webhook" },
+    { on = "failure", channel = "command" },
+]
 
 [[pipelines.nightly_mosaic.jobs]]
 id = "plan"
@@ -95,10 +102,42 @@ pub struct PipelineDef {
     /// Who hears about failures (delivered by the notification outbox; parsed and validated here).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<NotifyRule>,
+    /// How many executions of this pipeline may run at once (different slots); at least 1.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub max_active: u32,
+    /// What `run` does with a new slot while `max_active` executions still run.
+    #[serde(default, skip_serializing_if = "WhenBusy::is_skip")]
+    pub when_busy: WhenBusy,
     /// Parameters a run may set with `--param k=v`, referenced as `${param.k}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, ParamSpec>,
     pub jobs: Vec<JobDef>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+/// What a new slot does while the pipeline already has `max_active` executions running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenBusy {
+    /// Do not start it: `run` reports the running execution(s) and exits 0; `run --catch-up` (or a
+    /// later `--slot` backfill) picks the slot up afterwards. The default: a cron job never piles up.
+    #[default]
+    Skip,
+    /// Wait (polling) until fewer than `max_active` run, then start.
+    Wait,
+}
+
+impl WhenBusy {
+    fn is_skip(&self) -> bool {
+        *self == WhenBusy::Skip
+    }
 }
 
 /// One job of a pipeline.
@@ -149,8 +188,9 @@ pub enum NotifyOn {
     Failure,
 }
 
-/// A notification rule. `channel` is one of `email` (needs `to`), `webhook` (needs `url` or `url_env`),
-/// `command` (needs `argv`) or `log` (a line in the workspace's `logs/notifications.log`).
+/// A notification rule. `channel` is one of `email` (`to`), `webhook` (`url` or `url_env`), `command`
+/// (`argv`) or `log` (a line in the workspace's `logs/notifications.log` and on stderr). A rule without
+/// its target takes it from `[notify]` in `contimg.toml` when it is delivered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyRule {

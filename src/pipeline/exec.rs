@@ -250,8 +250,18 @@ fn topo_order(p: &NamedPipeline) -> Result<Vec<usize>, PipelineError> {
 
 /// Mirrors the tasks of execution `eid` into `pipeline_jobs` and derives the execution's status.
 /// Returns the status.
+///
+/// When the execution turns `failed`, its notifications are written to the outbox in this same
+/// transaction (see [`crate::notify::enqueue_failure`]).
 pub fn sync(conn: &Connection, eid: i64) -> Result<String, rusqlite::Error> {
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let before: Option<(String, Option<String>)> = tx
+        .query_row(
+            "SELECT status, definition FROM pipeline_executions WHERE id = ?1",
+            [eid],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
     tx.execute(
         "UPDATE pipeline_jobs SET status = t.state, attempts = t.attempts,
              started_at = strftime('%Y-%m-%dT%H:%M:%SZ', t.started_at),
@@ -312,6 +322,14 @@ pub fn sync(conn: &Connection, eid: i64) -> Result<String, rusqlite::Error> {
          WHERE id = ?1",
         params![eid, status, error, finished.map(|f| normalise_ts(&f))],
     )?;
+    if status == "failed"
+        && let Some((old, def)) = &before
+        && old != "failed"
+    {
+        crate::notify::enqueue_failure(&tx, eid, def.as_deref()).map_err(|e| match e {
+            crate::notify::NotifyError::Db(e) => e,
+        })?;
+    }
     tx.commit()?;
     Ok(status.to_string())
 }

@@ -10,6 +10,7 @@
 //! * [`jobs`]: job types and the child process each becomes (the mosaic jobs run `contimg plan`, `build`,
 //!   `qa` — the same subcommands a person runs);
 //! * [`exec`]: creating executions, mirroring tasks into `pipeline_jobs`, execution manifests;
+//! * [`runner`]: which `run` process works an execution (one per execution; `max_active` counts them);
 //! * [`worker`]: claiming tasks and running each in its own process group with heartbeats and timeouts.
 //!
 //! Retry semantics: a job gets `max_retries + 1` attempts with delays from its retry strategy; the strategy
@@ -21,11 +22,12 @@
 pub mod def;
 pub mod exec;
 pub mod jobs;
+pub mod runner;
 pub mod subst;
 pub mod validate;
 pub mod worker;
 
-pub use def::{JobDef, NamedPipeline, NotifyRule, ParamSpec, PipelineDef};
+pub use def::{JobDef, NamedPipeline, NotifyRule, ParamSpec, PipelineDef, WhenBusy};
 pub use exec::{Created, ExecutionManifest, Slot};
 pub use validate::{ValidationError, parse_schedule, validate};
 pub use worker::{StopWhen, WorkStats, WorkerConfig, work};

@@ -120,22 +120,16 @@ pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
             );
         }
     }
+    if d.max_active == 0 {
+        err(
+            None,
+            "max_active = 0 would never run anything; use 1 or more".into(),
+        );
+    }
     let ids: BTreeSet<&str> = d.jobs.iter().map(|j| j.id.as_str()).collect();
     for (i, rule) in d.notify.iter().enumerate() {
         let what = format!("notify rule {}", i + 1);
         match rule.channel.as_str() {
-            "email" if rule.to.is_empty() => err(
-                None,
-                format!("{what}: channel \"email\" needs to = [\"address\", …]"),
-            ),
-            "webhook" if rule.url.is_none() && rule.url_env.is_none() => err(
-                None,
-                format!("{what}: channel \"webhook\" needs url or url_env"),
-            ),
-            "command" if rule.argv.is_empty() => err(
-                None,
-                format!("{what}: channel \"command\" needs argv = [\"program\", …]"),
-            ),
             "email" | "webhook" | "command" | "log" => {}
             other => err(
                 None,

@@ -9,7 +9,8 @@
 //!
 //! Invariants: a result is reported only with the lease it was claimed under (the queue refuses stale
 //! ones); a child's non-zero exit, a signal, a timeout, or stdout that is not a JSON object is a failed
-//! attempt, never a completed one; a missing `${job.key}` fails the attempt before anything is started.
+//! attempt, never a completed one; a missing `${job.key}` fails the attempt before anything is started;
+//! a child exiting [`USAGE_EXIT`] (2, an input error) fails the job for good without retries.
 
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -25,6 +26,11 @@ use super::jobs::{SelfInvocation, child_spec};
 use super::subst::{self, Resolution};
 use crate::queue::{ClaimedTask, Queue, QueueError};
 
+/// The exit code of a child that failed on its input (contimg's usage/input error). Such an attempt fails
+/// the job for good instead of being retried; exit 1 (the work failed, e.g. no images in the window yet,
+/// a QA FAIL) is retried by the job's rule, since late-arriving data can mend it.
+pub const USAGE_EXIT: i32 = 2;
+
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -36,6 +42,17 @@ pub struct WorkerConfig {
     pub lease: Duration,
     /// Longest sleep between claims when nothing is due.
     pub poll: Duration,
+    /// Delivers due notifications from the outbox after each task and when idle (a channel error is
+    /// printed, never fatal).
+    pub notify: Option<crate::notify::Delivery>,
+}
+
+fn deliver_due(queue: &Queue, cfg: &WorkerConfig) {
+    if let Some(d) = &cfg.notify
+        && let Err(e) = crate::notify::deliver(queue.connection(), d, false)
+    {
+        eprintln!("contimg: warning: {e}");
+    }
 }
 
 /// When a worker loop returns.
@@ -88,9 +105,11 @@ pub fn work(queue: &Queue, cfg: &WorkerConfig, stop: StopWhen) -> Result<WorkSta
                     Some(false) => stats.failed += 1,
                     None => {}
                 }
+                deliver_due(queue, cfg);
             }
             None => {
                 exec::sync_active(queue.connection())?;
+                deliver_due(queue, cfg);
                 if matches!(stop, StopWhen::Drained) {
                     return Ok(stats);
                 }
@@ -401,6 +420,21 @@ fn run_task_inner(
         } else {
             format!("{why}: {last}")
         };
+        if status.code() == Some(USAGE_EXIT) {
+            // contimg's exit 2 = a usage or input error (no such plan, a bad manifest, an unknown
+            // tier): the same input gives the same error, so the job fails for good now.
+            let msg = format!("{msg} (an input error: not retried)");
+            let _ = writeln!(
+                log_file,
+                "# contimg: failed for good after {elapsed:.2} s ({})",
+                msg.lines().next().unwrap_or("")
+            );
+            return match queue.fail_permanently(&task.lease, &msg) {
+                Ok(_) => Ok(Some(false)),
+                Err(QueueError::LeaseLost { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            };
+        }
         let _ = writeln!(
             log_file,
             "# contimg: failed after {elapsed:.2} s ({})",

@@ -245,7 +245,36 @@ impl Queue {
             if !st.holds(lease) {
                 return Err(st.lost(lease));
             }
-            fail_attempt(conn, now, lease.task_id, lease.attempt_id, outcome, error)
+            fail_attempt(
+                conn,
+                now,
+                lease.task_id,
+                lease.attempt_id,
+                outcome,
+                error,
+                false,
+            )
+        })
+    }
+
+    /// Records a failed attempt that no retry can mend (bad input: the job's child exited 2): the task
+    /// fails for good now, whatever attempts remain, and its dependents are cancelled as for any final
+    /// failure.
+    pub fn fail_permanently(&self, lease: &Lease, error: &str) -> Result<FailOutcome> {
+        self.immediate(|conn, now| {
+            let st = lease_status(conn, lease)?;
+            if !st.holds(lease) {
+                return Err(st.lost(lease));
+            }
+            fail_attempt(
+                conn,
+                now,
+                lease.task_id,
+                lease.attempt_id,
+                AttemptOutcome::Failed,
+                error,
+                true,
+            )
         })
     }
 
@@ -735,6 +764,7 @@ fn reap_expired(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<(TaskId, Fa
             attempt,
             AttemptOutcome::LeaseExpired,
             &error,
+            false,
         )?;
         out.push((TaskId(task), o));
     }
@@ -749,6 +779,7 @@ fn fail_attempt(
     attempt_id: i64,
     outcome: AttemptOutcome,
     error: &str,
+    permanent: bool,
 ) -> Result<FailOutcome> {
     let now_s = fmt_ts(now);
     conn.prepare_cached(
@@ -770,7 +801,7 @@ fn fail_attempt(
                 r.get(5)?,
             ))
         })?;
-    if attempts < max {
+    if attempts < max && !permanent {
         let retry = retry_from_columns(task, &rk, base, factor, cap)?;
         let at = now + retry.delay(attempts);
         conn.prepare_cached(

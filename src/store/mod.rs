@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_core", include_str!("../../migrations/0001_core.sql")),
     ("0002_queue", crate::queue::MIGRATION_SQL),
     ("0003_pipeline", crate::pipeline::MIGRATION_SQL),
+    ("0004_notify", crate::notify::MIGRATION_SQL),
 ];
 
 /// The schema version this binary writes.

@@ -1,0 +1,65 @@
+//! `contimg notifications`: the notification outbox.
+
+use std::io::IsTerminal;
+
+use super::{Ctx, emit_json, emit_text};
+
+/// List the failure notifications (newest first): channel, state (pending, sending, delivered,
+/// failed = attempts exhausted, skipped = no target configured), attempts and the last error.
+///
+/// A notification is written when an execution fails (one per notify rule); `run` and `worker`
+/// deliver pending ones and retry undelivered ones. `--deliver` delivers the pending ones now.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON even on a terminal.
+    #[arg(long)]
+    pub json: bool,
+    /// How many to list.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: usize,
+    /// First deliver every pending notification (ignoring the retry back-off).
+    #[arg(long)]
+    pub deliver: bool,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    if args.deliver {
+        let ws = ctx.workspace()?;
+        let d = crate::notify::Delivery {
+            config: ws.config.notify.clone(),
+            logs_dir: ws.logs_dir(),
+            by: crate::pipeline::worker::process_id(),
+        };
+        let s = crate::notify::deliver(&store.conn, &d, true)?;
+        ctx.info(&format!(
+            "notifications: {} delivered, {} to retry, {} given up, {} skipped",
+            s.delivered, s.retrying, s.failed, s.skipped
+        ));
+    }
+    let rows = crate::notify::list(&store.conn, args.limit)?;
+    if args.json || !std::io::stdout().is_terminal() {
+        return emit_json(&rows);
+    }
+    let mut out = format!(
+        "{:>4} {:>5} {:<18} {:<21} {:<8} {:<10} {:>3}  {}\n",
+        "id", "exec", "pipeline", "slot", "channel", "state", "try", "last error / delivered"
+    );
+    for n in &rows {
+        out.push_str(&format!(
+            "{:>4} {:>5} {:<18} {:<21} {:<8} {:<10} {:>3}  {}\n",
+            n.id,
+            n.execution_id,
+            n.pipeline,
+            n.slot.as_deref().unwrap_or("-"),
+            n.channel,
+            n.state,
+            n.attempts,
+            n.last_error
+                .as_deref()
+                .or(n.delivered_at.as_deref())
+                .unwrap_or("")
+        ));
+    }
+    emit_text(&out)
+}

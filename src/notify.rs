@@ -1,0 +1,683 @@
+//! Failure notifications through an outbox: [`enqueue_failure`] writes one row per notify rule when an
+//! execution fails (called inside the transaction that marks it failed), and [`deliver`] sends pending
+//! rows through their channel — `email` (an RFC 5322 message piped to a sendmail-compatible command),
+//! `webhook` (HTTP POST of JSON with a Slack-compatible `text` field), `command` (an argv run without a
+//! shell, the facts in `CONTIMG_*` environment variables) or `log` (`logs/notifications.log` + stderr).
+//!
+//! Owns `migrations/0004_notify.sql` (`notifications`, `notification_attempts`; `execution_runners` is
+//! used by `pipeline::runner`).
+//!
+//! Invariants: one notification per (execution, rule, failure round) — a UNIQUE key, so a second
+//! enqueue changes nothing; a row is delivered by at most one process at a time (claimed `sending` with
+//! an expiry); every attempt is recorded; a channel error only changes the notification's row, never a
+//! job or an execution; after `max_attempts` failed attempts a row is `failed` and left alone; a rule
+//! whose target is configured nowhere is `skipped`, with the setting to add in `last_error`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::config::NotifyConfig;
+use crate::pipeline::def::{NotifyOn, NotifyRule, PipelineDef};
+
+/// The outbox migration.
+pub const MIGRATION_SQL: &str = include_str!("../migrations/0004_notify.sql");
+
+/// How long a process may hold a notification it is delivering before another may take it over.
+const CLAIM: Duration = Duration::from_secs(300);
+
+/// What can go wrong with the outbox itself (a channel's failure is not an error: it is recorded).
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("notification outbox: database error: {0} (is the workspace database migrated?)")]
+    Db(#[from] rusqlite::Error),
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The facts about a failed execution a message is made of (stored as the row's `event`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Event {
+    pub execution_id: i64,
+    pub pipeline: String,
+    pub slot: Option<String>,
+    pub status: String,
+    pub failed_jobs: Vec<String>,
+    /// The error of each failed job.
+    pub errors: std::collections::BTreeMap<String, String>,
+    /// The log of each failed job's last attempt.
+    pub logs: std::collections::BTreeMap<String, String>,
+    pub round: i64,
+    pub failed_at: String,
+}
+
+impl Event {
+    /// One line for a chat message or a subject.
+    pub fn summary(&self) -> String {
+        format!(
+            "contimg: {} {} for slot {} (execution {}): job(s) {} failed",
+            self.pipeline,
+            self.status,
+            self.slot.as_deref().unwrap_or("-"),
+            self.execution_id,
+            self.failed_jobs.join(", ")
+        )
+    }
+
+    /// The full text: summary, each failed job's error and log, what to do next.
+    pub fn text(&self) -> String {
+        let mut t = self.summary();
+        t.push('\n');
+        for j in &self.failed_jobs {
+            t.push_str(&format!(
+                "\n{j}: {}\n",
+                self.errors.get(j).map(String::as_str).unwrap_or("-")
+            ));
+            if let Some(l) = self.logs.get(j) {
+                t.push_str(&format!("  log: {l}\n"));
+            }
+        }
+        t.push_str(&format!(
+            "\nSee `contimg status {id}`; re-run the failed jobs with `contimg retry {id}`.\n",
+            id = self.execution_id
+        ));
+        t
+    }
+}
+
+/// Writes the notifications for execution `eid`, which has just failed, on `conn` (inside the caller's
+/// transaction). `def_json` is the pipeline definition stored with the execution. Returns how many rows
+/// were new.
+pub fn enqueue_failure(
+    conn: &Connection,
+    eid: i64,
+    def_json: Option<&str>,
+) -> Result<usize, NotifyError> {
+    let Some(def) = def_json.and_then(|d| serde_json::from_str::<PipelineDef>(d).ok()) else {
+        return Ok(0);
+    };
+    if def.notify.is_empty() {
+        return Ok(0);
+    }
+    let (pipeline, slot, status): (String, Option<String>, String) = conn.query_row(
+        "SELECT pipeline_name, slot, status FROM pipeline_executions WHERE id = ?1",
+        [eid],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let round: i64 = conn.query_row(
+        "SELECT coalesce(max(generation), 1) FROM tasks WHERE execution_id = ?1",
+        [eid],
+        |r| r.get(0),
+    )?;
+    let mut failed_jobs = Vec::new();
+    let mut errors = std::collections::BTreeMap::new();
+    let mut logs = std::collections::BTreeMap::new();
+    {
+        let mut st = conn.prepare(
+            "SELECT coalesce(t.job_id, 'task' || t.id), t.error,
+                    (SELECT a.log_path FROM task_attempts a WHERE a.task_id = t.id ORDER BY a.id DESC LIMIT 1)
+             FROM tasks t WHERE t.execution_id = ?1 AND t.state = 'failed' ORDER BY t.id",
+        )?;
+        let rows = st.query_map([eid], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (j, e, l) = row?;
+            errors.insert(j.clone(), e.unwrap_or_default());
+            if let Some(l) = l {
+                logs.insert(j.clone(), l);
+            }
+            failed_jobs.push(j);
+        }
+    }
+    let now = Utc::now();
+    let event = Event {
+        execution_id: eid,
+        pipeline,
+        slot,
+        status,
+        failed_jobs,
+        errors,
+        logs,
+        round,
+        failed_at: ts(now),
+    };
+    let event_json = serde_json::to_string(&event).unwrap_or_else(|_| "{}".into());
+    let mut n = 0;
+    for (i, rule) in def.notify.iter().enumerate() {
+        if rule.on != NotifyOn::Failure {
+            continue;
+        }
+        if !rule.jobs.is_empty() && !event.failed_jobs.iter().any(|j| rule.jobs.contains(j)) {
+            continue;
+        }
+        let rule_json = serde_json::to_string(rule).unwrap_or_else(|_| "{}".into());
+        n += conn.execute(
+            "INSERT OR IGNORE INTO notifications
+                 (execution_id, rule_index, round, channel, rule, event, created_at, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            params![eid, i as i64, round, rule.channel, rule_json, event_json, ts(now)],
+        )?;
+    }
+    Ok(n)
+}
+
+/// Where and how [`deliver`] sends.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub config: NotifyConfig,
+    /// The workspace's logs directory (for the `log` channel).
+    pub logs_dir: PathBuf,
+    /// Who is delivering (`host:pid`), recorded with each attempt.
+    pub by: String,
+}
+
+/// One row of the outbox, for `contimg notifications`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notification {
+    pub id: i64,
+    pub execution_id: i64,
+    pub pipeline: String,
+    pub slot: Option<String>,
+    pub rule_index: i64,
+    pub round: i64,
+    pub channel: String,
+    pub state: String,
+    pub attempts: i64,
+    pub created_at: String,
+    pub next_attempt_at: Option<String>,
+    pub delivered_at: Option<String>,
+    pub last_error: Option<String>,
+    pub rule: Value,
+}
+
+/// The outbox, newest first.
+pub fn list(conn: &Connection, limit: usize) -> Result<Vec<Notification>, NotifyError> {
+    let mut st = conn.prepare(
+        "SELECT id, execution_id, json_extract(event, '$.pipeline'), json_extract(event, '$.slot'),
+                rule_index, round, channel, state, attempts, created_at, next_attempt_at, delivered_at,
+                last_error, rule
+         FROM notifications ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = st
+        .query_map([limit as i64], |r| {
+            let state: String = r.get(7)?;
+            Ok(Notification {
+                id: r.get(0)?,
+                execution_id: r.get(1)?,
+                pipeline: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                slot: r.get(3)?,
+                rule_index: r.get(4)?,
+                round: r.get(5)?,
+                channel: r.get(6)?,
+                next_attempt_at: if state == "pending" { r.get(10)? } else { None },
+                state,
+                attempts: r.get(8)?,
+                created_at: r.get(9)?,
+                delivered_at: r.get(11)?,
+                last_error: r.get(12)?,
+                rule: serde_json::from_str(&r.get::<_, String>(13)?).unwrap_or(Value::Null),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// What one delivery pass did.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct DeliveryStats {
+    pub delivered: u32,
+    pub retrying: u32,
+    pub failed: u32,
+    pub skipped: u32,
+}
+
+/// Delivers the pending notifications: those due (`next_attempt_at` ≤ now), or all pending ones when
+/// `all` (`run` does this: a new run is the moment to try again). Each row is claimed first so that two
+/// processes never send the same one.
+pub fn deliver(conn: &Connection, d: &Delivery, all: bool) -> Result<DeliveryStats, NotifyError> {
+    let now = Utc::now();
+    let ids: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM notifications
+             WHERE (state = 'pending' AND (?2 OR next_attempt_at <= ?1))
+                OR (state = 'sending' AND claim_expires_at <= ?1)
+             ORDER BY id",
+        )?
+        .query_map(params![ts(now), all], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut stats = DeliveryStats::default();
+    for id in ids {
+        let now = Utc::now();
+        let claimed = conn.execute(
+            "UPDATE notifications SET state = 'sending', claimed_by = ?2, claim_expires_at = ?3
+             WHERE id = ?1 AND ((state = 'pending' AND (?5 OR next_attempt_at <= ?4))
+                                OR (state = 'sending' AND claim_expires_at <= ?4))",
+            params![
+                id,
+                d.by,
+                ts(now + chrono::Duration::from_std(CLAIM).unwrap_or_default()),
+                ts(now),
+                all
+            ],
+        )?;
+        if claimed != 1 {
+            continue;
+        }
+        let (rule_s, event_s, attempts): (String, String, i64) = conn.query_row(
+            "SELECT rule, event, attempts FROM notifications WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let started = Utc::now();
+        let outcome = match (
+            serde_json::from_str::<NotifyRule>(&rule_s),
+            serde_json::from_str::<Event>(&event_s),
+        ) {
+            (Ok(rule), Ok(event)) => send(&rule, &event, id, d),
+            _ => Outcome::Failed(
+                "the stored rule or event cannot be read (written by another contimg version?)"
+                    .into(),
+            ),
+        };
+        let ended = Utc::now();
+        let attempt = attempts + 1;
+        let (ok, err) = match &outcome {
+            Outcome::Sent => (true, None),
+            Outcome::Failed(e) | Outcome::NotConfigured(e) => (false, Some(e.clone())),
+        };
+        let (state, next) = match &outcome {
+            Outcome::Sent => {
+                stats.delivered += 1;
+                ("delivered", ended)
+            }
+            Outcome::NotConfigured(_) => {
+                stats.skipped += 1;
+                ("skipped", ended)
+            }
+            Outcome::Failed(_) if attempt >= i64::from(d.config.max_attempts.max(1)) => {
+                stats.failed += 1;
+                ("failed", ended)
+            }
+            Outcome::Failed(_) => {
+                stats.retrying += 1;
+                let delay = (60.0 * 2f64.powi(attempt.clamp(1, 20) as i32 - 1)).min(3600.0);
+                (
+                    "pending",
+                    ended + chrono::Duration::milliseconds((delay * 1000.0) as i64),
+                )
+            }
+        };
+        let tx =
+            rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO notification_attempts (notification_id, attempt, started_at, ended_at, by_process, ok, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![id, attempt, ts(started), ts(ended), d.by, ok, err],
+        )?;
+        tx.execute(
+            "UPDATE notifications SET state = ?2, attempts = ?3, next_attempt_at = ?4, last_error = ?5,
+                 delivered_at = CASE WHEN ?2 = 'delivered' THEN ?6 ELSE delivered_at END,
+                 claimed_by = NULL, claim_expires_at = NULL
+             WHERE id = ?1",
+            params![id, state, attempt, ts(next), err, ts(ended)],
+        )?;
+        tx.commit()?;
+    }
+    Ok(stats)
+}
+
+/// The attempts made for notification `id`, oldest first: (attempt, ok, error).
+pub fn attempts(
+    conn: &Connection,
+    id: i64,
+) -> Result<Vec<(i64, bool, Option<String>)>, NotifyError> {
+    Ok(conn
+        .prepare(
+            "SELECT attempt, ok, error FROM notification_attempts WHERE notification_id = ?1 ORDER BY id",
+        )?
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?)
+}
+
+/// The state of one notification, if it exists.
+pub fn state(conn: &Connection, id: i64) -> Result<Option<String>, NotifyError> {
+    Ok(conn
+        .query_row("SELECT state FROM notifications WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+enum Outcome {
+    Sent,
+    Failed(String),
+    NotConfigured(String),
+}
+
+fn send(rule: &NotifyRule, ev: &Event, id: i64, d: &Delivery) -> Outcome {
+    let timeout = Duration::from_secs_f64(d.config.timeout_s.clamp(0.1, 3600.0));
+    match rule.channel.as_str() {
+        "log" => {
+            let line = format!("{} {}\n", ts(Utc::now()), ev.summary());
+            eprint!("{line}");
+            let path = d.logs_dir.join("notifications.log");
+            let r = std::fs::create_dir_all(&d.logs_dir).and_then(|_| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(line.as_bytes()))
+            });
+            match r {
+                Ok(()) => Outcome::Sent,
+                Err(e) => Outcome::Failed(format!("cannot append to {}: {e}", path.display())),
+            }
+        }
+        "email" => {
+            let to = if rule.to.is_empty() {
+                &d.config.email_to
+            } else {
+                &rule.to
+            };
+            if to.is_empty() {
+                return Outcome::NotConfigured(
+                    "email: no recipients; give the rule to = [\"address\"] or set [notify] email_to in contimg.toml"
+                        .into(),
+                );
+            }
+            if d.config.sendmail.is_empty() {
+                return Outcome::NotConfigured(
+                    "email: [notify] sendmail is empty; set it to a sendmail-compatible command"
+                        .into(),
+                );
+            }
+            let msg = email_message(&from_address(&d.config), to, ev, id);
+            match run_argv(&d.config.sendmail, &[], Some(msg.as_bytes()), timeout) {
+                Ok(_) => Outcome::Sent,
+                Err(e) => Outcome::Failed(format!("email: {e}")),
+            }
+        }
+        "webhook" => {
+            let (url, var) = if let Some(u) = &rule.url {
+                (Some(u.clone()), None)
+            } else if let Some(v) = &rule.url_env {
+                (std::env::var(v).ok(), Some(v.clone()))
+            } else if !d.config.webhook_url.trim().is_empty() {
+                (Some(d.config.webhook_url.clone()), None)
+            } else {
+                let v = d.config.webhook_url_env.clone();
+                (
+                    (!v.is_empty()).then(|| std::env::var(&v).ok()).flatten(),
+                    Some(v),
+                )
+            };
+            let Some(url) = url.filter(|u| !u.trim().is_empty()) else {
+                return Outcome::NotConfigured(format!(
+                    "webhook: no URL; give the rule url = \"…\", or set [notify] webhook_url in contimg.toml{}",
+                    var.filter(|v| !v.is_empty())
+                        .map(|v| format!(
+                            ", or the environment variable {v} of the delivering process"
+                        ))
+                        .unwrap_or_default()
+                ));
+            };
+            let body = json!({ "text": ev.text(), "contimg": ev, "notification_id": id });
+            match post_json(&url, &body, timeout) {
+                Ok(()) => Outcome::Sent,
+                Err(e) => Outcome::Failed(format!("webhook: {e}")),
+            }
+        }
+        "command" => {
+            let argv = if rule.argv.is_empty() {
+                &d.config.command
+            } else {
+                &rule.argv
+            };
+            if argv.is_empty() {
+                return Outcome::NotConfigured(
+                    "command: no argv; give the rule argv = [\"program\", …] or set [notify] command in contimg.toml"
+                        .into(),
+                );
+            }
+            match run_argv(argv, &command_env(ev, id), None, timeout) {
+                Ok(_) => Outcome::Sent,
+                Err(e) => Outcome::Failed(format!("command: {e}")),
+            }
+        }
+        other => Outcome::Failed(format!("unknown channel {other:?}")),
+    }
+}
+
+/// The environment a `command` channel's program gets.
+pub fn command_env(ev: &Event, id: i64) -> Vec<(String, String)> {
+    vec![
+        ("CONTIMG_NOTIFICATION_ID".into(), id.to_string()),
+        ("CONTIMG_EXECUTION_ID".into(), ev.execution_id.to_string()),
+        ("CONTIMG_PIPELINE".into(), ev.pipeline.clone()),
+        ("CONTIMG_SLOT".into(), ev.slot.clone().unwrap_or_default()),
+        ("CONTIMG_STATUS".into(), ev.status.clone()),
+        ("CONTIMG_FAILED_JOBS".into(), ev.failed_jobs.join(",")),
+        ("CONTIMG_SUMMARY".into(), ev.summary()),
+        ("CONTIMG_MESSAGE".into(), ev.text()),
+        (
+            "CONTIMG_EVENT_JSON".into(),
+            serde_json::to_string(ev).unwrap_or_default(),
+        ),
+    ]
+}
+
+fn hostname() -> String {
+    crate::pipeline::worker::process_id()
+        .rsplit_once(':')
+        .map(|(h, _)| h.to_string())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn from_address(c: &NotifyConfig) -> String {
+    if c.from.trim().is_empty() {
+        format!("contimg@{}", hostname())
+    } else {
+        c.from.clone()
+    }
+}
+
+/// A header value with line breaks removed (no header injection through error text).
+fn header_value(s: &str) -> String {
+    s.chars()
+        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+        .collect()
+}
+
+/// The RFC 5322 message for `ev` (LF line ends, as sendmail expects on its input).
+pub fn email_message(from: &str, to: &[String], ev: &Event, id: i64) -> String {
+    let now = Utc::now();
+    let mut m = String::new();
+    m.push_str(&format!("From: {}\n", header_value(from)));
+    m.push_str(&format!(
+        "To: {}\n",
+        header_value(&to.iter().map(String::as_str).collect::<Vec<_>>().join(", "))
+    ));
+    m.push_str(&format!(
+        "Subject: [contimg] {} {} for slot {}\n",
+        header_value(&ev.pipeline),
+        header_value(&ev.status),
+        header_value(ev.slot.as_deref().unwrap_or("-"))
+    ));
+    m.push_str(&format!("Date: {}\n", now.to_rfc2822()));
+    m.push_str(&format!(
+        "Message-ID: <contimg.{}.{}.{}@{}>\n",
+        ev.execution_id,
+        id,
+        now.timestamp(),
+        header_value(&hostname())
+    ));
+    m.push_str("MIME-Version: 1.0\n");
+    m.push_str("Content-Type: text/plain; charset=utf-8\n");
+    m.push_str("Content-Transfer-Encoding: 8bit\n");
+    m.push_str(&format!("X-Contimg-Execution: {}\n", ev.execution_id));
+    m.push('\n');
+    // A line of a lone "." ends the message for some sendmails: indent it.
+    for line in ev.text().lines() {
+        if line == "." {
+            m.push_str("..\n");
+        } else {
+            m.push_str(line);
+            m.push('\n');
+        }
+    }
+    m
+}
+
+/// Runs argv (no shell) with extra environment and optional stdin, killing it after `timeout`.
+fn run_argv(
+    argv: &[String],
+    env: &[(String, String)],
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", argv[0]))?;
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // A program that exits without reading is judged by its exit status below.
+        let _ = pipe.write_all(data);
+    }
+    let mut err_pipe = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(p) = err_pipe.as_mut() {
+            let _ = std::io::Read::read_to_string(p, &mut s);
+        }
+        s
+    });
+    let t0 = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if t0.elapsed() >= timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{} did not finish within {:.0} s and was killed",
+                    argv[0],
+                    timeout.as_secs_f64()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("waiting for {}: {e}", argv[0])),
+        }
+    };
+    let stderr = reader.join().unwrap_or_default();
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} exited with {status}: {}",
+            argv[0],
+            stderr.trim().chars().take(300).collect::<String>()
+        ))
+    }
+}
+
+/// POSTs `body` as JSON; a non-2xx status is an error.
+fn post_json(url: &str, body: &Value, timeout: Duration) -> Result<(), String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let resp = agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body.to_string())
+        .map_err(|e| format!("POST {url}: {e}"))?;
+    let status = resp.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("POST {url}: HTTP {status}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> Event {
+        Event {
+            execution_id: 7,
+            pipeline: "nightly_mosaic".into(),
+            slot: Some("2026-11-20T03:00:00Z".into()),
+            status: "failed".into(),
+            failed_jobs: vec!["build".into()],
+            errors: [("build".to_string(), "exit code 1:\nSubject: x".to_string())]
+                .into_iter()
+                .collect(),
+            logs: Default::default(),
+            round: 1,
+            failed_at: "2026-11-20T03:10:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn email_is_rfc5322_and_error_text_cannot_inject_headers() {
+        let m = email_message("a@b", &["x@y".into(), "z@w".into()], &event(), 3);
+        let (head, body) = m.split_once("\n\n").unwrap();
+        let names: Vec<&str> = head.lines().map(|l| l.split_once(':').unwrap().0).collect();
+        assert_eq!(
+            names,
+            [
+                "From",
+                "To",
+                "Subject",
+                "Date",
+                "Message-ID",
+                "MIME-Version",
+                "Content-Type",
+                "Content-Transfer-Encoding",
+                "X-Contimg-Execution"
+            ]
+        );
+        assert!(head.contains("To: x@y, z@w"));
+        assert!(
+            chrono::DateTime::parse_from_rfc2822(
+                head.lines().find_map(|l| l.strip_prefix("Date: ")).unwrap()
+            )
+            .is_ok()
+        );
+        assert!(body.contains("Subject: x"), "error text stays in the body");
+        assert!(body.contains("contimg retry 7"));
+    }
+
+    #[test]
+    fn command_env_has_the_facts() {
+        let env: std::collections::BTreeMap<_, _> = command_env(&event(), 3).into_iter().collect();
+        assert_eq!(env["CONTIMG_EXECUTION_ID"], "7");
+        assert_eq!(env["CONTIMG_FAILED_JOBS"], "build");
+        assert_eq!(env["CONTIMG_SLOT"], "2026-11-20T03:00:00Z");
+        assert_eq!(env["CONTIMG_STATUS"], "failed");
+    }
+}
