@@ -1,35 +1,81 @@
 //! Small filesystem helpers shared by every writer of products.
 //!
-//! Invariant: a file written with [`write_atomic`] is either absent or complete at its final
-//! name; the temporary sits in the same directory so the rename cannot cross filesystems.
+//! Invariant: a file written with [`write_atomic`] (or through a [`TempGuard`]) is either absent
+//! or complete at its final name; the temporary sits in the same directory so the rename cannot
+//! cross filesystems, and it is removed when the write fails.
 
 use std::io::{Read, Write};
 
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The temporary name used while writing `path`: `.NAME.tmp.PID` in the same directory.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh temporary name beside `path`: `.NAME.tmp.PID.N` (unique within and across processes).
+pub fn temp_path(path: &Path) -> std::io::Result<PathBuf> {
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} has no UTF-8 file name; give a file path such as out/image.fits",
+                path.display()
+            ),
+        )
+    })?;
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp_name = format!(".{name}.tmp.{}.{n}", std::process::id());
+    Ok(match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(tmp_name),
+        _ => PathBuf::from(tmp_name),
+    })
 }
 
-/// Writes `bytes` to `path` through a temporary file, fsync and rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = temp_path(path);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// A temporary file that is removed on drop unless [`TempGuard::commit`] renamed it into place.
+pub struct TempGuard {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempGuard {
+    pub fn new(path: PathBuf) -> TempGuard {
+        TempGuard { path, armed: true }
     }
-    result
+
+    /// Renames the (already written and synced) temporary over `target`, then syncs the
+    /// directory so the rename itself is durable (a directory that cannot be opened is skipped).
+    pub fn commit(mut self, target: &Path) -> std::io::Result<()> {
+        std::fs::rename(&self.path, target)?;
+        self.armed = false;
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, fsync and rename:
+/// a reader sees the old file or the whole new one; on error nothing is left behind.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = temp_path(path)?;
+    let guard = TempGuard::new(tmp.clone());
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    guard.commit(path)
 }
 
 /// Lower-case hex SHA-256 of bytes.

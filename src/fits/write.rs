@@ -27,12 +27,12 @@
 use std::ffi::{CString, c_char, c_int, c_long};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use fitsio::sys;
 use ndarray::ArrayView2;
 
 use super::header::{Card, Header, Value};
+use crate::fsutil::{TempGuard, temp_path};
 
 /// Why an image could not be written. Nothing is left at the target path in every case.
 #[derive(Debug, thiserror::Error)]
@@ -102,77 +102,14 @@ fn is_cfitsio_boilerplate(card: &Card) -> bool {
                 .contains("and Astrophysics', volume 376, page 359; bibcode"))
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A fresh temporary name beside `path`: `.NAME.tmp.PID.N` (unique within and across processes).
-pub(crate) fn temp_path_for(path: &Path) -> Result<PathBuf, FitsWriteError> {
-    let name =
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| FitsWriteError::BadPath {
-                path: path.to_path_buf(),
-                reason: "has no UTF-8 file name; give a file path such as out/image.fits".into(),
-            })?;
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp_name = format!(".{name}.tmp.{}.{n}", std::process::id());
-    Ok(match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.join(tmp_name),
-        _ => PathBuf::from(tmp_name),
-    })
-}
-
-/// Removes the temporary file on drop unless disarmed (after a successful rename).
-struct TempGuard {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Writes `contents` to `path` atomically (temporary file, fsync, rename). Used for the small
-/// text products (CSV catalogues) that travel with images.
+/// Writes `contents` to `path` atomically (see [`crate::fsutil::write_atomic`]), with the
+/// error type of this module. Used for the small text products that travel with images.
 pub fn write_bytes_atomic(path: &Path, contents: &[u8]) -> Result<(), FitsWriteError> {
-    use std::io::Write;
-    let tmp = temp_path_for(path)?;
-    let mut guard = TempGuard {
-        path: tmp.clone(),
-        armed: true,
-    };
-    let io = |action: &str, source| FitsWriteError::Io {
-        action: action.into(),
-        path: tmp.clone(),
-        source,
-    };
-    let mut f = fs::File::create(&tmp).map_err(|e| io("creating", e))?;
-    f.write_all(contents).map_err(|e| io("writing", e))?;
-    f.sync_all().map_err(|e| io("syncing", e))?;
-    drop(f);
-    finish_rename(&tmp, path)?;
-    guard.armed = false;
-    Ok(())
-}
-
-fn finish_rename(tmp: &Path, path: &Path) -> Result<(), FitsWriteError> {
-    fs::rename(tmp, path).map_err(|source| FitsWriteError::Io {
-        action: format!("renaming {} to", tmp.display()),
+    crate::fsutil::write_atomic(path, contents).map_err(|source| FitsWriteError::Io {
+        action: "writing".into(),
         path: path.to_path_buf(),
         source,
-    })?;
-    // Make the rename itself durable; failure to open a directory (odd filesystems) is not fatal.
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if let Ok(d) = fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    })
 }
 
 /// Writes a 2-D image: `data` rows are y (NAXIS2), columns are x (NAXIS1). Any memory layout.
@@ -239,11 +176,12 @@ pub fn write_image(
         check_card(c)?;
     }
 
-    let tmp = temp_path_for(path)?;
-    let mut guard = TempGuard {
-        path: tmp.clone(),
-        armed: true,
-    };
+    let tmp = temp_path(path).map_err(|source| FitsWriteError::Io {
+        action: "naming a temporary file for".into(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let guard = TempGuard::new(tmp.clone());
     let mut file = CfitsioFile::create(&tmp)?;
     let naxes: Vec<c_long> = shape.iter().map(|&n| n as c_long).collect();
     file.call("creating the primary image in", |f, st| unsafe {
@@ -280,9 +218,11 @@ pub fn write_image(
         source,
     })?;
     drop(f);
-    finish_rename(&tmp, path)?;
-    guard.armed = false;
-    Ok(())
+    guard.commit(path).map_err(|source| FitsWriteError::Io {
+        action: format!("renaming {} to", tmp.display()),
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// A cfitsio file handle that is closed exactly once (explicitly with error checking, or on drop).
