@@ -81,17 +81,6 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRecord> {
     })
 }
 
-/// The stored hash of the file at `path`, if it is registered.
-pub fn hash_of(conn: &Connection, path: &str) -> Result<Option<(i64, String)>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT id, content_sha256 FROM images WHERE path = ?1",
-            [path],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?)
-}
-
 /// Inserts or updates one image in its own transaction. Returns what happened and the row id.
 pub fn upsert(conn: &mut Connection, rec: &ImageRecord) -> Result<(Upsert, i64), StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -102,85 +91,89 @@ pub fn upsert(conn: &mut Connection, rec: &ImageRecord) -> Result<(Upsert, i64),
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
+    let unchanged = existing
+        .as_ref()
+        .is_some_and(|(_, hash)| *hash == rec.content_sha256);
+    if let (true, Some((id, _))) = (unchanged, &existing) {
+        tx.commit()?;
+        return Ok((Upsert::Unchanged, *id));
+    }
+    // One statement for both cases: a new path inserts, a changed file updates its row in place
+    // (same id, original created_at).
+    const UPDATED: &[&str] = &[
+        "rms_jy",
+        "ra_deg",
+        "dec_deg",
+        "content_sha256",
+        "file_size",
+        "obs_time",
+        "obs_mjd",
+        "naxis1",
+        "naxis2",
+        "cell_arcsec",
+        "freq_hz",
+        "bmaj_arcsec",
+        "bmin_arcsec",
+        "bpa_deg",
+        "beam_source",
+        "projection",
+        "frame",
+        "pb_corrected",
+        "telescope",
+        "bunit",
+        "peak_jy",
+        "n_blank",
+        "ingested_at",
+        "updated_at",
+    ];
+    let set = UPDATED
+        .iter()
+        .map(|c| format!("{c}=excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let now = super::now_iso();
-    let outcome = match existing {
-        Some((id, hash)) if hash == rec.content_sha256 => {
-            tx.commit()?;
-            return Ok((Upsert::Unchanged, id));
-        }
-        Some((id, _)) => {
-            tx.execute(
-                "UPDATE images SET rms_jy=?2, ra_deg=?3, dec_deg=?4, content_sha256=?5, file_size=?6, \
-                 obs_time=?7, obs_mjd=?8, naxis1=?9, naxis2=?10, cell_arcsec=?11, freq_hz=?12, \
-                 bmaj_arcsec=?13, bmin_arcsec=?14, bpa_deg=?15, beam_source=?16, projection=?17, \
-                 frame=?18, pb_corrected=?19, telescope=?20, bunit=?21, peak_jy=?22, n_blank=?23, \
-                 ingested_at=?24, updated_at=?24 WHERE id=?1",
-                params![
-                    id,
-                    rec.rms_jy,
-                    rec.ra_deg,
-                    rec.dec_deg,
-                    rec.content_sha256,
-                    rec.file_size as i64,
-                    rec.obs_time,
-                    rec.obs_mjd,
-                    rec.naxis1 as i64,
-                    rec.naxis2 as i64,
-                    rec.cell_arcsec,
-                    rec.freq_hz,
-                    rec.bmaj_arcsec,
-                    rec.bmin_arcsec,
-                    rec.bpa_deg,
-                    rec.beam_source,
-                    rec.projection,
-                    rec.frame,
-                    rec.pb_corrected as i64,
-                    rec.telescope,
-                    rec.bunit,
-                    rec.peak_jy,
-                    rec.n_blank as i64,
-                    now,
-                ],
-            )?;
-            (Upsert::Updated, id)
-        }
-        None => {
-            tx.execute(
-                "INSERT INTO images (path, rms_jy, ra_deg, dec_deg, created_at, content_sha256, file_size, \
-                 obs_time, obs_mjd, naxis1, naxis2, cell_arcsec, freq_hz, bmaj_arcsec, bmin_arcsec, bpa_deg, \
-                 beam_source, projection, frame, pb_corrected, telescope, bunit, peak_jy, n_blank, \
-                 ingested_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
-                 ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?25)",
-                params![
-                    rec.path,
-                    rec.rms_jy,
-                    rec.ra_deg,
-                    rec.dec_deg,
-                    super::now_unix(),
-                    rec.content_sha256,
-                    rec.file_size as i64,
-                    rec.obs_time,
-                    rec.obs_mjd,
-                    rec.naxis1 as i64,
-                    rec.naxis2 as i64,
-                    rec.cell_arcsec,
-                    rec.freq_hz,
-                    rec.bmaj_arcsec,
-                    rec.bmin_arcsec,
-                    rec.bpa_deg,
-                    rec.beam_source,
-                    rec.projection,
-                    rec.frame,
-                    rec.pb_corrected as i64,
-                    rec.telescope,
-                    rec.bunit,
-                    rec.peak_jy,
-                    rec.n_blank as i64,
-                    now,
-                ],
-            )?;
-            (Upsert::Added, tx.last_insert_rowid())
-        }
+    let id: i64 = tx.query_row(
+        &format!(
+            "INSERT INTO images (path, rms_jy, ra_deg, dec_deg, created_at, content_sha256, file_size, \
+             obs_time, obs_mjd, naxis1, naxis2, cell_arcsec, freq_hz, bmaj_arcsec, bmin_arcsec, bpa_deg, \
+             beam_source, projection, frame, pb_corrected, telescope, bunit, peak_jy, n_blank, \
+             ingested_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
+             ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?25) \
+             ON CONFLICT(path) DO UPDATE SET {set} RETURNING id"
+        ),
+        params![
+            rec.path,
+            rec.rms_jy,
+            rec.ra_deg,
+            rec.dec_deg,
+            super::now_unix(),
+            rec.content_sha256,
+            rec.file_size as i64,
+            rec.obs_time,
+            rec.obs_mjd,
+            rec.naxis1 as i64,
+            rec.naxis2 as i64,
+            rec.cell_arcsec,
+            rec.freq_hz,
+            rec.bmaj_arcsec,
+            rec.bmin_arcsec,
+            rec.bpa_deg,
+            rec.beam_source,
+            rec.projection,
+            rec.frame,
+            rec.pb_corrected as i64,
+            rec.telescope,
+            rec.bunit,
+            rec.peak_jy,
+            rec.n_blank as i64,
+            now,
+        ],
+        |r| r.get(0),
+    )?;
+    let outcome = if existing.is_some() {
+        (Upsert::Updated, id)
+    } else {
+        (Upsert::Added, id)
     };
     tx.commit()?;
     Ok(outcome)
