@@ -245,3 +245,54 @@ fn nightly_mosaic_runs_plan_build_qa_once_per_slot() {
     assert_eq!(count(ws.path(), "SELECT count(*) FROM mosaics"), 1);
     assert_eq!(count(ws.path(), "SELECT count(*) FROM mosaic_qa"), 1);
 }
+
+#[test]
+fn a_qa_fail_fails_the_execution_at_once_and_queues_its_notification() {
+    let ws = workspace();
+    night(ws.path());
+    // A dynamic-range threshold no mosaic can meet: QA says FAIL.
+    let cfg = ws.path().join("contimg.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let science = text
+        .find("[qa.tiers.science]")
+        .expect("contimg.toml has [qa.tiers.science]");
+    let at = science + text[science..].find("dynamic_range_fail = 100.0").unwrap();
+    let text = format!(
+        "{}dynamic_range_fail = 1e12{}",
+        &text[..at],
+        &text[at + "dynamic_range_fail = 100.0".len()..]
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let started = std::time::Instant::now();
+    let m = json_in(
+        ws.path(),
+        &["run", "nightly_mosaic", "--slot", "2026-01-01T03:00Z"],
+        1,
+    );
+    // Not retried with the pipeline's back-off (60 s, then 180 s): one attempt, failed.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(50),
+        "QA FAIL was retried"
+    );
+    let qa = job(&m, "qa");
+    assert_eq!(qa["state"], "failed", "{m}");
+    assert_eq!(qa["attempts"], 1, "{qa}");
+    assert!(
+        qa["error"].as_str().unwrap().contains("QA verdict FAIL"),
+        "{qa}"
+    );
+    assert_eq!(job(&m, "build")["state"], "completed");
+    assert_eq!(
+        count(ws.path(), "SELECT count(*) FROM mosaic_qa WHERE passed = 0"),
+        1
+    );
+    assert_eq!(
+        count(
+            ws.path(),
+            "SELECT count(*) FROM mosaics WHERE qa_status = 'FAIL'"
+        ),
+        1
+    );
+    // The failure is in the notification outbox.
+    assert!(count(ws.path(), "SELECT count(*) FROM notifications") >= 1);
+}

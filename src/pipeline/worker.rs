@@ -420,10 +420,20 @@ fn run_task_inner(
         } else {
             format!("{why}: {last}")
         };
-        if status.code() == Some(USAGE_EXIT) {
+        // A QA FAIL is a verdict on a finished mosaic, not a transient error: QA of the same
+        // mosaic would say the same again, so it is final (and the notification goes out now).
+        let qa_verdict_fail = task.kind == "mosaic_qa"
+            && status.code() == Some(1)
+            && serde_json::from_slice::<Value>(&out)
+                .is_ok_and(|v| v.get("verdict").and_then(Value::as_str) == Some("FAIL"));
+        if status.code() == Some(USAGE_EXIT) || qa_verdict_fail {
             // contimg's exit 2 = a usage or input error (no such plan, a bad manifest, an unknown
             // tier): the same input gives the same error, so the job fails for good now.
-            let msg = format!("{msg} (an input error: not retried)");
+            let msg = if qa_verdict_fail {
+                format!("QA verdict FAIL (final, not retried): {msg}")
+            } else {
+                format!("{msg} (an input error: not retried)")
+            };
             let _ = writeln!(
                 log_file,
                 "# contimg: failed for good after {elapsed:.2} s ({})",
