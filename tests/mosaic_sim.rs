@@ -96,7 +96,7 @@ fn coverage_counts(s: &Sim, grid: &OutputGrid) -> Vec<u8> {
                     continue;
                 };
                 let a = pb_response(
-                    contimg::mosaic::grid::separation_deg(*pra, *pdec, ra, dec).to_radians(),
+                    contimg::wcs::separation_deg((*pra, *pdec), (ra, dec)).to_radians(),
                     1.405e9,
                     4.65,
                 );
@@ -198,7 +198,7 @@ fn a_single_input_on_its_own_grid_gives_back_i_over_a() {
         for ((y, x), &v) in input.indexed_iter() {
             let (ra, dec) = wcs.pix_to_icrs(x as f64, y as f64).unwrap();
             let a = pb_response(
-                contimg::mosaic::grid::separation_deg(sn.ra_deg, sn.dec_deg, ra, dec).to_radians(),
+                contimg::wcs::separation_deg((sn.ra_deg, sn.dec_deg), (ra, dec)).to_radians(),
                 1.405e9,
                 4.65,
             );
@@ -407,7 +407,7 @@ fn products_carry_wcs_beam_span_and_provenance() {
     for &(x, y) in &[(0.0, 0.0), (r.grid.nx as f64 - 1.0, 7.0)] {
         let a = wcs.pix_to_icrs(x, y).unwrap();
         let b = r.grid.pix_to_icrs(x, y).unwrap();
-        assert!(contimg::mosaic::grid::separation_deg(a.0, a.1, b.0, b.1) < 1e-9);
+        assert!(contimg::wcs::separation_deg(a, b) < 1e-9);
     }
     assert_eq!(h.str("BUNIT"), Some("JY/BEAM"));
     let bmaj = s

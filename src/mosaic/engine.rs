@@ -1170,15 +1170,15 @@ fn coverage_of(grid: &OutputGrid, wsum: &[f32]) -> Coverage {
 
 #[cfg(test)]
 mod tests {
-    use super::super::grid::separation_deg;
     use super::*;
+    use crate::wcs::separation_deg;
 
     #[test]
     fn offset_moves_the_right_distance_and_direction() {
         for &(ra, dec) in &[(10.0, 0.0), (359.5, 70.0), (180.0, -45.0)] {
             for pa in [0.0, 90.0, 200.0] {
                 let (r, d) = offset(ra, dec, 2.5, pa);
-                assert!((separation_deg(ra, dec, r, d) - 2.5).abs() < 1e-9);
+                assert!((separation_deg((ra, dec), (r, d)) - 2.5).abs() < 1e-9);
                 if pa == 0.0 {
                     assert!(d > dec);
                 }

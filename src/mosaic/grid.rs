@@ -8,6 +8,7 @@
 //! CDELT1 = -cell / cos(dec_ref) so pixels are square on the sky at the strip's declination.
 
 use crate::fits::{Card, Value};
+use crate::wcs::separation_deg;
 
 const D2R: f64 = std::f64::consts::PI / 180.0;
 
@@ -199,14 +200,6 @@ pub fn wrap180(d: f64) -> f64 {
     if r <= -180.0 { r + 360.0 } else { r }
 }
 
-/// Angular separation of two ICRS positions, degrees (haversine form, stable for small angles).
-pub fn separation_deg(ra1: f64, dec1: f64, ra2: f64, dec2: f64) -> f64 {
-    let (d1, d2) = (dec1 * D2R, dec2 * D2R);
-    let dra = (ra2 - ra1) * D2R;
-    let a = ((d2 - d1) / 2.0).sin().powi(2) + d1.cos() * d2.cos() * (dra / 2.0).sin().powi(2);
-    2.0 * a.sqrt().min(1.0).asin() / D2R
-}
-
 /// How the grid is chosen.
 #[derive(Debug, Clone)]
 pub struct GridChoice {
@@ -314,7 +307,7 @@ pub fn choose_grid(feet: &[Footprint], choice: &GridChoice) -> Result<OutputGrid
             .flat_map(|f| f.border.iter().chain(std::iter::once(&f.centre)))
     };
     let max_sep = points()
-        .map(|&(r, d)| separation_deg(ra0, dec0, r, d))
+        .map(|&(r, d)| separation_deg((ra0, dec0), (r, d)))
         .fold(0.0, f64::max);
     let projection = choice
         .projection
