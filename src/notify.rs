@@ -602,8 +602,22 @@ fn run_argv(
     }
 }
 
+/// A webhook URL as errors and logs may show it: scheme and host only, since the path of a
+/// Slack-style hook is its secret.
+fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            let host = host.rsplit('@').next().unwrap_or(host);
+            format!("{scheme}://{host}/…")
+        }
+        None => "(webhook URL)".into(),
+    }
+}
+
 /// POSTs `body` as JSON; a non-2xx status is an error.
 fn post_json(url: &str, body: &Value, timeout: Duration) -> Result<(), String> {
+    let shown = redact_url(url);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
@@ -613,12 +627,30 @@ fn post_json(url: &str, body: &Value, timeout: Duration) -> Result<(), String> {
         .post(url)
         .header("Content-Type", "application/json")
         .send(body.to_string())
-        .map_err(|e| format!("POST {url}: {e}"))?;
+        .map_err(|e| format!("POST {shown}: {}", e.to_string().replace(url, &shown)))?;
     let status = resp.status();
     if status.is_success() {
         Ok(())
     } else {
-        Err(format!("POST {url}: HTTP {status}"))
+        Err(format!("POST {shown}: HTTP {status}"))
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_url;
+
+    #[test]
+    fn webhook_secrets_stay_out_of_messages() {
+        assert_eq!(
+            redact_url("https://hooks.slack.com/services/T0/B0/SECRET"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            redact_url("http://user:pw@127.0.0.1:9/x?token=1"),
+            "http://127.0.0.1:9/…"
+        );
+        assert_eq!(redact_url("not a url"), "(webhook URL)");
     }
 }
 
