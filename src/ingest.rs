@@ -14,8 +14,9 @@ use rayon::prelude::*;
 use rusqlite::Connection;
 use serde::Serialize;
 
+use crate::fits::Header;
+use crate::fits::facts::{frequency_hz, is_pb_corrected, restoring_beam};
 use crate::fits::read::{FitsReadError, read_image_bytes};
-use crate::fits::{Header, Value};
 use crate::stats;
 use crate::store::StoreError;
 use crate::store::images::{self, ImageRecord, Upsert};
@@ -92,9 +93,6 @@ pub fn parse_date_obs(s: &str) -> Option<DateTime<Utc>> {
             return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
         }
     }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
-    }
     let parts: Vec<&str> = s.split('/').collect();
     if parts.len() == 3 {
         let (d, m, y) = (
@@ -123,91 +121,6 @@ fn observation_time(h: &Header) -> Option<DateTime<Utc>> {
         return Some(t);
     }
     h.f64("MJD-OBS").and_then(datetime_from_mjd)
-}
-
-/// Observing frequency: the FREQ axis's value at the first pixel, else RESTFRQ/RESTFREQ/FREQ.
-fn frequency_hz(h: &Header) -> Option<f64> {
-    let naxis = h.i64("NAXIS").unwrap_or(0);
-    for i in 1..=naxis {
-        let ctype = h.str(&format!("CTYPE{i}")).unwrap_or("");
-        if ctype.trim().starts_with("FREQ") {
-            let crval = h.f64(&format!("CRVAL{i}"))?;
-            let crpix = h.f64(&format!("CRPIX{i}")).unwrap_or(1.0);
-            let cdelt = h.f64(&format!("CDELT{i}")).unwrap_or(0.0);
-            return Some(crval + (1.0 - crpix) * cdelt);
-        }
-    }
-    ["RESTFRQ", "RESTFREQ", "FREQ"]
-        .iter()
-        .find_map(|k| h.f64(k))
-}
-
-/// Restoring beam in arcsec/deg, and where it came from.
-pub struct Beam {
-    pub bmaj_arcsec: f64,
-    pub bmin_arcsec: f64,
-    pub bpa_deg: f64,
-    pub source: &'static str,
-}
-
-/// Finds the restoring beam: BMAJ/BMIN/BPA keywords, else the last AIPS `HISTORY ... BMAJ= ...
-/// BMIN= ... BPA= ...` card (degrees, as AIPS writes them).
-pub fn restoring_beam(h: &Header) -> Option<Beam> {
-    if let (Some(bmaj), Some(bmin)) = (h.f64("BMAJ"), h.f64("BMIN"))
-        && bmaj > 0.0
-        && bmin > 0.0
-    {
-        return Some(Beam {
-            bmaj_arcsec: bmaj * 3600.0,
-            bmin_arcsec: bmin * 3600.0,
-            bpa_deg: h.f64("BPA").unwrap_or(0.0),
-            source: "header",
-        });
-    }
-    let mut found = None;
-    for text in h.history() {
-        let upper = text.to_ascii_uppercase();
-        if let (Some(bmaj), Some(bmin)) = (
-            history_value(&upper, "BMAJ="),
-            history_value(&upper, "BMIN="),
-        ) && bmaj > 0.0
-            && bmin > 0.0
-        {
-            found = Some(Beam {
-                bmaj_arcsec: bmaj * 3600.0,
-                bmin_arcsec: bmin * 3600.0,
-                bpa_deg: history_value(&upper, "BPA=").unwrap_or(0.0),
-                source: "history",
-            });
-        }
-    }
-    found
-}
-
-fn history_value(text: &str, key: &str) -> Option<f64> {
-    let start = text.find(key)? + key.len();
-    let rest = text[start..].trim_start();
-    let end = rest
-        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'E' | 'D')))
-        .unwrap_or(rest.len());
-    rest[..end].replace('D', "E").parse().ok()
-}
-
-/// Whether the image is already primary-beam corrected: a PBCOR keyword, else a HISTORY card
-/// from a task that corrects for the beam (linmos, pbcor, AIPS PBCOR).
-fn is_pb_corrected(h: &Header) -> bool {
-    if let Some(v) = h.get("PBCOR") {
-        return match v {
-            Value::Bool(b) => *b,
-            Value::Int(i) => *i != 0,
-            Value::Str(s) => matches!(s.trim().to_ascii_uppercase().as_str(), "T" | "TRUE" | "YES"),
-            _ => false,
-        };
-    }
-    h.history().any(|t| {
-        let u = t.to_ascii_uppercase();
-        u.contains("PBCOR") || u.contains("LINMOS")
-    })
 }
 
 fn frame_name(f: Frame) -> String {

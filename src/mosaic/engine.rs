@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use super::grid::{Footprint, GridChoice, GridError, OutputGrid, median_sorted, norm_ra, wrap180};
 use super::kernel::{BicubicK, BilinearK, Interpolation, Kernel, Lanczos3K, NearestK, Plane};
 use super::mesh::{Mesh, MeshTolerance, Node, PixBox, walk_range};
+use crate::fits::facts;
 use crate::fits::{Card, Header, Value};
 use crate::wcs::Wcs;
 
@@ -227,21 +228,6 @@ impl GridPlan {
     }
 }
 
-fn header_freq(h: &Header) -> Option<f64> {
-    if let Some(f) = h.f64("RESTFRQ").or_else(|| h.f64("RESTFREQ")) {
-        return Some(f);
-    }
-    let naxis = h.i64("NAXIS").unwrap_or(0);
-    (1..=naxis).find_map(|k| {
-        let ct = h.str(&format!("CTYPE{k}"))?;
-        if ct.trim().to_ascii_uppercase().starts_with("FREQ") {
-            h.f64(&format!("CRVAL{k}"))
-        } else {
-            None
-        }
-    })
-}
-
 /// `<stem>.pb.fits` beside `path` (stem = name without .fits / .fits.gz / .fit).
 fn beam_image_path(path: &Path) -> Option<PathBuf> {
     let name = path.file_name()?.to_str()?;
@@ -320,13 +306,13 @@ fn prepare(input: &MosaicInput, opts: &BuildOptions) -> Result<Prepared, MosaicE
         PrimaryBeam::Auto => beam_image_path(&path),
         _ => None,
     };
-    let freq_hz = input.freq_hz.or_else(|| header_freq(&h));
+    let freq_hz = input.freq_hz.or_else(|| facts::frequency_hz(&h));
     if opts.primary_beam != PrimaryBeam::Unity && pb_image.is_none() && freq_hz.is_none() {
         return Err(MosaicError::NoFrequency { path });
     }
     let beam_deg = input.beam_deg.or_else(|| {
-        let (a, b) = (h.f64("BMAJ")?, h.f64("BMIN")?);
-        Some((a, b, h.f64("BPA").unwrap_or(0.0)))
+        facts::restoring_beam(&h)
+            .map(|b| (b.bmaj_arcsec / 3600.0, b.bmin_arcsec / 3600.0, b.bpa_deg))
     });
     Ok(Prepared {
         wcs,
@@ -335,8 +321,7 @@ fn prepare(input: &MosaicInput, opts: &BuildOptions) -> Result<Prepared, MosaicE
         rms: input.rms_jy,
         pb_corrected: input
             .pb_corrected
-            .or_else(|| h.bool("PBCOR"))
-            .unwrap_or(false),
+            .unwrap_or_else(|| facts::is_pb_corrected(&h)),
         freq_hz,
         dish_m: input
             .dish_m

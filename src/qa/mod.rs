@@ -304,9 +304,10 @@ pub fn measure(input: &MosaicInput, opts: &QaOptions) -> Result<QaReport, QaErro
         path: input.path.clone(),
         source,
     })?;
-    let beam_h = crate::ingest::restoring_beam(&img.header).ok_or_else(|| QaError::NoBeam {
-        path: input.path.clone(),
-    })?;
+    let beam_h =
+        crate::fits::facts::restoring_beam(&img.header).ok_or_else(|| QaError::NoBeam {
+            path: input.path.clone(),
+        })?;
     let beam = BeamPx {
         bmaj_arcsec: beam_h.bmaj_arcsec,
         bmin_arcsec: beam_h.bmin_arcsec,
@@ -626,7 +627,7 @@ pub fn find_sources_in(path: &Path, cfg: &QaConfig) -> Result<(Vec<Source>, Beam
         path: path.to_path_buf(),
         source,
     })?;
-    let b = crate::ingest::restoring_beam(&img.header).ok_or_else(|| QaError::NoBeam {
+    let b = crate::fits::facts::restoring_beam(&img.header).ok_or_else(|| QaError::NoBeam {
         path: path.to_path_buf(),
     })?;
     let beam = BeamPx {
