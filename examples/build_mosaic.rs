@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use contimg::mosaic::{
+use contimg::mosaic::engine::{
     BuildOptions, GridProjection, Interpolation, MosaicInput, OutputPaths, build_mosaic,
 };
 
@@ -51,16 +51,16 @@ fn simulate(args: &[String]) -> anyhow::Result<()> {
     if args.len() < 4 {
         bail!("usage: build_mosaic simulate OUT_DIR IMAGES SIZE CELL_ARCSEC [SEED]");
     }
-    let cfg = contimg::sim::SimConfig {
+    let cfg = contimg::mosaic::sim::SimConfig {
         out: PathBuf::from(&args[0]),
         images: args[1].parse()?,
         size: args[2].parse()?,
         cell: args[3].parse()?,
         seed: args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(1),
         ra_start: Some(150.0),
-        ..contimg::sim::SimConfig::default()
+        ..contimg::mosaic::sim::SimConfig::default()
     };
-    let s = contimg::sim::simulate(&cfg, &|_| {})?;
+    let s = contimg::mosaic::sim::simulate(&cfg, &|_| {})?;
     eprintln!("{} snapshots in {}", s.snapshots.len(), cfg.out.display());
     Ok(())
 }

@@ -101,3 +101,8 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Makes a path absolute against the current directory without touching the filesystem.
+pub fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}

@@ -2,26 +2,41 @@
 //!
 //! Every step is a library function; the subcommands under [`cli`] parse arguments, check them and
 //! call these functions, and the pipeline runner calls the same functions from queued tasks.
+//!
+//! # The house (folders are the architecture; arrows point down only)
+//!
+//! ```text
+//!   cli/                 one file per subcommand: arguments -> checked parameters -> a call below
+//!    |
+//!   workspace/           finding a workspace, contimg.toml (gathers each layer's own settings)
+//!    |            \
+//!   pipeline/          mosaic/            two siblings that never import each other:
+//!   def validate       ingest tiers       pipeline = definitions, validation, schedule, executions,
+//!   subst jobs exec    plan build qa         runner, worker, notifications, cron (jobs run the
+//!   runner worker      sim beam              mosaic steps as child processes, not as imports)
+//!   notify cron        engine/ (pixels)   mosaic   = the steps and the pixel engine
+//!    |        \        /     |
+//!   queue/    store/           |         queue: ABSURD semantics, knows no job type;
+//!    |                         |         store: the database and all its migrations, no CLI
+//!   fits/  wcs/  <-------------+         pixels and coordinates, no database
+//!    |
+//!   time  stats  fsutil  manifest        small shared modules, import nothing above
+//! ```
+//!
+//! The rules, checked by `tests/layering.rs` on every `crate::` path in `src/`:
+//! * a module imports only from its own room or from rooms in a lower layer;
+//! * `pipeline` and `mosaic` never import each other; `queue` and `store` never import each other
+//!   except that the store applies every migration (the queue's tables included) as plain SQL;
+//! * nothing outside `cli` names `cli`, and `main.rs` only calls [`cli::main`].
 
-pub mod beam;
-pub mod build;
 pub mod cli;
-pub mod config;
-pub mod cron;
 pub mod fits;
 pub mod fsutil;
-
-pub mod ingest;
 pub mod manifest;
 pub mod mosaic;
-pub mod notify;
 pub mod pipeline;
-pub mod plan;
-pub mod qa;
 pub mod queue;
-pub mod sim;
 pub mod stats;
 pub mod store;
-pub mod tiers;
 pub mod wcs;
 pub mod workspace;

@@ -4,7 +4,7 @@
 mod mosaic_util;
 
 use contimg::fits::Value;
-use contimg::mosaic::{
+use contimg::mosaic::engine::{
     BuildOptions, Interpolation, MosaicInput, OutputPaths, PrimaryBeam, build_mosaic,
 };
 use mosaic_util::*;

@@ -5,7 +5,7 @@
 
 mod mosaic_util;
 
-use contimg::mosaic::{BuildOptions, Interpolation, OutputPaths, build_mosaic};
+use contimg::mosaic::engine::{BuildOptions, Interpolation, OutputPaths, build_mosaic};
 use mosaic_util::*;
 
 const SCRIPT: &str = r#"

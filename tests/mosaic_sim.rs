@@ -3,9 +3,9 @@
 
 mod mosaic_util;
 
-use contimg::beam::pb_response;
-use contimg::mosaic::mesh::{Mesh, MeshTolerance, PixBox};
-use contimg::mosaic::{
+use contimg::mosaic::beam::pb_response;
+use contimg::mosaic::engine::mesh::{Mesh, MeshTolerance, PixBox};
+use contimg::mosaic::engine::{
     BuildOptions, GridChoice, GridError, GridProjection, Interpolation, MosaicError, OutputGrid,
     OutputPaths, build_mosaic, plan_grid,
 };
@@ -14,10 +14,10 @@ use mosaic_util::*;
 
 fn build(
     s: &Sim,
-    inputs: &[contimg::mosaic::MosaicInput],
+    inputs: &[contimg::mosaic::engine::MosaicInput],
     opts: &BuildOptions,
     stem: &str,
-) -> contimg::mosaic::MosaicResult {
+) -> contimg::mosaic::engine::MosaicResult {
     let out = OutputPaths::from_stem(s.dir.path(), stem);
     build_mosaic(inputs, opts, &out, &|_| {}).expect("build")
 }
@@ -31,7 +31,7 @@ fn opts(interp: Interpolation) -> BuildOptions {
 }
 
 /// (position rms in px, worst |peak/flux − 1|, sources measured) for a build of `s`.
-fn measure(s: &Sim, r: &contimg::mosaic::MosaicResult, iso_px: f64) -> (f64, f64, usize) {
+fn measure(s: &Sim, r: &contimg::mosaic::engine::MosaicResult, iso_px: f64) -> (f64, f64, usize) {
     let (_, img) = read(&r.paths.mosaic);
     let t = truth(&s.summary.truth_csv);
     let mut d2 = Vec::new();
@@ -257,7 +257,7 @@ fn mesh_error_is_below_a_hundredth_of_a_pixel_on_a_wide_car_grid() {
     for y in bbox.y0..=bbox.y1 {
         mesh.row_into(y, &mut buf);
         for x in bbox.x0..=bbox.x1 {
-            let v = contimg::mosaic::mesh::along_row(&mesh, &buf, x);
+            let v = contimg::mosaic::engine::mesh::along_row(&mesh, &buf, x);
             let e = exact(x as f64, y as f64).unwrap();
             worst = worst.max((v[0] - e[0]).hypot(v[1] - e[1]));
         }

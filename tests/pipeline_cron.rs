@@ -461,17 +461,17 @@ impl CrontabUnderTest {
         } else {
             vec!["crontab".into()]
         };
-        let saved = contimg::cron::read(&argv).expect("crontab -l");
+        let saved = contimg::pipeline::cron::read(&argv).expect("crontab -l");
         CrontabUnderTest {
             argv,
             saved: Some(saved),
         }
     }
     fn read(&self) -> String {
-        contimg::cron::read(&self.argv).unwrap()
+        contimg::pipeline::cron::read(&self.argv).unwrap()
     }
     fn write(&self, text: &str) {
-        contimg::cron::write(&self.argv, text).unwrap()
+        contimg::pipeline::cron::write(&self.argv, text).unwrap()
     }
 }
 
@@ -486,7 +486,7 @@ impl Drop for CrontabUnderTest {
                     .stderr(Stdio::null())
                     .status();
             } else {
-                let _ = contimg::cron::write(&self.argv, &s);
+                let _ = contimg::pipeline::cron::write(&self.argv, &s);
             }
         }
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use contimg::manifest::{Coverage, MOSAIC_SCHEMA, MosaicManifest, ProductHashes, Window};
-use contimg::qa::synth::SynthMosaic;
+use contimg::mosaic::qa::synth::SynthMosaic;
 use contimg::store::Store;
 
 fn contimg(args: &[&str], stdin: Option<&str>) -> Output {

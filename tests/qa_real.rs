@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use contimg::qa::{self, MosaicInput, QaConfig, QaOptions};
+use contimg::mosaic::qa::{self, MosaicInput, QaConfig, QaOptions};
 
 fn real_data() -> PathBuf {
     std::env::var_os("CONTIMG_REAL_DATA")

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use contimg::qa::synth::{SynthMosaic, SynthSource};
-use contimg::qa::{self, MosaicInput, QaConfig, QaOptions, QaReport, Verdict};
+use contimg::mosaic::qa::synth::{SynthMosaic, SynthSource};
+use contimg::mosaic::qa::{self, MosaicInput, QaConfig, QaOptions, QaReport, Verdict};
 use ndarray::Array2;
 
 fn mosaic(seed: u64, n_sources: usize, fmax: f64) -> SynthMosaic {

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use contimg::fits::header::{Card, Header, Value};
 use contimg::fits::write::{write_image, write_image_2d};
-use contimg::sim::{SimConfig, SimSummary, simulate};
+use contimg::mosaic::sim::{SimConfig, SimSummary, simulate};
 use serde_json::Value as Json;
 
 fn python() -> String {

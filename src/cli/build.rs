@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use super::{CliError, Ctx, emit_json};
-use crate::build::{BuildRequest, build};
 use crate::manifest::{self, PLAN_SCHEMA, PlanManifest};
+use crate::mosaic::build::{BuildRequest, build};
 
 /// Build the mosaic of a plan: reproject every input onto one ICRS grid and combine them
 /// linmos-style (weights A²/σ², primary-beam cut-off); write the mosaic, its weight map and its
@@ -45,7 +45,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let mut store = ctx.store()?;
     let ws = ctx.workspace().ok();
     let plan: PlanManifest = match (&args.manifest, args.plan) {
-        (_, Some(id)) => crate::plan::load(&store.conn, &store.path.clone(), id)
+        (_, Some(id)) => crate::mosaic::plan::load(&store.conn, &store.path.clone(), id)
             .map_err(|e| CliError::Input(e.to_string()))?,
         (Some(src), None) => {
             let name = if src.as_os_str() == "-" {
@@ -65,8 +65,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         }
     };
     let tiers = ctx.tiers()?;
-    let tier =
-        crate::tiers::find(&tiers, &plan.tier).map_err(|e| CliError::Input(e.to_string()))?;
+    let tier = crate::mosaic::tiers::find(&tiers, &plan.tier)
+        .map_err(|e| CliError::Input(e.to_string()))?;
     let config = ws
         .as_ref()
         .map(|w| w.config.build.clone())

@@ -33,17 +33,19 @@ pub enum Action {
     Remove,
 }
 
-fn err(e: crate::cron::CronError) -> anyhow::Error {
+fn err(e: crate::pipeline::cron::CronError) -> anyhow::Error {
     match e {
-        e @ crate::cron::CronError::Unbalanced { .. } => CliError::Input(e.to_string()).into(),
+        e @ crate::pipeline::cron::CronError::Unbalanced { .. } => {
+            CliError::Input(e.to_string()).into()
+        }
         e => CliError::Failed(e.to_string()).into(),
     }
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let (ws, all) = super::run::pipelines(ctx)?;
-    let root = super::absolute(&ws.root);
-    let logs = super::absolute(&ws.logs_dir());
+    let root = crate::fsutil::absolute(&ws.root);
+    let logs = crate::fsutil::absolute(&ws.logs_dir());
     let exe = std::env::current_exe().map_err(|e| {
         CliError::Failed(format!(
             "cannot find the path of the contimg binary for the crontab: {e}"
@@ -60,7 +62,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             ))
             .into());
         }
-        if let Some(l) = crate::cron::line(&exe, &root, &logs, p) {
+        if let Some(l) = crate::pipeline::cron::line(&exe, &root, &logs, p) {
             lines.push(l);
             pipelines.push(p.name.clone());
         }
@@ -74,12 +76,12 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             offset as f64 / 3600.0
         ));
     }
-    let block = crate::cron::block(&root, &lines);
+    let block = crate::pipeline::cron::block(&root, &lines);
     let setting = std::env::var("CONTIMG_CRONTAB")
         .ok()
         .filter(|s| !s.trim().is_empty())
         .unwrap_or_else(|| ws.config.cron.crontab.clone());
-    let program = crate::cron::program(&setting);
+    let program = crate::pipeline::cron::program(&setting);
     let action = args.action.unwrap_or(Action::Print);
     let (changed, verb) = match action {
         Action::Print => {
@@ -94,20 +96,20 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             return emit_text(&block);
         }
         Action::Install => {
-            let old = crate::cron::read(&program).map_err(err)?;
-            let new = crate::cron::splice(&old, &root, Some(&block)).map_err(err)?;
+            let old = crate::pipeline::cron::read(&program).map_err(err)?;
+            let new = crate::pipeline::cron::splice(&old, &root, Some(&block)).map_err(err)?;
             let changed = new != old;
             if changed {
-                crate::cron::write(&program, &new).map_err(err)?;
+                crate::pipeline::cron::write(&program, &new).map_err(err)?;
             }
             (changed, "install")
         }
         Action::Remove => {
-            let old = crate::cron::read(&program).map_err(err)?;
-            let new = crate::cron::splice(&old, &root, None).map_err(err)?;
+            let old = crate::pipeline::cron::read(&program).map_err(err)?;
+            let new = crate::pipeline::cron::splice(&old, &root, None).map_err(err)?;
             let changed = new != old;
             if changed {
-                crate::cron::write(&program, &new).map_err(err)?;
+                crate::pipeline::cron::write(&program, &new).map_err(err)?;
             }
             (changed, "remove")
         }

@@ -30,8 +30,8 @@ pub fn parse_time_mjd(s: &str) -> Result<f64, CliError> {
     if let Ok(mjd) = s.trim().parse::<f64>() {
         return Ok(mjd);
     }
-    crate::ingest::parse_date_obs(s)
-        .map(|t| crate::ingest::mjd_from_datetime(&t))
+    crate::mosaic::ingest::parse_date_obs(s)
+        .map(|t| crate::mosaic::ingest::mjd_from_datetime(&t))
         .ok_or_else(|| CliError::Input(format!("cannot read {s:?} as a time: use ISO-8601 UTC (2026-01-01T03:00:00Z) or an MJD (61041.125)")))
 }
 

@@ -21,7 +21,7 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let mut store = ctx.store()?;
     let mut stdin = std::io::stdin().lock();
-    let (files, missing) = crate::ingest::collect_paths(&args.paths, &mut stdin);
+    let (files, missing) = crate::mosaic::ingest::collect_paths(&args.paths, &mut stdin);
     for (_, reason) in &missing {
         ctx.warn(&format!("error: {reason}"));
     }
@@ -32,16 +32,15 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         .workspace()
         .map(|w| w.config.ingest.threads)
         .unwrap_or(0);
-    let mut report = crate::ingest::ingest(&mut store.conn, files, threads, &on_file, &on_problem)?;
+    let mut report =
+        crate::mosaic::ingest::ingest(&mut store.conn, files, threads, &on_file, &on_problem)?;
     bar.finish_and_clear();
-    report.failed.extend(
-        missing
-            .into_iter()
-            .map(|(p, reason)| crate::ingest::FileFailure {
-                path: p.to_string_lossy().into_owned(),
-                reason,
-            }),
-    );
+    report.failed.extend(missing.into_iter().map(|(p, reason)| {
+        crate::mosaic::ingest::FileFailure {
+            path: p.to_string_lossy().into_owned(),
+            reason,
+        }
+    }));
     ctx.info(&format!(
         "ingest: {} added, {} updated, {} unchanged, {} failed",
         report.added.len(),
@@ -51,7 +50,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     ));
     emit_json(&serde_json::json!({
         "schema": "contimg.ingest/1",
-        "database": super::absolute(&store.path),
+        "database": crate::fsutil::absolute(&store.path),
         "added": report.added,
         "updated": report.updated,
         "unchanged": report.unchanged,

@@ -23,7 +23,7 @@ mod tiers;
 mod worker;
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{CommandFactory, Parser, Subcommand};
@@ -116,7 +116,9 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             };
         }
         if cause.downcast_ref::<WorkspaceError>().is_some()
-            || cause.downcast_ref::<crate::config::ConfigError>().is_some()
+            || cause
+                .downcast_ref::<crate::workspace::config::ConfigError>()
+                .is_some()
             || matches!(
                 cause.downcast_ref::<StoreError>(),
                 Some(StoreError::TooNew { .. })
@@ -179,13 +181,16 @@ impl Ctx {
 
     /// The tiers in force: the workspace's configuration over the built-ins (built-ins alone
     /// when there is no workspace).
-    pub fn tiers(&self) -> anyhow::Result<Vec<crate::tiers::Tier>> {
+    pub fn tiers(&self) -> anyhow::Result<Vec<crate::mosaic::tiers::Tier>> {
         let overrides = match self.workspace() {
             Ok(ws) => ws.config.tiers,
             Err(WorkspaceError::NotFound { .. }) => Default::default(),
             Err(e) => return Err(e.into()),
         };
-        Ok(crate::tiers::resolve(&overrides).map_err(|e| CliError::Input(e.to_string()))?)
+        Ok(
+            crate::mosaic::tiers::resolve(&overrides)
+                .map_err(|e| CliError::Input(e.to_string()))?,
+        )
     }
 
     /// A progress bar on stderr, hidden when disabled or stderr is not a terminal.
@@ -223,11 +228,6 @@ pub fn emit_text(text: &str) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(e).context("writing to stdout"),
     }
-}
-
-/// Makes a path absolute against the current directory without touching the filesystem.
-pub fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// The clap command, for completions and man pages.

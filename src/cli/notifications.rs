@@ -26,18 +26,18 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let store = ctx.store()?;
     if args.deliver {
         let ws = ctx.workspace()?;
-        let d = crate::notify::Delivery {
+        let d = crate::pipeline::notify::Delivery {
             config: ws.config.notify.clone(),
             logs_dir: ws.logs_dir(),
             by: crate::pipeline::worker::process_id(),
         };
-        let s = crate::notify::deliver(&store.conn, &d, true)?;
+        let s = crate::pipeline::notify::deliver(&store.conn, &d, true)?;
         ctx.info(&format!(
             "notifications: {} delivered, {} to retry, {} given up, {} skipped",
             s.delivered, s.retrying, s.failed, s.skipped
         ));
     }
-    let rows = crate::notify::list(&store.conn, args.limit)?;
+    let rows = crate::pipeline::notify::list(&store.conn, args.limit)?;
     if args.json || !std::io::stdout().is_terminal() {
         return emit_json(&rows);
     }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::{CliError, Ctx, emit_json};
-use crate::plan::{PlanError, PlanRequest};
+use crate::mosaic::plan::{PlanError, PlanRequest};
 
 /// Select images for a mosaic and record a plan; prints a `contimg.plan/1` manifest.
 ///
@@ -55,10 +55,10 @@ pub struct Args {
 /// Parses a time as ISO-8601 UTC or MJD.
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, CliError> {
     if let Ok(mjd) = s.trim().parse::<f64>() {
-        return crate::ingest::datetime_from_mjd(mjd)
+        return crate::mosaic::ingest::datetime_from_mjd(mjd)
             .ok_or_else(|| CliError::Input(format!("MJD {s} is out of range")));
     }
-    crate::ingest::parse_date_obs(s)
+    crate::mosaic::ingest::parse_date_obs(s)
         .or_else(|| {
             // Accept a time without seconds (2026-11-20T03:00Z).
             chrono::NaiveDateTime::parse_from_str(s.trim().trim_end_matches('Z'), "%Y-%m-%dT%H:%M")
@@ -122,14 +122,14 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let tiers = ctx.tiers()?;
     let tier_name = if args.tier == "auto" {
         let hours = (end - start).num_milliseconds() as f64 / 3.6e6;
-        let t = crate::tiers::auto_for_window(hours);
+        let t = crate::mosaic::tiers::auto_for_window(hours);
         ctx.info(&format!("tier auto: {hours:.2} h window -> {t}"));
         t.to_string()
     } else {
         args.tier.clone()
     };
-    let tier =
-        crate::tiers::find(&tiers, &tier_name).map_err(|e| CliError::Input(e.to_string()))?;
+    let tier = crate::mosaic::tiers::find(&tiers, &tier_name)
+        .map_err(|e| CliError::Input(e.to_string()))?;
     let mut store = ctx.store()?;
     let req = PlanRequest {
         tier,
@@ -143,7 +143,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         replace: args.replace,
     };
     let path = store.path.clone();
-    match crate::plan::plan(&mut store.conn, &path, &req) {
+    match crate::mosaic::plan::plan(&mut store.conn, &path, &req) {
         Ok(m) => {
             ctx.info(&format!(
                 "plan {} (id {}): {} image(s), tier {}{}",

@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use super::{CliError, Ctx, absolute, emit_json};
+use super::{CliError, Ctx, emit_json};
+use crate::fsutil::absolute;
 use crate::manifest::{self, MOSAIC_SCHEMA, MosaicManifest};
-use crate::qa::{self, MosaicInput, QaError, QaManifest, QaOptions, Verdict};
+use crate::mosaic::qa::{self, MosaicInput, QaError, QaManifest, QaOptions, Verdict};
 use crate::store::Store;
 use crate::workspace::WorkspaceError;
 
@@ -102,7 +103,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     }
 
     let tiers = ctx.tiers()?;
-    let require_astrometry = match crate::tiers::find(&tiers, &input.tier) {
+    let require_astrometry = match crate::mosaic::tiers::find(&tiers, &input.tier) {
         Ok(t) => t.require_astrometry,
         Err(e) => {
             ctx.warn(&format!(

@@ -58,7 +58,7 @@ pub struct Args {
 pub(super) fn pipelines(ctx: &Ctx) -> anyhow::Result<(Workspace, Vec<NamedPipeline>)> {
     let ws = ctx.workspace()?;
     let path = ws.root.join(crate::workspace::CONFIG_FILE);
-    let all = crate::pipeline::def::resolve(&ws.config.pipelines, Some(&path));
+    let all = crate::pipeline::def::resolve(&ws.config.pipelines, &path.display().to_string());
     Ok((ws, all))
 }
 
@@ -103,7 +103,7 @@ pub(super) struct Engine {
     pub me: SelfInvocation,
     pub logs_dir: PathBuf,
     pub lease: Duration,
-    pub delivery: crate::notify::Delivery,
+    pub delivery: crate::pipeline::notify::Delivery,
     /// Whether worker threads deliver due notifications (`worker` does; `run` delivers at its start
     /// and end instead).
     pub workers_deliver: bool,
@@ -111,7 +111,8 @@ pub(super) struct Engine {
 
 impl Engine {
     pub fn new(ctx: &Ctx, ws: &Workspace, lease: Duration) -> anyhow::Result<Engine> {
-        let database = super::absolute(&ctx.db_arg.clone().unwrap_or_else(|| ws.database()));
+        let database =
+            crate::fsutil::absolute(&ctx.db_arg.clone().unwrap_or_else(|| ws.database()));
         let exe = std::env::current_exe().map_err(|e| {
             CliError::Failed(format!(
                 "cannot find the contimg binary to run jobs with: {e}"
@@ -125,7 +126,7 @@ impl Engine {
             },
             logs_dir: ws.logs_dir(),
             lease,
-            delivery: crate::notify::Delivery {
+            delivery: crate::pipeline::notify::Delivery {
                 config: ws.config.notify.clone(),
                 logs_dir: ws.logs_dir(),
                 by: process_id(),
@@ -184,7 +185,7 @@ impl Engine {
     /// Delivers pending notifications (all of them when `all`); a channel error is recorded in the
     /// outbox and reported on stderr, never an error of the command.
     pub fn deliver(&self, ctx: &Ctx, q: &Queue, all: bool) {
-        match crate::notify::deliver(q.connection(), &self.delivery, all) {
+        match crate::pipeline::notify::deliver(q.connection(), &self.delivery, all) {
             Ok(s) => {
                 if s.delivered + s.retrying + s.failed > 0 {
                     ctx.info(&format!(
@@ -282,7 +283,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.with_timezone(&chrono::Utc));
         let (slots, dropped) =
-            crate::cron::catch_up_slots(&sched, last, now, ws.config.cron.max_catch_up)
+            crate::pipeline::cron::catch_up_slots(&sched, last, now, ws.config.cron.max_catch_up)
                 .map_err(|e| CliError::Input(e.to_string()))?;
         if let Some(first) = dropped.first() {
             ctx.warn(&format!(

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::{CliError, Ctx, emit_json};
-use crate::sim::{SimConfig, simulate};
+use crate::mosaic::sim::{SimConfig, simulate};
 
 /// Write simulated drift-scan snapshots (4-D SIN FITS, apparent sky, beam-correlated noise),
 /// truth.csv (the sky) and snapshots.csv (each snapshot's centre, time and rms) into --out.
@@ -71,7 +71,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     };
     let bar = ctx.bar(cfg.images as u64, "simulate");
     let summary = simulate(&cfg, &|n| bar.inc(n as u64)).map_err(|e| match e {
-        crate::sim::SimError::Invalid { .. } => anyhow::Error::from(CliError::Input(e.to_string())),
+        crate::mosaic::sim::SimError::Invalid { .. } => {
+            anyhow::Error::from(CliError::Input(e.to_string()))
+        }
         other => other.into(),
     })?;
     bar.finish_and_clear();

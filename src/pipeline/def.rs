@@ -245,10 +245,7 @@ pub fn builtin() -> BTreeMap<String, PipelineDef> {
 }
 
 /// The built-ins with a workspace's `[pipelines.NAME]` tables over them, by name.
-pub fn resolve(
-    workspace: &BTreeMap<String, PipelineDef>,
-    config_path: Option<&std::path::Path>,
-) -> Vec<NamedPipeline> {
+pub fn resolve(workspace: &BTreeMap<String, PipelineDef>, source: &str) -> Vec<NamedPipeline> {
     let mut out: BTreeMap<String, NamedPipeline> = builtin()
         .into_iter()
         .map(|(name, def)| {
@@ -263,9 +260,7 @@ pub fn resolve(
             )
         })
         .collect();
-    let file = config_path
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| crate::workspace::CONFIG_FILE.to_string());
+    let file = source.to_string();
     for (name, def) in workspace {
         let overrides = out.contains_key(name);
         out.insert(
@@ -325,26 +320,11 @@ mod tests {
         let mut d = builtin()["nightly_mosaic"].clone();
         d.max_retries = 0;
         ws.insert("nightly_mosaic".to_string(), d);
-        let all = resolve(&ws, None);
+        let all = resolve(&ws, "contimg.toml");
         let n = all.iter().find(|p| p.name == "nightly_mosaic").unwrap();
         assert!(n.overrides_builtin);
         assert_eq!(n.def.max_retries, 0);
         assert_eq!(n.source.0, "contimg.toml");
-    }
-
-    #[test]
-    fn the_example_in_the_default_config_is_a_valid_pipeline() {
-        let text: String = crate::config::default_toml()
-            .lines()
-            .filter_map(|l| l.strip_prefix("#   "))
-            .collect::<Vec<_>>()
-            .join("\n");
-        assert!(text.contains("[pipelines.my_nightly]"), "{text}");
-        let cfg = crate::config::parse(&text).unwrap();
-        let all = resolve(&cfg.pipelines, None);
-        let p = all.iter().find(|p| p.name == "my_nightly").unwrap();
-        assert_eq!(crate::pipeline::validate(p), vec![]);
-        assert_eq!(p.def.jobs.len(), 2);
     }
 
     #[test]

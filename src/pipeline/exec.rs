@@ -252,7 +252,7 @@ fn topo_order(p: &NamedPipeline) -> Result<Vec<usize>, PipelineError> {
 /// Returns the status.
 ///
 /// When the execution turns `failed`, its notifications are written to the outbox in this same
-/// transaction (see [`crate::notify::enqueue_failure`]).
+/// transaction (see [`crate::pipeline::notify::enqueue_failure`]).
 pub fn sync(conn: &Connection, eid: i64) -> Result<String, rusqlite::Error> {
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let before: Option<(String, Option<String>)> = tx
@@ -326,9 +326,11 @@ pub fn sync(conn: &Connection, eid: i64) -> Result<String, rusqlite::Error> {
         && let Some((old, def)) = &before
         && old != "failed"
     {
-        crate::notify::enqueue_failure(&tx, eid, def.as_deref()).map_err(|e| match e {
-            crate::notify::NotifyError::Db(e) => e,
-        })?;
+        crate::pipeline::notify::enqueue_failure(&tx, eid, def.as_deref()).map_err(
+            |e| match e {
+                crate::pipeline::notify::NotifyError::Db(e) => e,
+            },
+        )?;
     }
     tx.commit()?;
     Ok(status.to_string())

@@ -19,9 +19,11 @@
 //! `pipeline_jobs` rows are written in one transaction; a job's final failure cancels its dependents and
 //! fails the execution.
 
+pub mod cron;
 pub mod def;
 pub mod exec;
 pub mod jobs;
+pub mod notify;
 pub mod runner;
 pub mod subst;
 pub mod validate;
@@ -31,9 +33,6 @@ pub use def::{JobDef, NamedPipeline, NotifyRule, ParamSpec, PipelineDef, WhenBus
 pub use exec::{Created, ExecutionManifest, Slot};
 pub use validate::{ValidationError, parse_schedule, validate};
 pub use worker::{StopWhen, WorkStats, WorkerConfig, work};
-
-/// The pipeline migration (applied after the queue's).
-pub const MIGRATION_SQL: &str = include_str!("../../migrations/0003_pipeline.sql");
 
 /// What can go wrong running pipelines.
 #[derive(Debug, thiserror::Error)]

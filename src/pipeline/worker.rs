@@ -44,12 +44,12 @@ pub struct WorkerConfig {
     pub poll: Duration,
     /// Delivers due notifications from the outbox after each task and when idle (a channel error is
     /// printed, never fatal).
-    pub notify: Option<crate::notify::Delivery>,
+    pub notify: Option<crate::pipeline::notify::Delivery>,
 }
 
 fn deliver_due(queue: &Queue, cfg: &WorkerConfig) {
     if let Some(d) = &cfg.notify
-        && let Err(e) = crate::notify::deliver(queue.connection(), d, false)
+        && let Err(e) = crate::pipeline::notify::deliver(queue.connection(), d, false)
     {
         eprintln!("contimg: warning: {e}");
     }

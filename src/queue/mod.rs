@@ -28,9 +28,6 @@ pub use task::{
     TaskInfo, TaskState,
 };
 
-/// The queue's migration, to be applied after the core schema (it references `pipeline_executions`).
-pub const MIGRATION_SQL: &str = include_str!("../../migrations/0002_queue.sql");
-
 /// What can go wrong in the queue.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {

@@ -51,7 +51,7 @@ const CLAIM_SQL: &str = "SELECT t.id FROM tasks t
 
 impl Queue {
     /// A queue over `conn`, which must already have the queue migration applied (see
-    /// [`MIGRATION_SQL`](super::MIGRATION_SQL)) and should have a busy timeout so that concurrent workers wait
+    /// `migrations/0002_queue.sql`, applied by the store) and should have a busy timeout so that concurrent workers wait
     /// for each other instead of failing with "database is locked".
     pub fn new(conn: Connection, clock: Arc<dyn Clock>) -> Self {
         Queue { conn, clock }
@@ -1034,7 +1034,8 @@ mod tests {
                  status TEXT NOT NULL, started_at TEXT, completed_at TEXT, error TEXT);",
         )
         .unwrap();
-        conn.execute_batch(super::super::MIGRATION_SQL).unwrap();
+        conn.execute_batch(include_str!("../../migrations/0002_queue.sql"))
+            .unwrap();
         let plan: Vec<String> = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {CLAIM_SQL}"))
             .unwrap()

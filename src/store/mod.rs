@@ -15,9 +15,18 @@ use rusqlite::{Connection, OpenFlags};
 /// Numbered migrations, embedded in the binary. Index i holds migration i+1.
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_core", include_str!("../../migrations/0001_core.sql")),
-    ("0002_queue", crate::queue::MIGRATION_SQL),
-    ("0003_pipeline", crate::pipeline::MIGRATION_SQL),
-    ("0004_notify", crate::notify::MIGRATION_SQL),
+    (
+        "0002_queue",
+        include_str!("../../migrations/0002_queue.sql"),
+    ),
+    (
+        "0003_pipeline",
+        include_str!("../../migrations/0003_pipeline.sql"),
+    ),
+    (
+        "0004_notify",
+        include_str!("../../migrations/0004_notify.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use contimg::mosaic::{MosaicInput, OutputGrid};
-use contimg::sim::{SimConfig, SimSummary, simulate};
+use contimg::mosaic::engine::{MosaicInput, OutputGrid};
+use contimg::mosaic::sim::{SimConfig, SimSummary, simulate};
 use ndarray::Array2;
 
 pub struct Sim {

@@ -17,7 +17,7 @@
 //!   N(>S) ∝ S^−1.5 between 2 mJy and 1 Jy at 8 per square degree, plus resolved elliptical
 //!   Gaussians (10–200 mJy, 60–300″ FWHM major axis, at least 3, 0.3 per square degree), spread
 //!   uniformly over the strip seen by all snapshots plus a margin.
-//! - Each snapshot is the apparent sky: every source × the primary beam ([`crate::beam`]) at its
+//! - Each snapshot is the apparent sky: every source × the primary beam ([`crate::mosaic::beam`]) at its
 //!   separation from the phase centre, convolved analytically with the restoring beam (an
 //!   elliptical Gaussian with BMAJ = 3.2 cells, BMIN = 2.6 cells, BPA drawn per snapshot from the
 //!   seed in [−90°, 90°)), in Jy/beam; shapes are laid out in the (l, m) pixel plane, exactly as
@@ -42,9 +42,9 @@ use rand_distr::StandardNormal;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::beam::{DSA110_DISH_M, pb_fwhm_rad, pb_response};
 use crate::fits::header::{Header, Value};
 use crate::fits::write::{FitsWriteError, write_bytes_atomic, write_image};
+use crate::mosaic::beam::{DSA110_DISH_M, pb_fwhm_rad, pb_response};
 
 /// Longitude of OVRO (east positive), degrees.
 pub const OVRO_LON_DEG: f64 = -118.2834;

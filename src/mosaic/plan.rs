@@ -9,11 +9,11 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::ingest::mjd_from_datetime;
 use crate::manifest::{Coverage, PLAN_SCHEMA, PlanImage, PlanManifest, Window};
+use crate::mosaic::ingest::mjd_from_datetime;
+use crate::mosaic::tiers::Tier;
 use crate::store::StoreError;
 use crate::store::images::{ImageFilter, ImageRecord, list};
-use crate::tiers::Tier;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -306,7 +306,7 @@ pub fn plan(
     tx.commit()?;
     Ok(PlanManifest {
         schema: PLAN_SCHEMA.to_string(),
-        database: crate::cli::absolute(database),
+        database: crate::fsutil::absolute(database),
         plan_id,
         name,
         tier: req.tier.name.clone(),
@@ -364,7 +364,7 @@ pub fn load(conn: &Connection, database: &Path, plan_id: i64) -> Result<PlanMani
     };
     Ok(PlanManifest {
         schema: PLAN_SCHEMA.to_string(),
-        database: crate::cli::absolute(database),
+        database: crate::fsutil::absolute(database),
         plan_id,
         name,
         tier,

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::tiers::{self, TierConfig};
+use crate::mosaic::tiers::{self, TierConfig};
+pub use crate::pipeline::notify::NotifyConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -30,7 +31,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub build: BuildConfig,
     /// `[qa]`: detection, matching, pictures and per-tier verdict thresholds.
-    pub qa: crate::qa::QaConfig,
+    pub qa: crate::mosaic::qa::QaConfig,
     /// `[tiers.NAME]` tables: override fields of a built-in tier or define a new one.
     pub tiers: BTreeMap<String, TierConfig>,
     /// `[pipelines.NAME]` tables: define a pipeline, or replace the built-in of the same name.
@@ -54,43 +55,6 @@ impl Default for CronConfig {
         CronConfig {
             crontab: "crontab".into(),
             max_catch_up: 7,
-        }
-    }
-}
-
-/// Defaults for notification channels; a pipeline's `notify` rule may set its own target.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NotifyConfig {
-    /// The sendmail-compatible command (argv) an email is piped to; it reads recipients from the headers.
-    pub sendmail: Vec<String>,
-    /// The From address of emails (default: contimg@HOSTNAME).
-    pub from: String,
-    /// Recipients of `email` rules that name none.
-    pub email_to: Vec<String>,
-    /// URL for `webhook` rules that name none.
-    pub webhook_url: String,
-    /// Environment variable holding the URL for `webhook` rules that name none (when webhook_url is empty).
-    pub webhook_url_env: String,
-    /// argv for `command` rules that name none.
-    pub command: Vec<String>,
-    /// Longest a delivery may take (HTTP request, sendmail, command), in seconds.
-    pub timeout_s: f64,
-    /// Delivery attempts before a notification is given up (marked failed).
-    pub max_attempts: u32,
-}
-
-impl Default for NotifyConfig {
-    fn default() -> Self {
-        NotifyConfig {
-            sendmail: vec!["/usr/sbin/sendmail".into(), "-t".into()],
-            from: String::new(),
-            email_to: vec![],
-            webhook_url: String::new(),
-            webhook_url_env: "CONTIMG_WEBHOOK_URL".into(),
-            command: vec![],
-            timeout_s: 10.0,
-            max_attempts: 10,
         }
     }
 }
@@ -259,7 +223,7 @@ max_attempts = {max_attempts}
         pb_cutoff = d.build.pb_cutoff,
         dish = d.build.dish_diameter_m,
         projection = d.build.projection,
-        qa = crate::qa::QaConfig::default_toml(),
+        qa = crate::mosaic::qa::QaConfig::default_toml(),
         tiers = tiers_toml(),
         crontab = d.cron.crontab,
         max_catch_up = d.cron.max_catch_up,
@@ -351,5 +315,20 @@ mod tests {
         let c = parse("[ingest]\nthreads = 3\n").unwrap();
         assert_eq!(c.ingest.threads, 3);
         assert_eq!(c.paths, Paths::default());
+    }
+
+    #[test]
+    fn the_example_in_the_default_config_is_a_valid_pipeline() {
+        let text: String = default_toml()
+            .lines()
+            .filter_map(|l| l.strip_prefix("#   "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(text.contains("[pipelines.my_nightly]"), "{text}");
+        let cfg = parse(&text).unwrap();
+        let all = crate::pipeline::def::resolve(&cfg.pipelines, crate::workspace::CONFIG_FILE);
+        let p = all.iter().find(|p| p.name == "my_nightly").unwrap();
+        assert_eq!(crate::pipeline::validate(p), vec![]);
+        assert_eq!(p.def.jobs.len(), 2);
     }
 }

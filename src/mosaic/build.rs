@@ -13,13 +13,13 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::fsutil::sha256_file;
 use crate::manifest::{MOSAIC_SCHEMA, MosaicManifest, PlanManifest, ProductHashes};
-use crate::mosaic::engine::{
+use crate::mosaic::engine::grid::{GridChoice, GridProjection};
+use crate::mosaic::engine::kernel::Interpolation;
+use crate::mosaic::engine::linmos::{
     BuildOptions, MosaicError, MosaicInput, OutputPaths, Progress, build_mosaic,
 };
-use crate::mosaic::grid::{GridChoice, GridProjection};
-use crate::mosaic::kernel::Interpolation;
+use crate::mosaic::tiers::Tier;
 use crate::store::{Store, StoreError};
-use crate::tiers::Tier;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -141,8 +141,8 @@ pub fn build(
     req: &BuildRequest,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<MosaicManifest, BuildError> {
-    let db_now = crate::cli::absolute(&store.path);
-    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| crate::cli::absolute(p));
+    let db_now = crate::fsutil::absolute(&store.path);
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| crate::fsutil::absolute(p));
     if canon(&plan.database) != canon(&db_now) {
         return Err(BuildError::OtherDatabase {
             planned: plan.database.clone(),

@@ -98,7 +98,7 @@ impl Default for BuildOptions {
             mesh: MeshTolerance::default(),
             mesh_step: 32,
             plan_label: None,
-            default_dish_m: crate::beam::DSA110_DISH_M,
+            default_dish_m: crate::mosaic::beam::DSA110_DISH_M,
         }
     }
 }
@@ -395,7 +395,7 @@ fn offset(ra: f64, dec: f64, dist: f64, pa: f64) -> (f64, f64) {
 
 /// Radius (degrees) where the model beam falls to `cutoff`; None if it never does within 90°.
 fn cutoff_radius_deg(freq: f64, dish: f64, cutoff: f64) -> Option<f64> {
-    let a = |deg: f64| crate::beam::pb_response(deg * D2R, freq, dish);
+    let a = |deg: f64| crate::mosaic::beam::pb_response(deg * D2R, freq, dish);
     if a(90.0) >= cutoff {
         return None;
     }
@@ -529,7 +529,7 @@ impl BeamLut {
         let table = (0..=Self::N)
             .map(|k| {
                 let s2 = s2_max * k as f64 / Self::N as f64;
-                crate::beam::pb_response(s2.sqrt().min(1.0).asin(), freq, dish) as f32
+                crate::mosaic::beam::pb_response(s2.sqrt().min(1.0).asin(), freq, dish) as f32
             })
             .collect();
         BeamLut {

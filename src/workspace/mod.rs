@@ -4,9 +4,11 @@
 //! directory and its parents. Invariant: `init` never overwrites an existing file, so running it
 //! twice changes nothing.
 
+pub mod config;
+
 use std::path::{Path, PathBuf};
 
-use crate::config::{self, Config, ConfigError};
+use config::{Config, ConfigError};
 
 /// The configuration file that marks a workspace.
 pub const CONFIG_FILE: &str = "contimg.toml";

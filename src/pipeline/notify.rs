@@ -20,14 +20,47 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::config::NotifyConfig;
 use crate::pipeline::def::{NotifyOn, NotifyRule, PipelineDef};
 
-/// The outbox migration.
-pub const MIGRATION_SQL: &str = include_str!("../migrations/0004_notify.sql");
+/// Defaults for notification channels; a pipeline's `notify` rule may set its own target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// The sendmail-compatible command (argv) an email is piped to; it reads recipients from the headers.
+    pub sendmail: Vec<String>,
+    /// The From address of emails (default: contimg@HOSTNAME).
+    pub from: String,
+    /// Recipients of `email` rules that name none.
+    pub email_to: Vec<String>,
+    /// URL for `webhook` rules that name none.
+    pub webhook_url: String,
+    /// Environment variable holding the URL for `webhook` rules that name none (when webhook_url is empty).
+    pub webhook_url_env: String,
+    /// argv for `command` rules that name none.
+    pub command: Vec<String>,
+    /// Longest a delivery may take (HTTP request, sendmail, command), in seconds.
+    pub timeout_s: f64,
+    /// Delivery attempts before a notification is given up (marked failed).
+    pub max_attempts: u32,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            sendmail: vec!["/usr/sbin/sendmail".into(), "-t".into()],
+            from: String::new(),
+            email_to: vec![],
+            webhook_url: String::new(),
+            webhook_url_env: "CONTIMG_WEBHOOK_URL".into(),
+            command: vec![],
+            timeout_s: 10.0,
+            max_attempts: 10,
+        }
+    }
+}
 
 /// How long a process may hold a notification it is delivering before another may take it over.
 const CLAIM: Duration = Duration::from_secs(300);
