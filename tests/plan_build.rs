@@ -39,7 +39,7 @@ fn tiers_are_built_in_and_overridable() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["deep", "quicklook", "science"]);
+    assert_eq!(names, ["quicklook", "science", "deep"]);
     let science = tiers
         .as_array()
         .unwrap()

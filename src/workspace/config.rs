@@ -19,9 +19,25 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: invalid configuration: {message}")]
-    Parse { path: PathBuf, message: String },
+    #[error("{path}: invalid configuration: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: ParseError,
+    },
+    #[error("{path}: invalid configuration: {source}")]
+    Tier {
+        path: PathBuf,
+        #[source]
+        source: tiers::TierError,
+    },
 }
+
+/// Configuration text that is not valid TOML or does not fit the settings: the parser's message
+/// folded onto one line (it names the line and the key).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.to_string().trim().replace('\n', " "))]
+pub struct ParseError(toml::de::Error);
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -118,20 +134,20 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let config = parse(&text).map_err(|message| ConfigError::Parse {
+    let config = parse(&text).map_err(|source| ConfigError::Parse {
         path: path.to_path_buf(),
-        message,
+        source,
     })?;
-    tiers::resolve(&config.tiers).map_err(|e| ConfigError::Parse {
+    tiers::resolve(&config.tiers).map_err(|source| ConfigError::Tier {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     })?;
     Ok(config)
 }
 
 /// Parses configuration text; the error is a one-paragraph message with the line.
-pub fn parse(text: &str) -> Result<Config, String> {
-    toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))
+pub fn parse(text: &str) -> Result<Config, ParseError> {
+    toml::from_str(text).map_err(ParseError)
 }
 
 /// The file `contimg init` writes: every setting at its default, each explained.
@@ -285,28 +301,12 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         let c = parse(&uncommented).unwrap();
-        assert_eq!(
-            tiers::resolve(&c.tiers).unwrap(),
-            tiers::builtin()
-                .into_iter()
-                .collect::<Vec<_>>()
-                .tap_sorted()
-        );
-    }
-
-    trait TapSorted {
-        fn tap_sorted(self) -> Self;
-    }
-    impl TapSorted for Vec<tiers::Tier> {
-        fn tap_sorted(mut self) -> Self {
-            self.sort_by(|a, b| a.name.cmp(&b.name));
-            self
-        }
+        assert_eq!(tiers::resolve(&c.tiers).unwrap(), tiers::builtin());
     }
 
     #[test]
     fn unknown_key_is_refused_by_name() {
-        let err = parse("[paths]\ndatabse = 'x'\n").unwrap_err();
+        let err = parse("[paths]\ndatabse = 'x'\n").unwrap_err().to_string();
         assert!(err.contains("databse"), "{err}");
     }
 
