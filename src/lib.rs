@@ -38,5 +38,6 @@ pub mod pipeline;
 pub mod queue;
 pub mod stats;
 pub mod store;
+pub mod time;
 pub mod wcs;
 pub mod workspace;

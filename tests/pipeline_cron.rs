@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use common::{contimg, json_in, run_in, workspace};
-use contimg::pipeline::exec::{Slot, iso, scheduled_slot};
+use contimg::pipeline::exec::{Slot, scheduled_slot};
 use contimg::pipeline::parse_schedule;
+use contimg::time::iso;
 use serde_json::Value;
 
 fn add_config(ws: &Path, toml: &str) {

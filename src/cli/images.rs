@@ -25,14 +25,14 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Parses a time given as ISO-8601 UTC (date, or date and time) or as an MJD number.
-pub fn parse_time_mjd(s: &str) -> Result<f64, CliError> {
-    if let Ok(mjd) = s.trim().parse::<f64>() {
-        return Ok(mjd);
+/// A time given as ISO-8601 UTC (date, or date and time) or as an MJD number, as an MJD.
+fn parse_time_mjd(s: &str) -> Result<f64, CliError> {
+    if let Ok(m) = s.trim().parse::<f64>()
+        && crate::time::from_mjd(m).is_ok()
+    {
+        return Ok(m);
     }
-    crate::mosaic::ingest::parse_date_obs(s)
-        .map(|t| crate::mosaic::ingest::mjd_from_datetime(&t))
-        .ok_or_else(|| CliError::Input(format!("cannot read {s:?} as a time: use ISO-8601 UTC (2026-01-01T03:00:00Z) or an MJD (61041.125)")))
+    Ok(crate::time::mjd(crate::time::parse_time(s)?))
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {

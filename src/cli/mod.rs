@@ -129,6 +129,12 @@ pub enum CliError {
     Failed(String),
 }
 
+impl From<crate::time::TimeError> for CliError {
+    fn from(e: crate::time::TimeError) -> CliError {
+        CliError::Input(e.to_string())
+    }
+}
+
 /// The exit code for an error: 2 when the cause is the user's input, else 1.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {

@@ -1,6 +1,6 @@
 //! `contimg plan`: choose the images of a window for a tier and record the plan.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use crate::time::{Instant, chrono_duration, parse_day, parse_duration, parse_time};
 
 use super::{CliError, Ctx, emit_json};
 use crate::mosaic::plan::{PlanError, PlanRequest};
@@ -52,65 +52,18 @@ pub struct Args {
     pub replace: bool,
 }
 
-/// Parses a time as ISO-8601 UTC or MJD.
-pub fn parse_time(s: &str) -> Result<DateTime<Utc>, CliError> {
-    if let Ok(mjd) = s.trim().parse::<f64>() {
-        return crate::mosaic::ingest::datetime_from_mjd(mjd)
-            .ok_or_else(|| CliError::Input(format!("MJD {s} is out of range")));
-    }
-    crate::mosaic::ingest::parse_date_obs(s)
-        .or_else(|| {
-            // Accept a time without seconds (2026-11-20T03:00Z).
-            chrono::NaiveDateTime::parse_from_str(s.trim().trim_end_matches('Z'), "%Y-%m-%dT%H:%M")
-                .ok()
-                .map(|t| t.and_utc())
-        })
-        .ok_or_else(|| {
-            CliError::Input(format!(
-                "cannot read {s:?} as a time: use ISO-8601 UTC (2026-11-20T03:00:00Z) or an MJD"
-            ))
-        })
-}
-
-/// Parses a duration like 90s, 30m, 24h, 7d.
-pub fn parse_duration(s: &str) -> Result<Duration, CliError> {
-    let s = s.trim();
-    let bad = || {
-        CliError::Input(format!(
-            "cannot read {s:?} as a duration: use a number and a unit s, m, h or d (e.g. 24h)"
-        ))
-    };
-    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(bad)?);
-    let n: f64 = num.trim().parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        _ => return Err(bad()),
-    };
-    if secs.is_nan() || secs <= 0.0 {
-        return Err(bad());
-    }
-    Ok(Duration::milliseconds((secs * 1000.0).round() as i64))
-}
-
-fn window(args: &Args) -> Result<(DateTime<Utc>, DateTime<Utc>), CliError> {
+fn window(args: &Args) -> Result<(Instant, Instant), CliError> {
     if let (Some(s), Some(e)) = (&args.start, &args.end) {
         return Ok((parse_time(s)?, parse_time(e)?));
     }
     if let Some(l) = &args.last {
-        let end = Utc::now();
-        return Ok((end - parse_duration(l)?, end));
+        let end = crate::time::now();
+        return Ok((end - chrono_duration(parse_duration(l)?), end));
     }
     if let Some(n) = &args.night {
-        let d = NaiveDate::parse_from_str(n.trim(), "%Y-%m-%d")
+        let start = parse_day(n)
             .map_err(|_| CliError::Input(format!("cannot read --night {n:?}: use YYYY-MM-DD")))?;
-        let start = d
-            .and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc())
-            .ok_or_else(|| CliError::Input(format!("bad date {n}")))?;
-        return Ok((start, start + Duration::days(1)));
+        return Ok((start, start + chrono::Duration::days(1)));
     }
     Err(CliError::Input(
         "give a window: --start and --end, --last DURATION, or --night YYYY-MM-DD".into(),
@@ -164,25 +117,5 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             Err(CliError::Input(e.to_string()).into())
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_and_times() {
-        assert_eq!(parse_duration("24h").unwrap(), Duration::hours(24));
-        assert_eq!(parse_duration("90m").unwrap(), Duration::minutes(90));
-        assert!(parse_duration("soon").is_err());
-        assert_eq!(
-            parse_time("2026-11-20T03:00Z").unwrap().to_rfc3339(),
-            "2026-11-20T03:00:00+00:00"
-        );
-        assert_eq!(
-            parse_time("61000").unwrap(),
-            parse_time("2025-11-21T00:00:00").unwrap()
-        );
     }
 }

@@ -12,6 +12,7 @@ use crate::pipeline::jobs::SelfInvocation;
 use crate::pipeline::worker::process_id;
 use crate::pipeline::{ExecutionManifest, PipelineError, Slot, StopWhen, WorkerConfig, exec};
 use crate::queue::{Queue, SystemClock};
+use crate::time::iso;
 use crate::workspace::Workspace;
 
 /// Run a pipeline for one slot: create its execution and tasks, work them, print the manifest.
@@ -88,13 +89,13 @@ pub(super) fn checked(all: &[NamedPipeline], name: &str) -> Result<NamedPipeline
 
 /// Lease from a duration argument.
 pub(super) fn lease(s: &str) -> Result<Duration, CliError> {
-    let secs = crate::pipeline::def::parse_duration_s(s).map_err(CliError::Input)?;
-    if secs < 0.3 {
+    let d = crate::time::parse_duration(s)?;
+    if d.as_secs_f64() < 0.3 {
         return Err(CliError::Input(format!(
             "--lease {s} is too short; give at least 1s"
         )));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(d)
 }
 
 /// What every worker thread of this process needs.
@@ -262,7 +263,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let engine = Engine::new(ctx, &ws, lease(&args.lease)?)?;
     let q = engine.queue()?;
     engine.deliver(ctx, &q, true);
-    let now = chrono::Utc::now();
+    let now = crate::time::now();
     let schedule = || {
         p.def.schedule.clone().ok_or_else(|| {
             CliError::Input(format!(
@@ -278,10 +279,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             [&p.name],
             |r| r.get(0),
         )?;
-        let last = last
-            .as_deref()
-            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&chrono::Utc));
+        let last = last.as_deref().and_then(crate::time::parse_rfc3339);
         let (slots, dropped) =
             crate::pipeline::cron::catch_up_slots(&sched, last, now, ws.config.cron.max_catch_up)
                 .map_err(|e| CliError::Input(e.to_string()))?;
@@ -290,7 +288,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 "warning: {} missed slot(s) from {} are older than the newest [cron] max_catch_up = {}; \
                  backfill them with --slot TIME",
                 dropped.len(),
-                exec::iso(*first),
+                iso(*first),
                 ws.config.cron.max_catch_up
             ));
         }
@@ -298,7 +296,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             "catch-up of {}: {} slot(s) since {}",
             p.name,
             slots.len(),
-            last.map(exec::iso)
+            last.map(iso)
                 .unwrap_or_else(|| "(no successful execution yet)".into())
         ));
         let mut out = Vec::new();
@@ -319,9 +317,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         emit_json(&serde_json::json!({
             "schema": "contimg.catch-up/1",
             "pipeline": p.name,
-            "last_success": last.map(exec::iso),
-            "slots": slots.iter().map(|t| exec::iso(*t)).collect::<Vec<_>>(),
-            "dropped": dropped.iter().map(|t| exec::iso(*t)).collect::<Vec<_>>(),
+            "last_success": last.map(iso),
+            "slots": slots.iter().copied().map(iso).collect::<Vec<_>>(),
+            "dropped": dropped.iter().copied().map(iso).collect::<Vec<_>>(),
             "executions": out,
         }))?;
         if failed > 0 {
@@ -337,7 +335,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let slot_time = match args.slot.trim() {
         "now" => now,
         "scheduled" => exec::scheduled_slot(&schedule()?, now).map_err(CliError::Input)?,
-        s => super::plan::parse_time(s)?,
+        s => crate::time::parse_time(s)?,
     };
     let slot = Slot::new(slot_time, p.def.window.as_deref()).map_err(CliError::Input)?;
     let r = run_slot(
@@ -370,7 +368,7 @@ fn run_slot(
     workers: usize,
 ) -> anyhow::Result<SlotRun> {
     use crate::pipeline::{WhenBusy, runner};
-    let slot_s = exec::iso(slot.time);
+    let slot_s = iso(slot.time);
     let exists: bool = q.connection().query_row(
         "SELECT count(*) > 0 FROM pipeline_executions WHERE pipeline_name = ?1 AND slot = ?2",
         rusqlite::params![p.name, slot_s],

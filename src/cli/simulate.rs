@@ -61,7 +61,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         size: args.size,
         cell: args.cell,
         dec: args.dec,
-        start: super::plan::parse_time(&args.start)?,
+        start: crate::time::parse_time(&args.start)?,
         cadence: args.cadence,
         seed: args.seed,
         ra_start: args.ra_start,

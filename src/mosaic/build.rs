@@ -272,7 +272,7 @@ pub fn build(
             |r| r.get(0),
         )
         .optional()?;
-    let now = crate::store::now_unix();
+    let now = crate::time::now_unix();
     let mosaic_id = match existing {
         Some(id) => {
             tx.execute(
@@ -337,6 +337,6 @@ pub fn build(
         projection: g.projection.code().to_string(),
         cell_arcsec: g.cdelt_deg.1.abs() * 3600.0,
         interpolation: result.interpolation.name().to_string(),
-        created_at: crate::store::now_iso(),
+        created_at: crate::time::now_iso(),
     })
 }

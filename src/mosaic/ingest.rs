@@ -9,7 +9,6 @@ use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rayon::prelude::*;
 use rusqlite::Connection;
 use serde::Serialize;
@@ -20,6 +19,7 @@ use crate::fits::read::{FitsReadError, read_image_bytes};
 use crate::stats;
 use crate::store::StoreError;
 use crate::store::images::{self, ImageRecord, Upsert};
+use crate::time::{self, Instant};
 use crate::wcs::{Frame, Wcs, WcsError};
 
 /// Why one file could not be ingested.
@@ -56,71 +56,16 @@ pub enum IngestError {
     Missing { path: PathBuf },
 }
 
-/// Mean Julian Date of the Unix epoch.
-const MJD_UNIX_EPOCH: f64 = 40_587.0;
-
-/// Converts a UTC instant to MJD.
-pub fn mjd_from_datetime(t: &DateTime<Utc>) -> f64 {
-    t.timestamp() as f64 / 86_400.0
-        + t.timestamp_subsec_nanos() as f64 * 1e-9 / 86_400.0
-        + MJD_UNIX_EPOCH
-}
-
-/// Converts MJD (UTC) to an instant, rounded to the microsecond.
-pub fn datetime_from_mjd(mjd: f64) -> Option<DateTime<Utc>> {
-    let micros = ((mjd - MJD_UNIX_EPOCH) * 86_400.0 * 1e6).round();
-    if !micros.is_finite() {
-        return None;
-    }
-    DateTime::from_timestamp_micros(micros as i64)
-}
-
-/// Parses a FITS DATE-OBS: `YYYY-MM-DD[Thh:mm:ss[.sss]]` (ISO, optional trailing Z) or the old
-/// `DD/MM/YY` form (19YY, as the FITS standard defines it).
-pub fn parse_date_obs(s: &str) -> Option<DateTime<Utc>> {
-    let s = s.trim().trim_end_matches('Z');
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%d %H:%M:%S%.f",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
-            return Some(t.and_utc());
-        }
-    }
-    for fmt in ["%Y-%m-%d", "%Y%m%d"] {
-        if let Ok(d) = NaiveDate::parse_from_str(s, fmt) {
-            return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
-        }
-    }
-    let parts: Vec<&str> = s.split('/').collect();
-    if parts.len() == 3 {
-        let (d, m, y) = (
-            parts[0].parse().ok()?,
-            parts[1].parse().ok()?,
-            parts[2].parse::<i32>().ok()?,
-        );
-        return NaiveDate::from_ymd_opt(1900 + y, m, d)?
-            .and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc());
-    }
-    None
-}
-
 /// Observation time: DATE-OBS (with TIME-OBS if DATE-OBS has no time), else MJD-OBS.
-fn observation_time(h: &Header) -> Option<DateTime<Utc>> {
-    if let Some(t) = h.str("DATE-OBS").and_then(parse_date_obs) {
+fn observation_time(h: &Header) -> Option<Instant> {
+    if let Some(t) = h.str("DATE-OBS").and_then(|s| time::parse_date_obs(s).ok()) {
         let has_time = h.str("DATE-OBS").is_some_and(|s| s.contains('T'));
-        if !has_time
-            && let Some(extra) = h
-                .str("TIME-OBS")
-                .and_then(|s| chrono::NaiveTime::parse_from_str(s.trim(), "%H:%M:%S%.f").ok())
-        {
+        if !has_time && let Some(extra) = h.str("TIME-OBS").and_then(time::parse_time_of_day) {
             return Some(t.date_naive().and_time(extra).and_utc());
         }
         return Some(t);
     }
-    h.f64("MJD-OBS").and_then(datetime_from_mjd)
+    h.f64("MJD-OBS").and_then(|m| time::from_mjd(m).ok())
 }
 
 fn frame_name(f: Frame) -> String {
@@ -180,8 +125,8 @@ pub fn analyse(path: &Path, bytes: &[u8], sha256: String) -> Result<ImageRecord,
         dec_deg: dec,
         content_sha256: sha256,
         file_size: bytes.len() as u64,
-        obs_time: obs.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
-        obs_mjd: obs.as_ref().map(mjd_from_datetime),
+        obs_time: obs.map(time::iso_millis),
+        obs_mjd: obs.map(time::mjd),
         naxis1: nx as u64,
         naxis2: ny as u64,
         cell_arcsec: wcs.pixel_scale_deg() * 3600.0,
@@ -197,7 +142,7 @@ pub fn analyse(path: &Path, bytes: &[u8], sha256: String) -> Result<ImageRecord,
         bunit: h.str("BUNIT").map(|s| s.trim().to_string()),
         peak_jy: peak.is_finite().then_some(peak),
         n_blank,
-        ingested_at: crate::store::now_iso(),
+        ingested_at: time::now_iso(),
     })
 }
 

@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::manifest::{Coverage, PLAN_SCHEMA, PlanImage, PlanManifest, Window};
-use crate::mosaic::ingest::mjd_from_datetime;
 use crate::mosaic::tiers::Tier;
 use crate::store::StoreError;
 use crate::store::images::{ImageFilter, ImageRecord, list};
+use crate::time::{compact, iso, mjd};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -60,18 +60,9 @@ pub struct PlanRequest {
     pub replace: bool,
 }
 
-/// ISO-8601 UTC with seconds, the format manifests use.
-pub fn iso(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
 /// The default plan name: tier and window, e.g. `science_20261119T0300_20261120T0300`.
 pub fn default_name(tier: &str, start: &DateTime<Utc>, end: &DateTime<Utc>) -> String {
-    format!(
-        "{tier}_{}_{}",
-        start.format("%Y%m%dT%H%M%S"),
-        end.format("%Y%m%dT%H%M%S")
-    )
+    format!("{tier}_{}_{}", compact(*start), compact(*end))
 }
 
 fn ra_in_box(ra: f64, min: f64, max: f64) -> bool {
@@ -167,15 +158,15 @@ pub fn plan(
 ) -> Result<PlanManifest, PlanError> {
     if req.start >= req.end {
         return Err(PlanError::BadWindow {
-            start: iso(&req.start),
-            end: iso(&req.end),
+            start: iso(req.start),
+            end: iso(req.end),
         });
     }
     let in_window = list(
         conn,
         &ImageFilter {
-            since_mjd: Some(mjd_from_datetime(&req.start)),
-            until_mjd: Some(mjd_from_datetime(&req.end)),
+            since_mjd: Some(mjd(req.start)),
+            until_mjd: Some(mjd(req.end)),
             max_rms_jy: None,
         },
     )?;
@@ -216,8 +207,8 @@ pub fn plan(
     if chosen.is_empty() {
         return Err(PlanError::NoImages {
             tier: req.tier.name.clone(),
-            start: iso(&req.start),
-            end: iso(&req.end),
+            start: iso(req.start),
+            end: iso(req.end),
             threshold_mjy: req.tier.max_rms_jy * 1e3,
             in_window: n_window,
             rejected_rms,
@@ -256,7 +247,7 @@ pub fn plan(
             if same {
                 (id, created, true)
             } else if req.replace {
-                let now = crate::store::now_unix();
+                let now = crate::time::now_unix();
                 tx.execute(
                     "UPDATE mosaic_plans SET tier=?2, start_time=?3, end_time=?4, image_ids=?5, n_images=?6, \
                      ra_min_deg=?7, ra_max_deg=?8, dec_min_deg=?9, dec_max_deg=?10, created_at=?11, status='pending' \
@@ -281,7 +272,7 @@ pub fn plan(
             }
         }
         None => {
-            let now = crate::store::now_unix();
+            let now = crate::time::now_unix();
             tx.execute(
                 "INSERT INTO mosaic_plans (name, tier, start_time, end_time, image_ids, n_images, ra_min_deg, \
                  ra_max_deg, dec_min_deg, dec_max_deg, created_at, status) \
@@ -311,14 +302,14 @@ pub fn plan(
         name,
         tier: req.tier.name.clone(),
         window: Window {
-            start: iso(&req.start),
-            end: iso(&req.end),
+            start: iso(req.start),
+            end: iso(req.end),
         },
         coverage,
         n_images: chosen.len(),
         images: chosen.iter().map(PlanImage::from).collect(),
         created_at: DateTime::from_timestamp(created_at, 0)
-            .map(|t| iso(&t))
+            .map(iso)
             .unwrap_or_default(),
         existing: was_existing,
     })
@@ -357,11 +348,7 @@ pub fn load(conn: &Connection, database: &Path, plan_id: i64) -> Result<PlanMani
         })?;
     let ids: Vec<i64> = serde_json::from_str(&ids_json).unwrap_or_default();
     let images = crate::store::images::by_ids(conn, &ids)?;
-    let ts = |t: i64| {
-        DateTime::from_timestamp(t, 0)
-            .map(|t| iso(&t))
-            .unwrap_or_default()
-    };
+    let ts = |t: i64| DateTime::from_timestamp(t, 0).map(iso).unwrap_or_default();
     Ok(PlanManifest {
         schema: PLAN_SCHEMA.to_string(),
         database: crate::fsutil::absolute(database),

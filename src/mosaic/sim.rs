@@ -45,6 +45,7 @@ use serde::Serialize;
 use crate::fits::header::{Header, Value};
 use crate::fits::write::{FitsWriteError, write_bytes_atomic, write_image};
 use crate::mosaic::beam::{DSA110_DISH_M, pb_fwhm_rad, pb_response};
+use crate::time::{fits_date, mjd};
 
 /// Longitude of OVRO (east positive), degrees.
 pub const OVRO_LON_DEG: f64 = -118.2834;
@@ -69,7 +70,6 @@ const STAMP_NSIGMA: f64 = 5.0;
 /// The noise kernel (the restoring beam) is truncated at this many standard deviations.
 const NOISE_KERNEL_NSIGMA: f64 = 4.0;
 const FWHM_PER_SIGMA: f64 = 2.354_820_045_030_949_3; // 2·sqrt(2 ln 2)
-const UNIX_MJD: f64 = 40_587.0;
 
 /// Everything `contimg simulate` can be told; field names follow the flags
 /// (`--out --images --size --cell --dec --start --cadence --seed --ra-start --freq --noise
@@ -215,12 +215,6 @@ pub fn gmst_deg(t: DateTime<Utc>) -> f64 {
 /// Local mean sidereal time at OVRO in degrees [0, 360).
 pub fn lst_ovro_deg(t: DateTime<Utc>) -> f64 {
     wrap360(gmst_deg(t) + OVRO_LON_DEG)
-}
-
-/// Modified Julian Date (UTC) of `t`.
-pub fn mjd(t: DateTime<Utc>) -> f64 {
-    let unix = t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) * 1e-9;
-    UNIX_MJD + unix / 86_400.0
 }
 
 /// Wraps an angle in degrees into [0, 360).
@@ -703,10 +697,6 @@ fn pb_image(cfg: &SimConfig, grid: &SinGrid) -> Vec<f32> {
     out
 }
 
-fn iso(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()
-}
-
 fn image_header(cfg: &SimConfig, plan: &Plan, grid: &SinGrid, pb: bool) -> Header {
     let mut h = Header::new();
     let f = |x: f64| Value::Float(x);
@@ -768,7 +758,7 @@ fn image_header(cfg: &SimConfig, plan: &Plan, grid: &SinGrid, pb: bool) -> Heade
     h.set("TIMESYS", s("UTC"), "");
     h.set(
         "DATE-OBS",
-        s(&iso(plan.start)),
+        s(&fits_date(plan.start)),
         "start of the snapshot (UTC); mid time in DATE-AVG",
     );
     h.set(
@@ -778,7 +768,7 @@ fn image_header(cfg: &SimConfig, plan: &Plan, grid: &SinGrid, pb: bool) -> Heade
     );
     h.set(
         "DATE-AVG",
-        s(&iso(plan.mid)),
+        s(&fits_date(plan.mid)),
         "mid time of the snapshot (UTC), RA on the meridian",
     );
     h.set(
@@ -872,7 +862,7 @@ fn render_and_write(
         pb_file,
         ra_deg: plan.ra,
         dec_deg: cfg.dec,
-        date_obs: iso(plan.start),
+        date_obs: fits_date(plan.start),
         mjd_obs: mjd(plan.start),
         rms_jy: plan.rms,
         bmaj_deg: cfg.bmaj_deg(),

@@ -276,28 +276,6 @@ pub fn resolve(workspace: &BTreeMap<String, PipelineDef>, source: &str) -> Vec<N
     out.into_values().collect()
 }
 
-/// Parses a duration like `90s`, `30m`, `24h`, `7d` (or a bare number of seconds) into seconds.
-pub fn parse_duration_s(s: &str) -> Result<f64, String> {
-    let t = s.trim();
-    let bad = || {
-        format!("cannot read {s:?} as a duration: use a number and a unit s, m, h or d (e.g. 30m)")
-    };
-    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.trim().parse().map_err(|_| bad())?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        _ => return Err(bad()),
-    };
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err(format!("duration {s:?} must be positive"));
-    }
-    Ok(secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,13 +303,5 @@ mod tests {
         assert!(n.overrides_builtin);
         assert_eq!(n.def.max_retries, 0);
         assert_eq!(n.source.0, "contimg.toml");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration_s("30m").unwrap(), 1800.0);
-        assert_eq!(parse_duration_s("2").unwrap(), 2.0);
-        assert!(parse_duration_s("-1s").is_err());
-        assert!(parse_duration_s("5 parsecs").is_err());
     }
 }

@@ -14,9 +14,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::PipelineError;
-use super::def::{NamedPipeline, parse_duration_s};
+use super::def::NamedPipeline;
 use super::subst::{self, Resolution};
 use crate::queue::{NewTask, Queue, RetryStrategy, TaskId, TaskInfo, TaskState};
+use crate::time::iso;
 
 /// The time an execution is for, and the window it covers: [start, end) with end = the slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,20 +27,19 @@ pub struct Slot {
     pub end: DateTime<Utc>,
 }
 
-/// ISO-8601 UTC with seconds, as slots are stored and substituted.
-pub fn iso(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
 impl Slot {
     /// The slot at `time` for a pipeline with an optional window length ("24h").
     pub fn new(time: DateTime<Utc>, window: Option<&str>) -> Result<Slot, String> {
         let time = chrono::DurationRound::duration_trunc(time, Duration::seconds(1))
             .map_err(|e| format!("slot time {time}: {e}"))?;
-        let len = window.map(parse_duration_s).transpose()?.unwrap_or(0.0);
+        let len = window
+            .map(crate::time::parse_duration)
+            .transpose()
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
         Ok(Slot {
             time,
-            start: time - Duration::milliseconds((len * 1000.0).round() as i64),
+            start: time - Duration::milliseconds(len.as_millis() as i64),
             end: time,
         })
     }
@@ -48,7 +48,7 @@ impl Slot {
         match key {
             "start" => Some(iso(self.start)),
             "end" => Some(iso(self.end)),
-            "date" => Some(self.time.format("%Y-%m-%d").to_string()),
+            "date" => Some(crate::time::date(self.time)),
             _ => None,
         }
     }
@@ -187,8 +187,9 @@ pub fn create(
                 .retry(retry)
                 .depends_on(j.depends_on.iter().filter_map(|d| ids.get(d.as_str()).copied()));
             if let Some(to) = &j.timeout {
-                let secs = parse_duration_s(to).map_err(crate::queue::QueueError::InvalidTask)?;
-                t = t.timeout_s(secs);
+                let timeout = crate::time::parse_duration(to)
+                    .map_err(|e| crate::queue::QueueError::InvalidTask(e.to_string()))?;
+                t = t.timeout_s(timeout.as_secs_f64());
             }
             let id = b.spawn(&t)?;
             ids.insert(j.id.as_str(), id);
@@ -349,9 +350,9 @@ pub fn sync_active(conn: &Connection) -> Result<(), rusqlite::Error> {
 }
 
 fn normalise_ts(s: &str) -> String {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| iso(t.with_timezone(&Utc)))
-        .unwrap_or_else(|_| s.to_string())
+    crate::time::parse_rfc3339(s)
+        .map(iso)
+        .unwrap_or_else(|| s.to_string())
 }
 
 /// One job in an execution manifest.

@@ -73,7 +73,7 @@ pub enum NotifyError {
 }
 
 fn ts(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    crate::time::iso(t)
 }
 
 /// The facts about a failed execution a message is made of (stored as the row's `event`).

@@ -9,10 +9,9 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use super::exec::iso;
+use crate::time::{chrono_duration, iso, now};
 
 /// Who holds an execution.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,13 +62,13 @@ fn live(h: &Holder, expires_at: &str, now: &str) -> bool {
 }
 
 fn lease_end(lease: Duration) -> String {
-    iso(Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60)))
+    iso(now() + chrono_duration(lease))
 }
 
 /// Takes execution `eid` for this process, or returns the live holder.
 pub fn acquire(conn: &Connection, eid: i64, lease: Duration) -> rusqlite::Result<Option<Holder>> {
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    let now = iso(Utc::now());
+    let now = iso(now());
     let m = me();
     let cur: Option<(String, i64, String)> = tx
         .query_row(
@@ -116,7 +115,7 @@ pub fn release(conn: &Connection, eid: i64) -> rusqlite::Result<()> {
 
 /// The running executions of `pipeline` for other slots than `slot` that a live runner is working.
 pub fn active(conn: &Connection, pipeline: &str, slot: &str) -> rusqlite::Result<Vec<i64>> {
-    let now = iso(Utc::now());
+    let now = iso(now());
     let rows: Vec<(i64, String, i64, String)> = conn
         .prepare(
             "SELECT e.id, r.host, r.pid, r.expires_at FROM pipeline_executions e

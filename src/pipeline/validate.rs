@@ -7,10 +7,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::def::{NamedPipeline, PipelineDef, parse_duration_s};
+use super::def::{NamedPipeline, PipelineDef};
 use super::jobs::{JOB_TYPES, job_type};
 use super::subst;
 use crate::queue::RetryStrategy;
+use crate::time::parse_duration;
 
 /// One problem in one pipeline definition.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -99,7 +100,7 @@ pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
         err(None, e);
     }
     if let Some(w) = &d.window
-        && let Err(e) = parse_duration_s(w)
+        && let Err(e) = parse_duration(w)
     {
         err(None, format!("window: {e}"));
     }
@@ -206,7 +207,7 @@ pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
             }
         }
         if let Some(t) = &j.timeout
-            && let Err(e) = parse_duration_s(t)
+            && let Err(e) = parse_duration(t)
         {
             err(jid, format!("timeout: {e}"));
         }

@@ -300,7 +300,7 @@ fn run_task_inner(
         task.max_attempts,
         task.generation,
         cfg.worker_id,
-        exec::iso(queue.now()),
+        crate::time::iso(queue.now()),
     );
     let _ = log_file.write_all(header.as_bytes());
     let header_lines = header.lines().count();

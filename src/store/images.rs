@@ -131,7 +131,7 @@ pub fn upsert(conn: &mut Connection, rec: &ImageRecord) -> Result<(Upsert, i64),
         .map(|c| format!("{c}=excluded.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let now = super::now_iso();
+    let now = crate::time::now_iso();
     let id: i64 = tx.query_row(
         &format!(
             "INSERT INTO images (path, rms_jy, ra_deg, dec_deg, created_at, content_sha256, file_size, \
@@ -146,7 +146,7 @@ pub fn upsert(conn: &mut Connection, rec: &ImageRecord) -> Result<(Upsert, i64),
             rec.rms_jy,
             rec.ra_deg,
             rec.dec_deg,
-            super::now_unix(),
+            crate::time::now_unix(),
             rec.content_sha256,
             rec.file_size as i64,
             rec.obs_time,

@@ -151,13 +151,3 @@ impl Store {
         }
     }
 }
-
-/// The current time as ISO-8601 UTC with seconds, the format of every TEXT time column.
-pub fn now_iso() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-/// The current time as Unix seconds, the format of the seed's INTEGER time columns.
-pub fn now_unix() -> i64 {
-    chrono::Utc::now().timestamp()
-}

@@ -732,9 +732,8 @@ fn history_lines(text: &str, out: &mut Header) {
 }
 
 fn mjd_to_iso(mjd: f64) -> String {
-    let secs = ((mjd - 40587.0) * 86400.0 * 1000.0).round() as i64;
-    chrono::DateTime::from_timestamp_millis(secs)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string())
+    crate::time::from_mjd(mjd)
+        .map(crate::time::fits_date)
         .unwrap_or_default()
 }
 

@@ -687,7 +687,7 @@ pub fn record(conn: &mut Connection, db: &Path, report: &QaReport) -> Result<i64
             report.artefacts.score,
             i64::from(report.verdict != Verdict::Fail),
             serde_json::to_string(&warnings).unwrap_or_else(|_| "[]".into()),
-            crate::store::now_unix(),
+            crate::time::now_unix(),
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -705,7 +705,7 @@ impl QaManifest {
             schema: QA_SCHEMA.to_string(),
             database: database.to_path_buf(),
             qa_id,
-            created_at: crate::store::now_iso(),
+            created_at: crate::time::now_iso(),
             report,
         }
     }
