@@ -144,6 +144,12 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
                 CliError::Failed(_) => 1,
             };
         }
+        if let Some(e) = cause.downcast_ref::<crate::pipeline::PipelineError>() {
+            return if e.is_input() { 2 } else { 1 };
+        }
+        if let Some(e) = cause.downcast_ref::<crate::pipeline::cron::CronError>() {
+            return if e.is_input() { 2 } else { 1 };
+        }
         if cause.downcast_ref::<WorkspaceError>().is_some()
             || cause
                 .downcast_ref::<crate::workspace::config::ConfigError>()

@@ -37,8 +37,15 @@ pub enum CronError {
         "the crontab has `{begin}` without a matching `{end}`; fix it with `crontab -e`, then try again (nothing was changed)"
     )]
     Unbalanced { begin: String, end: String },
-    #[error("{0}")]
-    Schedule(String),
+    #[error(transparent)]
+    Schedule(#[from] crate::pipeline::ScheduleError),
+}
+
+impl CronError {
+    /// True when the cause is the user's input (their crontab or schedule), not a failing program.
+    pub fn is_input(&self) -> bool {
+        matches!(self, CronError::Unbalanced { .. } | CronError::Schedule(_))
+    }
 }
 
 /// The block markers for a workspace.
@@ -212,7 +219,7 @@ pub fn write(program: &[String], text: &str) -> Result<(), CronError> {
 
 /// The latest time ≤ `now` at which `schedule` fires (the slot of `run --slot scheduled`).
 pub fn latest_slot(schedule: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, CronError> {
-    crate::pipeline::exec::scheduled_slot(schedule, now).map_err(CronError::Schedule)
+    Ok(crate::pipeline::exec::scheduled_slot(schedule, now)?)
 }
 
 /// Slot times, oldest first.
@@ -228,7 +235,7 @@ pub fn catch_up_slots(
     now: DateTime<Utc>,
     cap: u32,
 ) -> Result<(Slots, Slots), CronError> {
-    let cron = crate::pipeline::parse_schedule(schedule).map_err(CronError::Schedule)?;
+    let cron = crate::pipeline::parse_schedule(schedule)?;
     let cap = cap.max(1) as usize;
     let mut all = Vec::new();
     match last_success {

@@ -13,11 +13,85 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+
 use super::PipelineError;
 use super::def::NamedPipeline;
-use super::subst::{self, Resolution};
-use crate::queue::{NewTask, Queue, RetryStrategy, TaskId, TaskInfo, TaskState};
 use crate::time::iso;
+use super::subst::{self, Resolution, SubstError};
+use super::validate::ScheduleError;
+use crate::queue::{NewTask, Queue, RetryStrategy, TaskId, TaskInfo, TaskState};
+
+/// The state of an execution, derived from its tasks by [`sync`]: `running` while any task can still
+/// make progress, else `failed` when one failed, else `cancelled` when one was cancelled, else
+/// `completed`. Stored as its lowercase name in `pipeline_executions.status`; this is the one
+/// conversion to and from the database and the manifests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecStatus {
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl ExecStatus {
+    pub const ALL: [ExecStatus; 4] = [
+        ExecStatus::Running,
+        ExecStatus::Completed,
+        ExecStatus::Failed,
+        ExecStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecStatus::Running => "running",
+            ExecStatus::Completed => "completed",
+            ExecStatus::Failed => "failed",
+            ExecStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// True once no task of the execution can make progress.
+    pub fn is_finished(self) -> bool {
+        self != ExecStatus::Running
+    }
+
+    /// The status of an execution whose tasks are in these states.
+    fn derive(count: impl Fn(TaskState) -> i64) -> ExecStatus {
+        if count(TaskState::Pending) + count(TaskState::Running) + count(TaskState::Sleeping) > 0 {
+            ExecStatus::Running
+        } else if count(TaskState::Failed) > 0 {
+            ExecStatus::Failed
+        } else if count(TaskState::Cancelled) > 0 {
+            ExecStatus::Cancelled
+        } else {
+            ExecStatus::Completed
+        }
+    }
+}
+
+impl std::fmt::Display for ExecStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ToSql for ExecStatus {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for ExecStatus {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = value.as_str()?;
+        ExecStatus::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| FromSqlError::Other(format!("unknown execution status '{s}'").into()))
+    }
+}
 
 /// The time an execution is for, and the window it covers: [start, end) with end = the slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,17 +103,17 @@ pub struct Slot {
 
 impl Slot {
     /// The slot at `time` for a pipeline with an optional window length ("24h").
-    pub fn new(time: DateTime<Utc>, window: Option<&str>) -> Result<Slot, String> {
+    pub fn new(time: DateTime<Utc>, window: Option<&str>) -> Result<Slot, PipelineError> {
         let time = chrono::DurationRound::duration_trunc(time, Duration::seconds(1))
-            .map_err(|e| format!("slot time {time}: {e}"))?;
+            .map_err(|e| PipelineError::Invalid(format!("slot time {time}: {e}")))?;
         let len = window
             .map(crate::time::parse_duration)
             .transpose()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| PipelineError::Invalid(format!("window: {e}")))?
             .unwrap_or_default();
         Ok(Slot {
             time,
-            start: time - Duration::milliseconds(len.as_millis() as i64),
+            start: time - crate::time::chrono_duration(len),
             end: time,
         })
     }
@@ -55,21 +129,25 @@ impl Slot {
 }
 
 /// The latest time ≤ `now` a cron schedule fires (for `--slot scheduled`).
-pub fn scheduled_slot(schedule: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+pub fn scheduled_slot(schedule: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ScheduleError> {
     let cron = super::validate::parse_schedule(schedule)?;
     cron.find_previous_occurrence(&now, true)
-        .map_err(|e| format!("schedule {schedule:?}: no time at or before {now}: {e}"))
+        .map_err(|source| ScheduleError::NoPrevious {
+            expr: schedule.to_string(),
+            now,
+            source,
+        })
 }
 
 /// Resolves `--param k=v` values against the pipeline's declared parameters.
 pub fn resolve_params(
     p: &NamedPipeline,
     given: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, Option<String>>, String> {
+) -> Result<BTreeMap<String, Option<String>>, PipelineError> {
     for k in given.keys() {
         if !p.def.params.contains_key(k) {
             let known: Vec<&str> = p.def.params.keys().map(String::as_str).collect();
-            return Err(format!(
+            return Err(PipelineError::Invalid(format!(
                 "pipeline '{}' has no parameter '{k}'; it takes: {}",
                 p.name,
                 if known.is_empty() {
@@ -77,21 +155,21 @@ pub fn resolve_params(
                 } else {
                     known.join(", ")
                 }
-            ));
+            )));
         }
     }
     let mut out = BTreeMap::new();
     for (k, spec) in &p.def.params {
         let v = given.get(k).cloned().or_else(|| spec.default.clone());
         if v.is_none() && spec.required {
-            return Err(format!(
+            return Err(PipelineError::Invalid(format!(
                 "pipeline '{}' needs --param {k}=…{}",
                 p.name,
                 spec.description
                     .as_deref()
                     .map(|d| format!(" ({d})"))
                     .unwrap_or_default()
-            ));
+            )));
         }
         out.insert(k.clone(), v);
     }
@@ -103,7 +181,7 @@ pub fn static_params(
     job_params: &Map<String, Value>,
     slot: &Slot,
     params: &BTreeMap<String, Option<String>>,
-) -> Result<Map<String, Value>, String> {
+) -> Result<Map<String, Value>, SubstError> {
     subst::substitute(job_params, &mut |r| match r.ns.as_str() {
         "slot" => match slot.var(&r.path[0]) {
             Some(v) => Resolution::Value(Value::String(v)),
@@ -116,6 +194,28 @@ pub fn static_params(
         },
         _ => Resolution::Keep,
     })
+}
+
+/// Whether `pipeline` has an execution for `slot` (ISO, as stored).
+pub fn exists(conn: &Connection, pipeline: &str, slot: &str) -> Result<bool, rusqlite::Error> {
+    conn.query_row(
+        "SELECT count(*) > 0 FROM pipeline_executions WHERE pipeline_name = ?1 AND slot = ?2",
+        params![pipeline, slot],
+        |r| r.get(0),
+    )
+}
+
+/// The slot of the latest completed execution of `pipeline`.
+pub fn last_success(
+    conn: &Connection,
+    pipeline: &str,
+) -> Result<Option<DateTime<Utc>>, rusqlite::Error> {
+    let last: Option<String> = conn.query_row(
+        "SELECT max(slot) FROM pipeline_executions WHERE pipeline_name = ?1 AND status = ?2",
+        params![pipeline, ExecStatus::Completed],
+        |r| r.get(0),
+    )?;
+    Ok(last.as_deref().and_then(crate::time::parse_rfc3339))
 }
 
 /// What [`create`] found or made.
@@ -169,8 +269,8 @@ pub fn create(
         let now = iso(b.now());
         conn.execute(
             "INSERT INTO pipeline_executions (pipeline_name, status, started_at, slot, params, definition, source)
-             VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6)",
-            params![p.name, now, slot_s, params_json, def_json, p.source.0],
+             VALUES (?1, ?7, ?2, ?3, ?4, ?5, ?6)",
+            params![p.name, now, slot_s, params_json, def_json, p.source.0, ExecStatus::Running],
         )?;
         let eid = conn.last_insert_rowid();
         let mut ids: BTreeMap<&str, TaskId> = BTreeMap::new();
@@ -254,9 +354,9 @@ fn topo_order(p: &NamedPipeline) -> Result<Vec<usize>, PipelineError> {
 ///
 /// When the execution turns `failed`, its notifications are written to the outbox in this same
 /// transaction (see [`crate::pipeline::notify::enqueue_failure`]).
-pub fn sync(conn: &Connection, eid: i64) -> Result<String, rusqlite::Error> {
+pub fn sync(conn: &Connection, eid: i64) -> Result<ExecStatus, rusqlite::Error> {
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    let before: Option<(String, Option<String>)> = tx
+    let before: Option<(ExecStatus, Option<String>)> = tx
         .query_row(
             "SELECT status, definition FROM pipeline_executions WHERE id = ?1",
             [eid],
@@ -280,17 +380,8 @@ pub fn sync(conn: &Connection, eid: i64) -> Result<String, rusqlite::Error> {
             counts.insert(s, n);
         }
     }
-    let c = |s: &str| counts.get(s).copied().unwrap_or(0);
-    let status = if c("pending") + c("running") + c("sleeping") > 0 {
-        "running"
-    } else if c("failed") > 0 {
-        "failed"
-    } else if c("cancelled") > 0 {
-        "cancelled"
-    } else {
-        "completed"
-    };
-    let error: Option<String> = if status == "failed" || status == "cancelled" {
+    let status = ExecStatus::derive(|s| counts.get(s.as_str()).copied().unwrap_or(0));
+    let error: Option<String> = if matches!(status, ExecStatus::Failed | ExecStatus::Cancelled) {
         tx.query_row(
             "SELECT job_id, state, error FROM tasks WHERE execution_id = ?1 AND state IN ('failed', 'cancelled')
              ORDER BY state = 'cancelled', id LIMIT 1",
@@ -308,7 +399,7 @@ pub fn sync(conn: &Connection, eid: i64) -> Result<String, rusqlite::Error> {
     } else {
         None
     };
-    let finished: Option<String> = if status == "running" {
+    let finished: Option<String> = if status == ExecStatus::Running {
         None
     } else {
         tx.query_row(
@@ -319,13 +410,19 @@ pub fn sync(conn: &Connection, eid: i64) -> Result<String, rusqlite::Error> {
     };
     tx.execute(
         "UPDATE pipeline_executions SET status = ?2, error = ?3,
-             completed_at = CASE WHEN ?2 = 'running' THEN NULL ELSE COALESCE(?4, completed_at) END
+             completed_at = CASE WHEN ?5 THEN NULL ELSE COALESCE(?4, completed_at) END
          WHERE id = ?1",
-        params![eid, status, error, finished.map(|f| normalise_ts(&f))],
+        params![
+            eid,
+            status,
+            error,
+            finished.map(|f| normalise_ts(&f)),
+            !status.is_finished()
+        ],
     )?;
-    if status == "failed"
+    if status == ExecStatus::Failed
         && let Some((old, def)) = &before
-        && old != "failed"
+        && *old != ExecStatus::Failed
     {
         crate::pipeline::notify::enqueue_failure(&tx, eid, def.as_deref()).map_err(
             |e| match e {
@@ -334,14 +431,14 @@ pub fn sync(conn: &Connection, eid: i64) -> Result<String, rusqlite::Error> {
         )?;
     }
     tx.commit()?;
-    Ok(status.to_string())
+    Ok(status)
 }
 
 /// Syncs every execution not yet finished (after a worker may have changed tasks of several).
 pub fn sync_active(conn: &Connection) -> Result<(), rusqlite::Error> {
     let ids: Vec<i64> = conn
-        .prepare_cached("SELECT id FROM pipeline_executions WHERE status = 'running'")?
-        .query_map([], |r| r.get(0))?
+        .prepare_cached("SELECT id FROM pipeline_executions WHERE status = ?1")?
+        .query_map([ExecStatus::Running], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     for id in ids {
         sync(conn, id)?;
@@ -390,7 +487,7 @@ pub struct ExecutionManifest {
     pub pipeline: String,
     pub slot: Option<String>,
     pub params: Value,
-    pub status: String,
+    pub status: ExecStatus,
     pub error: Option<String>,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
@@ -411,7 +508,7 @@ pub fn manifest(
         String,
         Option<String>,
         String,
-        String,
+        ExecStatus,
         Option<String>,
         Option<String>,
         Option<String>,
@@ -506,7 +603,7 @@ pub struct ExecutionSummary {
     pub execution_id: i64,
     pub pipeline: String,
     pub slot: Option<String>,
-    pub status: String,
+    pub status: ExecStatus,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
     pub error: Option<String>,

@@ -574,13 +574,41 @@ pub fn email_message(from: &str, to: &[String], ev: &Event, id: i64) -> String {
     m
 }
 
+/// Why a channel could not deliver (recorded in the outbox row, never an error of a command).
+#[derive(Debug, thiserror::Error)]
+enum ChannelError {
+    #[error("cannot start {program}: {source}")]
+    Start {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("waiting for {program}: {source}")]
+    Wait {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{program} did not finish within {secs:.0} s and was killed")]
+    Timeout { program: String, secs: f64 },
+    #[error("{program} exited with {status}: {stderr}")]
+    Exit {
+        program: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    /// The URL is shown redacted: a hook's path or query is its secret.
+    #[error("POST {url}: {reason}")]
+    Http { url: String, reason: String },
+}
+
 /// Runs argv (no shell) with extra environment and optional stdin, killing it after `timeout`.
 fn run_argv(
     argv: &[String],
     env: &[(String, String)],
     stdin: Option<&[u8]>,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), ChannelError> {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -591,9 +619,11 @@ fn run_argv(
         })
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", argv[0]))?;
+    let program = argv[0].clone();
+    let mut child = cmd.spawn().map_err(|source| ChannelError::Start {
+        program: program.clone(),
+        source,
+    })?;
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         // A program that exits without reading is judged by its exit status below.
         let _ = pipe.write_all(data);
@@ -613,25 +643,24 @@ fn run_argv(
             Ok(None) if t0.elapsed() >= timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!(
-                    "{} did not finish within {:.0} s and was killed",
-                    argv[0],
-                    timeout.as_secs_f64()
-                ));
+                return Err(ChannelError::Timeout {
+                    program,
+                    secs: timeout.as_secs_f64(),
+                });
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(format!("waiting for {}: {e}", argv[0])),
+            Err(source) => return Err(ChannelError::Wait { program, source }),
         }
     };
     let stderr = reader.join().unwrap_or_default();
     if status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{} exited with {status}: {}",
-            argv[0],
-            stderr.trim().chars().take(300).collect::<String>()
-        ))
+        Err(ChannelError::Exit {
+            program,
+            status,
+            stderr: stderr.trim().chars().take(300).collect(),
+        })
     }
 }
 
@@ -649,7 +678,7 @@ fn redact_url(url: &str) -> String {
 }
 
 /// POSTs `body` as JSON; a non-2xx status is an error.
-fn post_json(url: &str, body: &Value, timeout: Duration) -> Result<(), String> {
+fn post_json(url: &str, body: &Value, timeout: Duration) -> Result<(), ChannelError> {
     let shown = redact_url(url);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
@@ -660,12 +689,18 @@ fn post_json(url: &str, body: &Value, timeout: Duration) -> Result<(), String> {
         .post(url)
         .header("Content-Type", "application/json")
         .send(body.to_string())
-        .map_err(|e| format!("POST {shown}: {}", e.to_string().replace(url, &shown)))?;
+        .map_err(|e| ChannelError::Http {
+            url: shown.clone(),
+            reason: e.to_string().replace(url, &shown),
+        })?;
     let status = resp.status();
     if status.is_success() {
         Ok(())
     } else {
-        Err(format!("POST {shown}: HTTP {status}"))
+        Err(ChannelError::Http {
+            url: shown,
+            reason: format!("HTTP {status}"),
+        })
     }
 }
 
