@@ -1137,7 +1137,7 @@ _contimg() {
             return 0
             ;;
         contimg__subcmd__qa)
-            opts="-C -q -v -h -V --mosaic --reference --out-dir --no-pictures --workspace --db --quiet --verbose --no-progress --help --version"
+            opts="-C -q -v -h -V --mosaic --reference --ra-column --dec-column --flux-column --out-dir --no-pictures --workspace --db --quiet --verbose --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1148,6 +1148,18 @@ _contimg() {
                     return 0
                     ;;
                 --reference)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ra-column)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dec-column)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flux-column)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -140,7 +140,10 @@ complete -c contimg -n "__fish_contimg_using_subcommand build" -s h -l help -d '
 complete -c contimg -n "__fish_contimg_using_subcommand build" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -l mosaic -d 'Check the mosaic with this id in the database instead of reading a manifest' -r
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -l reference -d 'Reference catalogue (overrides the tier\'s and [qa]\'s `reference` in contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand qa" -l out-dir -d 'Write the source catalogues and PNGs here instead of beside the mosaic' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l ra-column -d 'The reference catalogue\'s RA column (default: recognised by name, e.g. RAJ2000)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l dec-column -d 'The reference catalogue\'s Dec column (default: recognised by name, e.g. DEJ2000)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l flux-column -d 'The reference catalogue\'s flux column (default: recognised by name, e.g. S1.4, PEAK)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l out-dir -d 'Write the source catalogues, rms map and PNGs here instead of beside the mosaic' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -l no-pictures -d 'Do not draw the PNGs'

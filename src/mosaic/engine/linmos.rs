@@ -14,7 +14,7 @@ use std::time::Instant;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
-use super::grid::{Footprint, GridChoice, GridError, OutputGrid, median_sorted, norm_ra, wrap180};
+use super::grid::{Footprint, GridChoice, GridError, OutputGrid, norm_ra, wrap180};
 use super::kernel::{BicubicK, BilinearK, Interpolation, Kernel, Lanczos3K, NearestK, Plane};
 use super::mesh::{Mesh, MeshTolerance, Node, PixBox, walk_range};
 use crate::fits::facts;
@@ -880,9 +880,8 @@ fn build_planned(
     let grid = &plan.grid;
     phase(t0, "headers read, grid chosen");
     let total = plan.inputs.len();
-    let mut rms: Vec<f64> = plan.inputs.iter().map(|p| p.rms).collect();
-    rms.sort_by(f64::total_cmp);
-    let sigma_ref = median_sorted(&rms);
+    let rms: Vec<f64> = plan.inputs.iter().map(|p| p.rms).collect();
+    let sigma_ref = crate::stats::median_f64(&rms).unwrap_or(f64::NAN);
     let npix = grid.nx * grid.ny;
     // Written (not calloc'ed): a calloc'ed page is first mapped to the shared zero page by the
     // read of `+=`, then copied on write with a TLB shoot-down to every thread: ~20 % of the
