@@ -68,6 +68,7 @@ complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l seed -d 'Ra
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l ra-start -d 'RA of the first snapshot in degrees (default: the sidereal time at OVRO at --start)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l freq -d 'Observing frequency in Hz' -r
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l noise -d 'Base noise rms in Jy/beam (each snapshot gets this times a factor in [0.7, 1.4])' -r
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l telescope -d 'Telescope whose primary beam attenuates the sky (TELESCOP): DSA-110, VLA, ATCA, MeerKAT, ASKAP, GMRT or WSRT' -r
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l pb-images -d 'Also write a primary-beam image <stem>.pb.fits per snapshot'
@@ -125,6 +126,11 @@ complete -c contimg -n "__fish_contimg_using_subcommand build" -l cell -d 'Outpu
 complete -c contimg -n "__fish_contimg_using_subcommand build" -l projection -d 'Output projection: auto, SIN, TAN or CAR (default from contimg.toml: auto)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand build" -l interpolation -d 'Interpolation: nearest, bilinear, bicubic or lanczos3 (default: the tier\'s)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand build" -l pb-cutoff -d 'Primary-beam cut-off in (0, 1) (default from contimg.toml: 0.1)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l primary-beam -d 'Primary beam: `auto` (a <stem>.pb.fits beside an input, else its telescope\'s model), `model` (the model of each input\'s TELESCOP: DSA-110, VLA, ATCA, MeerKAT, ASKAP, GMRT, WSRT or [build.telescopes] in contimg.toml), `image` (the beam image, required), or `unity` (A = 1: inputs already corrected and of unknown beam)' -r -f -a "auto\t''
+model\t''
+image\t''
+unity\t''"
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l frequency -d 'Observing frequency in Hz for inputs whose header gives none (no RESTFRQ, no FREQ axis)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand build" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand build" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand build" -s q -l quiet -d 'Print only errors on stderr'
@@ -134,7 +140,10 @@ complete -c contimg -n "__fish_contimg_using_subcommand build" -s h -l help -d '
 complete -c contimg -n "__fish_contimg_using_subcommand build" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -l mosaic -d 'Check the mosaic with this id in the database instead of reading a manifest' -r
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -l reference -d 'Reference catalogue (overrides the tier\'s and [qa]\'s `reference` in contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand qa" -l out-dir -d 'Write the source catalogues and PNGs here instead of beside the mosaic' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l ra-column -d 'The reference catalogue\'s RA column (default: recognised by name, e.g. RAJ2000)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l dec-column -d 'The reference catalogue\'s Dec column (default: recognised by name, e.g. DEJ2000)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l flux-column -d 'The reference catalogue\'s flux column (default: recognised by name, e.g. S1.4, PEAK)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l out-dir -d 'Write the source catalogues, rms map and PNGs here instead of beside the mosaic' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -l no-pictures -d 'Do not draw the PNGs'

@@ -48,7 +48,7 @@ fn tiers_are_built_in_and_overridable() {
         .unwrap();
     assert_eq!(science["max_images"], 100);
     assert_eq!(science["max_rms_jy"], 0.001);
-    assert_eq!(science["interpolation"], "bicubic");
+    assert_eq!(science["interpolation"], "lanczos3");
     assert_eq!(science["require_astrometry"], true);
     let cfg = ws.path().join("contimg.toml");
     let mut text = std::fs::read_to_string(&cfg).unwrap();

@@ -44,7 +44,7 @@ use serde::Serialize;
 
 use crate::fits::header::{Header, Value};
 use crate::fits::write::{FitsWriteError, write_bytes_atomic, write_image};
-use crate::mosaic::beam::{DSA110_DISH_M, pb_fwhm_rad, pb_response};
+use crate::mosaic::beam::BeamModel;
 use crate::time::{fits_date, mjd};
 
 /// Longitude of OVRO (east positive), degrees.
@@ -100,6 +100,9 @@ pub struct SimConfig {
     pub noise_jy: f64,
     /// Also write `<stem>.pb.fits`, the primary-beam response A on the same grid.
     pub pb_images: bool,
+    /// The telescope (TELESCOP card) whose primary beam attenuates the sky: one that
+    /// `beam::BeamModel::for_telescope` knows.
+    pub telescope: String,
 }
 
 impl Default for SimConfig {
@@ -117,6 +120,7 @@ impl Default for SimConfig {
             freq_hz: 1.405e9,
             noise_jy: 0.5e-3,
             pb_images: false,
+            telescope: "DSA-110".into(),
         }
     }
 }
@@ -367,6 +371,16 @@ fn invalid(field: &'static str, value: impl ToString, reason: &str) -> SimError 
 impl SimConfig {
     /// Checks every setting; the messages say which flag to change.
     pub fn validate(&self) -> Result<(), SimError> {
+        if BeamModel::for_telescope(&self.telescope).is_none() {
+            return Err(invalid(
+                "telescope",
+                &self.telescope,
+                &format!(
+                    "give one of {}",
+                    crate::mosaic::beam::builtin_telescopes().join(", ")
+                ),
+            ));
+        }
         if self.images == 0 || self.images > 100_000 {
             return Err(invalid("images", self.images, "give 1 to 100000 snapshots"));
         }
@@ -424,6 +438,12 @@ impl SimConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The telescope's primary beam (validated to exist).
+    fn beam(&self) -> BeamModel {
+        BeamModel::for_telescope(&self.telescope)
+            .unwrap_or_else(|| BeamModel::gaussian(crate::mosaic::beam::DSA110_DISH_M))
     }
 
     fn cell_deg(&self) -> f64 {
@@ -492,7 +512,7 @@ fn plans(cfg: &SimConfig) -> Vec<Plan> {
 fn sky_radius_deg(cfg: &SimConfig) -> f64 {
     let half_diag_l = (cfg.size as f64 / 2.0 + 1.0) * cfg.cell_deg().to_radians() * 2f64.sqrt();
     let half_diag = half_diag_l.min(1.0).asin().to_degrees();
-    let fwhm = pb_fwhm_rad(cfg.freq_hz, DSA110_DISH_M).to_degrees();
+    let fwhm = cfg.beam().fwhm_rad(cfg.freq_hz).to_degrees();
     let beam_sigma = cfg.bmaj_deg() / FWHM_PER_SIGMA;
     let src_sigma = GAUSS_MAJ_MAX_ARCSEC / 3600.0 / FWHM_PER_SIGMA;
     let margin = STAMP_NSIGMA * (beam_sigma.powi(2) + src_sigma.powi(2)).sqrt();
@@ -639,6 +659,7 @@ fn noise_image(cfg: &SimConfig, plan: &Plan, beam: Cov) -> Vec<f32> {
 fn add_sources(cfg: &SimConfig, grid: &SinGrid, beam: Cov, sources: &[Source], img: &mut [f32]) {
     let n = cfg.size as isize;
     let beam_det_sqrt = beam.det().sqrt();
+    let pb = cfg.beam();
     for s in sources {
         let (l, m, cos_sep) = grid.lmn(s.ra_deg, s.dec_deg);
         if cos_sep <= 0.0 {
@@ -663,7 +684,7 @@ fn add_sources(cfg: &SimConfig, grid: &SinGrid, beam: Cov, sources: &[Source], i
             continue;
         }
         let sep = (l * l + m * m).sqrt().atan2(cos_sep);
-        let a = pb_response(sep, cfg.freq_hz, DSA110_DISH_M);
+        let a = pb.response(sep, cfg.freq_hz);
         // Integrated flux S·A spread over the convolved Gaussian, in Jy per beam area.
         let peak = s.flux_jy * a * beam_det_sqrt / cov.det().sqrt();
         let (qa, qb, qc) = cov.quad();
@@ -686,10 +707,11 @@ fn add_sources(cfg: &SimConfig, grid: &SinGrid, beam: Cov, sources: &[Source], i
 fn pb_image(cfg: &SimConfig, grid: &SinGrid) -> Vec<f32> {
     let n = cfg.size;
     let mut out = vec![0f32; n * n];
+    let pb = cfg.beam();
     out.par_chunks_mut(n).enumerate().for_each(|(iy, row)| {
         for (ix, v) in row.iter_mut().enumerate() {
             *v = match grid.pixel_separation_rad(ix as f64 + 1.0, iy as f64 + 1.0) {
-                Some(sep) => pb_response(sep, cfg.freq_hz, DSA110_DISH_M) as f32,
+                Some(sep) => pb.response(sep, cfg.freq_hz) as f32,
                 None => f32::NAN,
             };
         }
@@ -751,8 +773,8 @@ fn image_header(cfg: &SimConfig, plan: &Plan, grid: &SinGrid, pb: bool) -> Heade
     h.set("RADESYS", s("ICRS"), "");
     h.set("LONPOLE", f(180.0), "");
     h.set("SPECSYS", s("TOPOCENT"), "");
-    h.set("TELESCOP", s("DSA-110"), "");
-    h.set("INSTRUME", s("DSA-110"), "");
+    h.set("TELESCOP", s(&cfg.telescope), "");
+    h.set("INSTRUME", s(&cfg.telescope), "");
     h.set("OBSERVER", s("contimg simulate"), "");
     h.set("ORIGIN", s("contimg simulate"), "");
     h.set("TIMESYS", s("UTC"), "");
@@ -781,11 +803,7 @@ fn image_header(cfg: &SimConfig, plan: &Plan, grid: &SinGrid, pb: bool) -> Heade
     h.set("OBSDEC", f(grid.dec0_deg), "[deg] pointing centre Dec");
     h.set("OBSGEO-L", f(OVRO_LON_DEG), "[deg] OVRO longitude");
     h.set("RESTFRQ", f(cfg.freq_hz), "[Hz]");
-    h.set(
-        "DISHDIAM",
-        f(DSA110_DISH_M),
-        "[m] dish diameter (primary beam 1.2 lambda/D)",
-    );
+    h.set("DISHDIAM", f(cfg.beam().dish_m), "[m] dish diameter");
     h.set(
         "PBCOR",
         Value::Bool(false),
@@ -820,7 +838,11 @@ fn image_header(cfg: &SimConfig, plan: &Plan, grid: &SinGrid, pb: bool) -> Heade
         plan.index
     ));
     if pb {
-        h.push_history("primary beam: Gaussian, FWHM = 1.2 c/(RESTFRQ DISHDIAM)");
+        let b = cfg.beam();
+        h.push_history(&format!(
+            "primary beam: {:?}, FWHM = {} c/(RESTFRQ DISHDIAM)",
+            b.shape, b.fwhm_factor
+        ));
     }
     h
 }
@@ -1145,7 +1167,8 @@ mod tests {
         let beam_area_px = 2.0 * PI * beam.det().sqrt();
         let (ra, dec) = grid.pixel_to_world(60.3, 70.8).unwrap();
         let sep = grid.pixel_separation_rad(60.3, 70.8).unwrap();
-        let a = pb_response(sep, cfg.freq_hz, DSA110_DISH_M);
+        let a =
+            crate::mosaic::beam::pb_response(sep, cfg.freq_hz, crate::mosaic::beam::DSA110_DISH_M);
         for (maj, min) in [(0.0, 0.0), (240.0, 90.0)] {
             let src = Source {
                 name: "X".into(),

@@ -88,6 +88,8 @@ pub struct BuildConfig {
     pub dish_diameter_m: f64,
     /// Output projection: "auto" (SIN for compact fields, CAR for wide strips) or a code.
     pub projection: String,
+    /// `[build.telescopes.NAME]`: primary-beam models by TELESCOP, over the built-in ones.
+    pub telescopes: BTreeMap<String, crate::mosaic::beam::BeamModel>,
 }
 
 impl Default for BuildConfig {
@@ -97,6 +99,7 @@ impl Default for BuildConfig {
             pb_cutoff: 0.1,
             dish_diameter_m: 4.65,
             projection: "auto".into(),
+            telescopes: BTreeMap::new(),
         }
     }
 }
@@ -179,6 +182,15 @@ pb_cutoff = {pb_cutoff}
 dish_diameter_m = {dish}
 # Output projection: "auto" (SIN for compact fields, CAR for wide strips), or SIN, TAN, CAR, ZEA.
 projection = "{projection}"
+# Primary beams are chosen by each image's TELESCOP card: built in are {telescopes}
+# (see the README, "Primary beams"). A [build.telescopes.NAME] table adds a telescope or
+# replaces a built-in model (FWHM = fwhm_factor * lambda / dish_m; shape "gaussian" or "airy").
+# Example (uncomment and edit):
+#
+#   [build.telescopes.VLA]
+#   dish_m = 25.0
+#   shape = "airy"
+#   fwhm_factor = 1.029
 
 [cron]
 # The crontab program `contimg cron install` / `cron remove` edit the user's crontab with.
@@ -239,6 +251,7 @@ max_attempts = {max_attempts}
         pb_cutoff = d.build.pb_cutoff,
         dish = d.build.dish_diameter_m,
         projection = d.build.projection,
+        telescopes = crate::mosaic::beam::builtin_telescopes().join(", "),
         qa = crate::mosaic::qa::QaConfig::default_toml(),
         tiers = tiers_toml(),
         crontab = d.cron.crontab,
