@@ -518,6 +518,7 @@ pub fn cron_plan(
     logs_dir: &Path,
     all: &[NamedPipeline],
 ) -> Result<CronPlan, PipelineError> {
+    cron::quotable("workspace path", &workspace.display().to_string())?;
     let mut lines = Vec::new();
     let mut pipelines = Vec::new();
     for p in all.iter().filter(|p| p.def.schedule.is_some()) {
@@ -528,7 +529,7 @@ pub fn cron_plan(
                 p.name
             )));
         }
-        if let Some(l) = cron::line(exe, workspace, logs_dir, p) {
+        if let Some(l) = cron::line(exe, workspace, logs_dir, p)? {
             lines.push(l);
             pipelines.push(p.name.clone());
         }
