@@ -108,7 +108,7 @@ pub(super) fn finish(ctx: &Ctx, m: &ExecutionManifest) -> anyhow::Result<()> {
             "execution {} of {} {s}: {}; see `contimg status {}`, re-run with `contimg retry {}`",
             m.execution_id,
             m.pipeline,
-            m.error.as_deref().unwrap_or("-"),
+            crate::pipeline::worker::printable(m.error.as_deref().unwrap_or("-")),
             m.execution_id,
             m.execution_id
         ))
