@@ -34,7 +34,11 @@ fn pid_alive(pid: i32) -> bool {
     let exists = unsafe { libc::kill(pid, 0) } == 0;
     exists
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')) == Some(true))
+            .map(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, r)| r.trim_start().starts_with('Z'))
+                    == Some(true)
+            })
             .unwrap_or(false)
 }
 
@@ -87,7 +91,10 @@ fn job_stdout_is_bounded_and_escapes_never_reach_the_terminal() {
     assert!(e.contains("stdout over 4 MiB"), "{e}");
     let esc = job(&m, "escapes")["error"].as_str().unwrap().to_string();
     assert!(esc.contains(r"\x1b[31mred"), "{esc}");
-    assert!(!esc.contains('\u{1b}') && !esc.contains('\u{7}') && !esc.contains('\r'), "{esc:?}");
+    assert!(
+        !esc.contains('\u{1b}') && !esc.contains('\u{7}') && !esc.contains('\r'),
+        "{esc:?}"
+    );
     assert!(
         !out.stderr.contains(&0x1b) && !out.stderr.contains(&0x07),
         "raw escapes on run's stderr: {}",
@@ -97,5 +104,89 @@ fn job_stdout_is_bounded_and_escapes_never_reach_the_terminal() {
         let s = run_in(ws.path(), &args);
         assert_eq!(s.status.code(), Some(0));
         assert!(!s.stdout.contains(&0x1b), "{args:?}");
+    }
+}
+
+/// Every byte of the database (after a checkpoint) and of the files under `dir`.
+fn bytes_under(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            bytes_under(&p, out);
+        } else {
+            out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+        }
+    }
+}
+
+#[test]
+fn an_inline_webhook_url_is_sent_to_but_never_shown_or_stored() {
+    let ws = workspace();
+    let (base, got) = common::hook::start();
+    let secret = "T0K3N-s3cr3t";
+    add_config(
+        ws.path(),
+        &format!(
+            r#"
+[pipelines.leaky]
+max_retries = 0
+retry = {{ kind = "none" }}
+notify = [{{ channel = "webhook", url = "{base}/services/{secret}?token={secret}" }}]
+[[pipelines.leaky.jobs]]
+id = "boom"
+type = "command"
+params = {{ argv = ["sh", "-c", "exit 1"] }}
+"#
+        ),
+    );
+    let run = run_in(ws.path(), &["run", "leaky"]);
+    assert_eq!(run.status.code(), Some(1));
+    let reqs = got.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 1, "delivered once");
+    assert!(
+        reqs[0]
+            .0
+            .contains(&format!("/services/{secret}?token={secret}")),
+        "{}",
+        reqs[0].0
+    );
+
+    let mut shown = vec![
+        ("run stderr".to_string(), run.stderr.clone()),
+        ("run stdout".to_string(), run.stdout.clone()),
+    ];
+    for args in [
+        &["notifications", "--json"][..],
+        &["pipelines", "--json"],
+        &["status", "1", "--json"],
+    ] {
+        let o = run_in(ws.path(), args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        shown.push((format!("{args:?}"), [o.stdout, o.stderr].concat()));
+    }
+    let p: Value =
+        serde_json::from_slice(&run_in(ws.path(), &["pipelines", "--json"]).stdout).unwrap();
+    let leaky = p
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "leaky")
+        .unwrap();
+    assert_eq!(
+        leaky["def"]["notify"][0]["url"],
+        format!("{base}/…"),
+        "the listing shows scheme and host"
+    );
+    let conn = rusqlite::Connection::open(ws.path().join("pipeline.sqlite3")).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    drop(conn);
+    bytes_under(ws.path(), &mut shown);
+    shown.retain(|(name, _)| !name.ends_with("contimg.toml"));
+    for (name, bytes) in &shown {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the secret is in {name}"
+        );
     }
 }

@@ -87,6 +87,13 @@ pub(super) fn engine(ctx: &Ctx, ws: &Workspace, lease: Duration) -> anyhow::Resu
             database,
             logs_dir: ws.logs_dir(),
             notify: ws.config.notify.clone(),
+            pipelines: crate::pipeline::def::resolve(
+                &ws.config.pipelines,
+                &ws.root
+                    .join(crate::workspace::CONFIG_FILE)
+                    .display()
+                    .to_string(),
+            ),
         },
         lease,
     ))

@@ -45,6 +45,8 @@ pub struct Setup {
     pub database: PathBuf,
     pub logs_dir: PathBuf,
     pub notify: NotifyConfig,
+    /// The definitions in force (their inline webhook URLs are delivered to; they are never stored).
+    pub pipelines: Vec<NamedPipeline>,
 }
 
 /// Finds a pipeline by name and checks it; errors name what is wrong.
@@ -151,6 +153,7 @@ impl Engine {
                 config: setup.notify,
                 logs_dir: setup.logs_dir.clone(),
                 by: process_id(),
+                inline_urls: super::notify::inline_urls(&setup.pipelines),
             },
             me: SelfInvocation {
                 exe: setup.exe,
