@@ -87,6 +87,13 @@ pub(super) fn engine(ctx: &Ctx, ws: &Workspace, lease: Duration) -> anyhow::Resu
             database,
             logs_dir: ws.logs_dir(),
             notify: ws.config.notify.clone(),
+            pipelines: crate::pipeline::def::resolve(
+                &ws.config.pipelines,
+                &ws.root
+                    .join(crate::workspace::CONFIG_FILE)
+                    .display()
+                    .to_string(),
+            ),
         },
         lease,
     ))
@@ -108,7 +115,7 @@ pub(super) fn finish(ctx: &Ctx, m: &ExecutionManifest) -> anyhow::Result<()> {
             "execution {} of {} {s}: {}; see `contimg status {}`, re-run with `contimg retry {}`",
             m.execution_id,
             m.pipeline,
-            m.error.as_deref().unwrap_or("-"),
+            crate::pipeline::worker::printable(m.error.as_deref().unwrap_or("-")),
             m.execution_id,
             m.execution_id
         ))

@@ -22,6 +22,7 @@ pub struct Args {
 }
 
 fn short(s: &str, n: usize) -> String {
+    let s = crate::pipeline::worker::printable(s);
     let one = s.lines().next().unwrap_or("");
     if one.chars().count() > n {
         format!("{}…", one.chars().take(n).collect::<String>())

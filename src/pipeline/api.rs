@@ -46,6 +46,8 @@ pub struct Setup {
     pub database: PathBuf,
     pub logs_dir: PathBuf,
     pub notify: NotifyConfig,
+    /// The definitions in force (their inline webhook URLs are delivered to; they are never stored).
+    pub pipelines: Vec<NamedPipeline>,
 }
 
 /// Finds a pipeline by name and checks it; errors name what is wrong.
@@ -152,6 +154,7 @@ impl Engine {
                 config: setup.notify,
                 logs_dir: setup.logs_dir.clone(),
                 by: process_id(),
+                inline_urls: super::notify::inline_urls(&setup.pipelines),
             },
             me: SelfInvocation {
                 exe: setup.exe,
@@ -519,6 +522,7 @@ pub fn cron_plan(
     logs_dir: &Path,
     all: &[NamedPipeline],
 ) -> Result<CronPlan, PipelineError> {
+    cron::quotable("workspace path", &workspace.display().to_string())?;
     let mut lines = Vec::new();
     let mut pipelines = Vec::new();
     for p in all.iter().filter(|p| p.def.schedule.is_some()) {
@@ -529,7 +533,7 @@ pub fn cron_plan(
                 p.name
             )));
         }
-        if let Some(l) = cron::line(exe, workspace, logs_dir, p) {
+        if let Some(l) = cron::line(exe, workspace, logs_dir, p)? {
             lines.push(l);
             pipelines.push(p.name.clone());
         }

@@ -28,6 +28,7 @@ pub mod exec;
 pub mod jobs;
 pub mod notify;
 pub mod runner;
+pub mod secret;
 pub mod subst;
 pub mod validate;
 pub mod worker;

@@ -23,7 +23,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::pipeline::def::{NotifyOn, NotifyRule, PipelineDef};
+use std::collections::BTreeMap;
+
+use crate::pipeline::def::{NamedPipeline, NotifyOn, NotifyRule, PipelineDef};
+use crate::pipeline::secret::{SecretUrl, redact_url};
 
 /// Defaults for notification channels; a pipeline's `notify` rule may set its own target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -215,6 +218,22 @@ pub struct Delivery {
     pub logs_dir: PathBuf,
     /// Who is delivering (`host:pid`), recorded with each attempt.
     pub by: String,
+    /// The inline webhook URLs of the definitions in force, by (pipeline, rule index): the stored
+    /// rule has them only redacted.
+    pub inline_urls: BTreeMap<(String, i64), SecretUrl>,
+}
+
+/// The inline webhook URLs of `pipelines`, for [`Delivery::inline_urls`].
+pub fn inline_urls(pipelines: &[NamedPipeline]) -> BTreeMap<(String, i64), SecretUrl> {
+    let mut out = BTreeMap::new();
+    for p in pipelines {
+        for (i, rule) in p.def.notify.iter().enumerate() {
+            if let Some(u) = &rule.url {
+                out.insert((p.name.clone(), i as i64), u.clone());
+            }
+        }
+    }
+    out
 }
 
 /// One row of the outbox, for `contimg notifications`.
@@ -309,17 +328,17 @@ pub fn deliver(conn: &Connection, d: &Delivery, all: bool) -> Result<DeliverySta
         if claimed != 1 {
             continue;
         }
-        let (rule_s, event_s, attempts): (String, String, i64) = conn.query_row(
-            "SELECT rule, event, attempts FROM notifications WHERE id = ?1",
+        let (rule_s, event_s, attempts, rule_index): (String, String, i64, i64) = conn.query_row(
+            "SELECT rule, event, attempts, rule_index FROM notifications WHERE id = ?1",
             [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
         let started = Utc::now();
         let outcome = match (
             serde_json::from_str::<NotifyRule>(&rule_s),
             serde_json::from_str::<Event>(&event_s),
         ) {
-            (Ok(rule), Ok(event)) => send(&rule, &event, id, d),
+            (Ok(rule), Ok(event)) => send(&rule, rule_index, &event, id, d),
             _ => Outcome::Failed(
                 "the stored rule or event cannot be read (written by another contimg version?)"
                     .into(),
@@ -400,7 +419,7 @@ enum Outcome {
     NotConfigured(String),
 }
 
-fn send(rule: &NotifyRule, ev: &Event, id: i64, d: &Delivery) -> Outcome {
+fn send(rule: &NotifyRule, rule_index: i64, ev: &Event, id: i64, d: &Delivery) -> Outcome {
     let timeout = Duration::from_secs_f64(d.config.timeout_s.clamp(0.1, 3600.0));
     match rule.channel.as_str() {
         "log" => {
@@ -445,7 +464,22 @@ fn send(rule: &NotifyRule, ev: &Event, id: i64, d: &Delivery) -> Outcome {
         }
         "webhook" => {
             let (url, var) = if let Some(u) = &rule.url {
-                (Some(u.clone()), None)
+                let live = u.expose().or_else(|| {
+                    d.inline_urls
+                        .get(&(ev.pipeline.clone(), rule_index))
+                        .and_then(SecretUrl::expose)
+                });
+                match live {
+                    Some(u) => (Some(u.to_string()), None),
+                    None => {
+                        return Outcome::NotConfigured(format!(
+                            "webhook: rule {} of pipeline '{}' had an inline url ({u}), which is never \
+                             stored, and contimg.toml no longer has it; put it back, or give the rule url_env",
+                            rule_index + 1,
+                            ev.pipeline
+                        ));
+                    }
+                }
             } else if let Some(v) = &rule.url_env {
                 (std::env::var(v).ok(), Some(v.clone()))
             } else if !d.config.webhook_url.trim().is_empty() {
@@ -664,19 +698,6 @@ fn run_argv(
     }
 }
 
-/// A webhook URL as errors and logs may show it: scheme and host only, since the path of a
-/// Slack-style hook is its secret.
-fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-            let host = host.rsplit('@').next().unwrap_or(host);
-            format!("{scheme}://{host}/…")
-        }
-        None => "(webhook URL)".into(),
-    }
-}
-
 /// POSTs `body` as JSON; a non-2xx status is an error.
 fn post_json(url: &str, body: &Value, timeout: Duration) -> Result<(), ChannelError> {
     let shown = redact_url(url);
@@ -701,24 +722,6 @@ fn post_json(url: &str, body: &Value, timeout: Duration) -> Result<(), ChannelEr
             url: shown,
             reason: format!("HTTP {status}"),
         })
-    }
-}
-
-#[cfg(test)]
-mod redact_tests {
-    use super::redact_url;
-
-    #[test]
-    fn webhook_secrets_stay_out_of_messages() {
-        assert_eq!(
-            redact_url("https://hooks.slack.com/services/T0/B0/SECRET"),
-            "https://hooks.slack.com/…"
-        );
-        assert_eq!(
-            redact_url("http://user:pw@127.0.0.1:9/x?token=1"),
-            "http://127.0.0.1:9/…"
-        );
-        assert_eq!(redact_url("not a url"), "(webhook URL)");
     }
 }
 

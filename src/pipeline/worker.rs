@@ -31,6 +31,42 @@ use crate::queue::{ClaimedTask, Queue, QueueError};
 /// a QA FAIL) is retried by the job's rule, since late-arriving data can mend it.
 pub const USAGE_EXIT: i32 = 2;
 
+/// The most a job may write on stdout (its outputs, one JSON object). Past it the rest is read and
+/// dropped, so the child never blocks on a full pipe, and the attempt fails.
+pub const MAX_STDOUT_BYTES: usize = 4 << 20;
+
+/// Job output made safe to show on a terminal: control characters other than newline and tab
+/// (escape sequences, carriage returns, bells) are written as `\xNN` / `\u{NNNN}`. Every error text
+/// taken from a job's stdout or stderr passes through here before it is stored or shown.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() && (c as u32) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Reads a child's stdout up to [`MAX_STDOUT_BYTES`], draining the rest; true when it overflowed.
+fn read_bounded(mut from: impl Read) -> (Vec<u8>, bool) {
+    let mut buf = Vec::new();
+    let _ = (&mut from)
+        .take(MAX_STDOUT_BYTES as u64 + 1)
+        .read_to_end(&mut buf);
+    let over = buf.len() > MAX_STDOUT_BYTES;
+    if over {
+        buf.truncate(MAX_STDOUT_BYTES);
+        let _ = std::io::copy(&mut from, &mut std::io::sink());
+    }
+    (buf, over)
+}
+
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -221,7 +257,7 @@ fn tail(path: &Path, skip_header: usize, n: usize) -> String {
         .skip(skip_header)
         .filter(|l| !l.trim().is_empty())
         .collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    printable(&lines[lines.len().saturating_sub(n)..].join("\n"))
 }
 
 /// How one claimed attempt ended, as far as this worker knows.
@@ -396,23 +432,25 @@ fn execute(
         }
     };
     let pid = child.id();
-    let mut stdout = child.stdout.take();
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(s) = stdout.as_mut() {
-            let _ = s.read_to_end(&mut buf);
-        }
-        buf
-    });
+    let stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || stdout.map(read_bounded).unwrap_or_default());
     let started = Instant::now();
     let ended = supervise(queue, cfg, task, &mut child);
     if !matches!(ended, Ok(Ended::Exited(_))) {
         kill_group(pid);
         let _ = child.wait();
     }
-    let out = reader.join().unwrap_or_default();
+    let (out, overflowed) = reader.join().unwrap_or_default();
     let elapsed = started.elapsed().as_secs_f64();
     Ok(match ended? {
+        Ended::Exited(status) if overflowed && status.success() => {
+            let msg = format!(
+                "stdout over {} MiB: a job's outputs must be one small JSON object (write data to files)",
+                MAX_STDOUT_BYTES >> 20
+            );
+            let _ = writeln!(job.log_file, "# contimg: {msg}");
+            fail(msg)
+        }
         Ended::Exited(status) => judge(task, &mut job, status, &out, elapsed),
         Ended::TimedOut(t) => {
             let msg = format!(
@@ -528,7 +566,7 @@ fn judge(
             Ok(v @ Value::Object(_)) => Ok(v),
             Ok(_) | Err(_) => Err(format!(
                 "exit code 0 but stdout is not a JSON object (a job's outputs must be one): {}",
-                text.chars().take(200).collect::<String>()
+                printable(&text.chars().take(200).collect::<String>())
             )),
         }
     };
