@@ -680,7 +680,7 @@ pub fn measure(input: &MosaicInput, opts: &QaOptions) -> Result<QaReport, QaErro
         verdict: Verdict::Pass,
         checks: Vec::new(),
         warnings,
-        beam: m.beam.clone(),
+        beam: m.beam,
         noise: noise.report,
         peak_jy: peak,
         dynamic_range: dr,
@@ -958,7 +958,7 @@ fn astrometry_check(r: &QaReport, th: &Thresholds, require_astrometry: bool) -> 
     let off = a.offset_beams.unwrap_or(f64::NAN);
     let z = a.offset_significance.unwrap_or(f64::NAN);
     let z_min = crate::stats::two_d_equivalent(th.significance_sigma);
-    let significant = !(z <= z_min);
+    let significant = z.is_nan() || z > z_min;
     let status = if off.is_nan() || (off > th.astrometry_fail_beams && significant) {
         Verdict::Fail
     } else if off > th.astrometry_warn_beams && significant {
