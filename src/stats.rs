@@ -87,6 +87,28 @@ pub fn median_standard_error(scale: f64, n: usize) -> f64 {
     (std::f64::consts::PI / 2.0).sqrt() * scale / (n as f64).sqrt()
 }
 
+/// The radius, in standard errors, that a 2-D Gaussian offset exceeds by chance as rarely as a
+/// 1-D one exceeds ±`k` σ: √(−2 ln p) with p = erfc(k/√2) (3σ: p = 0.0027, radius 3.44).
+pub fn two_d_equivalent(k: f64) -> f64 {
+    (-2.0 * erfc(k / std::f64::consts::SQRT_2).ln()).sqrt()
+}
+
+/// The complementary error function (Numerical Recipes' erfcc, relative error < 1.2e-7).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +141,13 @@ mod tests {
         assert!((m - mf).abs() < 1e-12 && (s - sf).abs() < 1e-6);
         assert_eq!(median_f64(&[]), None);
         assert!((median_standard_error(2.0, 100) - 0.250_663).abs() < 1e-6);
+        // 3 sigma two-sided is p = 0.0027: a 2-D radius of 3.44; 1 sigma (p = 0.3173) is 1.515.
+        assert!(
+            (two_d_equivalent(3.0) - 3.4396).abs() < 1e-3,
+            "{}",
+            two_d_equivalent(3.0)
+        );
+        assert!((two_d_equivalent(1.0) - 1.5152).abs() < 1e-3);
     }
 
     #[test]

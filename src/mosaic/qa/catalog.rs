@@ -207,6 +207,10 @@ const FLUX_NAMES: &[&str] = &[
     "fluxmjy",
     "peakmjy",
     "s14mjy",
+    // FIRST (VizieR VIII/92): Fpeak, Fint in mJy.
+    "fpeak",
+    "fint",
+    "fluxdensity",
 ];
 const BEAM_NAMES: &[&str] = &["beamarcsec", "beam", "bmaj", "resolution", "fwhm"];
 
