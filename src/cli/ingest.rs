@@ -9,6 +9,8 @@ use super::{CliError, Ctx, emit_json};
 /// PATHs are files or directories (searched recursively for *.fits, *.fit, *.fts, optionally
 /// .gz, skipping primary-beam images *.pb.fits); `-` reads one path per line from stdin.
 /// Re-ingesting an unchanged file changes nothing; a changed file updates its row.
+/// Only regular files are read (a FIFO or device is refused at once), none larger than
+/// [ingest] max_image_mb; pixels must be in Jy/beam; an unreadable DATE-OBS is an error.
 /// Prints a `contimg.ingest/1` manifest (added, updated, unchanged, failed). A file that cannot
 /// be ingested gets one line on stderr; the others are still ingested, and the exit code is 1.
 #[derive(Debug, clap::Args)]
@@ -28,12 +30,13 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let bar = ctx.bar(files.len() as u64, "ingest");
     let on_file = || bar.inc(1);
     let on_problem = |msg: &str| bar.suspend(|| ctx.warn(msg));
-    let threads = ctx
-        .workspace()
-        .map(|w| w.config.ingest.threads)
-        .unwrap_or(0);
+    let cfg = ctx.workspace().map(|w| w.config.ingest).unwrap_or_default();
+    let opts = crate::mosaic::ingest::IngestOptions {
+        threads: cfg.threads,
+        max_image_bytes: cfg.max_image_bytes(),
+    };
     let mut report =
-        crate::mosaic::ingest::ingest(&mut store.conn, files, threads, &on_file, &on_problem)?;
+        crate::mosaic::ingest::ingest(&mut store.conn, files, &opts, &on_file, &on_problem)?;
     bar.finish_and_clear();
     report.failed.extend(missing.into_iter().map(|(p, reason)| {
         crate::mosaic::ingest::FileFailure {

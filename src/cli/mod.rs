@@ -156,7 +156,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
                 .is_some()
             || matches!(
                 cause.downcast_ref::<StoreError>(),
-                Some(StoreError::TooNew { .. })
+                Some(StoreError::TooNew { .. } | StoreError::NotADatabase { .. })
             )
         {
             return 2;
@@ -202,7 +202,12 @@ impl Ctx {
             path: PathBuf::from("."),
             source,
         })?;
-        Workspace::discover(self.workspace_arg.as_deref(), &cwd)
+        let ws = Workspace::discover(self.workspace_arg.as_deref(), &cwd)?;
+        // Checked when the configuration was loaded.
+        if let Ok(mode) = ws.config.files.mode_bits() {
+            crate::fsutil::set_file_mode(mode);
+        }
+        Ok(ws)
     }
 
     /// The database: `--db` if given (no workspace needed), else the workspace's.

@@ -60,6 +60,35 @@ fn input_error(e: QaError) -> anyhow::Error {
     }
 }
 
+/// The mosaic file must still be the bytes build recorded (mosaics built before hashes were
+/// recorded are checked with a warning only).
+fn check_mosaic_hash(ctx: &Ctx, store: &Store, input: &MosaicInput) -> anyhow::Result<()> {
+    let recorded = crate::store::mosaic_file(&store.conn, input.mosaic_id)?.and_then(|(_, h)| h);
+    let Some(recorded) = recorded else {
+        ctx.warn(&format!(
+            "warning: mosaic {} has no recorded sha256 (built by an older contimg); its file is not verified",
+            input.mosaic_id
+        ));
+        return Ok(());
+    };
+    let now = crate::fsutil::sha256_file(&input.path).map_err(|e| {
+        CliError::Input(format!(
+            "{}: cannot read the mosaic: {e}",
+            input.path.display()
+        ))
+    })?;
+    if now != recorded {
+        return Err(CliError::Input(format!(
+            "{}: the file's sha256 is {now}, but mosaic {} was recorded with {recorded}; the file \
+             was changed or replaced after `contimg build`. Rebuild it (contimg build --plan ID)",
+            input.path.display(),
+            input.mosaic_id
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let ws = match ctx.workspace() {
         Ok(ws) => Some(ws),
@@ -88,7 +117,27 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 Some(_) => ctx.store()?,
                 None => Store::open(&m.database)?,
             };
-            (store, MosaicInput::from_manifest(&m))
+            // The database, not the manifest, says which file mosaic N is (its sha256 is
+            // checked below); products go beside that file.
+            let recorded =
+                MosaicInput::from_db(&store.conn, &store.path, m.mosaic_id).map_err(input_error)?;
+            let input = MosaicInput::from_manifest(&m);
+            if absolute(&input.path) != recorded.path {
+                return Err(CliError::Input(format!(
+                    "the manifest names {} as mosaic {}, but the database records {}; \
+                     use the manifest `contimg build` printed, or --mosaic {}",
+                    m.path.display(),
+                    m.mosaic_id,
+                    recorded.path.display(),
+                    m.mosaic_id
+                ))
+                .into());
+            }
+            let input = MosaicInput {
+                noise_path: recorded.noise_path,
+                ..input
+            };
+            (store, input)
         }
         (None, None) => {
             return Err(CliError::Input(
@@ -105,6 +154,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         ))
         .into());
     }
+    check_mosaic_hash(ctx, &store, &input)?;
     if input.noise_path.as_ref().is_some_and(|p| !p.is_file()) {
         input.noise_path = None;
     }

@@ -4,6 +4,13 @@
 //! (the primary HDU for nearly every radio image); pixels come back as `f32` with BSCALE/BZERO
 //! applied and integer BLANK pixels turned into NaN by cfitsio; the plane is the first one along
 //! every axis beyond the second (FREQ, STOKES), which for a continuum image is the whole image.
+//!
+//! Bounded reads ([`read_image_bytes`]): nothing is allocated for more than the caller's ceiling.
+//! A gzip file is decompressed here, not by cfitsio (which inflates it whole into memory), and
+//! its header is read first: pixel data larger than the ceiling is refused before it is
+//! inflated, and at most what the header declares is ever inflated, so a few hundred bytes
+//! claiming 20000 × 20000 pixels cost a few kilobytes. The header's sizes are checked against
+//! the bytes actually present before the pixel plane is allocated.
 
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int, c_void};
@@ -26,6 +33,22 @@ pub enum FitsReadError {
     Header { path: PathBuf, reason: String },
     #[error("{path}: cannot read the pixels ({reason}); the file may be truncated")]
     Pixels { path: PathBuf, reason: String },
+    #[error(
+        "{path}: {what} needs {bytes} bytes, more than the limit of {limit} \
+         ([ingest] max_image_mb in contimg.toml); refused before reading it"
+    )]
+    TooLarge {
+        path: PathBuf,
+        what: &'static str,
+        bytes: u128,
+        limit: u64,
+    },
+    #[error("{path}: cannot decompress (gzip): {source}; the file may be truncated or not gzip")]
+    Gzip {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// An image's header and its first celestial plane.
@@ -223,22 +246,108 @@ pub fn read_header(path: &Path) -> Result<Header, FitsReadError> {
 
 /// Reads the header and the first plane of the file's image HDU.
 pub fn read_image(path: &Path) -> Result<FitsImage, FitsReadError> {
-    read_opened(open(path, Source::Disk)?, path)
+    read_opened(open(path, Source::Disk)?, path, u64::MAX)
 }
 
 /// Like [`read_image`], from the file's bytes already in memory (so a caller that also hashes
-/// the file reads it once). Compressed files (gzip) are opened from disk instead.
-pub fn read_image_bytes(path: &Path, bytes: &[u8]) -> Result<FitsImage, FitsReadError> {
+/// the file reads it once), allocating at most `limit` bytes for decompressed data and for the
+/// pixel plane. Gzip files are decompressed here, header first (see the module documentation).
+pub fn read_image_bytes(path: &Path, bytes: &[u8], limit: u64) -> Result<FitsImage, FitsReadError> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
-        return read_image(path);
+        let inflated = gunzip_bounded(path, bytes, limit)?;
+        return read_opened(open(path, Source::Memory(&inflated))?, path, limit);
     }
-    read_opened(open(path, Source::Memory(bytes))?, path)
+    read_opened(open(path, Source::Memory(bytes))?, path, limit)
 }
 
-fn read_opened(mut opened: Opened, path: &Path) -> Result<FitsImage, FitsReadError> {
+/// Bytes of data a primary header declares (BITPIX, NAXISn; 0 without axes), padded to 2880.
+fn declared_data_bytes(h: &Header) -> Option<u128> {
+    let bitpix = h.i64("BITPIX")?;
+    let naxis = h.i64("NAXIS")?;
+    if !(0..=999).contains(&naxis) {
+        return None;
+    }
+    if naxis == 0 {
+        return Some(0);
+    }
+    let mut n: u128 = (bitpix.unsigned_abs() / 8) as u128;
+    for i in 1..=naxis {
+        let len = h.i64(&format!("NAXIS{i}"))?;
+        n = n.checked_mul(u128::try_from(len).ok()?)?;
+    }
+    Some(n.div_ceil(2880) * 2880)
+}
+
+/// Inflates a gzip FITS file: the primary header first (at most 1000 blocks), then no more data
+/// than that header declares (or `limit` + 1 bytes when it declares none), refusing more than
+/// `limit`.
+fn gunzip_bounded(path: &Path, bytes: &[u8], limit: u64) -> Result<Vec<u8>, FitsReadError> {
+    use std::io::Read;
+    let gz_err = |source| FitsReadError::Gzip {
+        path: path.to_path_buf(),
+        source,
+    };
+    let header_err = |reason: &str| FitsReadError::Header {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    };
+    let too_large = |what, bytes| FitsReadError::TooLarge {
+        path: path.to_path_buf(),
+        what,
+        bytes,
+        limit,
+    };
+    let mut dec = flate2::read::MultiGzDecoder::new(bytes);
+    let mut out: Vec<u8> = Vec::new();
+    let is_end = |c: &[u8]| c.starts_with(b"END") && c[3..].iter().all(|&b| b == b' ');
+    loop {
+        if out.len() >= 1000 * 2880 {
+            return Err(header_err("no END card in the first 1000 header blocks"));
+        }
+        let before = out.len();
+        (&mut dec)
+            .take(2880)
+            .read_to_end(&mut out)
+            .map_err(gz_err)?;
+        if out.len() - before < 2880 {
+            return Err(header_err("the decompressed file ends inside its header"));
+        }
+        if out[before..].chunks(80).any(is_end) {
+            break;
+        }
+    }
+    let header = Header::from_records(out.chunks(80).map(String::from_utf8_lossy));
+    let want = match declared_data_bytes(&header) {
+        Some(d) if d > limit as u128 => {
+            return Err(too_large("the pixel data its header declares", d));
+        }
+        Some(d) if d > 0 => d as u64,
+        // The image is in an extension: inflate up to the limit and refuse more.
+        _ => limit.saturating_add(1),
+    };
+    (&mut dec)
+        .take(want)
+        .read_to_end(&mut out)
+        .map_err(gz_err)?;
+    if out.len() as u64 > limit {
+        return Err(too_large("the decompressed file", out.len() as u128));
+    }
+    Ok(out)
+}
+
+fn read_opened(mut opened: Opened, path: &Path, limit: u64) -> Result<FitsImage, FitsReadError> {
     let header = header_of(&mut opened, path)?;
     let (nx, ny) = (opened.shape[0], opened.shape[1]);
     let n = nx * ny;
+    let plane_bytes = nx as u128 * ny as u128 * 4;
+    if plane_bytes > limit as u128 {
+        return Err(FitsReadError::TooLarge {
+            path: path.to_path_buf(),
+            what: "the pixel plane (as 32-bit floats)",
+            bytes: plane_bytes,
+            limit,
+        });
+    }
     let mut data = vec![0f32; n];
     let raw = unsafe { opened.file.as_raw() };
     let mut status: c_int = 0;

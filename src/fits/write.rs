@@ -18,6 +18,10 @@
 //!   COMMENT cards are written once, by cfitsio.
 //! - NaN pixels are written as IEEE NaN (the FITS convention for blanks in float images).
 //! - The output is plain (uncompressed) FITS whatever `path` ends with.
+//! - The disk space a file needs is reserved before its first byte is written, so a full disk
+//!   fails up front as [`FitsWriteError::DiskFull`] naming the path; a product made of several
+//!   files (a mosaic with its weight and noise maps) is staged file by file with [`stage_image`]
+//!   and appears together through [`commit_together`], or not at all.
 //!
 //! The file is written through `fitsio::sys` (cfitsio) rather than `fitsio`'s safe API because
 //! the safe API parses the file name with cfitsio's extended syntax (a `[` in a directory name
@@ -58,6 +62,15 @@ pub enum FitsWriteError {
         path: PathBuf,
         status: i32,
         message: String,
+    },
+    #[error(
+        "disk full: cannot write {path} ({needed} bytes needed, {free} bytes free on its \
+         filesystem); free some space and run again (nothing was left under the final name)"
+    )]
+    DiskFull {
+        path: PathBuf,
+        needed: u64,
+        free: u64,
     },
     #[error(
         "I/O error while {action} {path}: {source}; check the directory exists and is writable"
@@ -105,11 +118,51 @@ fn is_cfitsio_boilerplate(card: &Card) -> bool {
 /// Writes `contents` to `path` atomically (see [`crate::fsutil::write_atomic`]), with the
 /// error type of this module. Used for the small text products that travel with images.
 pub fn write_bytes_atomic(path: &Path, contents: &[u8]) -> Result<(), FitsWriteError> {
-    crate::fsutil::write_atomic(path, contents).map_err(|source| FitsWriteError::Io {
-        action: "writing".into(),
+    crate::fsutil::write_atomic(path, contents)
+        .map_err(|source| io_error("writing", path, contents.len() as u64, source))
+}
+
+/// An I/O error, or [`FitsWriteError::DiskFull`] when that is what it means.
+fn io_error(action: &str, path: &Path, needed: u64, source: std::io::Error) -> FitsWriteError {
+    if crate::fsutil::is_disk_full(&source) {
+        return disk_full(path, needed);
+    }
+    FitsWriteError::Io {
+        action: action.into(),
         path: path.to_path_buf(),
         source,
-    })
+    }
+}
+
+fn disk_full(path: &Path, needed: u64) -> FitsWriteError {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    FitsWriteError::DiskFull {
+        path: path.to_path_buf(),
+        needed,
+        free: crate::fsutil::free_bytes(dir.unwrap_or(Path::new("."))).unwrap_or(0),
+    }
+}
+
+/// A FITS file written and synced under a temporary name, waiting to be renamed into place.
+/// Dropping it removes the temporary.
+pub struct StagedImage {
+    guard: TempGuard,
+    target: PathBuf,
+}
+
+impl StagedImage {
+    /// Renames the file into place.
+    pub fn commit(self) -> Result<(), FitsWriteError> {
+        commit_together(vec![self])
+    }
+}
+
+/// Renames staged files into place together: all of them appear, or none (see
+/// [`crate::fsutil::commit_all`]).
+pub fn commit_together(staged: Vec<StagedImage>) -> Result<(), FitsWriteError> {
+    let first = staged.first().map(|s| s.target.clone()).unwrap_or_default();
+    crate::fsutil::commit_all(staged.into_iter().map(|s| (s.guard, s.target)).collect())
+        .map_err(|source| io_error("renaming into place", &first, 0, source))
 }
 
 /// Writes a 2-D image: `data` rows are y (NAXIS2), columns are x (NAXIS1). Any memory layout.
@@ -118,28 +171,54 @@ pub fn write_image_2d(
     data: ArrayView2<f32>,
     header: &Header,
 ) -> Result<(), FitsWriteError> {
+    stage_image_2d(path, data, header)?.commit()
+}
+
+/// Like [`write_image_2d`], but leaves the file staged (see [`commit_together`]).
+pub fn stage_image_2d(
+    path: &Path,
+    data: ArrayView2<f32>,
+    header: &Header,
+) -> Result<StagedImage, FitsWriteError> {
     let (ny, nx) = data.dim();
     let shape = [nx, ny];
     match data.as_slice() {
-        Some(s) => write_image(path, &shape, s, header),
+        Some(s) => stage_image(path, &shape, s, header),
         None => {
             let v: Vec<f32> = data.iter().copied().collect();
-            write_image(path, &shape, &v, header)
+            stage_image(path, &shape, &v, header)
         }
     }
 }
 
-/// Writes a single-HDU FITS image with BITPIX = −32.
-///
-/// `shape` is in FITS order (NAXIS1 first, e.g. `[nx, ny, 1, 1]`), `data` in FITS order (NAXIS1
-/// varies fastest) with exactly `shape.iter().product()` values. See the module documentation
-/// for which header cards are written and the atomicity guarantee.
+/// Writes a single-HDU FITS image with BITPIX = −32 (see [`stage_image`]) and renames it into
+/// place.
 pub fn write_image(
     path: &Path,
     shape: &[usize],
     data: &[f32],
     header: &Header,
 ) -> Result<(), FitsWriteError> {
+    stage_image(path, shape, data, header)?.commit()
+}
+
+/// Bytes a file of `n_cards` header cards and `n_pixels` f32 pixels takes (FITS blocks of 2880).
+fn fits_size(n_cards: usize, n_pixels: usize) -> u64 {
+    let block = |b: u64| b.div_ceil(2880) * 2880;
+    block((n_cards as u64 + 16) * 80) + block(n_pixels as u64 * 4)
+}
+
+/// Writes a single-HDU FITS image with BITPIX = −32 under a temporary name beside `path`.
+///
+/// `shape` is in FITS order (NAXIS1 first, e.g. `[nx, ny, 1, 1]`), `data` in FITS order (NAXIS1
+/// varies fastest) with exactly `shape.iter().product()` values. See the module documentation
+/// for which header cards are written and the atomicity guarantee.
+pub fn stage_image(
+    path: &Path,
+    shape: &[usize],
+    data: &[f32],
+    header: &Header,
+) -> Result<StagedImage, FitsWriteError> {
     if shape.is_empty() || shape.len() > 999 {
         return Err(FitsWriteError::BadShape {
             shape: shape.to_vec(),
@@ -181,8 +260,53 @@ pub fn write_image(
         path: path.to_path_buf(),
         source,
     })?;
+    if let Some(dir) = tmp.parent() {
+        crate::fsutil::sweep_stale_temps(dir);
+    }
     let guard = TempGuard::new(tmp.clone());
-    let mut file = CfitsioFile::create(&tmp)?;
+    let long_strings: usize = cards
+        .iter()
+        .filter_map(|c| c.value.as_str())
+        .map(|v| v.len() / 60)
+        .sum();
+    let needed = fits_size(cards.len() + long_strings, data.len());
+    write_pixels(&tmp, shape, data, &cards, needed).map_err(|e| match e {
+        FitsWriteError::DiskFull { .. } => disk_full(path, needed),
+        // cfitsio does not say why a write failed: a full disk is told by the space left.
+        FitsWriteError::Cfitsio { .. } | FitsWriteError::Io { .. }
+            if parent_free(path).is_some_and(|free| free < needed) =>
+        {
+            disk_full(path, needed)
+        }
+        e => e,
+    })?;
+    Ok(StagedImage {
+        guard,
+        target: path.to_path_buf(),
+    })
+}
+
+fn parent_free(path: &Path) -> Option<u64> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    crate::fsutil::free_bytes(dir.unwrap_or(Path::new(".")))
+}
+
+/// Creates `tmp`, reserves `needed` bytes, writes header and pixels, closes and syncs it.
+fn write_pixels(
+    tmp: &Path,
+    shape: &[usize],
+    data: &[f32],
+    cards: &[&Card],
+    needed: u64,
+) -> Result<(), FitsWriteError> {
+    let mut file = CfitsioFile::create(tmp)?;
+    let reserve = fs::OpenOptions::new()
+        .write(true)
+        .open(tmp)
+        .and_then(|f| crate::fsutil::reserve(&f, needed));
+    if let Err(source) = reserve {
+        return Err(io_error("reserving space for", tmp, needed, source));
+    }
     let naxes: Vec<c_long> = shape.iter().map(|&n| n as c_long).collect();
     file.call("creating the primary image in", |f, st| unsafe {
         sys::ffcrim(
@@ -193,7 +317,7 @@ pub fn write_image(
             st,
         )
     })?;
-    for c in &cards {
+    for c in cards {
         write_card(&mut file, c)?;
     }
     file.call("writing pixels to", |f, st| unsafe {
@@ -207,22 +331,10 @@ pub fn write_image(
         )
     })?;
     file.close()?;
-    let f = fs::File::open(&tmp).map_err(|source| FitsWriteError::Io {
-        action: "reopening for fsync".into(),
-        path: tmp.clone(),
-        source,
-    })?;
-    f.sync_all().map_err(|source| FitsWriteError::Io {
-        action: "syncing".into(),
-        path: tmp.clone(),
-        source,
-    })?;
-    drop(f);
-    guard.commit(path).map_err(|source| FitsWriteError::Io {
-        action: format!("renaming {} to", tmp.display()),
-        path: path.to_path_buf(),
-        source,
-    })
+    let f = fs::File::open(tmp)
+        .map_err(|source| io_error("reopening for fsync", tmp, needed, source))?;
+    f.sync_all()
+        .map_err(|source| io_error("syncing", tmp, needed, source))
 }
 
 /// A cfitsio file handle that is closed exactly once (explicitly with error checking, or on drop).

@@ -45,6 +45,11 @@ pub enum BuildError {
         now: String,
         planned: String,
     },
+    #[error(
+        "the plan manifest does not match plan {plan_id} as recorded in the database: {detail}; \
+         build from the manifest `contimg plan` printed, or with --plan {plan_id}"
+    )]
+    ManifestMismatch { plan_id: i64, detail: String },
     #[error("the plan has no images")]
     EmptyPlan,
     #[error("unknown projection {0:?}: use auto, SIN, TAN or CAR")]
@@ -71,6 +76,7 @@ impl BuildError {
                 | BuildError::MissingInput { .. }
                 | BuildError::ChangedInput { .. }
                 | BuildError::EmptyPlan
+                | BuildError::ManifestMismatch { .. }
                 | BuildError::BadProjection(_)
                 | BuildError::BadInterpolation(_)
                 | BuildError::Mosaic(
@@ -147,6 +153,52 @@ pub fn verify_inputs(plan: &PlanManifest) -> Result<(), BuildError> {
     })
 }
 
+/// Checks a plan manifest against the database, which is what is trusted: its images must be
+/// the plan's recorded images, each with its recorded path and content hash. (The files' bytes
+/// are checked against those hashes by [`verify_inputs`].)
+fn check_recorded(store: &Store, plan: &PlanManifest) -> Result<(), BuildError> {
+    let mismatch = |detail: String| BuildError::ManifestMismatch {
+        plan_id: plan.plan_id,
+        detail,
+    };
+    let ids_json: String = store.conn.query_row(
+        "SELECT image_ids FROM mosaic_plans WHERE id = ?1",
+        [plan.plan_id],
+        |r| r.get(0),
+    )?;
+    let mut recorded: Vec<i64> = serde_json::from_str(&ids_json)
+        .map_err(|e| mismatch(format!("its recorded image list is unreadable ({e})")))?;
+    let mut given: Vec<i64> = plan.images.iter().map(|i| i.id).collect();
+    recorded.sort_unstable();
+    given.sort_unstable();
+    if recorded != given {
+        return Err(mismatch(format!(
+            "it lists images {given:?}, the plan recorded {recorded:?}"
+        )));
+    }
+    let records = crate::store::images::by_ids(&store.conn, &given)?;
+    for im in &plan.images {
+        let Some(rec) = records.iter().find(|r| r.id == Some(im.id)) else {
+            return Err(mismatch(format!("image {} is no longer registered", im.id)));
+        };
+        if Path::new(&rec.path) != im.path {
+            return Err(mismatch(format!(
+                "image {} is {} in the manifest but {} in the database",
+                im.id,
+                im.path.display(),
+                rec.path
+            )));
+        }
+        if rec.content_sha256 != im.sha256 {
+            return Err(mismatch(format!(
+                "image {} ({}) has sha256 {} in the manifest but {} in the database",
+                im.id, rec.path, im.sha256, rec.content_sha256
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Builds the plan's mosaic and records it. `progress(done, total)` is called per input.
 pub fn build(
     store: &mut Store,
@@ -179,6 +231,7 @@ pub fn build(
     if plan.images.is_empty() {
         return Err(BuildError::EmptyPlan);
     }
+    check_recorded(store, plan)?;
     let projection = match req.projection.trim().to_ascii_lowercase().as_str() {
         "auto" => None,
         p => Some(
@@ -203,7 +256,7 @@ pub fn build(
         .zip(&records)
         .map(|(im, rec)| MosaicInput {
             path: im.path.clone(),
-            rms_jy: im.rms_jy,
+            rms_jy: rec.rms_jy,
             pb_corrected: Some(rec.pb_corrected),
             freq_hz: rec.freq_hz,
             dish_m: None,
@@ -297,7 +350,8 @@ pub fn build(
         Some(id) => {
             tx.execute(
                 "UPDATE mosaics SET plan_id=?2, tier=?3, n_images=?4, median_rms_jy=?5, effective_noise_jy=?6, \
-                 coverage_sq_deg=?7, qa_status=NULL, qa_details=NULL, created_at=?8 WHERE id=?1",
+                 coverage_sq_deg=?7, qa_status=NULL, qa_details=NULL, created_at=?8, sha256=?9, \
+                 weight_sha256=?10, noise_sha256=?11 WHERE id=?1",
                 params![
                     id,
                     plan.plan_id,
@@ -306,7 +360,10 @@ pub fn build(
                     result.median_rms_jy,
                     result.effective_noise_jy,
                     cov.area_deg2,
-                    now
+                    now,
+                    hashes.mosaic,
+                    hashes.weight,
+                    hashes.noise
                 ],
             )?;
             id
@@ -314,7 +371,8 @@ pub fn build(
         None => {
             tx.execute(
                 "INSERT INTO mosaics (plan_id, path, tier, n_images, median_rms_jy, effective_noise_jy, \
-                 coverage_sq_deg, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 coverage_sq_deg, created_at, sha256, weight_sha256, noise_sha256) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     plan.plan_id,
                     path_text,
@@ -323,7 +381,10 @@ pub fn build(
                     result.median_rms_jy,
                     result.effective_noise_jy,
                     cov.area_deg2,
-                    now
+                    now,
+                    hashes.mosaic,
+                    hashes.weight,
+                    hashes.noise
                 ],
             )?;
             tx.last_insert_rowid()

@@ -3,9 +3,13 @@
 //! Invariants: a file is analysed from its own bytes only (header through cfitsio, pixels, hash);
 //! each file's row is written in its own transaction, so a failure in one file never touches
 //! another's row and nothing is written for a bad file; unchanged bytes mean no write at all.
+//! Only regular files are read (a FIFO or a device is refused before it is opened for reading),
+//! and never more than [`IngestOptions::max_image_bytes`] for a file, its decompressed data or
+//! its pixel plane. What a row records is what the header says, checked: pixels in Jy/beam,
+//! an observation time that parses (or none at all, with a warning).
 
 use std::collections::HashMap;
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -25,11 +29,24 @@ use crate::wcs::{Frame, Wcs, WcsError};
 /// Why one file could not be ingested.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("{path}: cannot read the file: {source}")]
-    Io {
+    #[error(transparent)]
+    Read(#[from] crate::fsutil::ReadError),
+    #[error(
+        "{path}: {card} = '{value}' cannot be read as a time{why}, and there is no usable \
+         MJD-OBS to fall back on; fix the card (e.g. DATE-OBS = '2026-11-20T03:00:00')"
+    )]
+    BadTime {
         path: PathBuf,
-        source: std::io::Error,
+        card: &'static str,
+        value: String,
+        why: String,
     },
+    #[error(
+        "{path}: BUNIT = '{unit}', but contimg mosaics images in Jy/beam only \
+         (K, Jy/pixel and other units would be combined as if they were Jy/beam); \
+         convert the image to Jy/beam first"
+    )]
+    Unit { path: PathBuf, unit: String },
     #[error(transparent)]
     Fits(#[from] Box<FitsReadError>),
     #[error("{path}: {source}")]
@@ -57,15 +74,102 @@ pub enum IngestError {
 }
 
 /// Observation time: DATE-OBS (with TIME-OBS if DATE-OBS has no time), else MJD-OBS.
-fn observation_time(h: &Header) -> Option<Instant> {
-    if let Some(t) = h.str("DATE-OBS").and_then(|s| time::parse_date_obs(s).ok()) {
-        let has_time = h.str("DATE-OBS").is_some_and(|s| s.contains('T'));
-        if !has_time && let Some(extra) = h.str("TIME-OBS").and_then(time::parse_time_of_day) {
-            return Some(t.date_naive().and_time(extra).and_utc());
-        }
-        return Some(t);
+/// Observation times outside these years are taken as broken headers, not observations.
+const PLAUSIBLE_YEARS: std::ops::Range<i32> = 1900..2200;
+
+/// A card's value as text (strings unquoted, numbers as written), if the card has one.
+fn card_text(h: &Header, key: &str) -> Option<String> {
+    use crate::fits::Value;
+    match h.get(key)? {
+        Value::Str(s) => Some(s.trim().to_string()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::Float(f) => Some(f.to_string()),
+        Value::Bool(b) => Some(if *b { "T" } else { "F" }.into()),
+        _ => None,
     }
-    h.f64("MJD-OBS").and_then(|m| time::from_mjd(m).ok())
+}
+
+/// The time a card gives: `Ok(None)` when the card is absent or blank.
+fn time_card(h: &Header, key: &'static str) -> Result<Option<Instant>, (String, String)> {
+    let Some(text) = card_text(h, key).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let parsed = match key {
+        "MJD-OBS" => text
+            .parse::<f64>()
+            .map_err(|_| String::new())
+            .and_then(|m| time::from_mjd(m).map_err(|_| String::new())),
+        _ => time::parse_date_obs(&text).map_err(|_| String::new()),
+    };
+    match parsed {
+        Ok(t) if PLAUSIBLE_YEARS.contains(&chrono::Datelike::year(&t)) => Ok(Some(t)),
+        Ok(_) => Err((text, " (outside the years 1900-2199)".into())),
+        Err(why) => Err((text, why)),
+    }
+}
+
+/// Observation time: DATE-OBS (with TIME-OBS if DATE-OBS has no time), else MJD-OBS; `None` when
+/// the header has neither. A card that is present but unreadable is an error unless the other
+/// gives a time (then the caller gets a warning).
+fn observation_time(
+    path: &Path,
+    h: &Header,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Instant>, IngestError> {
+    let bad = |card, (value, why): (String, String)| IngestError::BadTime {
+        path: path.to_path_buf(),
+        card,
+        value,
+        why,
+    };
+    let date = time_card(h, "DATE-OBS");
+    let mjd = time_card(h, "MJD-OBS");
+    match (date, mjd) {
+        (Ok(Some(t)), _) => {
+            let has_time = card_text(h, "DATE-OBS").is_some_and(|s| s.contains('T'));
+            match card_text(h, "TIME-OBS").filter(|s| !s.is_empty() && !has_time) {
+                None => Ok(Some(t)),
+                Some(tod) => match time::parse_time_of_day(&tod) {
+                    Some(extra) => Ok(Some(t.date_naive().and_time(extra).and_utc())),
+                    None => Err(bad("TIME-OBS", (tod, String::new()))),
+                },
+            }
+        }
+        (Ok(None), Ok(m)) => Ok(m),
+        (Err(e), Ok(Some(m))) => {
+            warnings.push(format!(
+                "{}: DATE-OBS = '{}' cannot be read as a time; MJD-OBS used instead",
+                path.display(),
+                e.0
+            ));
+            Ok(Some(m))
+        }
+        (Err(e), _) => Err(bad("DATE-OBS", e)),
+        (Ok(None), Err(e)) => Err(bad("MJD-OBS", e)),
+    }
+}
+
+/// Checks BUNIT: Jy/beam (any case and spacing) passes, and so does a header without BUNIT
+/// (common in radio images, whose pixels are Jy/beam by convention); any other unit is refused.
+fn check_unit(path: &Path, h: &Header) -> Result<(), IngestError> {
+    let Some(unit) = card_text(h, "BUNIT").filter(|u| !u.is_empty()) else {
+        return Ok(());
+    };
+    let norm: String = unit
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    if matches!(
+        norm.as_str(),
+        "JY/BEAM" | "JY/BM" | "JANSKY/BEAM" | "JY.BEAM-1" | "JY/BEAM(I)"
+    ) {
+        return Ok(());
+    }
+    Err(IngestError::Unit {
+        path: path.to_path_buf(),
+        unit,
+    })
 }
 
 fn frame_name(f: Frame) -> String {
@@ -77,10 +181,40 @@ fn frame_name(f: Frame) -> String {
     }
 }
 
+/// What an ingest may read and allocate.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestOptions {
+    /// Threads for reading files; 0 means one per core.
+    pub threads: usize,
+    /// The largest file, decompressed data or pixel plane (bytes) read for one image.
+    pub max_image_bytes: u64,
+}
+
+/// One file's row, with the warnings its header gave.
+pub struct Analysis {
+    pub record: ImageRecord,
+    pub warnings: Vec<String>,
+}
+
 /// Reads one file and measures everything its `images` row records.
-pub fn analyse(path: &Path, bytes: &[u8], sha256: String) -> Result<ImageRecord, IngestError> {
-    let image = read_image_bytes(path, bytes).map_err(Box::new)?;
+pub fn analyse(
+    path: &Path,
+    bytes: &[u8],
+    sha256: String,
+    max_image_bytes: u64,
+) -> Result<Analysis, IngestError> {
+    let image = read_image_bytes(path, bytes, max_image_bytes).map_err(Box::new)?;
     let h = &image.header;
+    let mut warnings = vec![];
+    check_unit(path, h)?;
+    let obs = observation_time(path, h, &mut warnings)?;
+    if obs.is_none() {
+        warnings.push(format!(
+            "{}: no observation time (no DATE-OBS or MJD-OBS); recorded without one, so no \
+             time window selects it",
+            path.display()
+        ));
+    }
     let wcs = Wcs::from_header(h).map_err(|source| IngestError::Wcs {
         path: path.to_path_buf(),
         source,
@@ -115,9 +249,14 @@ pub fn analyse(path: &Path, bytes: &[u8], sha256: String) -> Result<ImageRecord,
         .copied()
         .filter(|v| v.is_finite())
         .fold(f32::NEG_INFINITY, f32::max) as f64;
-    let obs = observation_time(h);
     let beam = restoring_beam(h);
-    Ok(ImageRecord {
+    if beam.is_none() {
+        warnings.push(format!(
+            "{}: no restoring beam (no BMAJ/BMIN keywords, no AIPS CLEAN HISTORY card); recorded without one",
+            path.display()
+        ));
+    }
+    let record = ImageRecord {
         id: None,
         path: path.to_string_lossy().into_owned(),
         rms_jy: rms,
@@ -143,7 +282,8 @@ pub fn analyse(path: &Path, bytes: &[u8], sha256: String) -> Result<ImageRecord,
         peak_jy: peak.is_finite().then_some(peak),
         n_blank,
         ingested_at: time::now_iso(),
-    })
+    };
+    Ok(Analysis { record, warnings })
 }
 
 /// Whether a directory walk picks up this file: FITS names, but not primary-beam images
@@ -190,10 +330,13 @@ pub fn collect_paths(
     for p in queue {
         if p.is_dir() {
             walk(&p, &mut files, &mut failed);
-        } else if p.exists() {
-            files.push(p);
-        } else {
+        } else if !p.exists() {
             failed.push((p.clone(), IngestError::Missing { path: p }.to_string()));
+        } else {
+            match crate::fsutil::check_regular(&p) {
+                Ok(_) => files.push(p),
+                Err(e) => failed.push((p, e.to_string())),
+            }
         }
     }
     (files, failed)
@@ -215,7 +358,10 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, failed: &mut Vec<(PathBuf, String)
         if p.is_dir() {
             walk(&p, files, failed);
         } else if looks_like_image(&p) {
-            files.push(p);
+            match crate::fsutil::check_regular(&p) {
+                Ok(_) => files.push(p),
+                Err(e) => failed.push((p, e.to_string())),
+            }
         }
     }
 }
@@ -247,19 +393,30 @@ pub struct IngestReport {
 
 enum Analysed {
     Unchanged(String, i64),
-    Record(Box<ImageRecord>),
+    Record(Box<Analysis>),
 }
 
-fn hash_file(path: &Path) -> Result<(Vec<u8>, String), IngestError> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|source| IngestError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+fn hash_file(path: &Path, limit: u64) -> Result<(Vec<u8>, String), IngestError> {
+    let bytes = crate::fsutil::read_regular(path, limit)?;
     let hex = crate::fsutil::sha256_hex(&bytes);
     Ok((bytes, hex))
+}
+
+/// A warning when another registered path holds the same bytes (plans take only one copy).
+fn same_bytes_elsewhere(conn: &Connection, rec: &ImageRecord) -> Option<String> {
+    let other: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT id, path FROM images WHERE content_sha256 = ?1 AND path <> ?2 ORDER BY id LIMIT 1",
+            [&rec.content_sha256, &rec.path],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .ok();
+    other.map(|(id, p)| {
+        format!(
+            "{}: the same bytes as image {id} ({p}); a plan takes only one of the two",
+            rec.path
+        )
+    })
 }
 
 /// Ingests `files` into the database: analysis in parallel on `threads` threads (0: one per
@@ -268,7 +425,7 @@ fn hash_file(path: &Path) -> Result<(Vec<u8>, String), IngestError> {
 pub fn ingest(
     conn: &mut Connection,
     files: Vec<PathBuf>,
-    threads: usize,
+    opts: &IngestOptions,
     on_file: &(dyn Fn() + Sync),
     on_problem: &dyn Fn(&str),
 ) -> Result<IngestReport, IngestError> {
@@ -282,7 +439,7 @@ pub fn ingest(
         rows.collect::<Result<_, _>>().map_err(StoreError::from)?
     };
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
+        .num_threads(opts.threads)
         .build()
         .map_err(|e| IngestError::Threads(e.to_string()))?;
     let mut report = IngestReport::default();
@@ -293,16 +450,17 @@ pub fn ingest(
             pool.install(|| {
                 files.into_par_iter().for_each_with(tx, |tx, path| {
                     let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-                    let result = hash_file(&canonical).and_then(|(bytes, hash)| {
-                        let key = canonical.to_string_lossy().into_owned();
-                        match known.get(&key) {
-                            Some((id, stored)) if *stored == hash => {
-                                Ok(Analysed::Unchanged(key, *id))
+                    let result =
+                        hash_file(&canonical, opts.max_image_bytes).and_then(|(bytes, hash)| {
+                            let key = canonical.to_string_lossy().into_owned();
+                            match known.get(&key) {
+                                Some((id, stored)) if *stored == hash => {
+                                    Ok(Analysed::Unchanged(key, *id))
+                                }
+                                _ => analyse(&canonical, &bytes, hash, opts.max_image_bytes)
+                                    .map(|r| Analysed::Record(Box::new(r))),
                             }
-                            _ => analyse(&canonical, &bytes, hash)
-                                .map(|r| Analysed::Record(Box::new(r))),
-                        }
-                    });
+                        });
                     on_file();
                     let _ = tx.send((path, result));
                 })
@@ -313,12 +471,13 @@ pub fn ingest(
                 Ok(Analysed::Unchanged(p, id)) => {
                     report.unchanged.push(FileOutcome { path: p, id })
                 }
-                Ok(Analysed::Record(rec)) => {
-                    if rec.beam_source.is_none() {
-                        let msg = format!(
-                            "{}: no restoring beam (no BMAJ/BMIN keywords, no AIPS CLEAN HISTORY card); recorded without one",
-                            rec.path
-                        );
+                Ok(Analysed::Record(analysis)) => {
+                    let Analysis {
+                        record: rec,
+                        mut warnings,
+                    } = *analysis;
+                    warnings.extend(same_bytes_elsewhere(conn, &rec));
+                    for msg in warnings {
                         on_problem(&format!("warning: {msg}"));
                         report.warnings.push(FileFailure {
                             path: rec.path.clone(),

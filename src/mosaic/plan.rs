@@ -203,6 +203,9 @@ pub fn plan(
             )
             .then(a.path.cmp(&b.path))
     });
+    // Byte-identical files at two paths are one observation: keep the first (best) copy only.
+    let mut seen = std::collections::HashSet::new();
+    chosen.retain(|im| seen.insert(im.content_sha256.clone()));
     chosen.truncate(req.tier.max_images);
     if chosen.is_empty() {
         return Err(PlanError::NoImages {

@@ -240,6 +240,12 @@ pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
         {
             err(jid, format!("timeout: {e}"));
         }
+        if j.job_type == "command"
+            && let Some(argv) = j.params.get("argv")
+            && let Err(e) = check_argv(argv)
+        {
+            err(jid, e);
+        }
         let mr = j.max_retries.unwrap_or(d.max_retries);
         if let Some(e) = retry_problem(j.retry.as_ref().unwrap_or(&d.retry), mr) {
             err(jid, e);
@@ -346,6 +352,27 @@ fn find_cycle<'a>(
         stack.pop();
     }
     None
+}
+
+/// A command's argv as the runner will take it: a non-empty array of strings, the first (the
+/// program) not empty.
+fn check_argv(argv: &serde_json::Value) -> Result<(), String> {
+    let items = match argv {
+        serde_json::Value::Array(items) if !items.is_empty() => items,
+        serde_json::Value::Array(_) => {
+            return Err("argv = [] runs nothing: give the program and its arguments".into());
+        }
+        other => return Err(format!("argv must be an array of strings, got {other}")),
+    };
+    if let Some((i, v)) = items.iter().enumerate().find(|(_, v)| !v.is_string()) {
+        return Err(format!(
+            "argv[{i}] = {v} is not a string; quote every argument (argv = [\"prog\", \"1\"])"
+        ));
+    }
+    if items[0].as_str().is_some_and(|p| p.trim().is_empty()) {
+        return Err("argv[0] (the program) is empty".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

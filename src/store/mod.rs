@@ -27,6 +27,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_notify",
         include_str!("../../migrations/0004_notify.sql"),
     ),
+    (
+        "0005_mosaic_hashes",
+        include_str!("../../migrations/0005_mosaic_hashes.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.
@@ -46,6 +50,11 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    #[error(
+        "{path}: {why}, so it is not a contimg database (a truncated copy or a failed restore?); \
+         restore it from a backup, or move it away to start a new empty database. Nothing was changed"
+    )]
+    NotADatabase { path: PathBuf, why: String },
     #[error("{path}: cannot open the database: {source}")]
     Open {
         path: PathBuf,
@@ -69,6 +78,38 @@ pub struct Store {
     pub path: PathBuf,
 }
 
+/// The recorded file of mosaic `id`: its path and sha256 (`None` if built before hashes were
+/// recorded); `None` if there is no such mosaic.
+pub fn mosaic_file(
+    conn: &Connection,
+    id: i64,
+) -> Result<Option<(PathBuf, Option<String>)>, StoreError> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .query_row(
+            "SELECT path, sha256 FROM mosaics WHERE id = ?1",
+            [id],
+            |r| Ok((PathBuf::from(r.get::<_, String>(0)?), r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// Refuses an existing database path that cannot hold a database; returns whether the file is
+/// about to be created.
+fn check_existing(path: &Path) -> Result<bool, StoreError> {
+    let not_db = |why: String| StoreError::NotADatabase {
+        path: path.to_path_buf(),
+        why,
+    };
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(_) => Ok(false), // let SQLite report what is wrong
+        Ok(m) if !m.is_file() => Err(not_db("it is not a regular file".into())),
+        Ok(m) if m.len() == 0 => Err(not_db("the file is empty (0 bytes)".into())),
+        Ok(_) => Ok(false),
+    }
+}
+
 /// Applies the connection settings every contimg connection uses.
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -80,11 +121,16 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    ///
+    /// An existing path must be a regular file that is not empty: SQLite would silently turn a
+    /// 0-byte file into a new empty database, and the work recorded in the lost one would be
+    /// redone over its products. A new database file gets the configured file mode.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
         };
+        let created = check_existing(path)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -92,6 +138,11 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(open_err)?;
+        if created {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::Permissions::from_mode(crate::fsutil::file_mode());
+            let _ = std::fs::set_permissions(path, mode);
+        }
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         // Check the version before touching anything (switching to WAL writes to the file).
         let found: i64 = conn

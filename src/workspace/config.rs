@@ -54,6 +54,42 @@ pub struct Config {
     pub pipelines: BTreeMap<String, crate::pipeline::PipelineDef>,
     pub cron: CronConfig,
     pub notify: NotifyConfig,
+    pub files: FilesConfig,
+}
+
+/// Files contimg writes (products, the database, logs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// Permission bits of every file written, in octal ("0640": owner read-write, group read).
+    pub mode: String,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        FilesConfig {
+            mode: format!("{:04o}", crate::fsutil::DEFAULT_FILE_MODE),
+        }
+    }
+}
+
+impl FilesConfig {
+    /// The mode as bits; an error names what is wrong.
+    pub fn mode_bits(&self) -> Result<u32, String> {
+        let m = u32::from_str_radix(self.mode.trim(), 8).map_err(|_| {
+            format!(
+                "[files] mode = {:?} is not an octal mode like \"0640\"",
+                self.mode
+            )
+        })?;
+        if m > 0o777 || m & 0o600 != 0o600 {
+            return Err(format!(
+                "[files] mode = {:?} must be at most 0777 and let the owner read and write (0600)",
+                self.mode
+            ));
+        }
+        Ok(m)
+    }
 }
 
 /// Scheduling by the system crontab (`contimg cron`, `run --catch-up`).
@@ -124,11 +160,30 @@ impl Default for Paths {
 }
 
 /// Ingest settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     /// Threads for reading files; 0 means one per core.
     pub threads: usize,
+    /// Refuse a FITS file whose size, or whose pixel data as its header declares it
+    /// (uncompressed), exceeds this many MiB, before reading or allocating for it.
+    pub max_image_mb: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            threads: 0,
+            max_image_mb: 4096,
+        }
+    }
+}
+
+impl IngestConfig {
+    /// The ceiling in bytes.
+    pub fn max_image_bytes(&self) -> u64 {
+        self.max_image_mb.saturating_mul(1 << 20)
+    }
 }
 
 /// Reads and checks a configuration file.
@@ -145,6 +200,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
+    config
+        .files
+        .mode_bits()
+        .map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
     Ok(config)
 }
 
@@ -172,6 +234,14 @@ logs = "{logs}"
 [ingest]
 # Threads used to read and measure files; 0 = one per core.
 threads = {threads}
+# Refuse a FITS file larger than this (MiB), or whose header declares more pixel data than this
+# (uncompressed), before reading it: a hostile or broken header cannot exhaust memory.
+max_image_mb = {max_image_mb}
+
+[files]
+# Permission bits (octal) of every file contimg writes: products, database, logs.
+# "0640" = owner read-write, group read, others nothing; "0644" makes them world-readable.
+mode = "{mode}"
 
 [build]
 # Refuse an output grid with more pixels than this, before any pixel work is done.
@@ -247,6 +317,8 @@ max_attempts = {max_attempts}
         mosaics = d.paths.mosaics.display(),
         logs = d.paths.logs.display(),
         threads = d.ingest.threads,
+        max_image_mb = d.ingest.max_image_mb,
+        mode = d.files.mode,
         max_pixels = d.build.max_pixels,
         pb_cutoff = d.build.pb_cutoff,
         dish = d.build.dish_diameter_m,

@@ -18,6 +18,7 @@ use super::grid::{Footprint, GridChoice, GridError, OutputGrid, norm_ra, wrap180
 use super::kernel::{BicubicK, BilinearK, Interpolation, Kernel, Lanczos3K, NearestK, Plane};
 use super::mesh::{Mesh, MeshTolerance, Node, PixBox, walk_range};
 use crate::fits::facts;
+use crate::fits::write::StagedImage;
 use crate::fits::{Card, Header, Value};
 use crate::mosaic::beam::{BeamModel, telescope_key};
 use crate::wcs::Wcs;
@@ -967,16 +968,17 @@ fn build_planned(
     let coverage = coverage_of(grid, &wsum);
     phase(t0, "coverage");
     let header = output_header(plan, opts, sigma_ref);
-    let write = |path: &Path, data: &[f32], extra: &[Card]| -> Result<(), MosaicError> {
+    let write_err = |path: &Path, e: crate::fits::write::FitsWriteError| MosaicError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let write = |path: &Path, data: &[f32], extra: &[Card]| -> Result<StagedImage, MosaicError> {
         let mut h = header.clone();
         for c in extra {
             h.set(&c.key, c.value.clone(), &c.comment);
         }
         let view = ArrayView2::from_shape((grid.ny, grid.nx), data).expect("accumulator shape");
-        crate::fits::write::write_image_2d(path, view, &h).map_err(|e| MosaicError::Write {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })
+        crate::fits::write::stage_image_2d(path, view, &h).map_err(|e| write_err(path, e))
     };
     let noise_median = {
         // A regular subsample of about 500 000 pixels is plenty for a median.
@@ -994,7 +996,8 @@ fn build_planned(
             *v.select_nth_unstable_by(m, f32::total_cmp).1 as f64
         }
     };
-    // The three products are written concurrently (each atomically, by fits::write).
+    // The three products are written concurrently under temporary names, then renamed into
+    // place together: they appear all three or not at all.
     let weight_cards = [
         Card::new(
             "BUNIT",
@@ -1008,7 +1011,7 @@ fn build_planned(
         Value::Str("noise".into()),
         "expected noise 1/sqrt(sum of weights)",
     )];
-    let results: Vec<Result<(), MosaicError>> = std::thread::scope(|sc| {
+    let results: Vec<Result<StagedImage, MosaicError>> = std::thread::scope(|sc| {
         let jobs = [
             (&out.mosaic, &sum, &[][..]),
             (&out.weight, &wsum, &weight_cards[..]),
@@ -1030,7 +1033,8 @@ fn build_planned(
             })
             .collect()
     });
-    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    let staged = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    crate::fits::write::commit_together(staged).map_err(|e| write_err(&out.mosaic, e))?;
     drop((sum, wsum, noise));
     phase(t0, "mosaic, weight and noise written");
     let mjds: Vec<f64> = plan.inputs.iter().filter_map(|p| p.mjd_obs).collect();
