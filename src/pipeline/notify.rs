@@ -547,7 +547,7 @@ pub fn command_env(ev: &Event, id: i64) -> Vec<(String, String)> {
 }
 
 fn hostname() -> String {
-    crate::pipeline::worker::process_id()
+    crate::pipeline::procs::process_id()
         .rsplit_once(':')
         .map(|(h, _)| h.to_string())
         .unwrap_or_else(|| "localhost".into())
