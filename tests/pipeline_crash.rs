@@ -416,3 +416,62 @@ params = { argv = ["true"] }
         "a reader changed the copy"
     );
 }
+
+/// kill -9 of `run` after its webhook request went out but before the answer was recorded: the
+/// next delivery does not wait for the 5-minute claim, sends it once more, with the same
+/// idempotency key in the header and the JSON, and records it delivered.
+#[test]
+fn a_notification_cut_off_by_kill_9_is_sent_again_once_with_the_same_key() {
+    let ws = workspace();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let hold = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let got = common::hook::serve_gated(listener, hold.clone());
+    add_config(
+        ws.path(),
+        &format!(
+            r#"
+[pipelines.alarm]
+max_retries = 0
+retry = {{ kind = "none" }}
+notify = [{{ channel = "webhook", url = "{base}/hook" }}]
+[[pipelines.alarm.jobs]]
+id = "boom"
+type = "command"
+params = {{ argv = ["false"] }}
+"#
+        ),
+    );
+    let mut runner = spawn(ws.path(), &["run", "alarm"]);
+    wait_for("the webhook request", Duration::from_secs(20), || {
+        !got.lock().unwrap().is_empty()
+    });
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    let rows = json_in(ws.path(), &["notifications", "--json"], 0);
+    assert_eq!(rows[0]["state"], "sending");
+    hold.store(false, std::sync::atomic::Ordering::SeqCst);
+
+    json_in(ws.path(), &["notifications", "--deliver", "--json"], 0);
+    let reqs = got.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 2, "sent once more, not more");
+    let keys: Vec<String> = reqs
+        .iter()
+        .map(|(head, body)| {
+            let h = common::hook::header(head, "idempotency-key").expect("Idempotency-Key header");
+            let v: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(v["idempotency_key"], h.as_str());
+            h
+        })
+        .collect();
+    assert_eq!(keys[0], keys[1], "the repeat carries the same key");
+    let rows = json_in(ws.path(), &["notifications", "--json"], 0);
+    assert_eq!(rows[0]["state"], "delivered");
+    assert_eq!(
+        rows[0]["attempts"], 1,
+        "one recorded attempt: the cut-off one never was"
+    );
+    // Delivered: later runs send nothing more.
+    json_in(ws.path(), &["notifications", "--deliver", "--json"], 0);
+    assert_eq!(got.lock().unwrap().len(), 2);
+}
