@@ -41,7 +41,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         until_mjd: args.until.as_deref().map(parse_time_mjd).transpose()?,
         max_rms_jy: args.max_rms,
     };
-    let store = ctx.store()?;
+    let store = ctx.store_read_only()?;
     let rows = list(&store.conn, &filter)?;
     if args.json || !std::io::stdout().is_terminal() {
         return emit_listing("contimg.image/1", &rows);

@@ -219,6 +219,22 @@ impl Ctx {
         Ok(Store::open(&path)?)
     }
 
+    /// The database for a command that only reads (`images`, `status`, `notifications`): opened
+    /// read-only, so it never waits behind a writer and works on a read-only copy. A missing file,
+    /// or a schema older than this binary's, gets the writing open (which creates or migrates it).
+    pub fn store_read_only(&self) -> anyhow::Result<Store> {
+        let path = match &self.db_arg {
+            Some(p) => p.clone(),
+            None => self.workspace()?.database(),
+        };
+        if path.is_file()
+            && let Some(store) = Store::open_read_only(&path)?
+        {
+            return Ok(store);
+        }
+        Ok(Store::open(&path)?)
+    }
+
     /// The tiers in force: the workspace's configuration over the built-ins (built-ins alone
     /// when there is no workspace).
     pub fn tiers(&self) -> anyhow::Result<Vec<crate::mosaic::tiers::Tier>> {

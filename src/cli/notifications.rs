@@ -32,7 +32,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             s.delivered, s.retrying, s.failed, s.skipped
         ));
     }
-    let rows = crate::pipeline::api::notifications(&ctx.store()?.conn, args.limit)?;
+    let rows = crate::pipeline::api::notifications(&ctx.store_read_only()?.conn, args.limit)?;
     if args.json || !std::io::stdout().is_terminal() {
         return emit_json(&rows);
     }

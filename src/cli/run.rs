@@ -110,7 +110,7 @@ pub(super) fn finish(ctx: &Ctx, m: &ExecutionManifest) -> anyhow::Result<()> {
             ));
             Ok(())
         }
-        ExecStatus::Running => Ok(()),
+        ExecStatus::Running | ExecStatus::Interrupted => Ok(()),
         s => Err(CliError::Failed(format!(
             "execution {} of {} {s}: {}; see `contimg status {}`, re-run with `contimg retry {}`",
             m.execution_id,

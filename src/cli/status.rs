@@ -32,12 +32,11 @@ fn short(s: &str, n: usize) -> String {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let ws = ctx.workspace()?;
-    let engine = super::run::engine(ctx, &ws, std::time::Duration::from_secs(60))?;
+    let store = ctx.store_read_only()?;
     let table = !args.json && std::io::stdout().is_terminal();
     match args.execution {
         None => {
-            let list = engine.executions(args.limit)?;
+            let list = crate::pipeline::api::executions(&store, args.limit)?;
             if !table {
                 return emit_json(&list);
             }
@@ -59,7 +58,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             emit_text(&out)
         }
         Some(eid) => {
-            let m = engine.execution(eid)?;
+            let m = crate::pipeline::api::execution(store, eid)?;
             if !table {
                 return emit_json(&m);
             }

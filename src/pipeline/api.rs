@@ -22,13 +22,15 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::def::{NamedPipeline, WhenBusy};
-use crate::time::iso;
-use super::exec::{self, ExecStatus, ExecutionManifest, ExecutionSummary, Slot};
+use super::exec::{self, Admitted, ExecStatus, ExecutionManifest, ExecutionSummary, Slot};
 use super::jobs::SelfInvocation;
 use super::notify::{Delivery, DeliveryStats, Notification, NotifyConfig};
-use super::worker::{StopWhen, WorkStats, WorkerConfig, process_id};
+use super::procs::process_id;
+use super::worker::{StopWhen, WorkStats, WorkerConfig};
 use super::{PipelineError, cron, runner, validate};
 use crate::queue::{Queue, SystemClock};
+use crate::store::Store;
+use crate::time::iso;
 
 /// Where progress lines, details and warnings go (the command line prints them on stderr).
 pub trait Progress {
@@ -337,10 +339,17 @@ impl Engine {
         progress: &dyn Progress,
     ) -> Result<SlotRun, PipelineError> {
         let slot_s = iso(slot.time);
-        if let Some(skipped) = self.admit(q, p, &slot_s, progress)? {
-            return Ok(SlotRun::Skipped(skipped));
-        }
-        let created = exec::create(q, p, slot, params)?;
+        let runner_lease = (!detach).then_some(self.lease);
+        let created = loop {
+            match exec::create(q, p, slot, params, runner_lease)? {
+                Admitted::Yes(c) => break c,
+                Admitted::Busy(active) => {
+                    if let Some(skipped) = busy(p, &slot_s, active, progress) {
+                        return Ok(SlotRun::Skipped(skipped));
+                    }
+                }
+            }
+        };
         let eid = created.execution_id;
         let status = exec::sync(q.connection(), eid)?;
         if created.existing {
@@ -366,53 +375,6 @@ impl Engine {
         let mut m = self.manifest(q, eid)?;
         m.existing = created.existing;
         Ok(SlotRun::Ran(Box::new(m)))
-    }
-
-    /// Waits or skips while `max_active` executions of `p` for other slots run (a slot that already
-    /// has an execution is always let through: it is resumed or reported).
-    fn admit(
-        &self,
-        q: &Queue,
-        p: &NamedPipeline,
-        slot_s: &str,
-        progress: &dyn Progress,
-    ) -> Result<Option<Skipped>, PipelineError> {
-        if exec::exists(q.connection(), &p.name, slot_s)? {
-            return Ok(None);
-        }
-        loop {
-            let active = runner::active(q.connection(), &p.name, slot_s)?;
-            if (active.len() as u32) < p.def.max_active {
-                return Ok(None);
-            }
-            match p.def.when_busy {
-                WhenBusy::Skip => {
-                    progress.info(&format!(
-                        "{} already has {} execution(s) running ({}; max_active = {}); slot {slot_s} skipped \
-                         (`contimg run {} --catch-up` runs it later)",
-                        p.name,
-                        active.len(),
-                        active.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
-                        p.def.max_active,
-                        p.name
-                    ));
-                    return Ok(Some(Skipped {
-                        schema: "contimg.skipped/1",
-                        pipeline: p.name.clone(),
-                        slot: slot_s.to_string(),
-                        reason: "max_active executions of this pipeline are running",
-                        active_executions: active,
-                    }));
-                }
-                WhenBusy::Wait => {
-                    progress.debug(&format!(
-                        "{}: waiting for execution(s) {active:?} to end (max_active = {})",
-                        p.name, p.def.max_active
-                    ));
-                    std::thread::sleep(Duration::from_secs(2));
-                }
-            }
-        }
     }
 
     /// Takes the runner lease of `eid` and works it to its end, or reports who holds it.
@@ -475,18 +437,18 @@ impl Engine {
         ));
         self.manifest(&q, eid)
     }
+}
 
-    /// The latest `limit` executions, newest first.
-    pub fn executions(&self, limit: usize) -> Result<Vec<ExecutionSummary>, PipelineError> {
-        let q = self.queue()?;
-        exec::list(q.connection(), limit)
-    }
+/// The latest `limit` executions, newest first, as stored (`store` may be read-only).
+pub fn executions(store: &Store, limit: usize) -> Result<Vec<ExecutionSummary>, PipelineError> {
+    exec::listing(&store.conn, limit)
+}
 
-    /// One execution's manifest.
-    pub fn execution(&self, eid: i64) -> Result<ExecutionManifest, PipelineError> {
-        let q = self.queue()?;
-        self.manifest(&q, eid)
-    }
+/// One execution's manifest as stored (`store` may be read-only).
+pub fn execution(store: Store, eid: i64) -> Result<ExecutionManifest, PipelineError> {
+    let database = crate::fsutil::absolute(&store.path).display().to_string();
+    let q = Queue::new(store.conn, Arc::new(SystemClock));
+    exec::report(&q, &database, eid)
 }
 
 /// The notification outbox, newest first.
@@ -495,6 +457,44 @@ pub fn notifications(
     limit: usize,
 ) -> Result<Vec<Notification>, PipelineError> {
     Ok(super::notify::list(conn, limit)?)
+}
+
+/// What to do while `max_active` executions of `p` for other slots run: `Some` to skip the slot,
+/// `None` (after a pause) to try again.
+fn busy(
+    p: &NamedPipeline,
+    slot_s: &str,
+    active: Vec<i64>,
+    progress: &dyn Progress,
+) -> Option<Skipped> {
+    match p.def.when_busy {
+        WhenBusy::Skip => {
+            progress.info(&format!(
+                "{} already has {} execution(s) running ({}; max_active = {}); slot {slot_s} skipped \
+                 (`contimg run {} --catch-up` runs it later)",
+                p.name,
+                active.len(),
+                active.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
+                p.def.max_active,
+                p.name
+            ));
+            Some(Skipped {
+                schema: "contimg.skipped/1",
+                pipeline: p.name.clone(),
+                slot: slot_s.to_string(),
+                reason: "max_active executions of this pipeline are running",
+                active_executions: active,
+            })
+        }
+        WhenBusy::Wait => {
+            progress.debug(&format!(
+                "{}: waiting for execution(s) {active:?} to end (max_active = {})",
+                p.name, p.def.max_active
+            ));
+            std::thread::sleep(Duration::from_secs(2));
+            None
+        }
+    }
 }
 
 fn schedule_of(p: &NamedPipeline) -> Result<&str, PipelineError> {

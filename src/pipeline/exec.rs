@@ -17,10 +17,11 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, 
 
 use super::PipelineError;
 use super::def::NamedPipeline;
-use crate::time::iso;
+use super::procs::holder_dead;
 use super::subst::{self, Resolution, SubstError};
 use super::validate::ScheduleError;
 use crate::queue::{NewTask, Queue, RetryStrategy, TaskId, TaskInfo, TaskState};
+use crate::time::iso;
 
 /// The state of an execution, derived from its tasks by [`sync`]: `running` while any task can still
 /// make progress, else `failed` when one failed, else `cancelled` when one was cancelled, else
@@ -33,9 +34,13 @@ pub enum ExecStatus {
     Completed,
     Failed,
     Cancelled,
+    /// Never stored: how a `running` execution is shown when everyone working it is provably dead
+    /// (see [`shown`]).
+    Interrupted,
 }
 
 impl ExecStatus {
+    /// The states stored in the database.
     pub const ALL: [ExecStatus; 4] = [
         ExecStatus::Running,
         ExecStatus::Completed,
@@ -49,12 +54,13 @@ impl ExecStatus {
             ExecStatus::Completed => "completed",
             ExecStatus::Failed => "failed",
             ExecStatus::Cancelled => "cancelled",
+            ExecStatus::Interrupted => "interrupted",
         }
     }
 
     /// True once no task of the execution can make progress.
     pub fn is_finished(self) -> bool {
-        self != ExecStatus::Running
+        !matches!(self, ExecStatus::Running | ExecStatus::Interrupted)
     }
 
     /// The status of an execution whose tasks are in these states.
@@ -69,6 +75,38 @@ impl ExecStatus {
             ExecStatus::Completed
         }
     }
+}
+
+/// How a stored status is shown: a running execution that nobody alive works is `interrupted`.
+///
+/// Nobody works it when a task of it is held by a worker that is provably dead (this host, process
+/// gone), or when its runner is provably dead and no task of it is running. A rerun of the slot, or
+/// any `contimg worker`, resumes it.
+fn shown(conn: &Connection, eid: i64, stored: ExecStatus) -> Result<ExecStatus, rusqlite::Error> {
+    if stored != ExecStatus::Running {
+        return Ok(stored);
+    }
+    let holders: Vec<String> = conn
+        .prepare_cached(
+            "SELECT claimed_by FROM tasks WHERE execution_id = ?1 AND state = 'running' AND claimed_by IS NOT NULL",
+        )?
+        .query_map([eid], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let dead_task = holders.iter().any(|h| holder_dead(h));
+    let dead_runner = holders.is_empty()
+        && conn
+            .query_row(
+                "SELECT host || ':' || pid FROM execution_runners WHERE execution_id = ?1",
+                [eid],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .is_some_and(|h| holder_dead(&h));
+    Ok(if dead_task || dead_runner {
+        ExecStatus::Interrupted
+    } else {
+        stored
+    })
 }
 
 impl std::fmt::Display for ExecStatus {
@@ -196,15 +234,6 @@ pub fn static_params(
     })
 }
 
-/// Whether `pipeline` has an execution for `slot` (ISO, as stored).
-pub fn exists(conn: &Connection, pipeline: &str, slot: &str) -> Result<bool, rusqlite::Error> {
-    conn.query_row(
-        "SELECT count(*) > 0 FROM pipeline_executions WHERE pipeline_name = ?1 AND slot = ?2",
-        params![pipeline, slot],
-        |r| r.get(0),
-    )
-}
-
 /// The slot of the latest completed execution of `pipeline`.
 pub fn last_success(
     conn: &Connection,
@@ -226,14 +255,29 @@ pub struct Created {
     pub existing: bool,
 }
 
+/// Whether [`create`] let the execution in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admitted {
+    Yes(Created),
+    /// `max_active` executions of the pipeline (these) are being run for other slots; nothing
+    /// was written.
+    Busy(Vec<i64>),
+}
+
 /// Creates the execution of `p` for `slot` with its tasks and `pipeline_jobs` rows in one transaction,
 /// or returns the one that exists for (pipeline, slot). The definition must have passed validation.
+///
+/// A new execution is admitted only while fewer than the pipeline's `max_active` executions for
+/// other slots have a live runner, and with `runner_lease` this process becomes its runner — the
+/// count, the new rows and the runner row are one transaction, so two processes starting two slots
+/// at the same instant cannot both be admitted past `max_active`.
 pub fn create(
     queue: &Queue,
     p: &NamedPipeline,
     slot: &Slot,
     params: &BTreeMap<String, Option<String>>,
-) -> Result<Created, PipelineError> {
+    runner_lease: Option<std::time::Duration>,
+) -> Result<Admitted, PipelineError> {
     let slot_s = iso(slot.time);
     let params_json =
         serde_json::to_string(params).map_err(|e| PipelineError::Invalid(e.to_string()))?;
@@ -261,10 +305,14 @@ pub fn create(
             .optional()?
         {
             existing_params = Some(row.clone());
-            return Ok(Created {
+            return Ok(Admitted::Yes(Created {
                 execution_id: row.0,
                 existing: true,
-            });
+            }));
+        }
+        let active = super::runner::active(conn, &p.name, &slot_s)?;
+        if active.len() as u32 >= p.def.max_active {
+            return Ok(Admitted::Busy(active));
         }
         let now = iso(b.now());
         conn.execute(
@@ -273,6 +321,9 @@ pub fn create(
             params![p.name, now, slot_s, params_json, def_json, p.source.0, ExecStatus::Running],
         )?;
         let eid = conn.last_insert_rowid();
+        if let Some(lease) = runner_lease {
+            super::runner::take(conn, eid, lease)?;
+        }
         let mut ids: BTreeMap<&str, TaskId> = BTreeMap::new();
         for (j, sp) in &jobs {
             let retry = j.retry.unwrap_or(p.def.retry);
@@ -299,10 +350,10 @@ pub fn create(
                 params![eid, j.id, j.job_type, id.0],
             )?;
         }
-        Ok(Created {
+        Ok(Admitted::Yes(Created {
             execution_id: eid,
             existing: false,
-        })
+        }))
     })?;
     if let Some((id, old)) = existing_params
         && old != params_json
@@ -502,8 +553,13 @@ pub fn manifest(
     database: &str,
     eid: i64,
 ) -> Result<ExecutionManifest, PipelineError> {
+    sync(queue.connection(), eid)?;
+    report(queue, database, eid)
+}
+
+/// The manifest of execution `eid` as stored (reads only: works on a read-only database).
+pub fn report(queue: &Queue, database: &str, eid: i64) -> Result<ExecutionManifest, PipelineError> {
     let conn = queue.connection();
-    sync(conn, eid)?;
     type Row = (
         String,
         Option<String>,
@@ -533,6 +589,7 @@ pub fn manifest(
         .optional()?;
     let (pipeline, slot, params_s, status, error, started_at, completed_at) =
         row.ok_or(PipelineError::NoSuchExecution(eid))?;
+    let status = shown(conn, eid, status)?;
     let tasks = queue.tasks_of_execution(eid)?;
     let by_id: BTreeMap<TaskId, String> = tasks
         .iter()
@@ -613,6 +670,11 @@ pub struct ExecutionSummary {
 /// The latest `limit` executions, synced.
 pub fn list(conn: &Connection, limit: usize) -> Result<Vec<ExecutionSummary>, PipelineError> {
     sync_active(conn)?;
+    listing(conn, limit)
+}
+
+/// The latest `limit` executions as stored (reads only: works on a read-only database).
+pub fn listing(conn: &Connection, limit: usize) -> Result<Vec<ExecutionSummary>, PipelineError> {
     let mut st = conn.prepare(
         "SELECT id, pipeline_name, slot, status, started_at, completed_at, error FROM pipeline_executions
          ORDER BY id DESC LIMIT ?1",
@@ -633,6 +695,7 @@ pub fn list(conn: &Connection, limit: usize) -> Result<Vec<ExecutionSummary>, Pi
         .collect::<Result<Vec<_>, _>>()?;
     let mut out = Vec::new();
     for mut s in rows {
+        s.status = shown(conn, s.execution_id, s.status)?;
         let mut q = conn.prepare_cached(
             "SELECT job_id, status FROM pipeline_jobs WHERE execution_id = ?1 ORDER BY id",
         )?;

@@ -27,6 +27,7 @@ pub mod def;
 pub mod exec;
 pub mod jobs;
 pub mod notify;
+pub mod procs;
 pub mod runner;
 pub mod secret;
 pub mod subst;

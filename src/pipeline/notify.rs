@@ -300,6 +300,7 @@ pub struct DeliveryStats {
 /// `all` (`run` does this: a new run is the moment to try again). Each row is claimed first so that two
 /// processes never send the same one.
 pub fn deliver(conn: &Connection, d: &Delivery, all: bool) -> Result<DeliveryStats, NotifyError> {
+    release_dead_claims(conn)?;
     let now = Utc::now();
     let ids: Vec<i64> = conn
         .prepare_cached(
@@ -389,6 +390,38 @@ pub fn deliver(conn: &Connection, d: &Delivery, all: bool) -> Result<DeliverySta
         tx.commit()?;
     }
     Ok(stats)
+}
+
+/// Puts back to `pending` (due now) the notifications claimed for delivery by a process that is
+/// provably dead (this host, pid gone) instead of waiting for the claim to expire. Such a message
+/// may have been sent before the kill, but its sending was never recorded: it is sent again, with
+/// the same [`idempotency_key`] so the receiver can drop the repeat.
+fn release_dead_claims(conn: &Connection) -> Result<(), NotifyError> {
+    let claims: Vec<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT id, claimed_by FROM notifications WHERE state = 'sending' AND claimed_by IS NOT NULL",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, by) in claims {
+        if crate::pipeline::procs::holder_dead(&by) {
+            conn.execute(
+                "UPDATE notifications SET state = 'pending', next_attempt_at = ?3,
+                     claimed_by = NULL, claim_expires_at = NULL
+                 WHERE id = ?1 AND state = 'sending' AND claimed_by = ?2",
+                params![id, by, ts(Utc::now())],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The key every delivery of notification `id` carries (HTTP header `Idempotency-Key` and JSON
+/// field `idempotency_key`, `CONTIMG_IDEMPOTENCY_KEY` for a command; an email's Message-ID is
+/// likewise stable): the
+/// same for a re-send after a crash, so a receiver can drop the repeat.
+pub fn idempotency_key(ev: &Event, id: i64) -> String {
+    format!("contimg:{}:e{}:n{id}", ev.pipeline, ev.execution_id)
 }
 
 /// The attempts made for notification `id`, oldest first: (attempt, ok, error).
@@ -501,8 +534,14 @@ fn send(rule: &NotifyRule, rule_index: i64, ev: &Event, id: i64, d: &Delivery) -
                         .unwrap_or_default()
                 ));
             };
-            let body = json!({ "text": ev.text(), "contimg": ev, "notification_id": id });
-            match post_json(&url, &body, timeout) {
+            let key = idempotency_key(ev, id);
+            let body = json!({
+                "text": ev.text(),
+                "contimg": ev,
+                "notification_id": id,
+                "idempotency_key": key,
+            });
+            match post_json(&url, &body, &key, timeout) {
                 Ok(()) => Outcome::Sent,
                 Err(e) => Outcome::Failed(format!("webhook: {e}")),
             }
@@ -532,6 +571,7 @@ fn send(rule: &NotifyRule, rule_index: i64, ev: &Event, id: i64, d: &Delivery) -
 pub fn command_env(ev: &Event, id: i64) -> Vec<(String, String)> {
     vec![
         ("CONTIMG_NOTIFICATION_ID".into(), id.to_string()),
+        ("CONTIMG_IDEMPOTENCY_KEY".into(), idempotency_key(ev, id)),
         ("CONTIMG_EXECUTION_ID".into(), ev.execution_id.to_string()),
         ("CONTIMG_PIPELINE".into(), ev.pipeline.clone()),
         ("CONTIMG_SLOT".into(), ev.slot.clone().unwrap_or_default()),
@@ -547,7 +587,7 @@ pub fn command_env(ev: &Event, id: i64) -> Vec<(String, String)> {
 }
 
 fn hostname() -> String {
-    crate::pipeline::worker::process_id()
+    crate::pipeline::procs::process_id()
         .rsplit_once(':')
         .map(|(h, _)| h.to_string())
         .unwrap_or_else(|| "localhost".into())
@@ -588,13 +628,15 @@ pub fn email_message(from: &str, to: &[String], ev: &Event, id: i64) -> String {
         "Message-ID: <contimg.{}.{}.{}@{}>\n",
         ev.execution_id,
         id,
-        now.timestamp(),
+        ev.round,
         header_value(&hostname())
     ));
+    // The same Message-ID for a re-send after a crash: mail systems drop the repeat.
     m.push_str("MIME-Version: 1.0\n");
     m.push_str("Content-Type: text/plain; charset=utf-8\n");
     m.push_str("Content-Transfer-Encoding: 8bit\n");
     m.push_str(&format!("X-Contimg-Execution: {}\n", ev.execution_id));
+
     m.push('\n');
     // A line of a lone "." ends the message for some sendmails: indent it.
     for line in ev.text().lines() {
@@ -699,7 +741,7 @@ fn run_argv(
 }
 
 /// POSTs `body` as JSON; a non-2xx status is an error.
-fn post_json(url: &str, body: &Value, timeout: Duration) -> Result<(), ChannelError> {
+fn post_json(url: &str, body: &Value, key: &str, timeout: Duration) -> Result<(), ChannelError> {
     let shown = redact_url(url);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
@@ -709,6 +751,7 @@ fn post_json(url: &str, body: &Value, timeout: Duration) -> Result<(), ChannelEr
     let resp = agent
         .post(url)
         .header("Content-Type", "application/json")
+        .header("Idempotency-Key", key)
         .send(body.to_string())
         .map_err(|e| ChannelError::Http {
             url: shown.clone(),

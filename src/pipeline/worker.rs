@@ -23,6 +23,7 @@ use serde_json::Value;
 use super::PipelineError;
 use super::exec;
 use super::jobs::{ChildSpec, SelfInvocation, child_spec};
+use super::procs::{holder_dead, kill_group, kill_survivors};
 use super::subst::{self, Resolution, SubstError};
 use crate::queue::{ClaimedTask, Queue, QueueError};
 
@@ -110,54 +111,120 @@ pub struct WorkStats {
     pub failed: u64,
 }
 
-/// `host:pid` of this process, the prefix of its workers' ids.
-pub fn process_id() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let host = if rc == 0 {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        "localhost".into()
-    };
-    format!("{host}:{}", std::process::id())
-}
-
 /// Claims and runs tasks until `stop` says to return.
 pub fn work(queue: &Queue, cfg: &WorkerConfig, stop: StopWhen) -> Result<WorkStats, PipelineError> {
     let mut stats = WorkStats::default();
     loop {
-        if let StopWhen::ExecutionDone(eid) = stop
-            && exec::sync(queue.connection(), eid)?.is_finished()
-        {
-            return Ok(stats);
-        }
-        match queue.claim(&cfg.worker_id, cfg.lease)? {
-            Some(task) => {
-                stats.attempts += 1;
-                match run_task(queue, cfg, task)? {
-                    Attempt::Completed => stats.completed += 1,
-                    Attempt::Failed => stats.failed += 1,
-                    Attempt::LeaseLost => {}
-                }
-                deliver_due(queue, cfg);
+        match step(queue, cfg, stop, &mut stats) {
+            Ok(Step::Stop) => return Ok(stats),
+            Ok(Step::Again) => {}
+            // Another process holds the database (a long write, a backup): wait, never give up
+            // the tasks this worker holds.
+            Err(e) if is_busy(&e) => {
+                eprintln!("contimg: warning: {e}; waiting for the database");
+                std::thread::sleep(cfg.poll);
             }
-            None => {
-                exec::sync_active(queue.connection())?;
-                deliver_due(queue, cfg);
-                if matches!(stop, StopWhen::Drained) {
-                    return Ok(stats);
-                }
-                let mut wait = cfg.poll;
-                if let Some(at) = queue.next_wakeup()? {
-                    let until = (at - queue.now()).to_std().unwrap_or(Duration::ZERO);
-                    wait = wait.min(until.max(Duration::from_millis(20)));
-                }
-                std::thread::sleep(wait);
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+enum Step {
+    Again,
+    Stop,
+}
+
+/// One turn of the worker loop: reap, claim, run (or wait).
+fn step(
+    queue: &Queue,
+    cfg: &WorkerConfig,
+    stop: StopWhen,
+    stats: &mut WorkStats,
+) -> Result<Step, PipelineError> {
+    if let StopWhen::ExecutionDone(eid) = stop
+        && exec::sync(queue.connection(), eid)?.is_finished()
+    {
+        return Ok(Step::Stop);
+    }
+    reap_abandoned(queue)?;
+    let only = match stop {
+        StopWhen::ExecutionDone(eid) => Some(eid),
+        _ => None,
+    };
+    match queue.claim_in(&cfg.worker_id, cfg.lease, only)? {
+        Some(task) => {
+            stats.attempts += 1;
+            match run_task(queue, cfg, task)? {
+                Attempt::Completed => stats.completed += 1,
+                Attempt::Failed => stats.failed += 1,
+                Attempt::LeaseLost => {}
+            }
+            deliver_due(queue, cfg);
+        }
+        None => {
+            exec::sync_active(queue.connection())?;
+            deliver_due(queue, cfg);
+            if matches!(stop, StopWhen::Drained) {
+                return Ok(Step::Stop);
+            }
+            let mut wait = cfg.poll;
+            if let Some(at) = queue.next_wakeup()? {
+                let until = (at - queue.now()).to_std().unwrap_or(Duration::ZERO);
+                wait = wait.min(until.max(Duration::from_millis(20)));
+            }
+            std::thread::sleep(wait);
+        }
+    }
+    Ok(Step::Again)
+}
+
+/// Whether an error only says that another connection holds the database longer than the busy
+/// timeout (SQLITE_BUSY / SQLITE_LOCKED): worth waiting for, never a reason to kill a job.
+pub fn is_busy(e: &PipelineError) -> bool {
+    match e {
+        PipelineError::Db(d) | PipelineError::Queue(QueueError::Db(d)) => db_busy(d),
+        _ => false,
+    }
+}
+
+fn db_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Runs `f` until it succeeds or fails with something other than a busy database.
+fn patiently<T>(
+    what: &str,
+    mut f: impl FnMut() -> Result<T, PipelineError>,
+) -> Result<T, PipelineError> {
+    loop {
+        match f() {
+            Err(e) if is_busy(&e) => {
+                eprintln!("contimg: warning: {what}: {e}; trying again");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Ends the attempts of workers on this host whose process is gone and kills what their jobs left
+/// running, so that the task is retried now instead of after its lease (and retry delay).
+fn reap_abandoned(queue: &Queue) -> Result<(), PipelineError> {
+    for a in queue.reap_abandoned(&holder_dead)? {
+        if let Some(log) = &a.log_path {
+            let n = kill_survivors(Path::new(log));
+            if n > 0 {
+                eprintln!(
+                    "contimg: killed {n} leftover process(es) of task {} (its worker {} died)",
+                    a.task, a.worker_id
+                );
             }
         }
     }
+    Ok(())
 }
 
 fn log_path(cfg: &WorkerConfig, task: &ClaimedTask) -> PathBuf {
@@ -243,13 +310,6 @@ fn resolve_outputs(
     }
 }
 
-fn kill_group(pgid: u32) {
-    // SAFETY: kill(2) with a negative pid signals the process group; no memory is touched.
-    unsafe {
-        libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
-    }
-}
-
 fn tail(path: &Path, skip_header: usize, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text
@@ -270,6 +330,7 @@ pub enum Attempt {
 }
 
 /// What the worker decided about an attempt, before telling the queue.
+#[derive(Clone)]
 enum Verdict {
     Complete(Value),
     /// A failed attempt; retried while attempts remain. `timed_out` marks the attempt's outcome.
@@ -317,17 +378,23 @@ fn run_task(
     cfg: &WorkerConfig,
     task: ClaimedTask,
 ) -> Result<Attempt, PipelineError> {
-    if let Some(e) = task.execution_id {
-        exec::sync(queue.connection(), e)?;
-    }
-    let verdict = match prepare(queue, cfg, &task)? {
+    let sync = || match task.execution_id {
+        Some(e) => patiently("syncing the execution", || {
+            Ok(exec::sync(queue.connection(), e)?)
+        })
+        .map(|_| ()),
+        None => Ok(()),
+    };
+    sync()?;
+    let prepared = patiently("starting the job", || prepare(queue, cfg, &task))?;
+    let verdict = match prepared {
         Prepared::Ready(job) => execute(queue, cfg, &task, job)?,
         Prepared::Refused(v) => v,
     };
-    let out = report(queue, &task, verdict);
-    if let Some(e) = task.execution_id {
-        exec::sync(queue.connection(), e)?;
-    }
+    let out = patiently("recording the job's outcome", || {
+        report(queue, &task, verdict.clone())
+    });
+    sync()?;
     out
 }
 
@@ -540,6 +607,15 @@ fn supervise(
             match queue.heartbeat(&task.lease, cfg.lease) {
                 Ok(_) => {}
                 Err(e @ QueueError::LeaseLost { .. }) => return Ok(Ended::LeaseLost(e)),
+                // A writer holds the database past the busy timeout: the lease cannot be reaped
+                // meanwhile either (that needs the same lock), so the job keeps running and the
+                // next beat tries again.
+                Err(QueueError::Db(e)) if db_busy(&e) => {
+                    eprintln!(
+                        "contimg: warning: heartbeat of task {}: {e}; the job keeps running",
+                        task.id()
+                    );
+                }
                 Err(e) => return Err(e.into()),
             }
         }

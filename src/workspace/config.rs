@@ -26,11 +26,26 @@ pub enum ConfigError {
         source: ParseError,
     },
     #[error("{path}: invalid configuration: {source}")]
+    Mode {
+        path: PathBuf,
+        #[source]
+        source: ModeError,
+    },
+    #[error("{path}: invalid configuration: {source}")]
     Tier {
         path: PathBuf,
         #[source]
         source: tiers::TierError,
     },
+}
+
+/// A `[files] mode` that cannot be used for product files.
+#[derive(Debug, thiserror::Error)]
+pub enum ModeError {
+    #[error("[files] mode = {0:?} is not an octal mode like \"0640\"")]
+    NotOctal(String),
+    #[error("[files] mode = {0:?} must be at most 0777 and let the owner read and write (0600)")]
+    OutOfRange(String),
 }
 
 /// Configuration text that is not valid TOML or does not fit the settings: the parser's message
@@ -75,18 +90,11 @@ impl Default for FilesConfig {
 
 impl FilesConfig {
     /// The mode as bits; an error names what is wrong.
-    pub fn mode_bits(&self) -> Result<u32, String> {
-        let m = u32::from_str_radix(self.mode.trim(), 8).map_err(|_| {
-            format!(
-                "[files] mode = {:?} is not an octal mode like \"0640\"",
-                self.mode
-            )
-        })?;
+    pub fn mode_bits(&self) -> Result<u32, ModeError> {
+        let m = u32::from_str_radix(self.mode.trim(), 8)
+            .map_err(|_| ModeError::NotOctal(self.mode.clone()))?;
         if m > 0o777 || m & 0o600 != 0o600 {
-            return Err(format!(
-                "[files] mode = {:?} must be at most 0777 and let the owner read and write (0600)",
-                self.mode
-            ));
+            return Err(ModeError::OutOfRange(self.mode.clone()));
         }
         Ok(m)
     }
@@ -203,9 +211,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     config
         .files
         .mode_bits()
-        .map_err(|message| ConfigError::Parse {
+        .map_err(|source| ConfigError::Mode {
             path: path.to_path_buf(),
-            message,
+            source,
         })?;
     Ok(config)
 }

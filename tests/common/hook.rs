@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What the receiver got, in order.
@@ -10,6 +11,12 @@ pub type Requests = Arc<Mutex<Vec<(String, String)>>>;
 
 /// Serves `listener` on a thread until the process ends.
 pub fn serve(listener: TcpListener) -> Requests {
+    serve_gated(listener, Arc::default())
+}
+
+/// Like [`serve`], but while `hold` is set each request is recorded and then left unanswered
+/// (the sender waits, as for a slow receiver) until `hold` is cleared.
+pub fn serve_gated(listener: TcpListener, hold: Arc<AtomicBool>) -> Requests {
     let got: Requests = Arc::default();
     let g = got.clone();
     std::thread::spawn(move || {
@@ -17,6 +24,9 @@ pub fn serve(listener: TcpListener) -> Requests {
             let Ok(mut s) = stream else { return };
             if let Some(req) = read_request(&mut s) {
                 g.lock().unwrap().push(req);
+            }
+            while hold.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
             let _ =
                 s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
