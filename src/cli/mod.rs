@@ -201,6 +201,8 @@ pub struct Ctx {
     pub quiet: bool,
     pub verbose: u8,
     pub progress: bool,
+    /// Whether the configuration's warnings were printed (once a command).
+    pub config_warned: std::cell::Cell<bool>,
 }
 
 impl Ctx {
@@ -235,6 +237,11 @@ impl Ctx {
         // Checked when the configuration was loaded.
         if let Ok(mode) = ws.config.files.mode_bits() {
             crate::fsutil::set_file_mode(mode);
+        }
+        if !self.config_warned.replace(true) {
+            for w in ws.config.qa.deprecations() {
+                self.warn(&w);
+            }
         }
         Ok(ws)
     }
@@ -348,6 +355,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         quiet: cli.quiet,
         verbose: cli.verbose,
         progress: !cli.no_progress,
+        config_warned: std::cell::Cell::new(false),
     };
     match cli.command {
         Command::Init(a) => init::run(&ctx, a),

@@ -424,4 +424,27 @@ mod tests {
         assert_eq!(crate::pipeline::validate(p), vec![]);
         assert_eq!(p.def.jobs.len(), 2);
     }
+
+    #[test]
+    fn a_workspace_written_with_arcsecond_thresholds_still_opens_and_is_told() {
+        let text = default_toml().replacen(
+            "[qa.tiers.science]\n",
+            "[qa.tiers.science]\nastrometry_warn_arcsec = 0.3\nastrometry_fail_arcsec = 0.5\n",
+            1,
+        );
+        let c = parse(&text).unwrap();
+        let warnings = c.qa.deprecations();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("astrometry_warn_beams"),
+            "{warnings:?}"
+        );
+        assert_eq!(
+            c.qa.thresholds("science").astrometry_warn_beams,
+            crate::mosaic::qa::QaConfig::default()
+                .thresholds("science")
+                .astrometry_warn_beams
+        );
+        assert!(Config::default().qa.deprecations().is_empty());
+    }
 }

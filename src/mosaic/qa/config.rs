@@ -52,6 +52,13 @@ pub struct QaTierConfig {
     pub noise_efficiency_warn: Option<f64>,
     pub artefact_warn: Option<f64>,
     pub min_matches: Option<usize>,
+    /// Thresholds in arcseconds, as workspaces made before thresholds moved to beam units wrote
+    /// them out: read so that such a workspace still opens, never used (see
+    /// [`QaConfig::deprecations`]), and not written again.
+    #[serde(default, skip_serializing)]
+    pub astrometry_warn_arcsec: Option<f64>,
+    #[serde(default, skip_serializing)]
+    pub astrometry_fail_arcsec: Option<f64>,
 }
 
 /// The thresholds in force for one tier.
@@ -98,6 +105,7 @@ fn builtin_tier(name: &str) -> QaTierConfig {
         noise_efficiency_warn: Some(if ql { 0.3 } else { 0.5 }),
         artefact_warn: Some(0.5),
         min_matches: Some(5),
+        ..QaTierConfig::default()
     }
 }
 
@@ -124,6 +132,41 @@ impl Default for QaConfig {
 }
 
 impl QaConfig {
+    /// One warning per setting that is read but no longer used (the arcsecond thresholds of
+    /// older workspaces), saying what replaced it.
+    pub fn deprecations(&self) -> Vec<String> {
+        let mut out = vec![];
+        for (tier, t) in &self.tiers {
+            for (key, value, new) in [
+                (
+                    "astrometry_warn_arcsec",
+                    t.astrometry_warn_arcsec,
+                    "astrometry_warn_beams",
+                ),
+                (
+                    "astrometry_fail_arcsec",
+                    t.astrometry_fail_arcsec,
+                    "astrometry_fail_beams",
+                ),
+            ] {
+                if let Some(v) = value {
+                    let th = self.thresholds(tier);
+                    let now = if new == "astrometry_warn_beams" {
+                        th.astrometry_warn_beams
+                    } else {
+                        th.astrometry_fail_beams
+                    };
+                    out.push(format!(
+                        "warning: [qa.tiers.{tier}] {key} = {v} is no longer used: astrometry \
+                         thresholds are fractions of the mosaic's beam; set {new} instead \
+                         (in force: {now})"
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// Checks the values that would make QA meaningless.
     pub fn validate(&self) -> Result<(), QaConfigError> {
         let range = |key: &str, v: f64, ok: bool, why: &str| {
