@@ -696,6 +696,13 @@ fn bad_servers_give_one_line_errors_with_the_password_masked() {
         "{s}"
     );
 
+    let missing_db = url.replace("@/contimg?", "@/no_such_database?");
+    let s = one_line(&AbsurdQueue::connect(&missing_db, "contimg").err().unwrap());
+    assert!(
+        s.contains("database does not exist") && s.contains("***"),
+        "{s}"
+    );
+
     // The admin database has no ABSURD schema: the message says what to run.
     let admin = env_var("CONTIMG_TEST_PG_ADMIN");
     let s = one_line(&AbsurdQueue::connect(&admin, "contimg").err().unwrap());
