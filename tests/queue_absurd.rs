@@ -588,7 +588,7 @@ fn mixed_race_with_python_workers_does_every_task_once() {
     let dir = tempfile::tempdir().unwrap();
     let go = dir.path().join("go");
     let go_s = go.to_string_lossy().to_string();
-    let pythons: Vec<_> = (0..2)
+    let mut pythons: Vec<_> = (0..2)
         .map(|i| {
             Command::new(common::python())
                 .arg(concat!(
@@ -601,6 +601,17 @@ fn mixed_race_with_python_workers_does_every_task_once() {
                 .expect("python for the SDK peers")
         })
         .collect();
+    // Both Python workers connected before anyone starts, so that both sides race.
+    for (i, p) in pythons.iter_mut().enumerate() {
+        let ready = dir.path().join(format!("go.py-{i}.ready"));
+        while !ready.exists() {
+            assert!(
+                p.try_wait().unwrap().is_none(),
+                "Python worker {i} exited early"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     std::fs::write(&go, "").unwrap();
     let rust: Vec<_> = (0..2)
         .map(|i| {
@@ -682,6 +693,13 @@ fn bad_servers_give_one_line_errors_with_the_password_masked() {
     let s = one_line(&AbsurdQueue::connect(&wrong, "contimg").err().unwrap());
     assert!(
         s.contains("refused the login") && !s.contains("not-the-password"),
+        "{s}"
+    );
+
+    let missing_db = url.replace("@/contimg?", "@/no_such_database?");
+    let s = one_line(&AbsurdQueue::connect(&missing_db, "contimg").err().unwrap());
+    assert!(
+        s.contains("database does not exist") && s.contains("***"),
         "{s}"
     );
 

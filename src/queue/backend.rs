@@ -174,7 +174,8 @@ pub trait TaskQueue {
     fn fail(&mut self, lease: &WorkLease, error: &str, timed_out: bool) -> Result<Failure>;
 
     /// Cancels a task that is not finished (a running run's next heartbeat or complete is refused).
-    /// Returns false when it was already completed, failed or cancelled.
+    /// Returns false when it was already completed, failed or cancelled. SQLite records `reason`
+    /// (and cancels the task's dependents); ABSURD's `cancel_task` takes no reason.
     fn cancel(&mut self, task: TaskKey, reason: &str) -> Result<bool>;
 
     /// Gives a failed task another attempt. SQLite: a failed or cancelled task starts a fresh

@@ -7,7 +7,7 @@
   absurd_peer.py cancel URL QUEUE TASK_ID      cancels the task through the SDK.
   absurd_peer.py retry URL QUEUE TASK_ID       retries the failed task through the SDK.
   absurd_peer.py race URL QUEUE TASK_NAME WORKER_ID GO_FILE
-      Waits for GO_FILE, then works TASK_NAME tasks until the queue has stayed empty for a while;
+      Connects, creates GO_FILE.WORKER_ID.ready, waits for GO_FILE, then works TASK_NAME tasks until the queue has stayed empty for a while;
       each task returns {"by": WORKER_ID}. Prints JSON {"done": [task ids]}.
 """
 import json
@@ -45,18 +45,18 @@ def race(url, queue, name, worker, go):
         done.append(str(ctx.task_id))
         return {"by": worker}
 
+    open(f"{go}.{worker}.ready", "w").close()
     while not os.path.exists(go):
         time.sleep(0.01)
     idle = 0
     while idle < 40:
-        tasks = app.claim_tasks(batch_size=1, claim_timeout=60, worker_id=worker)
-        if not tasks:
+        before = len(done)
+        app.work_batch(worker_id=worker, claim_timeout=60, batch_size=1)
+        if len(done) == before:
             idle += 1
             time.sleep(0.025)
-            continue
-        idle = 0
-        for t in tasks:
-            app._execute_task(t, 60)
+        else:
+            idle = 0
     print(json.dumps({"done": done}))
 
 
