@@ -342,6 +342,9 @@ fn kill_9_at_random_points_of_run_and_worker_then_rerun() {
         let (hook, got) = common::hook::start_delayed(RECEIVER_DELAY);
         let ws = trial_workspace(&files, &hook);
         let pid = kill_at_random(ws.path(), victim, after);
+        // A request the killed process wrote may still be in the receiver's socket: let the
+        // receiver read it before counting what the killed process sent.
+        std::thread::sleep(RECEIVER_DELAY + Duration::from_millis(200));
         let killed = Killed {
             victim,
             after,
