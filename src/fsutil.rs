@@ -94,13 +94,27 @@ fn parse_temp_name(file_name: &str) -> Option<(&str, i32)> {
     Some((name, pid.parse().ok()?))
 }
 
-fn pid_alive(pid: i32) -> bool {
+/// Whether process `pid` exists on this machine and is not a zombie (a killed process whose
+/// parent has not reaped it yet writes nothing more).
+pub fn pid_alive(pid: i64) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
     if pid <= 0 {
         return false;
     }
-    // SAFETY: signal 0 only checks that the process exists.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    let exists = rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    // A zombie (killed, not yet reaped by its parent) works, and writes, no more.
+    exists
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().next())
+                    == Some("Z")
+            })
+            .unwrap_or(false)
 }
 
 /// Removes the temporaries in `dir` (not below it) whose writing process is gone, and returns
@@ -116,7 +130,7 @@ pub fn sweep_stale_temps(dir: &Path) -> Vec<PathBuf> {
             continue;
         };
         let is_file = e.file_type().is_ok_and(|t| t.is_file());
-        if is_file && !pid_alive(pid) && std::fs::remove_file(e.path()).is_ok() {
+        if is_file && !pid_alive(i64::from(pid)) && std::fs::remove_file(e.path()).is_ok() {
             removed.push(e.path());
         }
     }

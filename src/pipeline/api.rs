@@ -175,10 +175,6 @@ impl Engine {
         self
     }
 
-    pub fn database(&self) -> &Path {
-        &self.me.database
-    }
-
     /// A queue over a new connection (one per thread).
     pub fn queue(&self) -> Result<Queue, PipelineError> {
         let store = crate::store::Store::open(&self.me.database)?;

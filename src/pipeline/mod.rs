@@ -12,6 +12,9 @@
 //! * [`exec`]: creating executions, mirroring tasks into `pipeline_jobs`, execution manifests;
 //! * [`runner`]: which `run` process works an execution (one per execution; `max_active` counts them);
 //! * [`worker`]: claiming tasks and running each in its own process group with heartbeats and timeouts;
+//! * [`procs`]: who holds a lease (`host:pid`), whether that holder is provably dead, and killing what
+//!   a dead holder's job left running;
+//! * [`secret`]: webhook URLs, written out only redacted;
 //! * [`api`]: the one entry point the commands call (`run`, `worker`, `status`, `retry`, `cancel`,
 //!   `cron`, `notifications`).
 //!

@@ -27,27 +27,7 @@ pub fn process_id() -> String {
     format!("{}:{}", hostname(), std::process::id())
 }
 
-/// Whether process `pid` exists and is not a zombie.
-pub fn pid_alive(pid: i64) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: kill(2) with signal 0 only checks that the process exists.
-    let rc = unsafe { libc::kill(pid, 0) };
-    let exists = rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-    // A zombie (killed, not yet reaped by its parent) works no more.
-    exists
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit_once(')')
-                    .and_then(|(_, rest)| rest.split_whitespace().next())
-                    == Some("Z")
-            })
-            .unwrap_or(false)
-}
+pub use crate::fsutil::pid_alive;
 
 /// Whether the holder named `id` (`host:pid` or `host:pid:thread`) is provably dead: it is on this
 /// host and its process is gone.

@@ -5,7 +5,12 @@
 //! child runs the worker heartbeats the lease; when the lease is lost (the task was cancelled, or the
 //! lease expired and another worker reaped it) or the job's timeout passes, the worker kills the whole
 //! process group with SIGKILL and waits for the child. On Linux the child is also killed if the worker
-//! thread dies (`PR_SET_PDEATHSIG`), so a `kill -9` of the runner leaves no job running unsupervised.
+//! thread dies (`PR_SET_PDEATHSIG`), so a `kill -9` of the runner leaves no job running unsupervised;
+//! before each claim a worker ends the attempts of holders on this host whose process is gone and
+//! kills what their jobs left running (every process still writing the attempt's log), so the task is
+//! retried at once. Stdout is read up to [`MAX_STDOUT_BYTES`]; error text taken from job output passes
+//! through [`printable`]. A database held by another writer past the busy timeout makes the worker
+//! wait and retry (heartbeats included), never kill the job.
 //!
 //! Invariants: a result is reported only with the lease it was claimed under (the queue refuses stale
 //! ones); a child's non-zero exit, a signal, a timeout, or stdout that is not a JSON object is a failed

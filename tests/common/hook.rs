@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// What the receiver got, in order.
 pub type Requests = Arc<Mutex<Vec<(String, String)>>>;
@@ -17,6 +18,18 @@ pub fn serve(listener: TcpListener) -> Requests {
 /// Like [`serve`], but while `hold` is set each request is recorded and then left unanswered
 /// (the sender waits, as for a slow receiver) until `hold` is cleared.
 pub fn serve_gated(listener: TcpListener, hold: Arc<AtomicBool>) -> Requests {
+    serve_with(listener, hold, Duration::ZERO)
+}
+
+/// A receiver on a free port that answers each request `delay` after it arrived (a slow receiver
+/// widens the window between a notification's send and its record).
+pub fn start_delayed(delay: Duration) -> (String, Requests) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    (base, serve_with(listener, Arc::default(), delay))
+}
+
+fn serve_with(listener: TcpListener, hold: Arc<AtomicBool>, delay: Duration) -> Requests {
     let got: Requests = Arc::default();
     let g = got.clone();
     std::thread::spawn(move || {
@@ -25,8 +38,9 @@ pub fn serve_gated(listener: TcpListener, hold: Arc<AtomicBool>) -> Requests {
             if let Some(req) = read_request(&mut s) {
                 g.lock().unwrap().push(req);
             }
+            std::thread::sleep(delay);
             while hold.load(Ordering::SeqCst) {
-                std::thread::sleep(std::time::Duration::from_millis(10));
+                std::thread::sleep(Duration::from_millis(10));
             }
             let _ =
                 s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
