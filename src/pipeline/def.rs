@@ -214,9 +214,9 @@ pub struct NotifyRule {
 
 /// Where a definition came from, for error messages (`built-in` or the config file's path).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Source(pub String);
+pub struct Origin(pub String);
 
-impl std::fmt::Display for Source {
+impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
@@ -226,7 +226,7 @@ impl std::fmt::Display for Source {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NamedPipeline {
     pub name: String,
-    pub source: Source,
+    pub source: Origin,
     /// True when a workspace table replaced a built-in of the same name.
     pub overrides_builtin: bool,
     pub def: PipelineDef,
@@ -255,7 +255,7 @@ pub fn resolve(workspace: &BTreeMap<String, PipelineDef>, source: &str) -> Vec<N
                 name.clone(),
                 NamedPipeline {
                     name,
-                    source: Source("built-in".into()),
+                    source: Origin("built-in".into()),
                     overrides_builtin: false,
                     def,
                 },
@@ -269,7 +269,7 @@ pub fn resolve(workspace: &BTreeMap<String, PipelineDef>, source: &str) -> Vec<N
             name.clone(),
             NamedPipeline {
                 name: name.clone(),
-                source: Source(file.clone()),
+                source: Origin(file.clone()),
                 overrides_builtin: overrides,
                 def: def.clone(),
             },

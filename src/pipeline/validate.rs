@@ -460,13 +460,13 @@ fn check_argv(argv: &serde_json::Value) -> Result<(), ArgvError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::def::{NamedPipeline, Source, builtin};
+    use crate::pipeline::def::{NamedPipeline, Origin, builtin};
 
     fn named(text: &str) -> NamedPipeline {
         let def: PipelineDef = toml::from_str(text).unwrap();
         NamedPipeline {
             name: "p".into(),
-            source: Source("f.toml".into()),
+            source: Origin("f.toml".into()),
             overrides_builtin: false,
             def,
         }
@@ -477,7 +477,7 @@ mod tests {
         for (name, def) in builtin() {
             let p = NamedPipeline {
                 name,
-                source: Source("built-in".into()),
+                source: Origin("built-in".into()),
                 overrides_builtin: false,
                 def,
             };
