@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use super::{Ctx, emit_json, emit_text};
+use super::{Ctx, emit_json, emit_listing, emit_text};
 
 /// Show the executions, or one execution's jobs.
 ///
@@ -40,7 +40,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         None => {
             let list = crate::pipeline::api::executions(&store, args.limit)?;
             if !table {
-                return emit_json(&list);
+                return emit_listing("contimg.execution-summary/1", &list);
             }
             let mut out = format!(
                 "{:>5}  {:<20} {:<21} {:<10} {}\n",

@@ -495,7 +495,7 @@ fn plans(cfg: &SimConfig) -> Vec<Plan> {
                 ra,
                 rms: cfg.noise_jy * factor,
                 bpa,
-                stem: format!("snap_{i:04}_{}", start.format("%Y%m%dT%H%M%S")),
+                stem: format!("snap_{i:04}_{}", crate::time::compact(start)),
             }
         })
         .collect()

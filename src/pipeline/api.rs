@@ -263,7 +263,7 @@ impl Engine {
         let params = exec::resolve_params(p, params)?;
         let q = self.queue()?;
         self.deliver(&q, true, progress);
-        let now = Utc::now();
+        let now = crate::time::now();
         let slot_time = match choice {
             SlotChoice::Now => now,
             SlotChoice::Scheduled => exec::scheduled_slot(schedule_of(p)?, now)?,
@@ -290,7 +290,7 @@ impl Engine {
         self.deliver(&q, true, progress);
         let sched = schedule_of(p)?;
         let last = exec::last_success(q.connection(), &p.name)?;
-        let (slots, dropped) = cron::catch_up_slots(sched, last, Utc::now(), max_catch_up)?;
+        let (slots, dropped) = cron::catch_up_slots(sched, last, crate::time::now(), max_catch_up)?;
         if let Some(first) = dropped.first() {
             progress.warn(&format!(
                 "warning: {} missed slot(s) from {} are older than the newest [cron] max_catch_up = {max_catch_up}; \

@@ -705,7 +705,7 @@ fn retry_from_columns(
 
 /// The stored form of a time: fixed width so that text order is time order.
 pub(crate) fn fmt_ts(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    crate::time::iso_micros(t)
 }
 
 fn parse_ts(task: TaskId, s: &str) -> Result<DateTime<Utc>> {
