@@ -811,3 +811,15 @@ fn a_build_killed_while_writing_leaves_temporaries_that_the_next_run_removes() {
         left.len()
     );
 }
+
+#[test]
+fn a_manifest_read_is_bounded() {
+    let ws = workspace();
+    let before = db_dump(ws.path());
+    let (out, rss_kib) = run_bounded(ws.path(), &["build", "/dev/zero"]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("far more than any manifest"), "{err}");
+    assert!(rss_kib < 400 * 1024, "peak memory {} MiB", rss_kib / 1024);
+    assert_eq!(db_dump(ws.path()), before);
+}
