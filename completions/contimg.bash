@@ -211,7 +211,7 @@ _contimg() {
             return 0
             ;;
         contimg__subcmd__build)
-            opts="-C -q -v -h -V --plan --cell --projection --interpolation --pb-cutoff --workspace --db --quiet --verbose --no-progress --help --version"
+            opts="-C -q -v -h -V --plan --cell --projection --interpolation --pb-cutoff --primary-beam --frequency --workspace --db --quiet --verbose --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -234,6 +234,14 @@ _contimg() {
                     return 0
                     ;;
                 --pb-cutoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --primary-beam)
+                    COMPREPLY=($(compgen -W "auto model image unity" -- "${cur}"))
+                    return 0
+                    ;;
+                --frequency)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1129,7 +1137,7 @@ _contimg() {
             return 0
             ;;
         contimg__subcmd__qa)
-            opts="-C -q -v -h -V --mosaic --reference --out-dir --no-pictures --workspace --db --quiet --verbose --no-progress --help --version"
+            opts="-C -q -v -h -V --mosaic --reference --ra-column --dec-column --flux-column --out-dir --no-pictures --workspace --db --quiet --verbose --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1140,6 +1148,18 @@ _contimg() {
                     return 0
                     ;;
                 --reference)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ra-column)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dec-column)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flux-column)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1243,7 +1263,7 @@ _contimg() {
             return 0
             ;;
         contimg__subcmd__simulate)
-            opts="-C -q -v -h -V --out --images --size --cell --dec --start --cadence --seed --ra-start --freq --noise --pb-images --workspace --db --quiet --verbose --no-progress --help --version"
+            opts="-C -q -v -h -V --out --images --size --cell --dec --start --cadence --seed --ra-start --freq --noise --pb-images --telescope --workspace --db --quiet --verbose --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1290,6 +1310,10 @@ _contimg() {
                     return 0
                     ;;
                 --noise)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --telescope)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -24,8 +24,8 @@ function __fish_contimg_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c contimg -n "__fish_contimg_needs_command" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_needs_command" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_needs_command" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_needs_command" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_needs_command" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_needs_command" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_needs_command" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
@@ -50,8 +50,8 @@ complete -c contimg -n "__fish_contimg_needs_command" -f -a "notifications" -d '
 complete -c contimg -n "__fish_contimg_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c contimg -n "__fish_contimg_needs_command" -f -a "man" -d 'Write man pages: contimg.1 and one page per subcommand (contimg-ingest.1, ...)'
 complete -c contimg -n "__fish_contimg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c contimg -n "__fish_contimg_using_subcommand init" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand init" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand init" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand init" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand init" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand init" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand init" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
@@ -68,16 +68,17 @@ complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l seed -d 'Ra
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l ra-start -d 'RA of the first snapshot in degrees (default: the sidereal time at OVRO at --start)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l freq -d 'Observing frequency in Hz' -r
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l noise -d 'Base noise rms in Jy/beam (each snapshot gets this times a factor in [0.7, 1.4])' -r
-complete -c contimg -n "__fish_contimg_using_subcommand simulate" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l telescope -d 'Telescope whose primary beam attenuates the sky (TELESCOP): DSA-110, VLA, ATCA, MeerKAT, ASKAP, GMRT or WSRT' -r
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l pb-images -d 'Also write a primary-beam image <stem>.pb.fits per snapshot'
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -s V -l version -d 'Print version'
-complete -c contimg -n "__fish_contimg_using_subcommand ingest" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand ingest" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand ingest" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand ingest" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand ingest" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand ingest" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand ingest" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
@@ -86,16 +87,16 @@ complete -c contimg -n "__fish_contimg_using_subcommand ingest" -s V -l version 
 complete -c contimg -n "__fish_contimg_using_subcommand images" -l since -d 'Only images observed at or after this time (ISO-8601 UTC or MJD)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand images" -l until -d 'Only images observed before this time (ISO-8601 UTC or MJD)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand images" -l max-rms -d 'Only images whose rms is at most this (Jy/beam)' -r
-complete -c contimg -n "__fish_contimg_using_subcommand images" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand images" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand images" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand images" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand images" -l json -d 'Print JSON even on a terminal'
 complete -c contimg -n "__fish_contimg_using_subcommand images" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand images" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand images" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
 complete -c contimg -n "__fish_contimg_using_subcommand images" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand images" -s V -l version -d 'Print version'
-complete -c contimg -n "__fish_contimg_using_subcommand tiers" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand tiers" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand tiers" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand tiers" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand tiers" -l json -d 'Print JSON even on a terminal'
 complete -c contimg -n "__fish_contimg_using_subcommand tiers" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand tiers" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
@@ -112,8 +113,8 @@ complete -c contimg -n "__fish_contimg_using_subcommand plan" -l dec-min -d 'Onl
 complete -c contimg -n "__fish_contimg_using_subcommand plan" -l dec-max -d 'Only images whose centre is at or below this declination (deg)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand plan" -l ra-min -d 'Only images whose centre RA is at or above this (deg); with --ra-max < --ra-min the box crosses 0h' -r
 complete -c contimg -n "__fish_contimg_using_subcommand plan" -l ra-max -d 'Only images whose centre RA is at or below this (deg)' -r
-complete -c contimg -n "__fish_contimg_using_subcommand plan" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand plan" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand plan" -l replace -d 'Replace an existing plan of the same name that selected different images'
 complete -c contimg -n "__fish_contimg_using_subcommand plan" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand plan" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
@@ -125,8 +126,13 @@ complete -c contimg -n "__fish_contimg_using_subcommand build" -l cell -d 'Outpu
 complete -c contimg -n "__fish_contimg_using_subcommand build" -l projection -d 'Output projection: auto, SIN, TAN or CAR (default from contimg.toml: auto)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand build" -l interpolation -d 'Interpolation: nearest, bilinear, bicubic or lanczos3 (default: the tier\'s)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand build" -l pb-cutoff -d 'Primary-beam cut-off in (0, 1) (default from contimg.toml: 0.1)' -r
-complete -c contimg -n "__fish_contimg_using_subcommand build" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand build" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l primary-beam -d 'Primary beam: `auto` (a <stem>.pb.fits beside an input, else its telescope\'s model), `model` (the model of each input\'s TELESCOP: DSA-110, VLA, ATCA, MeerKAT, ASKAP, GMRT, WSRT or [build.telescopes] in contimg.toml), `image` (the beam image, required), or `unity` (A = 1: inputs already corrected and of unknown beam)' -r -f -a "auto\t''
+model\t''
+image\t''
+unity\t''"
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l frequency -d 'Observing frequency in Hz for inputs whose header gives none (no RESTFRQ, no FREQ axis)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand build" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand build" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand build" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand build" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
@@ -134,9 +140,12 @@ complete -c contimg -n "__fish_contimg_using_subcommand build" -s h -l help -d '
 complete -c contimg -n "__fish_contimg_using_subcommand build" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -l mosaic -d 'Check the mosaic with this id in the database instead of reading a manifest' -r
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -l reference -d 'Reference catalogue (overrides the tier\'s and [qa]\'s `reference` in contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand qa" -l out-dir -d 'Write the source catalogues and PNGs here instead of beside the mosaic' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand qa" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand qa" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l ra-column -d 'The reference catalogue\'s RA column (default: recognised by name, e.g. RAJ2000)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l dec-column -d 'The reference catalogue\'s Dec column (default: recognised by name, e.g. DEJ2000)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l flux-column -d 'The reference catalogue\'s flux column (default: recognised by name, e.g. S1.4, PEAK)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l out-dir -d 'Write the source catalogues, rms map and PNGs here instead of beside the mosaic' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -l no-pictures -d 'Do not draw the PNGs'
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
@@ -147,8 +156,8 @@ complete -c contimg -n "__fish_contimg_using_subcommand run" -l slot -d 'The slo
 complete -c contimg -n "__fish_contimg_using_subcommand run" -l param -d 'A pipeline parameter, `key=value` (repeatable)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand run" -l workers -d 'Worker threads working the execution (each job still runs in its own process)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand run" -l lease -d 'Lease length: a task whose worker stops heartbeating this long is retried by another worker' -r
-complete -c contimg -n "__fish_contimg_using_subcommand run" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand run" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand run" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand run" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand run" -l catch-up -d 'Run every scheduled slot since the last successful execution, oldest first (at most `[cron] max_catch_up`, the newest); prints a `contimg.catch-up/1` summary of the executions'
 complete -c contimg -n "__fish_contimg_using_subcommand run" -l detach -d 'Only create the execution and its tasks (print the manifest); leave the work to `contimg worker`'
 complete -c contimg -n "__fish_contimg_using_subcommand run" -s q -l quiet -d 'Print only errors on stderr'
@@ -158,8 +167,8 @@ complete -c contimg -n "__fish_contimg_using_subcommand run" -s h -l help -d 'Pr
 complete -c contimg -n "__fish_contimg_using_subcommand run" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand worker" -l concurrency -d 'Worker threads in this process' -r
 complete -c contimg -n "__fish_contimg_using_subcommand worker" -l lease -d 'Lease length: a task whose worker stops heartbeating this long is retried by another worker' -r
-complete -c contimg -n "__fish_contimg_using_subcommand worker" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand worker" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand worker" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand worker" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand worker" -l once -d 'Return when no task is claimable now (sleeping retries are left for later) and print a summary'
 complete -c contimg -n "__fish_contimg_using_subcommand worker" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand worker" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
@@ -167,8 +176,8 @@ complete -c contimg -n "__fish_contimg_using_subcommand worker" -l no-progress -
 complete -c contimg -n "__fish_contimg_using_subcommand worker" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand worker" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand status" -l limit -d 'How many executions to list' -r
-complete -c contimg -n "__fish_contimg_using_subcommand status" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand status" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand status" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand status" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand status" -l json -d 'Print JSON even on a terminal'
 complete -c contimg -n "__fish_contimg_using_subcommand status" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand status" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
@@ -177,23 +186,23 @@ complete -c contimg -n "__fish_contimg_using_subcommand status" -s h -l help -d 
 complete -c contimg -n "__fish_contimg_using_subcommand status" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand retry" -l workers -d 'Worker threads' -r
 complete -c contimg -n "__fish_contimg_using_subcommand retry" -l lease -d 'Lease length (see `run`)' -r
-complete -c contimg -n "__fish_contimg_using_subcommand retry" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand retry" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand retry" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand retry" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand retry" -l detach -d 'Only reset the jobs; leave them to `contimg worker`'
 complete -c contimg -n "__fish_contimg_using_subcommand retry" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand retry" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand retry" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
-complete -c contimg -n "__fish_contimg_using_subcommand retry" -s h -l help -d 'Print help'
+complete -c contimg -n "__fish_contimg_using_subcommand retry" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand retry" -s V -l version -d 'Print version'
-complete -c contimg -n "__fish_contimg_using_subcommand cancel" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand cancel" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand cancel" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand cancel" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand cancel" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand cancel" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand cancel" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
-complete -c contimg -n "__fish_contimg_using_subcommand cancel" -s h -l help -d 'Print help'
+complete -c contimg -n "__fish_contimg_using_subcommand cancel" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand cancel" -s V -l version -d 'Print version'
-complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -l json -d 'Print JSON even on a terminal'
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
@@ -202,17 +211,17 @@ complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fis
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -f -a "check" -d 'Validate every pipeline: job types, ids, dependencies and cycles, references, parameters, durations, retry settings and cron schedules. Exit 2 (and each error on stderr, naming the file, pipeline and job) when any is invalid'
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
-complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from help" -f -a "check" -d 'Validate every pipeline: job types, ids, dependencies and cycles, references, parameters, durations, retry settings and cron schedules. Exit 2 (and each error on stderr, naming the file, pipeline and job) when any is invalid'
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_seen_subcommand_from print install remove help" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_seen_subcommand_from print install remove help" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_seen_subcommand_from print install remove help" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_seen_subcommand_from print install remove help" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_seen_subcommand_from print install remove help" -l json -d 'Print JSON (the lines and the block) instead of the block itself'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_seen_subcommand_from print install remove help" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_seen_subcommand_from print install remove help" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
@@ -223,34 +232,34 @@ complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_see
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_seen_subcommand_from print install remove help" -f -a "install" -d 'Add or update this workspace\'s block in the user\'s crontab'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_seen_subcommand_from print install remove help" -f -a "remove" -d 'Remove this workspace\'s block from the user\'s crontab'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_seen_subcommand_from print install remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from print" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from print" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from print" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from print" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from print" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from print" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from print" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
-complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from print" -s h -l help -d 'Print help'
+complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from print" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from print" -s V -l version -d 'Print version'
-complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from install" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from install" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from install" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from install" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from install" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from install" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from install" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
-complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from install" -s h -l help -d 'Print help'
+complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from install" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from install" -s V -l version -d 'Print version'
-complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from remove" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from remove" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from remove" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from remove" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from remove" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from remove" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from remove" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
-complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
+complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from remove" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from help" -f -a "print" -d 'Print the crontab block (the default)'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from help" -f -a "install" -d 'Add or update this workspace\'s block in the user\'s crontab'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove this workspace\'s block from the user\'s crontab'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c contimg -n "__fish_contimg_using_subcommand notifications" -l limit -d 'How many to list' -r
-complete -c contimg -n "__fish_contimg_using_subcommand notifications" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand notifications" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand notifications" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand notifications" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand notifications" -l json -d 'Print JSON even on a terminal'
 complete -c contimg -n "__fish_contimg_using_subcommand notifications" -l deliver -d 'First deliver every pending notification (ignoring the retry back-off)'
 complete -c contimg -n "__fish_contimg_using_subcommand notifications" -s q -l quiet -d 'Print only errors on stderr'
@@ -258,20 +267,20 @@ complete -c contimg -n "__fish_contimg_using_subcommand notifications" -s v -l v
 complete -c contimg -n "__fish_contimg_using_subcommand notifications" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
 complete -c contimg -n "__fish_contimg_using_subcommand notifications" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand notifications" -s V -l version -d 'Print version'
-complete -c contimg -n "__fish_contimg_using_subcommand completions" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand completions" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand completions" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand completions" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand completions" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand completions" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand completions" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
-complete -c contimg -n "__fish_contimg_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c contimg -n "__fish_contimg_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand man" -l out -d 'Directory to write the pages into; without it, contimg.1 is printed on stdout' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand man" -s C -l workspace -d 'Run as if started in this workspace directory (like `git -C`)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand man" -l db -d 'Use this SQLite database instead of the workspace\'s' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand man" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand man" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand man" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand man" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand man" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
-complete -c contimg -n "__fish_contimg_using_subcommand man" -s h -l help -d 'Print help'
+complete -c contimg -n "__fish_contimg_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand man" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines cron notifications completions man help" -f -a "init" -d 'Create a workspace: contimg.toml (every default written out), pipeline.sqlite3, mosaics/, logs/'
 complete -c contimg -n "__fish_contimg_using_subcommand help; and not __fish_seen_subcommand_from init simulate ingest images tiers plan build qa run worker status retry cancel pipelines cron notifications completions man help" -f -a "simulate" -d 'Write simulated drift-scan snapshots (4-D SIN FITS, apparent sky, beam-correlated noise), truth.csv (the sky) and snapshots.csv (each snapshot\'s centre, time and rms) into --out'

@@ -1,6 +1,7 @@
-//! Robust statistics on pixel data: median and MAD-based rms by selection (no full sort).
+//! Robust statistics: median and MAD-based rms by selection (no full sort), on pixel data
+//! (`f32`) and on measurements (`f64`: offsets, ratios, per-box noise).
 //!
-//! Invariant: NaN and infinite pixels are ignored; an input with no finite values gives `None`.
+//! Invariant: NaN and infinite values are ignored; an input with no finite values gives `None`.
 
 /// Median of `values` by selection; reorders the slice. Even lengths give the mean of the two
 /// middle values, as numpy does.
@@ -46,6 +47,68 @@ where
     robust_stats(values).map(|(_, rms)| rms)
 }
 
+/// Median of the finite values (numpy's definition: the mean of the two middle values for even
+/// lengths).
+pub fn median_f64(values: &[f64]) -> Option<f64> {
+    let mut finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    median_f64_in_place(&mut finite)
+}
+
+/// Median of `values` (all finite) by selection; reorders the slice.
+fn median_f64_in_place(values: &mut [f64]) -> Option<f64> {
+    let n = values.len();
+    if n == 0 {
+        return None;
+    }
+    let (lower, upper, _) = values.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let upper = *upper;
+    if n % 2 == 1 {
+        return Some(upper);
+    }
+    let lower_max = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some(0.5 * (lower_max + upper))
+}
+
+/// Robust location and scale of the finite values: (median, 1.4826 · MAD), the scale being the
+/// standard deviation for Gaussian data.
+pub fn robust_stats_f64(values: &[f64]) -> Option<(f64, f64)> {
+    let mut finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let median = median_f64_in_place(&mut finite)?;
+    for v in finite.iter_mut() {
+        *v = (*v - median).abs();
+    }
+    let mad = median_f64_in_place(&mut finite)?;
+    Some((median, 1.482_6 * mad))
+}
+
+/// Standard error of the median of `n` Gaussian samples of standard deviation `scale`:
+/// √(π/2) · scale / √n (the median is less efficient than the mean by that factor).
+pub fn median_standard_error(scale: f64, n: usize) -> f64 {
+    (std::f64::consts::PI / 2.0).sqrt() * scale / (n as f64).sqrt()
+}
+
+/// The radius, in standard errors, that a 2-D Gaussian offset exceeds by chance as rarely as a
+/// 1-D one exceeds ±`k` σ: √(−2 ln p) with p = erfc(k/√2) (3σ: p = 0.0027, radius 3.44).
+pub fn two_d_equivalent(k: f64) -> f64 {
+    (-2.0 * erfc(k / std::f64::consts::SQRT_2).ln()).sqrt()
+}
+
+/// The complementary error function (Numerical Recipes' erfcc, relative error < 1.2e-7).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +129,25 @@ mod tests {
         let (m, s) = robust_stats(&v).unwrap();
         assert_eq!(m, 5.0);
         assert!((s - 2.0 * 1.4826).abs() < 1e-9);
+    }
+
+    #[test]
+    fn f64_versions_agree_with_the_f32_ones() {
+        let v: Vec<f64> = vec![9.0, 1.0, f64::NAN, 4.0, 2.0, 7.0, 3.0];
+        assert_eq!(median_f64(&v), Some(3.5));
+        let (m, s) = robust_stats_f64(&v[..6]).unwrap();
+        let f: Vec<f32> = v[..6].iter().map(|x| *x as f32).collect();
+        let (mf, sf) = robust_stats(&f).unwrap();
+        assert!((m - mf).abs() < 1e-12 && (s - sf).abs() < 1e-6);
+        assert_eq!(median_f64(&[]), None);
+        assert!((median_standard_error(2.0, 100) - 0.250_663).abs() < 1e-6);
+        // 3 sigma two-sided is p = 0.0027: a 2-D radius of 3.44; 1 sigma (p = 0.3173) is 1.515.
+        assert!(
+            (two_d_equivalent(3.0) - 3.4396).abs() < 1e-3,
+            "{}",
+            two_d_equivalent(3.0)
+        );
+        assert!((two_d_equivalent(1.0) - 1.5152).abs() < 1e-3);
     }
 
     #[test]

@@ -427,10 +427,15 @@ params = { argv = ["sh", "-c", "while [ ! -e go ]; do sleep 0.05; done; echo '{}
 struct CrontabUnderTest {
     argv: Vec<String>,
     saved: Option<String>,
+    /// One test at a time edits the crontab (tests run in parallel threads).
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+static CRONTAB_LOCK: Mutex<()> = Mutex::new(());
 
 impl CrontabUnderTest {
     fn new() -> CrontabUnderTest {
+        let guard = CRONTAB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let found = std::process::Command::new("sh")
             .args(["-c", "command -v crontab"])
             .output()
@@ -466,6 +471,7 @@ impl CrontabUnderTest {
         CrontabUnderTest {
             argv,
             saved: Some(saved),
+            _one_at_a_time: guard,
         }
     }
     fn read(&self) -> String {
@@ -835,4 +841,66 @@ params = {{ argv = ["true"] }}
         .map(|j| (j["id"].to_string(), j["state"].to_string()))
         .collect();
     assert_eq!(jobs_before, jobs_after);
+}
+
+/// A workspace path with a newline would put lines of its own into the crontab (issue 13, item 1):
+/// every `cron` action refuses it with exit 2 and the crontab stays byte for byte as it was; a path
+/// with `%` (which cron turns into a newline unless escaped) installs and removes cleanly.
+#[test]
+fn cron_refuses_a_workspace_path_it_cannot_quote_and_escapes_percent() {
+    let ct = CrontabUnderTest::new();
+    let before = ct.read();
+    let crontab = ct.argv.join(" ");
+    let parent = tempfile::tempdir().unwrap();
+    let evil = parent
+        .path()
+        .join("ws\n* * * * * touch contimg-cron-injected #");
+    std::fs::create_dir(&evil).unwrap();
+    json_in(&evil, &["init", "."], 0);
+    add_config(&evil, ECHO_PIPELINE);
+    for action in ["print", "install", "remove"] {
+        let out = contimg()
+            .current_dir(&evil)
+            .env("CONTIMG_CRONTAB", &crontab)
+            .args(["cron", action])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "cron {action}: {err}");
+        assert!(
+            err.contains("a newline") && err.contains("workspace path"),
+            "cron {action}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "cron {action} printed a block");
+        assert_eq!(ct.read(), before, "cron {action} changed the crontab");
+    }
+
+    let pct = parent.path().join("ws 100%");
+    std::fs::create_dir(&pct).unwrap();
+    json_in(&pct, &["init", "."], 0);
+    add_config(&pct, ECHO_PIPELINE);
+    let cron = |action: &str| {
+        let out = contimg()
+            .current_dir(&pct)
+            .env("CONTIMG_CRONTAB", &crontab)
+            .args(["cron", action])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    cron("install");
+    let installed = ct.read();
+    let ours: Vec<&str> = installed
+        .lines()
+        .filter(|l| l.contains("run tick"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{installed}");
+    assert!(ours[0].contains(r"ws 100\%'"), "{}", ours[0]);
+    cron("remove");
+    assert_eq!(ct.read(), before);
 }

@@ -39,7 +39,7 @@ fn tiers_are_built_in_and_overridable() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["deep", "quicklook", "science"]);
+    assert_eq!(names, ["quicklook", "science", "deep"]);
     let science = tiers
         .as_array()
         .unwrap()
@@ -48,7 +48,7 @@ fn tiers_are_built_in_and_overridable() {
         .unwrap();
     assert_eq!(science["max_images"], 100);
     assert_eq!(science["max_rms_jy"], 0.001);
-    assert_eq!(science["interpolation"], "bicubic");
+    assert_eq!(science["interpolation"], "lanczos3");
     assert_eq!(science["require_astrometry"], true);
     let cfg = ws.path().join("contimg.toml");
     let mut text = std::fs::read_to_string(&cfg).unwrap();

@@ -277,38 +277,55 @@ fn verdicts_flip_at_the_thresholds() {
     let dir = tempfile::tempdir().unwrap();
     let m = mosaic(23, 30, 0.5);
     let reference = dir.path().join("ref.csv");
-    write_reference(&reference, &m.sources, 0.0, 0.8);
+    // 1.2" = 0.15 of the 8" beam.
+    write_reference(&reference, &m.sources, 0.0, 1.2);
     let r = run(dir.path(), &m, "v", &|_| {}, Some(reference), "quicklook");
     let base = QaConfig::default().thresholds("quicklook");
     let decide = |th: &qa::Thresholds, require: bool| {
         let c = qa::checks(&r, th, require);
         (qa::verdict_of(&c), c)
     };
-    // 0.8" offset: quicklook WARN (> 0.5", <= 1.0"); science FAIL (> 0.5").
-    let off = r.astrometry.as_ref().unwrap().offset_arcsec.unwrap();
-    assert!((off - 0.8).abs() < 0.2, "{off}");
+    // 0.15 beam offset, significant: quicklook WARN (> 0.1, <= 0.2 beam); science FAIL (> 0.1).
+    let a = r.astrometry.as_ref().unwrap();
+    let off = a.offset_beams.unwrap();
+    assert!((a.offset_arcsec.unwrap() - 1.2).abs() < 0.2, "{off}");
+    assert!(a.offset_significance.unwrap() > 10.0, "{a:?}");
     assert_eq!(decide(&base, false).0, Verdict::Warn);
     let sci = QaConfig::default().thresholds("science");
     assert_eq!(decide(&sci, true).0, Verdict::Fail);
     // Move each threshold just across its measured value.
     let mut th = base.clone();
-    th.astrometry_warn_arcsec = off * 1.01;
+    th.astrometry_warn_beams = off * 1.01;
     assert_eq!(decide(&th, false).0, Verdict::Pass);
-    th.astrometry_fail_arcsec = off * 0.99;
-    th.astrometry_warn_arcsec = off * 0.5;
+    th.astrometry_fail_beams = off * 0.99;
+    th.astrometry_warn_beams = off * 0.5;
     assert_eq!(decide(&th, false).0, Verdict::Fail);
     let mut th = base.clone();
-    th.astrometry_warn_arcsec = 10.0;
-    th.astrometry_fail_arcsec = 20.0;
+    th.astrometry_warn_beams = 10.0;
+    th.astrometry_fail_beams = 20.0;
     assert_eq!(decide(&th, false).0, Verdict::Pass);
-    th.dynamic_range_fail = r.dynamic_range * 1.001;
+    // A significant offset below the thresholds passes; an offset above them that is not
+    // significant passes too.
+    th.astrometry_warn_beams = off * 0.5;
+    th.significance_sigma = a.offset_significance.unwrap() * 1.01;
+    assert_eq!(decide(&th, false).0, Verdict::Pass);
+    th.significance_sigma = 3.0;
+    th.astrometry_warn_beams = 10.0;
+    // Dynamic range and noise efficiency flip where they fall short of the threshold by
+    // significance_sigma standard errors, not at the threshold itself.
+    let k = th.significance_sigma;
+    let dr_err = r.dynamic_range_err.unwrap();
+    assert!(dr_err > 0.0 && dr_err < 0.1 * r.dynamic_range, "{dr_err}");
+    th.dynamic_range_fail = r.dynamic_range + k * dr_err * 1.01;
     assert_eq!(decide(&th, false).0, Verdict::Fail);
-    th.dynamic_range_fail = r.dynamic_range * 0.999;
+    th.dynamic_range_fail = r.dynamic_range + k * dr_err * 0.99;
     assert_eq!(decide(&th, false).0, Verdict::Pass);
     let eff = r.noise.noise_efficiency.unwrap();
-    th.noise_efficiency_warn = eff * 1.001;
+    let eff_err = r.noise.noise_efficiency_err.unwrap();
+    assert!(eff_err > 0.0 && eff_err < 0.05, "{eff_err}");
+    th.noise_efficiency_warn = eff + k * eff_err * 1.01;
     assert_eq!(decide(&th, false).0, Verdict::Warn);
-    th.noise_efficiency_warn = eff * 0.999;
+    th.noise_efficiency_warn = eff + k * eff_err * 0.99;
     th.artefact_warn = r.artefacts.score * 0.999 - 1e-9;
     assert_eq!(decide(&th, false).0, Verdict::Warn);
     th.artefact_warn = r.artefacts.score + 1e-6;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use super::{CliError, Ctx, emit_json};
 use crate::manifest::{self, PLAN_SCHEMA, PlanManifest};
 use crate::mosaic::build::{BuildRequest, build};
+use crate::mosaic::engine::PrimaryBeam;
 
 /// Build the mosaic of a plan: reproject every input onto one ICRS grid and combine them
 /// linmos-style (weights A²/σ², primary-beam cut-off); write the mosaic, its weight map and its
@@ -39,6 +40,16 @@ pub struct Args {
     /// Primary-beam cut-off in (0, 1) (default from contimg.toml: 0.1).
     #[arg(long, value_name = "A")]
     pub pb_cutoff: Option<f64>,
+    /// Primary beam: `auto` (a <stem>.pb.fits beside an input, else its telescope's model),
+    /// `model` (the model of each input's TELESCOP: DSA-110, VLA, ATCA, MeerKAT, ASKAP, GMRT, WSRT
+    /// or [build.telescopes] in contimg.toml), `image` (the beam image, required), or `unity`
+    /// (A = 1: inputs already corrected and of unknown beam).
+    #[arg(long, value_name = "SOURCE", default_value = "auto",
+          value_parser = ["auto", "model", "image", "unity"])]
+    pub primary_beam: String,
+    /// Observing frequency in Hz for inputs whose header gives none (no RESTFRQ, no FREQ axis).
+    #[arg(long, value_name = "HZ")]
+    pub frequency: Option<f64>,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -88,6 +99,22 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         pb_cutoff: args.pb_cutoff.unwrap_or(config.pb_cutoff),
         max_pixels: config.max_pixels,
         dish_diameter_m: config.dish_diameter_m,
+        primary_beam: match args.primary_beam.as_str() {
+            "model" => PrimaryBeam::Model,
+            "image" => PrimaryBeam::Image,
+            "unity" => PrimaryBeam::Unity,
+            _ => PrimaryBeam::Auto,
+        },
+        freq_hz: match args.frequency {
+            Some(f) if !(f.is_finite() && f > 1e6) => {
+                return Err(CliError::Input(format!(
+                    "--frequency {f}: give the observing frequency in Hz (above 1 MHz)"
+                ))
+                .into());
+            }
+            f => f,
+        },
+        telescopes: config.telescopes,
     };
     ctx.info(&format!(
         "build: plan {} ({}), {} input(s), tier {}",

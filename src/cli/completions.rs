@@ -40,16 +40,23 @@ pub fn man_pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let mut pages = Vec::new();
     let mut buf = Vec::new();
     clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
-    pages.push(("contimg.1".to_string(), buf));
+    pages.push((
+        "contimg.1".to_string(),
+        super::manual::with_extra_sections(&buf, ""),
+    ));
     for sub in cmd.get_subcommands() {
-        let name = format!("contimg-{}", sub.get_name());
+        let short = sub.get_name().to_string();
+        let name = format!("contimg-{short}");
         let sub = sub
             .clone()
             .name(name.clone())
             .version(cmd.get_version().unwrap_or_default().to_string());
         let mut buf = Vec::new();
         clap_mangen::Man::new(sub).render(&mut buf)?;
-        pages.push((format!("{name}.1"), buf));
+        pages.push((
+            format!("{name}.1"),
+            super::manual::with_extra_sections(&buf, &short),
+        ));
     }
     Ok(pages)
 }

@@ -2,6 +2,7 @@
 //! removing them in the user's crontab (through the `crontab` program, inside a marked block).
 
 use super::{CliError, Ctx, emit_json, emit_text};
+use crate::pipeline::api;
 
 /// Schedule the workspace's pipelines with the system crontab.
 ///
@@ -33,15 +34,6 @@ pub enum Action {
     Remove,
 }
 
-fn err(e: crate::pipeline::cron::CronError) -> anyhow::Error {
-    match e {
-        e @ crate::pipeline::cron::CronError::Unbalanced { .. } => {
-            CliError::Input(e.to_string()).into()
-        }
-        e => CliError::Failed(e.to_string()).into(),
-    }
-}
-
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let (ws, all) = super::run::pipelines(ctx)?;
     let root = crate::fsutil::absolute(&ws.root);
@@ -51,22 +43,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             "cannot find the path of the contimg binary for the crontab: {e}"
         ))
     })?;
-    let mut lines = Vec::new();
-    let mut pipelines = Vec::new();
-    for p in all.iter().filter(|p| p.def.schedule.is_some()) {
-        let errs = crate::pipeline::validate(p);
-        if !errs.is_empty() {
-            return Err(CliError::Input(format!(
-                "pipeline '{}' is invalid (see `contimg pipelines check`): {}",
-                p.name, errs[0]
-            ))
-            .into());
-        }
-        if let Some(l) = crate::pipeline::cron::line(&exe, &root, &logs, p) {
-            lines.push(l);
-            pipelines.push(p.name.clone());
-        }
-    }
+    let plan = api::cron_plan(&exe, &root, &logs, &all)?;
     let offset = chrono::Local::now().offset().local_minus_utc();
     if offset != 0 {
         ctx.warn(&format!(
@@ -76,7 +53,6 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             offset as f64 / 3600.0
         ));
     }
-    let block = crate::pipeline::cron::block(&root, &lines);
     let setting = std::env::var("CONTIMG_CRONTAB")
         .ok()
         .filter(|s| !s.trim().is_empty())
@@ -84,35 +60,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let program = crate::pipeline::cron::program(&setting);
     let action = args.action.unwrap_or(Action::Print);
     let (changed, verb) = match action {
-        Action::Print => {
-            if args.json {
-                return emit_json(&serde_json::json!({
-                    "workspace": root,
-                    "pipelines": pipelines,
-                    "lines": lines,
-                    "block": block,
-                }));
-            }
-            return emit_text(&block);
-        }
-        Action::Install => {
-            let old = crate::pipeline::cron::read(&program).map_err(err)?;
-            let new = crate::pipeline::cron::splice(&old, &root, Some(&block)).map_err(err)?;
-            let changed = new != old;
-            if changed {
-                crate::pipeline::cron::write(&program, &new).map_err(err)?;
-            }
-            (changed, "install")
-        }
-        Action::Remove => {
-            let old = crate::pipeline::cron::read(&program).map_err(err)?;
-            let new = crate::pipeline::cron::splice(&old, &root, None).map_err(err)?;
-            let changed = new != old;
-            if changed {
-                crate::pipeline::cron::write(&program, &new).map_err(err)?;
-            }
-            (changed, "remove")
-        }
+        Action::Print if args.json => return emit_json(&plan),
+        Action::Print => return emit_text(&plan.block),
+        Action::Install => (api::cron_apply(&program, &root, Some(&plan))?, "install"),
+        Action::Remove => (api::cron_apply(&program, &root, None)?, "remove"),
     };
     ctx.info(&format!(
         "cron {verb}: {} ({} scheduled pipeline(s) of {})",
@@ -121,7 +72,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         } else {
             "crontab already up to date"
         },
-        pipelines.len(),
+        plan.pipelines.len(),
         root.display()
     ));
     emit_json(&serde_json::json!({
@@ -129,7 +80,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         "crontab": program.join(" "),
         "workspace": root,
         "changed": changed,
-        "pipelines": pipelines,
-        "lines": if matches!(action, Action::Install) { lines } else { vec![] },
+        "pipelines": plan.pipelines,
+        "lines": if matches!(action, Action::Install) { plan.lines } else { vec![] },
     }))
 }

@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use super::{CliError, Ctx, emit_json, emit_text};
+use super::{CliError, Ctx, emit_listing, emit_text};
 use crate::store::images::{ImageFilter, list};
 
 /// List registered images, ordered by observation time.
@@ -41,10 +41,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         until_mjd: args.until.as_deref().map(parse_time_mjd).transpose()?,
         max_rms_jy: args.max_rms,
     };
-    let store = ctx.store()?;
+    let store = ctx.store_read_only()?;
     let rows = list(&store.conn, &filter)?;
     if args.json || !std::io::stdout().is_terminal() {
-        return emit_json(&rows);
+        return emit_listing("contimg.image/1", &rows);
     }
     let mut out = format!(
         "{:>5}  {:<24}  {:>10}  {:>10}  {:>9}  {:>8}  {:>9}  {}\n",

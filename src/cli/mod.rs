@@ -11,6 +11,7 @@ mod cron;
 mod images;
 mod ingest;
 mod init;
+mod manual;
 mod notifications;
 mod pipelines;
 mod plan;
@@ -32,6 +33,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::store::{Store, StoreError};
 use crate::workspace::{Workspace, WorkspaceError};
 
+/// The heading under which the options every subcommand takes are listed.
+const GLOBAL: &str = "Global options";
+
 /// Turn a night of radio continuum snapshots into planned, built, quality-checked mosaics.
 ///
 /// Steps can be chained from the shell (each prints a JSON manifest on stdout that the next
@@ -44,30 +48,49 @@ use crate::workspace::{Workspace, WorkspaceError};
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Run as if started in this workspace directory (like `git -C`).
+    /// Use the workspace at DIR (it must hold contimg.toml).
+    ///
+    /// Unlike `git -C`, contimg does not change directory: the workspace's own paths (database,
+    /// mosaics/, logs/) come from DIR, while paths you type as arguments (`ingest ../night`,
+    /// `build plan.json`) stay relative to the directory you are in, as your shell completed
+    /// them. Without -C or CONTIMG_WORKSPACE the workspace is the current directory or the
+    /// nearest parent holding contimg.toml, as git finds a repository.
     #[arg(
         short = 'C',
         long = "workspace",
         global = true,
         env = "CONTIMG_WORKSPACE",
-        value_name = "DIR"
+        value_name = "DIR",
+        help_heading = GLOBAL
     )]
     pub workspace: Option<PathBuf>,
 
-    /// Use this SQLite database instead of the workspace's.
-    #[arg(long, global = true, env = "CONTIMG_DB", value_name = "FILE")]
+    /// Use this SQLite database instead of the workspace's (no workspace needed).
+    #[arg(
+        long,
+        global = true,
+        env = "CONTIMG_DB",
+        value_name = "FILE",
+        help_heading = GLOBAL
+    )]
     pub db: Option<PathBuf>,
 
     /// Print only errors on stderr.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = GLOBAL
+    )]
     pub quiet: bool,
 
     /// Print more detail on stderr (repeat for more).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
 
     /// Never draw progress bars (they already hide when stderr is not a terminal).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub no_progress: bool,
 
     #[command(subcommand)]
@@ -120,6 +143,12 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
                 CliError::Input(_) => 2,
                 CliError::Failed(_) => 1,
             };
+        }
+        if let Some(e) = cause.downcast_ref::<crate::pipeline::PipelineError>() {
+            return if e.is_input() { 2 } else { 1 };
+        }
+        if let Some(e) = cause.downcast_ref::<crate::pipeline::cron::CronError>() {
+            return if e.is_input() { 2 } else { 1 };
         }
         if cause.downcast_ref::<WorkspaceError>().is_some()
             || cause
@@ -190,6 +219,22 @@ impl Ctx {
         Ok(Store::open(&path)?)
     }
 
+    /// The database for a command that only reads (`images`, `status`, `notifications`): opened
+    /// read-only, so it never waits behind a writer and works on a read-only copy. A missing file,
+    /// or a schema older than this binary's, gets the writing open (which creates or migrates it).
+    pub fn store_read_only(&self) -> anyhow::Result<Store> {
+        let path = match &self.db_arg {
+            Some(p) => p.clone(),
+            None => self.workspace()?.database(),
+        };
+        if path.is_file()
+            && let Some(store) = Store::open_read_only(&path)?
+        {
+            return Ok(store);
+        }
+        Ok(Store::open(&path)?)
+    }
+
     /// The tiers in force: the workspace's configuration over the built-ins (built-ins alone
     /// when there is no workspace).
     pub fn tiers(&self) -> anyhow::Result<Vec<crate::mosaic::tiers::Tier>> {
@@ -229,6 +274,26 @@ impl Ctx {
 pub fn emit_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
     emit_text(&format!("{text}\n"))
+}
+
+/// Writes a listing as a JSON array whose every row carries its `schema` tag first, so a
+/// consumer of `contimg images --json` and the like can check what it reads row by row.
+pub fn emit_listing<T: serde::Serialize>(schema: &str, rows: &[T]) -> anyhow::Result<()> {
+    let tagged = rows
+        .iter()
+        .map(|row| {
+            let mut obj = serde_json::Map::new();
+            obj.insert("schema".into(), schema.into());
+            match serde_json::to_value(row)? {
+                serde_json::Value::Object(fields) => obj.extend(fields),
+                other => {
+                    obj.insert("value".into(), other);
+                }
+            }
+            Ok(serde_json::Value::Object(obj))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    emit_json(&tagged)
 }
 
 /// Writes text to stdout. A closed pipe is not an error.
@@ -278,6 +343,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// An error and every cause under it on one line, outermost first. A cause whose text the line
+/// already holds (a message written as "{path}: {source}" that also keeps the source) is not
+/// repeated.
+pub fn error_chain(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// The whole program: parse, run, report. Returns the process exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -292,8 +375,29 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("contimg: error: {e:#}");
+            eprintln!("contimg: error: {}", error_chain(&e));
             exit_code(&e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("plan.json: {source}")]
+    struct Outer {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn the_error_chain_is_one_line_without_repeats() {
+        let io = std::io::Error::other("disk full");
+        let err = anyhow::Error::new(Outer { source: io }).context("building the mosaic");
+        assert_eq!(
+            super::error_chain(&err),
+            "building the mosaic: plan.json: disk full"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(super::error_chain(&plain), "outer: inner");
     }
 }

@@ -23,21 +23,16 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let store = ctx.store()?;
     if args.deliver {
         let ws = ctx.workspace()?;
-        let d = crate::pipeline::notify::Delivery {
-            config: ws.config.notify.clone(),
-            logs_dir: ws.logs_dir(),
-            by: crate::pipeline::worker::process_id(),
-        };
-        let s = crate::pipeline::notify::deliver(&store.conn, &d, true)?;
+        let engine = super::run::engine(ctx, &ws, std::time::Duration::from_secs(60))?;
+        let s = engine.deliver_all()?;
         ctx.info(&format!(
             "notifications: {} delivered, {} to retry, {} given up, {} skipped",
             s.delivered, s.retrying, s.failed, s.skipped
         ));
     }
-    let rows = crate::pipeline::notify::list(&store.conn, args.limit)?;
+    let rows = crate::pipeline::api::notifications(&ctx.store_read_only()?.conn, args.limit)?;
     if args.json || !std::io::stdout().is_terminal() {
         return emit_json(&rows);
     }

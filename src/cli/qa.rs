@@ -13,8 +13,9 @@ use crate::workspace::WorkspaceError;
 ///
 /// Measures the noise (BANE-like box rms, and against the build's expected-noise map), finds
 /// sources (islands above 5 sigma, Gaussian-fitted), cross-matches them with a reference
-/// catalogue (CSV with ra/dec[/flux] columns or a FITS table such as NVSS), and scores dynamic
-/// range and artefacts. Writes <stem>.sources.csv/.fits and PNGs (<stem>.qa.png, .offsets.png,
+/// catalogue (CSV, FITS table such as NVSS, or VOTable; the columns chosen are reported), and
+/// scores dynamic range and artefacts, each verdict by significance. Writes <stem>.sources.csv/
+/// .fits, the background-rms map <stem>.rms.fits and PNGs (<stem>.qa.png, .offsets.png,
 /// .noise_hist.png) beside the mosaic. Exits 1 when the verdict is FAIL (the manifest is still
 /// printed), 0 on PASS and WARN.
 ///
@@ -30,7 +31,16 @@ pub struct Args {
     /// Reference catalogue (overrides the tier's and [qa]'s `reference` in contimg.toml).
     #[arg(long, value_name = "CATALOGUE")]
     pub reference: Option<PathBuf>,
-    /// Write the source catalogues and PNGs here instead of beside the mosaic.
+    /// The reference catalogue's RA column (default: recognised by name, e.g. RAJ2000).
+    #[arg(long, value_name = "NAME")]
+    pub ra_column: Option<String>,
+    /// The reference catalogue's Dec column (default: recognised by name, e.g. DEJ2000).
+    #[arg(long, value_name = "NAME")]
+    pub dec_column: Option<String>,
+    /// The reference catalogue's flux column (default: recognised by name, e.g. S1.4, PEAK).
+    #[arg(long, value_name = "NAME")]
+    pub flux_column: Option<String>,
+    /// Write the source catalogues, rms map and PNGs here instead of beside the mosaic.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
     /// Do not draw the PNGs.
@@ -44,11 +54,8 @@ fn input_error(e: QaError) -> anyhow::Error {
         | QaError::Wcs { .. }
         | QaError::NoBeam { .. }
         | QaError::Empty { .. }
-        | QaError::NoMosaic { .. }
-        | QaError::Catalog(qa::catalog::CatalogError::Read { .. })
-        | QaError::Catalog(qa::catalog::CatalogError::NoColumn { .. }) => {
-            CliError::Input(e.to_string()).into()
-        }
+        | QaError::NoMosaic { .. } => CliError::Input(e.to_string()).into(),
+        QaError::Catalog(ref c) if c.is_input() => CliError::Input(e.to_string()).into(),
         other => other.into(),
     }
 }
@@ -88,7 +95,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         Err(WorkspaceError::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
     };
-    let cfg = ws.as_ref().map(|w| w.config.qa.clone()).unwrap_or_default();
+    let mut cfg = ws.as_ref().map(|w| w.config.qa.clone()).unwrap_or_default();
     cfg.validate().map_err(|e| CliError::Input(e.to_string()))?;
 
     let (mut store, mut input) = match (&args.mosaic, &args.manifest) {
@@ -180,6 +187,20 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         ))
         .into());
     }
+    if let Some(r) = &reference {
+        let flags = qa::catalog::CatalogSettings {
+            ra_column: args.ra_column.clone(),
+            dec_column: args.dec_column.clone(),
+            flux_column: args.flux_column.clone(),
+            ..Default::default()
+        };
+        let name = r
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let chosen = cfg.catalogue(r, &flags);
+        cfg.catalogues.insert(name, chosen);
+    }
     if let Some(d) = &args.out_dir {
         std::fs::create_dir_all(d)
             .map_err(|e| CliError::Input(format!("cannot create {}: {e}", d.display())))?;
@@ -199,6 +220,19 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         input.tier
     ));
     let report = qa::measure(&input, &opts).map_err(input_error)?;
+    if let Some(a) = &report.astrometry {
+        ctx.info(&format!(
+            "qa: reference {} ({}, {} rows): RA column {:?}, Dec column {:?}, flux column {:?}; \
+             match radius {:.1}\"",
+            a.reference.display(),
+            a.reference_format,
+            a.n_reference,
+            a.columns[0],
+            a.columns[1],
+            a.columns[2],
+            a.match_radius_arcsec
+        ));
+    }
     for w in &report.warnings {
         ctx.warn(&format!("warning: {w}"));
     }

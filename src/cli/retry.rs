@@ -1,7 +1,7 @@
 //! `contimg retry`: re-run the failed and cancelled jobs of an execution.
 
 use super::Ctx;
-use crate::pipeline::{StopWhen, exec};
+use crate::pipeline::api;
 
 /// Re-run an execution's failed and cancelled jobs (with fresh attempts), reusing the outputs of
 /// its completed jobs, then work the execution to its end like `run` (unless --detach).
@@ -22,23 +22,7 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let ws = ctx.workspace()?;
-    let engine = super::run::Engine::new(ctx, &ws, super::run::lease(&args.lease)?)?;
-    let q = engine.queue()?;
-    let eid = args.execution;
-    engine
-        .manifest(&q, eid)
-        .map_err(super::run::map_pipeline_err)?;
-    let reset = q.retry_failed(eid)?;
-    let status = exec::sync(q.connection(), eid)?;
-    ctx.info(&format!(
-        "execution {eid}: {} job(s) reset; {status}",
-        reset.len()
-    ));
-    if !args.detach && status == "running" {
-        engine.work(args.workers, StopWhen::ExecutionDone(eid))?;
-    }
-    let m = engine
-        .manifest(&q, eid)
-        .map_err(super::run::map_pipeline_err)?;
+    let engine = super::run::engine(ctx, &ws, api::lease(&args.lease)?)?;
+    let m = engine.retry(args.execution, args.detach, args.workers, ctx)?;
     super::run::finish(ctx, &m)
 }

@@ -52,6 +52,10 @@ pub struct Args {
     /// Also write a primary-beam image <stem>.pb.fits per snapshot.
     #[arg(long)]
     pub pb_images: bool,
+    /// Telescope whose primary beam attenuates the sky (TELESCOP): DSA-110, VLA, ATCA, MeerKAT,
+    /// ASKAP, GMRT or WSRT.
+    #[arg(long, default_value = "DSA-110")]
+    pub telescope: String,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -68,6 +72,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         freq_hz: args.freq,
         noise_jy: args.noise,
         pb_images: args.pb_images,
+        telescope: args.telescope,
     };
     let bar = ctx.bar(cfg.images as u64, "simulate");
     let summary = simulate(&cfg, &|n| bar.inc(n as u64)).map_err(|e| match e {

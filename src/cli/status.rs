@@ -3,7 +3,6 @@
 use std::io::IsTerminal;
 
 use super::{Ctx, emit_json, emit_text};
-use crate::pipeline::exec;
 
 /// Show executions (newest first) or one execution's jobs: state, attempts, next retry, last
 /// error, duration and log path.
@@ -23,6 +22,7 @@ pub struct Args {
 }
 
 fn short(s: &str, n: usize) -> String {
+    let s = crate::pipeline::worker::printable(s);
     let one = s.lines().next().unwrap_or("");
     if one.chars().count() > n {
         format!("{}…", one.chars().take(n).collect::<String>())
@@ -32,14 +32,11 @@ fn short(s: &str, n: usize) -> String {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let ws = ctx.workspace()?;
-    let engine = super::run::Engine::new(ctx, &ws, std::time::Duration::from_secs(60))?;
-    let q = engine.queue()?;
+    let store = ctx.store_read_only()?;
     let table = !args.json && std::io::stdout().is_terminal();
     match args.execution {
         None => {
-            let list =
-                exec::list(q.connection(), args.limit).map_err(super::run::map_pipeline_err)?;
+            let list = crate::pipeline::api::executions(&store, args.limit)?;
             if !table {
                 return emit_json(&list);
             }
@@ -61,9 +58,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             emit_text(&out)
         }
         Some(eid) => {
-            let m = engine
-                .manifest(&q, eid)
-                .map_err(super::run::map_pipeline_err)?;
+            let m = crate::pipeline::api::execution(store, eid)?;
             if !table {
                 return emit_json(&m);
             }

@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use super::{Ctx, emit_json, emit_text};
+use super::{Ctx, emit_listing, emit_text};
 
 /// Show the mosaic tiers: image count, rms threshold, interpolation, astrometry, timeout.
 ///
@@ -19,7 +19,7 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let tiers = ctx.tiers()?;
     if args.json || !std::io::stdout().is_terminal() {
-        return emit_json(&tiers);
+        return emit_listing("contimg.tier/1", &tiers);
     }
     let mut out = format!(
         "{:<12} {:>10} {:>12} {:<13} {:<10} {:>8}  {}\n",

@@ -1,7 +1,7 @@
 //! `contimg worker`: drain the queue (any number of workers on one database cooperate).
 
 use super::{Ctx, emit_json};
-use crate::pipeline::StopWhen;
+use crate::pipeline::{StopWhen, api};
 
 /// Claim and run queued tasks, each in a child process, until stopped (or, with --once, until
 /// nothing is claimable).
@@ -24,12 +24,8 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let ws = ctx.workspace()?;
-    let mut engine = super::run::Engine::new(ctx, &ws, super::run::lease(&args.lease)?)?;
-    engine.workers_deliver = true;
-    {
-        let q = engine.queue()?;
-        engine.deliver(ctx, &q, true);
-    }
+    let engine = super::run::engine(ctx, &ws, api::lease(&args.lease)?)?.workers_deliver();
+    engine.deliver(&engine.queue()?, true, ctx);
     let stop = if args.once {
         StopWhen::Drained
     } else {
@@ -40,9 +36,5 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         "worker: {} attempt(s), {} completed, {} failed",
         stats.attempts, stats.completed, stats.failed
     ));
-    emit_json(&serde_json::json!({
-        "attempts": stats.attempts,
-        "completed": stats.completed,
-        "failed": stats.failed,
-    }))
+    emit_json(&stats)
 }

@@ -7,6 +7,7 @@
 //! the `mosaics` row (one per product path: a rebuild updates it) and the plan's `completed`
 //! status are written in one transaction after the files are in place.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -14,10 +15,11 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::fsutil::sha256_file;
 use crate::manifest::{MOSAIC_SCHEMA, MosaicManifest, PlanManifest, ProductHashes};
+use crate::mosaic::beam::{BeamModel, telescope_key};
 use crate::mosaic::engine::grid::{GridChoice, GridProjection};
 use crate::mosaic::engine::kernel::Interpolation;
 use crate::mosaic::engine::linmos::{
-    BuildOptions, MosaicError, MosaicInput, OutputPaths, Progress, build_mosaic,
+    BuildOptions, MosaicError, MosaicInput, OutputPaths, PrimaryBeam, Progress, build_mosaic,
 };
 use crate::mosaic::tiers::Tier;
 use crate::store::{Store, StoreError};
@@ -78,7 +80,12 @@ impl BuildError {
                 | BuildError::ManifestMismatch { .. }
                 | BuildError::BadProjection(_)
                 | BuildError::BadInterpolation(_)
-                | BuildError::Mosaic(MosaicError::Grid(_))
+                | BuildError::Mosaic(
+                    MosaicError::Grid(_)
+                        | MosaicError::NoFrequency { .. }
+                        | MosaicError::NoBeamImage { .. }
+                        | MosaicError::BadBeamModel { .. }
+                )
         )
     }
 }
@@ -99,6 +106,12 @@ pub struct BuildRequest {
     pub max_pixels: u64,
     /// Dish diameter for inputs whose header has no DISHDIAM.
     pub dish_diameter_m: f64,
+    /// Where the primary-beam response comes from.
+    pub primary_beam: PrimaryBeam,
+    /// Observing frequency (Hz) for inputs whose header gives none.
+    pub freq_hz: Option<f64>,
+    /// Beam models by TELESCOP (`[build.telescopes]`), over the built-in ones.
+    pub telescopes: BTreeMap<String, BeamModel>,
 }
 
 /// A file name for a plan's products: the plan name with anything but `[A-Za-z0-9._-]` replaced.
@@ -266,6 +279,13 @@ pub fn build(
         },
         pb_cutoff: req.pb_cutoff,
         default_dish_m: req.dish_diameter_m,
+        primary_beam: req.primary_beam,
+        default_freq_hz: req.freq_hz,
+        telescopes: req
+            .telescopes
+            .iter()
+            .map(|(name, model)| (telescope_key(name), model.clone()))
+            .collect(),
         plan_label: Some(format!(
             "plan {} {:?} tier {}",
             plan.plan_id, plan.name, plan.tier

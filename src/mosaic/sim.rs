@@ -1,9 +1,10 @@
 //! Simulated DSA-110-like drift-scan snapshots and their truth catalogue.
 //!
 //! Owns: [`SimConfig`] (one field per `contimg simulate` flag), [`simulate`], the seeded sky
-//! model and the snapshot rendering. The geometry helpers ([`gmst_deg`], [`lst_ovro_deg`],
-//! [`SinGrid`]) are exact, self-contained formulas, independent of the `wcs` module, so they
-//! double as a cross-check of it.
+//! model and the snapshot rendering. The sidereal-time helpers ([`gmst_deg`], [`lst_ovro_deg`])
+//! are exact, self-contained formulas; a snapshot's pixel grid ([`SinGrid`]) projects through
+//! the `wcs` module (SIN), the one projection code of the crate, checked against astropy by
+//! tests/sim_astropy.rs.
 //!
 //! The model:
 //! - The telescope at OVRO (longitude −118.2834°) stares at the meridian at declination `dec`.
@@ -44,8 +45,9 @@ use serde::Serialize;
 
 use crate::fits::header::{Header, Value};
 use crate::fits::write::{FitsWriteError, write_bytes_atomic, write_image};
-use crate::mosaic::beam::{DSA110_DISH_M, pb_fwhm_rad, pb_response};
+use crate::mosaic::beam::BeamModel;
 use crate::time::{fits_date, mjd};
+use crate::wcs::{Frame, Wcs, separation_deg};
 
 /// Longitude of OVRO (east positive), degrees.
 pub const OVRO_LON_DEG: f64 = -118.2834;
@@ -100,6 +102,9 @@ pub struct SimConfig {
     pub noise_jy: f64,
     /// Also write `<stem>.pb.fits`, the primary-beam response A on the same grid.
     pub pb_images: bool,
+    /// The telescope (TELESCOP card) whose primary beam attenuates the sky: one that
+    /// `beam::BeamModel::for_telescope` knows.
+    pub telescope: String,
 }
 
 impl Default for SimConfig {
@@ -117,6 +122,7 @@ impl Default for SimConfig {
             freq_hz: 1.405e9,
             noise_jy: 0.5e-3,
             pb_images: false,
+            telescope: "DSA-110".into(),
         }
     }
 }
@@ -223,9 +229,10 @@ pub fn wrap360(x: f64) -> f64 {
     if r >= 360.0 { 0.0 } else { r }
 }
 
-/// An orthographic (SIN, no PV terms) celestial grid in FITS conventions: 1-based pixels,
-/// `cdelt` in degrees (CDELT1 < 0 for RA increasing to the left), LONPOLE = 180°.
-#[derive(Debug, Clone, Copy)]
+/// A snapshot's orthographic (SIN, no PV terms) celestial grid in FITS conventions: 1-based
+/// reference pixel, `cdelt` in degrees (CDELT1 < 0 for RA increasing to the left), LONPOLE =
+/// 180°. Positions and pixels go through [`crate::wcs`].
+#[derive(Debug, Clone)]
 pub struct SinGrid {
     pub ra0_deg: f64,
     pub dec0_deg: f64,
@@ -233,56 +240,54 @@ pub struct SinGrid {
     pub crpix2: f64,
     pub cdelt1_deg: f64,
     pub cdelt2_deg: f64,
+    wcs: Wcs,
 }
 
 impl SinGrid {
-    /// Direction cosines (l, m) of a position and the cosine of its separation from the
-    /// reference point; l increases with RA (east), m with Dec.
-    pub fn lmn(&self, ra_deg: f64, dec_deg: f64) -> (f64, f64, f64) {
-        let (a, d) = (ra_deg.to_radians(), dec_deg.to_radians());
-        let (a0, d0) = (self.ra0_deg.to_radians(), self.dec0_deg.to_radians());
-        let da = a - a0;
-        let l = d.cos() * da.sin();
-        let m = d.sin() * d0.cos() - d.cos() * d0.sin() * da.cos();
-        let n = d.sin() * d0.sin() + d.cos() * d0.cos() * da.cos();
-        (l, m, n)
+    pub fn new(ra0_deg: f64, dec0_deg: f64, crpix: (f64, f64), cdelt_deg: (f64, f64)) -> SinGrid {
+        let wcs = Wcs::new(
+            "SIN",
+            (ra0_deg, dec0_deg),
+            (crpix.0 - 1.0, crpix.1 - 1.0),
+            cdelt_deg,
+            Frame::Icrs,
+        )
+        .expect("a SIN grid with a finite, non-zero cell is valid");
+        SinGrid {
+            ra0_deg,
+            dec0_deg,
+            crpix1: crpix.0,
+            crpix2: crpix.1,
+            cdelt1_deg: cdelt_deg.0,
+            cdelt2_deg: cdelt_deg.1,
+            wcs,
+        }
+    }
+
+    /// Angular separation (radians) of a position from the reference point.
+    pub fn separation_rad(&self, ra_deg: f64, dec_deg: f64) -> f64 {
+        separation_deg((self.ra0_deg, self.dec0_deg), (ra_deg, dec_deg)).to_radians()
     }
 
     /// FITS (1-based) pixel of a position, or `None` on the far hemisphere (SIN cannot show it).
     pub fn world_to_pixel(&self, ra_deg: f64, dec_deg: f64) -> Option<(f64, f64)> {
-        let (l, m, n) = self.lmn(ra_deg, dec_deg);
-        if n <= 0.0 {
+        if self.separation_rad(ra_deg, dec_deg) >= std::f64::consts::FRAC_PI_2 {
             return None;
         }
-        Some((
-            self.crpix1 + l.to_degrees() / self.cdelt1_deg,
-            self.crpix2 + m.to_degrees() / self.cdelt2_deg,
-        ))
+        let (x, y) = self.wcs.icrs_to_pix(ra_deg, dec_deg)?;
+        Some((x + 1.0, y + 1.0))
     }
 
     /// Sky position (RA in [0, 360), Dec) of a FITS (1-based) pixel, or `None` off the sphere.
     pub fn pixel_to_world(&self, p1: f64, p2: f64) -> Option<(f64, f64)> {
-        let l = ((p1 - self.crpix1) * self.cdelt1_deg).to_radians();
-        let m = ((p2 - self.crpix2) * self.cdelt2_deg).to_radians();
-        let r2 = l * l + m * m;
-        if r2 > 1.0 {
-            return None;
-        }
-        let n = (1.0 - r2).sqrt();
-        let d0 = self.dec0_deg.to_radians();
-        let dec = (m * d0.cos() + n * d0.sin()).clamp(-1.0, 1.0).asin();
-        let y = l;
-        let x = n * d0.cos() - m * d0.sin();
-        let ra = self.ra0_deg + y.atan2(x).to_degrees();
-        Some((wrap360(ra), dec.to_degrees()))
+        let (ra, dec) = self.wcs.pix_to_icrs(p1 - 1.0, p2 - 1.0)?;
+        Some((wrap360(ra), dec))
     }
 
     /// Angular separation (radians) from the reference point of a FITS (1-based) pixel.
     pub fn pixel_separation_rad(&self, p1: f64, p2: f64) -> Option<f64> {
-        let l = ((p1 - self.crpix1) * self.cdelt1_deg).to_radians();
-        let m = ((p2 - self.crpix2) * self.cdelt2_deg).to_radians();
-        let r = (l * l + m * m).sqrt();
-        (r <= 1.0).then(|| r.asin())
+        let (ra, dec) = self.pixel_to_world(p1, p2)?;
+        Some(self.separation_rad(ra, dec))
     }
 }
 
@@ -367,6 +372,16 @@ fn invalid(field: &'static str, value: impl ToString, reason: &str) -> SimError 
 impl SimConfig {
     /// Checks every setting; the messages say which flag to change.
     pub fn validate(&self) -> Result<(), SimError> {
+        if BeamModel::for_telescope(&self.telescope).is_none() {
+            return Err(invalid(
+                "telescope",
+                &self.telescope,
+                &format!(
+                    "give one of {}",
+                    crate::mosaic::beam::builtin_telescopes().join(", ")
+                ),
+            ));
+        }
         if self.images == 0 || self.images > 100_000 {
             return Err(invalid("images", self.images, "give 1 to 100000 snapshots"));
         }
@@ -426,6 +441,12 @@ impl SimConfig {
         Ok(())
     }
 
+    /// The telescope's primary beam (validated to exist).
+    fn beam(&self) -> BeamModel {
+        BeamModel::for_telescope(&self.telescope)
+            .unwrap_or_else(|| BeamModel::gaussian(crate::mosaic::beam::DSA110_DISH_M))
+    }
+
     fn cell_deg(&self) -> f64 {
         self.cell / 3600.0
     }
@@ -440,14 +461,7 @@ impl SimConfig {
 
     fn grid(&self, ra0: f64) -> SinGrid {
         let c = (self.size / 2 + 1) as f64;
-        SinGrid {
-            ra0_deg: ra0,
-            dec0_deg: self.dec,
-            crpix1: c,
-            crpix2: c,
-            cdelt1_deg: -self.cell_deg(),
-            cdelt2_deg: self.cell_deg(),
-        }
+        SinGrid::new(ra0, self.dec, (c, c), (-self.cell_deg(), self.cell_deg()))
     }
 }
 
@@ -492,7 +506,7 @@ fn plans(cfg: &SimConfig) -> Vec<Plan> {
 fn sky_radius_deg(cfg: &SimConfig) -> f64 {
     let half_diag_l = (cfg.size as f64 / 2.0 + 1.0) * cfg.cell_deg().to_radians() * 2f64.sqrt();
     let half_diag = half_diag_l.min(1.0).asin().to_degrees();
-    let fwhm = pb_fwhm_rad(cfg.freq_hz, DSA110_DISH_M).to_degrees();
+    let fwhm = cfg.beam().fwhm_rad(cfg.freq_hz).to_degrees();
     let beam_sigma = cfg.bmaj_deg() / FWHM_PER_SIGMA;
     let src_sigma = GAUSS_MAJ_MAX_ARCSEC / 3600.0 / FWHM_PER_SIGMA;
     let margin = STAMP_NSIGMA * (beam_sigma.powi(2) + src_sigma.powi(2)).sqrt();
@@ -639,14 +653,13 @@ fn noise_image(cfg: &SimConfig, plan: &Plan, beam: Cov) -> Vec<f32> {
 fn add_sources(cfg: &SimConfig, grid: &SinGrid, beam: Cov, sources: &[Source], img: &mut [f32]) {
     let n = cfg.size as isize;
     let beam_det_sqrt = beam.det().sqrt();
+    let pb = cfg.beam();
     for s in sources {
-        let (l, m, cos_sep) = grid.lmn(s.ra_deg, s.dec_deg);
-        if cos_sep <= 0.0 {
+        let Some((p1, p2)) = grid.world_to_pixel(s.ra_deg, s.dec_deg) else {
             continue;
-        }
+        };
         // 0-based pixel position.
-        let px = grid.crpix1 - 1.0 + l.to_degrees() / grid.cdelt1_deg;
-        let py = grid.crpix2 - 1.0 + m.to_degrees() / grid.cdelt2_deg;
+        let (px, py) = (p1 - 1.0, p2 - 1.0);
         let cov = if s.maj_arcsec > 0.0 {
             let cell = cfg.cell;
             beam.add(Cov::from_fwhm(
@@ -662,8 +675,7 @@ fn add_sources(cfg: &SimConfig, grid: &SinGrid, beam: Cov, sources: &[Source], i
         if px + rx < 0.0 || py + ry < 0.0 || px - rx > (n - 1) as f64 || py - ry > (n - 1) as f64 {
             continue;
         }
-        let sep = (l * l + m * m).sqrt().atan2(cos_sep);
-        let a = pb_response(sep, cfg.freq_hz, DSA110_DISH_M);
+        let a = pb.response(grid.separation_rad(s.ra_deg, s.dec_deg), cfg.freq_hz);
         // Integrated flux S·A spread over the convolved Gaussian, in Jy per beam area.
         let peak = s.flux_jy * a * beam_det_sqrt / cov.det().sqrt();
         let (qa, qb, qc) = cov.quad();
@@ -686,10 +698,11 @@ fn add_sources(cfg: &SimConfig, grid: &SinGrid, beam: Cov, sources: &[Source], i
 fn pb_image(cfg: &SimConfig, grid: &SinGrid) -> Vec<f32> {
     let n = cfg.size;
     let mut out = vec![0f32; n * n];
+    let pb = cfg.beam();
     out.par_chunks_mut(n).enumerate().for_each(|(iy, row)| {
         for (ix, v) in row.iter_mut().enumerate() {
             *v = match grid.pixel_separation_rad(ix as f64 + 1.0, iy as f64 + 1.0) {
-                Some(sep) => pb_response(sep, cfg.freq_hz, DSA110_DISH_M) as f32,
+                Some(sep) => pb.response(sep, cfg.freq_hz) as f32,
                 None => f32::NAN,
             };
         }
@@ -751,8 +764,8 @@ fn image_header(cfg: &SimConfig, plan: &Plan, grid: &SinGrid, pb: bool) -> Heade
     h.set("RADESYS", s("ICRS"), "");
     h.set("LONPOLE", f(180.0), "");
     h.set("SPECSYS", s("TOPOCENT"), "");
-    h.set("TELESCOP", s("DSA-110"), "");
-    h.set("INSTRUME", s("DSA-110"), "");
+    h.set("TELESCOP", s(&cfg.telescope), "");
+    h.set("INSTRUME", s(&cfg.telescope), "");
     h.set("OBSERVER", s("contimg simulate"), "");
     h.set("ORIGIN", s("contimg simulate"), "");
     h.set("TIMESYS", s("UTC"), "");
@@ -781,11 +794,7 @@ fn image_header(cfg: &SimConfig, plan: &Plan, grid: &SinGrid, pb: bool) -> Heade
     h.set("OBSDEC", f(grid.dec0_deg), "[deg] pointing centre Dec");
     h.set("OBSGEO-L", f(OVRO_LON_DEG), "[deg] OVRO longitude");
     h.set("RESTFRQ", f(cfg.freq_hz), "[Hz]");
-    h.set(
-        "DISHDIAM",
-        f(DSA110_DISH_M),
-        "[m] dish diameter (primary beam 1.2 lambda/D)",
-    );
+    h.set("DISHDIAM", f(cfg.beam().dish_m), "[m] dish diameter");
     h.set(
         "PBCOR",
         Value::Bool(false),
@@ -820,7 +829,11 @@ fn image_header(cfg: &SimConfig, plan: &Plan, grid: &SinGrid, pb: bool) -> Heade
         plan.index
     ));
     if pb {
-        h.push_history("primary beam: Gaussian, FWHM = 1.2 c/(RESTFRQ DISHDIAM)");
+        let b = cfg.beam();
+        h.push_history(&format!(
+            "primary beam: {:?}, FWHM = {} c/(RESTFRQ DISHDIAM)",
+            b.shape, b.fwhm_factor
+        ));
     }
     h
 }
@@ -892,7 +905,7 @@ pub fn simulate(cfg: &SimConfig, progress: &dyn Fn(usize)) -> Result<SimSummary,
     let (sources, sky) = make_sky(cfg, sky_region(cfg, &plans));
 
     // Only the sources near a snapshot are rendered in it.
-    let radius_cos = sky_radius_deg(cfg).min(89.0).to_radians().cos();
+    let radius_rad = sky_radius_deg(cfg).min(89.0).to_radians();
     // Snapshots render as tasks in the caller's rayon pool; the calling thread collects them and
     // reports progress (it helps with the work when it is itself a worker of that pool).
     let mut results: Vec<Option<Result<SnapshotInfo, SimError>>> = Vec::new();
@@ -906,7 +919,7 @@ pub fn simulate(cfg: &SimConfig, progress: &dyn Fn(usize)) -> Result<SimSummary,
                 let grid = cfg.grid(plan.ra);
                 let near: Vec<Source> = sources
                     .iter()
-                    .filter(|s| grid.lmn(s.ra_deg, s.dec_deg).2 >= radius_cos)
+                    .filter(|s| grid.separation_rad(s.ra_deg, s.dec_deg) <= radius_rad)
                     .cloned()
                     .collect();
                 let _ = tx.send((plan.index, render_and_write(cfg, plan, &near)));
@@ -999,14 +1012,7 @@ mod tests {
 
     #[test]
     fn sin_grid_round_trips_and_orients_like_fits() {
-        let g = SinGrid {
-            ra0_deg: 359.5,
-            dec0_deg: 35.0,
-            crpix1: 129.0,
-            crpix2: 129.0,
-            cdelt1_deg: -30.0 / 3600.0,
-            cdelt2_deg: 30.0 / 3600.0,
-        };
+        let g = SinGrid::new(359.5, 35.0, (129.0, 129.0), (-30.0 / 3600.0, 30.0 / 3600.0));
         let (x, y) = g.world_to_pixel(359.5, 35.0).unwrap();
         assert!((x - 129.0).abs() < 1e-12 && (y - 129.0).abs() < 1e-12);
         // East (RA increasing, across 0h) is to the left; north is up.
@@ -1021,9 +1027,13 @@ mod tests {
                 (q1 - p1).abs() < 1e-8 && (q2 - p2).abs() < 1e-8,
                 "{p1},{p2} -> {q1},{q2}"
             );
+            // SIN: the pixel's distance from the reference is sin(separation).
             let sep = g.pixel_separation_rad(p1, p2).unwrap();
-            let n = g.lmn(ra, dec).2;
-            assert!((sep.cos() - n).abs() < 1e-12);
+            let r = ((p1 - 129.0).hypot(p2 - 129.0) * 30.0 / 3600.0).to_radians();
+            assert!(
+                (sep.sin() - r).abs() < 1e-12,
+                "{p1},{p2}: {sep} vs asin({r})"
+            );
         }
         assert!(g.world_to_pixel(179.5, -35.0).is_none());
     }
@@ -1145,7 +1155,8 @@ mod tests {
         let beam_area_px = 2.0 * PI * beam.det().sqrt();
         let (ra, dec) = grid.pixel_to_world(60.3, 70.8).unwrap();
         let sep = grid.pixel_separation_rad(60.3, 70.8).unwrap();
-        let a = pb_response(sep, cfg.freq_hz, DSA110_DISH_M);
+        let a =
+            crate::mosaic::beam::pb_response(sep, cfg.freq_hz, crate::mosaic::beam::DSA110_DISH_M);
         for (maj, min) in [(0.0, 0.0), (240.0, 90.0)] {
             let src = Source {
                 name: "X".into(),

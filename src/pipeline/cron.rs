@@ -37,8 +37,28 @@ pub enum CronError {
         "the crontab has `{begin}` without a matching `{end}`; fix it with `crontab -e`, then try again (nothing was changed)"
     )]
     Unbalanced { begin: String, end: String },
-    #[error("{0}")]
-    Schedule(String),
+    #[error(
+        "the {what} {text:?} cannot be written into a crontab line: it holds {why}, which cron would \
+         read as the end of the line or a command of its own; rename or move it and try again \
+         (the crontab was not changed)"
+    )]
+    Unquotable {
+        what: &'static str,
+        text: String,
+        why: String,
+    },
+    #[error(transparent)]
+    Schedule(#[from] crate::pipeline::ScheduleError),
+}
+
+impl CronError {
+    /// True when the cause is the user's input (their crontab or schedule), not a failing program.
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            CronError::Unbalanced { .. } | CronError::Schedule(_) | CronError::Unquotable { .. }
+        )
+    }
 }
 
 /// The block markers for a workspace.
@@ -47,6 +67,24 @@ pub fn markers(workspace: &Path) -> (String, String) {
         format!("# BEGIN contimg {}", workspace.display()),
         format!("# END contimg {}", workspace.display()),
     )
+}
+
+/// Checks that a word can stand in a crontab line once quoted: no line break or other control
+/// character (cron ends the entry at a newline, and a NUL or CR is no part of a path anyone means).
+/// `%` is fine: [`sh_quote`] escapes it.
+pub fn quotable(what: &'static str, s: &str) -> Result<(), CronError> {
+    match s.chars().find(|c| c.is_control()) {
+        None => Ok(()),
+        Some(c) => Err(CronError::Unquotable {
+            what,
+            text: s.to_string(),
+            why: match c {
+                '\n' => "a newline".to_string(),
+                '\r' => "a carriage return".to_string(),
+                c => format!("the control character U+{:04X}", c as u32),
+            },
+        }),
+    }
 }
 
 /// Quotes a word for /bin/sh and escapes `%`, which cron turns into a newline.
@@ -62,18 +100,33 @@ fn sh_quote(s: &str) -> String {
     q.replace('%', r"\%")
 }
 
-/// One crontab line: `SCHEDULE EXE -C WORKSPACE run PIPELINE --slot scheduled >> LOG 2>&1`.
-pub fn line(exe: &Path, workspace: &Path, logs_dir: &Path, p: &NamedPipeline) -> Option<String> {
-    let schedule = p.def.schedule.as_deref()?;
+/// One crontab line: `SCHEDULE EXE -C WORKSPACE run PIPELINE --slot scheduled >> LOG 2>&1`, every word
+/// checked by [`quotable`] and quoted; `None` for a pipeline without a schedule.
+pub fn line(
+    exe: &Path,
+    workspace: &Path,
+    logs_dir: &Path,
+    p: &NamedPipeline,
+) -> Result<Option<String>, CronError> {
+    let Some(schedule) = p.def.schedule.as_deref() else {
+        return Ok(None);
+    };
     let log = logs_dir.join(format!("{}.log", p.name));
-    Some(format!(
-        "{} {} -C {} run {} --slot scheduled >> {} 2>&1",
+    let words = [
+        ("contimg binary path", exe.display().to_string()),
+        ("workspace path", workspace.display().to_string()),
+        ("pipeline name", p.name.clone()),
+        ("log path", log.display().to_string()),
+    ];
+    for (what, w) in &words {
+        quotable(what, w)?;
+    }
+    quotable("schedule", schedule)?;
+    let [exe, ws, name, log] = words.map(|(_, w)| sh_quote(&w));
+    Ok(Some(format!(
+        "{} {exe} -C {ws} run {name} --slot scheduled >> {log} 2>&1",
         schedule.split_whitespace().collect::<Vec<_>>().join(" "),
-        sh_quote(&exe.display().to_string()),
-        sh_quote(&workspace.display().to_string()),
-        sh_quote(&p.name),
-        sh_quote(&log.display().to_string()),
-    ))
+    )))
 }
 
 /// The marked block for a workspace (ends with a newline).
@@ -101,6 +154,7 @@ pub fn splice(
     workspace: &Path,
     new_block: Option<&str>,
 ) -> Result<String, CronError> {
+    quotable("workspace path", &workspace.display().to_string())?;
     let (b, e) = markers(workspace);
     let mut out = String::with_capacity(existing.len() + 256);
     let mut inside = false;
@@ -212,7 +266,7 @@ pub fn write(program: &[String], text: &str) -> Result<(), CronError> {
 
 /// The latest time ≤ `now` at which `schedule` fires (the slot of `run --slot scheduled`).
 pub fn latest_slot(schedule: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, CronError> {
-    crate::pipeline::exec::scheduled_slot(schedule, now).map_err(CronError::Schedule)
+    Ok(crate::pipeline::exec::scheduled_slot(schedule, now)?)
 }
 
 /// Slot times, oldest first.
@@ -228,7 +282,7 @@ pub fn catch_up_slots(
     now: DateTime<Utc>,
     cap: u32,
 ) -> Result<(Slots, Slots), CronError> {
-    let cron = crate::pipeline::parse_schedule(schedule).map_err(CronError::Schedule)?;
+    let cron = crate::pipeline::parse_schedule(schedule)?;
     let cap = cap.max(1) as usize;
     let mut all = Vec::new();
     match last_success {

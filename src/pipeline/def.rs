@@ -202,8 +202,10 @@ pub struct NotifyRule {
     pub channel: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub to: Vec<String>,
+    /// Written out redacted (see [`super::secret`]); delivery takes the full URL from the
+    /// definition in force.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    pub url: Option<super::secret::SecretUrl>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_env: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -13,11 +13,123 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+
 use super::PipelineError;
 use super::def::NamedPipeline;
-use super::subst::{self, Resolution};
+use super::procs::holder_dead;
+use super::subst::{self, Resolution, SubstError};
+use super::validate::ScheduleError;
 use crate::queue::{NewTask, Queue, RetryStrategy, TaskId, TaskInfo, TaskState};
 use crate::time::iso;
+
+/// The state of an execution, derived from its tasks by [`sync`]: `running` while any task can still
+/// make progress, else `failed` when one failed, else `cancelled` when one was cancelled, else
+/// `completed`. Stored as its lowercase name in `pipeline_executions.status`; this is the one
+/// conversion to and from the database and the manifests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecStatus {
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    /// Never stored: how a `running` execution is shown when everyone working it is provably dead
+    /// (see [`shown`]).
+    Interrupted,
+}
+
+impl ExecStatus {
+    /// The states stored in the database.
+    pub const ALL: [ExecStatus; 4] = [
+        ExecStatus::Running,
+        ExecStatus::Completed,
+        ExecStatus::Failed,
+        ExecStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecStatus::Running => "running",
+            ExecStatus::Completed => "completed",
+            ExecStatus::Failed => "failed",
+            ExecStatus::Cancelled => "cancelled",
+            ExecStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// True once no task of the execution can make progress.
+    pub fn is_finished(self) -> bool {
+        !matches!(self, ExecStatus::Running | ExecStatus::Interrupted)
+    }
+
+    /// The status of an execution whose tasks are in these states.
+    fn derive(count: impl Fn(TaskState) -> i64) -> ExecStatus {
+        if count(TaskState::Pending) + count(TaskState::Running) + count(TaskState::Sleeping) > 0 {
+            ExecStatus::Running
+        } else if count(TaskState::Failed) > 0 {
+            ExecStatus::Failed
+        } else if count(TaskState::Cancelled) > 0 {
+            ExecStatus::Cancelled
+        } else {
+            ExecStatus::Completed
+        }
+    }
+}
+
+/// How a stored status is shown: a running execution that nobody alive works is `interrupted`.
+///
+/// Nobody works it when a task of it is held by a worker that is provably dead (this host, process
+/// gone), or when its runner is provably dead and no task of it is running. A rerun of the slot, or
+/// any `contimg worker`, resumes it.
+fn shown(conn: &Connection, eid: i64, stored: ExecStatus) -> Result<ExecStatus, rusqlite::Error> {
+    if stored != ExecStatus::Running {
+        return Ok(stored);
+    }
+    let holders: Vec<String> = conn
+        .prepare_cached(
+            "SELECT claimed_by FROM tasks WHERE execution_id = ?1 AND state = 'running' AND claimed_by IS NOT NULL",
+        )?
+        .query_map([eid], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let dead_task = holders.iter().any(|h| holder_dead(h));
+    let dead_runner = holders.is_empty()
+        && conn
+            .query_row(
+                "SELECT host || ':' || pid FROM execution_runners WHERE execution_id = ?1",
+                [eid],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .is_some_and(|h| holder_dead(&h));
+    Ok(if dead_task || dead_runner {
+        ExecStatus::Interrupted
+    } else {
+        stored
+    })
+}
+
+impl std::fmt::Display for ExecStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ToSql for ExecStatus {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for ExecStatus {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = value.as_str()?;
+        ExecStatus::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| FromSqlError::Other(format!("unknown execution status '{s}'").into()))
+    }
+}
 
 /// The time an execution is for, and the window it covers: [start, end) with end = the slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,17 +141,17 @@ pub struct Slot {
 
 impl Slot {
     /// The slot at `time` for a pipeline with an optional window length ("24h").
-    pub fn new(time: DateTime<Utc>, window: Option<&str>) -> Result<Slot, String> {
+    pub fn new(time: DateTime<Utc>, window: Option<&str>) -> Result<Slot, PipelineError> {
         let time = chrono::DurationRound::duration_trunc(time, Duration::seconds(1))
-            .map_err(|e| format!("slot time {time}: {e}"))?;
+            .map_err(|e| PipelineError::Invalid(format!("slot time {time}: {e}")))?;
         let len = window
             .map(crate::time::parse_duration)
             .transpose()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| PipelineError::Invalid(format!("window: {e}")))?
             .unwrap_or_default();
         Ok(Slot {
             time,
-            start: time - Duration::milliseconds(len.as_millis() as i64),
+            start: time - crate::time::chrono_duration(len),
             end: time,
         })
     }
@@ -55,21 +167,25 @@ impl Slot {
 }
 
 /// The latest time ≤ `now` a cron schedule fires (for `--slot scheduled`).
-pub fn scheduled_slot(schedule: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+pub fn scheduled_slot(schedule: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ScheduleError> {
     let cron = super::validate::parse_schedule(schedule)?;
     cron.find_previous_occurrence(&now, true)
-        .map_err(|e| format!("schedule {schedule:?}: no time at or before {now}: {e}"))
+        .map_err(|source| ScheduleError::NoPrevious {
+            expr: schedule.to_string(),
+            now,
+            source,
+        })
 }
 
 /// Resolves `--param k=v` values against the pipeline's declared parameters.
 pub fn resolve_params(
     p: &NamedPipeline,
     given: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, Option<String>>, String> {
+) -> Result<BTreeMap<String, Option<String>>, PipelineError> {
     for k in given.keys() {
         if !p.def.params.contains_key(k) {
             let known: Vec<&str> = p.def.params.keys().map(String::as_str).collect();
-            return Err(format!(
+            return Err(PipelineError::Invalid(format!(
                 "pipeline '{}' has no parameter '{k}'; it takes: {}",
                 p.name,
                 if known.is_empty() {
@@ -77,21 +193,21 @@ pub fn resolve_params(
                 } else {
                     known.join(", ")
                 }
-            ));
+            )));
         }
     }
     let mut out = BTreeMap::new();
     for (k, spec) in &p.def.params {
         let v = given.get(k).cloned().or_else(|| spec.default.clone());
         if v.is_none() && spec.required {
-            return Err(format!(
+            return Err(PipelineError::Invalid(format!(
                 "pipeline '{}' needs --param {k}=…{}",
                 p.name,
                 spec.description
                     .as_deref()
                     .map(|d| format!(" ({d})"))
                     .unwrap_or_default()
-            ));
+            )));
         }
         out.insert(k.clone(), v);
     }
@@ -103,7 +219,7 @@ pub fn static_params(
     job_params: &Map<String, Value>,
     slot: &Slot,
     params: &BTreeMap<String, Option<String>>,
-) -> Result<Map<String, Value>, String> {
+) -> Result<Map<String, Value>, SubstError> {
     subst::substitute(job_params, &mut |r| match r.ns.as_str() {
         "slot" => match slot.var(&r.path[0]) {
             Some(v) => Resolution::Value(Value::String(v)),
@@ -118,6 +234,19 @@ pub fn static_params(
     })
 }
 
+/// The slot of the latest completed execution of `pipeline`.
+pub fn last_success(
+    conn: &Connection,
+    pipeline: &str,
+) -> Result<Option<DateTime<Utc>>, rusqlite::Error> {
+    let last: Option<String> = conn.query_row(
+        "SELECT max(slot) FROM pipeline_executions WHERE pipeline_name = ?1 AND status = ?2",
+        params![pipeline, ExecStatus::Completed],
+        |r| r.get(0),
+    )?;
+    Ok(last.as_deref().and_then(crate::time::parse_rfc3339))
+}
+
 /// What [`create`] found or made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Created {
@@ -126,14 +255,29 @@ pub struct Created {
     pub existing: bool,
 }
 
+/// Whether [`create`] let the execution in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admitted {
+    Yes(Created),
+    /// `max_active` executions of the pipeline (these) are being run for other slots; nothing
+    /// was written.
+    Busy(Vec<i64>),
+}
+
 /// Creates the execution of `p` for `slot` with its tasks and `pipeline_jobs` rows in one transaction,
 /// or returns the one that exists for (pipeline, slot). The definition must have passed validation.
+///
+/// A new execution is admitted only while fewer than the pipeline's `max_active` executions for
+/// other slots have a live runner, and with `runner_lease` this process becomes its runner — the
+/// count, the new rows and the runner row are one transaction, so two processes starting two slots
+/// at the same instant cannot both be admitted past `max_active`.
 pub fn create(
     queue: &Queue,
     p: &NamedPipeline,
     slot: &Slot,
     params: &BTreeMap<String, Option<String>>,
-) -> Result<Created, PipelineError> {
+    runner_lease: Option<std::time::Duration>,
+) -> Result<Admitted, PipelineError> {
     let slot_s = iso(slot.time);
     let params_json =
         serde_json::to_string(params).map_err(|e| PipelineError::Invalid(e.to_string()))?;
@@ -161,18 +305,25 @@ pub fn create(
             .optional()?
         {
             existing_params = Some(row.clone());
-            return Ok(Created {
+            return Ok(Admitted::Yes(Created {
                 execution_id: row.0,
                 existing: true,
-            });
+            }));
+        }
+        let active = super::runner::active(conn, &p.name, &slot_s)?;
+        if active.len() as u32 >= p.def.max_active {
+            return Ok(Admitted::Busy(active));
         }
         let now = iso(b.now());
         conn.execute(
             "INSERT INTO pipeline_executions (pipeline_name, status, started_at, slot, params, definition, source)
-             VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6)",
-            params![p.name, now, slot_s, params_json, def_json, p.source.0],
+             VALUES (?1, ?7, ?2, ?3, ?4, ?5, ?6)",
+            params![p.name, now, slot_s, params_json, def_json, p.source.0, ExecStatus::Running],
         )?;
         let eid = conn.last_insert_rowid();
+        if let Some(lease) = runner_lease {
+            super::runner::take(conn, eid, lease)?;
+        }
         let mut ids: BTreeMap<&str, TaskId> = BTreeMap::new();
         for (j, sp) in &jobs {
             let retry = j.retry.unwrap_or(p.def.retry);
@@ -199,10 +350,10 @@ pub fn create(
                 params![eid, j.id, j.job_type, id.0],
             )?;
         }
-        Ok(Created {
+        Ok(Admitted::Yes(Created {
             execution_id: eid,
             existing: false,
-        })
+        }))
     })?;
     if let Some((id, old)) = existing_params
         && old != params_json
@@ -254,9 +405,9 @@ fn topo_order(p: &NamedPipeline) -> Result<Vec<usize>, PipelineError> {
 ///
 /// When the execution turns `failed`, its notifications are written to the outbox in this same
 /// transaction (see [`crate::pipeline::notify::enqueue_failure`]).
-pub fn sync(conn: &Connection, eid: i64) -> Result<String, rusqlite::Error> {
+pub fn sync(conn: &Connection, eid: i64) -> Result<ExecStatus, rusqlite::Error> {
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    let before: Option<(String, Option<String>)> = tx
+    let before: Option<(ExecStatus, Option<String>)> = tx
         .query_row(
             "SELECT status, definition FROM pipeline_executions WHERE id = ?1",
             [eid],
@@ -280,17 +431,8 @@ pub fn sync(conn: &Connection, eid: i64) -> Result<String, rusqlite::Error> {
             counts.insert(s, n);
         }
     }
-    let c = |s: &str| counts.get(s).copied().unwrap_or(0);
-    let status = if c("pending") + c("running") + c("sleeping") > 0 {
-        "running"
-    } else if c("failed") > 0 {
-        "failed"
-    } else if c("cancelled") > 0 {
-        "cancelled"
-    } else {
-        "completed"
-    };
-    let error: Option<String> = if status == "failed" || status == "cancelled" {
+    let status = ExecStatus::derive(|s| counts.get(s.as_str()).copied().unwrap_or(0));
+    let error: Option<String> = if matches!(status, ExecStatus::Failed | ExecStatus::Cancelled) {
         tx.query_row(
             "SELECT job_id, state, error FROM tasks WHERE execution_id = ?1 AND state IN ('failed', 'cancelled')
              ORDER BY state = 'cancelled', id LIMIT 1",
@@ -308,7 +450,7 @@ pub fn sync(conn: &Connection, eid: i64) -> Result<String, rusqlite::Error> {
     } else {
         None
     };
-    let finished: Option<String> = if status == "running" {
+    let finished: Option<String> = if status == ExecStatus::Running {
         None
     } else {
         tx.query_row(
@@ -319,13 +461,19 @@ pub fn sync(conn: &Connection, eid: i64) -> Result<String, rusqlite::Error> {
     };
     tx.execute(
         "UPDATE pipeline_executions SET status = ?2, error = ?3,
-             completed_at = CASE WHEN ?2 = 'running' THEN NULL ELSE COALESCE(?4, completed_at) END
+             completed_at = CASE WHEN ?5 THEN NULL ELSE COALESCE(?4, completed_at) END
          WHERE id = ?1",
-        params![eid, status, error, finished.map(|f| normalise_ts(&f))],
+        params![
+            eid,
+            status,
+            error,
+            finished.map(|f| normalise_ts(&f)),
+            !status.is_finished()
+        ],
     )?;
-    if status == "failed"
+    if status == ExecStatus::Failed
         && let Some((old, def)) = &before
-        && old != "failed"
+        && *old != ExecStatus::Failed
     {
         crate::pipeline::notify::enqueue_failure(&tx, eid, def.as_deref()).map_err(
             |e| match e {
@@ -334,14 +482,14 @@ pub fn sync(conn: &Connection, eid: i64) -> Result<String, rusqlite::Error> {
         )?;
     }
     tx.commit()?;
-    Ok(status.to_string())
+    Ok(status)
 }
 
 /// Syncs every execution not yet finished (after a worker may have changed tasks of several).
 pub fn sync_active(conn: &Connection) -> Result<(), rusqlite::Error> {
     let ids: Vec<i64> = conn
-        .prepare_cached("SELECT id FROM pipeline_executions WHERE status = 'running'")?
-        .query_map([], |r| r.get(0))?
+        .prepare_cached("SELECT id FROM pipeline_executions WHERE status = ?1")?
+        .query_map([ExecStatus::Running], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     for id in ids {
         sync(conn, id)?;
@@ -390,7 +538,7 @@ pub struct ExecutionManifest {
     pub pipeline: String,
     pub slot: Option<String>,
     pub params: Value,
-    pub status: String,
+    pub status: ExecStatus,
     pub error: Option<String>,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
@@ -405,13 +553,18 @@ pub fn manifest(
     database: &str,
     eid: i64,
 ) -> Result<ExecutionManifest, PipelineError> {
+    sync(queue.connection(), eid)?;
+    report(queue, database, eid)
+}
+
+/// The manifest of execution `eid` as stored (reads only: works on a read-only database).
+pub fn report(queue: &Queue, database: &str, eid: i64) -> Result<ExecutionManifest, PipelineError> {
     let conn = queue.connection();
-    sync(conn, eid)?;
     type Row = (
         String,
         Option<String>,
         String,
-        String,
+        ExecStatus,
         Option<String>,
         Option<String>,
         Option<String>,
@@ -436,6 +589,7 @@ pub fn manifest(
         .optional()?;
     let (pipeline, slot, params_s, status, error, started_at, completed_at) =
         row.ok_or(PipelineError::NoSuchExecution(eid))?;
+    let status = shown(conn, eid, status)?;
     let tasks = queue.tasks_of_execution(eid)?;
     let by_id: BTreeMap<TaskId, String> = tasks
         .iter()
@@ -506,7 +660,7 @@ pub struct ExecutionSummary {
     pub execution_id: i64,
     pub pipeline: String,
     pub slot: Option<String>,
-    pub status: String,
+    pub status: ExecStatus,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
     pub error: Option<String>,
@@ -516,6 +670,11 @@ pub struct ExecutionSummary {
 /// The latest `limit` executions, synced.
 pub fn list(conn: &Connection, limit: usize) -> Result<Vec<ExecutionSummary>, PipelineError> {
     sync_active(conn)?;
+    listing(conn, limit)
+}
+
+/// The latest `limit` executions as stored (reads only: works on a read-only database).
+pub fn listing(conn: &Connection, limit: usize) -> Result<Vec<ExecutionSummary>, PipelineError> {
     let mut st = conn.prepare(
         "SELECT id, pipeline_name, slot, status, started_at, completed_at, error FROM pipeline_executions
          ORDER BY id DESC LIMIT ?1",
@@ -536,6 +695,7 @@ pub fn list(conn: &Connection, limit: usize) -> Result<Vec<ExecutionSummary>, Pi
         .collect::<Result<Vec<_>, _>>()?;
     let mut out = Vec::new();
     for mut s in rows {
+        s.status = shown(conn, s.execution_id, s.status)?;
         let mut q = conn.prepare_cached(
             "SELECT job_id, status FROM pipeline_jobs WHERE execution_id = ?1 ORDER BY id",
         )?;

@@ -79,13 +79,31 @@ pub struct SelfInvocation {
     pub database: PathBuf,
 }
 
-fn scalar(job: &str, key: &str, v: &Value) -> Result<String, String> {
+/// A job whose parameters do not make a child process.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("job '{job}': {problem}")]
+pub struct JobSpecError {
+    pub job: String,
+    pub problem: String,
+}
+
+impl JobSpecError {
+    fn new(job: &str, problem: String) -> JobSpecError {
+        JobSpecError {
+            job: job.to_string(),
+            problem,
+        }
+    }
+}
+
+fn scalar(job: &str, key: &str, v: &Value) -> Result<String, JobSpecError> {
     match v {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
         Value::Bool(b) => Ok(b.to_string()),
-        other => Err(format!(
-            "job '{job}': parameter '{key}' must be a string or number, got {other}"
+        other => Err(JobSpecError::new(
+            job,
+            format!("parameter '{key}' must be a string or number, got {other}"),
         )),
     }
 }
@@ -96,7 +114,7 @@ pub fn child_spec(
     job_type: &str,
     params: &serde_json::Map<String, Value>,
     me: &SelfInvocation,
-) -> Result<ChildSpec, String> {
+) -> Result<ChildSpec, JobSpecError> {
     let contimg = |sub: &str, mut rest: Vec<String>| {
         let mut args = vec![
             "-C".to_string(),
@@ -114,11 +132,13 @@ pub fn child_spec(
             cwd: Some(me.workspace.clone()),
         }
     };
-    let get = |k: &str| -> Result<Option<String>, String> {
+    let get = |k: &str| -> Result<Option<String>, JobSpecError> {
         params.get(k).map(|v| scalar(job, k, v)).transpose()
     };
-    let need = |k: &str| -> Result<String, String> {
-        get(k)?.ok_or_else(|| format!("job '{job}': parameter '{k}' is required for {job_type}"))
+    let need = |k: &str| -> Result<String, JobSpecError> {
+        get(k)?.ok_or_else(|| {
+            JobSpecError::new(job, format!("parameter '{k}' is required for {job_type}"))
+        })
     };
     match job_type {
         "mosaic_plan" => {
@@ -157,8 +177,9 @@ pub fn child_spec(
                     .map(|v| scalar(job, "argv", v))
                     .collect::<Result<Vec<_>, _>>()?,
                 _ => {
-                    return Err(format!(
-                        "job '{job}': parameter 'argv' must be a non-empty array of strings"
+                    return Err(JobSpecError::new(
+                        job,
+                        "parameter 'argv' must be a non-empty array of strings".into(),
                     ));
                 }
             };
@@ -171,8 +192,9 @@ pub fn child_spec(
                     }
                 }
                 Some(other) => {
-                    return Err(format!(
-                        "job '{job}': parameter 'env' must be a table of strings, got {other}"
+                    return Err(JobSpecError::new(
+                        job,
+                        format!("parameter 'env' must be a table of strings, got {other}"),
                     ));
                 }
             }
@@ -195,7 +217,10 @@ pub fn child_spec(
                 cwd,
             })
         }
-        other => Err(format!("job '{job}': unknown job type '{other}'")),
+        other => Err(JobSpecError::new(
+            job,
+            format!("unknown job type '{other}'"),
+        )),
     }
 }
 

@@ -11,7 +11,9 @@
 //!   `qa` — the same subcommands a person runs);
 //! * [`exec`]: creating executions, mirroring tasks into `pipeline_jobs`, execution manifests;
 //! * [`runner`]: which `run` process works an execution (one per execution; `max_active` counts them);
-//! * [`worker`]: claiming tasks and running each in its own process group with heartbeats and timeouts.
+//! * [`worker`]: claiming tasks and running each in its own process group with heartbeats and timeouts;
+//! * [`api`]: the one entry point the commands call (`run`, `worker`, `status`, `retry`, `cancel`,
+//!   `cron`, `notifications`).
 //!
 //! Retry semantics: a job gets `max_retries + 1` attempts with delays from its retry strategy; the strategy
 //! `none` means *no retries* (one attempt), and a definition combining `none` with `max_retries > 0` is
@@ -19,19 +21,23 @@
 //! `pipeline_jobs` rows are written in one transaction; a job's final failure cancels its dependents and
 //! fails the execution.
 
+pub mod api;
 pub mod cron;
 pub mod def;
 pub mod exec;
 pub mod jobs;
 pub mod notify;
+pub mod procs;
 pub mod runner;
+pub mod secret;
 pub mod subst;
 pub mod validate;
 pub mod worker;
 
+pub use api::{Engine, Progress, Setup, SlotChoice, SlotRun};
 pub use def::{JobDef, NamedPipeline, NotifyRule, ParamSpec, PipelineDef, WhenBusy};
-pub use exec::{Created, ExecutionManifest, Slot};
-pub use validate::{ValidationError, parse_schedule, validate};
+pub use exec::{Created, ExecStatus, ExecutionManifest, Slot};
+pub use validate::{ScheduleError, ValidationError, parse_schedule, validate};
 pub use worker::{StopWhen, WorkStats, WorkerConfig, work};
 
 /// What can go wrong running pipelines.
@@ -39,14 +45,43 @@ pub use worker::{StopWhen, WorkStats, WorkerConfig, work};
 pub enum PipelineError {
     #[error(transparent)]
     Queue(#[from] crate::queue::QueueError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("database error: {0} (is the workspace database reachable and migrated?)")]
     Db(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Notify(#[from] notify::NotifyError),
+    #[error(transparent)]
+    Cron(#[from] cron::CronError),
+    /// A definition, parameter or argument that cannot be run (the message says which and why).
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    #[error(transparent)]
+    Subst(#[from] subst::SubstError),
     #[error("{0}")]
     Conflict(String),
     #[error(
         "execution {0} does not exist in this database; see `contimg status` for the executions"
     )]
     NoSuchExecution(i64),
+    #[error("a worker thread panicked; see the messages above")]
+    WorkerPanicked,
+}
+
+impl PipelineError {
+    /// True when the cause is the caller's input (a usage error, exit 2), not failed work.
+    pub fn is_input(&self) -> bool {
+        match self {
+            PipelineError::Invalid(_)
+            | PipelineError::Schedule(_)
+            | PipelineError::Subst(_)
+            | PipelineError::Conflict(_)
+            | PipelineError::NoSuchExecution(_) => true,
+            PipelineError::Cron(e) => e.is_input(),
+            PipelineError::Store(e) => matches!(e, crate::store::StoreError::TooNew { .. }),
+            _ => false,
+        }
+    }
 }

@@ -23,7 +23,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::pipeline::def::{NotifyOn, NotifyRule, PipelineDef};
+use std::collections::BTreeMap;
+
+use crate::pipeline::def::{NamedPipeline, NotifyOn, NotifyRule, PipelineDef};
+use crate::pipeline::secret::{SecretUrl, redact_url};
 
 /// Defaults for notification channels; a pipeline's `notify` rule may set its own target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -215,6 +218,22 @@ pub struct Delivery {
     pub logs_dir: PathBuf,
     /// Who is delivering (`host:pid`), recorded with each attempt.
     pub by: String,
+    /// The inline webhook URLs of the definitions in force, by (pipeline, rule index): the stored
+    /// rule has them only redacted.
+    pub inline_urls: BTreeMap<(String, i64), SecretUrl>,
+}
+
+/// The inline webhook URLs of `pipelines`, for [`Delivery::inline_urls`].
+pub fn inline_urls(pipelines: &[NamedPipeline]) -> BTreeMap<(String, i64), SecretUrl> {
+    let mut out = BTreeMap::new();
+    for p in pipelines {
+        for (i, rule) in p.def.notify.iter().enumerate() {
+            if let Some(u) = &rule.url {
+                out.insert((p.name.clone(), i as i64), u.clone());
+            }
+        }
+    }
+    out
 }
 
 /// One row of the outbox, for `contimg notifications`.
@@ -281,6 +300,7 @@ pub struct DeliveryStats {
 /// `all` (`run` does this: a new run is the moment to try again). Each row is claimed first so that two
 /// processes never send the same one.
 pub fn deliver(conn: &Connection, d: &Delivery, all: bool) -> Result<DeliveryStats, NotifyError> {
+    release_dead_claims(conn)?;
     let now = Utc::now();
     let ids: Vec<i64> = conn
         .prepare_cached(
@@ -309,17 +329,17 @@ pub fn deliver(conn: &Connection, d: &Delivery, all: bool) -> Result<DeliverySta
         if claimed != 1 {
             continue;
         }
-        let (rule_s, event_s, attempts): (String, String, i64) = conn.query_row(
-            "SELECT rule, event, attempts FROM notifications WHERE id = ?1",
+        let (rule_s, event_s, attempts, rule_index): (String, String, i64, i64) = conn.query_row(
+            "SELECT rule, event, attempts, rule_index FROM notifications WHERE id = ?1",
             [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
         let started = Utc::now();
         let outcome = match (
             serde_json::from_str::<NotifyRule>(&rule_s),
             serde_json::from_str::<Event>(&event_s),
         ) {
-            (Ok(rule), Ok(event)) => send(&rule, &event, id, d),
+            (Ok(rule), Ok(event)) => send(&rule, rule_index, &event, id, d),
             _ => Outcome::Failed(
                 "the stored rule or event cannot be read (written by another contimg version?)"
                     .into(),
@@ -372,6 +392,38 @@ pub fn deliver(conn: &Connection, d: &Delivery, all: bool) -> Result<DeliverySta
     Ok(stats)
 }
 
+/// Puts back to `pending` (due now) the notifications claimed for delivery by a process that is
+/// provably dead (this host, pid gone) instead of waiting for the claim to expire. Such a message
+/// may have been sent before the kill, but its sending was never recorded: it is sent again, with
+/// the same [`idempotency_key`] so the receiver can drop the repeat.
+fn release_dead_claims(conn: &Connection) -> Result<(), NotifyError> {
+    let claims: Vec<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT id, claimed_by FROM notifications WHERE state = 'sending' AND claimed_by IS NOT NULL",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, by) in claims {
+        if crate::pipeline::procs::holder_dead(&by) {
+            conn.execute(
+                "UPDATE notifications SET state = 'pending', next_attempt_at = ?3,
+                     claimed_by = NULL, claim_expires_at = NULL
+                 WHERE id = ?1 AND state = 'sending' AND claimed_by = ?2",
+                params![id, by, ts(Utc::now())],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The key every delivery of notification `id` carries (HTTP header `Idempotency-Key` and JSON
+/// field `idempotency_key`, `CONTIMG_IDEMPOTENCY_KEY` for a command; an email's Message-ID is
+/// likewise stable): the
+/// same for a re-send after a crash, so a receiver can drop the repeat.
+pub fn idempotency_key(ev: &Event, id: i64) -> String {
+    format!("contimg:{}:e{}:n{id}", ev.pipeline, ev.execution_id)
+}
+
 /// The attempts made for notification `id`, oldest first: (attempt, ok, error).
 pub fn attempts(
     conn: &Connection,
@@ -400,7 +452,7 @@ enum Outcome {
     NotConfigured(String),
 }
 
-fn send(rule: &NotifyRule, ev: &Event, id: i64, d: &Delivery) -> Outcome {
+fn send(rule: &NotifyRule, rule_index: i64, ev: &Event, id: i64, d: &Delivery) -> Outcome {
     let timeout = Duration::from_secs_f64(d.config.timeout_s.clamp(0.1, 3600.0));
     match rule.channel.as_str() {
         "log" => {
@@ -445,7 +497,22 @@ fn send(rule: &NotifyRule, ev: &Event, id: i64, d: &Delivery) -> Outcome {
         }
         "webhook" => {
             let (url, var) = if let Some(u) = &rule.url {
-                (Some(u.clone()), None)
+                let live = u.expose().or_else(|| {
+                    d.inline_urls
+                        .get(&(ev.pipeline.clone(), rule_index))
+                        .and_then(SecretUrl::expose)
+                });
+                match live {
+                    Some(u) => (Some(u.to_string()), None),
+                    None => {
+                        return Outcome::NotConfigured(format!(
+                            "webhook: rule {} of pipeline '{}' had an inline url ({u}), which is never \
+                             stored, and contimg.toml no longer has it; put it back, or give the rule url_env",
+                            rule_index + 1,
+                            ev.pipeline
+                        ));
+                    }
+                }
             } else if let Some(v) = &rule.url_env {
                 (std::env::var(v).ok(), Some(v.clone()))
             } else if !d.config.webhook_url.trim().is_empty() {
@@ -467,8 +534,14 @@ fn send(rule: &NotifyRule, ev: &Event, id: i64, d: &Delivery) -> Outcome {
                         .unwrap_or_default()
                 ));
             };
-            let body = json!({ "text": ev.text(), "contimg": ev, "notification_id": id });
-            match post_json(&url, &body, timeout) {
+            let key = idempotency_key(ev, id);
+            let body = json!({
+                "text": ev.text(),
+                "contimg": ev,
+                "notification_id": id,
+                "idempotency_key": key,
+            });
+            match post_json(&url, &body, &key, timeout) {
                 Ok(()) => Outcome::Sent,
                 Err(e) => Outcome::Failed(format!("webhook: {e}")),
             }
@@ -498,6 +571,7 @@ fn send(rule: &NotifyRule, ev: &Event, id: i64, d: &Delivery) -> Outcome {
 pub fn command_env(ev: &Event, id: i64) -> Vec<(String, String)> {
     vec![
         ("CONTIMG_NOTIFICATION_ID".into(), id.to_string()),
+        ("CONTIMG_IDEMPOTENCY_KEY".into(), idempotency_key(ev, id)),
         ("CONTIMG_EXECUTION_ID".into(), ev.execution_id.to_string()),
         ("CONTIMG_PIPELINE".into(), ev.pipeline.clone()),
         ("CONTIMG_SLOT".into(), ev.slot.clone().unwrap_or_default()),
@@ -513,7 +587,7 @@ pub fn command_env(ev: &Event, id: i64) -> Vec<(String, String)> {
 }
 
 fn hostname() -> String {
-    crate::pipeline::worker::process_id()
+    crate::pipeline::procs::process_id()
         .rsplit_once(':')
         .map(|(h, _)| h.to_string())
         .unwrap_or_else(|| "localhost".into())
@@ -554,13 +628,15 @@ pub fn email_message(from: &str, to: &[String], ev: &Event, id: i64) -> String {
         "Message-ID: <contimg.{}.{}.{}@{}>\n",
         ev.execution_id,
         id,
-        now.timestamp(),
+        ev.round,
         header_value(&hostname())
     ));
+    // The same Message-ID for a re-send after a crash: mail systems drop the repeat.
     m.push_str("MIME-Version: 1.0\n");
     m.push_str("Content-Type: text/plain; charset=utf-8\n");
     m.push_str("Content-Transfer-Encoding: 8bit\n");
     m.push_str(&format!("X-Contimg-Execution: {}\n", ev.execution_id));
+
     m.push('\n');
     // A line of a lone "." ends the message for some sendmails: indent it.
     for line in ev.text().lines() {
@@ -574,13 +650,41 @@ pub fn email_message(from: &str, to: &[String], ev: &Event, id: i64) -> String {
     m
 }
 
+/// Why a channel could not deliver (recorded in the outbox row, never an error of a command).
+#[derive(Debug, thiserror::Error)]
+enum ChannelError {
+    #[error("cannot start {program}: {source}")]
+    Start {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("waiting for {program}: {source}")]
+    Wait {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{program} did not finish within {secs:.0} s and was killed")]
+    Timeout { program: String, secs: f64 },
+    #[error("{program} exited with {status}: {stderr}")]
+    Exit {
+        program: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    /// The URL is shown redacted: a hook's path or query is its secret.
+    #[error("POST {url}: {reason}")]
+    Http { url: String, reason: String },
+}
+
 /// Runs argv (no shell) with extra environment and optional stdin, killing it after `timeout`.
 fn run_argv(
     argv: &[String],
     env: &[(String, String)],
     stdin: Option<&[u8]>,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), ChannelError> {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -591,9 +695,11 @@ fn run_argv(
         })
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", argv[0]))?;
+    let program = argv[0].clone();
+    let mut child = cmd.spawn().map_err(|source| ChannelError::Start {
+        program: program.clone(),
+        source,
+    })?;
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         // A program that exits without reading is judged by its exit status below.
         let _ = pipe.write_all(data);
@@ -613,43 +719,29 @@ fn run_argv(
             Ok(None) if t0.elapsed() >= timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!(
-                    "{} did not finish within {:.0} s and was killed",
-                    argv[0],
-                    timeout.as_secs_f64()
-                ));
+                return Err(ChannelError::Timeout {
+                    program,
+                    secs: timeout.as_secs_f64(),
+                });
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(format!("waiting for {}: {e}", argv[0])),
+            Err(source) => return Err(ChannelError::Wait { program, source }),
         }
     };
     let stderr = reader.join().unwrap_or_default();
     if status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{} exited with {status}: {}",
-            argv[0],
-            stderr.trim().chars().take(300).collect::<String>()
-        ))
-    }
-}
-
-/// A webhook URL as errors and logs may show it: scheme and host only, since the path of a
-/// Slack-style hook is its secret.
-fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-            let host = host.rsplit('@').next().unwrap_or(host);
-            format!("{scheme}://{host}/…")
-        }
-        None => "(webhook URL)".into(),
+        Err(ChannelError::Exit {
+            program,
+            status,
+            stderr: stderr.trim().chars().take(300).collect(),
+        })
     }
 }
 
 /// POSTs `body` as JSON; a non-2xx status is an error.
-fn post_json(url: &str, body: &Value, timeout: Duration) -> Result<(), String> {
+fn post_json(url: &str, body: &Value, key: &str, timeout: Duration) -> Result<(), ChannelError> {
     let shown = redact_url(url);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
@@ -659,31 +751,20 @@ fn post_json(url: &str, body: &Value, timeout: Duration) -> Result<(), String> {
     let resp = agent
         .post(url)
         .header("Content-Type", "application/json")
+        .header("Idempotency-Key", key)
         .send(body.to_string())
-        .map_err(|e| format!("POST {shown}: {}", e.to_string().replace(url, &shown)))?;
+        .map_err(|e| ChannelError::Http {
+            url: shown.clone(),
+            reason: e.to_string().replace(url, &shown),
+        })?;
     let status = resp.status();
     if status.is_success() {
         Ok(())
     } else {
-        Err(format!("POST {shown}: HTTP {status}"))
-    }
-}
-
-#[cfg(test)]
-mod redact_tests {
-    use super::redact_url;
-
-    #[test]
-    fn webhook_secrets_stay_out_of_messages() {
-        assert_eq!(
-            redact_url("https://hooks.slack.com/services/T0/B0/SECRET"),
-            "https://hooks.slack.com/…"
-        );
-        assert_eq!(
-            redact_url("http://user:pw@127.0.0.1:9/x?token=1"),
-            "http://127.0.0.1:9/…"
-        );
-        assert_eq!(redact_url("not a url"), "(webhook URL)");
+        Err(ChannelError::Http {
+            url: shown,
+            reason: format!("HTTP {status}"),
+        })
     }
 }
 

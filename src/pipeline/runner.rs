@@ -27,7 +27,7 @@ impl std::fmt::Display for Holder {
 }
 
 fn me() -> Holder {
-    let id = super::worker::process_id();
+    let id = super::procs::process_id();
     let host = id
         .rsplit_once(':')
         .map(|(h, _)| h.to_string())
@@ -38,27 +38,12 @@ fn me() -> Holder {
     }
 }
 
-fn pid_alive(pid: i64) -> bool {
-    // SAFETY: kill(2) with signal 0 only checks that the process exists.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    let exists = rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-    // A zombie (killed, not yet reaped by its parent) works no more.
-    exists
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit_once(')')
-                    .and_then(|(_, rest)| rest.split_whitespace().next())
-                    == Some("Z")
-            })
-            .unwrap_or(false)
-}
-
 fn live(h: &Holder, expires_at: &str, now: &str) -> bool {
     if expires_at <= now {
         return false;
     }
     let m = me();
-    h.host != m.host || pid_alive(h.pid)
+    h.host != m.host || super::procs::pid_alive(h.pid)
 }
 
 fn lease_end(lease: Duration) -> String {
@@ -83,14 +68,22 @@ pub fn acquire(conn: &Connection, eid: i64, lease: Duration) -> rusqlite::Result
             return Ok(Some(h));
         }
     }
-    tx.execute(
+    take(&tx, eid, lease)?;
+    tx.commit()?;
+    Ok(None)
+}
+
+/// Makes this process the runner of `eid`, inside the caller's transaction (no check of a live
+/// holder: [`acquire`] makes it, or the execution was created in this transaction).
+pub fn take(conn: &Connection, eid: i64, lease: Duration) -> rusqlite::Result<()> {
+    let m = me();
+    conn.execute(
         "INSERT INTO execution_runners (execution_id, host, pid, started_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (execution_id) DO UPDATE SET host = ?2, pid = ?3, started_at = ?4, expires_at = ?5",
-        params![eid, m.host, m.pid, now, lease_end(lease)],
+        params![eid, m.host, m.pid, iso(now()), lease_end(lease)],
     )?;
-    tx.commit()?;
-    Ok(None)
+    Ok(())
 }
 
 /// Extends this process's hold on `eid`.

@@ -34,13 +34,18 @@ pub enum Resolution {
     Error(String),
 }
 
+/// A malformed reference, or a reference that cannot be resolved (the message says which and why).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SubstError(pub String);
+
 enum Piece {
     Text(String),
     Ref(Ref),
 }
 
 /// Splits a string into text and references; the error says what is malformed.
-fn pieces(s: &str) -> Result<Vec<Piece>, String> {
+fn pieces(s: &str) -> Result<Vec<Piece>, SubstError> {
     let mut out = Vec::new();
     let mut text = String::new();
     let mut rest = s;
@@ -51,17 +56,17 @@ fn pieces(s: &str) -> Result<Vec<Piece>, String> {
             text.push_str("${");
             rest = r;
         } else if let Some(r) = after.strip_prefix('{') {
-            let end = r
-                .find('}')
-                .ok_or_else(|| format!("unclosed reference in {s:?}: add the closing '}}'"))?;
+            let end = r.find('}').ok_or_else(|| {
+                SubstError(format!("unclosed reference in {s:?}: add the closing '}}'"))
+            })?;
             let inner = &r[..end];
             let mut parts = inner.split('.').map(|p| p.trim().to_string());
             let ns = parts.next().unwrap_or_default();
             let path: Vec<String> = parts.collect();
             if ns.is_empty() || path.is_empty() || path.iter().any(|p| p.is_empty()) {
-                return Err(format!(
+                return Err(SubstError(format!(
                     "malformed reference ${{{inner}}} in {s:?}: write ${{job.key}}, ${{slot.start}} or ${{param.name}}"
-                ));
+                )));
             }
             if !text.is_empty() {
                 out.push(Piece::Text(std::mem::take(&mut text)));
@@ -81,13 +86,13 @@ fn pieces(s: &str) -> Result<Vec<Piece>, String> {
 }
 
 /// Every reference in a value (strings inside arrays and tables included).
-pub fn refs(v: &Value) -> Result<Vec<Ref>, String> {
+pub fn refs(v: &Value) -> Result<Vec<Ref>, SubstError> {
     let mut out = Vec::new();
     collect(v, &mut out)?;
     Ok(out)
 }
 
-fn collect(v: &Value, out: &mut Vec<Ref>) -> Result<(), String> {
+fn collect(v: &Value, out: &mut Vec<Ref>) -> Result<(), SubstError> {
     match v {
         Value::String(s) => {
             for p in pieces(s)? {
@@ -114,14 +119,14 @@ fn text_of(v: &Value) -> String {
 fn subst_str(
     s: &str,
     resolve: &mut dyn FnMut(&Ref) -> Resolution,
-) -> Result<Option<Value>, String> {
+) -> Result<Option<Value>, SubstError> {
     let ps = pieces(s)?;
     if let [Piece::Ref(r)] = ps.as_slice() {
         return match resolve(r) {
             Resolution::Value(v) => Ok(Some(v)),
             Resolution::Keep => Ok(Some(Value::String(s.to_string()))),
             Resolution::Omit => Ok(None),
-            Resolution::Error(e) => Err(e),
+            Resolution::Error(e) => Err(SubstError(e)),
         };
     }
     let mut out = String::new();
@@ -133,11 +138,11 @@ fn subst_str(
                 Resolution::Value(v) => out.push_str(&text_of(&v).replace("${", "$${")),
                 Resolution::Keep => out.push_str(&r.to_string()),
                 Resolution::Omit => {
-                    return Err(format!(
+                    return Err(SubstError(format!(
                         "{r} is not set, and it is part of the longer string {s:?}; give it a value"
-                    ));
+                    )));
                 }
-                Resolution::Error(e) => return Err(e),
+                Resolution::Error(e) => return Err(SubstError(e)),
             },
         }
     }
@@ -148,7 +153,7 @@ fn subst_str(
 pub fn substitute(
     params: &Map<String, Value>,
     resolve: &mut dyn FnMut(&Ref) -> Resolution,
-) -> Result<Map<String, Value>, String> {
+) -> Result<Map<String, Value>, SubstError> {
     let mut out = Map::new();
     for (k, v) in params {
         if let Some(v) = subst_value(v, resolve)? {
@@ -161,14 +166,16 @@ pub fn substitute(
 fn subst_value(
     v: &Value,
     resolve: &mut dyn FnMut(&Ref) -> Resolution,
-) -> Result<Option<Value>, String> {
+) -> Result<Option<Value>, SubstError> {
     Ok(Some(match v {
         Value::String(s) => return subst_str(s, resolve),
         Value::Array(a) => Value::Array(
             a.iter()
                 .map(|x| {
                     subst_value(x, resolve)?.ok_or_else(|| {
-                        "an unset optional parameter cannot be an array item".to_string()
+                        SubstError(
+                            "an unset optional parameter cannot be an array item".to_string(),
+                        )
                     })
                 })
                 .collect::<Result<_, _>>()?,

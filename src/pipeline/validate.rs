@@ -35,14 +35,37 @@ impl std::fmt::Display for ValidationError {
 /// The slot variables a job may reference.
 pub const SLOT_KEYS: &[&str] = &["start", "end", "date"];
 
+/// A cron expression that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error(
+        "schedule {expr:?} has {fields} fields; write 5: minute hour day-of-month month day-of-week (UTC)"
+    )]
+    Fields { expr: String, fields: usize },
+    #[error("schedule {expr:?} is not a valid cron expression: {source}")]
+    Invalid {
+        expr: String,
+        #[source]
+        source: croner::errors::CronError,
+    },
+    #[error("schedule {expr:?}: no time at or before {now}: {source}")]
+    NoPrevious {
+        expr: String,
+        now: chrono::DateTime<chrono::Utc>,
+        #[source]
+        source: croner::errors::CronError,
+    },
+}
+
 /// Parses a 5-field cron expression (UTC; minute hour day-of-month month day-of-week). Day-of-month and
 /// day-of-week combine with OR when both are restricted (Vixie cron); 0 and 7 are Sunday.
-pub fn parse_schedule(expr: &str) -> Result<croner::Cron, String> {
+pub fn parse_schedule(expr: &str) -> Result<croner::Cron, ScheduleError> {
     let fields = expr.split_whitespace().count();
     if fields != 5 && !expr.trim_start().starts_with('@') {
-        return Err(format!(
-            "schedule {expr:?} has {fields} fields; write 5: minute hour day-of-month month day-of-week (UTC)"
-        ));
+        return Err(ScheduleError::Fields {
+            expr: expr.to_string(),
+            fields,
+        });
     }
     croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Disallowed)
@@ -50,7 +73,10 @@ pub fn parse_schedule(expr: &str) -> Result<croner::Cron, String> {
         .dom_and_dow(false)
         .build()
         .parse(expr)
-        .map_err(|e| format!("schedule {expr:?} is not a valid cron expression: {e}"))
+        .map_err(|source| ScheduleError::Invalid {
+            expr: expr.to_string(),
+            source,
+        })
 }
 
 fn valid_name(s: &str) -> bool {
@@ -59,15 +85,18 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn check_retry(r: &RetryStrategy, max_retries: u32) -> Result<(), String> {
-    r.validate().map_err(|e| e.to_string())?;
+/// What is wrong with a retry setting, if anything.
+fn retry_problem(r: &RetryStrategy, max_retries: u32) -> Option<String> {
+    if let Err(e) = r.validate() {
+        return Some(e.to_string());
+    }
     if matches!(r, RetryStrategy::None) && max_retries > 0 {
-        return Err(format!(
+        return Some(format!(
             "retry kind \"none\" means no retries, but max_retries = {max_retries}; set max_retries = 0, \
              or use retry = {{ kind = \"fixed\", delay_s = 0 }} for immediate retries"
         ));
     }
-    Ok(())
+    None
 }
 
 /// Checks one pipeline; returns every problem found.
@@ -97,14 +126,14 @@ pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
     if let Some(s) = &d.schedule
         && let Err(e) = parse_schedule(s)
     {
-        err(None, e);
+        err(None, e.to_string());
     }
     if let Some(w) = &d.window
         && let Err(e) = parse_duration(w)
     {
         err(None, format!("window: {e}"));
     }
-    if let Err(e) = check_retry(&d.retry, d.max_retries) {
+    if let Some(e) = retry_problem(&d.retry, d.max_retries) {
         err(None, e);
     }
     for (name, spec) in &d.params {
@@ -218,7 +247,7 @@ pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
             err(jid, e);
         }
         let mr = j.max_retries.unwrap_or(d.max_retries);
-        if let Err(e) = check_retry(j.retry.as_ref().unwrap_or(&d.retry), mr) {
+        if let Some(e) = retry_problem(j.retry.as_ref().unwrap_or(&d.retry), mr) {
             err(jid, e);
         }
     }
@@ -267,7 +296,7 @@ pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
         let refs = match subst::refs(&serde_json::Value::Object(j.params.clone())) {
             Ok(r) => r,
             Err(e) => {
-                err(jid, e);
+                err(jid, e.0);
                 continue;
             }
         };

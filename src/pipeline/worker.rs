@@ -22,14 +22,51 @@ use serde_json::Value;
 
 use super::PipelineError;
 use super::exec;
-use super::jobs::{SelfInvocation, child_spec};
-use super::subst::{self, Resolution};
+use super::jobs::{ChildSpec, SelfInvocation, child_spec};
+use super::procs::{holder_dead, kill_group, kill_survivors};
+use super::subst::{self, Resolution, SubstError};
 use crate::queue::{ClaimedTask, Queue, QueueError};
 
 /// The exit code of a child that failed on its input (contimg's usage/input error). Such an attempt fails
 /// the job for good instead of being retried; exit 1 (the work failed, e.g. no images in the window yet,
 /// a QA FAIL) is retried by the job's rule, since late-arriving data can mend it.
 pub const USAGE_EXIT: i32 = 2;
+
+/// The most a job may write on stdout (its outputs, one JSON object). Past it the rest is read and
+/// dropped, so the child never blocks on a full pipe, and the attempt fails.
+pub const MAX_STDOUT_BYTES: usize = 4 << 20;
+
+/// Job output made safe to show on a terminal: control characters other than newline and tab
+/// (escape sequences, carriage returns, bells) are written as `\xNN` / `\u{NNNN}`. Every error text
+/// taken from a job's stdout or stderr passes through here before it is stored or shown.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() && (c as u32) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Reads a child's stdout up to [`MAX_STDOUT_BYTES`], draining the rest; true when it overflowed.
+fn read_bounded(mut from: impl Read) -> (Vec<u8>, bool) {
+    let mut buf = Vec::new();
+    let _ = (&mut from)
+        .take(MAX_STDOUT_BYTES as u64 + 1)
+        .read_to_end(&mut buf);
+    let over = buf.len() > MAX_STDOUT_BYTES;
+    if over {
+        buf.truncate(MAX_STDOUT_BYTES);
+        let _ = std::io::copy(&mut from, &mut std::io::sink());
+    }
+    (buf, over)
+}
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -74,62 +111,129 @@ pub struct WorkStats {
     pub failed: u64,
 }
 
-/// `host:pid` of this process, the prefix of its workers' ids.
-pub fn process_id() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let host = if rc == 0 {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        "localhost".into()
-    };
-    format!("{host}:{}", std::process::id())
-}
-
 /// Claims and runs tasks until `stop` says to return.
 pub fn work(queue: &Queue, cfg: &WorkerConfig, stop: StopWhen) -> Result<WorkStats, PipelineError> {
     let mut stats = WorkStats::default();
     loop {
-        if let StopWhen::ExecutionDone(eid) = stop
-            && exec::sync(queue.connection(), eid)? != "running"
-        {
-            return Ok(stats);
-        }
-        match queue.claim(&cfg.worker_id, cfg.lease)? {
-            Some(task) => {
-                stats.attempts += 1;
-                match run_task(queue, cfg, task)? {
-                    Some(true) => stats.completed += 1,
-                    Some(false) => stats.failed += 1,
-                    None => {}
-                }
-                deliver_due(queue, cfg);
+        match step(queue, cfg, stop, &mut stats) {
+            Ok(Step::Stop) => return Ok(stats),
+            Ok(Step::Again) => {}
+            // Another process holds the database (a long write, a backup): wait, never give up
+            // the tasks this worker holds.
+            Err(e) if is_busy(&e) => {
+                eprintln!("contimg: warning: {e}; waiting for the database");
+                std::thread::sleep(cfg.poll);
             }
-            None => {
-                exec::sync_active(queue.connection())?;
-                deliver_due(queue, cfg);
-                if matches!(stop, StopWhen::Drained) {
-                    return Ok(stats);
-                }
-                let mut wait = cfg.poll;
-                if let Some(at) = queue.next_wakeup()? {
-                    let until = (at - queue.now()).to_std().unwrap_or(Duration::ZERO);
-                    wait = wait.min(until.max(Duration::from_millis(20)));
-                }
-                std::thread::sleep(wait);
-            }
+            Err(e) => return Err(e),
         }
     }
 }
 
+enum Step {
+    Again,
+    Stop,
+}
+
+/// One turn of the worker loop: reap, claim, run (or wait).
+fn step(
+    queue: &Queue,
+    cfg: &WorkerConfig,
+    stop: StopWhen,
+    stats: &mut WorkStats,
+) -> Result<Step, PipelineError> {
+    if let StopWhen::ExecutionDone(eid) = stop
+        && exec::sync(queue.connection(), eid)?.is_finished()
+    {
+        return Ok(Step::Stop);
+    }
+    reap_abandoned(queue)?;
+    let only = match stop {
+        StopWhen::ExecutionDone(eid) => Some(eid),
+        _ => None,
+    };
+    match queue.claim_in(&cfg.worker_id, cfg.lease, only)? {
+        Some(task) => {
+            stats.attempts += 1;
+            match run_task(queue, cfg, task)? {
+                Attempt::Completed => stats.completed += 1,
+                Attempt::Failed => stats.failed += 1,
+                Attempt::LeaseLost => {}
+            }
+            deliver_due(queue, cfg);
+        }
+        None => {
+            exec::sync_active(queue.connection())?;
+            deliver_due(queue, cfg);
+            if matches!(stop, StopWhen::Drained) {
+                return Ok(Step::Stop);
+            }
+            let mut wait = cfg.poll;
+            if let Some(at) = queue.next_wakeup()? {
+                let until = (at - queue.now()).to_std().unwrap_or(Duration::ZERO);
+                wait = wait.min(until.max(Duration::from_millis(20)));
+            }
+            std::thread::sleep(wait);
+        }
+    }
+    Ok(Step::Again)
+}
+
+/// Whether an error only says that another connection holds the database longer than the busy
+/// timeout (SQLITE_BUSY / SQLITE_LOCKED): worth waiting for, never a reason to kill a job.
+pub fn is_busy(e: &PipelineError) -> bool {
+    match e {
+        PipelineError::Db(d) | PipelineError::Queue(QueueError::Db(d)) => db_busy(d),
+        _ => false,
+    }
+}
+
+fn db_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Runs `f` until it succeeds or fails with something other than a busy database.
+fn patiently<T>(
+    what: &str,
+    mut f: impl FnMut() -> Result<T, PipelineError>,
+) -> Result<T, PipelineError> {
+    loop {
+        match f() {
+            Err(e) if is_busy(&e) => {
+                eprintln!("contimg: warning: {what}: {e}; trying again");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Ends the attempts of workers on this host whose process is gone and kills what their jobs left
+/// running, so that the task is retried now instead of after its lease (and retry delay).
+fn reap_abandoned(queue: &Queue) -> Result<(), PipelineError> {
+    for a in queue.reap_abandoned(&holder_dead)? {
+        if let Some(log) = &a.log_path {
+            let n = kill_survivors(Path::new(log));
+            if n > 0 {
+                eprintln!(
+                    "contimg: killed {n} leftover process(es) of task {} (its worker {} died)",
+                    a.task, a.worker_id
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn log_path(cfg: &WorkerConfig, task: &ClaimedTask) -> PathBuf {
-    let name = task
-        .job_id
-        .clone()
-        .unwrap_or_else(|| format!("task{}", task.id()));
-    let file = format!("{name}.{}.{}.log", task.generation, task.attempt);
+    let file = format!(
+        "{}.{}.{}.log",
+        job_name(task),
+        task.generation,
+        task.attempt
+    );
     match task.execution_id {
         Some(e) => cfg
             .logs_dir
@@ -140,13 +244,22 @@ fn log_path(cfg: &WorkerConfig, task: &ClaimedTask) -> PathBuf {
     }
 }
 
+fn job_name(task: &ClaimedTask) -> String {
+    task.job_id
+        .clone()
+        .unwrap_or_else(|| format!("task{}", task.id()))
+}
+
 /// Resolves `${job.key}` references from the outputs of completed upstream tasks.
 fn resolve_outputs(
     queue: &Queue,
     task: &ClaimedTask,
-) -> Result<serde_json::Map<String, Value>, String> {
+) -> Result<serde_json::Map<String, Value>, SubstError> {
     let Value::Object(params) = &task.params else {
-        return Err(format!("task params are not a table: {}", task.params));
+        return Err(SubstError(format!(
+            "task params are not a table: {}",
+            task.params
+        )));
     };
     let mut err: Option<String> = None;
     let mut cache: std::collections::BTreeMap<String, Value> = Default::default();
@@ -191,16 +304,9 @@ fn resolve_outputs(
         }
     });
     match (out, err) {
-        (_, Some(e)) => Err(e),
+        (_, Some(e)) => Err(SubstError(e)),
         (Ok(m), None) => Ok(subst::unescape(&m)),
         (Err(e), None) => Err(e),
-    }
-}
-
-fn kill_group(pgid: u32) {
-    // SAFETY: kill(2) with a negative pid signals the process group; no memory is touched.
-    unsafe {
-        libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
     }
 }
 
@@ -211,58 +317,118 @@ fn tail(path: &Path, skip_header: usize, n: usize) -> String {
         .skip(skip_header)
         .filter(|l| !l.trim().is_empty())
         .collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    printable(&lines[lines.len().saturating_sub(n)..].join("\n"))
 }
 
-/// Reports a failed attempt; a lost lease means someone else owns the task now and is not an error.
-fn report_fail(
-    queue: &Queue,
-    task: &ClaimedTask,
-    msg: &str,
-    timed_out: bool,
-) -> Result<Option<bool>, PipelineError> {
-    match queue.fail(&task.lease, msg, timed_out) {
-        Ok(_) => Ok(Some(false)),
-        Err(QueueError::LeaseLost { .. }) => Ok(None),
+/// How one claimed attempt ended, as far as this worker knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    Completed,
+    Failed,
+    /// Someone else owns the task now (cancelled, or reaped after the lease expired).
+    LeaseLost,
+}
+
+/// What the worker decided about an attempt, before telling the queue.
+#[derive(Clone)]
+enum Verdict {
+    Complete(Value),
+    /// A failed attempt; retried while attempts remain. `timed_out` marks the attempt's outcome.
+    Fail {
+        msg: String,
+        timed_out: bool,
+    },
+    /// A failure the same input would repeat: the job fails now, without retries.
+    FailForGood(String),
+    /// The lease was lost while the child ran; nothing to report.
+    Abandon,
+}
+
+/// Tells the queue the verdict; a lost lease means someone else owns the task and is not an error.
+fn report(queue: &Queue, task: &ClaimedTask, v: Verdict) -> Result<Attempt, PipelineError> {
+    let r = match v {
+        Verdict::Complete(value) => queue
+            .complete(&task.lease, &value)
+            .map(|_| Attempt::Completed),
+        Verdict::Fail { msg, timed_out } => queue
+            .fail(&task.lease, &msg, timed_out)
+            .map(|_| Attempt::Failed),
+        Verdict::FailForGood(msg) => queue
+            .fail_permanently(&task.lease, &msg)
+            .map(|_| Attempt::Failed),
+        Verdict::Abandon => return Ok(Attempt::LeaseLost),
+    };
+    match r {
+        Ok(a) => Ok(a),
+        Err(QueueError::LeaseLost { .. }) => Ok(Attempt::LeaseLost),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Runs one claimed attempt to its end. `Some(true)` completed, `Some(false)` failed, `None` lease lost.
+fn fail(msg: String) -> Verdict {
+    Verdict::Fail {
+        msg,
+        timed_out: false,
+    }
+}
+
+/// Runs one claimed attempt to its end and mirrors the outcome into the execution.
 fn run_task(
     queue: &Queue,
     cfg: &WorkerConfig,
     task: ClaimedTask,
-) -> Result<Option<bool>, PipelineError> {
-    let out = run_task_inner(queue, cfg, &task);
-    if let Some(e) = task.execution_id {
-        exec::sync(queue.connection(), e)?;
-    }
+) -> Result<Attempt, PipelineError> {
+    let sync = || match task.execution_id {
+        Some(e) => patiently("syncing the execution", || {
+            Ok(exec::sync(queue.connection(), e)?)
+        })
+        .map(|_| ()),
+        None => Ok(()),
+    };
+    sync()?;
+    let prepared = patiently("starting the job", || prepare(queue, cfg, &task))?;
+    let verdict = match prepared {
+        Prepared::Ready(job) => execute(queue, cfg, &task, job)?,
+        Prepared::Refused(v) => v,
+    };
+    let out = patiently("recording the job's outcome", || {
+        report(queue, &task, verdict.clone())
+    });
+    sync()?;
     out
 }
 
-fn run_task_inner(
+/// An attempt ready to start: its child process and its open log.
+struct ReadyJob {
+    spec: ChildSpec,
+    log: PathBuf,
+    log_file: std::fs::File,
+    header_lines: usize,
+}
+
+enum Prepared {
+    Ready(ReadyJob),
+    /// The attempt cannot start (a missing upstream output, bad parameters, no log file).
+    Refused(Verdict),
+}
+
+/// Stage 1: resolves the parameters, builds the child's argv, opens the attempt's log and records it.
+fn prepare(
     queue: &Queue,
     cfg: &WorkerConfig,
     task: &ClaimedTask,
-) -> Result<Option<bool>, PipelineError> {
-    if let Some(e) = task.execution_id {
-        exec::sync(queue.connection(), e)?;
-    }
-    let job = task
-        .job_id
-        .clone()
-        .unwrap_or_else(|| format!("task{}", task.id()));
+) -> Result<Prepared, PipelineError> {
+    let job = job_name(task);
     let params = match resolve_outputs(queue, task) {
         Ok(p) => p,
-        Err(e) => return report_fail(queue, task, &format!("job '{job}': {e}"), false),
+        Err(e) => return Ok(Prepared::Refused(fail(format!("job '{job}': {e}")))),
     };
     let spec = match child_spec(&job, &task.kind, &params, &cfg.me) {
         Ok(s) => s,
-        Err(e) => return report_fail(queue, task, &e, false),
+        Err(e) => return Ok(Prepared::Refused(fail(e.to_string()))),
     };
     let log = log_path(cfg, task);
-    let log_file = log
+    let opened = log
         .parent()
         .map(std::fs::create_dir_all)
         .transpose()
@@ -272,27 +438,40 @@ fn run_task_inner(
                 .append(true)
                 .open(&log)
         });
-    let mut log_file = match log_file {
+    let mut log_file = match opened {
         Ok(f) => f,
         Err(e) => {
-            return report_fail(
-                queue,
-                task,
-                &format!("cannot open log {}: {e}", log.display()),
-                false,
-            );
+            let msg = format!("cannot open log {}: {e}", log.display());
+            return Ok(Prepared::Refused(fail(msg)));
         }
     };
     match queue.set_log_path(&task.lease, &log.display().to_string()) {
         Ok(()) => {}
-        Err(QueueError::LeaseLost { .. }) => return Ok(None),
+        Err(QueueError::LeaseLost { .. }) => return Ok(Prepared::Refused(Verdict::Abandon)),
         Err(e) => return Err(e.into()),
     }
+    let header = log_header(queue, cfg, task, &job, &spec);
+    let _ = log_file.write_all(header.as_bytes());
+    Ok(Prepared::Ready(ReadyJob {
+        spec,
+        log,
+        log_file,
+        header_lines: header.lines().count(),
+    }))
+}
+
+fn log_header(
+    queue: &Queue,
+    cfg: &WorkerConfig,
+    task: &ClaimedTask,
+    job: &str,
+    spec: &ChildSpec,
+) -> String {
     let argv_text = std::iter::once(spec.program.display().to_string())
         .chain(spec.args.iter().cloned())
         .collect::<Vec<_>>()
         .join(" ");
-    let header = format!(
+    format!(
         "# contimg: job '{job}' ({}) task {} attempt {}/{} (generation {}) by {} at {}\n# argv: {argv_text}\n",
         task.kind,
         task.id(),
@@ -301,15 +480,72 @@ fn run_task_inner(
         task.generation,
         cfg.worker_id,
         crate::time::iso(queue.now()),
-    );
-    let _ = log_file.write_all(header.as_bytes());
-    let header_lines = header.lines().count();
+    )
+}
 
+/// Stages 2–4: starts the child, supervises it, and judges how it ended.
+fn execute(
+    queue: &Queue,
+    cfg: &WorkerConfig,
+    task: &ClaimedTask,
+    mut job: ReadyJob,
+) -> Result<Verdict, PipelineError> {
+    let mut child = match spawn_child(task, &job) {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = format!("cannot start {}: {e}", job.spec.program.display());
+            let _ = writeln!(job.log_file, "{msg}");
+            return Ok(fail(msg));
+        }
+    };
+    let pid = child.id();
+    let stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || stdout.map(read_bounded).unwrap_or_default());
+    let started = Instant::now();
+    let ended = supervise(queue, cfg, task, &mut child);
+    if !matches!(ended, Ok(Ended::Exited(_))) {
+        kill_group(pid);
+        let _ = child.wait();
+    }
+    let (out, overflowed) = reader.join().unwrap_or_default();
+    let elapsed = started.elapsed().as_secs_f64();
+    Ok(match ended? {
+        Ended::Exited(status) if overflowed && status.success() => {
+            let msg = format!(
+                "stdout over {} MiB: a job's outputs must be one small JSON object (write data to files)",
+                MAX_STDOUT_BYTES >> 20
+            );
+            let _ = writeln!(job.log_file, "# contimg: {msg}");
+            fail(msg)
+        }
+        Ended::Exited(status) => judge(task, &mut job, status, &out, elapsed),
+        Ended::TimedOut(t) => {
+            let msg = format!(
+                "timed out after {elapsed:.1} s (timeout {:.1} s): process group {pid} killed",
+                t.as_secs_f64()
+            );
+            let _ = writeln!(job.log_file, "# contimg: {msg}");
+            Verdict::Fail {
+                msg,
+                timed_out: true,
+            }
+        }
+        Ended::LeaseLost(why) => {
+            let _ = writeln!(job.log_file, "# contimg: stopped: {why}");
+            Verdict::Abandon
+        }
+        Ended::Lost(e) => fail(format!("lost track of child {pid}: {e}")),
+    })
+}
+
+/// Stage 2: the child in its own process group, stdin closed, stdout piped, stderr to the log.
+fn spawn_child(task: &ClaimedTask, job: &ReadyJob) -> std::io::Result<std::process::Child> {
+    let spec = &job.spec;
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .envs(&spec.env)
         .env("CONTIMG_TASK_ID", task.id().to_string())
-        .env("CONTIMG_JOB_ID", &job)
+        .env("CONTIMG_JOB_ID", job_name(task))
         .env("CONTIMG_ATTEMPT", task.attempt.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -320,14 +556,10 @@ fn run_task_inner(
     if let Some(d) = &spec.cwd {
         cmd.current_dir(d);
     }
-    match log_file.try_clone() {
-        Ok(f) => {
-            cmd.stderr(f);
-        }
-        Err(_) => {
-            cmd.stderr(Stdio::null());
-        }
-    }
+    match job.log_file.try_clone() {
+        Ok(f) => cmd.stderr(f),
+        Err(_) => cmd.stderr(Stdio::null()),
+    };
     #[cfg(target_os = "linux")]
     // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
     unsafe {
@@ -336,23 +568,25 @@ fn run_task_inner(
             Ok(())
         });
     }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            let msg = format!("cannot start {}: {e}", spec.program.display());
-            let _ = writeln!(log_file, "{msg}");
-            return report_fail(queue, task, &msg, false);
-        }
-    };
-    let pid = child.id();
-    let mut stdout = child.stdout.take();
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(s) = stdout.as_mut() {
-            let _ = s.read_to_end(&mut buf);
-        }
-        buf
-    });
+    cmd.spawn()
+}
+
+/// How supervision of a running child ended.
+enum Ended {
+    Exited(std::process::ExitStatus),
+    TimedOut(Duration),
+    LeaseLost(QueueError),
+    Lost(std::io::Error),
+}
+
+/// Stage 3: waits for the child, heartbeating the lease every third of it and watching the timeout.
+/// The caller kills the process group unless the child exited.
+fn supervise(
+    queue: &Queue,
+    cfg: &WorkerConfig,
+    task: &ClaimedTask,
+    child: &mut std::process::Child,
+) -> Result<Ended, PipelineError> {
     let started = Instant::now();
     let beat = cfg.lease / 3;
     let mut last_beat = Instant::now();
@@ -361,102 +595,50 @@ fn run_task_inner(
         let max = Duration::from_secs_f64(crate::time::MAX_DURATION_S);
         Duration::try_from_secs_f64(s).map_or(max, |d| d.min(max))
     });
-    let status = loop {
+    loop {
         match child.try_wait() {
-            Ok(Some(s)) => break s,
+            Ok(Some(s)) => return Ok(Ended::Exited(s)),
             Ok(None) => {}
-            Err(e) => {
-                kill_group(pid);
-                let _ = child.wait();
-                return report_fail(
-                    queue,
-                    task,
-                    &format!("lost track of child {pid}: {e}"),
-                    false,
-                );
-            }
+            Err(e) => return Ok(Ended::Lost(e)),
         }
         if let Some(t) = timeout
             && started.elapsed() >= t
         {
-            kill_group(pid);
-            let _ = child.wait();
-            let _ = reader.join();
-            let msg = format!(
-                "timed out after {:.1} s (timeout {:.1} s): process group {pid} killed",
-                started.elapsed().as_secs_f64(),
-                t.as_secs_f64()
-            );
-            let _ = writeln!(log_file, "# contimg: {msg}");
-            return report_fail(queue, task, &msg, true);
+            return Ok(Ended::TimedOut(t));
         }
         if last_beat.elapsed() >= beat {
             last_beat = Instant::now();
             match queue.heartbeat(&task.lease, cfg.lease) {
                 Ok(_) => {}
-                Err(e @ QueueError::LeaseLost { .. }) => {
-                    kill_group(pid);
-                    let _ = child.wait();
-                    let _ = reader.join();
-                    let _ = writeln!(log_file, "# contimg: stopped: {e}");
-                    return Ok(None);
+                Err(e @ QueueError::LeaseLost { .. }) => return Ok(Ended::LeaseLost(e)),
+                // A writer holds the database past the busy timeout: the lease cannot be reaped
+                // meanwhile either (that needs the same lock), so the job keeps running and the
+                // next beat tries again.
+                Err(QueueError::Db(e)) if db_busy(&e) => {
+                    eprintln!(
+                        "contimg: warning: heartbeat of task {}: {e}; the job keeps running",
+                        task.id()
+                    );
                 }
-                Err(e) => {
-                    kill_group(pid);
-                    let _ = child.wait();
-                    return Err(e.into());
-                }
+                Err(e) => return Err(e.into()),
             }
         }
         std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = reader.join().unwrap_or_default();
-    let elapsed = started.elapsed().as_secs_f64();
-    if !status.success() {
-        let why = match (status.code(), status.signal()) {
-            (Some(c), _) => format!("exit code {c}"),
-            (None, Some(s)) => format!("killed by signal {s}"),
-            _ => "ended abnormally".into(),
-        };
-        let last = tail(&log, header_lines, 5);
-        let msg = if last.is_empty() {
-            why
-        } else {
-            format!("{why}: {last}")
-        };
-        // A QA FAIL is a verdict on a finished mosaic, not a transient error: QA of the same
-        // mosaic would say the same again, so it is final (and the notification goes out now).
-        let qa_verdict_fail = task.kind == "mosaic_qa"
-            && status.code() == Some(1)
-            && serde_json::from_slice::<Value>(&out)
-                .is_ok_and(|v| v.get("verdict").and_then(Value::as_str) == Some("FAIL"));
-        if status.code() == Some(USAGE_EXIT) || qa_verdict_fail {
-            // contimg's exit 2 = a usage or input error (no such plan, a bad manifest, an unknown
-            // tier): the same input gives the same error, so the job fails for good now.
-            let msg = if qa_verdict_fail {
-                format!("QA verdict FAIL (final, not retried): {msg}")
-            } else {
-                format!("{msg} (an input error: not retried)")
-            };
-            let _ = writeln!(
-                log_file,
-                "# contimg: failed for good after {elapsed:.2} s ({})",
-                msg.lines().next().unwrap_or("")
-            );
-            return match queue.fail_permanently(&task.lease, &msg) {
-                Ok(_) => Ok(Some(false)),
-                Err(QueueError::LeaseLost { .. }) => Ok(None),
-                Err(e) => Err(e.into()),
-            };
-        }
-        let _ = writeln!(
-            log_file,
-            "# contimg: failed after {elapsed:.2} s ({})",
-            msg.lines().next().unwrap_or("")
-        );
-        return report_fail(queue, task, &msg, false);
     }
-    let text = String::from_utf8_lossy(&out);
+}
+
+/// Stage 4: a child that exited, judged by its exit status and stdout.
+fn judge(
+    task: &ClaimedTask,
+    job: &mut ReadyJob,
+    status: std::process::ExitStatus,
+    out: &[u8],
+    elapsed: f64,
+) -> Verdict {
+    if !status.success() {
+        return judge_failure(task, job, status, out, elapsed);
+    }
+    let text = String::from_utf8_lossy(out);
     let result = if text.trim().is_empty() && task.kind == "command" {
         Ok(Value::Object(Default::default()))
     } else {
@@ -464,22 +646,65 @@ fn run_task_inner(
             Ok(v @ Value::Object(_)) => Ok(v),
             Ok(_) | Err(_) => Err(format!(
                 "exit code 0 but stdout is not a JSON object (a job's outputs must be one): {}",
-                text.chars().take(200).collect::<String>()
+                printable(&text.chars().take(200).collect::<String>())
             )),
         }
     };
     match result {
         Ok(v) => {
-            let _ = writeln!(log_file, "# contimg: completed in {elapsed:.2} s");
-            match queue.complete(&task.lease, &v) {
-                Ok(()) => Ok(Some(true)),
-                Err(QueueError::LeaseLost { .. }) => Ok(None),
-                Err(e) => Err(e.into()),
-            }
+            let _ = writeln!(job.log_file, "# contimg: completed in {elapsed:.2} s");
+            Verdict::Complete(v)
         }
         Err(msg) => {
-            let _ = writeln!(log_file, "# contimg: {msg}");
-            report_fail(queue, task, &msg, false)
+            let _ = writeln!(job.log_file, "# contimg: {msg}");
+            fail(msg)
         }
     }
+}
+
+fn judge_failure(
+    task: &ClaimedTask,
+    job: &mut ReadyJob,
+    status: std::process::ExitStatus,
+    out: &[u8],
+    elapsed: f64,
+) -> Verdict {
+    let why = match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit code {c}"),
+        (None, Some(s)) => format!("killed by signal {s}"),
+        _ => "ended abnormally".into(),
+    };
+    let last = tail(&job.log, job.header_lines, 5);
+    let msg = if last.is_empty() {
+        why
+    } else {
+        format!("{why}: {last}")
+    };
+    // A QA FAIL is a verdict on a finished mosaic, not a transient error: QA of the same
+    // mosaic would say the same again, so it is final (and the notification goes out now).
+    let qa_verdict_fail = task.kind == "mosaic_qa"
+        && status.code() == Some(1)
+        && serde_json::from_slice::<Value>(out)
+            .is_ok_and(|v| v.get("verdict").and_then(Value::as_str) == Some("FAIL"));
+    if status.code() == Some(USAGE_EXIT) || qa_verdict_fail {
+        // contimg's exit 2 = a usage or input error (no such plan, a bad manifest, an unknown
+        // tier): the same input gives the same error, so the job fails for good now.
+        let msg = if qa_verdict_fail {
+            format!("QA verdict FAIL (final, not retried): {msg}")
+        } else {
+            format!("{msg} (an input error: not retried)")
+        };
+        let _ = writeln!(
+            job.log_file,
+            "# contimg: failed for good after {elapsed:.2} s ({})",
+            msg.lines().next().unwrap_or("")
+        );
+        return Verdict::FailForGood(msg);
+    }
+    let _ = writeln!(
+        job.log_file,
+        "# contimg: failed after {elapsed:.2} s ({})",
+        msg.lines().next().unwrap_or("")
+    );
+    fail(msg)
 }

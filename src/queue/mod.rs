@@ -21,7 +21,7 @@ mod retry;
 mod task;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use ops::{Queue, SpawnBatch};
+pub use ops::{Abandoned, Queue, SpawnBatch};
 pub use retry::{MAX_DELAY_S, RetryStrategy};
 pub use task::{
     AttemptInfo, AttemptOutcome, ClaimedTask, FailOutcome, Lease, NewTask, StateCounts, TaskId,

@@ -49,6 +49,24 @@ const CLAIM_SQL: &str = "SELECT t.id FROM tasks t
     ORDER BY t.priority DESC, t.available_at, t.id
     LIMIT 1";
 
+/// [`CLAIM_SQL`] limited to one execution's tasks (`run P` works only its own execution).
+const CLAIM_IN_EXECUTION_SQL: &str = "SELECT t.id FROM tasks t
+    WHERE t.state IN ('pending', 'sleeping') AND t.available_at <= ?1 AND t.execution_id = ?2
+      AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks p ON p.id = d.depends_on
+                      WHERE d.task_id = t.id AND p.state <> 'completed')
+    ORDER BY t.priority DESC, t.available_at, t.id
+    LIMIT 1";
+
+/// A running task whose holder was found dead and whose attempt was ended by
+/// [`Queue::reap_abandoned`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Abandoned {
+    pub task: TaskId,
+    pub worker_id: String,
+    /// The log of the abandoned attempt (its job's processes may still write to it).
+    pub log_path: Option<String>,
+}
+
 impl Queue {
     /// A queue over `conn`, which must already have the queue migration applied (see
     /// `migrations/0002_queue.sql`, applied by the store) and should have a busy timeout so that concurrent workers wait
@@ -115,16 +133,30 @@ impl Queue {
     /// in state pending/sleeping with `available_at <= now` and all dependencies completed, by priority desc,
     /// available_at, id, becomes running with `attempts + 1` and a new attempt row.
     pub fn claim(&self, worker: &str, lease: std::time::Duration) -> Result<Option<ClaimedTask>> {
+        self.claim_in(worker, lease, None)
+    }
+
+    /// [`Queue::claim`], limited to the tasks of one execution when `execution_id` is given.
+    pub fn claim_in(
+        &self,
+        worker: &str,
+        lease: std::time::Duration,
+        execution_id: Option<i64>,
+    ) -> Result<Option<ClaimedTask>> {
         check_worker(worker)?;
         let lease_len = lease_duration(lease)?;
         self.immediate(|conn, now| {
             reap_expired(conn, now)?;
             let now_s = fmt_ts(now);
-            let Some(id) = conn
-                .prepare_cached(CLAIM_SQL)?
-                .query_row([&now_s], |r| r.get::<_, i64>(0))
-                .optional()?
-            else {
+            let next = match execution_id {
+                None => conn
+                    .prepare_cached(CLAIM_SQL)?
+                    .query_row([&now_s], |r| r.get::<_, i64>(0)),
+                Some(e) => conn
+                    .prepare_cached(CLAIM_IN_EXECUTION_SQL)?
+                    .query_row(params![now_s, e], |r| r.get::<_, i64>(0)),
+            };
+            let Some(id) = next.optional()? else {
                 return Ok(None);
             };
             let expires = now + lease_len;
@@ -175,6 +207,63 @@ impl Queue {
                 timeout_s: timeout,
                 lease_expires_at: expires,
             }))
+        })
+    }
+
+    /// Ends now the running attempts whose holder `is_dead` says is provably gone (e.g. a process
+    /// on this host that no longer exists), without waiting for their leases to expire. Each counts
+    /// as a `lease_expired` attempt; a task with attempts left is due again at once (the retry delay
+    /// is for jobs that failed, and this one did not get to fail). Returns what was reaped.
+    pub fn reap_abandoned(&self, is_dead: &dyn Fn(&str) -> bool) -> Result<Vec<Abandoned>> {
+        let held: Vec<String> = self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT DISTINCT claimed_by FROM tasks WHERE state = 'running' AND claimed_by IS NOT NULL",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        })?;
+        let dead: Vec<String> = held.into_iter().filter(|w| is_dead(w)).collect();
+        if dead.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.immediate(|conn, now| {
+            let mut out = Vec::new();
+            for worker in &dead {
+                let rows: Vec<(i64, i64, Option<String>)> = conn
+                    .prepare_cached(
+                        "SELECT t.id, a.id, a.log_path FROM tasks t
+                           JOIN task_attempts a ON a.task_id = t.id AND a.outcome = 'running'
+                         WHERE t.state = 'running' AND t.claimed_by = ?1",
+                    )?
+                    .query_map([worker], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for (task, attempt, log_path) in rows {
+                    let error = format!(
+                        "worker '{worker}' died while it held the lease (its process is gone); \
+                         reaped without waiting for the lease to expire"
+                    );
+                    let o = fail_attempt(
+                        conn,
+                        now,
+                        TaskId(task),
+                        attempt,
+                        AttemptOutcome::LeaseExpired,
+                        &error,
+                        false,
+                    )?;
+                    if let FailOutcome::Retrying { .. } = o {
+                        conn.prepare_cached("UPDATE tasks SET available_at = ?2 WHERE id = ?1")?
+                            .execute(params![task, fmt_ts(now)])?;
+                    }
+                    out.push(Abandoned {
+                        task: TaskId(task),
+                        worker_id: worker.clone(),
+                        log_path,
+                    });
+                }
+            }
+            Ok(out)
         })
     }
 

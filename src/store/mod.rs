@@ -164,6 +164,63 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens an existing database for reading only: no migration and no write, so a reader never
+    /// waits behind a writer's lock (WAL) and works on a read-only copy (a read-only directory is
+    /// opened immutable). `Ok(None)` when the schema is older than this binary's: only a writing
+    /// open may migrate it.
+    pub fn open_read_only(path: &Path) -> Result<Option<Store>, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        if !path.is_file() {
+            return Err(StoreError::NotFound(format!(
+                "{}: no database here; create a workspace with `contimg init`, or give --db FILE",
+                path.display()
+            )));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let version = |conn: &Connection| -> rusqlite::Result<i64> {
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        };
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        let (conn, found) = match version(&conn) {
+            Ok(v) => (conn, v),
+            // A WAL database in a directory this process cannot write: no -shm can be made, so
+            // read the file as it is.
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+                ) =>
+            {
+                drop(conn);
+                let uri = format!("file:{}?immutable=1", uri_path(path));
+                let conn = Connection::open_with_flags(uri, flags).map_err(open_err)?;
+                let v = version(&conn).map_err(open_err)?;
+                (conn, v)
+            }
+            Err(e) => return Err(open_err(e)),
+        };
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if found < SCHEMA_VERSION {
+            return Ok(None);
+        }
+        Ok(Some(Store {
+            conn,
+            path: path.to_path_buf(),
+        }))
+    }
+
     /// The schema version recorded in the database.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(self
@@ -201,4 +258,17 @@ impl Store {
             tx.commit()?;
         }
     }
+}
+
+/// A path as the path part of an SQLite `file:` URI (`?`, `#` and `%` escaped).
+fn uri_path(path: &Path) -> String {
+    let abs = crate::fsutil::absolute(path);
+    let mut out = String::new();
+    for c in abs.to_string_lossy().chars() {
+        match c {
+            '?' | '#' | '%' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }

@@ -19,9 +19,40 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: invalid configuration: {message}")]
-    Parse { path: PathBuf, message: String },
+    #[error("{path}: invalid configuration: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: ParseError,
+    },
+    #[error("{path}: invalid configuration: {source}")]
+    Mode {
+        path: PathBuf,
+        #[source]
+        source: ModeError,
+    },
+    #[error("{path}: invalid configuration: {source}")]
+    Tier {
+        path: PathBuf,
+        #[source]
+        source: tiers::TierError,
+    },
 }
+
+/// A `[files] mode` that cannot be used for product files.
+#[derive(Debug, thiserror::Error)]
+pub enum ModeError {
+    #[error("[files] mode = {0:?} is not an octal mode like \"0640\"")]
+    NotOctal(String),
+    #[error("[files] mode = {0:?} must be at most 0777 and let the owner read and write (0600)")]
+    OutOfRange(String),
+}
+
+/// Configuration text that is not valid TOML or does not fit the settings: the parser's message
+/// folded onto one line (it names the line and the key).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.to_string().trim().replace('\n', " "))]
+pub struct ParseError(toml::de::Error);
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -59,18 +90,11 @@ impl Default for FilesConfig {
 
 impl FilesConfig {
     /// The mode as bits; an error names what is wrong.
-    pub fn mode_bits(&self) -> Result<u32, String> {
-        let m = u32::from_str_radix(self.mode.trim(), 8).map_err(|_| {
-            format!(
-                "[files] mode = {:?} is not an octal mode like \"0640\"",
-                self.mode
-            )
-        })?;
+    pub fn mode_bits(&self) -> Result<u32, ModeError> {
+        let m = u32::from_str_radix(self.mode.trim(), 8)
+            .map_err(|_| ModeError::NotOctal(self.mode.clone()))?;
         if m > 0o777 || m & 0o600 != 0o600 {
-            return Err(format!(
-                "[files] mode = {:?} must be at most 0777 and let the owner read and write (0600)",
-                self.mode
-            ));
+            return Err(ModeError::OutOfRange(self.mode.clone()));
         }
         Ok(m)
     }
@@ -108,6 +132,8 @@ pub struct BuildConfig {
     pub dish_diameter_m: f64,
     /// Output projection: "auto" (SIN for compact fields, CAR for wide strips) or a code.
     pub projection: String,
+    /// `[build.telescopes.NAME]`: primary-beam models by TELESCOP, over the built-in ones.
+    pub telescopes: BTreeMap<String, crate::mosaic::beam::BeamModel>,
 }
 
 impl Default for BuildConfig {
@@ -117,6 +143,7 @@ impl Default for BuildConfig {
             pb_cutoff: 0.1,
             dish_diameter_m: 4.65,
             projection: "auto".into(),
+            telescopes: BTreeMap::new(),
         }
     }
 }
@@ -173,27 +200,27 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let config = parse(&text).map_err(|message| ConfigError::Parse {
+    let config = parse(&text).map_err(|source| ConfigError::Parse {
         path: path.to_path_buf(),
-        message,
+        source,
     })?;
-    tiers::resolve(&config.tiers).map_err(|e| ConfigError::Parse {
+    tiers::resolve(&config.tiers).map_err(|source| ConfigError::Tier {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     })?;
     config
         .files
         .mode_bits()
-        .map_err(|message| ConfigError::Parse {
+        .map_err(|source| ConfigError::Mode {
             path: path.to_path_buf(),
-            message,
+            source,
         })?;
     Ok(config)
 }
 
 /// Parses configuration text; the error is a one-paragraph message with the line.
-pub fn parse(text: &str) -> Result<Config, String> {
-    toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))
+pub fn parse(text: &str) -> Result<Config, ParseError> {
+    toml::from_str(text).map_err(ParseError)
 }
 
 /// The file `contimg init` writes: every setting at its default, each explained.
@@ -233,6 +260,15 @@ pb_cutoff = {pb_cutoff}
 dish_diameter_m = {dish}
 # Output projection: "auto" (SIN for compact fields, CAR for wide strips), or SIN, TAN, CAR, ZEA.
 projection = "{projection}"
+# Primary beams are chosen by each image's TELESCOP card: built in are {telescopes}
+# (see the README, "Primary beams"). A [build.telescopes.NAME] table adds a telescope or
+# replaces a built-in model (FWHM = fwhm_factor * lambda / dish_m; shape "gaussian" or "airy").
+# Example (uncomment and edit):
+#
+#   [build.telescopes.VLA]
+#   dish_m = 25.0
+#   shape = "airy"
+#   fwhm_factor = 1.029
 
 [cron]
 # The crontab program `contimg cron install` / `cron remove` edit the user's crontab with.
@@ -295,6 +331,7 @@ max_attempts = {max_attempts}
         pb_cutoff = d.build.pb_cutoff,
         dish = d.build.dish_diameter_m,
         projection = d.build.projection,
+        telescopes = crate::mosaic::beam::builtin_telescopes().join(", "),
         qa = crate::mosaic::qa::QaConfig::default_toml(),
         tiers = tiers_toml(),
         crontab = d.cron.crontab,
@@ -357,28 +394,12 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         let c = parse(&uncommented).unwrap();
-        assert_eq!(
-            tiers::resolve(&c.tiers).unwrap(),
-            tiers::builtin()
-                .into_iter()
-                .collect::<Vec<_>>()
-                .tap_sorted()
-        );
-    }
-
-    trait TapSorted {
-        fn tap_sorted(self) -> Self;
-    }
-    impl TapSorted for Vec<tiers::Tier> {
-        fn tap_sorted(mut self) -> Self {
-            self.sort_by(|a, b| a.name.cmp(&b.name));
-            self
-        }
+        assert_eq!(tiers::resolve(&c.tiers).unwrap(), tiers::builtin());
     }
 
     #[test]
     fn unknown_key_is_refused_by_name() {
-        let err = parse("[paths]\ndatabse = 'x'\n").unwrap_err();
+        let err = parse("[paths]\ndatabse = 'x'\n").unwrap_err().to_string();
         assert!(err.contains("databse"), "{err}");
     }
 

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: the real binary, temporary workspaces, python.
 #![allow(dead_code)]
 
+pub mod hook;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

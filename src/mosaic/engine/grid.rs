@@ -277,9 +277,8 @@ pub fn choose_grid(feet: &[Footprint], choice: &GridChoice) -> Result<OutputGrid
         Some(c) if !(c.is_finite() && c > 0.0) => return Err(GridError::BadCell(c)),
         Some(c) => c,
         None => {
-            let mut cells: Vec<f64> = feet.iter().map(|f| f.cell_deg).collect();
-            cells.sort_by(f64::total_cmp);
-            median_sorted(&cells)
+            let cells: Vec<f64> = feet.iter().map(|f| f.cell_deg).collect();
+            crate::stats::median_f64(&cells).unwrap_or(f64::NAN)
         }
     };
     if !(cell.is_finite() && cell > 0.0) {
@@ -375,18 +374,6 @@ pub fn choose_grid(feet: &[Footprint], choice: &GridChoice) -> Result<OutputGrid
     grid.nx = nx as usize;
     grid.ny = ny as usize;
     Ok(grid)
-}
-
-pub(crate) fn median_sorted(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
 }
 
 #[cfg(test)]

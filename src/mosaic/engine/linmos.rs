@@ -6,6 +6,7 @@
 //! capacity one, so at most three input planes (plus their beam images) are alive; accumulators
 //! are indexed `y * nx + x`; an input whose footprint misses the grid contributes nothing.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
@@ -13,12 +14,13 @@ use std::time::Instant;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
-use super::grid::{Footprint, GridChoice, GridError, OutputGrid, median_sorted, norm_ra, wrap180};
+use super::grid::{Footprint, GridChoice, GridError, OutputGrid, norm_ra, wrap180};
 use super::kernel::{BicubicK, BilinearK, Interpolation, Kernel, Lanczos3K, NearestK, Plane};
 use super::mesh::{Mesh, MeshTolerance, Node, PixBox, walk_range};
 use crate::fits::facts;
 use crate::fits::write::StagedImage;
 use crate::fits::{Card, Header, Value};
+use crate::mosaic::beam::{BeamModel, telescope_key};
 use crate::wcs::Wcs;
 
 const D2R: f64 = std::f64::consts::PI / 180.0;
@@ -33,7 +35,7 @@ pub struct MosaicInput {
     pub pb_corrected: Option<bool>,
     /// Observing frequency (header RESTFRQ/RESTFREQ, else the FREQ axis value).
     pub freq_hz: Option<f64>,
-    /// Dish diameter (header DISHDIAM, else 4.65 m).
+    /// Dish diameter (header DISHDIAM, else the telescope's, else the default dish).
     pub dish_m: Option<f64>,
     /// Restoring beam (BMAJ, BMIN, BPA) in degrees (header when None).
     pub beam_deg: Option<(f64, f64, f64)>,
@@ -62,10 +64,12 @@ impl MosaicInput {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PrimaryBeam {
-    /// `<stem>.pb.fits` beside the input when present, else the Gaussian model.
+    /// `<stem>.pb.fits` beside the input when present, else the telescope's model.
     Auto,
-    /// Always the Gaussian model (beam.rs) at the input's frequency and dish diameter.
+    /// Always the model of the input's telescope (beam.rs) at its frequency.
     Model,
+    /// Always the beam image `<stem>.pb.fits` beside the input (an error when it is missing).
+    Image,
     /// A ≡ 1 (inputs already corrected, unknown beam): weights 1/σ², no cut-off region.
     Unity,
 }
@@ -84,8 +88,13 @@ pub struct BuildOptions {
     pub mesh_step: usize,
     /// Provenance written to HISTORY, e.g. `plan 7 "nightly 2026-11-28" tier science`.
     pub plan_label: Option<String>,
-    /// Dish diameter (m) for inputs that give none (no `dish_m`, no DISHDIAM card).
+    /// Dish diameter (m) of the generic Gaussian model (1.2 λ/D) for inputs of a telescope
+    /// contimg does not know (no `dish_m`, no DISHDIAM card).
     pub default_dish_m: f64,
+    /// Beam models by telescope key (`beam::telescope_key` of TELESCOP), over the built-in ones.
+    pub telescopes: BTreeMap<String, BeamModel>,
+    /// Observing frequency (Hz) for inputs whose header gives none.
+    pub default_freq_hz: Option<f64>,
 }
 
 impl Default for BuildOptions {
@@ -100,6 +109,8 @@ impl Default for BuildOptions {
             mesh_step: 32,
             plan_label: None,
             default_dish_m: crate::mosaic::beam::DSA110_DISH_M,
+            telescopes: BTreeMap::new(),
+            default_freq_hz: None,
         }
     }
 }
@@ -178,9 +189,25 @@ pub enum MosaicError {
     BadRms { path: PathBuf, rms: f64 },
     #[error(
         "{path}: no observing frequency (RESTFRQ or a FREQ axis) for the primary-beam model; \
-         give the frequency, put a beam image beside it, or build with the unity beam"
+         give one with `contimg build --frequency HZ`, put the beam image {stem}.pb.fits beside \
+         it, or build with `--primary-beam unity` if the images are already corrected"
     )]
-    NoFrequency { path: PathBuf },
+    NoFrequency { path: PathBuf, stem: String },
+    #[error(
+        "{path}: --primary-beam image needs the beam image {pb} beside it; put it there or \
+         build with `--primary-beam model`"
+    )]
+    NoBeamImage { path: PathBuf, pb: PathBuf },
+    #[error(
+        "{path}: the beam model for telescope {telescope:?} is unusable (dish {dish_m} m, \
+         fwhm_factor {fwhm_factor}); fix [build.telescopes] in contimg.toml"
+    )]
+    BadBeamModel {
+        path: PathBuf,
+        telescope: String,
+        dish_m: f64,
+        fwhm_factor: f64,
+    },
     #[error("{path}: beam image {pb} is {pb_shape:?} but the image is {shape:?}; they must match")]
     BeamImageShape {
         path: PathBuf,
@@ -210,7 +237,10 @@ struct Prepared {
     rms: f64,
     pb_corrected: bool,
     freq_hz: Option<f64>,
-    dish_m: f64,
+    /// The primary-beam model (used unless a beam image or the unity beam is chosen).
+    model: BeamModel,
+    /// TELESCOP, for the provenance.
+    telescope: Option<String>,
     pointing: (f64, f64),
     beam_deg: Option<(f64, f64, f64)>,
     date_obs: Option<String>,
@@ -232,8 +262,14 @@ impl GridPlan {
     }
 }
 
-/// `<stem>.pb.fits` beside `path` (stem = name without .fits / .fits.gz / .fit).
+/// `<stem>.pb.fits` beside `path` when that file exists.
 fn beam_image_path(path: &Path) -> Option<PathBuf> {
+    beam_image_candidate(path).filter(|p| p.exists())
+}
+
+/// `<stem>.pb.fits` beside `path` (stem = name without .fits / .fits.gz / .fit); `None` for a
+/// beam image itself.
+fn beam_image_candidate(path: &Path) -> Option<PathBuf> {
     let name = path.file_name()?.to_str()?;
     let stem = [".fits.gz", ".fits", ".fit", ".FITS", ".FIT"]
         .iter()
@@ -242,8 +278,39 @@ fn beam_image_path(path: &Path) -> Option<PathBuf> {
     if stem.ends_with(".pb") {
         return None;
     }
-    let p = path.with_file_name(format!("{stem}.pb.fits"));
-    p.exists().then_some(p)
+    Some(path.with_file_name(format!("{stem}.pb.fits")))
+}
+
+/// The beam model of an input: `[build.telescopes]` for its TELESCOP, else the built-in model,
+/// else the generic Gaussian of the default dish; a dish diameter given by the caller or a
+/// DISHDIAM card replaces the model's (a configured telescope keeps its own).
+fn beam_model(
+    path: &Path,
+    telescope: Option<&str>,
+    dish_m: Option<f64>,
+    opts: &BuildOptions,
+) -> Result<BeamModel, MosaicError> {
+    let configured = telescope.and_then(|t| opts.telescopes.get(&telescope_key(t)).cloned());
+    let mut model = match &configured {
+        Some(m) => m.clone(),
+        None => telescope
+            .and_then(BeamModel::for_telescope)
+            .unwrap_or_else(|| BeamModel::gaussian(opts.default_dish_m)),
+    };
+    if configured.is_none()
+        && let Some(d) = dish_m
+    {
+        model.dish_m = d;
+    }
+    if !model.is_valid() {
+        return Err(MosaicError::BadBeamModel {
+            path: path.to_path_buf(),
+            telescope: telescope.unwrap_or("").to_string(),
+            dish_m: model.dish_m,
+            fwhm_factor: model.fwhm_factor,
+        });
+    }
+    Ok(model)
 }
 
 fn prepare(input: &MosaicInput, opts: &BuildOptions) -> Result<Prepared, MosaicError> {
@@ -308,12 +375,34 @@ fn prepare(input: &MosaicInput, opts: &BuildOptions) -> Result<Prepared, MosaicE
     let cell_deg = wcs.pixel_scale_deg();
     let pb_image = match opts.primary_beam {
         PrimaryBeam::Auto => beam_image_path(&path),
-        _ => None,
+        PrimaryBeam::Image => {
+            Some(
+                beam_image_path(&path).ok_or_else(|| MosaicError::NoBeamImage {
+                    path: path.clone(),
+                    pb: beam_image_candidate(&path).unwrap_or_else(|| path.clone()),
+                })?,
+            )
+        }
+        PrimaryBeam::Model | PrimaryBeam::Unity => None,
     };
-    let freq_hz = input.freq_hz.or_else(|| facts::frequency_hz(&h));
+    let freq_hz = input
+        .freq_hz
+        .or_else(|| facts::frequency_hz(&h))
+        .or(opts.default_freq_hz);
     if opts.primary_beam != PrimaryBeam::Unity && pb_image.is_none() && freq_hz.is_none() {
-        return Err(MosaicError::NoFrequency { path });
+        let stem = beam_image_candidate(&path)
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_default();
+        let stem = stem.strip_suffix(".pb.fits").unwrap_or(&stem).to_string();
+        return Err(MosaicError::NoFrequency { path, stem });
     }
+    let telescope = h.str("TELESCOP").map(|t| t.trim().to_string());
+    let model = beam_model(
+        &path,
+        telescope.as_deref(),
+        input.dish_m.or_else(|| h.f64("DISHDIAM")),
+        opts,
+    )?;
     let beam_deg = input.beam_deg.or_else(|| {
         facts::restoring_beam(&h)
             .map(|b| (b.bmaj_arcsec / 3600.0, b.bmin_arcsec / 3600.0, b.bpa_deg))
@@ -327,10 +416,8 @@ fn prepare(input: &MosaicInput, opts: &BuildOptions) -> Result<Prepared, MosaicE
             .pb_corrected
             .unwrap_or_else(|| facts::is_pb_corrected(&h)),
         freq_hz,
-        dish_m: input
-            .dish_m
-            .or_else(|| h.f64("DISHDIAM"))
-            .unwrap_or(opts.default_dish_m),
+        model,
+        telescope,
         pointing,
         beam_deg,
         date_obs: input
@@ -398,8 +485,8 @@ fn offset(ra: f64, dec: f64, dist: f64, pa: f64) -> (f64, f64) {
 }
 
 /// Radius (degrees) where the model beam falls to `cutoff`; None if it never does within 90°.
-fn cutoff_radius_deg(freq: f64, dish: f64, cutoff: f64) -> Option<f64> {
-    let a = |deg: f64| crate::mosaic::beam::pb_response(deg * D2R, freq, dish);
+fn cutoff_radius_deg(model: &BeamModel, freq: f64, cutoff: f64) -> Option<f64> {
+    let a = |deg: f64| model.response(deg * D2R, freq);
     if a(90.0) >= cutoff {
         return None;
     }
@@ -437,7 +524,7 @@ fn input_box(grid: &OutputGrid, p: &Prepared, opts: &BuildOptions) -> Option<Pix
     if opts.primary_beam != PrimaryBeam::Unity
         && p.pb_image.is_none()
         && let Some(f) = p.freq_hz
-        && let Some(r) = cutoff_radius_deg(f, p.dish_m, opts.pb_cutoff)
+        && let Some(r) = cutoff_radius_deg(&p.model, f, opts.pb_cutoff)
     {
         let circle = (0..72).map(|k| offset(p.pointing.0, p.pointing.1, r * 1.01, k as f64 * 5.0));
         if r < 60.0
@@ -525,15 +612,15 @@ struct BeamLut {
 impl BeamLut {
     const N: usize = 8192;
 
-    fn new(freq: f64, dish: f64, cutoff: f64) -> BeamLut {
-        let r = cutoff_radius_deg(freq, dish, cutoff)
+    fn new(model: &BeamModel, freq: f64, cutoff: f64) -> BeamLut {
+        let r = cutoff_radius_deg(model, freq, cutoff)
             .unwrap_or(90.0)
             .min(90.0);
         let s2_max = (r * D2R).sin().powi(2) * 1.0001;
         let table = (0..=Self::N)
             .map(|k| {
                 let s2 = s2_max * k as f64 / Self::N as f64;
-                crate::mosaic::beam::pb_response(s2.sqrt().min(1.0).asin(), freq, dish) as f32
+                model.response(s2.sqrt().min(1.0).asin(), freq) as f32
             })
             .collect();
         BeamLut {
@@ -661,6 +748,21 @@ impl<F: Fn(f64, f64) -> Option<Node> + Sync> RowJob<'_, F> {
     }
 }
 
+/// Which primary beam an input was combined with, for its HISTORY line.
+fn beam_provenance(p: &Prepared, choice: PrimaryBeam) -> String {
+    match (&p.pb_image, choice) {
+        (_, PrimaryBeam::Unity) => "unity".to_string(),
+        (Some(pb), _) => format!("image {}", pb.display()),
+        (None, _) => format!(
+            "{:?} {:.3}lambda/{}m ({})",
+            p.model.shape,
+            p.model.fwhm_factor,
+            p.model.dish_m,
+            p.telescope.as_deref().unwrap_or("telescope unknown")
+        ),
+    }
+}
+
 /// Reprojects one input and adds it into the accumulators. Returns (pixels added, mesh error).
 #[allow(clippy::too_many_arguments)]
 fn accumulate(
@@ -674,7 +776,7 @@ fn accumulate(
     wsum: &mut [f32],
 ) -> (u64, f64) {
     let lut = (opts.primary_beam != PrimaryBeam::Unity && data.pb.is_none())
-        .then(|| BeamLut::new(p.freq_hz.unwrap_or(f64::NAN), p.dish_m, opts.pb_cutoff));
+        .then(|| BeamLut::new(&p.model, p.freq_hz.unwrap_or(f64::NAN), opts.pb_cutoff));
     let (pra, pdec) = p.pointing;
     let exact = |x: f64, y: f64| -> Option<Node> {
         let (ra, dec) = grid.pix_to_icrs(x, y)?;
@@ -781,9 +883,8 @@ fn build_planned(
     let grid = &plan.grid;
     phase(t0, "headers read, grid chosen");
     let total = plan.inputs.len();
-    let mut rms: Vec<f64> = plan.inputs.iter().map(|p| p.rms).collect();
-    rms.sort_by(f64::total_cmp);
-    let sigma_ref = median_sorted(&rms);
+    let rms: Vec<f64> = plan.inputs.iter().map(|p| p.rms).collect();
+    let sigma_ref = crate::stats::median_f64(&rms).unwrap_or(f64::NAN);
     let npix = grid.nx * grid.ny;
     // Written (not calloc'ed): a calloc'ed page is first mapped to the shared zero page by the
     // read of `+=`, then copied on write with a TLB shoot-down to every thread: ~20 % of the
@@ -1071,12 +1172,13 @@ fn output_header(plan: &GridPlan, opts: &BuildOptions, sigma_ref: f64) -> Header
     for (k, p) in plan.inputs.iter().enumerate() {
         history_lines(
             &format!(
-                "input {}/{}: {} rms={:.4e} pbcor={}",
+                "input {}/{}: {} rms={:.4e} pbcor={} beam={}",
                 k + 1,
                 plan.inputs.len(),
                 p.path.display(),
                 p.rms,
-                if p.pb_corrected { "T" } else { "F" }
+                if p.pb_corrected { "T" } else { "F" },
+                beam_provenance(p, opts.primary_beam)
             ),
             &mut h,
         );

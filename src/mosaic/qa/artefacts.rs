@@ -51,19 +51,6 @@ fn clamp01(v: f64) -> f64 {
     }
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    })
-}
-
 fn skipped(note: &str) -> Component {
     Component {
         score: 0.0,
@@ -128,7 +115,7 @@ pub fn score(
     expected_at_node: Option<&dyn Fn(usize, usize) -> Option<f64>>,
 ) -> Artefacts {
     let depths = bowl_depths(image, grid, sources, beam, bright_sigma);
-    let negative_bowls = match median(depths.clone()) {
+    let negative_bowls = match crate::stats::median_f64(&depths) {
         Some(b) => Component {
             score: clamp01((b - 0.2) / 0.8),
             value: b,
@@ -162,18 +149,17 @@ pub fn score(
 
     let (interior, edge) = grid.interior_and_edge();
     let ratio = |nodes: &[(usize, usize)]| {
-        median(
-            nodes
-                .iter()
-                .filter_map(|&(j, i)| {
-                    let r = grid.rms[[j, i]] as f64;
-                    match expected_at_node {
-                        Some(f) => f(j, i).filter(|e| *e > 0.0).map(|e| r / e),
-                        None => Some(r),
-                    }
-                })
-                .collect(),
-        )
+        let ratios: Vec<f64> = nodes
+            .iter()
+            .filter_map(|&(j, i)| {
+                let r = grid.rms[[j, i]] as f64;
+                match expected_at_node {
+                    Some(f) => f(j, i).filter(|e| *e > 0.0).map(|e| r / e),
+                    None => Some(r),
+                }
+            })
+            .collect();
+        crate::stats::median_f64(&ratios)
     };
     let edge_noise = match (ratio(&interior), ratio(&edge)) {
         (Some(i), Some(e)) if i > 0.0 => {

@@ -1,42 +1,146 @@
-//! Catalogues: reading a reference catalogue (CSV or FITS binary table) and writing the found
-//! sources beside the mosaic (CSV and FITS binary table).
+//! Catalogues: reading a reference catalogue (CSV, FITS binary table or VOTable, as VizieR
+//! serves them; VOTables with TABLEDATA) and writing the found sources beside the mosaic (CSV and FITS binary table).
 //!
 //! Column recognition is by name, case-insensitively and ignoring spaces, underscores, dots and
 //! brackets: RA from `ra`, `ra_deg`, `RAJ2000`, `RA(2000)`, `RA_ICRS`, `ALPHA_J2000`…; Dec likewise;
-//! flux (optional) from `flux`, `peak`, `PEAK INT`, `S1.4`, `int_flux`, `total_flux`…. Positions
-//! are degrees, or sexagesimal strings in CSV (RA in hours); a flux column whose name or unit says
-//! mJy is converted to Jy. Invariants: every returned row has finite RA in [0, 360) and Dec in
-//! [−90, 90]; rows that cannot be read are skipped and counted, never guessed.
+//! flux (optional) from `flux`, `peak`, `PEAK INT`, `S1.4`, `int_flux`, `total_flux`…; or exactly
+//! the columns a [`CatalogSettings`] names (`qa --ra-column …`, `[qa.catalogues.NAME]`). The chosen
+//! columns are reported. Positions are degrees, or sexagesimal strings (RA in hours); a flux whose
+//! column name or unit says mJy is converted to Jy. The catalogue's resolution (for the match
+//! radius) comes from the settings, else a `BMAJ` card (degrees) of a FITS table, a VOTable
+//! `PARAM` named `beam_arcsec`/`BMAJ`/`resolution` (with its unit), or a CSV comment line
+//! `# beam_arcsec = 45`.
+//!
+//! Invariants: every returned row has finite RA in [0, 360) and Dec in [−90, 90]; rows that
+//! cannot be read are skipped and counted, never guessed; CSV goes through a real CSV parser
+//! (quoted fields with commas, `#` comment lines), never a split on commas.
 
 use std::path::{Path, PathBuf};
 
 use fitsio::FitsFile;
 use fitsio::hdu::HduInfo;
 use fitsio::tables::{ColumnDataType, ColumnDescription};
+use serde::{Deserialize, Serialize};
 
 use super::sources::Source;
 use crate::fits::write::{FitsWriteError, write_bytes_atomic};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("{path}: cannot read the reference catalogue: {reason}")]
-    Read { path: PathBuf, reason: String },
+    #[error("{path}: cannot read the reference catalogue: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a readable CSV catalogue: {source}")]
+    Csv {
+        path: PathBuf,
+        #[source]
+        source: csv::Error,
+    },
+    #[error("{path}: not a readable FITS table: {source}")]
+    Fits {
+        path: PathBuf,
+        #[source]
+        source: fitsio::errors::Error,
+    },
+    #[error("{path}: not a readable VOTable (XML): {source}")]
+    Xml {
+        path: PathBuf,
+        #[source]
+        source: roxmltree::Error,
+    },
+    #[error("{path}: {what}; give a CSV, FITS table or VOTable catalogue")]
+    NoTable { path: PathBuf, what: String },
     #[error(
-        "{path}: no {what} column among {columns}; name it ra/dec (degrees) or RAJ2000/DEJ2000"
+        "{path}: no {what} column among {columns}; name it ra/dec (degrees) or RAJ2000/DEJ2000, or \
+         choose one with `qa --{flag}-column NAME`"
     )]
     NoColumn {
         path: PathBuf,
         what: &'static str,
+        flag: &'static str,
         columns: String,
     },
-    #[error("{path}: cannot write the source catalogue: {reason}")]
-    Write { path: PathBuf, reason: String },
+    #[error(
+        "{path}: no column named {name:?} (asked for as the {what} column); columns: {columns}"
+    )]
+    UnknownColumn {
+        path: PathBuf,
+        what: &'static str,
+        name: String,
+        columns: String,
+    },
+    #[error("{path}: cannot write the source catalogue: {source}")]
+    WriteFits {
+        path: PathBuf,
+        #[source]
+        source: fitsio::errors::Error,
+    },
+    #[error("{path}: cannot write the source catalogue: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: FitsWriteError,
+    },
+    #[error("{path}: cannot put the source catalogue in place: {source}; check the directory")]
+    Rename {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CatalogError {
+    /// Whether the user's input is at fault (an unreadable or unsuitable catalogue), not the
+    /// machine (writing the products).
+    pub fn is_input(&self) -> bool {
+        !matches!(
+            self,
+            CatalogError::WriteFits { .. }
+                | CatalogError::Write { .. }
+                | CatalogError::Rename { .. }
+        )
+    }
+}
+
+/// What the user says about one reference catalogue (`[qa.catalogues."FILE NAME"]`, and the
+/// `qa --*-column` flags): column choices and its resolution and position error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogSettings {
+    pub ra_column: Option<String>,
+    pub dec_column: Option<String>,
+    pub flux_column: Option<String>,
+    /// The catalogue's restoring beam FWHM (arcsec), e.g. 45 for NVSS.
+    pub beam_arcsec: Option<f64>,
+    /// The catalogue's 1σ position error per axis (arcsec).
+    pub position_error_arcsec: Option<f64>,
+}
+
+impl CatalogSettings {
+    /// `self` with the fields `over` sets replaced.
+    pub fn overlaid(&self, over: &CatalogSettings) -> CatalogSettings {
+        CatalogSettings {
+            ra_column: over.ra_column.clone().or_else(|| self.ra_column.clone()),
+            dec_column: over.dec_column.clone().or_else(|| self.dec_column.clone()),
+            flux_column: over
+                .flux_column
+                .clone()
+                .or_else(|| self.flux_column.clone()),
+            beam_arcsec: over.beam_arcsec.or(self.beam_arcsec),
+            position_error_arcsec: over.position_error_arcsec.or(self.position_error_arcsec),
+        }
+    }
 }
 
 /// A reference catalogue in memory (ICRS degrees; flux in Jy when known).
 #[derive(Debug, Clone, Default)]
 pub struct Reference {
     pub path: PathBuf,
+    /// "csv", "fits" or "votable".
+    pub format: &'static str,
     pub ra: Vec<f64>,
     pub dec: Vec<f64>,
     pub flux: Option<Vec<f64>>,
@@ -44,6 +148,10 @@ pub struct Reference {
     pub skipped: usize,
     /// Which columns were used, for the report.
     pub columns: [String; 3],
+    /// The catalogue's resolution (FWHM, arcsec), when known.
+    pub beam_arcsec: Option<f64>,
+    /// The catalogue's 1σ position error per axis (arcsec), when known.
+    pub position_error_arcsec: Option<f64>,
 }
 
 fn norm(name: &str) -> String {
@@ -99,19 +207,90 @@ const FLUX_NAMES: &[&str] = &[
     "fluxmjy",
     "peakmjy",
     "s14mjy",
+    // FIRST (VizieR VIII/92): Fpeak, Fint in mJy.
+    "fpeak",
+    "fint",
+    "fluxdensity",
 ];
+const BEAM_NAMES: &[&str] = &["beamarcsec", "beam", "bmaj", "resolution", "fwhm"];
 
-fn pick(names: &[String], wanted: &[&str]) -> Option<usize> {
-    let normed: Vec<String> = names.iter().map(|n| norm(n)).collect();
-    wanted
-        .iter()
-        .find_map(|w| normed.iter().position(|n| n == w))
+/// The indices of the RA, Dec and (optional) flux columns among `names`.
+struct Chosen {
+    ra: usize,
+    dec: usize,
+    flux: Option<usize>,
 }
 
-fn mjy(name: &str, unit: &str) -> bool {
+impl Chosen {
+    fn pick(path: &Path, names: &[String], s: &CatalogSettings) -> Result<Chosen, CatalogError> {
+        let normed: Vec<String> = names.iter().map(|n| norm(n)).collect();
+        let columns = || names.join(", ");
+        let named = |what: &'static str, name: &String| {
+            names
+                .iter()
+                .position(|n| n.eq_ignore_ascii_case(name.trim()))
+                .or_else(|| normed.iter().position(|n| *n == norm(name)))
+                .ok_or_else(|| CatalogError::UnknownColumn {
+                    path: path.into(),
+                    what,
+                    name: name.clone(),
+                    columns: columns(),
+                })
+        };
+        let guess = |wanted: &[&str]| {
+            wanted
+                .iter()
+                .find_map(|w| normed.iter().position(|n| n == w))
+        };
+        let find =
+            |what: &'static str, flag: &'static str, over: &Option<String>, wanted| match over {
+                Some(name) => named(what, name),
+                None => guess(wanted).ok_or_else(|| CatalogError::NoColumn {
+                    path: path.into(),
+                    what,
+                    flag,
+                    columns: columns(),
+                }),
+            };
+        Ok(Chosen {
+            ra: find("RA", "ra", &s.ra_column, RA_NAMES)?,
+            dec: find("Dec", "dec", &s.dec_column, DEC_NAMES)?,
+            flux: match &s.flux_column {
+                Some(name) => Some(named("flux", name)?),
+                None => guess(FLUX_NAMES),
+            },
+        })
+    }
+
+    fn names(&self, names: &[String]) -> [String; 3] {
+        [
+            names[self.ra].clone(),
+            names[self.dec].clone(),
+            self.flux.map(|f| names[f].clone()).unwrap_or_default(),
+        ]
+    }
+}
+
+/// The factor to Jy of a flux column, from its name or unit.
+fn flux_scale(name: &str, unit: &str) -> f64 {
     let n = name.to_ascii_lowercase();
-    let u = unit.to_ascii_lowercase();
-    n.contains("mjy") || u.starts_with("mjy")
+    let u = unit.trim().to_ascii_lowercase();
+    if n.contains("mjy") || u.starts_with("mjy") {
+        1e-3
+    } else if u.starts_with("ujy") || u.starts_with("µjy") {
+        1e-6
+    } else {
+        1.0
+    }
+}
+
+/// An angle in arcsec from a value and its unit (deg, arcmin, arcsec; degrees when unitless).
+fn arcsec_from(value: f64, unit: &str) -> f64 {
+    match unit.trim().to_ascii_lowercase().as_str() {
+        "arcsec" | "\"" | "asec" => value,
+        "arcmin" | "'" | "amin" => value * 60.0,
+        _ => value * 3600.0,
+    }
 }
 
 /// Parses degrees, or sexagesimal "h:m:s"/"d:m:s" (space or colon separated).
@@ -137,95 +316,126 @@ fn parse_angle(s: &str, hours: bool) -> Option<f64> {
     Some(if hours { v * 15.0 } else { v })
 }
 
-fn finish(mut r: Reference) -> Reference {
-    let mut keep = Vec::with_capacity(r.ra.len());
-    for i in 0..r.ra.len() {
-        let ok = r.ra[i].is_finite() && r.dec[i].is_finite() && r.dec[i].abs() <= 90.0;
-        keep.push(ok);
-    }
-    let filt = |v: &Vec<f64>| {
-        v.iter()
-            .zip(&keep)
-            .filter(|(_, k)| **k)
-            .map(|(x, _)| *x)
-            .collect::<Vec<f64>>()
-    };
-    r.skipped += keep.iter().filter(|k| !**k).count();
-    r.ra = filt(&r.ra)
-        .into_iter()
-        .map(|a| a.rem_euclid(360.0))
-        .collect();
-    r.dec = filt(&r.dec);
-    r.flux = r.flux.as_ref().map(filt);
-    r
+/// Row-by-row filling of a [`Reference`] from text or numeric cells.
+struct Rows {
+    r: Reference,
+    chosen: Chosen,
+    flux_scale: f64,
 }
 
-/// Reads a CSV catalogue (first non-`#` line is the header).
-pub fn read_csv(path: &Path) -> Result<Reference, CatalogError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CatalogError::Read {
-        path: path.into(),
-        reason: e.to_string(),
-    })?;
-    let mut lines = text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-    let header = lines.next().ok_or_else(|| CatalogError::Read {
-        path: path.into(),
-        reason: "the file is empty".into(),
-    })?;
-    let names: Vec<String> = header
-        .split(',')
-        .map(|s| s.trim().trim_matches('"').to_string())
-        .collect();
-    let missing = |what| CatalogError::NoColumn {
-        path: path.into(),
-        what,
-        columns: names.join(", "),
-    };
-    let ic = pick(&names, RA_NAMES).ok_or_else(|| missing("RA"))?;
-    let id = pick(&names, DEC_NAMES).ok_or_else(|| missing("Dec"))?;
-    let fc = pick(&names, FLUX_NAMES);
-    let scale = fc.map_or(1.0, |f| if mjy(&names[f], "") { 1e-3 } else { 1.0 });
-    let mut r = Reference {
-        path: path.into(),
-        columns: [
-            names[ic].clone(),
-            names[id].clone(),
-            fc.map(|f| names[f].clone()).unwrap_or_default(),
-        ],
-        flux: fc.map(|_| Vec::new()),
-        ..Default::default()
-    };
-    for line in lines {
-        let f: Vec<&str> = line.split(',').collect();
-        let get = |i: usize| f.get(i).copied().unwrap_or("");
-        let (Some(ra), Some(dec)) = (parse_angle(get(ic), true), parse_angle(get(id), false))
-        else {
-            r.skipped += 1;
-            continue;
+impl Rows {
+    fn new(
+        path: &Path,
+        format: &'static str,
+        names: &[String],
+        units: &[String],
+        s: &CatalogSettings,
+    ) -> Result<Rows, CatalogError> {
+        let chosen = Chosen::pick(path, names, s)?;
+        let flux_scale = chosen.flux.map_or(1.0, |f| {
+            flux_scale(&names[f], units.get(f).map_or("", |u| u.as_str()))
+        });
+        Ok(Rows {
+            r: Reference {
+                path: path.into(),
+                format,
+                columns: chosen.names(names),
+                flux: chosen.flux.map(|_| Vec::new()),
+                beam_arcsec: s.beam_arcsec,
+                position_error_arcsec: s.position_error_arcsec,
+                ..Default::default()
+            },
+            chosen,
+            flux_scale,
+        })
+    }
+
+    /// Adds a row given as text cells (sexagesimal allowed).
+    fn push_text(&mut self, cell: impl Fn(usize) -> Option<String>) {
+        let ra = cell(self.chosen.ra).and_then(|v| parse_angle(&v, true));
+        let dec = cell(self.chosen.dec).and_then(|v| parse_angle(&v, false));
+        let flux = self.chosen.flux.map(|c| {
+            cell(c)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        });
+        self.push(ra, dec, flux);
+    }
+
+    fn push(&mut self, ra: Option<f64>, dec: Option<f64>, flux: Option<f64>) {
+        let (Some(ra), Some(dec)) = (ra, dec) else {
+            self.r.skipped += 1;
+            return;
         };
-        r.ra.push(ra);
-        r.dec.push(dec);
-        if let (Some(fl), Some(c)) = (r.flux.as_mut(), fc) {
-            fl.push(
-                get(c)
-                    .trim()
-                    .parse::<f64>()
-                    .map(|v| v * scale)
-                    .unwrap_or(f64::NAN),
-            );
+        if !(ra.is_finite() && dec.is_finite() && dec.abs() <= 90.0) {
+            self.r.skipped += 1;
+            return;
+        }
+        self.r.ra.push(ra.rem_euclid(360.0));
+        self.r.dec.push(dec);
+        if let (Some(fl), Some(f)) = (self.r.flux.as_mut(), flux) {
+            fl.push(f * self.flux_scale);
         }
     }
-    Ok(finish(r))
+}
+
+/// Reads a CSV catalogue: `#` lines are comments, the first record is the header, quoted fields
+/// may hold commas; a comment `# beam_arcsec = X` gives the catalogue's resolution.
+pub fn read_csv(path: &Path, settings: &CatalogSettings) -> Result<Reference, CatalogError> {
+    let text = std::fs::read(path).map_err(|source| CatalogError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let csv_err = |source| CatalogError::Csv {
+        path: path.into(),
+        source,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .comment(Some(b'#'))
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_slice());
+    let names: Vec<String> = reader
+        .headers()
+        .map_err(csv_err)?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if names.iter().all(|n| n.is_empty()) {
+        return Err(CatalogError::NoTable {
+            path: path.into(),
+            what: "the file is empty".into(),
+        });
+    }
+    let mut rows = Rows::new(path, "csv", &names, &[], settings)?;
+    for record in reader.records() {
+        let record = record.map_err(csv_err)?;
+        rows.push_text(|i| record.get(i).map(str::to_string));
+    }
+    if rows.r.beam_arcsec.is_none() {
+        rows.r.beam_arcsec = csv_comment_beam(&text);
+    }
+    Ok(rows.r)
+}
+
+/// `# beam_arcsec = 45` (or `:`) in a CSV comment line.
+fn csv_comment_beam(text: &[u8]) -> Option<f64> {
+    String::from_utf8_lossy(text).lines().find_map(|l| {
+        let body = l.trim_start().strip_prefix('#')?;
+        let (key, value) = body.split_once(['=', ':'])?;
+        (norm(key) == "beamarcsec")
+            .then(|| value.trim().parse::<f64>().ok())
+            .flatten()
+    })
 }
 
 /// Reads the first binary or ASCII table HDU of a FITS file (gzip is fine).
-pub fn read_fits(path: &Path) -> Result<Reference, CatalogError> {
-    let err = |reason: String| CatalogError::Read {
+pub fn read_fits(path: &Path, settings: &CatalogSettings) -> Result<Reference, CatalogError> {
+    let fits_err = |source| CatalogError::Fits {
         path: path.into(),
-        reason,
+        source,
     };
-    let mut f = FitsFile::open(path).map_err(|e| err(format!("not a FITS file ({e})")))?;
+    let mut f = FitsFile::open(path).map_err(fits_err)?;
     for i in 1..64 {
         let Ok(hdu) = f.hdu(i) else {
             break;
@@ -238,61 +448,120 @@ pub fn read_fits(path: &Path) -> Result<Reference, CatalogError> {
             continue;
         };
         let names: Vec<String> = column_descriptions.iter().map(|c| c.name.clone()).collect();
-        let missing = |what| CatalogError::NoColumn {
-            path: path.into(),
-            what,
-            columns: names.join(", "),
-        };
-        let ic = pick(&names, RA_NAMES).ok_or_else(|| missing("RA"))?;
-        let id = pick(&names, DEC_NAMES).ok_or_else(|| missing("Dec"))?;
-        let fc = pick(&names, FLUX_NAMES);
-        let read = |f: &mut FitsFile, c: usize| {
-            hdu.read_col::<f64>(f, &names[c])
-                .map_err(|e| err(format!("column {:?}: {e}", names[c])))
-        };
-        let ra = read(&mut f, ic)?;
-        let dec = read(&mut f, id)?;
-        let flux = match fc {
-            Some(c) => {
-                let unit: String = hdu
-                    .read_key::<String>(&mut f, &format!("TUNIT{}", c + 1))
-                    .unwrap_or_default();
-                let scale = if mjy(&names[c], &unit) { 1e-3 } else { 1.0 };
-                Some(read(&mut f, c)?.into_iter().map(|v| v * scale).collect())
-            }
-            None => None,
-        };
-        return Ok(finish(Reference {
-            path: path.into(),
-            ra,
-            dec,
-            flux,
-            skipped: 0,
-            columns: [
-                names[ic].clone(),
-                names[id].clone(),
-                fc.map(|c| names[c].clone()).unwrap_or_default(),
-            ],
-        }));
+        let units: Vec<String> = (1..=names.len())
+            .map(|c| {
+                hdu.read_key::<String>(&mut f, &format!("TUNIT{c}"))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let mut rows = Rows::new(path, "fits", &names, &units, settings)?;
+        let mut read = |c: usize| hdu.read_col::<f64>(&mut f, &names[c]).map_err(fits_err);
+        let ra = read(rows.chosen.ra)?;
+        let dec = read(rows.chosen.dec)?;
+        let flux = rows.chosen.flux.map(&mut read).transpose()?;
+        for k in 0..ra.len() {
+            rows.push(Some(ra[k]), Some(dec[k]), flux.as_ref().map(|f| f[k]));
+        }
+        if rows.r.beam_arcsec.is_none() {
+            rows.r.beam_arcsec = hdu
+                .read_key::<f64>(&mut f, "BMAJ")
+                .ok()
+                .filter(|b| *b > 0.0)
+                .map(|b| b * 3600.0);
+        }
+        return Ok(rows.r);
     }
-    Err(err("no table HDU in the file".into()))
+    Err(CatalogError::NoTable {
+        path: path.into(),
+        what: "no table HDU in the FITS file".into(),
+    })
 }
 
-/// Reads a reference catalogue, choosing the reader from the file's first bytes.
-pub fn read_reference(path: &Path) -> Result<Reference, CatalogError> {
+/// Reads the first TABLE of a VOTable with inline TABLEDATA (what VizieR and astropy write by
+/// default). BINARY/BINARY2 streams are refused with advice.
+pub fn read_votable(path: &Path, settings: &CatalogSettings) -> Result<Reference, CatalogError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let doc = roxmltree::Document::parse(&text).map_err(|source| CatalogError::Xml {
+        path: path.into(),
+        source,
+    })?;
+    let no_table = |what: &str| CatalogError::NoTable {
+        path: path.into(),
+        what: what.into(),
+    };
+    let table = doc
+        .descendants()
+        .find(|n| n.has_tag_name("TABLE"))
+        .ok_or_else(|| no_table("no TABLE in the VOTable"))?;
+    let elements = |name: &'static str| table.children().filter(move |n| n.has_tag_name(name));
+    let names: Vec<String> = elements("FIELD")
+        .map(|f| f.attribute("name").unwrap_or("").to_string())
+        .collect();
+    let units: Vec<String> = elements("FIELD")
+        .map(|f| f.attribute("unit").unwrap_or("").to_string())
+        .collect();
+    let beam = elements("PARAM")
+        .filter(|p| BEAM_NAMES.contains(&norm(p.attribute("name").unwrap_or("")).as_str()))
+        .find_map(|p| {
+            let v: f64 = p.attribute("value")?.trim().parse().ok()?;
+            Some(arcsec_from(v, p.attribute("unit").unwrap_or("deg")))
+        });
+    let mut rows = Rows::new(path, "votable", &names, &units, settings)?;
+    let data = table
+        .descendants()
+        .find(|n| n.has_tag_name("DATA"))
+        .ok_or_else(|| no_table("the TABLE has no DATA"))?;
+    let tabledata = data
+        .children()
+        .find(|n| n.has_tag_name("TABLEDATA"))
+        .ok_or_else(|| {
+            no_table(
+                "the TABLE's data are BINARY, BINARY2 or FITS, not TABLEDATA (save it with \
+                 astropy's votable.writeto(..., tabledata_format='tabledata') or fetch it from \
+                 VizieR as VOTable)",
+            )
+        })?;
+    for tr in tabledata.children().filter(|n| n.has_tag_name("TR")) {
+        let cells: Vec<String> = tr
+            .children()
+            .filter(|n| n.has_tag_name("TD"))
+            .map(|td| td.text().unwrap_or("").trim().to_string())
+            .collect();
+        rows.push_text(|i| cells.get(i).filter(|c| !c.is_empty()).cloned());
+    }
+    if rows.r.beam_arcsec.is_none() {
+        rows.r.beam_arcsec = beam;
+    }
+    Ok(rows.r)
+}
+
+/// Reads a reference catalogue, choosing the reader from the file's first bytes: FITS
+/// (`SIMPLE`, or gzip), VOTable (XML), else CSV.
+pub fn read_reference(path: &Path, settings: &CatalogSettings) -> Result<Reference, CatalogError> {
     use std::io::Read;
-    let mut head = [0u8; 6];
+    let mut head = [0u8; 512];
     let n = std::fs::File::open(path)
         .and_then(|mut f| f.read(&mut head))
-        .map_err(|e| CatalogError::Read {
+        .map_err(|source| CatalogError::Io {
             path: path.into(),
-            reason: e.to_string(),
+            source,
         })?;
-    let is_fits = (n >= 6 && &head[..6] == b"SIMPLE") || (n >= 2 && head[..2] == [0x1f, 0x8b]);
+    let head = &head[..n];
+    let is_fits = head.starts_with(b"SIMPLE") || head.starts_with(&[0x1f, 0x8b]);
+    let text = String::from_utf8_lossy(head);
+    let is_xml = text
+        .trim_start_matches('\u{feff}')
+        .trim_start()
+        .starts_with('<');
     if is_fits {
-        read_fits(path)
+        read_fits(path, settings)
+    } else if is_xml {
+        read_votable(path, settings)
     } else {
-        read_csv(path)
+        read_csv(path, settings)
     }
 }
 
@@ -328,107 +597,93 @@ pub fn sources_csv(sources: &[Source]) -> String {
 
 /// Writes the CSV atomically.
 pub fn write_sources_csv(path: &Path, sources: &[Source]) -> Result<(), CatalogError> {
-    write_bytes_atomic(path, sources_csv(sources).as_bytes()).map_err(|e: FitsWriteError| {
+    write_bytes_atomic(path, sources_csv(sources).as_bytes()).map_err(|source| {
         CatalogError::Write {
             path: path.into(),
-            reason: e.to_string(),
+            source,
         }
     })
 }
 
+const FITS_DOUBLE_COLUMNS: [&str; 11] = [
+    "ra_deg",
+    "dec_deg",
+    "x",
+    "y",
+    "peak_jy",
+    "int_jy",
+    "island_jy",
+    "rms_jy",
+    "snr",
+    "maj_arcsec",
+    "min_arcsec",
+];
+
 /// Writes the sources as a FITS binary table (extension `SOURCES`), atomically.
 pub fn write_sources_fits(path: &Path, sources: &[Source]) -> Result<(), CatalogError> {
-    let err = |reason: String| CatalogError::Write {
-        path: path.into(),
-        reason,
-    };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    let result = (|| -> Result<(), String> {
-        let mut f = FitsFile::create(&tmp).open().map_err(|e| e.to_string())?;
-        let dcols = [
-            "ra_deg",
-            "dec_deg",
-            "x",
-            "y",
-            "peak_jy",
-            "int_jy",
-            "island_jy",
-            "rms_jy",
-            "snr",
-            "maj_arcsec",
-            "min_arcsec",
-        ];
-        let mut desc = vec![
-            ColumnDescription::new("id")
-                .with_type(ColumnDataType::Long)
-                .create()
-                .map_err(|e| e.to_string())?,
-        ];
-        for c in dcols {
-            desc.push(
-                ColumnDescription::new(c)
-                    .with_type(ColumnDataType::Double)
-                    .create()
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        for c in ["npix", "gauss_fit"] {
-            desc.push(
-                ColumnDescription::new(c)
-                    .with_type(ColumnDataType::Long)
-                    .create()
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        let hdu = f
-            .create_table("SOURCES".to_string(), &desc)
-            .map_err(|e| e.to_string())?;
-        if sources.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<i32> = sources.iter().map(|s| s.id as i32).collect();
-        hdu.write_col(&mut f, "id", &ids)
-            .map_err(|e| e.to_string())?;
-        let getters: [fn(&Source) -> f64; 11] = [
-            |s| s.ra_deg,
-            |s| s.dec_deg,
-            |s| s.x,
-            |s| s.y,
-            |s| s.peak_jy,
-            |s| s.int_jy,
-            |s| s.island_jy,
-            |s| s.rms_jy,
-            |s| s.snr,
-            |s| s.maj_arcsec,
-            |s| s.min_arcsec,
-        ];
-        for (c, g) in dcols.iter().zip(getters) {
-            let v: Vec<f64> = sources.iter().map(g).collect();
-            hdu.write_col(&mut f, *c, &v).map_err(|e| e.to_string())?;
-        }
-        let np: Vec<i32> = sources.iter().map(|s| s.npix as i32).collect();
-        hdu.write_col(&mut f, "npix", &np)
-            .map_err(|e| e.to_string())?;
-        let g: Vec<i32> = sources
-            .iter()
-            .map(|s| i32::from(s.fit == "gauss"))
-            .collect();
-        hdu.write_col(&mut f, "gauss_fit", &g)
-            .map_err(|e| e.to_string())?;
-        Ok(())
-    })();
-    match result {
-        Ok(()) => std::fs::rename(&tmp, path).map_err(|e| err(e.to_string())),
-        Err(e) => {
+    match sources_table(&tmp, sources) {
+        Ok(()) => std::fs::rename(&tmp, path).map_err(|source| CatalogError::Rename {
+            path: path.into(),
+            source,
+        }),
+        Err(source) => {
             let _ = std::fs::remove_file(&tmp);
-            Err(err(e))
+            Err(CatalogError::WriteFits {
+                path: path.into(),
+                source,
+            })
         }
     }
+}
+
+/// The `SOURCES` table written to `tmp`.
+fn sources_table(tmp: &Path, sources: &[Source]) -> Result<(), fitsio::errors::Error> {
+    let mut f = FitsFile::create(tmp).open()?;
+    let column = |name: &str, t: ColumnDataType| ColumnDescription::new(name).with_type(t).create();
+    let mut desc = vec![column("id", ColumnDataType::Long)?];
+    for c in FITS_DOUBLE_COLUMNS {
+        desc.push(column(c, ColumnDataType::Double)?);
+    }
+    for c in ["npix", "gauss_fit"] {
+        desc.push(column(c, ColumnDataType::Long)?);
+    }
+    let hdu = f.create_table("SOURCES".to_string(), &desc)?;
+    if sources.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i32> = sources.iter().map(|s| s.id as i32).collect();
+    hdu.write_col(&mut f, "id", &ids)?;
+    let getters: [fn(&Source) -> f64; 11] = [
+        |s| s.ra_deg,
+        |s| s.dec_deg,
+        |s| s.x,
+        |s| s.y,
+        |s| s.peak_jy,
+        |s| s.int_jy,
+        |s| s.island_jy,
+        |s| s.rms_jy,
+        |s| s.snr,
+        |s| s.maj_arcsec,
+        |s| s.min_arcsec,
+    ];
+    for (c, g) in FITS_DOUBLE_COLUMNS.iter().zip(getters) {
+        let v: Vec<f64> = sources.iter().map(g).collect();
+        hdu.write_col(&mut f, *c, &v)?;
+    }
+    let np: Vec<i32> = sources.iter().map(|s| s.npix as i32).collect();
+    hdu.write_col(&mut f, "npix", &np)?;
+    let g: Vec<i32> = sources
+        .iter()
+        .map(|s| i32::from(s.fit == "gauss"))
+        .collect();
+    hdu.write_col(&mut f, "gauss_fit", &g)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -444,13 +699,15 @@ mod tests {
             "# comment\nName,RAJ2000,DEJ2000,S1.4 (mJy)\na,12:00:00,-30:30:00,150\nb,15.5,2.0,20\nc,x,1,1\n",
         )
         .unwrap();
-        let r = read_reference(&p).unwrap();
+        let r = read_reference(&p, &CatalogSettings::default()).unwrap();
         assert_eq!(r.ra.len(), 2);
         assert!((r.ra[0] - 180.0).abs() < 1e-9 && (r.dec[0] + 30.5).abs() < 1e-9);
         assert!((r.flux.as_ref().unwrap()[0] - 0.15).abs() < 1e-12);
         assert_eq!(r.skipped, 1);
         std::fs::write(&p, "x,y\n1,2\n").unwrap();
-        let e = read_reference(&p).unwrap_err().to_string();
+        let e = read_reference(&p, &CatalogSettings::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no RA column") && e.contains("x, y"), "{e}");
     }
 }

@@ -3,11 +3,16 @@
 //! Invariants: every threshold a verdict uses comes from [`QaConfig::thresholds`], which overlays
 //! a tier's `[qa.tiers.NAME]` table on the built-in values for that tier (a tier without built-in
 //! QA values starts from the science values); `QaConfig::default()` spells the built-ins out.
+//! Astrometric thresholds are fractions of the mosaic's restoring beam (FWHM, major axis), never
+//! fixed arcseconds; a check leaves PASS only when the measurement is past its threshold by more
+//! than `significance_sigma` standard errors.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+use super::catalog::CatalogSettings;
 
 /// The `[qa]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,14 +24,21 @@ pub struct QaConfig {
     pub detection_sigma: f64,
     /// Background/rms box size in restoring-beam widths (BANE-like); the grid step is a third.
     pub box_beams: f64,
-    /// Cross-match radius in units of the restoring beam's major axis (FWHM).
+    /// Cross-match radius in units of the combined resolution √(θ_mosaic² + θ_reference²)
+    /// (FWHM, major axes), widened in quadrature by 3× the reference's position error.
     pub match_radius_beams: f64,
+    /// A check leaves PASS only when its value is past the threshold by more than this many
+    /// standard errors.
+    pub significance_sigma: f64,
     /// Sources brighter than this many sigma are used to look for negative bowls.
     pub bright_sigma: f64,
     /// Longest side of the quicklook PNG in pixels.
     pub quicklook_max_px: usize,
     /// Per-tier thresholds and reference catalogues.
     pub tiers: BTreeMap<String, QaTierConfig>,
+    /// `[qa.catalogues."FILE NAME"]`: columns, resolution and position error of a reference
+    /// catalogue, by its file name.
+    pub catalogues: BTreeMap<String, CatalogSettings>,
 }
 
 /// `[qa.tiers.NAME]`: every field optional; a missing one takes the built-in value.
@@ -34,8 +46,8 @@ pub struct QaConfig {
 #[serde(deny_unknown_fields)]
 pub struct QaTierConfig {
     pub reference: Option<PathBuf>,
-    pub astrometry_warn_arcsec: Option<f64>,
-    pub astrometry_fail_arcsec: Option<f64>,
+    pub astrometry_warn_beams: Option<f64>,
+    pub astrometry_fail_beams: Option<f64>,
     pub dynamic_range_fail: Option<f64>,
     pub noise_efficiency_warn: Option<f64>,
     pub artefact_warn: Option<f64>,
@@ -47,10 +59,13 @@ pub struct QaTierConfig {
 pub struct Thresholds {
     /// Reference catalogue named for this tier (or the `[qa]` default), if any.
     pub reference: Option<PathBuf>,
-    /// WARN when the systematic (median) astrometric offset exceeds this (arcsec).
-    pub astrometry_warn_arcsec: f64,
-    /// FAIL when it exceeds this (arcsec).
-    pub astrometry_fail_arcsec: f64,
+    /// WARN when the systematic (median) astrometric offset exceeds this fraction of the
+    /// mosaic's beam (FWHM), significantly.
+    pub astrometry_warn_beams: f64,
+    /// FAIL when it exceeds this fraction of the beam, significantly.
+    pub astrometry_fail_beams: f64,
+    /// How many standard errors past a threshold make a WARN/FAIL.
+    pub significance_sigma: f64,
     /// FAIL when peak / median noise is below this.
     pub dynamic_range_fail: f64,
     /// WARN when expected / measured noise is below this.
@@ -75,8 +90,10 @@ fn builtin_tier(name: &str) -> QaTierConfig {
     let ql = name == "quicklook";
     QaTierConfig {
         reference: None,
-        astrometry_warn_arcsec: Some(if ql { 0.5 } else { 0.3 }),
-        astrometry_fail_arcsec: Some(if ql { 1.0 } else { 0.5 }),
+        // A shift of f beams lowers a Gaussian's peak by 1 − exp(−4 ln2 f²): 0.7 % at 0.05,
+        // 2.7 % at 0.1, 10 % at 0.2 (README, "QA verdicts").
+        astrometry_warn_beams: Some(if ql { 0.1 } else { 0.05 }),
+        astrometry_fail_beams: Some(if ql { 0.2 } else { 0.1 }),
         dynamic_range_fail: Some(if ql { 50.0 } else { 100.0 }),
         noise_efficiency_warn: Some(if ql { 0.3 } else { 0.5 }),
         artefact_warn: Some(0.5),
@@ -94,12 +111,14 @@ impl Default for QaConfig {
             detection_sigma: 5.0,
             box_beams: 30.0,
             match_radius_beams: 0.5,
+            significance_sigma: 3.0,
             bright_sigma: 30.0,
             quicklook_max_px: 1600,
             tiers: BUILTIN_TIERS
                 .iter()
                 .map(|t| (t.to_string(), builtin_tier(t)))
                 .collect(),
+            catalogues: BTreeMap::new(),
         }
     }
 }
@@ -137,6 +156,12 @@ impl QaConfig {
             "must be in (0, 5]",
         )?;
         range(
+            "significance_sigma",
+            self.significance_sigma,
+            self.significance_sigma >= 1.0,
+            "must be at least 1",
+        )?;
+        range(
             "bright_sigma",
             self.bright_sigma,
             self.bright_sigma > self.detection_sigma,
@@ -168,8 +193,9 @@ impl QaConfig {
             .or_else(|| (!self.reference.as_os_str().is_empty()).then(|| self.reference.clone()));
         Thresholds {
             reference,
-            astrometry_warn_arcsec: pick(o.astrometry_warn_arcsec, base.astrometry_warn_arcsec),
-            astrometry_fail_arcsec: pick(o.astrometry_fail_arcsec, base.astrometry_fail_arcsec),
+            astrometry_warn_beams: pick(o.astrometry_warn_beams, base.astrometry_warn_beams),
+            astrometry_fail_beams: pick(o.astrometry_fail_beams, base.astrometry_fail_beams),
+            significance_sigma: self.significance_sigma,
             dynamic_range_fail: pick(o.dynamic_range_fail, base.dynamic_range_fail),
             noise_efficiency_warn: pick(o.noise_efficiency_warn, base.noise_efficiency_warn),
             artefact_warn: pick(o.artefact_warn, base.artefact_warn),
@@ -177,42 +203,69 @@ impl QaConfig {
         }
     }
 
+    /// The settings for the reference catalogue at `path`: its `[qa.catalogues]` entry (by file
+    /// name) overlaid with `over` (the command line's column choices).
+    pub fn catalogue(&self, path: &std::path::Path, over: &CatalogSettings) -> CatalogSettings {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.catalogues
+            .get(&name)
+            .cloned()
+            .unwrap_or_default()
+            .overlaid(over)
+    }
+
     /// The `[qa]` section of the default `contimg.toml`, every value at its default.
     pub fn default_toml() -> String {
         let d = QaConfig::default();
         let mut out = format!(
             r#"[qa]
-# Reference catalogue (CSV with ra/dec[/flux] columns, or a FITS binary table such as NVSS VZ)
-# for tiers that name none; "" = none. `contimg qa --reference` overrides both.
+# Reference catalogue (CSV with ra/dec[/flux] columns, a FITS binary table such as NVSS VZ, or a
+# VOTable) for tiers that name none; "" = none. `contimg qa --reference` overrides both.
 reference = "{reference}"
 # Islands: connected pixels above this many sigma of the local (BANE-like) rms.
 detection_sigma = {det}
 # Background/rms box size in restoring-beam widths; the grid step is a third of it.
 box_beams = {box_beams}
-# Cross-match radius in restoring-beam major axes (FWHM).
+# Cross-match radius in units of the combined resolution sqrt(mosaic beam^2 + catalogue beam^2)
+# (FWHM), widened by 3x the catalogue's position error; matches are one-to-one.
 match_radius_beams = {radius}
+# A check leaves PASS only when its value is past the threshold by more than this many standard
+# errors (so that a verdict does not flip on noise).
+significance_sigma = {sig}
 # Sources above this many sigma are checked for negative bowls around them.
 bright_sigma = {bright}
 # Longest side of the quicklook PNG in pixels.
 quicklook_max_px = {ql}
 
-# Verdict thresholds per tier. Astrometry uses the systematic (median) offset; dynamic range is
-# the brightest source's peak over the median noise; noise efficiency is expected / measured noise.
-# A tier may also name its own catalogue with a line such as: reference = "catalogues/nvss.fits"
+# Verdict thresholds per tier. Astrometry uses the systematic (median) offset in fractions of
+# the mosaic's beam (FWHM); dynamic range is the brightest source's peak over the median noise;
+# noise efficiency is expected / measured noise. Each must be past its threshold by more than
+# significance_sigma standard errors. A tier may also name its own catalogue with a line such
+# as: reference = "catalogues/nvss.fits"
+#
+# A reference catalogue's columns, resolution and position error, by file name (uncomment):
+#   [qa.catalogues."NVSSVZ.FIT.gz"]
+#   beam_arcsec = 45.0
+#   position_error_arcsec = 1.0
+#   flux_column = "PEAK INT"
 "#,
             reference = d.reference.display(),
             det = fmt_f(d.detection_sigma),
             box_beams = fmt_f(d.box_beams),
             radius = fmt_f(d.match_radius_beams),
+            sig = fmt_f(d.significance_sigma),
             bright = fmt_f(d.bright_sigma),
             ql = d.quicklook_max_px,
         );
         for (name, t) in &d.tiers {
             out.push_str(&format!(
-                "[qa.tiers.{name}]\nastrometry_warn_arcsec = {}\nastrometry_fail_arcsec = {}\n\
+                "[qa.tiers.{name}]\nastrometry_warn_beams = {}\nastrometry_fail_beams = {}\n\
                  dynamic_range_fail = {}\nnoise_efficiency_warn = {}\nartefact_warn = {}\nmin_matches = {}\n\n",
-                fmt_f(t.astrometry_warn_arcsec.unwrap_or(f64::NAN)),
-                fmt_f(t.astrometry_fail_arcsec.unwrap_or(f64::NAN)),
+                fmt_f(t.astrometry_warn_beams.unwrap_or(f64::NAN)),
+                fmt_f(t.astrometry_fail_beams.unwrap_or(f64::NAN)),
                 fmt_f(t.dynamic_range_fail.unwrap_or(f64::NAN)),
                 fmt_f(t.noise_efficiency_warn.unwrap_or(f64::NAN)),
                 fmt_f(t.artefact_warn.unwrap_or(f64::NAN)),
@@ -247,15 +300,12 @@ mod tests {
         let w: Wrap = toml::from_str(&QaConfig::default_toml()).unwrap();
         assert_eq!(w.qa, QaConfig::default());
         let w: Wrap =
-            toml::from_str("[qa]\n[qa.tiers.science]\nastrometry_fail_arcsec = 0.8\n").unwrap();
+            toml::from_str("[qa]\n[qa.tiers.science]\nastrometry_fail_beams = 0.15\n").unwrap();
         let t = w.qa.thresholds("science");
-        assert_eq!(t.astrometry_fail_arcsec, 0.8);
-        assert_eq!(t.astrometry_warn_arcsec, 0.3);
+        assert_eq!(t.astrometry_fail_beams, 0.15);
+        assert_eq!(t.astrometry_warn_beams, 0.05);
         let q = w.qa.thresholds("quicklook");
-        assert_eq!(
-            (q.astrometry_fail_arcsec, q.dynamic_range_fail),
-            (1.0, 50.0)
-        );
+        assert_eq!((q.astrometry_fail_beams, q.dynamic_range_fail), (0.2, 50.0));
         assert!(q.reference.is_none());
         assert!(toml::from_str::<Wrap>("[qa]\nmatch_radius = 1\n").is_err());
     }

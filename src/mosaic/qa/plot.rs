@@ -31,10 +31,19 @@ pub const OFFSETS_SIZE: (usize, usize) = (640, 640);
 pub const HIST_SIZE: (usize, usize) = (800, 500);
 
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: cannot write the picture: {reason}")]
-pub struct PlotError {
-    pub path: std::path::PathBuf,
-    pub reason: String,
+pub enum PlotError {
+    #[error("{path}: cannot encode the picture as PNG: {source}")]
+    Encode {
+        path: std::path::PathBuf,
+        #[source]
+        source: png::EncodingError,
+    },
+    #[error("{path}: cannot write the picture: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: crate::fits::write::FitsWriteError,
+    },
 }
 
 /// An RGB raster.
@@ -157,25 +166,27 @@ impl Canvas {
     }
 
     /// Encodes as PNG (8-bit RGB).
-    pub fn png_bytes(&self) -> Result<Vec<u8>, String> {
+    pub fn png_bytes(&self) -> Result<Vec<u8>, png::EncodingError> {
         let mut out = Vec::new();
         {
             let mut enc = png::Encoder::new(&mut out, self.w as u32, self.h as u32);
             enc.set_color(png::ColorType::Rgb);
             enc.set_depth(png::BitDepth::Eight);
-            let mut wr = enc.write_header().map_err(|e| e.to_string())?;
-            wr.write_image_data(&self.px).map_err(|e| e.to_string())?;
+            let mut wr = enc.write_header()?;
+            wr.write_image_data(&self.px)?;
         }
         Ok(out)
     }
 
     pub fn save(&self, path: &Path) -> Result<(), PlotError> {
-        let err = |reason: String| PlotError {
+        let bytes = self.png_bytes().map_err(|source| PlotError::Encode {
             path: path.to_path_buf(),
-            reason,
-        };
-        let bytes = self.png_bytes().map_err(err)?;
-        write_bytes_atomic(path, &bytes).map_err(|e| err(e.to_string()))
+            source,
+        })?;
+        write_bytes_atomic(path, &bytes).map_err(|source| PlotError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 
@@ -370,215 +381,306 @@ pub fn quicklook(
 ) -> Result<QuicklookLayout, PlotError> {
     let (ny, nx) = image.dim();
     let lay = quicklook_layout(nx, ny, max_px);
-    let (bw, bh) = (nx.div_ceil(lay.block), ny.div_ceil(lay.block));
-    let mut small = vec![f32::NAN; bw * bh];
-    for by in 0..bh {
-        for bx in 0..bw {
-            let mut m = f32::NAN;
-            for y in by * lay.block..((by + 1) * lay.block).min(ny) {
-                for x in bx * lay.block..((bx + 1) * lay.block).min(nx) {
-                    let v = image[[y, x]];
-                    if v.is_finite() && (m.is_nan() || v > m) {
-                        m = v;
+    let small = Downsampled::block_maximum(image, lay.block);
+    let stretch = Stretch::of(&small.values);
+    let mut c = Canvas::new(lay.canvas.0, lay.canvas.1, WHITE);
+    let panel = ImagePanel::new(&lay);
+    paint_pixels(&mut c, &small, &stretch, &lay);
+    draw_coordinate_grid(&mut c, wcs, nx, ny, &panel);
+    let r = (beam.fwhm_px() * panel.scale * 1.5).max(4.0);
+    for (s, m) in sources.iter().zip(matched).take(2000) {
+        let (cx, cy) = panel.to_canvas(s.x, s.y);
+        c.circle(cx, cy, r, if *m { GREEN } else { ORANGE });
+    }
+    draw_frame_and_text(&mut c, &panel, &stretch, text);
+    c.save(path)?;
+    Ok(lay)
+}
+
+/// The image reduced to block maxima (rows = y), NaN where a block has no finite pixel.
+struct Downsampled {
+    values: Vec<f32>,
+    w: usize,
+    h: usize,
+}
+
+impl Downsampled {
+    fn block_maximum(image: ArrayView2<f32>, block: usize) -> Downsampled {
+        let (ny, nx) = image.dim();
+        let (w, h) = (nx.div_ceil(block), ny.div_ceil(block));
+        let mut values = vec![f32::NAN; w * h];
+        for by in 0..h {
+            for bx in 0..w {
+                let mut m = f32::NAN;
+                for y in by * block..((by + 1) * block).min(ny) {
+                    for x in bx * block..((bx + 1) * block).min(nx) {
+                        let v = image[[y, x]];
+                        if v.is_finite() && (m.is_nan() || v > m) {
+                            m = v;
+                        }
                     }
                 }
+                values[by * w + bx] = m;
             }
-            small[by * bw + bx] = m;
+        }
+        Downsampled { values, w, h }
+    }
+}
+
+/// The asinh grey scale from `lo` (−2σ) to `hi` (99.95th percentile, at least 20σ).
+struct Stretch {
+    lo: f64,
+    hi: f64,
+}
+
+impl Stretch {
+    const SOFTENING: f64 = 10.0;
+
+    fn of(values: &[f32]) -> Stretch {
+        let (med, sig) = crate::stats::robust_stats(values).unwrap_or((0.0, 1.0));
+        let sig = if sig > 0.0 { sig } else { 1.0 };
+        let mut fin: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        let p = if fin.is_empty() {
+            med + 20.0 * sig
+        } else {
+            let k = ((fin.len() as f64 * 0.9995) as usize).min(fin.len() - 1);
+            *fin.select_nth_unstable_by(k, f32::total_cmp).1 as f64
+        };
+        Stretch {
+            lo: med - 2.0 * sig,
+            hi: p.max(med + 20.0 * sig),
         }
     }
-    let (med, sig) = crate::stats::robust_stats(&small).unwrap_or((0.0, 1.0));
-    let sig = if sig > 0.0 { sig } else { 1.0 };
-    let mut fin: Vec<f32> = small.iter().copied().filter(|v| v.is_finite()).collect();
-    let p = if fin.is_empty() {
-        med + 20.0 * sig
-    } else {
-        let k = ((fin.len() as f64 * 0.9995) as usize).min(fin.len() - 1);
-        *fin.select_nth_unstable_by(k, f32::total_cmp).1 as f64
-    };
-    let lo = med - 2.0 * sig;
-    let hi = p.max(med + 20.0 * sig);
-    let a = 10.0;
-    let norm = f64::asinh(a);
-    let mut c = Canvas::new(lay.canvas.0, lay.canvas.1, WHITE);
+
+    fn colour(&self, v: f64) -> Rgb {
+        if !v.is_finite() {
+            return [40, 44, 60];
+        }
+        let t = ((v - self.lo) / (self.hi - self.lo)).clamp(0.0, 1.0);
+        let a = Self::SOFTENING;
+        let g = (f64::asinh(a * t) / f64::asinh(a) * 255.0).round() as u8;
+        [g, g, g]
+    }
+}
+
+/// Paints the downsampled pixels; FITS y increases upwards, so output rows are flipped.
+fn paint_pixels(c: &mut Canvas, small: &Downsampled, stretch: &Stretch, lay: &QuicklookLayout) {
     let (mx, my) = (lay.margin.0 as i64, lay.margin.1 as i64);
-    // Pixels: FITS y increases upwards, so output rows are flipped.
-    for by in 0..bh {
-        for bx in 0..bw {
-            let v = small[by * bw + bx] as f64;
-            let col = if v.is_finite() {
-                let t = ((v - lo) / (hi - lo)).clamp(0.0, 1.0);
-                let g = (f64::asinh(a * t) / norm * 255.0).round() as u8;
-                [g, g, g]
-            } else {
-                [40, 44, 60]
-            };
-            let oy = (bh - 1 - by) * lay.zoom;
-            c.fill_rect(
-                mx + (bx * lay.zoom) as i64,
-                my + oy as i64,
-                lay.zoom as i64,
-                lay.zoom as i64,
-                col,
-            );
+    let z = lay.zoom as i64;
+    for by in 0..small.h {
+        for bx in 0..small.w {
+            let col = stretch.colour(small.values[by * small.w + bx] as f64);
+            let oy = ((small.h - 1 - by) * lay.zoom) as i64;
+            c.fill_rect(mx + bx as i64 * z, my + oy, z, z, col);
         }
     }
-    let scale = lay.zoom as f64 / lay.block as f64;
-    let to_canvas = |x: f64, y: f64| {
+}
+
+/// The image panel on the canvas: margins, size and mosaic pixels → canvas pixels.
+struct ImagePanel {
+    mx: f64,
+    my: f64,
+    w: f64,
+    h: f64,
+    /// Canvas pixels per mosaic pixel.
+    scale: f64,
+}
+
+impl ImagePanel {
+    fn new(lay: &QuicklookLayout) -> ImagePanel {
+        ImagePanel {
+            mx: lay.margin.0 as f64,
+            my: lay.margin.1 as f64,
+            w: lay.panel.0 as f64,
+            h: lay.panel.1 as f64,
+            scale: lay.zoom as f64 / lay.block as f64,
+        }
+    }
+
+    fn to_canvas(&self, x: f64, y: f64) -> (f64, f64) {
         (
-            mx as f64 + (x + 0.5) * scale,
-            my as f64 + lay.panel.1 as f64 - (y + 0.5) * scale,
+            self.mx + (x + 0.5) * self.scale,
+            self.my + self.h - (y + 0.5) * self.scale,
         )
-    };
-    let inside = |cx: f64, cy: f64| {
-        cx >= mx as f64
-            && cy >= my as f64
-            && cx <= (mx as usize + lay.panel.0) as f64
-            && cy <= (my as usize + lay.panel.1) as f64
-    };
-    // Coordinate grid.
-    let mut samples = Vec::new();
-    let n = 24;
-    for j in 0..=n {
-        for i in 0..=n {
-            let (x, y) = (
-                i as f64 / n as f64 * (nx - 1) as f64,
-                j as f64 / n as f64 * (ny - 1) as f64,
-            );
-            if let Some(w) = wcs.pix_to_icrs(x, y) {
-                samples.push(w);
-            }
-        }
     }
-    if let Some(&(ra_c, _)) = samples.get(samples.len() / 2) {
-        let rel: Vec<f64> = samples
-            .iter()
-            .map(|s| (s.0 - ra_c + 540.0).rem_euclid(360.0) - 180.0)
+
+    fn inside(&self, cx: f64, cy: f64) -> bool {
+        cx >= self.mx && cy >= self.my && cx <= self.mx + self.w && cy <= self.my + self.h
+    }
+}
+
+/// The sky span of the mosaic: RA relative to the central sample's (so spans across 0h are
+/// continuous) and Dec, from a 25 × 25 grid of pixel samples.
+struct SkySpan {
+    ra_c: f64,
+    rmin: f64,
+    rmax: f64,
+    dmin: f64,
+    dmax: f64,
+}
+
+impl SkySpan {
+    fn of(wcs: &Wcs, nx: usize, ny: usize) -> Option<SkySpan> {
+        let n = 24;
+        let samples: Vec<(f64, f64)> = (0..=n)
+            .flat_map(|j| (0..=n).map(move |i| (i, j)))
+            .filter_map(|(i, j)| {
+                wcs.pix_to_icrs(
+                    i as f64 / n as f64 * (nx - 1) as f64,
+                    j as f64 / n as f64 * (ny - 1) as f64,
+                )
+            })
             .collect();
-        let (rmin, rmax) = rel
+        let &(ra_c, _) = samples.get(samples.len() / 2)?;
+        let rel = samples
             .iter()
-            .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+            .map(|s| (s.0 - ra_c + 540.0).rem_euclid(360.0) - 180.0);
+        let (rmin, rmax) = rel.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
         let (dmin, dmax) = samples
             .iter()
             .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v.1), b.max(v.1)));
-        let ra_steps = [
-            10.0 / 240.0,
-            20.0 / 240.0,
-            30.0 / 240.0,
-            0.25,
-            0.5,
-            1.25,
-            2.5,
-            5.0,
-            7.5,
-            15.0,
-            30.0,
-            45.0,
-            90.0,
-        ];
-        let dec_steps = [
-            1.0 / 60.0,
-            2.0 / 60.0,
-            5.0 / 60.0,
-            10.0 / 60.0,
-            0.25,
-            0.5,
-            1.0,
-            2.0,
-            5.0,
-            10.0,
-            15.0,
-            30.0,
-        ];
-        let rs = pick_step(
-            rmax - rmin,
-            &ra_steps,
-            (lay.panel.0 as f64 / 130.0).min(8.0),
-        );
-        let ds = pick_step(
-            dmax - dmin,
-            &dec_steps,
-            (lay.panel.1 as f64 / 40.0).min(8.0),
-        );
-        let bottom = (my as usize + lay.panel.1) as f64;
-        let left = mx as f64;
-        let mut k = ((ra_c + rmin) / rs).ceil();
-        while k * rs <= ra_c + rmax {
-            let ra = k * rs;
-            let mut prev: Option<(f64, f64)> = None;
-            let mut labelled = false;
-            for t in 0..=200 {
-                let dec = dmin - 0.1 * (dmax - dmin) + 1.2 * (dmax - dmin) * t as f64 / 200.0;
-                let cur = wcs
-                    .icrs_to_pix(ra.rem_euclid(360.0), dec)
-                    .map(|(x, y)| to_canvas(x, y));
-                if let (Some(p0), Some(p1)) = (prev, cur)
-                    && (p1.0 - p0.0).abs() + (p1.1 - p0.1).abs() < 200.0
-                {
-                    if inside(p0.0, p0.1) && inside(p1.0, p1.1) {
-                        c.line(p0.0, p0.1, p1.0, p1.1, GRID, 3);
-                    }
-                    if !labelled
-                        && (p0.1 - bottom) * (p1.1 - bottom) <= 0.0
-                        && inside(p0.0, bottom - 1.0)
-                    {
-                        let s = fmt_ra(ra, rs);
-                        c.text(
-                            p0.0 as i64 - Canvas::text_width(&s, 2) / 2,
-                            bottom as i64 + 6,
-                            &s,
-                            BLACK,
-                            2,
-                        );
-                        labelled = true;
-                    }
-                }
-                prev = cur;
-            }
-            k += 1.0;
-        }
-        let mut k = (dmin / ds).ceil();
-        while k * ds <= dmax {
-            let dec = k * ds;
-            let mut prev: Option<(f64, f64)> = None;
-            let mut labelled = false;
-            for t in 0..=200 {
-                let ra = ra_c + rmin - 0.1 * (rmax - rmin) + 1.2 * (rmax - rmin) * t as f64 / 200.0;
-                let cur = wcs
-                    .icrs_to_pix(ra.rem_euclid(360.0), dec)
-                    .map(|(x, y)| to_canvas(x, y));
-                if let (Some(p0), Some(p1)) = (prev, cur)
-                    && (p1.0 - p0.0).abs() + (p1.1 - p0.1).abs() < 200.0
-                {
-                    if inside(p0.0, p0.1) && inside(p1.0, p1.1) {
-                        c.line(p0.0, p0.1, p1.0, p1.1, GRID, 3);
-                    }
-                    if !labelled && (p0.0 - left) * (p1.0 - left) <= 0.0 && inside(left + 1.0, p0.1)
-                    {
-                        let s = fmt_dec(dec, ds);
-                        c.text(
-                            left as i64 - 6 - Canvas::text_width(&s, 2),
-                            p0.1 as i64 - 7,
-                            &s,
-                            BLACK,
-                            2,
-                        );
-                        labelled = true;
-                    }
-                }
-                prev = cur;
-            }
-            k += 1.0;
-        }
+        Some(SkySpan {
+            ra_c,
+            rmin,
+            rmax,
+            dmin,
+            dmax,
+        })
     }
-    // Sources.
-    let r = (beam.fwhm_px() * scale * 1.5).max(4.0);
-    for (s, m) in sources.iter().zip(matched).take(2000) {
-        let (cx, cy) = to_canvas(s.x, s.y);
-        c.circle(cx, cy, r, if *m { GREEN } else { ORANGE });
+}
+
+const RA_STEPS_DEG: [f64; 13] = [
+    10.0 / 240.0,
+    20.0 / 240.0,
+    30.0 / 240.0,
+    0.25,
+    0.5,
+    1.25,
+    2.5,
+    5.0,
+    7.5,
+    15.0,
+    30.0,
+    45.0,
+    90.0,
+];
+const DEC_STEPS_DEG: [f64; 12] = [
+    1.0 / 60.0,
+    2.0 / 60.0,
+    5.0 / 60.0,
+    10.0 / 60.0,
+    0.25,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    15.0,
+    30.0,
+];
+
+/// Where a grid line is labelled: where it crosses the panel's bottom edge (RA) or its left
+/// edge (Dec).
+#[derive(Clone, Copy)]
+enum LabelEdge {
+    Bottom,
+    Left,
+}
+
+/// Dashed lines of constant RA and Dec across the panel, labelled at the bottom and left edges.
+fn draw_coordinate_grid(c: &mut Canvas, wcs: &Wcs, nx: usize, ny: usize, panel: &ImagePanel) {
+    let Some(sp) = SkySpan::of(wcs, nx, ny) else {
+        return;
+    };
+    let rs = pick_step(sp.rmax - sp.rmin, &RA_STEPS_DEG, (panel.w / 130.0).min(8.0));
+    let ds = pick_step(sp.dmax - sp.dmin, &DEC_STEPS_DEG, (panel.h / 40.0).min(8.0));
+    let mut k = ((sp.ra_c + sp.rmin) / rs).ceil();
+    while k * rs <= sp.ra_c + sp.rmax {
+        let ra = k * rs;
+        let dec_at = |t: f64| sp.dmin - 0.1 * (sp.dmax - sp.dmin) + 1.2 * (sp.dmax - sp.dmin) * t;
+        let label = fmt_ra(ra, rs);
+        trace(
+            c,
+            wcs,
+            panel,
+            |t| (ra, dec_at(t)),
+            LabelEdge::Bottom,
+            &label,
+        );
+        k += 1.0;
     }
-    // Frame, titles, legend.
-    let (pw, ph) = (lay.panel.0 as f64, lay.panel.1 as f64);
-    let (fx, fy) = (mx as f64 - 1.0, my as f64 - 1.0);
+    let mut k = (sp.dmin / ds).ceil();
+    while k * ds <= sp.dmax {
+        let dec = k * ds;
+        let ra_at =
+            |t: f64| sp.ra_c + sp.rmin - 0.1 * (sp.rmax - sp.rmin) + 1.2 * (sp.rmax - sp.rmin) * t;
+        let label = fmt_dec(dec, ds);
+        trace(c, wcs, panel, |t| (ra_at(t), dec), LabelEdge::Left, &label);
+        k += 1.0;
+    }
+}
+
+/// Draws the sky curve `at(t)`, t in [0, 1], in 200 segments (skipping jumps across the
+/// projection's edge), and its label where it first crosses `edge`.
+fn trace(
+    c: &mut Canvas,
+    wcs: &Wcs,
+    panel: &ImagePanel,
+    at: impl Fn(f64) -> (f64, f64),
+    edge: LabelEdge,
+    label: &str,
+) {
+    let bottom = panel.my + panel.h;
+    let left = panel.mx;
+    let mut prev: Option<(f64, f64)> = None;
+    let mut labelled = false;
+    for t in 0..=200 {
+        let (ra, dec) = at(t as f64 / 200.0);
+        let cur = wcs
+            .icrs_to_pix(ra.rem_euclid(360.0), dec)
+            .map(|(x, y)| panel.to_canvas(x, y));
+        if let (Some(p0), Some(p1)) = (prev, cur)
+            && (p1.0 - p0.0).abs() + (p1.1 - p0.1).abs() < 200.0
+        {
+            if panel.inside(p0.0, p0.1) && panel.inside(p1.0, p1.1) {
+                c.line(p0.0, p0.1, p1.0, p1.1, GRID, 3);
+            }
+            if !labelled {
+                labelled = match edge {
+                    LabelEdge::Bottom => {
+                        let crosses = (p0.1 - bottom) * (p1.1 - bottom) <= 0.0
+                            && panel.inside(p0.0, bottom - 1.0);
+                        if crosses {
+                            let x = p0.0 as i64 - Canvas::text_width(label, 2) / 2;
+                            c.text(x, bottom as i64 + 6, label, BLACK, 2);
+                        }
+                        crosses
+                    }
+                    LabelEdge::Left => {
+                        let crosses =
+                            (p0.0 - left) * (p1.0 - left) <= 0.0 && panel.inside(left + 1.0, p0.1);
+                        if crosses {
+                            let x = left as i64 - 6 - Canvas::text_width(label, 2);
+                            c.text(x, p0.1 as i64 - 7, label, BLACK, 2);
+                        }
+                        crosses
+                    }
+                };
+            }
+        }
+        prev = cur;
+    }
+}
+
+/// The panel's frame, the verdict, title and subtitle, the footnote and the Dec axis label.
+fn draw_frame_and_text(
+    c: &mut Canvas,
+    panel: &ImagePanel,
+    stretch: &Stretch,
+    text: &QuicklookText,
+) {
+    let (pw, ph) = (panel.w, panel.h);
+    let (fx, fy) = (panel.mx - 1.0, panel.my - 1.0);
     c.line(fx, fy, fx + pw + 1.0, fy, BLACK, 0);
     c.line(fx, fy + ph + 1.0, fx + pw + 1.0, fy + ph + 1.0, BLACK, 0);
     c.line(fx, fy, fx, fy + ph + 1.0, BLACK, 0);
@@ -589,30 +691,18 @@ pub fn quicklook(
         _ => RED,
     };
     c.text(10, 10, text.verdict, vcol, 3);
-    c.text(
-        10 + Canvas::text_width(text.verdict, 3) + 14,
-        12,
-        text.title,
-        BLACK,
-        2,
-    );
+    let title_x = 10 + Canvas::text_width(text.verdict, 3) + 14;
+    c.text(title_x, 12, text.title, BLACK, 2);
     for (k, line) in text.subtitle.lines().take(2).enumerate() {
         c.text(10, 42 + 22 * k as i64, line, [60, 60, 60], 2);
     }
-    let foot = my + lay.panel.1 as i64 + 34;
-    c.text(
-        mx,
-        foot,
-        &format!(
-            "RA, Dec (ICRS). asinh stretch {:.3e} to {:.3e} Jy/beam. circles: sources (green = matched)",
-            lo, hi
-        ),
-        [60, 60, 60],
-        1,
+    let foot = (panel.my + ph) as i64 + 34;
+    let note = format!(
+        "RA, Dec (ICRS). asinh stretch {:.3e} to {:.3e} Jy/beam. circles: sources (green = matched)",
+        stretch.lo, stretch.hi
     );
-    c.text_up(12, my + lay.panel.1 as i64 / 2 + 30, "Dec", BLACK, 2);
-    c.save(path)?;
-    Ok(lay)
+    c.text(panel.mx as i64, foot, &note, [60, 60, 60], 1);
+    c.text_up(12, (panel.my + ph / 2.0) as i64 + 30, "Dec", BLACK, 2);
 }
 
 /// Draws ΔRA·cos δ against ΔDec (arcsec) of the matches, the median offset (red cross) and the

@@ -3,8 +3,9 @@
 //! looks at three bands and, in each, the RA interval ±r/cos δ found by binary search (both sides
 //! of RA 0h/360h when the interval wraps). Building is O(N log N), a query O(log N + k).
 //!
-//! Invariants: a match is the nearest reference within the radius (great-circle separation);
-//! offsets are found − reference, ΔRA measured as ΔRA·cos δ on the tangent plane, in arcsec.
+//! Invariants: matches are one-to-one: each found source takes its nearest reference within the
+//! radius (great-circle separation), and a reference claimed by several found sources keeps only
+//! the nearest of them; offsets are found − reference, ΔRA measured as ΔRA·cos δ on the tangent plane, in arcsec.
 
 use serde::Serialize;
 
@@ -104,7 +105,8 @@ pub fn offset_arcsec(found: (f64, f64), reference: (f64, f64)) -> (f64, f64) {
     (xi.to_degrees() * 3600.0, eta.to_degrees() * 3600.0)
 }
 
-/// Matches each found position to its nearest reference within `radius_deg`.
+/// Matches each found position to its nearest reference within the index's radius, one-to-one
+/// (a reference nearest to several found positions is matched to the closest), in found order.
 pub fn cross_match(
     found: &[(f64, f64, f64)],
     index: &ZoneIndex,
@@ -112,7 +114,7 @@ pub fn cross_match(
     ref_dec: &[f64],
     ref_flux: Option<&[f64]>,
 ) -> Vec<Match> {
-    found
+    let candidates: Vec<Match> = found
         .iter()
         .enumerate()
         .filter_map(|(i, &(ra, dec, peak))| {
@@ -131,6 +133,19 @@ pub fn cross_match(
                 flux_ratio,
             })
         })
+        .collect();
+    let mut closest: std::collections::HashMap<usize, (usize, f64)> = Default::default();
+    for (k, m) in candidates.iter().enumerate() {
+        let e = closest.entry(m.reference).or_insert((k, m.sep_arcsec));
+        if m.sep_arcsec < e.1 {
+            *e = (k, m.sep_arcsec);
+        }
+    }
+    candidates
+        .into_iter()
+        .enumerate()
+        .filter(|(k, m)| closest[&m.reference].0 == *k)
+        .map(|(_, m)| m)
         .collect()
 }
 
@@ -165,6 +180,20 @@ mod tests {
                 .min_by(|a, b| a.1.total_cmp(&b.1));
             assert_eq!(idx.nearest(qa, qd).map(|b| b.0), brute.map(|b| b.0));
         }
+    }
+
+    #[test]
+    fn matches_are_one_to_one() {
+        // Two found sources near one reference: only the nearer keeps it.
+        let idx = ZoneIndex::new(&[10.0, 20.0], &[0.0, 0.0], 0.01);
+        let found = [
+            (10.0 + 9.0 / 3600.0, 0.0, 1.0),
+            (10.0 + 3.0 / 3600.0, 0.0, 1.0),
+            (20.0, 0.0, 1.0),
+        ];
+        let m = cross_match(&found, &idx, &[10.0, 20.0], &[0.0, 0.0], None);
+        let pairs: Vec<(usize, usize)> = m.iter().map(|m| (m.source, m.reference)).collect();
+        assert_eq!(pairs, [(1, 0), (2, 1)]);
     }
 
     #[test]
