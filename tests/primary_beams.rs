@@ -151,3 +151,65 @@ fn a_missing_frequency_is_an_error_whose_advice_works() {
     // An unknown telescope falls back to the default dish's Gaussian; DSA-110 is the default.
     assert_eq!(BuildOptions::default().default_dish_m, DSA110_DISH_M);
 }
+
+/// Corrected inputs (I/A, PBCOR = T) whose recorded rms is, as ingest measures it, a robust rms
+/// over the whole corrected image: the engine weighs them by their noise at the pointing centre,
+/// so their expected-noise map matches that of the same images uncorrected.
+#[test]
+fn corrected_inputs_are_weighted_by_their_noise_at_the_pointing_centre() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SimConfig {
+        out: dir.path().to_path_buf(),
+        images: 3,
+        size: 256,
+        cell: 45.0,
+        seed: 8,
+        noise_jy: 1e-3,
+        ra_start: Some(150.0),
+        ..SimConfig::default()
+    };
+    let summary = simulate(&cfg, &|_| {}).expect("simulate");
+    let model = BeamModel::for_telescope("DSA-110").unwrap();
+    let mut apparent = Vec::new();
+    let mut corrected = Vec::new();
+    let mut overstated = Vec::new();
+    for sn in &summary.snapshots {
+        let mut img = contimg::fits::read::read_image(&sn.file).unwrap();
+        let wcs = contimg::wcs::Wcs::from_header(&img.header).unwrap();
+        let centre = (sn.ra_deg, sn.dec_deg);
+        for ((y, x), v) in img.plane.indexed_iter_mut() {
+            let pos = wcs.pix_to_icrs(x as f64, y as f64).unwrap();
+            let sep = contimg::wcs::separation_deg(centre, pos).to_radians();
+            *v /= model.response(sep, cfg.freq_hz) as f32;
+        }
+        img.header
+            .set("PBCOR", contimg::fits::Value::Bool(true), "corrected");
+        let path = dir.path().join(format!("pbcor_{}.fits", sn.index));
+        contimg::fits::write::write_image_2d(&path, img.plane.view(), &img.header).unwrap();
+        let recorded = contimg::stats::robust_rms(img.plane.iter()).unwrap();
+        overstated.push(recorded / sn.rms_jy);
+        apparent.push(MosaicInput::new(sn.file.clone(), sn.rms_jy));
+        corrected.push(MosaicInput::new(path, recorded));
+    }
+    // The recorded rms of a corrected image overstates its centre noise (else this test is moot).
+    assert!(overstated.iter().all(|f| *f > 1.1), "{overstated:?}");
+    let opts = BuildOptions::default();
+    let build = |inputs: &[MosaicInput], stem: &str| {
+        let out = OutputPaths::from_stem(dir.path(), stem);
+        let r = build_mosaic(inputs, &opts, &out, &|_| {}).expect("build");
+        read(&r.paths.noise).1
+    };
+    let (a, c) = (build(&apparent, "apparent"), build(&corrected, "corrected"));
+    assert_eq!(a.dim(), c.dim());
+    let ratios: Vec<f64> = a
+        .iter()
+        .zip(c.iter())
+        .filter(|(x, y)| x.is_finite() && y.is_finite() && **x > 0.0)
+        .map(|(x, y)| (*y / *x) as f64)
+        .collect();
+    let median = contimg::stats::median_f64(&ratios).unwrap();
+    assert!(
+        (median - 1.0).abs() < 0.03,
+        "noise map of the corrected set / the apparent set = {median} (recorded rms overstated by {overstated:?})"
+    );
+}

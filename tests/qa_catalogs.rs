@@ -6,6 +6,8 @@
 
 mod mosaic_util;
 
+use std::path::Path;
+
 use contimg::mosaic::qa::catalog::{CatalogSettings, read_reference};
 use mosaic_util::run_python;
 
@@ -109,4 +111,88 @@ fn csv_fits_and_votable_written_by_astropy_read_the_same() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("\"DECL\"") && e.contains("DE_ICRS"), "{e}");
+}
+
+/// `contimg qa` with a catalogue whose columns it cannot recognise: exit 2 naming the flag;
+/// with `--ra-column/--dec-column` it matches, reports the columns and writes the rms map.
+#[test]
+fn the_binary_takes_the_columns_a_user_names() {
+    use contimg::mosaic::qa::synth::SynthMosaic;
+    use contimg::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = SynthMosaic {
+        nx: 200,
+        ny: 200,
+        cell_arcsec: 3.0,
+        projection: "SIN".into(),
+        centre: (210.0, 45.0),
+        beam_arcsec: 12.0,
+        noise_jy: 5e-4,
+        seed: 4,
+        sources: vec![],
+    };
+    m.add_random_sources(20, 0.01, 0.5, 15.0, 18.0);
+    let paths = m.write(dir.path(), "odd", &|_| {}).unwrap();
+    let db = dir.path().join("pipeline.sqlite3");
+    let store = Store::open(&db).unwrap();
+    store
+        .conn
+        .execute(
+            "INSERT INTO mosaic_plans (name, tier, start_time, end_time, image_ids, n_images, \
+             created_at) VALUES ('odd', 'quicklook', 0, 3600, '[]', 1, 0)",
+            [],
+        )
+        .unwrap();
+    let plan = store.conn.last_insert_rowid();
+    store
+        .conn
+        .execute(
+            "INSERT INTO mosaics (plan_id, path, tier, n_images, created_at) \
+             VALUES (?1, ?2, 'quicklook', 1, 0)",
+            rusqlite::params![plan, paths[0].to_str().unwrap()],
+        )
+        .unwrap();
+    let id = store.conn.last_insert_rowid().to_string();
+    let cat = dir.path().join("odd.csv");
+    let mut text = String::from("\"label, with comma\",pos_a,pos_b\n");
+    for (i, s) in m.sources.iter().enumerate() {
+        text.push_str(&format!("\"s{i}, x\",{},{}\n", s.ra_deg, s.dec_deg));
+    }
+    std::fs::write(&cat, text).unwrap();
+    let qa = |extra: &[&str]| {
+        let mut args = vec![
+            "--db",
+            db.to_str().unwrap(),
+            "qa",
+            "--mosaic",
+            &id,
+            "--no-pictures",
+            "--reference",
+            cat.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_contimg"))
+            .args(&args)
+            .env_remove("CONTIMG_WORKSPACE")
+            .env_remove("CONTIMG_DB")
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = qa(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--ra-column") && err.contains("pos_a"),
+        "{err}"
+    );
+    let out = qa(&["--ra-column", "POS_A", "--dec-column", "pos_b"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("RA column \"pos_a\""), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["astrometry"]["columns"][0], "pos_a");
+    assert_eq!(v["astrometry"]["reference_format"], "csv");
+    assert!(v["astrometry"]["n_matches"].as_u64().unwrap() >= 15, "{v}");
+    assert!(Path::new(v["noise"]["rms_map"].as_str().unwrap()).is_file());
 }

@@ -7,6 +7,8 @@ use crate::manifest::{self, PLAN_SCHEMA, PlanManifest};
 use crate::mosaic::build::{BuildRequest, build};
 use crate::mosaic::engine::PrimaryBeam;
 
+/// Build a plan's mosaic, weight map and expected-noise map.
+///
 /// Build the mosaic of a plan: reproject every input onto one ICRS grid and combine them
 /// linmos-style (weights A²/σ², primary-beam cut-off); write the mosaic, its weight map and its
 /// expected-noise map into the workspace's mosaics/ directory; print a `contimg.mosaic/1` manifest.
@@ -31,11 +33,14 @@ pub struct Args {
     /// Output pixel size in arcsec (default: the median of the inputs).
     #[arg(long, value_name = "ARCSEC")]
     pub cell: Option<f64>,
-    /// Output projection: auto, SIN, TAN or CAR (default from contimg.toml: auto).
-    #[arg(long, value_name = "PROJ")]
+    /// Output projection (default from contimg.toml: auto = SIN for compact fields, CAR for
+    /// strips wider than 10°).
+    #[arg(long, value_name = "PROJ", ignore_case = true,
+          value_parser = ["auto", "SIN", "TAN", "CAR"])]
     pub projection: Option<String>,
-    /// Interpolation: nearest, bilinear, bicubic or lanczos3 (default: the tier's).
-    #[arg(long, value_name = "KERNEL")]
+    /// Interpolation kernel (default: the tier's; see `contimg tiers`).
+    #[arg(long, value_name = "KERNEL",
+          value_parser = ["nearest", "bilinear", "bicubic", "lanczos3"])]
     pub interpolation: Option<String>,
     /// Primary-beam cut-off in (0, 1) (default from contimg.toml: 0.1).
     #[arg(long, value_name = "A")]

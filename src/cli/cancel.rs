@@ -2,6 +2,8 @@
 
 use super::Ctx;
 
+/// Cancel an execution.
+///
 /// Cancel an execution: its pending and sleeping tasks are cancelled at once; a running task's
 /// worker sees its lease lost at its next heartbeat and kills the job's process group. Prints the
 /// execution manifest (exit 1: the execution did not complete).

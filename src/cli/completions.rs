@@ -10,6 +10,8 @@ use clap_complete::Shell;
 
 use super::emit_text;
 
+/// Print a shell completion script.
+///
 /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
 #[derive(Debug, clap::Args)]
 pub struct CompletionsArgs {
@@ -18,6 +20,8 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
+/// Write the man pages.
+///
 /// Write man pages: contimg.1 and one page per subcommand (contimg-ingest.1, ...).
 #[derive(Debug, clap::Args)]
 pub struct ManArgs {

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use super::{CliError, Ctx, emit_json};
 
+/// Register FITS images (centre, time, rms, beam, frequency, hash).
+///
 /// Register FITS images: centre (ICRS), time, rms, beam, frequency, pixel scale, hash.
 ///
 /// PATHs are files or directories (searched recursively for *.fits, *.fit, *.fts, optionally

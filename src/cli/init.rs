@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use super::{Ctx, emit_json};
 
+/// Create a workspace (contimg.toml, database, mosaics/, logs/).
+///
 /// Create a workspace: contimg.toml (every default written out), pipeline.sqlite3, mosaics/, logs/.
 ///
 /// Running it again on an existing workspace changes nothing and reports what is already there.

@@ -120,6 +120,35 @@ pub enum Command {
     Man(completions::ManArgs),
 }
 
+/// A tier name for `--tier`: help and completions offer the built-in tiers and `auto`; any other
+/// name is accepted here and checked against the workspace's `[tiers.NAME]` when the command runs.
+#[derive(Debug, Clone, Copy)]
+pub struct TierName;
+
+impl clap::builder::TypedValueParser for TierName {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::NonEmptyStringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        let builtin = crate::mosaic::tiers::builtin()
+            .into_iter()
+            .map(|t| clap::builder::PossibleValue::new(t.name).help(t.description));
+        let auto = clap::builder::PossibleValue::new("auto")
+            .help("choose from the window: < 1 h quicklook, > 48 h deep, else science");
+        Some(Box::new(builtin.chain(std::iter::once(auto))))
+    }
+}
+
 /// An error whose exit code is fixed: 2 for bad input or usage, 1 for work that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {

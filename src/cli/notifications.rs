@@ -4,6 +4,8 @@ use std::io::IsTerminal;
 
 use super::{Ctx, emit_json, emit_text};
 
+/// List the failure notifications and their delivery.
+///
 /// List the failure notifications (newest first): channel, state (pending, sending, delivered,
 /// failed = attempts exhausted, skipped = no target configured), attempts and the last error.
 ///

@@ -4,6 +4,8 @@ use std::io::IsTerminal;
 
 use super::{CliError, Ctx, emit_json, emit_text};
 
+/// List the pipelines, or validate them with `check`.
+///
 /// List the pipelines (built-in and from contimg.toml), or validate them with `check`.
 ///
 /// A table when stdout is a terminal; JSON (each pipeline with its full definition) with --json

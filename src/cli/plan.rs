@@ -5,6 +5,8 @@ use crate::time::{Instant, chrono_duration, parse_day, parse_duration, parse_tim
 use super::{CliError, Ctx, emit_json};
 use crate::mosaic::plan::{PlanError, PlanRequest};
 
+/// Select images for a mosaic and record the plan.
+///
 /// Select images for a mosaic and record a plan; prints a `contimg.plan/1` manifest.
 ///
 /// The window is [start, end): give --start and --end (ISO-8601 UTC like 2026-11-20T03:00Z, or
@@ -16,9 +18,9 @@ use crate::mosaic::plan::{PlanError, PlanRequest};
 /// Example: contimg plan --tier science --night 2026-11-20 | contimg build - | contimg qa -
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Tier name (see `contimg tiers`), or `auto` to choose from the window length
-    /// (< 1 h quicklook, > 48 h deep, else science).
-    #[arg(long, value_name = "TIER")]
+    /// Tier name (a built-in below or a `[tiers.NAME]` of contimg.toml; see `contimg tiers`), or
+    /// `auto` to choose from the window length.
+    #[arg(long, value_name = "TIER", value_parser = super::TierName)]
     pub tier: String,
     /// Window start (inclusive), ISO-8601 UTC or MJD.
     #[arg(long, value_name = "TIME", requires = "end", conflicts_with_all = ["last", "night"])]

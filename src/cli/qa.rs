@@ -9,6 +9,8 @@ use crate::mosaic::qa::{self, MosaicInput, QaError, QaManifest, QaOptions, Verdi
 use crate::store::Store;
 use crate::workspace::WorkspaceError;
 
+/// Quality-check a mosaic and record the verdict.
+///
 /// Quality-check a mosaic; prints a `contimg.qa/1` manifest and records a `mosaic_qa` row.
 ///
 /// Measures the noise (BANE-like box rms, and against the build's expected-noise map), finds

@@ -3,6 +3,8 @@
 use super::Ctx;
 use crate::pipeline::api;
 
+/// Re-run an execution's failed and cancelled jobs.
+///
 /// Re-run an execution's failed and cancelled jobs (with fresh attempts), reusing the outputs of
 /// its completed jobs, then work the execution to its end like `run` (unless --detach).
 #[derive(Debug, clap::Args)]

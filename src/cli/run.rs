@@ -12,6 +12,8 @@ use crate::pipeline::def::NamedPipeline;
 use crate::pipeline::{ExecStatus, ExecutionManifest};
 use crate::workspace::Workspace;
 
+/// Run a pipeline for one slot, or for every missed slot.
+///
 /// Run a pipeline for one slot: create its execution and tasks, work them, print the manifest.
 ///
 /// The execution is keyed by (pipeline, slot): running again for the same slot resumes the

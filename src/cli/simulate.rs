@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use super::{CliError, Ctx, emit_json};
 use crate::mosaic::sim::{SimConfig, simulate};
 
+/// Write simulated drift-scan snapshots and their truth catalogue.
+///
 /// Write simulated drift-scan snapshots (4-D SIN FITS, apparent sky, beam-correlated noise),
 /// truth.csv (the sky) and snapshots.csv (each snapshot's centre, time and rms) into --out.
 ///

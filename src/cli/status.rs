@@ -4,6 +4,8 @@ use std::io::IsTerminal;
 
 use super::{Ctx, emit_json, emit_text};
 
+/// Show the executions, or one execution's jobs.
+///
 /// Show executions (newest first) or one execution's jobs: state, attempts, next retry, last
 /// error, duration and log path.
 ///

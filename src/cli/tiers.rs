@@ -4,6 +4,8 @@ use std::io::IsTerminal;
 
 use super::{Ctx, emit_listing, emit_text};
 
+/// Show the mosaic tiers in force.
+///
 /// Show the mosaic tiers: image count, rms threshold, interpolation, astrometry, timeout.
 ///
 /// Tiers are built in (quicklook, science, deep) and can be overridden or extended with

@@ -3,6 +3,8 @@
 use super::{Ctx, emit_json};
 use crate::pipeline::{StopWhen, api};
 
+/// Claim and run queued tasks (more processes or machines).
+///
 /// Claim and run queued tasks, each in a child process, until stopped (or, with --once, until
 /// nothing is claimable).
 ///

@@ -1,4 +1,7 @@
-//! The durable job queue with ABSURD semantics on SQLite.
+//! The durable job queue with ABSURD semantics: on SQLite ([`Queue`], the embedded default) or on ABSURD
+//! itself in PostgreSQL ([`AbsurdQueue`]); [`TaskQueue`] is the interface both implement.
+//!
+//! The rest of this note is about the SQLite queue; `absurd/` says how ABSURD's own rules apply there.
 //!
 //! Owns the tables of `migrations/0002_queue.sql` (`tasks`, `task_deps`, `task_attempts`) and every write to
 //! them. A task is spawned `pending`; [`Queue::claim`] hands the next due task whose dependencies are all
@@ -15,11 +18,15 @@
 //! * a task whose dependency failed or was cancelled is never claimed (it is cancelled instead);
 //! * time comes only from the injected [`Clock`].
 
+pub mod absurd;
+mod backend;
 mod clock;
 mod ops;
 mod retry;
 mod task;
 
+pub use absurd::AbsurdQueue;
+pub use backend::{Claim, Failure, RunKey, RunView, TaskKey, TaskQueue, TaskView, WorkLease};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ops::{Abandoned, Queue, SpawnBatch};
 pub use retry::{MAX_DELAY_S, RetryStrategy};
@@ -51,6 +58,43 @@ pub enum QueueError {
     },
     #[error("task {task} in the database is corrupt: {detail}")]
     Corrupt { task: TaskId, detail: String },
+    #[error("database URL {url} is not usable: {why}")]
+    BadUrl { url: String, why: String },
+    #[error("{action} on PostgreSQL at {url} failed: {cause}; {hint}")]
+    Postgres {
+        url: String,
+        action: String,
+        cause: String,
+        hint: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error(
+        "the database at {url} has no ABSURD schema: install it with \
+         `absurdctl init --database '{url}'` (PyPI: pip install absurdctl; put the password in place \
+         of ***), then try again"
+    )]
+    AbsurdMissing { url: String },
+    #[error(
+        "the ABSURD schema at {url} is version {found}, which this contimg does not know (it knows {}): \
+         use an ABSURD release it knows or a contimg that knows {found}",
+        absurd::KNOWN_VERSIONS.join(", ")
+    )]
+    AbsurdVersion { url: String, found: String },
+    #[error(
+        "worker '{worker}' no longer holds ABSURD task {task} (run {run}): {detail}; stop working on it \
+         and discard its result"
+    )]
+    ClaimLost {
+        task: uuid::Uuid,
+        run: uuid::Uuid,
+        worker: String,
+        detail: String,
+    },
+    #[error("ABSURD task {task} does not exist in queue '{queue}'")]
+    NoSuchAbsurdTask { queue: String, task: uuid::Uuid },
+    #[error("ABSURD task {task} is corrupt: {detail}")]
+    AbsurdCorrupt { task: uuid::Uuid, detail: String },
 }
 
 /// Result alias for queue operations.

@@ -417,40 +417,20 @@ impl Queue {
     /// attempts; completed tasks (and their results) are kept. A reset task that still depends on a failed or
     /// cancelled task outside the execution is cancelled again at once. Returns the tasks reset.
     pub fn retry_failed(&self, execution_id: i64) -> Result<Vec<TaskId>> {
+        self.immediate(|conn, now| reset_failed(conn, now, "execution_id", execution_id))
+    }
+
+    /// Resets one failed or cancelled task as [`Queue::retry_failed`] does for an execution's tasks.
+    /// A task that is not failed or cancelled is refused with [`QueueError::InvalidTask`].
+    pub fn retry_task(&self, id: TaskId) -> Result<()> {
         self.immediate(|conn, now| {
-            let ids: Vec<TaskId> = conn
-                .prepare_cached(
-                    "UPDATE tasks SET state = 'pending', attempts = 0, generation = generation + 1,
-                         available_at = ?2, claimed_by = NULL, lease_expires_at = NULL, result = NULL,
-                         error = NULL, started_at = NULL, finished_at = NULL
-                     WHERE execution_id = ?1 AND state IN ('failed', 'cancelled')
-                     RETURNING id",
-                )?
-                .query_map(params![execution_id, fmt_ts(now)], |r| Ok(TaskId(r.get(0)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            let blocked: Vec<(TaskId, TaskId, TaskState)> = conn
-                .prepare_cached(
-                    "SELECT d.task_id, d.depends_on, p.state FROM task_deps d
-                       JOIN tasks t ON t.id = d.task_id JOIN tasks p ON p.id = d.depends_on
-                     WHERE t.execution_id = ?1 AND t.state = 'pending'
-                       AND p.state IN ('failed', 'cancelled')
-                     ORDER BY d.task_id",
-                )?
-                .query_map([execution_id], |r| {
-                    Ok((TaskId(r.get(0)?), TaskId(r.get(1)?), r.get::<_, String>(2)?))
-                })?
-                .map(|r| {
-                    let (t, p, s) = r?;
-                    Ok((t, p, parse_state(p, &s)?))
-                })
-                .collect::<Result<_>>()?;
-            for (task, dep, state) in blocked {
-                let reason = format!("cancelled because dependency task {dep} is {state}");
-                if !cancel_ids(conn, now, &[task], &reason)?.is_empty() {
-                    cascade_cancel(conn, now, task, &reason)?;
-                }
+            let state = task_state(conn, id)?;
+            if !matches!(state, TaskState::Failed | TaskState::Cancelled) {
+                return Err(QueueError::InvalidTask(format!(
+                    "task {id} is {state}; only a failed or cancelled task can be retried"
+                )));
             }
-            Ok(ids)
+            reset_failed(conn, now, "id", id.0).map(|_| ())
         })
     }
 
@@ -913,6 +893,50 @@ fn fail_attempt(
         let cancelled = cascade_cancel(conn, now, task, &reason)?;
         Ok(FailOutcome::Failed { cancelled })
     }
+}
+
+/// Resets the failed and cancelled tasks whose column `col` (`id` or `execution_id`, never user input)
+/// equals `value`: pending, due now, a fresh generation. A reset task still depending on a failed or
+/// cancelled task is cancelled again at once. Returns the tasks reset.
+fn reset_failed(
+    conn: &Connection,
+    now: DateTime<Utc>,
+    col: &'static str,
+    value: i64,
+) -> Result<Vec<TaskId>> {
+    let ids: Vec<TaskId> = conn
+        .prepare_cached(&format!(
+            "UPDATE tasks SET state = 'pending', attempts = 0, generation = generation + 1,
+                 available_at = ?2, claimed_by = NULL, lease_expires_at = NULL, result = NULL,
+                 error = NULL, started_at = NULL, finished_at = NULL
+             WHERE {col} = ?1 AND state IN ('failed', 'cancelled')
+             RETURNING id"
+        ))?
+        .query_map(params![value, fmt_ts(now)], |r| Ok(TaskId(r.get(0)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let blocked: Vec<(TaskId, TaskId, TaskState)> = conn
+        .prepare_cached(&format!(
+            "SELECT d.task_id, d.depends_on, p.state FROM task_deps d
+               JOIN tasks t ON t.id = d.task_id JOIN tasks p ON p.id = d.depends_on
+             WHERE t.{col} = ?1 AND t.state = 'pending'
+               AND p.state IN ('failed', 'cancelled')
+             ORDER BY d.task_id"
+        ))?
+        .query_map([value], |r| {
+            Ok((TaskId(r.get(0)?), TaskId(r.get(1)?), r.get::<_, String>(2)?))
+        })?
+        .map(|r| {
+            let (t, p, s) = r?;
+            Ok((t, p, parse_state(p, &s)?))
+        })
+        .collect::<Result<_>>()?;
+    for (task, dep, state) in blocked {
+        let reason = format!("cancelled because dependency task {dep} is {state}");
+        if !cancel_ids(conn, now, &[task], &reason)?.is_empty() {
+            cascade_cancel(conn, now, task, &reason)?;
+        }
+    }
+    Ok(ids)
 }
 
 /// Cancels every not-yet-terminal task that depends, directly or not, on `root`.

@@ -145,6 +145,9 @@ pub struct NewTask {
     pub job_id: Option<String>,
     /// The execution (`pipeline_executions.id`) this task belongs to.
     pub execution_id: Option<i64>,
+    /// The pipeline of that execution (named in ABSURD's task headers; the SQLite queue finds it
+    /// through the execution).
+    pub pipeline: Option<String>,
     pub params: serde_json::Value,
     /// Higher runs first.
     pub priority: i64,
@@ -166,6 +169,7 @@ impl NewTask {
             kind: kind.into(),
             job_id: None,
             execution_id: None,
+            pipeline: None,
             params,
             priority: 0,
             max_attempts: 1,
@@ -183,6 +187,11 @@ impl NewTask {
 
     pub fn execution(mut self, execution_id: i64) -> Self {
         self.execution_id = Some(execution_id);
+        self
+    }
+
+    pub fn pipeline(mut self, pipeline: impl Into<String>) -> Self {
+        self.pipeline = Some(pipeline.into());
         self
     }
 

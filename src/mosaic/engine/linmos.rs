@@ -552,6 +552,10 @@ fn input_box(grid: &OutputGrid, p: &Prepared, opts: &BuildOptions) -> Option<Pix
 struct Loaded {
     plane: Vec<f32>,
     pb: Option<Vec<f32>>,
+    /// For a primary-beam-corrected input: its noise at the pointing centre, measured as the
+    /// robust rms of I·A (the apparent, uniform noise) where A ≥ the cut-off. The rms recorded at
+    /// ingest is taken over the corrected image, whose noise σ/A grows outwards, and overstates it.
+    centre_rms: Option<f64>,
 }
 
 /// Row-major pixels without a copy when the array already is row-major.
@@ -566,7 +570,7 @@ fn into_vec(a: ndarray::Array2<f32>) -> Vec<f32> {
     a.iter().copied().collect()
 }
 
-fn load(p: &Prepared) -> Result<Loaded, MosaicError> {
+fn load(p: &Prepared, opts: &BuildOptions) -> Result<Loaded, MosaicError> {
     let read = |path: &Path| {
         crate::fits::read::read_image(path).map_err(|e| MosaicError::Read {
             path: path.to_path_buf(),
@@ -598,7 +602,44 @@ fn load(p: &Prepared) -> Result<Loaded, MosaicError> {
         }
         None => None,
     };
-    Ok(Loaded { plane, pb })
+    let centre_rms = (p.pb_corrected && opts.primary_beam != PrimaryBeam::Unity)
+        .then(|| apparent_rms(p, &plane, pb.as_deref(), opts.pb_cutoff))
+        .flatten();
+    Ok(Loaded {
+        plane,
+        pb,
+        centre_rms,
+    })
+}
+
+/// Robust rms of I·A over (a sample of at most ~250 000 of) the pixels where A ≥ `cutoff`, A from
+/// the beam image or the model: the noise of a corrected image before its correction.
+fn apparent_rms(p: &Prepared, plane: &[f32], pb: Option<&[f32]>, cutoff: f64) -> Option<f64> {
+    let stride = ((p.nx * p.ny) as f64 / 250_000.0).sqrt().ceil().max(1.0) as usize;
+    if pb.is_none() && p.freq_hz.is_none() {
+        return None;
+    }
+    let freq = p.freq_hz.unwrap_or(f64::NAN);
+    let mut apparent = Vec::new();
+    for y in (0..p.ny).step_by(stride) {
+        for x in (0..p.nx).step_by(stride) {
+            let i = y * p.nx + x;
+            let a = match pb {
+                Some(pb) => pb[i] as f64,
+                None => {
+                    let Some(pos) = p.wcs.pix_to_icrs(x as f64, y as f64) else {
+                        continue;
+                    };
+                    let sep = crate::wcs::separation_deg(p.pointing, pos);
+                    p.model.response(sep * D2R, freq)
+                }
+            };
+            if a >= cutoff && plane[i].is_finite() {
+                apparent.push((plane[i] as f64 * a) as f32);
+            }
+        }
+    }
+    crate::stats::robust_rms(&apparent).filter(|r| *r > 0.0)
 }
 
 /// The model beam as a function of s² = sin²(separation) = l² + m², tabulated finely enough
@@ -908,7 +949,7 @@ fn build_planned(
                 if boxes[k].is_none() {
                     continue;
                 }
-                let loaded = load(p);
+                let loaded = load(p, opts);
                 let failed = loaded.is_err();
                 if tx.send((k, loaded)).is_err() || failed {
                     break;
@@ -922,7 +963,7 @@ fn build_planned(
             let data = loaded?;
             phase(t0, "input received");
             let p = &plan.inputs[k];
-            let scale = (sigma_ref / p.rms).powi(2) as f32;
+            let scale = (sigma_ref / data.centre_rms.unwrap_or(p.rms)).powi(2) as f32;
             let bbox = boxes[k].expect("only inputs with a box are sent");
             let (added, err) = accumulate(grid, p, &data, opts, bbox, scale, &mut sum, &mut wsum);
             drop(data);

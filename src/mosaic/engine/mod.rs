@@ -18,7 +18,9 @@
 //! - **Combination**: A = primary-beam response (Gaussian model of `beam.rs` for the input's
 //!   frequency and dish, or a `<stem>.pb.fits` beam image beside the input, sampled bilinearly);
 //!   pixels with A < `pb_cutoff` (0.1) are ignored; inputs that are not pb-corrected are divided
-//!   by A; weight w = A²/σ²; mosaic = Σ w·(I/A) / Σ w; weight map Σ w in (Jy/beam)⁻²; noise map
+//!   by A; weight w = A²/σ² (σ of a pb-corrected input is its noise at the pointing centre,
+//!   measured as the robust rms of I·A where A ≥ the cut-off, not the recorded rms of the
+//!   corrected image, whose noise σ/A grows outwards); mosaic = Σ w·(I/A) / Σ w; weight map Σ w in (Jy/beam)⁻²; noise map
 //!   1/√Σw. Accumulators are `f32` holding weights normalised by the median σ (so they stay near
 //!   1); per-pixel arithmetic is f32 with coordinates in f64.
 //! - **Memory**: two f32 output accumulators plus at most three inputs (one being combined, one

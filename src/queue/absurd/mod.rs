@@ -1,0 +1,571 @@
+//! [`AbsurdQueue`]: the queue on ABSURD (earendil-works/absurd) in PostgreSQL.
+//!
+//! contimg drives ABSURD only through its SQL functions — `spawn_task`, `claim_task`, `extend_claim`,
+//! `complete_run`, `fail_run`, `cancel_task`, `retry_task`, `create_queue` — and reads its `t_`/`r_`
+//! tables only to report state; it never creates, alters or writes ABSURD's tables. ABSURD's schema is
+//! installed by ABSURD's own tool (`absurdctl init`); [`AbsurdQueue::connect`] checks that it is there
+//! and that its version is one contimg knows ([`KNOWN_VERSIONS`]), and creates the queue through
+//! `create_queue` when it is missing.
+//!
+//! How contimg's task rules map onto ABSURD's terms:
+//! * retry rule → `retry_strategy` (`none`, `fixed` with `base_seconds`, `exponential` with
+//!   `base_seconds`, `factor`, `max_seconds`); attempts → `max_attempts`; the lease → `claim_timeout`
+//!   (whole seconds) and `extend_claim`;
+//! * pipeline, execution, job, priority and timeout → the task's `headers` (`pipeline`, `execution`,
+//!   `job`, `priority`, `timeout_s`), so ABSURD's own tools show them; ABSURD claims in
+//!   `available_at` order and ignores priority;
+//! * a task naming an execution and a job gets the idempotency key `contimg:<execution>:<job>`.
+//!
+//! Time is ABSURD's `absurd.current_time()`, which a session can fake with `SET absurd.fake_now`
+//! ([`AbsurdQueue::set_fake_now`]).
+
+mod conn;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use postgres::Client;
+use postgres::error::SqlState;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use conn::PgTarget;
+pub use conn::mask_url;
+
+use super::backend::{Claim, Failure, RunKey, RunView, TaskKey, TaskQueue, TaskView, WorkLease};
+use super::{NewTask, QueueError, Result, RetryStrategy, TaskState};
+
+/// ABSURD schema versions this contimg has been checked against.
+pub const KNOWN_VERSIONS: &[&str] = &["0.5.1"];
+
+/// The ABSURD queue contimg uses unless told otherwise.
+pub const DEFAULT_QUEUE: &str = "contimg";
+
+/// ABSURD's limit on any retry delay (one day).
+const ABSURD_MAX_DELAY_S: f64 = 86_400.0;
+
+/// One connection to ABSURD, working one queue.
+pub struct AbsurdQueue {
+    client: Client,
+    target: PgTarget,
+    queue: String,
+    /// `absurd."t_<queue>"` and `absurd."r_<queue>"`, for reads.
+    tasks_table: String,
+    runs_table: String,
+}
+
+impl AbsurdQueue {
+    /// Connects to `url` (a `postgres://` URL), checks ABSURD's schema and version, and makes sure
+    /// `queue` exists (creating it with ABSURD's `create_queue` if not).
+    pub fn connect(url: &str, queue: &str) -> Result<AbsurdQueue> {
+        check_queue_name(queue)?;
+        let target = PgTarget::parse(url)?;
+        let mut client = target.connect()?;
+        check_schema(&mut client, &target)?;
+        let exists = client
+            .query_opt(
+                "SELECT 1 FROM absurd.list_queues() WHERE queue_name = $1",
+                &[&queue],
+            )
+            .map_err(|e| target.error("list ABSURD queues", e))?
+            .is_some();
+        if !exists {
+            client
+                .execute("SELECT absurd.create_queue($1)", &[&queue])
+                .map_err(|e| target.error(&format!("create ABSURD queue '{queue}'"), e))?;
+        }
+        Ok(AbsurdQueue {
+            client,
+            queue: queue.to_string(),
+            tasks_table: format!("absurd.\"t_{queue}\""),
+            runs_table: format!("absurd.\"r_{queue}\""),
+            target,
+        })
+    }
+
+    /// The URL with its password masked.
+    pub fn url(&self) -> &str {
+        &self.target.shown
+    }
+
+    /// The ABSURD queue this connection works.
+    pub fn queue_name(&self) -> &str {
+        &self.queue
+    }
+
+    /// The installed ABSURD schema version.
+    pub fn schema_version(&mut self) -> Result<String> {
+        schema_version(&mut self.client, &self.target)
+    }
+
+    /// Makes ABSURD's clock read `t` for this connection (`SET absurd.fake_now`), or the real time
+    /// again with `None`.
+    pub fn set_fake_now(&mut self, t: Option<DateTime<Utc>>) -> Result<()> {
+        let v = t.map(|t| t.to_rfc3339()).unwrap_or_default();
+        self.client
+            .execute("SELECT set_config('absurd.fake_now', $1, false)", &[&v])
+            .map_err(|e| self.target.error("set absurd.fake_now", e))?;
+        Ok(())
+    }
+
+    fn err(&self, action: &str) -> impl FnOnce(postgres::Error) -> QueueError + '_ {
+        let action = action.to_string();
+        move |e| self.target.error(&action, e)
+    }
+
+    fn absurd_ids(lease: &WorkLease) -> Result<(Uuid, Uuid)> {
+        match (lease.task, lease.run) {
+            (TaskKey::Absurd(t), RunKey::Absurd(r)) => Ok((t, r)),
+            _ => Err(QueueError::InvalidTask(format!(
+                "task {} is not an ABSURD task; this is the ABSURD queue",
+                lease.task
+            ))),
+        }
+    }
+
+    fn absurd_task(key: TaskKey) -> Result<Uuid> {
+        match key {
+            TaskKey::Absurd(t) => Ok(t),
+            TaskKey::Sqlite(id) => Err(QueueError::InvalidTask(format!(
+                "task {id} is a SQLite task; this is the ABSURD queue"
+            ))),
+        }
+    }
+
+    /// After ABSURD refused a change to a run: `Ok(None)` when it is not ours to change any more
+    /// (the caller turns that into [`QueueError::ClaimLost`]), else the original error.
+    fn run_state(&mut self, run: Uuid) -> Result<Option<(String, String)>> {
+        let sql = format!(
+            "SELECT r.state, t.state FROM {} r JOIN {} t ON t.task_id = r.task_id WHERE r.run_id = $1",
+            self.runs_table, self.tasks_table
+        );
+        let row = self
+            .client
+            .query_opt(&sql, &[&run])
+            .map_err(|e| self.target.error("read an ABSURD run", e))?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// Turns ABSURD's refusal of a change to a run the worker no longer holds into ClaimLost.
+    fn refused(&mut self, lease: &WorkLease, action: &str, e: postgres::Error) -> QueueError {
+        let refusal = e.code().is_some_and(|c| {
+            [SqlState::RAISE_EXCEPTION.code(), "AB001", "AB002"].contains(&c.code())
+        });
+        if !refusal {
+            return self.target.error(action, e);
+        }
+        let Ok((task, run)) = Self::absurd_ids(lease) else {
+            return self.target.error(action, e);
+        };
+        let detail = match self.run_state(run) {
+            Ok(Some((r, t))) => format!("its run is {r} and the task is {t}"),
+            Ok(None) => "the run does not exist in this queue".to_string(),
+            Err(err) => return err,
+        };
+        QueueError::ClaimLost {
+            task,
+            run,
+            worker: lease.worker.clone(),
+            detail,
+        }
+    }
+
+    fn spawn_options(&self, t: &NewTask) -> Result<Value> {
+        let mut headers = serde_json::Map::new();
+        headers.insert("origin".into(), json!("contimg"));
+        if let Some(p) = &t.pipeline {
+            headers.insert("pipeline".into(), json!(p));
+        }
+        if let Some(e) = t.execution_id {
+            headers.insert("execution".into(), json!(e));
+        }
+        if let Some(j) = &t.job_id {
+            headers.insert("job".into(), json!(j));
+        }
+        headers.insert("priority".into(), json!(t.priority));
+        if let Some(s) = t.timeout_s {
+            headers.insert("timeout_s".into(), json!(s));
+        }
+        let mut opts = json!({
+            "headers": headers,
+            "retry_strategy": retry_strategy(&t.retry, &t.kind)?,
+            "max_attempts": t.max_attempts,
+        });
+        if let (Some(e), Some(j)) = (t.execution_id, &t.job_id) {
+            opts["idempotency_key"] = json!(format!("contimg:{e}:{j}"));
+        }
+        Ok(opts)
+    }
+}
+
+impl TaskQueue for AbsurdQueue {
+    fn backend(&self) -> &'static str {
+        "absurd"
+    }
+
+    fn now(&mut self) -> Result<DateTime<Utc>> {
+        let row = self
+            .client
+            .query_one("SELECT absurd.current_time()", &[])
+            .map_err(self.err("read ABSURD's clock"))?;
+        Ok(row.get(0))
+    }
+
+    fn spawn(&mut self, t: &NewTask) -> Result<TaskKey> {
+        check_spawnable(t)?;
+        let opts = self.spawn_options(t)?;
+        let row = self
+            .client
+            .query_one(
+                "SELECT task_id FROM absurd.spawn_task($1, $2, $3, $4)",
+                &[&self.queue, &t.kind, &t.params, &opts],
+            )
+            .map_err(|e| self.target.error(&format!("spawn task '{}'", t.kind), e))?;
+        Ok(TaskKey::Absurd(row.get(0)))
+    }
+
+    fn claim(&mut self, worker: &str, claim: Duration) -> Result<Option<Claim>> {
+        if worker.trim().is_empty() {
+            return Err(QueueError::InvalidTask(
+                "a worker id must not be empty (use e.g. host:pid)".into(),
+            ));
+        }
+        let secs = claim_seconds(claim)?;
+        let row = self
+            .client
+            .query_opt(
+                "SELECT c.run_id, c.task_id, c.attempt, c.task_name, c.params, c.max_attempts,
+                        c.headers, absurd.current_time() + $3::int4 * interval '1 second'
+                   FROM absurd.claim_task($1, $2, $3::int4, 1) c",
+                &[&self.queue, &worker, &secs],
+            )
+            .map_err(self.err("claim a task"))?;
+        let Some(r) = row else { return Ok(None) };
+        let headers: Option<Value> = r.get(6);
+        let attempt: i32 = r.get(2);
+        let max_attempts: Option<i32> = r.get(5);
+        Ok(Some(Claim {
+            lease: WorkLease {
+                task: TaskKey::Absurd(r.get(1)),
+                run: RunKey::Absurd(r.get(0)),
+                worker: worker.to_string(),
+            },
+            name: r.get(3),
+            params: r.get(4),
+            attempt: attempt.max(0) as u32,
+            max_attempts: max_attempts.map(|m| m.max(0) as u32),
+            timeout_s: headers
+                .as_ref()
+                .and_then(|h| h.get("timeout_s"))
+                .and_then(Value::as_f64),
+            claim_expires_at: r.get(7),
+        }))
+    }
+
+    fn heartbeat(&mut self, lease: &WorkLease, extend: Duration) -> Result<()> {
+        let (_, run) = Self::absurd_ids(lease)?;
+        let secs = claim_seconds(extend)?;
+        match self.client.execute(
+            "SELECT absurd.extend_claim($1, $2, $3::int4)",
+            &[&self.queue, &run, &secs],
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.refused(lease, "extend a claim", e)),
+        }
+    }
+
+    fn complete(&mut self, lease: &WorkLease, result: &Value) -> Result<()> {
+        let (_, run) = Self::absurd_ids(lease)?;
+        match self.client.execute(
+            "SELECT absurd.complete_run($1, $2, $3)",
+            &[&self.queue, &run, result],
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // Completing the same run again changes nothing and is accepted.
+                if let Ok(Some((r, _))) = self.run_state(run)
+                    && r == "completed"
+                {
+                    return Ok(());
+                }
+                Err(self.refused(lease, "complete a run", e))
+            }
+        }
+    }
+
+    fn fail(&mut self, lease: &WorkLease, error: &str, timed_out: bool) -> Result<Failure> {
+        let (task, run) = Self::absurd_ids(lease)?;
+        let reason = json!({
+            "name": if timed_out { "contimg.TimedOut" } else { "contimg.JobFailed" },
+            "message": error,
+            "workerId": lease.worker,
+        });
+        let outcome_sql = format!(
+            "SELECT t.state, r.available_at, r.attempt FROM {} t
+               LEFT JOIN {} r ON r.run_id = t.last_attempt_run WHERE t.task_id = $1",
+            self.tasks_table, self.runs_table
+        );
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(|e| self.target.error("fail a run", e))?;
+        if let Err(e) = tx.execute(
+            "SELECT absurd.fail_run($1, $2, $3, NULL)",
+            &[&self.queue, &run, &reason],
+        ) {
+            drop(tx);
+            return Err(self.refused(lease, "fail a run", e));
+        }
+        let row = tx.query_one(&outcome_sql, &[&task]);
+        let row = match row {
+            Ok(r) => r,
+            Err(e) => {
+                drop(tx);
+                return Err(self.target.error("read a failed task", e));
+            }
+        };
+        tx.commit()
+            .map_err(|e| self.target.error("fail a run", e))?;
+        let state: String = row.get(0);
+        Ok(match state.as_str() {
+            "pending" | "sleeping" => Failure::Retrying {
+                at: row.get(1),
+                next_attempt: row.get::<_, i32>(2).max(0) as u32,
+            },
+            _ => Failure::Failed,
+        })
+    }
+
+    fn cancel(&mut self, task: TaskKey, _reason: &str) -> Result<bool> {
+        let id = Self::absurd_task(task)?;
+        let before = self.inspect_state(id)?;
+        if before.is_terminal() {
+            return Ok(false);
+        }
+        self.client
+            .execute("SELECT absurd.cancel_task($1, $2)", &[&self.queue, &id])
+            .map_err(self.err("cancel a task"))?;
+        Ok(true)
+    }
+
+    fn retry(&mut self, task: TaskKey) -> Result<()> {
+        let id = Self::absurd_task(task)?;
+        let state = self.inspect_state(id)?;
+        if state != TaskState::Failed {
+            return Err(QueueError::InvalidTask(format!(
+                "ABSURD task {id} is {state}; ABSURD retries only failed tasks"
+            )));
+        }
+        self.client
+            .execute(
+                "SELECT 1 FROM absurd.retry_task($1, $2, '{}'::jsonb)",
+                &[&self.queue, &id],
+            )
+            .map_err(self.err("retry a task"))?;
+        Ok(())
+    }
+
+    fn inspect(&mut self, task: TaskKey) -> Result<TaskView> {
+        let id = Self::absurd_task(task)?;
+        let sql = format!(
+            "SELECT task_name, params, state, attempts, max_attempts, completed_payload
+               FROM {} WHERE task_id = $1",
+            self.tasks_table
+        );
+        let t = self
+            .client
+            .query_opt(&sql, &[&id])
+            .map_err(self.err("read an ABSURD task"))?
+            .ok_or_else(|| QueueError::NoSuchAbsurdTask {
+                queue: self.queue.clone(),
+                task: id,
+            })?;
+        let state = parse_state(id, &t.get::<_, String>(2))?;
+        let sql = format!(
+            "SELECT run_id, attempt, claimed_by, state, failure_reason, started_at,
+                    coalesce(completed_at, failed_at), available_at
+               FROM {} WHERE task_id = $1 ORDER BY attempt, run_id",
+            self.runs_table
+        );
+        let rows = self
+            .client
+            .query(&sql, &[&id])
+            .map_err(self.err("read ABSURD runs"))?;
+        let mut next_attempt_at = None;
+        let mut runs = Vec::with_capacity(rows.len());
+        for r in rows {
+            let run_state: String = r.get(3);
+            if matches!(run_state.as_str(), "pending" | "sleeping") {
+                next_attempt_at = Some(r.get::<_, DateTime<Utc>>(7));
+            }
+            let reason: Option<Value> = r.get(4);
+            runs.push(RunView {
+                run: RunKey::Absurd(r.get(0)),
+                attempt: r.get::<_, i32>(1).max(0) as u32,
+                worker: r.get(2),
+                state: run_state,
+                error: reason.map(|v| match v.get("message").and_then(Value::as_str) {
+                    Some(m) => m.to_string(),
+                    None => v.to_string(),
+                }),
+                started_at: r.get(5),
+                ended_at: r.get(6),
+            });
+        }
+        Ok(TaskView {
+            key: task,
+            name: t.get(0),
+            params: t.get(1),
+            state,
+            attempts: t.get::<_, i32>(3).max(0) as u32,
+            max_attempts: t.get::<_, Option<i32>>(4).map(|m| m.max(0) as u32),
+            result: t.get(5),
+            next_attempt_at,
+            runs,
+        })
+    }
+}
+
+impl AbsurdQueue {
+    fn inspect_state(&mut self, id: Uuid) -> Result<TaskState> {
+        let sql = format!("SELECT state FROM {} WHERE task_id = $1", self.tasks_table);
+        let row = self
+            .client
+            .query_opt(&sql, &[&id])
+            .map_err(self.err("read an ABSURD task"))?
+            .ok_or_else(|| QueueError::NoSuchAbsurdTask {
+                queue: self.queue.clone(),
+                task: id,
+            })?;
+        parse_state(id, &row.get::<_, String>(0))
+    }
+}
+
+fn parse_state(task: Uuid, s: &str) -> Result<TaskState> {
+    s.parse()
+        .map_err(|detail| QueueError::AbsurdCorrupt { task, detail })
+}
+
+fn check_queue_name(queue: &str) -> Result<()> {
+    let ok = !queue.is_empty()
+        && queue.len() <= 57
+        && queue
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(QueueError::InvalidTask(format!(
+            "ABSURD queue name '{queue}' is not allowed: use 1–57 lowercase letters, digits or '_'"
+        )))
+    }
+}
+
+fn schema_version(client: &mut Client, target: &PgTarget) -> Result<String> {
+    let row = client
+        .query_one("SELECT absurd.get_schema_version()", &[])
+        .map_err(|e| target.error("read ABSURD's schema version", e))?;
+    Ok(row.get(0))
+}
+
+/// ABSURD's schema must be installed (by `absurdctl init`) and of a version contimg knows.
+fn check_schema(client: &mut Client, target: &PgTarget) -> Result<()> {
+    let installed: bool = client
+        .query_one(
+            "SELECT to_regprocedure('absurd.get_schema_version()') IS NOT NULL
+                AND to_regprocedure('absurd.claim_task(text, text, integer, integer)') IS NOT NULL",
+            &[],
+        )
+        .map_err(|e| target.error("look for ABSURD's schema", e))?
+        .get(0);
+    if !installed {
+        return Err(QueueError::AbsurdMissing {
+            url: target.shown.clone(),
+        });
+    }
+    let found = schema_version(client, target)?;
+    if !KNOWN_VERSIONS.contains(&found.as_str()) {
+        return Err(QueueError::AbsurdVersion {
+            url: target.shown.clone(),
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// ABSURD has no dependencies and no delayed start; the pipeline layer spawns a task only when it is due.
+fn check_spawnable(t: &NewTask) -> Result<()> {
+    if t.kind.trim().is_empty() {
+        return Err(QueueError::InvalidTask(
+            "a task needs a name (its job type), got an empty string".into(),
+        ));
+    }
+    if t.max_attempts == 0 || t.max_attempts > i32::MAX as u32 {
+        return Err(QueueError::InvalidTask(format!(
+            "task '{}' has max_attempts = {}; ABSURD needs 1 to {}",
+            t.kind,
+            t.max_attempts,
+            i32::MAX
+        )));
+    }
+    if !t.depends_on.is_empty() || t.available_at.is_some() {
+        return Err(QueueError::InvalidTask(format!(
+            "task '{}' has dependencies or a start time; ABSURD has neither: spawn it when it is due",
+            t.kind
+        )));
+    }
+    if let Some(s) = t.timeout_s
+        && !(s.is_finite() && s > 0.0)
+    {
+        return Err(QueueError::InvalidTask(format!(
+            "task '{}' has timeout {s} s; a timeout must be a positive number of seconds",
+            t.kind
+        )));
+    }
+    Ok(())
+}
+
+/// The retry rule as ABSURD's `retry_strategy`; delays beyond ABSURD's one-day limit are refused.
+fn retry_strategy(r: &RetryStrategy, kind: &str) -> Result<Value> {
+    r.validate()?;
+    let too_long = |what: &str, v: f64| {
+        Err(QueueError::InvalidTask(format!(
+            "task '{kind}': retry {what} = {v} s is longer than ABSURD allows ({ABSURD_MAX_DELAY_S} s)"
+        )))
+    };
+    Ok(match *r {
+        RetryStrategy::None => json!({ "kind": "none" }),
+        RetryStrategy::Fixed { delay_s } => {
+            if delay_s > ABSURD_MAX_DELAY_S {
+                return too_long("delay_s", delay_s);
+            }
+            json!({ "kind": "fixed", "base_seconds": delay_s })
+        }
+        RetryStrategy::Exponential {
+            base_s,
+            factor,
+            cap_s,
+        } => {
+            if base_s > ABSURD_MAX_DELAY_S {
+                return too_long("base_s", base_s);
+            }
+            let cap = cap_s.unwrap_or(ABSURD_MAX_DELAY_S);
+            if cap > ABSURD_MAX_DELAY_S {
+                return too_long("cap_s", cap);
+            }
+            json!({ "kind": "exponential", "base_seconds": base_s, "factor": factor, "max_seconds": cap })
+        }
+    })
+}
+
+/// A claim length in ABSURD's whole seconds (rounded up, at least 1).
+fn claim_seconds(d: Duration) -> Result<i32> {
+    let s = d.as_secs_f64().ceil();
+    if d.is_zero() || s > i32::MAX as f64 {
+        return Err(QueueError::InvalidTask(format!(
+            "a claim of {d:?} is not allowed; give a positive duration of at most {} s",
+            i32::MAX
+        )));
+    }
+    Ok(s as i32)
+}
