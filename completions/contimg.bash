@@ -226,11 +226,11 @@ _contimg() {
                     return 0
                     ;;
                 --projection)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "auto SIN TAN CAR" -- "${cur}"))
                     return 0
                     ;;
                 --interpolation)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "nearest bilinear bicubic lanczos3" -- "${cur}"))
                     return 0
                     ;;
                 --pb-cutoff)
@@ -1078,7 +1078,7 @@ _contimg() {
             fi
             case "${prev}" in
                 --tier)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "quicklook science deep auto" -- "${cur}"))
                     return 0
                     ;;
                 --start)
