@@ -223,6 +223,9 @@ pub enum MosaicError {
     NoCoverage,
     #[error("{path}: cannot write ({reason}); check the directory exists and is writable")]
     Write { path: PathBuf, reason: String },
+    /// A product could not be written (a full disk says so itself, naming the path).
+    #[error(transparent)]
+    Output(crate::fits::write::FitsWriteError),
 }
 
 /// Everything about an input that comes from its header.
@@ -1009,17 +1012,13 @@ fn build_planned(
     let coverage = coverage_of(grid, &wsum);
     phase(t0, "coverage");
     let header = output_header(plan, opts, sigma_ref);
-    let write_err = |path: &Path, e: crate::fits::write::FitsWriteError| MosaicError::Write {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
     let write = |path: &Path, data: &[f32], extra: &[Card]| -> Result<StagedImage, MosaicError> {
         let mut h = header.clone();
         for c in extra {
             h.set(&c.key, c.value.clone(), &c.comment);
         }
         let view = ArrayView2::from_shape((grid.ny, grid.nx), data).expect("accumulator shape");
-        crate::fits::write::stage_image_2d(path, view, &h).map_err(|e| write_err(path, e))
+        crate::fits::write::stage_image_2d(path, view, &h).map_err(MosaicError::Output)
     };
     let noise_median = {
         // A regular subsample of about 500 000 pixels is plenty for a median.
@@ -1075,7 +1074,7 @@ fn build_planned(
             .collect()
     });
     let staged = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    crate::fits::write::commit_together(staged).map_err(|e| write_err(&out.mosaic, e))?;
+    crate::fits::write::commit_together(staged).map_err(MosaicError::Output)?;
     drop((sum, wsum, noise));
     phase(t0, "mosaic, weight and noise written");
     let mjds: Vec<f64> = plan.inputs.iter().filter_map(|p| p.mjd_obs).collect();
