@@ -50,7 +50,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             "warning: this machine's local time is UTC{:+}h; the system cron reads the schedules in local \
              time, so they fire at a shifted time (`--slot scheduled` still runs the right UTC slot). \
              Run cron with TZ=UTC to fire on time",
-            offset as f64 / 3600.0
+            f64::from(offset) / 3600.0
         ));
     }
     let setting = std::env::var("CONTIMG_CRONTAB")

@@ -90,8 +90,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                     j.state.as_str(),
                     format!("{}/{}", j.attempts, j.max_attempts),
                     j.duration_s
-                        .map(|d| format!("{d:.1}s"))
-                        .unwrap_or_else(|| "-".into()),
+                        .map_or_else(|| "-".into(), |d| format!("{d:.1}s")),
                     j.next_retry_at.as_deref().unwrap_or("-"),
                     match (&j.error, &j.log_path) {
                         (Some(e), _) => short(e, 70),

@@ -300,7 +300,7 @@ pub fn build(
 
     set_plan_status(store, plan.plan_id, "building")?;
     let result = match build_mosaic(&inputs, &opts, &out, &|p: &Progress| {
-        progress(p.done, p.total)
+        progress(p.done, p.total);
     }) {
         Ok(r) => r,
         Err(e) => {

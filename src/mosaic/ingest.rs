@@ -243,12 +243,14 @@ pub fn analyse(
             });
         }
     }
-    let peak = image
-        .plane
-        .iter()
-        .copied()
-        .filter(|v| v.is_finite())
-        .fold(f32::NEG_INFINITY, f32::max) as f64;
+    let peak = f64::from(
+        image
+            .plane
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(f32::NEG_INFINITY, f32::max),
+    );
     let beam = restoring_beam(h);
     if beam.is_none() {
         warnings.push(format!(
@@ -463,13 +465,13 @@ pub fn ingest(
                         });
                     on_file();
                     let _ = tx.send((path, result));
-                })
+                });
             });
         });
         for (path, result) in rx {
             match result {
                 Ok(Analysed::Unchanged(p, id)) => {
-                    report.unchanged.push(FileOutcome { path: p, id })
+                    report.unchanged.push(FileOutcome { path: p, id });
                 }
                 Ok(Analysed::Record(analysis)) => {
                     let Analysis {

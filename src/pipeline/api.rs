@@ -303,8 +303,7 @@ impl Engine {
             "catch-up of {}: {} slot(s) since {}",
             p.name,
             slots.len(),
-            last.map(iso)
-                .unwrap_or_else(|| "(no successful execution yet)".into())
+            last.map_or_else(|| "(no successful execution yet)".into(), iso)
         ));
         let mut executions = Vec::new();
         for t in &slots {
@@ -470,7 +469,7 @@ fn busy(
                  (`contimg run {} --catch-up` runs it later)",
                 p.name,
                 active.len(),
-                active.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
+                active.iter().map(std::string::ToString::to_string).collect::<Vec<_>>().join(", "),
                 p.def.max_active,
                 p.name
             ));

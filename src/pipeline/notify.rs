@@ -110,7 +110,7 @@ impl Event {
         for j in &self.failed_jobs {
             t.push_str(&format!(
                 "\n{j}: {}\n",
-                self.errors.get(j).map(String::as_str).unwrap_or("-")
+                self.errors.get(j).map_or("-", String::as_str)
             ));
             if let Some(l) = self.logs.get(j) {
                 t.push_str(&format!("  log: {l}\n"));
@@ -588,8 +588,7 @@ pub fn command_env(ev: &Event, id: i64) -> Vec<(String, String)> {
 fn hostname() -> String {
     crate::pipeline::procs::process_id()
         .rsplit_once(':')
-        .map(|(h, _)| h.to_string())
-        .unwrap_or_else(|| "localhost".into())
+        .map_or_else(|| "localhost".into(), |(h, _)| h.to_string())
 }
 
 fn from_address(c: &NotifyConfig) -> String {

@@ -108,7 +108,7 @@ pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
             pipeline: p.name.clone(),
             job: job.map(str::to_string),
             message,
-        })
+        });
     };
     let d: &PipelineDef = &p.def;
     if !valid_name(&p.name) {
@@ -427,7 +427,10 @@ mod tests {
             params = { argv = ["true"] }
             "#,
         );
-        let text: Vec<String> = validate(&p).iter().map(|e| e.to_string()).collect();
+        let text: Vec<String> = validate(&p)
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         let all = text.join("\n");
         for needle in [
             "f.toml: pipeline 'p': schedule \"61 * * * *\"",

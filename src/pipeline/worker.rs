@@ -17,6 +17,9 @@
 //! attempt, never a completed one; a missing `${job.key}` fails the attempt before anything is started;
 //! a child exiting [`USAGE_EXIT`] (2, an input error) fails the job for good without retries.
 
+// Unsafe: one `pre_exec` hook that puts a job in its own process group (setpgid is async-signal-safe).
+#![allow(unsafe_code)]
+
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};

@@ -566,7 +566,7 @@ impl SpawnBatch<'_> {
         };
         let (rk, base, factor, cap) = retry_columns(&t.retry);
         let now_s = fmt_ts(self.now);
-        let avail = t.available_at.map(fmt_ts).unwrap_or_else(|| now_s.clone());
+        let avail = t.available_at.map_or_else(|| now_s.clone(), fmt_ts);
         conn.prepare_cached(
             "INSERT INTO tasks (execution_id, job_id, kind, params, priority, state, max_attempts,
                  retry_kind, retry_base_s, retry_factor, retry_cap_s, timeout_s, available_at, error,

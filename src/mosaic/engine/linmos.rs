@@ -526,7 +526,8 @@ fn input_box(grid: &OutputGrid, p: &Prepared, opts: &BuildOptions) -> Option<Pix
         && let Some(f) = p.freq_hz
         && let Some(r) = cutoff_radius_deg(&p.model, f, opts.pb_cutoff)
     {
-        let circle = (0..72).map(|k| offset(p.pointing.0, p.pointing.1, r * 1.01, k as f64 * 5.0));
+        let circle =
+            (0..72).map(|k| offset(p.pointing.0, p.pointing.1, r * 1.01, f64::from(k) * 5.0));
         if r < 60.0
             && let Some(c) = bbox_of(grid, circle)
         {
@@ -625,7 +626,7 @@ fn apparent_rms(p: &Prepared, plane: &[f32], pb: Option<&[f32]>, cutoff: f64) ->
         for x in (0..p.nx).step_by(stride) {
             let i = y * p.nx + x;
             let a = match pb {
-                Some(pb) => pb[i] as f64,
+                Some(pb) => f64::from(pb[i]),
                 None => {
                     let Some(pos) = p.wcs.pix_to_icrs(x as f64, y as f64) else {
                         continue;
@@ -635,7 +636,7 @@ fn apparent_rms(p: &Prepared, plane: &[f32], pb: Option<&[f32]>, cutoff: f64) ->
                 }
             };
             if a >= cutoff && plane[i].is_finite() {
-                apparent.push((plane[i] as f64 * a) as f32);
+                apparent.push((f64::from(plane[i]) * a) as f32);
             }
         }
     }
@@ -671,6 +672,8 @@ impl BeamLut {
         }
     }
 
+    // Unsafe: a float-to-int cast without the saturation check, on the hot path of every pixel.
+    #[allow(unsafe_code)]
     #[inline]
     fn at(&self, s2: f64) -> f32 {
         // NaN s2 also lands here.
@@ -1033,7 +1036,7 @@ fn build_planned(
             f64::NAN
         } else {
             let m = v.len() / 2;
-            *v.select_nth_unstable_by(m, f32::total_cmp).1 as f64
+            f64::from(*v.select_nth_unstable_by(m, f32::total_cmp).1)
         }
     };
     // The three products are written concurrently under temporary names, then renamed into
