@@ -14,6 +14,9 @@
 //! file (FIFO, device such as /dev/zero, directory, socket) before reading a byte, and refuses a
 //! file larger than the caller's ceiling before allocating for it.
 
+// Unsafe: statvfs(2), fallocate(2) and kill(2, 0) through libc, which std does not offer.
+#![allow(unsafe_code)]
+
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 
@@ -108,13 +111,11 @@ pub fn pid_alive(pid: i64) -> bool {
     let exists = rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
     // A zombie (killed, not yet reaped by its parent) works, and writes, no more.
     exists
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit_once(')')
-                    .and_then(|(_, rest)| rest.split_whitespace().next())
-                    == Some("Z")
-            })
-            .unwrap_or(false)
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                == Some("Z")
+        })
 }
 
 /// Removes the temporaries in `dir` (not below it) whose writing process is gone, and returns

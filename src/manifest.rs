@@ -21,6 +21,10 @@ pub enum ManifestError {
         err: std::io::Error,
     },
     #[error(
+        "{source_name}: more than {limit} bytes, far more than any manifest; is it the right file?"
+    )]
+    TooLarge { source_name: String, limit: u64 },
+    #[error(
         "{source_name}: the manifest is empty; did the previous step fail? (it prints nothing on stdout when it does)"
     )]
     Empty { source_name: String },
@@ -39,28 +43,37 @@ pub enum ManifestError {
     },
 }
 
-/// Reads a manifest from a file, or from stdin when `source` is `-`.
+/// The largest manifest read (a plan of 1000 images is about 0.5 MB).
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+
+/// Reads a manifest from a file (a pipe such as `<(contimg plan …)` too), or from stdin when
+/// `source` is `-`; never more than [`MAX_MANIFEST_BYTES`].
 pub fn read(source: &Path) -> Result<serde_json::Value, ManifestError> {
     let name = if source.as_os_str() == "-" {
         "stdin".to_string()
     } else {
         source.display().to_string()
     };
-    let text = if source.as_os_str() == "-" {
-        let mut t = String::new();
-        std::io::stdin()
-            .read_to_string(&mut t)
-            .map_err(|err| ManifestError::Read {
-                source_name: name.clone(),
-                err,
-            })?;
-        t
-    } else {
-        std::fs::read_to_string(source).map_err(|err| ManifestError::Read {
-            source_name: name.clone(),
-            err,
-        })?
+    let read_err = |err| ManifestError::Read {
+        source_name: name.clone(),
+        err,
     };
+    let reader: Box<dyn Read> = if source.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(source).map_err(read_err)?)
+    };
+    let mut text = String::new();
+    reader
+        .take(MAX_MANIFEST_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read_err)?;
+    if text.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(ManifestError::TooLarge {
+            source_name: name,
+            limit: MAX_MANIFEST_BYTES,
+        });
+    }
     if text.trim().is_empty() {
         return Err(ManifestError::Empty { source_name: name });
     }

@@ -12,12 +12,12 @@ pub fn median_in_place(values: &mut [f32]) -> Option<f64> {
     }
     let mid = n / 2;
     let (lower, upper_mid, _) = values.select_nth_unstable_by(mid, f32::total_cmp);
-    let upper = *upper_mid as f64;
+    let upper = f64::from(*upper_mid);
     if n % 2 == 1 {
         return Some(upper);
     }
     // The largest value of the lower half is the other middle value.
-    let lower_max = lower.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let lower_max = f64::from(lower.iter().copied().fold(f32::NEG_INFINITY, f32::max));
     Some(0.5 * (lower_max + upper))
 }
 
@@ -33,7 +33,7 @@ where
         .collect();
     let median = median_in_place(&mut finite)?;
     for v in finite.iter_mut() {
-        *v = (*v as f64 - median).abs() as f32;
+        *v = (f64::from(*v) - median).abs() as f32;
     }
     let mad = median_in_place(&mut finite)?;
     Some((median, 1.482_6 * mad))

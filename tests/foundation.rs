@@ -276,3 +276,40 @@ fn a_closed_stdout_is_not_an_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn listings_and_summaries_carry_a_schema_tag() {
+    let ws = workspace();
+    let listings = [
+        (vec!["tiers", "--json"], "contimg.tier/1"),
+        (vec!["pipelines", "--json"], "contimg.pipeline/1"),
+    ];
+    for (args, schema) in listings {
+        let rows = json_in(ws.path(), &args, 0);
+        let rows = rows.as_array().unwrap();
+        assert!(!rows.is_empty(), "{args:?}");
+        for row in rows {
+            assert_eq!(row["schema"], schema, "{args:?}: {row}");
+            assert!(
+                row["name"].is_string(),
+                "{args:?}: the row's own fields stay: {row}"
+            );
+        }
+    }
+    for (args, schema) in [
+        (vec!["images", "--json"], "contimg.image/1"),
+        (vec!["status", "--json"], "contimg.execution-summary/1"),
+        (vec!["notifications", "--json"], "contimg.notification/1"),
+    ] {
+        // Empty in a new workspace: still an array, so `jq '.[]'` works.
+        assert!(
+            json_in(ws.path(), &args, 0).is_array(),
+            "{args:?} ({schema})"
+        );
+    }
+    let check = json_in(ws.path(), &["pipelines", "check"], 0);
+    assert_eq!(check["schema"], "contimg.pipelines-check/1");
+    let stats = json_in(ws.path(), &["worker", "--once"], 0);
+    assert_eq!(stats["schema"], "contimg.worker/1");
+    assert_eq!(stats["attempts"], 0, "{stats}");
+}

@@ -145,7 +145,7 @@ fn noise_matches_the_expected_noise_map_in_single_and_overlap_regions() {
             };
             let (v, n) = (img.as_slice().unwrap()[k], noise.as_slice().unwrap()[k]);
             if ok && !masked[k] && v.is_finite() && n.is_finite() {
-                z.push(v as f64 / n as f64);
+                z.push(f64::from(v) / f64::from(n));
             }
         }
         assert!(z.len() > 5000, "{label}: only {} pixels", z.len());
@@ -209,9 +209,9 @@ fn a_single_input_on_its_own_grid_gives_back_i_over_a() {
                     "{interp:?}: pixel {x},{y} below the cut-off has {got}"
                 );
             } else if a > 0.5 + 1e-4 {
-                let want = v as f64 / a;
+                let want = f64::from(v) / a;
                 assert!(
-                    (got as f64 - want).abs() <= 2e-5 * want.abs().max(1e-3),
+                    (f64::from(got) - want).abs() <= 2e-5 * want.abs().max(1e-3),
                     "{interp:?} at {x},{y}: {got} vs {want}"
                 );
                 checked += 1;
@@ -433,7 +433,7 @@ fn products_carry_wcs_beam_span_and_provenance() {
     // noise = 1/sqrt(weight); NaN mosaic exactly where the weight is zero.
     for ((mv, wv), nv) in m.iter().zip(w.iter()).zip(n.iter()) {
         if *wv > 0.0 {
-            assert!(mv.is_finite() && ((*nv as f64) * (*wv as f64).sqrt() - 1.0).abs() < 1e-5);
+            assert!(mv.is_finite() && (f64::from(*nv) * f64::from(*wv).sqrt() - 1.0).abs() < 1e-5);
         } else {
             assert!(mv.is_nan() && nv.is_nan());
         }
@@ -445,7 +445,7 @@ fn products_carry_wcs_beam_span_and_provenance() {
         .iter()
         .map(|x| x.rms_jy)
         .fold(f64::MAX, f64::min);
-    let wmax = w.iter().fold(0.0f32, |a, &b| a.max(b)) as f64;
+    let wmax = f64::from(w.iter().fold(0.0f32, |a, &b| a.max(b)));
     assert!(wmax >= 0.9 / (min_rms * min_rms), "{wmax}");
     assert!(r.effective_noise_jy > 0.0 && r.effective_noise_jy < r.median_rms_jy * 1.5);
     assert_eq!(r.n_images, 3);

@@ -30,16 +30,7 @@ fn job<'a>(m: &'a Value, id: &str) -> &'a Value {
 }
 
 fn pid_alive(pid: i32) -> bool {
-    // SAFETY: kill(2) with signal 0 only checks that the process exists.
-    let exists = unsafe { libc::kill(pid, 0) } == 0;
-    exists
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit_once(')')
-                    .map(|(_, r)| r.trim_start().starts_with('Z'))
-                    == Some(true)
-            })
-            .unwrap_or(false)
+    contimg::fsutil::pid_alive(i64::from(pid))
 }
 
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {

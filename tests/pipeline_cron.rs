@@ -3,6 +3,9 @@
 //! `crontab` program, and notification delivery (webhook to a local HTTP server, email to a fake
 //! sendmail, a dead webhook retried on the next run).
 
+// Unsafe: geteuid(2), to know whether the crontab tests may use `crontab -u`.
+#![allow(unsafe_code)]
+
 mod common;
 
 use std::io::{Read, Write};
@@ -435,12 +438,13 @@ static CRONTAB_LOCK: Mutex<()> = Mutex::new(());
 
 impl CrontabUnderTest {
     fn new() -> CrontabUnderTest {
-        let guard = CRONTAB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = CRONTAB_LOCK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let found = std::process::Command::new("sh")
             .args(["-c", "command -v crontab"])
             .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
+            .is_ok_and(|o| o.status.success());
         assert!(
             found,
             "the `crontab` program is missing: install Debian's cron package (apt-get install cron); .ci/run does"
@@ -459,8 +463,7 @@ impl CrontabUnderTest {
                 let ok = std::process::Command::new("useradd")
                     .args(["--system", "--no-create-home", "contimg-ci"])
                     .status()
-                    .map(|s| s.success())
-                    .unwrap_or(false);
+                    .is_ok_and(|s| s.success());
                 assert!(ok, "cannot create the test user contimg-ci with useradd");
             }
             vec!["crontab".into(), "-u".into(), "contimg-ci".into()]
@@ -478,7 +481,7 @@ impl CrontabUnderTest {
         contimg::pipeline::cron::read(&self.argv).unwrap()
     }
     fn write(&self, text: &str) {
-        contimg::pipeline::cron::write(&self.argv, text).unwrap()
+        contimg::pipeline::cron::write(&self.argv, text).unwrap();
     }
 }
 

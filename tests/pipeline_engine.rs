@@ -37,8 +37,7 @@ fn pid_alive(pid: i32) -> bool {
         .unwrap()
         .success()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s.split_whitespace().nth(2) == Some("Z"))
-            .unwrap_or(false)
+            .is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
 }
 
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {

@@ -108,8 +108,7 @@ fn processes_with(needle: &str) -> Vec<String> {
         if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
             let zombie = std::fs::read_to_string(e.path().join("stat"))
-                .map(|s| s.split_whitespace().nth(2) == Some("Z"))
-                .unwrap_or(true);
+                .map_or(true, |s| s.split_whitespace().nth(2) == Some("Z"));
             if cmd.contains(needle) && !zombie {
                 out.push(cmd);
             }

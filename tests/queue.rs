@@ -2,6 +2,10 @@
 //! cancel/retry, and two OS processes racing over the same database. Time is a ManualClock: nothing sleeps
 //! except the process race, which runs on the system clock.
 
+// A test or example reports on stdout, which its harness captures; only the binary is held to
+// "stdout carries manifests only".
+#![allow(clippy::print_stdout)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -449,7 +453,7 @@ fn expired_lease_is_a_failed_attempt_and_the_stale_worker_is_refused() {
             assert_eq!(
                 (*state, holder.as_deref()),
                 (TaskState::Running, Some("w2"))
-            )
+            );
         }
         e => panic!("expected LeaseLost, got {e}"),
     }

@@ -92,8 +92,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         None => store
             .path
             .parent()
-            .map(|p| p.join("mosaics"))
-            .unwrap_or_else(|| PathBuf::from("mosaics")),
+            .map_or_else(|| PathBuf::from("mosaics"), |p| p.join("mosaics")),
     };
     let req = BuildRequest {
         tier,
@@ -130,7 +129,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     ));
     let bar = ctx.bar(plan.images.len() as u64, "build");
     let result = build(&mut store, &plan, &req, &|done, _| {
-        bar.set_position(done as u64)
+        bar.set_position(done as u64);
     });
     bar.finish_and_clear();
     let m = match result {

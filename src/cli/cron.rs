@@ -1,7 +1,7 @@
 //! `contimg cron`: the crontab lines for the workspace's scheduled pipelines, and installing or
 //! removing them in the user's crontab (through the `crontab` program, inside a marked block).
 
-use super::{CliError, Ctx, emit_json, emit_text};
+use super::{CliError, Ctx, emit_json, emit_object, emit_text};
 use crate::pipeline::api;
 
 /// Schedule the workspace's pipelines with the system crontab.
@@ -50,7 +50,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             "warning: this machine's local time is UTC{:+}h; the system cron reads the schedules in local \
              time, so they fire at a shifted time (`--slot scheduled` still runs the right UTC slot). \
              Run cron with TZ=UTC to fire on time",
-            offset as f64 / 3600.0
+            f64::from(offset) / 3600.0
         ));
     }
     let setting = std::env::var("CONTIMG_CRONTAB")
@@ -60,7 +60,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let program = crate::pipeline::cron::program(&setting);
     let action = args.action.unwrap_or(Action::Print);
     let (changed, verb) = match action {
-        Action::Print if args.json => return emit_json(&plan),
+        Action::Print if args.json => return emit_object("contimg.cron-plan/1", &plan),
         Action::Print => return emit_text(&plan.block),
         Action::Install => (api::cron_apply(&program, &root, Some(&plan))?, "install"),
         Action::Remove => (api::cron_apply(&program, &root, None)?, "remove"),
@@ -76,6 +76,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         root.display()
     ));
     emit_json(&serde_json::json!({
+        "schema": "contimg.cron/1",
         "action": verb,
         "crontab": program.join(" "),
         "workspace": root,

@@ -312,24 +312,35 @@ pub fn emit_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     emit_text(&format!("{text}\n"))
 }
 
+/// A serializable value as a JSON object whose first field is its `schema` tag.
+fn tagged<T: serde::Serialize>(schema: &str, value: &T) -> anyhow::Result<serde_json::Value> {
+    let mut obj = serde_json::Map::new();
+    obj.insert("schema".into(), schema.into());
+    match serde_json::to_value(value)? {
+        serde_json::Value::Object(fields) => {
+            obj.extend(fields.into_iter().filter(|(k, _)| k != "schema"));
+        }
+        other => {
+            obj.insert("value".into(), other);
+        }
+    }
+    Ok(serde_json::Value::Object(obj))
+}
+
+/// Writes one JSON object tagged with its `schema` (a summary that is not a manifest, e.g.
+/// `worker`'s statistics), so a script can check what it reads.
+pub fn emit_object<T: serde::Serialize>(schema: &str, value: &T) -> anyhow::Result<()> {
+    emit_json(&tagged(schema, value)?)
+}
+
 /// Writes a listing as a JSON array whose every row carries its `schema` tag first, so a
 /// consumer of `contimg images --json` and the like can check what it reads row by row.
 pub fn emit_listing<T: serde::Serialize>(schema: &str, rows: &[T]) -> anyhow::Result<()> {
-    let tagged = rows
+    let rows = rows
         .iter()
-        .map(|row| {
-            let mut obj = serde_json::Map::new();
-            obj.insert("schema".into(), schema.into());
-            match serde_json::to_value(row)? {
-                serde_json::Value::Object(fields) => obj.extend(fields),
-                other => {
-                    obj.insert("value".into(), other);
-                }
-            }
-            Ok(serde_json::Value::Object(obj))
-        })
+        .map(|row| tagged(schema, row))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    emit_json(&tagged)
+    emit_json(&rows)
 }
 
 /// Writes text to stdout. A closed pipe is not an error.

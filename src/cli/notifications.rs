@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use super::{Ctx, emit_json, emit_text};
+use super::{Ctx, emit_listing, emit_text};
 
 /// List the failure notifications and their delivery.
 ///
@@ -36,7 +36,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     }
     let rows = crate::pipeline::api::notifications(&ctx.store_read_only()?.conn, args.limit)?;
     if args.json || !std::io::stdout().is_terminal() {
-        return emit_json(&rows);
+        return emit_listing("contimg.notification/1", &rows);
     }
     let mut out = format!(
         "{:>4} {:>5} {:<18} {:<21} {:<8} {:<10} {:>3}  {}\n",

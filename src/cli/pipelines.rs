@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use super::{CliError, Ctx, emit_json, emit_text};
+use super::{CliError, Ctx, emit_json, emit_listing, emit_text};
 
 /// List the pipelines, or validate them with `check`.
 ///
@@ -36,6 +36,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 ctx.warn(&format!("error: {e}"));
             }
             emit_json(&serde_json::json!({
+                "schema": "contimg.pipelines-check/1",
                 "ok": errors.is_empty(),
                 "pipelines": all.iter().map(|p| &p.name).collect::<Vec<_>>(),
                 "errors": errors,
@@ -52,7 +53,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         }
         None => {
             if args.json || !std::io::stdout().is_terminal() {
-                return emit_json(&all);
+                return emit_listing("contimg.pipeline/1", &all);
             }
             let mut out = format!(
                 "{:<20} {:<12} {:<14} {:<24} {}\n",

@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use super::{Ctx, emit_json, emit_text};
+use super::{Ctx, emit_json, emit_listing, emit_text};
 
 /// Show the executions, or one execution's jobs.
 ///
@@ -40,7 +40,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         None => {
             let list = crate::pipeline::api::executions(&store, args.limit)?;
             if !table {
-                return emit_json(&list);
+                return emit_listing("contimg.execution-summary/1", &list);
             }
             let mut out = format!(
                 "{:>5}  {:<20} {:<21} {:<10} {}\n",
@@ -90,8 +90,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                     j.state.as_str(),
                     format!("{}/{}", j.attempts, j.max_attempts),
                     j.duration_s
-                        .map(|d| format!("{d:.1}s"))
-                        .unwrap_or_else(|| "-".into()),
+                        .map_or_else(|| "-".into(), |d| format!("{d:.1}s")),
                     j.next_retry_at.as_deref().unwrap_or("-"),
                     match (&j.error, &j.log_path) {
                         (Some(e), _) => short(e, 70),

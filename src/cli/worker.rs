@@ -1,6 +1,6 @@
 //! `contimg worker`: drain the queue (any number of workers on one database cooperate).
 
-use super::{Ctx, emit_json};
+use super::{Ctx, emit_object};
 use crate::pipeline::{StopWhen, api};
 
 /// Claim and run queued tasks (more processes or machines).
@@ -38,5 +38,5 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         "worker: {} attempt(s), {} completed, {} failed",
         stats.attempts, stats.completed, stats.failed
     ));
-    emit_json(&stats)
+    emit_object("contimg.worker/1", &stats)
 }

@@ -12,6 +12,9 @@
 //! claiming 20000 × 20000 pixels cost a few kilobytes. The header's sizes are checked against
 //! the bytes actually present before the pixel plane is allocated.
 
+// Unsafe: calls into cfitsio (`fitsio::sys`) for what the safe crate lacks; each block says why it holds.
+#![allow(unsafe_code)]
+
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
@@ -166,7 +169,7 @@ fn open(path: &Path, source: Source<'_>) -> Result<Opened, FitsReadError> {
             unsafe { sys::ffghadll(raw, &mut head, &mut data_start, &mut data_end, &mut status) };
             let unpadded = data_start as u128
                 + dims.iter().map(|&d| d.max(0) as u128).product::<u128>()
-                    * bitpix_bytes(raw) as u128;
+                    * u128::from(bitpix_bytes(raw));
             if status != 0 || unpadded > cell.1 as u128 {
                 return Err(FitsReadError::Pixels {
                     path: path.to_path_buf(),
@@ -195,7 +198,7 @@ fn bitpix_bytes(raw: *mut sys::fitsfile) -> u64 {
     let mut bitpix: c_int = 0;
     // SAFETY: valid handle and out-pointer.
     unsafe { sys::ffgidt(raw, &mut bitpix, &mut status) };
-    (bitpix.unsigned_abs() / 8).max(1) as u64
+    u64::from((bitpix.unsigned_abs() / 8).max(1))
 }
 
 /// Whether the current image HDU stores floating-point pixels (BITPIX -32 or -64).
@@ -270,7 +273,7 @@ fn declared_data_bytes(h: &Header) -> Option<u128> {
     if naxis == 0 {
         return Some(0);
     }
-    let mut n: u128 = (bitpix.unsigned_abs() / 8) as u128;
+    let mut n: u128 = u128::from(bitpix.unsigned_abs() / 8);
     for i in 1..=naxis {
         let len = h.i64(&format!("NAXIS{i}"))?;
         n = n.checked_mul(u128::try_from(len).ok()?)?;
@@ -318,7 +321,7 @@ fn gunzip_bounded(path: &Path, bytes: &[u8], limit: u64) -> Result<Vec<u8>, Fits
     }
     let header = Header::from_records(out.chunks(80).map(String::from_utf8_lossy));
     let want = match declared_data_bytes(&header) {
-        Some(d) if d > limit as u128 => {
+        Some(d) if d > u128::from(limit) => {
             return Err(too_large("the pixel data its header declares", d));
         }
         Some(d) if d > 0 => d as u64,
@@ -340,7 +343,7 @@ fn read_opened(mut opened: Opened, path: &Path, limit: u64) -> Result<FitsImage,
     let (nx, ny) = (opened.shape[0], opened.shape[1]);
     let n = nx * ny;
     let plane_bytes = nx as u128 * ny as u128 * 4;
-    if plane_bytes > limit as u128 {
+    if plane_bytes > u128::from(limit) {
         return Err(FitsReadError::TooLarge {
             path: path.to_path_buf(),
             what: "the pixel plane (as 32-bit floats)",

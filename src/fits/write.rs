@@ -28,6 +28,9 @@
 //! breaks it), adds `EXTNAME = '_PRIMARY'` to a custom primary HDU and cannot report errors
 //! from closing the file (a full disk shows up there).
 
+// Unsafe: calls into cfitsio (`fitsio::sys`) to write an HDU from memory; each block says why it holds.
+#![allow(unsafe_code)]
+
 use std::ffi::{CString, c_char, c_int, c_long};
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -116,7 +116,7 @@ const TELESCOPES: &[(&[&str], BeamModel)] = &[
 /// The name a `TELESCOP` value is compared by: upper case, letters and digits only.
 pub fn telescope_key(name: &str) -> String {
     name.chars()
-        .filter(|c| c.is_ascii_alphanumeric())
+        .filter(char::is_ascii_alphanumeric)
         .collect::<String>()
         .to_ascii_uppercase()
 }
@@ -183,7 +183,7 @@ fn airy(x: f64) -> f64 {
     // 2 J₁(x) / x = Σ_m q^m / (m! (m+1)!)
     let (mut term, mut sum) = (1.0, 1.0);
     for m in 1..24 {
-        term *= q / (m as f64 * (m as f64 + 1.0));
+        term *= q / (f64::from(m) * (f64::from(m) + 1.0));
         sum += term;
     }
     sum * sum

@@ -1,7 +1,8 @@
 //! Build: turn a recorded plan into a mosaic, its weight and noise maps, and a `mosaics` row.
 //!
-//! Invariants: every input is checked against the plan (the file exists and its bytes still hash
-//! to what was planned) before any pixel work; the plan goes pending/failed → building →
+//! Invariants: a plan manifest is trusted no further than the database (its images must be the
+//! plan's recorded images with their recorded paths and hashes); every input is checked against
+//! the plan (the file exists and its bytes still hash to what was planned) before any pixel work; the plan goes pending/failed → building →
 //! completed or failed; products are written under temporary names and renamed by the engine;
 //! the `mosaics` row (one per product path: a rebuild updates it) and the plan's `completed`
 //! status are written in one transaction after the files are in place.
@@ -299,7 +300,7 @@ pub fn build(
 
     set_plan_status(store, plan.plan_id, "building")?;
     let result = match build_mosaic(&inputs, &opts, &out, &|p: &Progress| {
-        progress(p.done, p.total)
+        progress(p.done, p.total);
     }) {
         Ok(r) => r,
         Err(e) => {

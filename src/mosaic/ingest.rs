@@ -73,7 +73,6 @@ pub enum IngestError {
     Missing { path: PathBuf },
 }
 
-/// Observation time: DATE-OBS (with TIME-OBS if DATE-OBS has no time), else MJD-OBS.
 /// Observation times outside these years are taken as broken headers, not observations.
 const PLAUSIBLE_YEARS: std::ops::Range<i32> = 1900..2200;
 
@@ -89,7 +88,8 @@ fn card_text(h: &Header, key: &str) -> Option<String> {
     }
 }
 
-/// The time a card gives: `Ok(None)` when the card is absent or blank.
+/// The time a card gives: `Ok(None)` when the card is absent or blank; `Err((value, why))` when
+/// it is there but is no plausible time.
 fn time_card(h: &Header, key: &'static str) -> Result<Option<Instant>, (String, String)> {
     let Some(text) = card_text(h, key).filter(|t| !t.is_empty()) else {
         return Ok(None);
@@ -97,14 +97,14 @@ fn time_card(h: &Header, key: &'static str) -> Result<Option<Instant>, (String, 
     let parsed = match key {
         "MJD-OBS" => text
             .parse::<f64>()
-            .map_err(|_| String::new())
-            .and_then(|m| time::from_mjd(m).map_err(|_| String::new())),
-        _ => time::parse_date_obs(&text).map_err(|_| String::new()),
+            .ok()
+            .and_then(|m| time::from_mjd(m).ok()),
+        _ => time::parse_date_obs(&text).ok(),
     };
     match parsed {
-        Ok(t) if PLAUSIBLE_YEARS.contains(&chrono::Datelike::year(&t)) => Ok(Some(t)),
-        Ok(_) => Err((text, " (outside the years 1900-2199)".into())),
-        Err(why) => Err((text, why)),
+        Some(t) if PLAUSIBLE_YEARS.contains(&chrono::Datelike::year(&t)) => Ok(Some(t)),
+        Some(_) => Err((text, " (outside the years 1900-2199)".into())),
+        None => Err((text, String::new())),
     }
 }
 
@@ -243,12 +243,14 @@ pub fn analyse(
             });
         }
     }
-    let peak = image
-        .plane
-        .iter()
-        .copied()
-        .filter(|v| v.is_finite())
-        .fold(f32::NEG_INFINITY, f32::max) as f64;
+    let peak = f64::from(
+        image
+            .plane
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(f32::NEG_INFINITY, f32::max),
+    );
     let beam = restoring_beam(h);
     if beam.is_none() {
         warnings.push(format!(
@@ -463,13 +465,13 @@ pub fn ingest(
                         });
                     on_file();
                     let _ = tx.send((path, result));
-                })
+                });
             });
         });
         for (path, result) in rx {
             match result {
                 Ok(Analysed::Unchanged(p, id)) => {
-                    report.unchanged.push(FileOutcome { path: p, id })
+                    report.unchanged.push(FileOutcome { path: p, id });
                 }
                 Ok(Analysed::Record(analysis)) => {
                     let Analysis {

@@ -495,7 +495,7 @@ fn plans(cfg: &SimConfig) -> Vec<Plan> {
                 ra,
                 rms: cfg.noise_jy * factor,
                 bpa,
-                stem: format!("snap_{i:04}_{}", start.format("%Y%m%dT%H%M%S")),
+                stem: format!("snap_{i:04}_{}", crate::time::compact(start)),
             }
         })
         .collect()
@@ -1169,7 +1169,7 @@ mod tests {
             };
             let mut img = vec![0f32; 128 * 128];
             add_sources(&cfg, &grid, beam, &[src], &mut img);
-            let total: f64 = img.iter().map(|&v| v as f64).sum();
+            let total: f64 = img.iter().map(|&v| f64::from(v)).sum();
             let integrated = total / beam_area_px;
             assert!(
                 (integrated - 0.1 * a).abs() < 1e-4 * 0.1,
@@ -1193,7 +1193,7 @@ mod tests {
                         qa * dx * dx + 2.0 * qb * dx * dy + qc * dy * dy
                     })
                     .exp();
-                assert!((img[imax] as f64 - peak).abs() < 1e-6);
+                assert!((f64::from(img[imax]) - peak).abs() < 1e-6);
             }
         }
     }

@@ -263,7 +263,7 @@ impl Engine {
         let params = exec::resolve_params(p, params)?;
         let q = self.queue()?;
         self.deliver(&q, true, progress);
-        let now = Utc::now();
+        let now = crate::time::now();
         let slot_time = match choice {
             SlotChoice::Now => now,
             SlotChoice::Scheduled => exec::scheduled_slot(schedule_of(p)?, now)?,
@@ -290,7 +290,7 @@ impl Engine {
         self.deliver(&q, true, progress);
         let sched = schedule_of(p)?;
         let last = exec::last_success(q.connection(), &p.name)?;
-        let (slots, dropped) = cron::catch_up_slots(sched, last, Utc::now(), max_catch_up)?;
+        let (slots, dropped) = cron::catch_up_slots(sched, last, crate::time::now(), max_catch_up)?;
         if let Some(first) = dropped.first() {
             progress.warn(&format!(
                 "warning: {} missed slot(s) from {} are older than the newest [cron] max_catch_up = {max_catch_up}; \
@@ -303,8 +303,7 @@ impl Engine {
             "catch-up of {}: {} slot(s) since {}",
             p.name,
             slots.len(),
-            last.map(iso)
-                .unwrap_or_else(|| "(no successful execution yet)".into())
+            last.map_or_else(|| "(no successful execution yet)".into(), iso)
         ));
         let mut executions = Vec::new();
         for t in &slots {
@@ -470,7 +469,7 @@ fn busy(
                  (`contimg run {} --catch-up` runs it later)",
                 p.name,
                 active.len(),
-                active.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
+                active.iter().map(std::string::ToString::to_string).collect::<Vec<_>>().join(", "),
                 p.def.max_active,
                 p.name
             ));

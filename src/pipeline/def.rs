@@ -241,9 +241,10 @@ struct BuiltinFile {
 /// The built-in pipelines.
 pub fn builtin() -> BTreeMap<String, PipelineDef> {
     // The text is a constant checked by a unit test; failing here is a bug in this file.
-    toml::from_str::<BuiltinFile>(BUILTIN_TOML)
-        .map(|f| f.pipelines)
-        .unwrap_or_else(|e| panic!("built-in pipeline TOML is invalid (a bug in contimg): {e}"))
+    toml::from_str::<BuiltinFile>(BUILTIN_TOML).map_or_else(
+        |e| panic!("built-in pipeline TOML is invalid (a bug in contimg): {e}"),
+        |f| f.pipelines,
+    )
 }
 
 /// The built-ins with a workspace's `[pipelines.NAME]` tables over them, by name.

@@ -498,9 +498,7 @@ pub fn sync_active(conn: &Connection) -> Result<(), rusqlite::Error> {
 }
 
 fn normalise_ts(s: &str) -> String {
-    crate::time::parse_rfc3339(s)
-        .map(iso)
-        .unwrap_or_else(|| s.to_string())
+    crate::time::parse_rfc3339(s).map_or_else(|| s.to_string(), iso)
 }
 
 /// One job in an execution manifest.

@@ -18,7 +18,6 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -75,10 +74,6 @@ pub enum NotifyError {
     Db(#[from] rusqlite::Error),
 }
 
-fn ts(t: DateTime<Utc>) -> String {
-    crate::time::iso(t)
-}
-
 /// The facts about a failed execution a message is made of (stored as the row's `event`).
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Event {
@@ -115,7 +110,7 @@ impl Event {
         for j in &self.failed_jobs {
             t.push_str(&format!(
                 "\n{j}: {}\n",
-                self.errors.get(j).map(String::as_str).unwrap_or("-")
+                self.errors.get(j).map_or("-", String::as_str)
             ));
             if let Some(l) = self.logs.get(j) {
                 t.push_str(&format!("  log: {l}\n"));
@@ -178,7 +173,7 @@ pub fn enqueue_failure(
             failed_jobs.push(j);
         }
     }
-    let now = Utc::now();
+    let now = crate::time::now();
     let event = Event {
         execution_id: eid,
         pipeline,
@@ -188,7 +183,7 @@ pub fn enqueue_failure(
         errors,
         logs,
         round,
-        failed_at: ts(now),
+        failed_at: crate::time::iso(now),
     };
     let event_json = serde_json::to_string(&event).unwrap_or_else(|_| "{}".into());
     let mut n = 0;
@@ -204,7 +199,7 @@ pub fn enqueue_failure(
             "INSERT OR IGNORE INTO notifications
                  (execution_id, rule_index, round, channel, rule, event, created_at, next_attempt_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-            params![eid, i as i64, round, rule.channel, rule_json, event_json, ts(now)],
+            params![eid, i as i64, round, rule.channel, rule_json, event_json, crate::time::iso(now)],
         )?;
     }
     Ok(n)
@@ -301,7 +296,7 @@ pub struct DeliveryStats {
 /// processes never send the same one.
 pub fn deliver(conn: &Connection, d: &Delivery, all: bool) -> Result<DeliveryStats, NotifyError> {
     release_dead_claims(conn)?;
-    let now = Utc::now();
+    let now = crate::time::now();
     let ids: Vec<i64> = conn
         .prepare_cached(
             "SELECT id FROM notifications
@@ -309,11 +304,11 @@ pub fn deliver(conn: &Connection, d: &Delivery, all: bool) -> Result<DeliverySta
                 OR (state = 'sending' AND claim_expires_at <= ?1)
              ORDER BY id",
         )?
-        .query_map(params![ts(now), all], |r| r.get(0))?
+        .query_map(params![crate::time::iso(now), all], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let mut stats = DeliveryStats::default();
     for id in ids {
-        let now = Utc::now();
+        let now = crate::time::now();
         let claimed = conn.execute(
             "UPDATE notifications SET state = 'sending', claimed_by = ?2, claim_expires_at = ?3
              WHERE id = ?1 AND ((state = 'pending' AND (?5 OR next_attempt_at <= ?4))
@@ -321,8 +316,8 @@ pub fn deliver(conn: &Connection, d: &Delivery, all: bool) -> Result<DeliverySta
             params![
                 id,
                 d.by,
-                ts(now + chrono::Duration::from_std(CLAIM).unwrap_or_default()),
-                ts(now),
+                crate::time::iso(now + chrono::Duration::from_std(CLAIM).unwrap_or_default()),
+                crate::time::iso(now),
                 all
             ],
         )?;
@@ -334,7 +329,7 @@ pub fn deliver(conn: &Connection, d: &Delivery, all: bool) -> Result<DeliverySta
             [id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
-        let started = Utc::now();
+        let started = crate::time::now();
         let outcome = match (
             serde_json::from_str::<NotifyRule>(&rule_s),
             serde_json::from_str::<Event>(&event_s),
@@ -345,7 +340,7 @@ pub fn deliver(conn: &Connection, d: &Delivery, all: bool) -> Result<DeliverySta
                     .into(),
             ),
         };
-        let ended = Utc::now();
+        let ended = crate::time::now();
         let attempt = attempts + 1;
         let (ok, err) = match &outcome {
             Outcome::Sent => (true, None),
@@ -378,14 +373,14 @@ pub fn deliver(conn: &Connection, d: &Delivery, all: bool) -> Result<DeliverySta
         tx.execute(
             "INSERT INTO notification_attempts (notification_id, attempt, started_at, ended_at, by_process, ok, error)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![id, attempt, ts(started), ts(ended), d.by, ok, err],
+            params![id, attempt, crate::time::iso(started), crate::time::iso(ended), d.by, ok, err],
         )?;
         tx.execute(
             "UPDATE notifications SET state = ?2, attempts = ?3, next_attempt_at = ?4, last_error = ?5,
                  delivered_at = CASE WHEN ?2 = 'delivered' THEN ?6 ELSE delivered_at END,
                  claimed_by = NULL, claim_expires_at = NULL
              WHERE id = ?1",
-            params![id, state, attempt, ts(next), err, ts(ended)],
+            params![id, state, attempt, crate::time::iso(next), err, crate::time::iso(ended)],
         )?;
         tx.commit()?;
     }
@@ -409,7 +404,7 @@ fn release_dead_claims(conn: &Connection) -> Result<(), NotifyError> {
                 "UPDATE notifications SET state = 'pending', next_attempt_at = ?3,
                      claimed_by = NULL, claim_expires_at = NULL
                  WHERE id = ?1 AND state = 'sending' AND claimed_by = ?2",
-                params![id, by, ts(Utc::now())],
+                params![id, by, crate::time::iso(crate::time::now())],
             )?;
         }
     }
@@ -456,7 +451,11 @@ fn send(rule: &NotifyRule, rule_index: i64, ev: &Event, id: i64, d: &Delivery) -
     let timeout = Duration::from_secs_f64(d.config.timeout_s.clamp(0.1, 3600.0));
     match rule.channel.as_str() {
         "log" => {
-            let line = format!("{} {}\n", ts(Utc::now()), ev.summary());
+            let line = format!(
+                "{} {}\n",
+                crate::time::iso(crate::time::now()),
+                ev.summary()
+            );
             eprint!("{line}");
             let path = d.logs_dir.join("notifications.log");
             let r = std::fs::create_dir_all(&d.logs_dir).and_then(|_| {
@@ -589,8 +588,7 @@ pub fn command_env(ev: &Event, id: i64) -> Vec<(String, String)> {
 fn hostname() -> String {
     crate::pipeline::procs::process_id()
         .rsplit_once(':')
-        .map(|(h, _)| h.to_string())
-        .unwrap_or_else(|| "localhost".into())
+        .map_or_else(|| "localhost".into(), |(h, _)| h.to_string())
 }
 
 fn from_address(c: &NotifyConfig) -> String {
@@ -610,7 +608,7 @@ fn header_value(s: &str) -> String {
 
 /// The RFC 5322 message for `ev` (LF line ends, as sendmail expects on its input).
 pub fn email_message(from: &str, to: &[String], ev: &Event, id: i64) -> String {
-    let now = Utc::now();
+    let now = crate::time::now();
     let mut m = String::new();
     m.push_str(&format!("From: {}\n", header_value(from)));
     m.push_str(&format!(

@@ -7,6 +7,9 @@
 //! the job's own processes and their children inherit it — so an unrelated process that reused a
 //! pid is never touched.
 
+// Unsafe: gethostname(2), getpgrp(2) and kill(2) on process groups through libc, which std does not offer.
+#![allow(unsafe_code)]
+
 use std::path::Path;
 
 /// This machine's host name.

@@ -63,7 +63,7 @@ fn pieces(s: &str) -> Result<Vec<Piece>, SubstError> {
             let mut parts = inner.split('.').map(|p| p.trim().to_string());
             let ns = parts.next().unwrap_or_default();
             let path: Vec<String> = parts.collect();
-            if ns.is_empty() || path.is_empty() || path.iter().any(|p| p.is_empty()) {
+            if ns.is_empty() || path.is_empty() || path.iter().any(std::string::String::is_empty) {
                 return Err(SubstError(format!(
                     "malformed reference ${{{inner}}} in {s:?}: write ${{job.key}}, ${{slot.start}} or ${{param.name}}"
                 )));

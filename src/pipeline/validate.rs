@@ -138,7 +138,7 @@ impl<'a> Report<'a> {
             pipeline: self.p.name.clone(),
             job: job.map(str::to_string),
             message,
-        })
+        });
     }
 }
 
@@ -509,7 +509,10 @@ mod tests {
             params = { argv = ["true"] }
             "#,
         );
-        let text: Vec<String> = validate(&p).iter().map(|e| e.to_string()).collect();
+        let text: Vec<String> = validate(&p)
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         let all = text.join("\n");
         for needle in [
             "f.toml: pipeline 'p': schedule \"61 * * * *\"",

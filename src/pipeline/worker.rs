@@ -17,6 +17,9 @@
 //! attempt, never a completed one; a missing `${job.key}` fails the attempt before anything is started;
 //! a child exiting [`USAGE_EXIT`] (2, an input error) fails the job for good without retries.
 
+// Unsafe: one `pre_exec` hook that puts a job in its own process group (setpgid is async-signal-safe).
+#![allow(unsafe_code)]
+
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -595,7 +598,11 @@ fn supervise(
     let started = Instant::now();
     let beat = cfg.lease / 3;
     let mut last_beat = Instant::now();
-    let timeout = task.timeout_s.map(Duration::from_secs_f64);
+    // Bounded like every duration (a task queued by an older contimg may hold any number).
+    let timeout = task.timeout_s.map(|s| {
+        let max = Duration::from_secs_f64(crate::time::MAX_DURATION_S);
+        Duration::try_from_secs_f64(s).map_or(max, |d| d.min(max))
+    });
     loop {
         match child.try_wait() {
             Ok(Some(s)) => return Ok(Ended::Exited(s)),

@@ -20,7 +20,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        crate::time::now()
     }
 }
 
@@ -59,7 +59,9 @@ impl ManualClock {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, DateTime<Utc>> {
         // A poisoned lock still holds a valid time: a panic elsewhere cannot corrupt a DateTime.
-        self.now.lock().unwrap_or_else(|e| e.into_inner())
+        self.now
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

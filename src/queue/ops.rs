@@ -566,7 +566,7 @@ impl SpawnBatch<'_> {
         };
         let (rk, base, factor, cap) = retry_columns(&t.retry);
         let now_s = fmt_ts(self.now);
-        let avail = t.available_at.map(fmt_ts).unwrap_or_else(|| now_s.clone());
+        let avail = t.available_at.map_or_else(|| now_s.clone(), fmt_ts);
         conn.prepare_cached(
             "INSERT INTO tasks (execution_id, job_id, kind, params, priority, state, max_attempts,
                  retry_kind, retry_base_s, retry_factor, retry_cap_s, timeout_s, available_at, error,
@@ -705,7 +705,7 @@ fn retry_from_columns(
 
 /// The stored form of a time: fixed width so that text order is time order.
 pub(crate) fn fmt_ts(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    crate::time::iso_micros(t)
 }
 
 fn parse_ts(task: TaskId, s: &str) -> Result<DateTime<Utc>> {

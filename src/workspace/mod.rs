@@ -140,9 +140,9 @@ pub fn init(dir: &Path) -> Result<InitReport, WorkspaceError> {
     let db_existed = db.exists();
     let store = crate::store::Store::open(&db)?;
     if db_existed {
-        existing.push(db.clone())
+        existing.push(db.clone());
     } else {
-        created.push(db.clone())
+        created.push(db.clone());
     }
     Ok(InitReport {
         workspace: root,

@@ -50,9 +50,10 @@ pub fn workspace() -> tempfile::TempDir {
 
 /// The directory of real sample images (CONTIMG_REAL_DATA, default ../shared/data/real).
 pub fn real_data() -> PathBuf {
-    std::env::var_os("CONTIMG_REAL_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real"))
+    std::env::var_os("CONTIMG_REAL_DATA").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real"),
+        PathBuf::from,
+    )
 }
 
 /// The python interpreter with astropy (CONTIMG_PYTHON, default python3).

@@ -103,7 +103,7 @@ pub fn fit_peak(img: &Array2<f32>, x: f64, y: f64) -> Option<(f64, f64, f64)> {
     let mut atz = [0.0f64; 6];
     for dy in -1..=1i64 {
         for dx in -1..=1i64 {
-            let v = img[[(bj + dy) as usize, (bi + dx) as usize]] as f64;
+            let v = f64::from(img[[(bj + dy) as usize, (bi + dx) as usize]]);
             if v.is_nan() || v <= 0.0 {
                 return None;
             }
@@ -221,7 +221,8 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
 }
 
 pub fn real_data_dir() -> PathBuf {
-    std::env::var("CONTIMG_REAL_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real"))
+    std::env::var("CONTIMG_REAL_DATA").map_or_else(
+        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real"),
+        PathBuf::from,
+    )
 }

@@ -431,7 +431,7 @@ mod tests {
         // Thirty 1-deg fields along Dec 40 from RA 345 to RA 14 (crossing 0h): 23 deg on the sky.
         let feet: Vec<Footprint> = (0..30)
             .map(|i| {
-                let ra = norm_ra(345.0 + i as f64);
+                let ra = norm_ra(345.0 + f64::from(i));
                 let border = [(-0.5, -0.5), (0.5, -0.5), (0.5, 0.5), (-0.5, 0.5)]
                     .iter()
                     .map(|(dx, dy)| (norm_ra(ra + dx / (40.0 * D2R).cos()), 40.0 + dy))
@@ -460,7 +460,7 @@ mod tests {
         };
         match choose_grid(&feet, &small) {
             Err(GridError::TooLarge { nx, ny, .. }) => {
-                assert_eq!((nx as usize, ny as usize), (g.nx, g.ny))
+                assert_eq!((nx as usize, ny as usize), (g.nx, g.ny));
             }
             other => panic!("expected TooLarge, got {other:?}"),
         }

@@ -67,6 +67,8 @@ const EPS: f32 = 1e-6;
 /// floor() without a libm call or a saturating cast: exact for |x| < 2^20 (callers pass
 /// positions within a few pixels of the image); larger |x| is clamped first, far off any image,
 /// where it samples as NaN.
+// Unsafe: a float-to-int cast without the saturation check, on the hot path of every pixel.
+#[allow(unsafe_code)]
 #[inline(always)]
 fn ffloor(x: f64) -> f64 {
     const OFF: f64 = 1_048_576.0;
@@ -223,7 +225,7 @@ pub fn lanczos3_weights(t: f32) -> [f32; 6] {
     const H: f64 = 0.866_025_403_784_438_6; // sin(π/3)
     const COS_K: [f64; 6] = [1.0, 0.5, -0.5, -1.0, -0.5, 0.5];
     const SIN_K: [f64; 6] = [0.0, H, H, 0.0, -H, -H];
-    let t = t as f64;
+    let t = f64::from(t);
     let s_pi_t = (PI * t).sin();
     let (sa, ca) = (PI * (t + 2.0) / 3.0).sin_cos();
     let mut w = [0.0f32; 6];
@@ -279,7 +281,7 @@ mod tests {
             let t = i as f32 / 1000.0;
             let direct: Vec<f64> = (0..6)
                 .map(|k| {
-                    let d = t as f64 + 2.0 - k as f64;
+                    let d = f64::from(t) + 2.0 - f64::from(k);
                     if d.abs() < 1e-7 {
                         1.0
                     } else if d.abs() >= 3.0 {
@@ -292,7 +294,10 @@ mod tests {
                 .collect();
             let sum: f64 = direct.iter().sum();
             for (k, w) in lanczos3_weights(t).iter().enumerate() {
-                assert!((*w as f64 - direct[k] / sum).abs() < 1e-6, "t {t} k {k}");
+                assert!(
+                    (f64::from(*w) - direct[k] / sum).abs() < 1e-6,
+                    "t {t} k {k}"
+                );
             }
         }
     }
@@ -307,7 +312,7 @@ mod tests {
             Interpolation::Bicubic,
             Interpolation::Lanczos3,
         ] {
-            let v = p.sample(k, 5.3, 4.6) as f64;
+            let v = f64::from(p.sample(k, 5.3, 4.6));
             let tol = if k == Interpolation::Lanczos3 {
                 2e-2
             } else {

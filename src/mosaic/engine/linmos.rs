@@ -223,6 +223,9 @@ pub enum MosaicError {
     NoCoverage,
     #[error("{path}: cannot write ({reason}); check the directory exists and is writable")]
     Write { path: PathBuf, reason: String },
+    /// A product could not be written (a full disk says so itself, naming the path).
+    #[error(transparent)]
+    Output(crate::fits::write::FitsWriteError),
 }
 
 /// Everything about an input that comes from its header.
@@ -523,7 +526,8 @@ fn input_box(grid: &OutputGrid, p: &Prepared, opts: &BuildOptions) -> Option<Pix
         && let Some(f) = p.freq_hz
         && let Some(r) = cutoff_radius_deg(&p.model, f, opts.pb_cutoff)
     {
-        let circle = (0..72).map(|k| offset(p.pointing.0, p.pointing.1, r * 1.01, k as f64 * 5.0));
+        let circle =
+            (0..72).map(|k| offset(p.pointing.0, p.pointing.1, r * 1.01, f64::from(k) * 5.0));
         if r < 60.0
             && let Some(c) = bbox_of(grid, circle)
         {
@@ -622,7 +626,7 @@ fn apparent_rms(p: &Prepared, plane: &[f32], pb: Option<&[f32]>, cutoff: f64) ->
         for x in (0..p.nx).step_by(stride) {
             let i = y * p.nx + x;
             let a = match pb {
-                Some(pb) => pb[i] as f64,
+                Some(pb) => f64::from(pb[i]),
                 None => {
                     let Some(pos) = p.wcs.pix_to_icrs(x as f64, y as f64) else {
                         continue;
@@ -632,7 +636,7 @@ fn apparent_rms(p: &Prepared, plane: &[f32], pb: Option<&[f32]>, cutoff: f64) ->
                 }
             };
             if a >= cutoff && plane[i].is_finite() {
-                apparent.push((plane[i] as f64 * a) as f32);
+                apparent.push((f64::from(plane[i]) * a) as f32);
             }
         }
     }
@@ -668,6 +672,8 @@ impl BeamLut {
         }
     }
 
+    // Unsafe: a float-to-int cast without the saturation check, on the hot path of every pixel.
+    #[allow(unsafe_code)]
     #[inline]
     fn at(&self, s2: f64) -> f32 {
         // NaN s2 also lands here.
@@ -1084,7 +1090,7 @@ fn subsampled_median(noise: &[f32]) -> f64 {
         f64::NAN
     } else {
         let m = v.len() / 2;
-        *v.select_nth_unstable_by(m, f32::total_cmp).1 as f64
+        f64::from(*v.select_nth_unstable_by(m, f32::total_cmp).1)
     }
 }
 
@@ -1097,17 +1103,13 @@ fn write_products(
     out: &OutputPaths,
     [sum, wsum, noise]: [&[f32]; 3],
 ) -> Result<(), MosaicError> {
-    let write_err = |path: &Path, e: crate::fits::write::FitsWriteError| MosaicError::Write {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
     let write = |path: &Path, data: &[f32], extra: &[Card]| -> Result<StagedImage, MosaicError> {
         let mut h = header.clone();
         for c in extra {
             h.set(&c.key, c.value.clone(), &c.comment);
         }
         let view = ArrayView2::from_shape((grid.ny, grid.nx), data).expect("accumulator shape");
-        crate::fits::write::stage_image_2d(path, view, &h).map_err(|e| write_err(path, e))
+        crate::fits::write::stage_image_2d(path, view, &h).map_err(MosaicError::Output)
     };
     let weight_cards = [
         Card::new(
@@ -1145,7 +1147,7 @@ fn write_products(
             .collect()
     });
     let staged = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    crate::fits::write::commit_together(staged).map_err(|e| write_err(&out.mosaic, e))
+    crate::fits::write::commit_together(staged).map_err(MosaicError::Output)
 }
 
 /// The common restoring beam: the largest BMAJ and the largest BMIN among the inputs, with the

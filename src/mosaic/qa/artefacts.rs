@@ -91,7 +91,7 @@ pub fn bowl_depths(
                         continue;
                     }
                     let (b, r) = grid.at(x as f64, y as f64);
-                    let snr = ((v - b) / r) as f64;
+                    let snr = f64::from((v - b) / r);
                     if snr < 5.0 {
                         sum += snr;
                         n += 1;
@@ -152,7 +152,7 @@ pub fn score(
         let ratios: Vec<f64> = nodes
             .iter()
             .filter_map(|&(j, i)| {
-                let r = grid.rms[[j, i]] as f64;
+                let r = f64::from(grid.rms[[j, i]]);
                 match expected_at_node {
                     Some(f) => f(j, i).filter(|e| *e > 0.0).map(|e| r / e),
                     None => Some(r),

@@ -51,17 +51,17 @@ pub fn clipped_stats(values: &mut Vec<f32>, min_n: usize) -> Option<(f32, f32)> 
     let mut work = values.clone();
     let med = median_in_place(&mut work)?;
     for (w, v) in work.iter_mut().zip(values.iter()) {
-        *w = (*v as f64 - med).abs() as f32;
+        *w = (f64::from(*v) - med).abs() as f32;
     }
     let rms = 1.4826 * median_in_place(&mut work)?;
     if rms <= 0.0 {
         return Some((med as f32, 0.0));
     }
-    values.retain(|v| ((*v as f64) - med).abs() <= 3.0 * rms);
+    values.retain(|v| (f64::from(*v) - med).abs() <= 3.0 * rms);
     let mut work = values.clone();
     let med2 = median_in_place(&mut work)?;
     for (w, v) in work.iter_mut().zip(values.iter()) {
-        *w = (*v as f64 - med2).abs() as f32;
+        *w = (f64::from(*v) - med2).abs() as f32;
     }
     let rms2 = 1.4826 * median_in_place(&mut work)?;
     // The 3σ clip shortens the MAD of a Gaussian by 0.27 %; undo it.
@@ -160,10 +160,10 @@ impl BackgroundGrid {
         let (j, ty) = Self::bracket(&self.ys, y);
         let i1 = (i + 1).min(self.xs.len() - 1);
         let j1 = (j + 1).min(self.ys.len() - 1);
-        let v00 = grid[[j, i]] as f64;
-        let v01 = grid[[j, i1]] as f64;
-        let v10 = grid[[j1, i]] as f64;
-        let v11 = grid[[j1, i1]] as f64;
+        let v00 = f64::from(grid[[j, i]]);
+        let v01 = f64::from(grid[[j, i1]]);
+        let v10 = f64::from(grid[[j1, i]]);
+        let v11 = f64::from(grid[[j1, i1]]);
         ((1.0 - ty) * ((1.0 - tx) * v00 + tx * v01) + ty * ((1.0 - tx) * v10 + tx * v11)) as f32
     }
 
@@ -242,8 +242,8 @@ fn fill_gaps(bkg: &mut Array2<f32>, rms: &mut Array2<f32>) {
                     }
                     let r = rms[[jj as usize, ii as usize]];
                     if r.is_finite() {
-                        sb += bkg[[jj as usize, ii as usize]] as f64;
-                        sr += r as f64;
+                        sb += f64::from(bkg[[jj as usize, ii as usize]]);
+                        sr += f64::from(r);
                         n += 1;
                     }
                 }

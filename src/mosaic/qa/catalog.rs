@@ -156,7 +156,7 @@ pub struct Reference {
 
 fn norm(name: &str) -> String {
     name.chars()
-        .filter(|c| c.is_ascii_alphanumeric())
+        .filter(char::is_ascii_alphanumeric)
         .collect::<String>()
         .to_ascii_lowercase()
 }
@@ -401,7 +401,7 @@ pub fn read_csv(path: &Path, settings: &CatalogSettings) -> Result<Reference, Ca
         .iter()
         .map(str::to_string)
         .collect();
-    if names.iter().all(|n| n.is_empty()) {
+    if names.iter().all(std::string::String::is_empty) {
         return Err(CatalogError::NoTable {
             path: path.into(),
             what: "the file is empty".into(),

@@ -107,14 +107,13 @@ pub fn glyph(c: char) -> [u8; 7] {
     GLYPHS
         .iter()
         .find(|(g, _)| *g == c)
-        .map(|(_, rows)| {
+        .map_or(BOX, |(_, rows)| {
             let mut out = [0u8; 7];
             for (i, r) in rows.split(' ').take(7).enumerate() {
                 out[i] = u8::from_str_radix(r, 2).unwrap_or(0b11111);
             }
             out
         })
-        .unwrap_or(BOX)
 }
 
 /// Advance per character at scale 1 (5 columns and 1 of spacing).

@@ -145,8 +145,7 @@ impl MosaicInput {
 pub fn stem(path: &Path) -> String {
     let name = path
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "mosaic".into());
+        .map_or_else(|| "mosaic".into(), |n| n.to_string_lossy().into_owned());
     let base = name.strip_suffix(".gz").unwrap_or(&name);
     let lower = base.to_ascii_lowercase();
     for ext in [".fits", ".fit", ".fts"] {
@@ -390,13 +389,13 @@ fn measure_noise(
         .filter(|&(x, y)| image[[y, x]].is_finite())
         .collect();
     let at = |&(x, y): &(usize, usize)| grid.at(x as f64, y as f64);
-    let rms_at: Vec<f64> = samples.iter().map(|p| at(p).1 as f64).collect();
-    let bkg_at: Vec<f64> = samples.iter().map(|p| at(p).0 as f64).collect();
+    let rms_at: Vec<f64> = samples.iter().map(|p| f64::from(at(p).1)).collect();
+    let bkg_at: Vec<f64> = samples.iter().map(|p| f64::from(at(p).0)).collect();
     let gst = stride_for(nx, ny, 4_000_000);
     let global_rms = crate::stats::robust_rms(image.slice(ndarray::s![..;gst, ..;gst]).iter())
         .unwrap_or(f64::NAN);
     let (nodes, n_indep) = independent_nodes(grid);
-    let node_rms: Vec<f64> = nodes.iter().map(|&jk| grid.rms[jk] as f64).collect();
+    let node_rms: Vec<f64> = nodes.iter().map(|&jk| f64::from(grid.rms[jk])).collect();
     let mut stage = NoiseStage {
         report: NoiseReport {
             median_rms_jy: crate::stats::median_f64(&rms_at).unwrap_or(f64::NAN),
@@ -437,7 +436,7 @@ fn measure_noise(
         }
         Ok(n) => n.plane,
     };
-    let ex: Vec<f64> = samples.iter().map(|&(x, y)| e[[y, x]] as f64).collect();
+    let ex: Vec<f64> = samples.iter().map(|&(x, y)| f64::from(e[[y, x]])).collect();
     let positive: Vec<f64> = ex.iter().copied().filter(|v| *v > 0.0).collect();
     let ratios: Vec<f64> = ex
         .iter()
@@ -445,11 +444,12 @@ fn measure_noise(
         .filter(|(e, r)| **e > 0.0 && **r > 0.0)
         .map(|(e, r)| e / r)
         .collect();
-    let nodes_e =
-        Array2::from_shape_fn(grid.rms.dim(), |(j, i)| e[[grid.ys[j], grid.xs[i]]] as f64);
+    let nodes_e = Array2::from_shape_fn(grid.rms.dim(), |(j, i)| {
+        f64::from(e[[grid.ys[j], grid.xs[i]]])
+    });
     let node_ratios: Vec<f64> = nodes
         .iter()
-        .map(|&jk| nodes_e[jk] / grid.rms[jk] as f64)
+        .map(|&jk| nodes_e[jk] / f64::from(grid.rms[jk]))
         .filter(|r| r.is_finite() && *r > 0.0)
         .collect();
     stage.report.median_expected_jy = crate::stats::median_f64(&positive);
@@ -594,7 +594,7 @@ fn dynamic_range(
         (Some(s), _) => (s.peak_jy, s.rms_jy),
         (None, Some((v, x, y))) => {
             let (b, r) = grid.at(x as f64, y as f64);
-            (v as f64 - b as f64, r as f64)
+            (f64::from(v) - f64::from(b), f64::from(r))
         }
         (None, None) => (f64::NAN, f64::NAN),
     };
@@ -621,8 +621,7 @@ pub fn measure(input: &MosaicInput, opts: &QaOptions) -> Result<QaReport, QaErro
         input
             .path
             .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."))
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     });
     let st_name = stem(&input.path);
     let product = |suffix: &str| out_dir.join(format!("{st_name}.{suffix}"));

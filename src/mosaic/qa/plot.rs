@@ -444,7 +444,7 @@ impl Stretch {
             med + 20.0 * sig
         } else {
             let k = ((fin.len() as f64 * 0.9995) as usize).min(fin.len() - 1);
-            *fin.select_nth_unstable_by(k, f32::total_cmp).1 as f64
+            f64::from(*fin.select_nth_unstable_by(k, f32::total_cmp).1)
         };
         Stretch {
             lo: med - 2.0 * sig,
@@ -469,7 +469,7 @@ fn paint_pixels(c: &mut Canvas, small: &Downsampled, stretch: &Stretch, lay: &Qu
     let z = lay.zoom as i64;
     for by in 0..small.h {
         for bx in 0..small.w {
-            let col = stretch.colour(small.values[by * small.w + bx] as f64);
+            let col = stretch.colour(f64::from(small.values[by * small.w + bx]));
             let oy = ((small.h - 1 - by) * lay.zoom) as i64;
             c.fill_rect(mx + bx as i64 * z, my + oy, z, z, col);
         }
@@ -526,8 +526,8 @@ impl SkySpan {
             .flat_map(|j| (0..=n).map(move |i| (i, j)))
             .filter_map(|(i, j)| {
                 wcs.pix_to_icrs(
-                    i as f64 / n as f64 * (nx - 1) as f64,
-                    j as f64 / n as f64 * (ny - 1) as f64,
+                    f64::from(i) / f64::from(n) * (nx - 1) as f64,
+                    f64::from(j) / f64::from(n) * (ny - 1) as f64,
                 )
             })
             .collect();
@@ -635,7 +635,7 @@ fn trace(
     let mut prev: Option<(f64, f64)> = None;
     let mut labelled = false;
     for t in 0..=200 {
-        let (ra, dec) = at(t as f64 / 200.0);
+        let (ra, dec) = at(f64::from(t) / 200.0);
         let cur = wcs
             .icrs_to_pix(ra.rem_euclid(360.0), dec)
             .map(|(x, y)| panel.to_canvas(x, y));
@@ -759,7 +759,7 @@ pub fn offsets(
         let pa = beam.bpa_deg.to_radians();
         let (a, b) = (beam.bmaj_arcsec / 2.0, beam.bmin_arcsec / 2.0);
         for i in 0..720 {
-            let t = i as f64 / 720.0 * std::f64::consts::TAU;
+            let t = f64::from(i) / 720.0 * std::f64::consts::TAU;
             // Position angle from north through east: east is +ΔRA.
             let (u, v) = (b * t.cos(), a * t.sin());
             let dx = u * pa.cos() + v * pa.sin();
@@ -865,7 +865,7 @@ pub fn noise_histogram(
     }
     let mut prev: Option<(f64, f64)> = None;
     for i in 0..=400 {
-        let s = HIST_MIN + (HIST_MAX - HIST_MIN) * i as f64 / 400.0;
+        let s = HIST_MIN + (HIST_MAX - HIST_MIN) * f64::from(i) / 400.0;
         let e = n_finite as f64 * bw * (-0.5 * s * s).exp() / (std::f64::consts::TAU).sqrt();
         if e < 1.0 {
             prev = None;

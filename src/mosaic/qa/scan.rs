@@ -79,7 +79,7 @@ pub fn scan(image: ArrayView2<f32>, grid: &BackgroundGrid, threshold: f64) -> Sc
                     if p.max_pixel.is_none_or(|(m, _, _)| v > m) {
                         p.max_pixel = Some((v, x, y));
                     }
-                    let snr = ((v - bk[x]) / rm[x]) as f64;
+                    let snr = f64::from((v - bk[x]) / rm[x]);
                     if snr > threshold {
                         mrow[x] = true;
                     }

@@ -114,7 +114,7 @@ fn gauss_fit(
     sub: &dyn Fn(usize, usize) -> f64,
 ) -> Option<Fit> {
     let (ny, nx) = image.dim();
-    let peak = image[[py, px]] as f64 - sub(px, py);
+    let peak = f64::from(image[[py, px]]) - sub(px, py);
     if peak <= 0.0 {
         return None;
     }
@@ -127,7 +127,7 @@ fn gauss_fit(
             if !v.is_finite() {
                 continue;
             }
-            let i = v as f64 - sub(x, y);
+            let i = f64::from(v) - sub(x, y);
             if i < 0.2 * peak {
                 continue;
             }
@@ -194,7 +194,7 @@ fn centroid(
             if !v.is_finite() {
                 continue;
             }
-            let w = (v as f64 - sub(x, y)).max(0.0);
+            let w = (f64::from(v) - sub(x, y)).max(0.0);
             sx += w * x as f64;
             sy += w * y as f64;
             sw += w;
@@ -218,7 +218,7 @@ pub fn find_sources(
     let (ny, nx) = image.dim();
     let area = beam.area_px();
     let half = ((beam.fwhm_px() * 0.6).ceil() as usize).clamp(1, 5);
-    let sub = |x: usize, y: usize| grid.at(x as f64, y as f64).0 as f64;
+    let sub = |x: usize, y: usize| f64::from(grid.at(x as f64, y as f64).0);
     let mut out = Vec::new();
     let mut stack = Vec::new();
     for start in 0..mask.len() {
@@ -237,7 +237,7 @@ pub fn find_sources(
                 best_v = v;
                 best = k;
             }
-            sum += v as f64 - sub(x, y);
+            sum += f64::from(v) - sub(x, y);
             npix += 1;
             for dy in -1i64..=1 {
                 for dx in -1i64..=1 {
@@ -255,7 +255,7 @@ pub fn find_sources(
         }
         let (px, py) = (best % nx, best / nx);
         let (_, rms) = grid.at(px as f64, py as f64);
-        let rms = rms as f64;
+        let rms = f64::from(rms);
         let (x, y, peak, int_jy, maj, min, fit) = match gauss_fit(image, px, py, half, &sub) {
             Some(f) => (
                 f.x,
@@ -268,7 +268,7 @@ pub fn find_sources(
             ),
             None => {
                 let (cx, cy) = centroid(image, px, py, &sub);
-                let p = best_v as f64 - sub(px, py);
+                let p = f64::from(best_v) - sub(px, py);
                 (cx, cy, p, sum / area, f64::NAN, f64::NAN, "centroid")
             }
         };

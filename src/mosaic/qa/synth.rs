@@ -174,7 +174,7 @@ impl SynthMosaic {
                 }
             }
             for o in out.iter_mut() {
-                *o = (*o as f64 * scale) as f32;
+                *o = (f64::from(*o) * scale) as f32;
             }
         });
         let mut img = Array2::from_shape_vec((ny, nx), img).expect("shape matches");

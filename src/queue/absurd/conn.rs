@@ -120,10 +120,8 @@ pub(crate) fn pg_error(shown: &str, action: &str, e: postgres::Error) -> QueueEr
         }
         None => "is the server running, and are host, port and sslmode in the URL right?",
     };
-    let cause = e
-        .as_db_error()
-        .map(|d| d.message().to_string())
-        .unwrap_or_else(|| {
+    let cause = e.as_db_error().map_or_else(
+        || {
             let mut s = e.to_string();
             let mut src = std::error::Error::source(&e);
             while let Some(x) = src {
@@ -131,7 +129,9 @@ pub(crate) fn pg_error(shown: &str, action: &str, e: postgres::Error) -> QueueEr
                 src = x.source();
             }
             s
-        });
+        },
+        |d| d.message().to_string(),
+    );
     QueueError::Postgres {
         url: shown.to_string(),
         action: action.to_string(),

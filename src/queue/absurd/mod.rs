@@ -564,7 +564,7 @@ fn retry_strategy(r: &RetryStrategy, kind: &str) -> Result<Value> {
 /// A claim length in ABSURD's whole seconds (rounded up, at least 1).
 fn claim_seconds(d: Duration) -> Result<i32> {
     let s = d.as_secs_f64().ceil();
-    if d.is_zero() || s > i32::MAX as f64 {
+    if d.is_zero() || s > f64::from(i32::MAX) {
         return Err(QueueError::InvalidTask(format!(
             "a claim of {d:?} is not allowed; give a positive duration of at most {} s",
             i32::MAX
