@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::def::{NamedPipeline, PipelineDef};
+use super::def::{JobDef, NamedPipeline, PipelineDef};
 use super::jobs::{JOB_TYPES, job_type};
 use super::subst;
 use crate::queue::RetryStrategy;
@@ -99,26 +99,64 @@ fn retry_problem(r: &RetryStrategy, max_retries: u32) -> Option<String> {
     None
 }
 
-/// Checks one pipeline; returns every problem found.
+/// Checks one pipeline; returns every problem found, in this order: the pipeline's own settings, its
+/// notify rules, each job, dependency cycles, then the `${...}` references of each job.
 pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
-    let mut errs = Vec::new();
-    let mut err = |job: Option<&str>, message: String| {
-        errs.push(ValidationError {
-            source: p.source.0.clone(),
-            pipeline: p.name.clone(),
+    let mut r = Report::new(p);
+    let ids: BTreeSet<&str> = p.def.jobs.iter().map(|j| j.id.as_str()).collect();
+    check_settings(&mut r, p);
+    check_notify(&mut r, &p.def, &ids);
+    let mut seen = BTreeSet::new();
+    for j in &p.def.jobs {
+        check_job(&mut r, &p.def, j, &ids, &mut seen);
+    }
+    let deps = dependency_graph(&p.def, &ids);
+    check_cycles(&mut r, &deps);
+    for j in &p.def.jobs {
+        check_references(&mut r, p, j, &ids, &deps);
+    }
+    r.errs
+}
+
+/// The problems found so far, each stamped with the pipeline's source and name.
+struct Report<'a> {
+    p: &'a NamedPipeline,
+    errs: Vec<ValidationError>,
+}
+
+impl<'a> Report<'a> {
+    fn new(p: &'a NamedPipeline) -> Self {
+        Report {
+            p,
+            errs: Vec::new(),
+        }
+    }
+
+    fn err(&mut self, job: Option<&str>, message: String) {
+        self.errs.push(ValidationError {
+            source: self.p.source.0.clone(),
+            pipeline: self.p.name.clone(),
             job: job.map(str::to_string),
             message,
         });
-    };
-    let d: &PipelineDef = &p.def;
+    }
+}
+
+/// Known dependencies of each job id (self-dependencies and unknown ids left out). Duplicate ids pool
+/// their dependencies, so a cycle through either copy is still found.
+type Deps<'a> = BTreeMap<&'a str, Vec<&'a str>>;
+
+/// The pipeline's own settings: name, jobs present, schedule, window, retry, parameters, max_active.
+fn check_settings(r: &mut Report, p: &NamedPipeline) {
+    let d = &p.def;
     if !valid_name(&p.name) {
-        err(
+        r.err(
             None,
             "a pipeline name may only hold letters, digits, '_' and '-'".into(),
         );
     }
     if d.jobs.is_empty() {
-        err(
+        r.err(
             None,
             "it has no jobs; add [[pipelines.NAME.jobs]] tables".into(),
         );
@@ -126,135 +164,150 @@ pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
     if let Some(s) = &d.schedule
         && let Err(e) = parse_schedule(s)
     {
-        err(None, e.to_string());
+        r.err(None, e.to_string());
     }
     if let Some(w) = &d.window
         && let Err(e) = parse_duration(w)
     {
-        err(None, format!("window: {e}"));
+        r.err(None, format!("window: {e}"));
     }
     if let Some(e) = retry_problem(&d.retry, d.max_retries) {
-        err(None, e);
+        r.err(None, e);
     }
     for (name, spec) in &d.params {
         if !valid_name(name) {
-            err(
+            r.err(
                 None,
                 format!("parameter name {name:?} may only hold letters, digits, '_' and '-'"),
             );
         }
         if spec.required && spec.default.is_some() {
-            err(
+            r.err(
                 None,
                 format!("parameter '{name}' is required and has a default; keep one of the two"),
             );
         }
     }
     if d.max_active == 0 {
-        err(
+        r.err(
             None,
             "max_active = 0 would never run anything; use 1 or more".into(),
         );
     }
-    let ids: BTreeSet<&str> = d.jobs.iter().map(|j| j.id.as_str()).collect();
+}
+
+/// Each notify rule: a known channel, and only jobs this pipeline has.
+fn check_notify(r: &mut Report, d: &PipelineDef, ids: &BTreeSet<&str>) {
     for (i, rule) in d.notify.iter().enumerate() {
         let what = format!("notify rule {}", i + 1);
         match rule.channel.as_str() {
             "email" | "webhook" | "command" | "log" => {}
-            other => err(
+            other => r.err(
                 None,
                 format!("{what}: unknown channel {other:?}; use email, webhook, command or log"),
             ),
         }
         for j in &rule.jobs {
             if !ids.contains(j.as_str()) {
-                err(
+                r.err(
                     None,
                     format!("{what} names job '{j}', which this pipeline does not have"),
                 );
             }
         }
     }
+}
 
-    // Jobs: ids, types, parameters, dependencies.
-    let mut seen = BTreeSet::new();
-    for j in &d.jobs {
-        let jid = Some(j.id.as_str());
-        if !valid_name(&j.id) {
-            err(
-                jid,
-                "a job id may only hold letters, digits, '_' and '-'".into(),
-            );
-        }
-        if !seen.insert(j.id.as_str()) {
-            err(
-                jid,
-                "duplicate job id; every job of a pipeline needs its own id".into(),
-            );
-        }
-        match job_type(&j.job_type) {
-            None => err(
-                jid,
-                format!(
-                    "unknown job type {:?}; known types: {}",
-                    j.job_type,
-                    JOB_TYPES
-                        .iter()
-                        .map(|t| t.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ),
-            Some(t) => {
-                for k in j.params.keys() {
-                    if !t.params.iter().any(|(n, _, _)| n == k) {
-                        err(
-                            jid,
-                            format!(
-                                "unknown parameter '{k}' for job type {}; it takes: {}",
-                                t.name,
-                                t.params.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
-                            ),
-                        );
-                    }
-                }
-                for (n, req, _) in t.params {
-                    if *req && !j.params.contains_key(*n) {
-                        err(
-                            jid,
-                            format!("parameter '{n}' is required for job type {}", t.name),
-                        );
-                    }
-                }
-            }
-        }
-        for dep in &j.depends_on {
-            if dep == &j.id {
-                err(jid, "depends on itself".into());
-            } else if !ids.contains(dep.as_str()) {
-                err(jid, format!("depends on unknown job '{dep}'"));
-            }
-        }
-        if let Some(t) = &j.timeout
-            && let Err(e) = parse_duration(t)
-        {
-            err(jid, format!("timeout: {e}"));
-        }
-        if j.job_type == "command"
-            && let Some(argv) = j.params.get("argv")
-            && let Err(e) = check_argv(argv)
-        {
-            err(jid, e);
-        }
-        let mr = j.max_retries.unwrap_or(d.max_retries);
-        if let Some(e) = retry_problem(j.retry.as_ref().unwrap_or(&d.retry), mr) {
-            err(jid, e);
+/// One job: its id (well-formed, not seen before), type and parameters, dependencies, timeout, argv
+/// (for `command`) and retry setting.
+fn check_job<'a>(
+    r: &mut Report,
+    d: &PipelineDef,
+    j: &'a JobDef,
+    ids: &BTreeSet<&str>,
+    seen: &mut BTreeSet<&'a str>,
+) {
+    let jid = Some(j.id.as_str());
+    if !valid_name(&j.id) {
+        r.err(
+            jid,
+            "a job id may only hold letters, digits, '_' and '-'".into(),
+        );
+    }
+    if !seen.insert(j.id.as_str()) {
+        r.err(
+            jid,
+            "duplicate job id; every job of a pipeline needs its own id".into(),
+        );
+    }
+    check_job_params(r, j);
+    for dep in &j.depends_on {
+        if dep == &j.id {
+            r.err(jid, "depends on itself".into());
+        } else if !ids.contains(dep.as_str()) {
+            r.err(jid, format!("depends on unknown job '{dep}'"));
         }
     }
+    if let Some(t) = &j.timeout
+        && let Err(e) = parse_duration(t)
+    {
+        r.err(jid, format!("timeout: {e}"));
+    }
+    if j.job_type == "command"
+        && let Some(argv) = j.params.get("argv")
+        && let Err(e) = check_argv(argv)
+    {
+        r.err(jid, e.to_string());
+    }
+    let mr = j.max_retries.unwrap_or(d.max_retries);
+    if let Some(e) = retry_problem(j.retry.as_ref().unwrap_or(&d.retry), mr) {
+        r.err(jid, e);
+    }
+}
 
-    // Cycles (depth-first search over known dependencies).
-    // Duplicate ids pool their dependencies, so a cycle through either copy is still found.
-    let mut deps: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+/// A job's type is known, it gives no parameter the type does not take, and every required one.
+fn check_job_params(r: &mut Report, j: &JobDef) {
+    let jid = Some(j.id.as_str());
+    let Some(t) = job_type(&j.job_type) else {
+        r.err(
+            jid,
+            format!(
+                "unknown job type {:?}; known types: {}",
+                j.job_type,
+                JOB_TYPES
+                    .iter()
+                    .map(|t| t.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        return;
+    };
+    for k in j.params.keys() {
+        if !t.params.iter().any(|(n, _, _)| n == k) {
+            r.err(
+                jid,
+                format!(
+                    "unknown parameter '{k}' for job type {}; it takes: {}",
+                    t.name,
+                    t.params.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+    }
+    for (n, req, _) in t.params {
+        if *req && !j.params.contains_key(*n) {
+            r.err(
+                jid,
+                format!("parameter '{n}' is required for job type {}", t.name),
+            );
+        }
+    }
+}
+
+/// Each job's known dependencies (see [`Deps`]).
+fn dependency_graph<'a>(d: &'a PipelineDef, ids: &BTreeSet<&str>) -> Deps<'a> {
+    let mut deps: Deps = BTreeMap::new();
     for j in &d.jobs {
         let e = deps.entry(j.id.as_str()).or_default();
         e.extend(
@@ -264,71 +317,83 @@ pub fn validate(p: &NamedPipeline) -> Vec<ValidationError> {
                 .filter(|x| ids.contains(x) && *x != j.id),
         );
     }
+    deps
+}
+
+/// Dependency cycles (depth-first search from each job), each reported once.
+fn check_cycles(r: &mut Report, deps: &Deps) {
     let mut reported = BTreeSet::new();
     for start in deps.keys() {
         let mut stack = vec![*start];
-        if let Some(cycle) = find_cycle(start, &deps, &mut stack)
+        if let Some(cycle) = find_cycle(start, deps, &mut stack)
             && reported.insert(cycle.iter().copied().collect::<BTreeSet<_>>())
         {
-            err(
+            r.err(
                 Some(start),
                 format!("dependency cycle: {}", cycle.join(" -> ")),
             );
         }
     }
+}
 
-    // References: slot, param, or an upstream job.
-    let ancestors = |id: &str| -> BTreeSet<&str> {
-        let mut out = BTreeSet::new();
-        let mut todo = vec![id];
-        while let Some(x) = todo.pop() {
-            for &p in deps.get(x).map(Vec::as_slice).unwrap_or(&[]) {
-                if out.insert(p) {
-                    todo.push(p);
-                }
-            }
-        }
-        out
-    };
-    for j in &d.jobs {
-        let jid = Some(j.id.as_str());
-        let up = ancestors(&j.id);
-        let refs = match subst::refs(&serde_json::Value::Object(j.params.clone())) {
-            Ok(r) => r,
-            Err(e) => {
-                err(jid, e.0);
-                continue;
-            }
-        };
-        for r in refs {
-            match r.ns.as_str() {
-                "slot" if r.path.len() != 1 || !SLOT_KEYS.contains(&r.path[0].as_str()) => {
-                    err(jid, format!("{r}: the slot has only start, end and date"));
-                }
-                "param" if r.path.len() != 1 || !d.params.contains_key(&r.path[0]) => {
-                    err(
-                        jid,
-                        format!(
-                            "{r}: no such parameter; declare it under [pipelines.{}.params]",
-                            p.name
-                        ),
-                    );
-                }
-                "slot" | "param" => {}
-                other if other == j.id => err(jid, format!("{r} refers to this job's own output")),
-                other if !ids.contains(other) => err(
-                    jid,
-                    format!("{r}: there is no job '{other}' (nor is it slot or param)"),
-                ),
-                other if !up.contains(other) => err(
-                    jid,
-                    format!("{r}: job '{other}' is not upstream of this job; add it to depends_on"),
-                ),
-                _ => {}
+/// Every job `id` depends on, directly or not.
+fn ancestors<'a>(id: &str, deps: &Deps<'a>) -> BTreeSet<&'a str> {
+    let mut out = BTreeSet::new();
+    let mut todo = vec![id];
+    while let Some(x) = todo.pop() {
+        for &p in deps.get(x).map(Vec::as_slice).unwrap_or(&[]) {
+            if out.insert(p) {
+                todo.push(p);
             }
         }
     }
-    errs
+    out
+}
+
+/// A job's `${...}` references: the slot, a declared parameter, or an upstream job.
+fn check_references(
+    r: &mut Report,
+    p: &NamedPipeline,
+    j: &JobDef,
+    ids: &BTreeSet<&str>,
+    deps: &Deps,
+) {
+    let jid = Some(j.id.as_str());
+    let up = ancestors(&j.id, deps);
+    let refs = match subst::refs(&serde_json::Value::Object(j.params.clone())) {
+        Ok(refs) => refs,
+        Err(e) => {
+            r.err(jid, e.0);
+            return;
+        }
+    };
+    for rf in refs {
+        match rf.ns.as_str() {
+            "slot" if rf.path.len() != 1 || !SLOT_KEYS.contains(&rf.path[0].as_str()) => {
+                r.err(jid, format!("{rf}: the slot has only start, end and date"));
+            }
+            "param" if rf.path.len() != 1 || !p.def.params.contains_key(&rf.path[0]) => {
+                r.err(
+                    jid,
+                    format!(
+                        "{rf}: no such parameter; declare it under [pipelines.{}.params]",
+                        p.name
+                    ),
+                );
+            }
+            "slot" | "param" => {}
+            other if other == j.id => r.err(jid, format!("{rf} refers to this job's own output")),
+            other if !ids.contains(other) => r.err(
+                jid,
+                format!("{rf}: there is no job '{other}' (nor is it slot or param)"),
+            ),
+            other if !up.contains(other) => r.err(
+                jid,
+                format!("{rf}: job '{other}' is not upstream of this job; add it to depends_on"),
+            ),
+            _ => {}
+        }
+    }
 }
 
 fn find_cycle<'a>(
@@ -354,23 +419,40 @@ fn find_cycle<'a>(
     None
 }
 
+/// Why a command's argv cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgvError {
+    #[error("argv = [] runs nothing: give the program and its arguments")]
+    Empty,
+    #[error("argv must be an array of strings, got {0}")]
+    NotArray(serde_json::Value),
+    #[error(
+        "argv[{index}] = {value} is not a string; quote every argument (argv = [\"prog\", \"1\"])"
+    )]
+    NotString {
+        index: usize,
+        value: serde_json::Value,
+    },
+    #[error("argv[0] (the program) is empty")]
+    EmptyProgram,
+}
+
 /// A command's argv as the runner will take it: a non-empty array of strings, the first (the
 /// program) not empty.
-fn check_argv(argv: &serde_json::Value) -> Result<(), String> {
+fn check_argv(argv: &serde_json::Value) -> Result<(), ArgvError> {
     let items = match argv {
         serde_json::Value::Array(items) if !items.is_empty() => items,
-        serde_json::Value::Array(_) => {
-            return Err("argv = [] runs nothing: give the program and its arguments".into());
-        }
-        other => return Err(format!("argv must be an array of strings, got {other}")),
+        serde_json::Value::Array(_) => return Err(ArgvError::Empty),
+        other => return Err(ArgvError::NotArray(other.clone())),
     };
-    if let Some((i, v)) = items.iter().enumerate().find(|(_, v)| !v.is_string()) {
-        return Err(format!(
-            "argv[{i}] = {v} is not a string; quote every argument (argv = [\"prog\", \"1\"])"
-        ));
+    if let Some((index, value)) = items.iter().enumerate().find(|(_, v)| !v.is_string()) {
+        return Err(ArgvError::NotString {
+            index,
+            value: value.clone(),
+        });
     }
     if items[0].as_str().is_some_and(|p| p.trim().is_empty()) {
-        return Err("argv[0] (the program) is empty".into());
+        return Err(ArgvError::EmptyProgram);
     }
     Ok(())
 }

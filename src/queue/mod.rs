@@ -32,7 +32,7 @@ pub use ops::{Abandoned, Queue, SpawnBatch};
 pub use retry::{MAX_DELAY_S, RetryStrategy};
 pub use task::{
     AttemptInfo, AttemptOutcome, ClaimedTask, FailOutcome, Lease, NewTask, StateCounts, TaskId,
-    TaskInfo, TaskState,
+    TaskInfo, TaskState, UnknownName,
 };
 
 /// What can go wrong in the queue.

@@ -18,7 +18,7 @@ use super::task::{
     AttemptInfo, AttemptOutcome, ClaimedTask, FailOutcome, Lease, NewTask, StateCounts, TaskId,
     TaskInfo, TaskState,
 };
-use super::{Clock, QueueError, Result, RetryStrategy};
+use super::{Clock, QueueError, Result, RetryStrategy, UnknownName};
 
 /// The durable queue over one SQLite connection. Use one `Queue` (one connection) per thread or process;
 /// any number of them may work the same database file.
@@ -718,8 +718,15 @@ fn parse_ts(task: TaskId, s: &str) -> Result<DateTime<Utc>> {
 }
 
 fn parse_state(task: TaskId, s: &str) -> Result<TaskState> {
-    s.parse()
-        .map_err(|detail| QueueError::Corrupt { task, detail })
+    s.parse().map_err(unknown_name(task))
+}
+
+/// A task whose row holds a state or outcome name this version does not know is corrupt.
+fn unknown_name(task: TaskId) -> impl FnOnce(UnknownName) -> QueueError {
+    move |e| QueueError::Corrupt {
+        task,
+        detail: e.to_string(),
+    }
 }
 
 fn parse_json(task: TaskId, s: &str, what: &str) -> Result<serde_json::Value> {
@@ -786,10 +793,7 @@ fn lease_status(conn: &Connection, lease: &Lease) -> Result<LeaseStatus> {
         .2
         .map(|o| {
             o.parse::<AttemptOutcome>()
-                .map_err(|detail| QueueError::Corrupt {
-                    task: lease.task_id,
-                    detail,
-                })
+                .map_err(unknown_name(lease.task_id))
         })
         .transpose()?;
     Ok(LeaseStatus {
@@ -1125,10 +1129,7 @@ impl RawAttempt {
             worker_id: self.worker_id,
             started_at: parse_ts(task, &self.started_at)?,
             ended_at: self.ended_at.map(|s| parse_ts(task, &s)).transpose()?,
-            outcome: self
-                .outcome
-                .parse()
-                .map_err(|detail| QueueError::Corrupt { task, detail })?,
+            outcome: self.outcome.parse().map_err(unknown_name(task))?,
             error: self.error,
             log_path: self.log_path,
         })

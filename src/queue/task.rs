@@ -73,13 +73,26 @@ impl fmt::Display for TaskState {
     }
 }
 
+/// A name stored for a task state or an attempt outcome that the queue does not know (the database was
+/// written by another version, or edited by hand).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} '{name}'")]
+pub struct UnknownName {
+    /// `task state` or `attempt outcome`.
+    pub what: &'static str,
+    pub name: String,
+}
+
 impl FromStr for TaskState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
         TaskState::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("unknown task state '{s}'"))
+            .ok_or_else(|| UnknownName {
+                what: "task state",
+                name: s.to_string(),
+            })
     }
 }
 
@@ -127,12 +140,15 @@ impl fmt::Display for AttemptOutcome {
 }
 
 impl FromStr for AttemptOutcome {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
         AttemptOutcome::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("unknown attempt outcome '{s}'"))
+            .ok_or_else(|| UnknownName {
+                what: "attempt outcome",
+                name: s.to_string(),
+            })
     }
 }
 
@@ -378,5 +394,25 @@ impl StateCounts {
             TaskState::Failed => self.failed += n,
             TaskState::Cancelled => self.cancelled += n,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_typed() {
+        for s in TaskState::ALL {
+            assert_eq!(s.as_str().parse::<TaskState>(), Ok(s));
+        }
+        for o in AttemptOutcome::ALL {
+            assert_eq!(o.as_str().parse::<AttemptOutcome>(), Ok(o));
+        }
+        let e = "Running".parse::<TaskState>().unwrap_err();
+        assert_eq!((e.what, e.name.as_str()), ("task state", "Running"));
+        assert_eq!(e.to_string(), "unknown task state 'Running'");
+        let e = "timedout".parse::<AttemptOutcome>().unwrap_err();
+        assert_eq!(e.to_string(), "unknown attempt outcome 'timedout'");
     }
 }

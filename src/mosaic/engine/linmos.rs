@@ -926,9 +926,65 @@ fn build_planned(
 ) -> Result<MosaicResult, MosaicError> {
     let grid = &plan.grid;
     phase(t0, "headers read, grid chosen");
-    let total = plan.inputs.len();
     let rms: Vec<f64> = plan.inputs.iter().map(|p| p.rms).collect();
     let sigma_ref = crate::stats::median_f64(&rms).unwrap_or(f64::NAN);
+    let Accumulated {
+        mut sum,
+        mut wsum,
+        n_contributing,
+        max_mesh_err,
+    } = accumulate_inputs(plan, opts, sigma_ref, progress, t0)?;
+    let noise = normalise(&mut sum, &mut wsum, sigma_ref);
+    phase(t0, "mosaic, weight and noise maps computed");
+    let coverage = coverage_of(grid, &wsum);
+    phase(t0, "coverage");
+    let header = output_header(plan, opts, sigma_ref);
+    let noise_median = subsampled_median(&noise);
+    write_products(grid, &header, out, [&sum, &wsum, &noise])?;
+    drop((sum, wsum, noise));
+    phase(t0, "mosaic, weight and noise written");
+    let mjds: Vec<f64> = plan.inputs.iter().filter_map(|p| p.mjd_obs).collect();
+    Ok(MosaicResult {
+        paths: out.clone(),
+        grid: grid.clone(),
+        interpolation: opts.interpolation,
+        n_images: plan.inputs.len(),
+        n_contributing,
+        median_rms_jy: sigma_ref,
+        effective_noise_jy: noise_median,
+        coverage,
+        beam_deg: common_beam(plan),
+        freq_hz: mean_freq(plan),
+        mjd_beg: mjds.iter().copied().reduce(f64::min),
+        mjd_end: mjds.iter().copied().reduce(f64::max),
+        max_mesh_error_px: max_mesh_err,
+        elapsed_s: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// The accumulators after every input was added: sum of weighted pixels and sum of weights (the
+/// weights normalised by the median rms `sigma_ref`).
+struct Accumulated {
+    sum: Vec<f32>,
+    wsum: Vec<f32>,
+    /// Inputs that put at least one pixel into the mosaic.
+    n_contributing: usize,
+    /// Largest mesh error found by the checks, pixels.
+    max_mesh_err: f64,
+}
+
+/// Reads the inputs whose footprint meets the grid (one at a time, on a reader thread, one ahead)
+/// and adds each into the accumulators, reporting progress. Fails with [`MosaicError::NoCoverage`]
+/// when no input put a pixel into the grid.
+fn accumulate_inputs(
+    plan: &GridPlan,
+    opts: &BuildOptions,
+    sigma_ref: f64,
+    progress: &(dyn Fn(&Progress) + Sync),
+    t0: Instant,
+) -> Result<Accumulated, MosaicError> {
+    let grid = &plan.grid;
+    let total = plan.inputs.len();
     let npix = grid.nx * grid.ny;
     // Written (not calloc'ed): a calloc'ed page is first mapped to the shared zero page by the
     // read of `+=`, then copied on write with a TLB shoot-down to every thread: ~20 % of the
@@ -992,12 +1048,19 @@ fn build_planned(
         total,
         path: &plan.inputs[total - 1].path,
     });
+    Ok(Accumulated {
+        sum,
+        wsum,
+        n_contributing,
+        max_mesh_err,
+    })
+}
 
-    // One pass: sum -> mosaic in place, normalised weight -> weight map in (Jy/beam)^-2 (undo
-    // the normalisation by the median sigma), and the expected-noise map 1/sqrt(weight).
+/// One pass: sum -> mosaic in place, normalised weight -> weight map in (Jy/beam)^-2 (undo the
+/// normalisation by the median sigma), and returns the expected-noise map 1/sqrt(weight).
+fn normalise(sum: &mut [f32], wsum: &mut [f32], sigma_ref: f64) -> Vec<f32> {
     let inv_s2 = (1.0 / (sigma_ref * sigma_ref)) as f32;
-    let noise: Vec<f32> = sum
-        .par_iter_mut()
+    sum.par_iter_mut()
         .zip(wsum.par_iter_mut())
         .map(|(s, w)| {
             if *w > 0.0 {
@@ -1010,11 +1073,36 @@ fn build_planned(
                 f32::NAN
             }
         })
+        .collect()
+}
+
+/// Median of the non-NaN values of `noise`, from a regular subsample of about 500 000 pixels
+/// (plenty for a median); NaN when there are none.
+fn subsampled_median(noise: &[f32]) -> f64 {
+    let stride = (noise.len() / 500_000).max(1);
+    let mut v: Vec<f32> = noise
+        .iter()
+        .step_by(stride)
+        .filter(|w| !w.is_nan())
+        .copied()
         .collect();
-    phase(t0, "mosaic, weight and noise maps computed");
-    let coverage = coverage_of(grid, &wsum);
-    phase(t0, "coverage");
-    let header = output_header(plan, opts, sigma_ref);
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        let m = v.len() / 2;
+        f64::from(*v.select_nth_unstable_by(m, f32::total_cmp).1)
+    }
+}
+
+/// Writes the mosaic, weight and noise maps (`maps` in that order) with `header` (plus each
+/// map's own cards). The three are written concurrently under temporary names, then renamed into
+/// place together: they appear all three or not at all.
+fn write_products(
+    grid: &OutputGrid,
+    header: &Header,
+    out: &OutputPaths,
+    [sum, wsum, noise]: [&[f32]; 3],
+) -> Result<(), MosaicError> {
     let write = |path: &Path, data: &[f32], extra: &[Card]| -> Result<StagedImage, MosaicError> {
         let mut h = header.clone();
         for c in extra {
@@ -1023,24 +1111,6 @@ fn build_planned(
         let view = ArrayView2::from_shape((grid.ny, grid.nx), data).expect("accumulator shape");
         crate::fits::write::stage_image_2d(path, view, &h).map_err(MosaicError::Output)
     };
-    let noise_median = {
-        // A regular subsample of about 500 000 pixels is plenty for a median.
-        let stride = (noise.len() / 500_000).max(1);
-        let mut v: Vec<f32> = noise
-            .iter()
-            .step_by(stride)
-            .filter(|w| !w.is_nan())
-            .copied()
-            .collect();
-        if v.is_empty() {
-            f64::NAN
-        } else {
-            let m = v.len() / 2;
-            f64::from(*v.select_nth_unstable_by(m, f32::total_cmp).1)
-        }
-    };
-    // The three products are written concurrently under temporary names, then renamed into
-    // place together: they appear all three or not at all.
     let weight_cards = [
         Card::new(
             "BUNIT",
@@ -1056,9 +1126,9 @@ fn build_planned(
     )];
     let results: Vec<Result<StagedImage, MosaicError>> = std::thread::scope(|sc| {
         let jobs = [
-            (&out.mosaic, &sum, &[][..]),
-            (&out.weight, &wsum, &weight_cards[..]),
-            (&out.noise, &noise, &noise_cards[..]),
+            (&out.mosaic, sum, &[][..]),
+            (&out.weight, wsum, &weight_cards[..]),
+            (&out.noise, noise, &noise_cards[..]),
         ];
         let handles: Vec<_> = jobs
             .into_iter()
@@ -1077,26 +1147,7 @@ fn build_planned(
             .collect()
     });
     let staged = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    crate::fits::write::commit_together(staged).map_err(MosaicError::Output)?;
-    drop((sum, wsum, noise));
-    phase(t0, "mosaic, weight and noise written");
-    let mjds: Vec<f64> = plan.inputs.iter().filter_map(|p| p.mjd_obs).collect();
-    Ok(MosaicResult {
-        paths: out.clone(),
-        grid: grid.clone(),
-        interpolation: opts.interpolation,
-        n_images: total,
-        n_contributing,
-        median_rms_jy: sigma_ref,
-        effective_noise_jy: noise_median,
-        coverage,
-        beam_deg: common_beam(plan),
-        freq_hz: mean_freq(plan),
-        mjd_beg: mjds.iter().copied().reduce(f64::min),
-        mjd_end: mjds.iter().copied().reduce(f64::max),
-        max_mesh_error_px: max_mesh_err,
-        elapsed_s: t0.elapsed().as_secs_f64(),
-    })
+    crate::fits::write::commit_together(staged).map_err(MosaicError::Output)
 }
 
 /// The common restoring beam: the largest BMAJ and the largest BMIN among the inputs, with the

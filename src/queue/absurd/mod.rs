@@ -33,7 +33,7 @@ use conn::PgTarget;
 pub use conn::mask_url;
 
 use super::backend::{Claim, Failure, RunKey, RunView, TaskKey, TaskQueue, TaskView, WorkLease};
-use super::{NewTask, QueueError, Result, RetryStrategy, TaskState};
+use super::{NewTask, QueueError, Result, RetryStrategy, TaskState, UnknownName};
 
 /// ABSURD schema versions this contimg has been checked against.
 pub const KNOWN_VERSIONS: &[&str] = &["0.5.1"];
@@ -443,7 +443,10 @@ impl AbsurdQueue {
 
 fn parse_state(task: Uuid, s: &str) -> Result<TaskState> {
     s.parse()
-        .map_err(|detail| QueueError::AbsurdCorrupt { task, detail })
+        .map_err(|e: UnknownName| QueueError::AbsurdCorrupt {
+            task,
+            detail: e.to_string(),
+        })
 }
 
 fn check_queue_name(queue: &str) -> Result<()> {
