@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use common::{contimg, workspace};
+use common::{contimg, job, workspace};
 use serde_json::Value;
 
 fn pg_url() -> String {
@@ -108,15 +108,6 @@ fn run_site(ws: &Path, code: i32) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn job<'a>(m: &'a Value, id: &str) -> &'a Value {
-    m["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["id"] == id)
-        .unwrap_or_else(|| panic!("no job {id} in {m}"))
 }
 
 #[test]
