@@ -16,6 +16,9 @@ _contimg() {
             ",$1")
                 cmd="contimg"
                 ;;
+            contimg,absurd-task)
+                cmd="contimg__subcmd__absurd__subcmd__task"
+                ;;
             contimg,build)
                 cmd="contimg__subcmd__build"
                 ;;
@@ -96,6 +99,9 @@ _contimg() {
                 ;;
             contimg__subcmd__cron__subcmd__help,remove)
                 cmd="contimg__subcmd__cron__subcmd__help__subcmd__remove"
+                ;;
+            contimg__subcmd__help,absurd-task)
+                cmd="contimg__subcmd__help__subcmd__absurd__subcmd__task"
                 ;;
             contimg__subcmd__help,build)
                 cmd="contimg__subcmd__help__subcmd__build"
@@ -185,12 +191,58 @@ _contimg() {
 
     case "${cmd}" in
         contimg)
-            opts="-C -q -v -h -V --workspace --db --quiet --verbose --no-progress --help --version init simulate ingest images tiers plan build qa run worker status retry cancel pipelines cron notifications completions man help"
+            opts="-C -q -v -h -V --workspace --db --quiet --verbose --no-progress --help --version init simulate ingest images tiers plan build qa run worker status retry cancel absurd-task pipelines cron notifications completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__absurd__subcmd__task)
+            opts="-C -q -v -h -V --queue --task --params --database-env --timeout --workspace --db --quiet --verbose --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --task)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --params)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workspace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -491,8 +543,22 @@ _contimg() {
             return 0
             ;;
         contimg__subcmd__help)
-            opts="init simulate ingest images tiers plan build qa run worker status retry cancel pipelines cron notifications completions man help"
+            opts="init simulate ingest images tiers plan build qa run worker status retry cancel absurd-task pipelines cron notifications completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__help__subcmd__absurd__subcmd__task)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

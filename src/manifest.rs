@@ -28,6 +28,11 @@ pub enum ManifestError {
         "{source_name}: the manifest is empty; did the previous step fail? (it prints nothing on stdout when it does)"
     )]
     Empty { source_name: String },
+    #[error(
+        "{source_name} is a FITS image, not a JSON manifest: give the manifest the step before printed \
+         (e.g. `contimg build --plan ID > mosaic.json`), or the recorded id"
+    )]
+    FitsImage { source_name: String },
     #[error("{source_name}: not a JSON manifest: {err}")]
     Json {
         source_name: String,
@@ -63,11 +68,20 @@ pub fn read(source: &Path) -> Result<serde_json::Value, ManifestError> {
     } else {
         Box::new(std::fs::File::open(source).map_err(read_err)?)
     };
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     reader
         .take(MAX_MANIFEST_BYTES + 1)
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .map_err(read_err)?;
+    if bytes.starts_with(b"SIMPLE  =") {
+        return Err(ManifestError::FitsImage { source_name: name });
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text ({e})"),
+        ))
+    })?;
     if text.len() as u64 > MAX_MANIFEST_BYTES {
         return Err(ManifestError::TooLarge {
             source_name: name,

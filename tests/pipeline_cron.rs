@@ -16,19 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use common::{contimg, json_in, run_in, workspace};
+use common::{add_config, contimg, json_in, run_in, workspace};
 use contimg::pipeline::exec::{Slot, scheduled_slot};
 use contimg::pipeline::parse_schedule;
 use contimg::time::iso;
 use serde_json::Value;
-
-fn add_config(ws: &Path, toml: &str) {
-    let p = ws.join("contimg.toml");
-    let mut text = std::fs::read_to_string(&p).unwrap();
-    text.push('\n');
-    text.push_str(toml);
-    std::fs::write(&p, text).unwrap();
-}
 
 /// Replaces a line of the default contimg.toml (`init` writes every setting).
 fn set_config(ws: &Path, old: &str, new: &str) {

@@ -8,37 +8,8 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{contimg, json_in, run_in, workspace};
+use common::{add_config, contimg, job, json_in, pid_alive, run_in, workspace};
 use serde_json::Value;
-
-fn add_config(ws: &Path, toml: &str) {
-    let p = ws.join("contimg.toml");
-    let mut text = std::fs::read_to_string(&p).unwrap();
-    text.push('\n');
-    text.push_str(toml);
-    std::fs::write(&p, text).unwrap();
-}
-
-fn job<'a>(m: &'a Value, id: &str) -> &'a Value {
-    m["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["id"] == id)
-        .unwrap_or_else(|| panic!("no job {id} in {m}"))
-}
-
-fn pid_alive(pid: i32) -> bool {
-    // kill -0: does the process exist (and is it not a zombie we own)?
-    std::process::Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
-}
 
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();

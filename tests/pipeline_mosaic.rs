@@ -5,8 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{json_in, workspace};
-use serde_json::Value;
+use common::{job, json_in, workspace};
 
 /// Three small simulated snapshots on 2026-01-01 00:00–00:10 UTC, ingested.
 fn night(ws: &Path) {
@@ -27,15 +26,6 @@ fn night(ws: &Path) {
     let mut args = vec!["ingest"];
     args.extend(files.iter().map(String::as_str));
     json_in(ws, &args, 0);
-}
-
-fn job<'a>(m: &'a Value, id: &str) -> &'a Value {
-    m["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["id"] == id)
-        .unwrap()
 }
 
 fn count(ws: &Path, sql: &str) -> i64 {

@@ -233,3 +233,31 @@ fn pass_fail_stdin_and_bad_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("mosaic 999"));
 }
+
+#[test]
+fn a_fits_image_given_as_the_manifest_gets_the_command_that_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pipeline.sqlite3");
+    let dbs = db.to_str().unwrap();
+    let m = synth(3, 1.0);
+    let paths = m.write(dir.path(), "recorded", &|_| {}).unwrap();
+    let id = add_mosaic(&db, "recorded_plan", "science", &paths[0]);
+    let out = contimg(&["--db", dbs, "qa", paths[0].to_str().unwrap()], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is a FITS image"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("contimg qa --mosaic {id}")),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(qa_rows(&db, id).is_empty(), "nothing recorded");
+
+    // A FITS file that is no recorded mosaic: says so and what qa takes instead.
+    let other = m.write(dir.path(), "stray", &|_| {}).unwrap();
+    let out = contimg(&["--db", dbs, "qa", other[0].to_str().unwrap()], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no recorded mosaic"), "{stderr}");
+    assert!(stderr.contains("--mosaic ID"), "{stderr}");
+}

@@ -93,6 +93,10 @@ fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
         ],
         "retry" => &[("Re-run execution 3's failed jobs:", "contimg retry 3")],
         "cancel" => &[("Stop execution 3:", "contimg cancel 3")],
+        "absurd-task" => &[(
+            "Run task calibrate on the site's ABSURD queue and print its result:",
+            "export SITE_PG=postgres://contimg@db/site\ncontimg absurd-task --queue site --task calibrate --params '{\"scan\": 7}' --database-env SITE_PG",
+        )],
         "pipelines" => &[(
             "Validate every pipeline definition:",
             "contimg pipelines check",

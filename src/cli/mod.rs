@@ -4,6 +4,7 @@
 //! progress, logs and warnings go to stderr. Exit codes: 0 success, 1 the work failed,
 //! 2 usage or input error. A closed stdout (broken pipe) is not an error.
 
+mod absurd_task;
 mod build;
 mod cancel;
 mod completions;
@@ -113,6 +114,7 @@ pub enum Command {
     Status(status::Args),
     Retry(retry::Args),
     Cancel(cancel::Args),
+    AbsurdTask(absurd_task::Args),
     Pipelines(pipelines::Args),
     Cron(cron::Args),
     Notifications(notifications::Args),
@@ -383,6 +385,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(a) => status::run(&ctx, a),
         Command::Retry(a) => retry::run(&ctx, a),
         Command::Cancel(a) => cancel::run(&ctx, a),
+        Command::AbsurdTask(a) => absurd_task::run(&ctx, a),
         Command::Pipelines(a) => pipelines::run(&ctx, a),
         Command::Cron(a) => cron::run(&ctx, a),
         Command::Notifications(a) => notifications::run(&ctx, a),

@@ -112,7 +112,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             } else {
                 src.display().to_string()
             };
-            let value = manifest::read(src).map_err(|e| CliError::Input(e.to_string()))?;
+            let value = manifest::read(src).map_err(|e| fits_given(ctx, src, e))?;
             let m: MosaicManifest = manifest::parse(value, MOSAIC_SCHEMA, &name)
                 .map_err(|e| CliError::Input(e.to_string()))?;
             let store = match &ctx.db_arg {
@@ -273,4 +273,34 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         return Err(CliError::Failed(format!("QA verdict FAIL: {}", summary.join("; "))).into());
     }
     Ok(())
+}
+
+/// A manifest error as the user sees it; a FITS image given where the manifest goes gets the
+/// command that would work: `--mosaic N` when it is a recorded mosaic.
+fn fits_given(ctx: &Ctx, src: &std::path::Path, e: manifest::ManifestError) -> CliError {
+    if !matches!(e, manifest::ManifestError::FitsImage { .. }) {
+        return CliError::Input(e.to_string());
+    }
+    let path = absolute(src);
+    let recorded = ctx.store_read_only().ok().and_then(|store| {
+        store
+            .conn
+            .query_row(
+                "SELECT id FROM mosaics WHERE path = ?1",
+                [path.to_string_lossy()],
+                |r| r.get::<_, i64>(0),
+            )
+            .ok()
+    });
+    CliError::Input(match recorded {
+        Some(id) => format!(
+            "{} is a FITS image, not a manifest; it is mosaic {id}: run `contimg qa --mosaic {id}`",
+            src.display()
+        ),
+        None => format!(
+            "{} is a FITS image, not a manifest, and no recorded mosaic; qa checks mosaics that \
+             `contimg build` made: give the manifest it printed, or `--mosaic ID` (see `contimg status`)",
+            src.display()
+        ),
+    })
 }

@@ -19,7 +19,8 @@ use crate::mosaic::beam::{BeamModel, telescope_key};
 use crate::mosaic::engine::grid::{GridChoice, GridProjection};
 use crate::mosaic::engine::kernel::Interpolation;
 use crate::mosaic::engine::linmos::{
-    BuildOptions, MosaicError, MosaicInput, OutputPaths, PrimaryBeam, Progress, build_mosaic,
+    BuildOptions, MosaicError, MosaicInput, MosaicResult, OutputPaths, PrimaryBeam, Progress,
+    build_mosaic,
 };
 use crate::mosaic::tiers::Tier;
 use crate::store::{Store, StoreError};
@@ -207,6 +208,36 @@ pub fn build(
     req: &BuildRequest,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<MosaicManifest, BuildError> {
+    let database = check_plan(store, plan)?;
+    let opts = engine_options(plan, req)?;
+    verify_inputs(plan)?;
+    let inputs = engine_inputs(store, plan)?;
+    std::fs::create_dir_all(&req.out_dir).map_err(|err| BuildError::Hash {
+        path: req.out_dir.clone(),
+        err,
+    })?;
+    let out = OutputPaths::from_stem(&req.out_dir, &product_stem(&plan.name));
+
+    set_plan_status(store, plan.plan_id, "building")?;
+    let built = build_mosaic(&inputs, &opts, &out, &|p: &Progress| {
+        progress(p.done, p.total);
+    })
+    .map_err(BuildError::from)
+    .and_then(|result| Ok((hash_products(&out)?, result)));
+    let (hashes, result) = match built {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = set_plan_status(store, plan.plan_id, "failed");
+            return Err(e);
+        }
+    };
+    let mosaic_id = record_mosaic(store, plan, &out, &result, &hashes)?;
+    Ok(manifest(database, mosaic_id, plan, &out, &result, hashes))
+}
+
+/// The plan must be this database's and recorded under its name, with images whose ids, paths and
+/// hashes are the recorded ones. Returns the database's absolute path.
+fn check_plan(store: &Store, plan: &PlanManifest) -> Result<PathBuf, BuildError> {
     let db_now = crate::fsutil::absolute(&store.path);
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| crate::fsutil::absolute(p));
     if canon(&plan.database) != canon(&db_now) {
@@ -233,6 +264,12 @@ pub fn build(
         return Err(BuildError::EmptyPlan);
     }
     check_recorded(store, plan)?;
+    Ok(db_now)
+}
+
+/// The engine's options from the request: projection, kernel (the request's, else the tier's),
+/// primary beams and provenance.
+fn engine_options(plan: &PlanManifest, req: &BuildRequest) -> Result<BuildOptions, BuildError> {
     let projection = match req.projection.trim().to_ascii_lowercase().as_str() {
         "auto" => None,
         p => Some(
@@ -246,30 +283,7 @@ pub fn build(
         .unwrap_or_else(|| req.tier.interpolation.clone());
     let interpolation = Interpolation::parse(&interp_name)
         .ok_or_else(|| BuildError::BadInterpolation(interp_name.clone()))?;
-    verify_inputs(plan)?;
-
-    // Facts ingest measured (beam from HISTORY cards, pb-corrected flag, frequency) go to the engine.
-    let ids: Vec<i64> = plan.images.iter().map(|i| i.id).collect();
-    let records = crate::store::images::by_ids(&store.conn, &ids)?;
-    let inputs: Vec<MosaicInput> = plan
-        .images
-        .iter()
-        .zip(&records)
-        .map(|(im, rec)| MosaicInput {
-            path: im.path.clone(),
-            rms_jy: rec.rms_jy,
-            pb_corrected: Some(rec.pb_corrected),
-            freq_hz: rec.freq_hz,
-            dish_m: None,
-            beam_deg: match (rec.bmaj_arcsec, rec.bmin_arcsec) {
-                (Some(a), Some(b)) => Some((a / 3600.0, b / 3600.0, rec.bpa_deg.unwrap_or(0.0))),
-                _ => None,
-            },
-            date_obs: rec.obs_time.clone(),
-            mjd_obs: rec.obs_mjd,
-        })
-        .collect();
-    let opts = BuildOptions {
+    Ok(BuildOptions {
         interpolation,
         grid: GridChoice {
             cell_deg: req.cell_arcsec.map(|c| c / 3600.0),
@@ -291,116 +305,109 @@ pub fn build(
             plan.plan_id, plan.name, plan.tier
         )),
         ..BuildOptions::default()
-    };
-    std::fs::create_dir_all(&req.out_dir).map_err(|err| BuildError::Hash {
-        path: req.out_dir.clone(),
-        err,
-    })?;
-    let out = OutputPaths::from_stem(&req.out_dir, &product_stem(&plan.name));
+    })
+}
 
-    set_plan_status(store, plan.plan_id, "building")?;
-    let result = match build_mosaic(&inputs, &opts, &out, &|p: &Progress| {
-        progress(p.done, p.total);
-    }) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = set_plan_status(store, plan.plan_id, "failed");
-            return Err(e.into());
-        }
-    };
-    let hashes = (|| -> Result<ProductHashes, BuildError> {
-        let h = |p: &Path| {
-            sha256_file(p).map_err(|err| BuildError::Hash {
-                path: p.to_path_buf(),
-                err,
-            })
-        };
-        Ok(ProductHashes {
-            mosaic: h(&out.mosaic)?,
-            weight: h(&out.weight)?,
-            noise: h(&out.noise)?,
+/// The engine's inputs: each planned file with the facts ingest measured (rms, beam from HISTORY
+/// cards, pb-corrected flag, frequency, time).
+fn engine_inputs(store: &Store, plan: &PlanManifest) -> Result<Vec<MosaicInput>, BuildError> {
+    let ids: Vec<i64> = plan.images.iter().map(|i| i.id).collect();
+    let records = crate::store::images::by_ids(&store.conn, &ids)?;
+    Ok(plan
+        .images
+        .iter()
+        .zip(&records)
+        .map(|(im, rec)| MosaicInput {
+            path: im.path.clone(),
+            rms_jy: rec.rms_jy,
+            pb_corrected: Some(rec.pb_corrected),
+            freq_hz: rec.freq_hz,
+            dish_m: None,
+            beam_deg: match (rec.bmaj_arcsec, rec.bmin_arcsec) {
+                (Some(a), Some(b)) => Some((a / 3600.0, b / 3600.0, rec.bpa_deg.unwrap_or(0.0))),
+                _ => None,
+            },
+            date_obs: rec.obs_time.clone(),
+            mjd_obs: rec.obs_mjd,
         })
-    })();
-    let hashes = match hashes {
-        Ok(h) => h,
-        Err(e) => {
-            let _ = set_plan_status(store, plan.plan_id, "failed");
-            return Err(e);
-        }
+        .collect())
+}
+
+/// The SHA-256 of the three products as written.
+fn hash_products(out: &OutputPaths) -> Result<ProductHashes, BuildError> {
+    let h = |p: &Path| {
+        sha256_file(p).map_err(|err| BuildError::Hash {
+            path: p.to_path_buf(),
+            err,
+        })
     };
-    let cov = &result.coverage;
-    let coverage = crate::manifest::Coverage {
-        ra_min_deg: cov.ra_min_deg,
-        ra_max_deg: cov.ra_max_deg,
-        dec_min_deg: cov.dec_min_deg,
-        dec_max_deg: cov.dec_max_deg,
-    };
-    let path_text = out.mosaic.to_string_lossy().into_owned();
+    Ok(ProductHashes {
+        mosaic: h(&out.mosaic)?,
+        weight: h(&out.weight)?,
+        noise: h(&out.noise)?,
+    })
+}
+
+/// Records the mosaic (one row per product path: a rebuild updates it in place and clears its old
+/// QA) and completes the plan, in one transaction. Returns the mosaic id.
+fn record_mosaic(
+    store: &mut Store,
+    plan: &PlanManifest,
+    out: &OutputPaths,
+    result: &MosaicResult,
+    hashes: &ProductHashes,
+) -> Result<i64, BuildError> {
     let tx = store
         .conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let existing: Option<i64> = tx
-        .query_row(
-            "SELECT id FROM mosaics WHERE path = ?1",
-            [&path_text],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let now = crate::time::now_unix();
-    let mosaic_id = match existing {
-        Some(id) => {
-            tx.execute(
-                "UPDATE mosaics SET plan_id=?2, tier=?3, n_images=?4, median_rms_jy=?5, effective_noise_jy=?6, \
-                 coverage_sq_deg=?7, qa_status=NULL, qa_details=NULL, created_at=?8, sha256=?9, \
-                 weight_sha256=?10, noise_sha256=?11 WHERE id=?1",
-                params![
-                    id,
-                    plan.plan_id,
-                    plan.tier,
-                    result.n_images as i64,
-                    result.median_rms_jy,
-                    result.effective_noise_jy,
-                    cov.area_deg2,
-                    now,
-                    hashes.mosaic,
-                    hashes.weight,
-                    hashes.noise
-                ],
-            )?;
-            id
-        }
-        None => {
-            tx.execute(
-                "INSERT INTO mosaics (plan_id, path, tier, n_images, median_rms_jy, effective_noise_jy, \
-                 coverage_sq_deg, created_at, sha256, weight_sha256, noise_sha256) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    plan.plan_id,
-                    path_text,
-                    plan.tier,
-                    result.n_images as i64,
-                    result.median_rms_jy,
-                    result.effective_noise_jy,
-                    cov.area_deg2,
-                    now,
-                    hashes.mosaic,
-                    hashes.weight,
-                    hashes.noise
-                ],
-            )?;
-            tx.last_insert_rowid()
-        }
-    };
+    let mosaic_id: i64 = tx.query_row(
+        "INSERT INTO mosaics (plan_id, path, tier, n_images, median_rms_jy, effective_noise_jy, \
+         coverage_sq_deg, created_at, sha256, weight_sha256, noise_sha256) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+         ON CONFLICT(path) DO UPDATE SET plan_id = excluded.plan_id, tier = excluded.tier, \
+         n_images = excluded.n_images, median_rms_jy = excluded.median_rms_jy, \
+         effective_noise_jy = excluded.effective_noise_jy, \
+         coverage_sq_deg = excluded.coverage_sq_deg, qa_status = NULL, qa_details = NULL, \
+         created_at = excluded.created_at, sha256 = excluded.sha256, \
+         weight_sha256 = excluded.weight_sha256, noise_sha256 = excluded.noise_sha256 \
+         RETURNING id",
+        params![
+            plan.plan_id,
+            out.mosaic.to_string_lossy(),
+            plan.tier,
+            result.n_images as i64,
+            result.median_rms_jy,
+            result.effective_noise_jy,
+            result.coverage.area_deg2,
+            crate::time::now_unix(),
+            hashes.mosaic,
+            hashes.weight,
+            hashes.noise
+        ],
+        |r| r.get(0),
+    )?;
     tx.execute(
         "UPDATE mosaic_plans SET status = 'completed' WHERE id = ?1",
         [plan.plan_id],
     )?;
     tx.commit()?;
+    Ok(mosaic_id)
+}
 
+/// The `contimg.mosaic/1` manifest of a recorded mosaic.
+fn manifest(
+    database: PathBuf,
+    mosaic_id: i64,
+    plan: &PlanManifest,
+    out: &OutputPaths,
+    result: &MosaicResult,
+    hashes: ProductHashes,
+) -> MosaicManifest {
+    let cov = &result.coverage;
     let g = &result.grid;
-    Ok(MosaicManifest {
+    MosaicManifest {
         schema: MOSAIC_SCHEMA.to_string(),
-        database: db_now,
+        database,
         mosaic_id,
         plan_id: plan.plan_id,
         plan_name: plan.name.clone(),
@@ -413,12 +420,17 @@ pub fn build(
         n_images: result.n_images,
         median_rms_jy: result.median_rms_jy,
         effective_noise_jy: result.effective_noise_jy,
-        coverage,
+        coverage: crate::manifest::Coverage {
+            ra_min_deg: cov.ra_min_deg,
+            ra_max_deg: cov.ra_max_deg,
+            dec_min_deg: cov.dec_min_deg,
+            dec_max_deg: cov.dec_max_deg,
+        },
         coverage_sq_deg: cov.area_deg2,
         shape: [g.nx, g.ny],
         projection: g.projection.code().to_string(),
         cell_arcsec: g.cdelt_deg.1.abs() * 3600.0,
         interpolation: result.interpolation.name().to_string(),
         created_at: crate::time::now_iso(),
-    })
+    }
 }

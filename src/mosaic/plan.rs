@@ -162,6 +162,37 @@ pub fn plan(
             end: iso(req.end),
         });
     }
+    let chosen = select(conn, req)?;
+    let name = req
+        .name
+        .clone()
+        .unwrap_or_else(|| default_name(&req.tier.name, &req.start, &req.end));
+    let coverage = coverage_of(&chosen);
+    let (plan_id, created_at, existing) = record(conn, &name, req, &chosen, &coverage)?;
+    Ok(PlanManifest {
+        schema: PLAN_SCHEMA.to_string(),
+        database: crate::fsutil::absolute(database),
+        plan_id,
+        name,
+        tier: req.tier.name.clone(),
+        window: Window {
+            start: iso(req.start),
+            end: iso(req.end),
+        },
+        coverage,
+        n_images: chosen.len(),
+        images: chosen.iter().map(PlanImage::from).collect(),
+        created_at: DateTime::from_timestamp(created_at, 0)
+            .map(iso)
+            .unwrap_or_default(),
+        existing,
+    })
+}
+
+/// The images of the window that pass the tier's rms threshold and the region, best rms first,
+/// one copy of byte-identical files, at most the tier's count; returned in observation order (so
+/// products read naturally). None at all is an error that counts each rejection.
+fn select(conn: &Connection, req: &PlanRequest) -> Result<Vec<ImageRecord>, PlanError> {
     let in_window = list(
         conn,
         &ImageFilter {
@@ -170,37 +201,27 @@ pub fn plan(
             max_rms_jy: None,
         },
     )?;
-    // Guard the MJD float boundary exactly with the stored timestamps' MJD.
     let n_window = in_window.len();
     let (mut rejected_rms, mut rejected_region) = (0, 0);
     let mut chosen: Vec<ImageRecord> = Vec::new();
     for im in in_window {
         if im.rms_jy.is_nan() || im.rms_jy >= req.tier.max_rms_jy {
             rejected_rms += 1;
-            continue;
-        }
-        let dec_ok = req.dec_min.is_none_or(|m| im.dec_deg >= m)
-            && req.dec_max.is_none_or(|m| im.dec_deg <= m);
-        let ra_ok = match (req.ra_min, req.ra_max) {
-            (Some(a), Some(b)) => ra_in_box(im.ra_deg, a, b),
-            (Some(a), None) => ra_in_box(im.ra_deg, a, 360.0),
-            (None, Some(b)) => ra_in_box(im.ra_deg, 0.0, b),
-            (None, None) => true,
-        };
-        if !(dec_ok && ra_ok) {
+        } else if !in_region(&im, req) {
             rejected_region += 1;
-            continue;
+        } else {
+            chosen.push(im);
         }
-        chosen.push(im);
     }
+    let by_time = |a: &ImageRecord, b: &ImageRecord| {
+        a.obs_mjd
+            .unwrap_or(0.0)
+            .total_cmp(&b.obs_mjd.unwrap_or(0.0))
+    };
     chosen.sort_by(|a, b| {
         a.rms_jy
             .total_cmp(&b.rms_jy)
-            .then(
-                a.obs_mjd
-                    .unwrap_or(0.0)
-                    .total_cmp(&b.obs_mjd.unwrap_or(0.0)),
-            )
+            .then(by_time(a, b))
             .then(a.path.cmp(&b.path))
     });
     // Byte-identical files at two paths are one observation: keep the first (best) copy only.
@@ -218,104 +239,86 @@ pub fn plan(
             rejected_region,
         });
     }
-    // Mosaic order: by observation time, so products read naturally.
-    chosen.sort_by(|a, b| {
-        a.obs_mjd
-            .unwrap_or(0.0)
-            .total_cmp(&b.obs_mjd.unwrap_or(0.0))
-            .then(a.path.cmp(&b.path))
-    });
-    let name = req
-        .name
-        .clone()
-        .unwrap_or_else(|| default_name(&req.tier.name, &req.start, &req.end));
+    chosen.sort_by(|a, b| by_time(a, b).then(a.path.cmp(&b.path)));
+    Ok(chosen)
+}
+
+/// Whether an image's centre lies in the request's declination and RA box (RA across 0h too).
+fn in_region(im: &ImageRecord, req: &PlanRequest) -> bool {
+    let dec_ok =
+        req.dec_min.is_none_or(|m| im.dec_deg >= m) && req.dec_max.is_none_or(|m| im.dec_deg <= m);
+    let ra_ok = match (req.ra_min, req.ra_max) {
+        (Some(a), Some(b)) => ra_in_box(im.ra_deg, a, b),
+        (Some(a), None) => ra_in_box(im.ra_deg, a, 360.0),
+        (None, Some(b)) => ra_in_box(im.ra_deg, 0.0, b),
+        (None, None) => true,
+    };
+    dec_ok && ra_ok
+}
+
+/// Records the plan under `name` in one transaction: the same selection under that name is the
+/// existing plan (idempotent); a different one is refused unless `req.replace`, which rewrites
+/// it. Returns (plan id, created_at, whether it already existed).
+fn record(
+    conn: &mut Connection,
+    name: &str,
+    req: &PlanRequest,
+    chosen: &[ImageRecord],
+    coverage: &Coverage,
+) -> Result<(i64, i64, bool), PlanError> {
     let mut ids: Vec<i64> = chosen.iter().filter_map(|i| i.id).collect();
     let ids_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
-    let coverage = coverage_of(&chosen);
+    let (start_s, end_s) = (req.start.timestamp(), req.end.timestamp());
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let existing: Option<(i64, String, String, i64, i64, i64)> = tx
+    let stored: Option<(i64, String, String, i64, i64, i64)> = tx
         .query_row(
             "SELECT id, image_ids, tier, start_time, end_time, created_at FROM mosaic_plans WHERE name = ?1",
-            [&name],
+            [name],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )
         .optional()?;
-    let (start_s, end_s) = (req.start.timestamp(), req.end.timestamp());
-    let (plan_id, created_at, was_existing) = match existing {
-        Some((id, stored_ids, tier, s, e, created)) => {
-            let mut stored: Vec<i64> = serde_json::from_str(&stored_ids).unwrap_or_default();
-            stored.sort_unstable();
-            ids.sort_unstable();
-            let same = stored == ids && tier == req.tier.name && s == start_s && e == end_s;
-            if same {
-                (id, created, true)
-            } else if req.replace {
-                let now = crate::time::now_unix();
-                tx.execute(
-                    "UPDATE mosaic_plans SET tier=?2, start_time=?3, end_time=?4, image_ids=?5, n_images=?6, \
-                     ra_min_deg=?7, ra_max_deg=?8, dec_min_deg=?9, dec_max_deg=?10, created_at=?11, status='pending' \
-                     WHERE id=?1",
-                    params![
-                        id,
-                        req.tier.name,
-                        start_s,
-                        end_s,
-                        ids_json,
-                        chosen.len() as i64,
-                        coverage.ra_min_deg,
-                        coverage.ra_max_deg,
-                        coverage.dec_min_deg,
-                        coverage.dec_max_deg,
-                        now
-                    ],
-                )?;
-                (id, now, false)
-            } else {
-                return Err(PlanError::NameTaken { name, id });
-            }
+    if let Some((id, stored_ids, tier, s, e, created)) = stored {
+        let mut stored: Vec<i64> = serde_json::from_str(&stored_ids).unwrap_or_default();
+        stored.sort_unstable();
+        ids.sort_unstable();
+        if stored == ids && tier == req.tier.name && s == start_s && e == end_s {
+            return Ok((id, created, true));
         }
-        None => {
-            let now = crate::time::now_unix();
-            tx.execute(
-                "INSERT INTO mosaic_plans (name, tier, start_time, end_time, image_ids, n_images, ra_min_deg, \
-                 ra_max_deg, dec_min_deg, dec_max_deg, created_at, status) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'pending')",
-                params![
-                    name,
-                    req.tier.name,
-                    start_s,
-                    end_s,
-                    ids_json,
-                    chosen.len() as i64,
-                    coverage.ra_min_deg,
-                    coverage.ra_max_deg,
-                    coverage.dec_min_deg,
-                    coverage.dec_max_deg,
-                    now
-                ],
-            )?;
-            (tx.last_insert_rowid(), now, false)
+        if !req.replace {
+            return Err(PlanError::NameTaken {
+                name: name.to_string(),
+                id,
+            });
         }
-    };
+    }
+    let now = crate::time::now_unix();
+    let plan_id: i64 = tx.query_row(
+        "INSERT INTO mosaic_plans (name, tier, start_time, end_time, image_ids, n_images, ra_min_deg, \
+         ra_max_deg, dec_min_deg, dec_max_deg, created_at, status) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'pending') \
+         ON CONFLICT(name) DO UPDATE SET tier = excluded.tier, start_time = excluded.start_time, \
+         end_time = excluded.end_time, image_ids = excluded.image_ids, n_images = excluded.n_images, \
+         ra_min_deg = excluded.ra_min_deg, ra_max_deg = excluded.ra_max_deg, \
+         dec_min_deg = excluded.dec_min_deg, dec_max_deg = excluded.dec_max_deg, \
+         created_at = excluded.created_at, status = 'pending' \
+         RETURNING id",
+        params![
+            name,
+            req.tier.name,
+            start_s,
+            end_s,
+            ids_json,
+            chosen.len() as i64,
+            coverage.ra_min_deg,
+            coverage.ra_max_deg,
+            coverage.dec_min_deg,
+            coverage.dec_max_deg,
+            now
+        ],
+        |r| r.get(0),
+    )?;
     tx.commit()?;
-    Ok(PlanManifest {
-        schema: PLAN_SCHEMA.to_string(),
-        database: crate::fsutil::absolute(database),
-        plan_id,
-        name,
-        tier: req.tier.name.clone(),
-        window: Window {
-            start: iso(req.start),
-            end: iso(req.end),
-        },
-        coverage,
-        n_images: chosen.len(),
-        images: chosen.iter().map(PlanImage::from).collect(),
-        created_at: DateTime::from_timestamp(created_at, 0)
-            .map(iso)
-            .unwrap_or_default(),
-        existing: was_existing,
-    })
+    Ok((plan_id, now, false))
 }
 
 /// Loads a recorded plan as its manifest (for `build --plan ID`).

@@ -2,7 +2,10 @@
 //!
 //! Invariant: the mosaic job types run the same `contimg` subcommands a person runs (`plan`, `build`,
 //! `qa`), so a pipeline and the shell chain `plan | build - | qa -` do identical work and leave identical
-//! rows. A `command` job runs its argv directly, never through a shell.
+//! rows. A `command` job runs its argv directly, never through a shell. An `absurd_task` job runs
+//! `contimg absurd-task`, which spawns a task on an ABSURD queue for a worker that is not contimg, waits
+//! for it and prints its result (the job's outputs); the database URL reaches that child only through
+//! its environment, so no password is ever stored in a task's parameters or shown in its log.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -54,7 +57,105 @@ pub const JOB_TYPES: &[JobType] = &[
             ("cwd", false, "working directory (default: the workspace)"),
         ],
     },
+    JobType {
+        name: "absurd_task",
+        description: "spawn a task on an ABSURD queue for another worker, wait; its result object is the job's outputs",
+        params: &[
+            ("queue", true, "ABSURD queue name"),
+            ("task", true, "task name the other worker registered"),
+            (
+                "params",
+                false,
+                "table of the task's params (string values may hold ${...})",
+            ),
+            (
+                "database",
+                false,
+                "postgres:// URL without a password (else use database_env)",
+            ),
+            (
+                "database_env",
+                false,
+                "name of an environment variable holding the postgres:// URL",
+            ),
+            (
+                "timeout",
+                false,
+                "how long to wait before cancelling the task, e.g. 30m",
+            ),
+        ],
+    },
 ];
+
+/// The environment variable through which an `absurd_task` job hands `database` to its child.
+pub const ABSURD_URL_ENV: &str = "CONTIMG_ABSURD_URL";
+
+/// What is wrong with an `absurd_task` job's parameters (empty when nothing): exactly one of
+/// `database`/`database_env`, no password in `database`, `params` a table, a well-formed queue name
+/// and timeout. Values still holding `${...}` references are checked once they are resolved.
+pub fn absurd_task_problems(params: &serde_json::Map<String, Value>) -> Vec<String> {
+    let mut out = Vec::new();
+    let unresolved = |v: &Value| v.as_str().is_some_and(|s| s.contains("${"));
+    match (params.get("database"), params.get("database_env")) {
+        (Some(_), Some(_)) => out.push("give either 'database' or 'database_env', not both".into()),
+        (None, None) => out.push(
+            "give 'database_env' (an environment variable holding the postgres:// URL) or 'database'"
+                .into(),
+        ),
+        (Some(Value::String(url)), None) => {
+            if crate::queue::absurd::mask_url(url) != *url {
+                out.push(format!(
+                    "'database' = {} holds a password, which would be stored with the task: put the \
+                     URL in an environment variable and name it with 'database_env'",
+                    crate::queue::absurd::mask_url(url)
+                ));
+            }
+        }
+        (Some(other), None) => out.push(format!("'database' must be a postgres:// URL, got {other}")),
+        (None, Some(v)) => {
+            let ok = v.as_str().is_some_and(|s| {
+                !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            });
+            if !ok {
+                out.push(format!(
+                    "'database_env' must name an environment variable (letters, digits, '_'), got {v}"
+                ));
+            }
+        }
+    }
+    match params.get("queue") {
+        Some(v) if unresolved(v) => {}
+        Some(Value::String(q)) => match crate::queue::absurd::check_queue_name(q) {
+            Ok(()) => {}
+            Err(crate::queue::QueueError::InvalidTask(m)) => out.push(m),
+            Err(e) => out.push(e.to_string()),
+        },
+        Some(other) => out.push(format!("'queue' must be a string, got {other}")),
+        None => {}
+    }
+    match params.get("task") {
+        Some(Value::String(t)) if !t.trim().is_empty() => {}
+        Some(other) => out.push(format!("'task' must be a non-empty task name, got {other}")),
+        None => {}
+    }
+    match params.get("params") {
+        None | Some(Value::Object(_)) => {}
+        Some(other) => out.push(format!("'params' must be a table, got {other}")),
+    }
+    match params.get("timeout") {
+        Some(v) if unresolved(v) => {}
+        Some(Value::String(t)) => {
+            if let Err(e) = crate::time::parse_duration(t) {
+                out.push(format!("'timeout': {e}"));
+            }
+        }
+        Some(other) => out.push(format!(
+            "'timeout' must be a duration such as \"30m\", got {other}"
+        )),
+        None => {}
+    }
+    out
+}
 
 /// The job type called `name`.
 pub fn job_type(name: &str) -> Option<&'static JobType> {
@@ -217,11 +318,52 @@ pub fn child_spec(
                 cwd,
             })
         }
+        "absurd_task" => absurd_task_child(job, params, contimg),
         other => Err(JobSpecError::new(
             job,
             format!("unknown job type '{other}'"),
         )),
     }
+}
+
+/// `contimg absurd-task`: the URL travels in the child's environment, never in its argv.
+fn absurd_task_child(
+    job: &str,
+    params: &serde_json::Map<String, Value>,
+    contimg: impl Fn(&str, Vec<String>) -> ChildSpec,
+) -> Result<ChildSpec, JobSpecError> {
+    if let Some(problem) = absurd_task_problems(params).into_iter().next() {
+        return Err(JobSpecError::new(job, problem));
+    }
+    let text = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_string);
+    let (Some(queue), Some(task)) = (text("queue"), text("task")) else {
+        return Err(JobSpecError::new(
+            job,
+            "parameters 'queue' and 'task' are required for absurd_task".into(),
+        ));
+    };
+    let task_params = params
+        .get("params")
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    let mut args = vec![
+        "--queue".into(),
+        queue,
+        "--task".into(),
+        task,
+        "--params".into(),
+        task_params.to_string(),
+    ];
+    if let Some(t) = text("timeout") {
+        args.extend(["--timeout".into(), t]);
+    }
+    let database_env = text("database_env").unwrap_or_else(|| ABSURD_URL_ENV.to_string());
+    args.extend(["--database-env".into(), database_env]);
+    let mut spec = contimg("absurd-task", args);
+    if let Some(url) = text("database") {
+        spec.env.insert(ABSURD_URL_ENV.to_string(), url);
+    }
+    Ok(spec)
 }
 
 #[cfg(test)]
@@ -270,5 +412,44 @@ mod tests {
         assert_eq!(c.program, PathBuf::from("echo"));
         assert_eq!(c.env["A"], "1");
         assert_eq!(c.cwd, Some(PathBuf::from("/ws/sub")));
+    }
+
+    #[test]
+    fn absurd_task_passes_the_url_by_environment_and_refuses_passwords() {
+        let p = serde_json::json!({"queue": "site", "task": "calibrate", "database_env": "SITE_PG",
+                                   "params": {"n": 1}, "timeout": "5m"});
+        let c = child_spec("x", "absurd_task", p.as_object().unwrap(), &me()).unwrap();
+        assert_eq!(
+            c.args[5..],
+            [
+                "absurd-task",
+                "--queue",
+                "site",
+                "--task",
+                "calibrate",
+                "--params",
+                "{\"n\":1}",
+                "--timeout",
+                "5m",
+                "--database-env",
+                "SITE_PG"
+            ]
+        );
+        assert!(c.env.is_empty());
+        let p = serde_json::json!({"queue": "site", "task": "t", "database": "postgres://u@h/db"});
+        let c = child_spec("x", "absurd_task", p.as_object().unwrap(), &me()).unwrap();
+        assert_eq!(c.env[ABSURD_URL_ENV], "postgres://u@h/db");
+        assert!(!c.args.iter().any(|a| a.contains("postgres://")));
+        let p =
+            serde_json::json!({"queue": "site", "task": "t", "database": "postgres://u:pw@h/db"});
+        let e = child_spec("x", "absurd_task", p.as_object().unwrap(), &me()).unwrap_err();
+        assert!(
+            e.problem.contains("database_env") && !e.problem.contains("pw"),
+            "{e}"
+        );
+        let p =
+            serde_json::json!({"queue": "Bad-Name", "task": "t", "database_env": "X", "params": 3});
+        let problems = absurd_task_problems(p.as_object().unwrap());
+        assert_eq!(problems.len(), 2, "{problems:?}");
     }
 }

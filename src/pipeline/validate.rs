@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::def::{JobDef, NamedPipeline, PipelineDef};
-use super::jobs::{JOB_TYPES, job_type};
+use super::jobs::{JOB_TYPES, absurd_task_problems, job_type};
 use super::subst;
 use crate::queue::RetryStrategy;
 use crate::time::parse_duration;
@@ -258,6 +258,11 @@ fn check_job<'a>(
         && let Err(e) = check_argv(argv)
     {
         r.err(jid, e.to_string());
+    }
+    if j.job_type == "absurd_task" {
+        for problem in absurd_task_problems(&j.params) {
+            r.err(jid, problem);
+        }
     }
     let mr = j.max_retries.unwrap_or(d.max_retries);
     if let Some(e) = retry_problem(j.retry.as_ref().unwrap_or(&d.retry), mr) {

@@ -82,3 +82,27 @@ pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("python printed JSON")
 }
+
+/// Appends TOML to a workspace's contimg.toml (a pipeline, a tier, a setting).
+pub fn add_config(ws: &Path, toml: &str) {
+    let p = ws.join("contimg.toml");
+    let mut text = std::fs::read_to_string(&p).unwrap();
+    text.push('\n');
+    text.push_str(toml);
+    std::fs::write(&p, text).unwrap();
+}
+
+/// The job `id` of an execution manifest.
+pub fn job<'a>(m: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    m["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == id)
+        .unwrap_or_else(|| panic!("no job {id} in {m}"))
+}
+
+/// Whether a process exists and is not a zombie (the library's own check).
+pub fn pid_alive(pid: i32) -> bool {
+    contimg::fsutil::pid_alive(i64::from(pid))
+}

@@ -449,7 +449,8 @@ fn parse_state(task: Uuid, s: &str) -> Result<TaskState> {
         })
 }
 
-fn check_queue_name(queue: &str) -> Result<()> {
+/// An ABSURD queue name contimg accepts: 1–57 lowercase letters, digits or '_'.
+pub fn check_queue_name(queue: &str) -> Result<()> {
     let ok = !queue.is_empty()
         && queue.len() <= 57
         && queue
