@@ -285,7 +285,7 @@ fn a_strip_across_ra_zero_is_continuous_and_accurate() {
     );
     assert_eq!(r.grid.projection, GridProjection::Car);
     assert!(
-        r.coverage.ra_min_deg > 300.0 && r.coverage.ra_max_deg < 60.0,
+        r.coverage.sky.ra_min_deg > 300.0 && r.coverage.sky.ra_max_deg < 60.0,
         "{:?}",
         r.coverage
     );
@@ -451,7 +451,7 @@ fn products_carry_wcs_beam_span_and_provenance() {
     assert_eq!(r.n_images, 3);
     assert!(
         r.coverage.area_deg2 > 1.0
-            && r.coverage.dec_min_deg < 35.0
-            && r.coverage.dec_max_deg > 35.0
+            && r.coverage.sky.dec_min_deg < 35.0
+            && r.coverage.sky.dec_max_deg > 35.0
     );
 }

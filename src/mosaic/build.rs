@@ -420,12 +420,7 @@ fn manifest(
         n_images: result.n_images,
         median_rms_jy: result.median_rms_jy,
         effective_noise_jy: result.effective_noise_jy,
-        coverage: crate::manifest::Coverage {
-            ra_min_deg: cov.ra_min_deg,
-            ra_max_deg: cov.ra_max_deg,
-            dec_min_deg: cov.dec_min_deg,
-            dec_max_deg: cov.dec_max_deg,
-        },
+        coverage: cov.sky.clone(),
         coverage_sq_deg: cov.area_deg2,
         shape: [g.nx, g.ny],
         projection: g.projection.code().to_string(),

@@ -142,14 +142,14 @@ pub struct Progress<'a> {
     pub path: &'a Path,
 }
 
-/// Sky area actually covered (weight > 0).
+/// Sky area actually covered (weight > 0). Serialized flat, as before the RA/Dec range became a
+/// [`manifest::Coverage`](crate::manifest::Coverage): `ra_min_deg`, `ra_max_deg`, `dec_min_deg`,
+/// `dec_max_deg`, `area_deg2`, `covered_pixels`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Coverage {
-    /// RA range in degrees, [0, 360); `ra_min > ra_max` means the range crosses 0h.
-    pub ra_min_deg: f64,
-    pub ra_max_deg: f64,
-    pub dec_min_deg: f64,
-    pub dec_max_deg: f64,
+    /// RA/Dec range of the covered pixels, as the mosaic manifest records it (RA in [0, 360)).
+    #[serde(flatten)]
+    pub sky: crate::manifest::Coverage,
     pub area_deg2: f64,
     pub covered_pixels: u64,
 }
@@ -1343,10 +1343,12 @@ fn coverage_of(grid: &OutputGrid, wsum: &[f32]) -> Coverage {
         }
     }
     Coverage {
-        ra_min_deg: norm_ra(ra_c + rmin),
-        ra_max_deg: norm_ra(ra_c + rmax),
-        dec_min_deg: dmin,
-        dec_max_deg: dmax,
+        sky: crate::manifest::Coverage {
+            ra_min_deg: norm_ra(ra_c + rmin),
+            ra_max_deg: norm_ra(ra_c + rmax),
+            dec_min_deg: dmin,
+            dec_max_deg: dmax,
+        },
         area_deg2: per_row.iter().map(|r| r.1).sum(),
         covered_pixels: per_row.iter().map(|r| r.0).sum(),
     }
@@ -1356,6 +1358,26 @@ fn coverage_of(grid: &OutputGrid, wsum: &[f32]) -> Coverage {
 mod tests {
     use super::*;
     use crate::wcs::separation_deg;
+
+    #[test]
+    fn coverage_serializes_flat() {
+        let c = Coverage {
+            sky: crate::manifest::Coverage {
+                ra_min_deg: 350.5,
+                ra_max_deg: 10.25,
+                dec_min_deg: -30.0,
+                dec_max_deg: -20.5,
+            },
+            area_deg2: 12.5,
+            covered_pixels: 4096,
+        };
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            text,
+            r#"{"ra_min_deg":350.5,"ra_max_deg":10.25,"dec_min_deg":-30.0,"dec_max_deg":-20.5,"area_deg2":12.5,"covered_pixels":4096}"#
+        );
+        assert_eq!(serde_json::from_str::<Coverage>(&text).unwrap(), c);
+    }
 
     #[test]
     fn offset_moves_the_right_distance_and_direction() {
