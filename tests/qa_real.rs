@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use contimg::mosaic::qa::{self, MosaicInput, QaConfig, QaOptions};
+use contimg::mosaic::qa::{self, QaConfig, QaOptions, Subject};
 
 fn real_data() -> PathBuf {
     std::env::var_os("CONTIMG_REAL_DATA").map_or_else(
@@ -66,7 +66,7 @@ fn feather_against_nvss_agrees_with_astropy() {
         out_dir: Some(out.path().to_path_buf()),
         pictures: true,
     };
-    let input = MosaicInput {
+    let input = Subject {
         database: out.path().join("none.sqlite3"),
         mosaic_id: 1,
         name: "FeatherTestIn1".into(),

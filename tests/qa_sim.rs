@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use contimg::mosaic::qa::synth::{SynthMosaic, SynthSource};
-use contimg::mosaic::qa::{self, MosaicInput, QaConfig, QaOptions, QaReport, Verdict};
+use contimg::mosaic::qa::{self, QaConfig, QaOptions, QaReport, Subject, Verdict};
 use ndarray::Array2;
 
 fn mosaic(seed: u64, n_sources: usize, fmax: f64) -> SynthMosaic {
@@ -51,7 +51,7 @@ fn run(
         out_dir: None,
         pictures: true,
     };
-    let input = MosaicInput {
+    let input = Subject {
         database: dir.join("none.sqlite3"),
         mosaic_id: 1,
         name: stem.into(),

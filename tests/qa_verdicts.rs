@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use contimg::mosaic::qa::synth::{SynthMosaic, SynthSource};
-use contimg::mosaic::qa::{self, MosaicInput, QaConfig, QaOptions, QaReport, Verdict};
+use contimg::mosaic::qa::{self, QaConfig, QaOptions, QaReport, Subject, Verdict};
 use rand::{RngExt, SeedableRng};
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
@@ -74,7 +74,7 @@ fn qa_night(dir: &Path, seed: u64, shift_arcsec: f64) -> QaReport {
         out_dir: None,
         pictures: false,
     };
-    let input = MosaicInput {
+    let input = Subject {
         database: dir.join("none.sqlite3"),
         mosaic_id: seed as i64,
         name: stem,

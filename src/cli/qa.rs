@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use super::{CliError, Ctx, emit_json};
 use crate::fsutil::absolute;
 use crate::manifest::{self, MOSAIC_SCHEMA, MosaicManifest};
-use crate::mosaic::qa::{self, MosaicInput, QaError, QaManifest, QaOptions, Verdict};
+use crate::mosaic::qa::{self, QaError, QaManifest, QaOptions, Subject, Verdict};
 use crate::store::Store;
 use crate::workspace::WorkspaceError;
 
@@ -64,7 +64,7 @@ fn input_error(e: QaError) -> anyhow::Error {
 
 /// The mosaic file must still be the bytes build recorded (mosaics built before hashes were
 /// recorded are checked with a warning only).
-fn check_mosaic_hash(ctx: &Ctx, store: &Store, input: &MosaicInput) -> anyhow::Result<()> {
+fn check_mosaic_hash(ctx: &Ctx, store: &Store, input: &Subject) -> anyhow::Result<()> {
     let recorded = crate::store::mosaic_file(&store.conn, input.mosaic_id)?.and_then(|(_, h)| h);
     let Some(recorded) = recorded else {
         ctx.warn(&format!(
@@ -103,7 +103,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let (mut store, mut input) = match (&args.mosaic, &args.manifest) {
         (Some(id), _) => {
             let store = ctx.store()?;
-            let input = MosaicInput::from_db(&store.conn, &store.path, *id).map_err(input_error)?;
+            let input = Subject::from_db(&store.conn, &store.path, *id).map_err(input_error)?;
             (store, input)
         }
         (None, Some(src)) => {
@@ -122,8 +122,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             // The database, not the manifest, says which file mosaic N is (its sha256 is
             // checked below); products go beside that file.
             let recorded =
-                MosaicInput::from_db(&store.conn, &store.path, m.mosaic_id).map_err(input_error)?;
-            let input = MosaicInput::from_manifest(&m);
+                Subject::from_db(&store.conn, &store.path, m.mosaic_id).map_err(input_error)?;
+            let input = Subject::from_manifest(&m);
             if absolute(&input.path) != recorded.path {
                 return Err(CliError::Input(format!(
                     "the manifest names {} as mosaic {}, but the database records {}; \
@@ -135,7 +135,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 ))
                 .into());
             }
-            let input = MosaicInput {
+            let input = Subject {
                 noise_path: recorded.noise_path,
                 ..input
             };

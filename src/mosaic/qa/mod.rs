@@ -88,9 +88,9 @@ impl Verdict {
     }
 }
 
-/// What QA is run on: the facts from a mosaic manifest or a `mosaics` row.
+/// What QA is run on (one built mosaic): the facts from a mosaic manifest or a `mosaics` row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MosaicInput {
+pub struct Subject {
     pub database: PathBuf,
     pub mosaic_id: i64,
     pub name: String,
@@ -100,10 +100,10 @@ pub struct MosaicInput {
     pub noise_path: Option<PathBuf>,
 }
 
-impl MosaicInput {
+impl Subject {
     /// From a `contimg.mosaic/1` manifest.
-    pub fn from_manifest(m: &MosaicManifest) -> MosaicInput {
-        MosaicInput {
+    pub fn from_manifest(m: &MosaicManifest) -> Subject {
+        Subject {
             database: m.database.clone(),
             mosaic_id: m.mosaic_id,
             name: m.plan_name.clone(),
@@ -115,7 +115,7 @@ impl MosaicInput {
 
     /// From the `mosaics` row `id`; the noise map is `<stem>.noise.fits` beside the mosaic when
     /// that file exists.
-    pub fn from_db(conn: &Connection, db: &Path, id: i64) -> Result<MosaicInput, QaError> {
+    pub fn from_db(conn: &Connection, db: &Path, id: i64) -> Result<Subject, QaError> {
         let row: Option<(String, String, Option<String>)> = conn
             .query_row(
                 "SELECT m.path, m.tier, p.name FROM mosaics m \
@@ -130,7 +130,7 @@ impl MosaicInput {
         })?;
         let path = PathBuf::from(path);
         let noise = path.with_file_name(format!("{}.noise.fits", stem(&path)));
-        Ok(MosaicInput {
+        Ok(Subject {
             database: db.to_path_buf(),
             mosaic_id: id,
             name: name.unwrap_or_else(|| stem(&path)),
@@ -607,7 +607,7 @@ fn dynamic_range(
 
 /// Measures the mosaic, writes the source catalogues, the rms map and the pictures, and decides
 /// the verdict.
-pub fn measure(input: &MosaicInput, opts: &QaOptions) -> Result<QaReport, QaError> {
+pub fn measure(input: &Subject, opts: &QaOptions) -> Result<QaReport, QaError> {
     let t0 = Instant::now();
     let mut timings = BTreeMap::new();
     let mut lap = Instant::now();
