@@ -97,10 +97,59 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         Err(WorkspaceError::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
     };
-    let mut cfg = ws.as_ref().map(|w| w.config.qa.clone()).unwrap_or_default();
+    let cfg = ws.as_ref().map(|w| w.config.qa.clone()).unwrap_or_default();
     cfg.validate().map_err(|e| CliError::Input(e.to_string()))?;
+    let (mut store, input) = subject(ctx, &args)?;
+    let opts = options(ctx, &args, ws.as_ref(), cfg, &input)?;
+    ctx.info(&format!(
+        "qa: mosaic {} ({}), tier {}",
+        input.mosaic_id,
+        input.path.display(),
+        input.tier
+    ));
+    let report = qa::measure(&input, &opts).map_err(input_error)?;
+    say_measured(ctx, &report);
+    let db = store.path.clone();
+    let qa_id = qa::record(&mut store.conn, &db, &report).map_err(input_error)?;
+    let verdict = report.verdict;
+    let summary: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|c| c.status != Verdict::Pass)
+        .map(|c| format!("{} {}: {}", c.status.as_str(), c.name, c.message))
+        .collect();
+    ctx.info(&format!(
+        "qa {}: {} sources, noise {:.3e} Jy/beam, DR {:.0}, artefacts {:.2}, {:.1} s",
+        verdict.as_str(),
+        report.sources.n,
+        report.noise.median_rms_jy,
+        report.dynamic_range,
+        report.artefacts.score,
+        report.elapsed_s
+    ));
+    for s in &summary {
+        ctx.info(&format!("  {s}"));
+    }
+    ctx.debug(&format!(
+        "qa timings (s): {}",
+        report
+            .timings_s
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    emit_json(&QaManifest::new(&db, qa_id, report))?;
+    if verdict == Verdict::Fail {
+        return Err(CliError::Failed(format!("QA verdict FAIL: {}", summary.join("; "))).into());
+    }
+    Ok(())
+}
 
-    let (mut store, mut input) = match (&args.mosaic, &args.manifest) {
+/// The mosaic to check, from `--mosaic ID` or a manifest, as the database records it: the
+/// manifest must name the recorded file, the file must exist and hash to what `build` recorded.
+fn subject(ctx: &Ctx, args: &Args) -> anyhow::Result<(Store, Subject)> {
+    let (store, mut input) = match (&args.mosaic, &args.manifest) {
         (Some(id), _) => {
             let store = ctx.store()?;
             let input = Subject::from_db(&store.conn, &store.path, *id).map_err(input_error)?;
@@ -161,6 +210,18 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         input.noise_path = None;
     }
 
+    Ok((store, input))
+}
+
+/// What to measure against: the tier's thresholds and astrometry rule, the reference catalogue
+/// (the flag, else the tier's in contimg.toml, relative to the workspace) and its columns.
+fn options(
+    ctx: &Ctx,
+    args: &Args,
+    ws: Option<&crate::workspace::Workspace>,
+    mut cfg: qa::QaConfig,
+    input: &Subject,
+) -> anyhow::Result<QaOptions> {
     let tiers = ctx.tiers()?;
     let require_astrometry = match crate::mosaic::tiers::find(&tiers, &input.tier) {
         Ok(t) => t.require_astrometry,
@@ -207,21 +268,18 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         std::fs::create_dir_all(d)
             .map_err(|e| CliError::Input(format!("cannot create {}: {e}", d.display())))?;
     }
-    let opts = QaOptions {
+    Ok(QaOptions {
         config: cfg,
         thresholds,
         require_astrometry,
         reference,
         out_dir: args.out_dir.as_ref().map(|d| absolute(d)),
         pictures: !args.no_pictures,
-    };
-    ctx.info(&format!(
-        "qa: mosaic {} ({}), tier {}",
-        input.mosaic_id,
-        input.path.display(),
-        input.tier
-    ));
-    let report = qa::measure(&input, &opts).map_err(input_error)?;
+    })
+}
+
+/// The reference's columns and match radius, and the measurement's warnings, on stderr.
+fn say_measured(ctx: &Ctx, report: &qa::QaReport) {
     if let Some(a) = &report.astrometry {
         ctx.info(&format!(
             "qa: reference {} ({}, {} rows): RA column {:?}, Dec column {:?}, flux column {:?}; \
@@ -238,41 +296,6 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     for w in &report.warnings {
         ctx.warn(&format!("warning: {w}"));
     }
-    let db = store.path.clone();
-    let qa_id = qa::record(&mut store.conn, &db, &report).map_err(input_error)?;
-    let verdict = report.verdict;
-    let summary: Vec<String> = report
-        .checks
-        .iter()
-        .filter(|c| c.status != Verdict::Pass)
-        .map(|c| format!("{} {}: {}", c.status.as_str(), c.name, c.message))
-        .collect();
-    ctx.info(&format!(
-        "qa {}: {} sources, noise {:.3e} Jy/beam, DR {:.0}, artefacts {:.2}, {:.1} s",
-        verdict.as_str(),
-        report.sources.n,
-        report.noise.median_rms_jy,
-        report.dynamic_range,
-        report.artefacts.score,
-        report.elapsed_s
-    ));
-    for s in &summary {
-        ctx.info(&format!("  {s}"));
-    }
-    ctx.debug(&format!(
-        "qa timings (s): {}",
-        report
-            .timings_s
-            .iter()
-            .map(|(k, v)| format!("{k} {v:.2}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-    emit_json(&QaManifest::new(&db, qa_id, report))?;
-    if verdict == Verdict::Fail {
-        return Err(CliError::Failed(format!("QA verdict FAIL: {}", summary.join("; "))).into());
-    }
-    Ok(())
 }
 
 /// A manifest error as the user sees it; a FITS image given where the manifest goes gets the
