@@ -118,8 +118,13 @@ impl<'a> Plane<'a> {
                 return v;
             }
         }
-        let wx = [1.0 - tx, tx];
-        let wy = [1.0 - ty, ty];
+        self.taps_checked(ix, iy, &[1.0 - tx, tx], &[1.0 - ty, ty])
+    }
+
+    /// The slow path of every kernel: Σ wy·wx·I over the taps from (x0, y0), each tap looked up
+    /// with bounds and skipped when its weight is negligible, so that an off-image or NaN tap of
+    /// zero weight cannot poison the sum (one of real weight makes it NaN).
+    fn taps_checked(&self, x0: i64, y0: i64, wx: &[f32], wy: &[f32]) -> f32 {
         let mut acc = 0.0f32;
         for (j, &wyj) in wy.iter().enumerate() {
             if wyj.abs() <= EPS {
@@ -129,7 +134,7 @@ impl<'a> Plane<'a> {
                 if wxi.abs() <= EPS {
                     continue;
                 }
-                acc += wyj * wxi * self.at(ix + i as i64, iy + j as i64);
+                acc += wyj * wxi * self.at(x0 + i as i64, y0 + j as i64);
             }
         }
         acc
@@ -161,19 +166,7 @@ impl<'a> Plane<'a> {
                 return acc;
             }
         }
-        let mut acc = 0.0f32;
-        for (j, &wyj) in wy.iter().enumerate() {
-            if wyj.abs() <= EPS {
-                continue;
-            }
-            for (i, &wxi) in wx.iter().enumerate() {
-                if wxi.abs() <= EPS {
-                    continue;
-                }
-                acc += wyj * wxi * self.at(x0 + i as i64, y0 + j as i64);
-            }
-        }
-        acc
+        self.taps_checked(x0, y0, &wx, &wy)
     }
 }
 
