@@ -585,15 +585,9 @@ pub fn command_env(ev: &Event, id: i64) -> Vec<(String, String)> {
     ]
 }
 
-fn hostname() -> String {
-    crate::pipeline::procs::process_id()
-        .rsplit_once(':')
-        .map_or_else(|| "localhost".into(), |(h, _)| h.to_string())
-}
-
 fn from_address(c: &NotifyConfig) -> String {
     if c.from.trim().is_empty() {
-        format!("contimg@{}", hostname())
+        format!("contimg@{}", super::procs::hostname())
     } else {
         c.from.clone()
     }
@@ -627,7 +621,7 @@ pub fn email_message(from: &str, to: &[String], ev: &Event, id: i64) -> String {
         ev.execution_id,
         id,
         ev.round,
-        header_value(&hostname())
+        header_value(&super::procs::hostname())
     ));
     // The same Message-ID for a re-send after a crash: mail systems drop the repeat.
     m.push_str("MIME-Version: 1.0\n");
