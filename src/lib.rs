@@ -20,7 +20,8 @@
 //!    |                         |         store: the database and all its migrations, no CLI
 //!   fits/  wcs/  <-------------+         pixels and coordinates, no database
 //!    |
-//!   time  stats  fsutil  manifest        small shared modules, import nothing above
+//!   time  stats  fsutil  manifest  pg    small shared modules, import nothing above (pg: connecting
+//!                                        to PostgreSQL, for the store and the queue)
 //! ```
 //!
 //! The rules, checked by `tests/layering.rs` on every `crate::` path in `src/`:
@@ -34,6 +35,7 @@ pub mod fits;
 pub mod fsutil;
 pub mod manifest;
 pub mod mosaic;
+pub mod pg;
 pub mod pipeline;
 pub mod queue;
 pub mod stats;

@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("stats", 0),
     ("fsutil", 0),
     ("manifest", 0),
+    ("pg", 0),
 ];
 
 /// Extra rules inside a layer: (importing module prefix, forbidden target room).

@@ -760,7 +760,10 @@ fn lost_connection_mid_task_is_reported_and_the_task_retried() {
         !s.contains('\n') && s.contains("***") && !s.contains(&pg_url()),
         "{s}"
     );
-    assert!(matches!(e, QueueError::Postgres { .. }), "{s}");
+    assert!(
+        matches!(e, QueueError::Pg(contimg::pg::PgError::Postgres { .. })),
+        "{s}"
+    );
 
     let mut other = pq.open_at(t0() + secs(30));
     let again = other

@@ -103,11 +103,11 @@ pub fn absurd_task_problems(params: &serde_json::Map<String, Value>) -> Vec<Stri
                 .into(),
         ),
         (Some(Value::String(url)), None) => {
-            if crate::queue::absurd::mask_url(url) != *url {
+            if crate::pg::mask_url(url) != *url {
                 out.push(format!(
                     "'database' = {} holds a password, which would be stored with the task: put the \
                      URL in an environment variable and name it with 'database_env'",
-                    crate::queue::absurd::mask_url(url)
+                    crate::pg::mask_url(url)
                 ));
             }
         }

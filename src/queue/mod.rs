@@ -58,17 +58,8 @@ pub enum QueueError {
     },
     #[error("task {task} in the database is corrupt: {detail}")]
     Corrupt { task: TaskId, detail: String },
-    #[error("database URL {url} is not usable: {why}")]
-    BadUrl { url: String, why: String },
-    #[error("{action} on PostgreSQL at {url} failed: {cause}; {hint}")]
-    Postgres {
-        url: String,
-        action: String,
-        cause: String,
-        hint: &'static str,
-        #[source]
-        source: postgres::Error,
-    },
+    #[error(transparent)]
+    Pg(#[from] crate::pg::PgError),
     #[error(
         "the database at {url} has no ABSURD schema: install it with \
          `absurdctl init --database '{url}'` (PyPI: pip install absurdctl; put the password in place \

@@ -19,8 +19,6 @@
 //! Time is ABSURD's `absurd.current_time()`, which a session can fake with `SET absurd.fake_now`
 //! ([`AbsurdQueue::set_fake_now`]).
 
-mod conn;
-
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -29,8 +27,8 @@ use postgres::error::SqlState;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use conn::PgTarget;
-pub use conn::mask_url;
+use crate::pg::PgTarget;
+pub use crate::pg::mask_url;
 
 use super::backend::{Claim, Failure, RunKey, RunView, TaskKey, TaskQueue, TaskView, WorkLease};
 use super::{NewTask, QueueError, Result, RetryStrategy, TaskState, UnknownName};
@@ -110,7 +108,7 @@ impl AbsurdQueue {
 
     fn err(&self, action: &str) -> impl FnOnce(postgres::Error) -> QueueError + '_ {
         let action = action.to_string();
-        move |e| self.target.error(&action, e)
+        move |e| self.target.error(&action, e).into()
     }
 
     fn absurd_ids(lease: &WorkLease) -> Result<(Uuid, Uuid)> {
@@ -152,10 +150,10 @@ impl AbsurdQueue {
             [SqlState::RAISE_EXCEPTION.code(), "AB001", "AB002"].contains(&c.code())
         });
         if !refusal {
-            return self.target.error(action, e);
+            return self.target.error(action, e).into();
         }
         let Ok((task, run)) = Self::absurd_ids(lease) else {
-            return self.target.error(action, e);
+            return self.target.error(action, e).into();
         };
         let detail = match self.run_state(run) {
             Ok(Some((r, t))) => format!("its run is {r} and the task is {t}"),
@@ -321,7 +319,7 @@ impl TaskQueue for AbsurdQueue {
             Ok(r) => r,
             Err(e) => {
                 drop(tx);
-                return Err(self.target.error("read a failed task", e));
+                return Err(self.target.error("read a failed task", e).into());
             }
         };
         tx.commit()

@@ -1,5 +1,6 @@
-//! Connecting to PostgreSQL: URL parsing, TLS, the password-masked URL used in every message, and the
-//! translation of driver errors into one-line [`QueueError::Postgres`] errors that say what to do.
+//! Connecting to PostgreSQL, for the store (contimg's own schema) and the queue (ABSURD's): URL
+//! parsing, TLS, the password-masked URL used in every message, and the translation of driver errors
+//! into one-line [`PgError::Postgres`] errors that say what to do.
 //!
 //! TLS: `sslmode=disable` and `prefer` (the default) connect without TLS; `sslmode=require` connects
 //! only over TLS, verifying the server's certificate against the web PKI roots plus the PEM file named
@@ -14,12 +15,34 @@ use postgres::{Client, Config, NoTls};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::queue::{QueueError, Result};
+/// A PostgreSQL connection that could not be made or a statement the server refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error("database URL {url} is not usable: {why}")]
+    BadUrl { url: String, why: String },
+    #[error("{action} on PostgreSQL at {url} failed: {cause}; {hint}")]
+    Postgres {
+        url: String,
+        action: String,
+        cause: String,
+        hint: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, PgError>;
+
+/// True when `s` names a PostgreSQL database (a `postgres://` or `postgresql://` URL) rather than an
+/// SQLite file.
+pub fn is_url(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
 
 /// A parsed `postgres://` URL and its display form with the password masked.
-pub(crate) struct PgTarget {
+pub struct PgTarget {
     config: Config,
-    pub(crate) shown: String,
+    pub shown: String,
 }
 
 /// `url` with the password (in the user-info part or a `password=` parameter) replaced by `***`.
@@ -47,20 +70,18 @@ pub fn mask_url(url: &str) -> String {
 
 impl PgTarget {
     /// Parses `url`; the error names the masked URL and the expected form.
-    pub(crate) fn parse(url: &str) -> Result<PgTarget> {
+    pub fn parse(url: &str) -> Result<PgTarget> {
         let shown = mask_url(url);
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(QueueError::BadUrl {
+        if !is_url(url) {
+            return Err(PgError::BadUrl {
                 url: shown,
                 why: "it must start with postgres:// or postgresql://".into(),
             });
         }
-        let mut config: Config = url
-            .parse()
-            .map_err(|e: postgres::Error| QueueError::BadUrl {
-                url: shown.clone(),
-                why: e.to_string(),
-            })?;
+        let mut config: Config = url.parse().map_err(|e: postgres::Error| PgError::BadUrl {
+            url: shown.clone(),
+            why: e.to_string(),
+        })?;
         if config.get_password().is_none()
             && let Ok(pw) = std::env::var("PGPASSWORD")
         {
@@ -76,7 +97,7 @@ impl PgTarget {
     }
 
     /// Opens a connection, over TLS when the URL asks for it.
-    pub(crate) fn connect(&self) -> Result<Client> {
+    pub fn connect(&self) -> Result<Client> {
         let over_tcp = self
             .config
             .get_hosts()
@@ -93,13 +114,13 @@ impl PgTarget {
     }
 
     /// A driver error as a one-line message naming the URL, the action and what to do.
-    pub(crate) fn error(&self, action: &str, e: postgres::Error) -> QueueError {
+    pub fn error(&self, action: &str, e: postgres::Error) -> PgError {
         pg_error(&self.shown, action, e)
     }
 }
 
 /// Classifies a driver error into a message that says what to do.
-pub(crate) fn pg_error(shown: &str, action: &str, e: postgres::Error) -> QueueError {
+pub fn pg_error(shown: &str, action: &str, e: postgres::Error) -> PgError {
     use postgres::error::SqlState;
     let hint = match e.code() {
         Some(c)
@@ -112,11 +133,11 @@ pub(crate) fn pg_error(shown: &str, action: &str, e: postgres::Error) -> QueueEr
             "the database does not exist: create it (createdb) or fix the database name in the URL"
         }
         Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => {
-            "the user lacks a privilege ABSURD needs: grant it on the absurd schema or use its owner"
+            "the user lacks a privilege: grant it on the schema named in the cause, or use its owner"
         }
         Some(_) => "the server rejected the statement; see the cause",
         None if e.is_closed() => {
-            "the connection was lost: the worker stops, and ABSURD offers its claimed task again once the claim expires"
+            "the connection was lost: a worker stops, and ABSURD offers its claimed task again once the claim expires"
         }
         None => "is the server running, and are host, port and sslmode in the URL right?",
     };
@@ -132,7 +153,7 @@ pub(crate) fn pg_error(shown: &str, action: &str, e: postgres::Error) -> QueueEr
         },
         |d| d.message().to_string(),
     );
-    QueueError::Postgres {
+    PgError::Postgres {
         url: shown.to_string(),
         action: action.to_string(),
         cause,
@@ -146,7 +167,7 @@ fn tls_connector(shown: &str) -> Result<tokio_postgres_rustls::MakeRustlsConnect
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
     if let Some(path) = std::env::var_os("PGSSLROOTCERT") {
-        let bad = |why: String| QueueError::BadUrl {
+        let bad = |why: String| PgError::BadUrl {
             url: shown.to_string(),
             why: format!("PGSSLROOTCERT {}: {why}", path.to_string_lossy()),
         };
@@ -163,7 +184,7 @@ fn tls_connector(shown: &str) -> Result<tokio_postgres_rustls::MakeRustlsConnect
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| QueueError::BadUrl {
+        .map_err(|e| PgError::BadUrl {
             url: shown.to_string(),
             why: format!("TLS setup failed: {e}"),
         })?
