@@ -198,8 +198,8 @@ impl Engine {
             let handles: Vec<_> = (0..n.max(1))
                 .map(|i| {
                     s.spawn(move || {
-                        let q = self.queue()?;
-                        super::worker::work(&q, &self.worker_config(i), stop)
+                        let mut q = super::source::SqliteJobs(self.queue()?);
+                        super::worker::work(&mut q, &self.worker_config(i), stop)
                     })
                 })
                 .collect();

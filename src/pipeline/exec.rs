@@ -282,15 +282,7 @@ pub fn create(
     let params_json =
         serde_json::to_string(params).map_err(|e| PipelineError::Invalid(e.to_string()))?;
     // Work out every task before writing anything.
-    let order = topo_order(p)?;
-    let mut jobs = Vec::new();
-    for &i in &order {
-        let j = &p.def.jobs[i];
-        let sp = static_params(&j.params, slot, params).map_err(|e| {
-            PipelineError::Invalid(format!("pipeline '{}', job '{}': {e}", p.name, j.id))
-        })?;
-        jobs.push((j, sp));
-    }
+    let jobs = planned_jobs(p, slot, params)?;
     let def_json =
         serde_json::to_string(&p.def).map_err(|e| PipelineError::Invalid(e.to_string()))?;
     let mut existing_params: Option<(i64, String)> = None;
@@ -326,22 +318,8 @@ pub fn create(
         }
         let mut ids: BTreeMap<&str, TaskId> = BTreeMap::new();
         for (j, sp) in &jobs {
-            let retry = j.retry.unwrap_or(p.def.retry);
-            let max_retries = j.max_retries.unwrap_or(p.def.max_retries);
-            // `none` means no retries (validation refuses none with max_retries > 0).
-            let attempts = if matches!(retry, RetryStrategy::None) { 1 } else { max_retries + 1 };
-            let mut t = NewTask::new(j.job_type.clone(), Value::Object(sp.clone()))
-                .job_id(j.id.clone())
-                .execution(eid)
-                .priority(j.priority)
-                .max_attempts(attempts)
-                .retry(retry)
+            let t = job_task(p, j, sp, eid)?
                 .depends_on(j.depends_on.iter().filter_map(|d| ids.get(d.as_str()).copied()));
-            if let Some(to) = &j.timeout {
-                let timeout = crate::time::parse_duration(to)
-                    .map_err(|e| crate::queue::QueueError::InvalidTask(e.to_string()))?;
-                t = t.timeout_s(timeout.as_secs_f64());
-            }
             let id = b.spawn(&t)?;
             ids.insert(j.id.as_str(), id);
             b.connection().execute(
@@ -365,6 +343,54 @@ pub fn create(
         )));
     }
     Ok(created)
+}
+
+/// The task of job `j` of execution `eid` (static parameters `sp`), on either backend: the job's
+/// retry rule and attempts (the pipeline's unless the job sets its own), priority and timeout.
+pub fn job_task(
+    p: &NamedPipeline,
+    j: &crate::pipeline::JobDef,
+    sp: &Map<String, Value>,
+    eid: i64,
+) -> Result<NewTask, crate::queue::QueueError> {
+    let retry = j.retry.unwrap_or(p.def.retry);
+    let max_retries = j.max_retries.unwrap_or(p.def.max_retries);
+    // `none` means no retries (validation refuses none with max_retries > 0).
+    let attempts = if matches!(retry, RetryStrategy::None) {
+        1
+    } else {
+        max_retries + 1
+    };
+    let mut t = NewTask::new(j.job_type.clone(), Value::Object(sp.clone()))
+        .job_id(j.id.clone())
+        .execution(eid)
+        .pipeline(p.name.clone())
+        .priority(j.priority)
+        .max_attempts(attempts)
+        .retry(retry);
+    if let Some(to) = &j.timeout {
+        let timeout = crate::time::parse_duration(to)
+            .map_err(|e| crate::queue::QueueError::InvalidTask(e.to_string()))?;
+        t = t.timeout_s(timeout.as_secs_f64());
+    }
+    Ok(t)
+}
+
+/// The jobs of `p` in dependency order with their static parameters for `slot`.
+pub fn planned_jobs<'p>(
+    p: &'p NamedPipeline,
+    slot: &Slot,
+    params: &BTreeMap<String, Option<String>>,
+) -> Result<Vec<(&'p crate::pipeline::JobDef, Map<String, Value>)>, PipelineError> {
+    let mut jobs = Vec::new();
+    for i in topo_order(p)? {
+        let j = &p.def.jobs[i];
+        let sp = static_params(&j.params, slot, params).map_err(|e| {
+            PipelineError::Invalid(format!("pipeline '{}', job '{}': {e}", p.name, j.id))
+        })?;
+        jobs.push((j, sp));
+    }
+    Ok(jobs)
 }
 
 /// Indices of the jobs in dependency order (definition order among independent jobs).
@@ -507,8 +533,12 @@ pub struct JobReport {
     pub id: String,
     #[serde(rename = "type")]
     pub job_type: String,
-    pub task_id: i64,
-    pub state: TaskState,
+    /// The task: an integer on SQLite, an ABSURD task id (UUID) on PostgreSQL, null while an ABSURD
+    /// job waits for its upstream jobs.
+    pub task_id: Value,
+    /// The task's state; on PostgreSQL also `waiting` (not yet spawned) and `skipped` (an upstream
+    /// job failed or was cancelled).
+    pub state: String,
     pub attempts: u32,
     pub max_attempts: u32,
     pub priority: i64,
@@ -628,8 +658,8 @@ fn job_report(
     Ok(JobReport {
         id: t.job_id.clone().unwrap_or_else(|| t.id.to_string()),
         job_type: t.kind.clone(),
-        task_id: t.id.0,
-        state: t.state,
+        task_id: Value::from(t.id.0),
+        state: t.state.as_str().to_string(),
         attempts: t.attempts,
         max_attempts: t.max_attempts,
         priority: t.priority,

@@ -33,6 +33,7 @@ pub mod notify;
 pub mod procs;
 pub mod runner;
 pub mod secret;
+pub mod source;
 pub mod subst;
 pub mod validate;
 pub mod worker;

@@ -29,11 +29,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::PipelineError;
-use super::exec;
 use super::jobs::{ChildSpec, SelfInvocation, child_spec};
-use super::procs::{holder_dead, kill_group, kill_survivors};
+use super::procs::{kill_group, kill_survivors};
+use super::source::{Held, Job, JobSource, Upstream, Verdict};
 use super::subst::{self, Resolution, SubstError};
-use crate::queue::{ClaimedTask, Queue, QueueError};
+use crate::queue::QueueError;
 
 /// The exit code of a child that failed on its input (contimg's usage/input error). Such an attempt fails
 /// the job for good instead of being retried; exit 1 (the work failed, e.g. no images in the window yet,
@@ -92,11 +92,9 @@ pub struct WorkerConfig {
     pub notify: Option<crate::pipeline::notify::Delivery>,
 }
 
-fn deliver_due(queue: &Queue, cfg: &WorkerConfig) {
-    if let Some(d) = &cfg.notify
-        && let Err(e) = crate::pipeline::notify::deliver(queue.connection(), d, false)
-    {
-        eprintln!("contimg: warning: {e}");
+fn deliver_due(queue: &mut dyn JobSource, cfg: &WorkerConfig) {
+    if let Some(d) = &cfg.notify {
+        queue.deliver_due(d);
     }
 }
 
@@ -120,7 +118,11 @@ pub struct WorkStats {
 }
 
 /// Claims and runs tasks until `stop` says to return.
-pub fn work(queue: &Queue, cfg: &WorkerConfig, stop: StopWhen) -> Result<WorkStats, PipelineError> {
+pub fn work(
+    queue: &mut dyn JobSource,
+    cfg: &WorkerConfig,
+    stop: StopWhen,
+) -> Result<WorkStats, PipelineError> {
     let mut stats = WorkStats::default();
     loop {
         match step(queue, cfg, stop, &mut stats) {
@@ -144,13 +146,13 @@ enum Step {
 
 /// One turn of the worker loop: reap, claim, run (or wait).
 fn step(
-    queue: &Queue,
+    queue: &mut dyn JobSource,
     cfg: &WorkerConfig,
     stop: StopWhen,
     stats: &mut WorkStats,
 ) -> Result<Step, PipelineError> {
     if let StopWhen::ExecutionDone(eid) = stop
-        && exec::sync(queue.connection(), eid)?.is_finished()
+        && queue.sync(eid)?.is_finished()
     {
         return Ok(Step::Stop);
     }
@@ -159,7 +161,7 @@ fn step(
         StopWhen::ExecutionDone(eid) => Some(eid),
         _ => None,
     };
-    match queue.claim_in(&cfg.worker_id, cfg.lease, only)? {
+    match queue.claim(&cfg.worker_id, cfg.lease, only)? {
         Some(task) => {
             stats.attempts += 1;
             match run_task(queue, cfg, task)? {
@@ -170,14 +172,14 @@ fn step(
             deliver_due(queue, cfg);
         }
         None => {
-            exec::sync_active(queue.connection())?;
+            queue.sync_active()?;
             deliver_due(queue, cfg);
             if matches!(stop, StopWhen::Drained) {
                 return Ok(Step::Stop);
             }
             let mut wait = cfg.poll;
             if let Some(at) = queue.next_wakeup()? {
-                let until = (at - queue.now()).to_std().unwrap_or(Duration::ZERO);
+                let until = (at - queue.now()?).to_std().unwrap_or(Duration::ZERO);
                 wait = wait.min(until.max(Duration::from_millis(20)));
             }
             std::thread::sleep(wait);
@@ -195,7 +197,7 @@ pub fn is_busy(e: &PipelineError) -> bool {
     }
 }
 
-fn db_busy(e: &rusqlite::Error) -> bool {
+pub(crate) fn db_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
@@ -220,14 +222,13 @@ fn patiently<T>(
 
 /// Ends the attempts of workers on this host whose process is gone and kills what their jobs left
 /// running, so that the task is retried now instead of after its lease (and retry delay).
-fn reap_abandoned(queue: &Queue) -> Result<(), PipelineError> {
-    for a in queue.reap_abandoned(&holder_dead)? {
-        if let Some(log) = &a.log_path {
+fn reap_abandoned(queue: &mut dyn JobSource) -> Result<(), PipelineError> {
+    for (task, worker, log) in queue.reap_abandoned()? {
+        if let Some(log) = &log {
             let n = kill_survivors(Path::new(log));
             if n > 0 {
                 eprintln!(
-                    "contimg: killed {n} leftover process(es) of task {} (its worker {} died)",
-                    a.task, a.worker_id
+                    "contimg: killed {n} leftover process(es) of task {task} (its worker {worker} died)"
                 );
             }
         }
@@ -235,13 +236,8 @@ fn reap_abandoned(queue: &Queue) -> Result<(), PipelineError> {
     Ok(())
 }
 
-fn log_path(cfg: &WorkerConfig, task: &ClaimedTask) -> PathBuf {
-    let file = format!(
-        "{}.{}.{}.log",
-        job_name(task),
-        task.generation,
-        task.attempt
-    );
+fn log_path(cfg: &WorkerConfig, task: &Job) -> PathBuf {
+    let file = format!("{}.{}.{}.log", task.name(), task.generation, task.attempt);
     match task.execution_id {
         Some(e) => cfg
             .logs_dir
@@ -252,16 +248,10 @@ fn log_path(cfg: &WorkerConfig, task: &ClaimedTask) -> PathBuf {
     }
 }
 
-fn job_name(task: &ClaimedTask) -> String {
-    task.job_id
-        .clone()
-        .unwrap_or_else(|| format!("task{}", task.id()))
-}
-
 /// Resolves `${job.key}` references from the outputs of completed upstream tasks.
 fn resolve_outputs(
-    queue: &Queue,
-    task: &ClaimedTask,
+    queue: &mut dyn JobSource,
+    task: &Job,
 ) -> Result<serde_json::Map<String, Value>, SubstError> {
     let Value::Object(params) = &task.params else {
         return Err(SubstError(format!(
@@ -278,11 +268,11 @@ fn resolve_outputs(
             ));
         };
         if !cache.contains_key(&r.ns) {
-            match queue.find_task(eid, &r.ns) {
-                Ok(Some(t)) => {
-                    cache.insert(r.ns.clone(), t.result.unwrap_or(Value::Null));
+            match queue.upstream(eid, &r.ns) {
+                Ok(Upstream::Outputs(v)) => {
+                    cache.insert(r.ns.clone(), v);
                 }
-                Ok(None) => {
+                Ok(Upstream::Missing) => {
                     return Resolution::Error(format!(
                         "{r}: execution {eid} has no job '{}'",
                         r.ns
@@ -337,40 +327,16 @@ pub enum Attempt {
     LeaseLost,
 }
 
-/// What the worker decided about an attempt, before telling the queue.
-#[derive(Clone)]
-enum Verdict {
-    Complete(Value),
-    /// A failed attempt; retried while attempts remain. `timed_out` marks the attempt's outcome.
-    Fail {
-        msg: String,
-        timed_out: bool,
-    },
-    /// A failure the same input would repeat: the job fails now, without retries.
-    FailForGood(String),
-    /// The lease was lost while the child ran; nothing to report.
-    Abandon,
-}
-
 /// Tells the queue the verdict; a lost lease means someone else owns the task and is not an error.
-fn report(queue: &Queue, task: &ClaimedTask, v: Verdict) -> Result<Attempt, PipelineError> {
-    let r = match v {
-        Verdict::Complete(value) => queue
-            .complete(&task.lease, &value)
-            .map(|_| Attempt::Completed),
-        Verdict::Fail { msg, timed_out } => queue
-            .fail(&task.lease, &msg, timed_out)
-            .map(|_| Attempt::Failed),
-        Verdict::FailForGood(msg) => queue
-            .fail_permanently(&task.lease, &msg)
-            .map(|_| Attempt::Failed),
-        Verdict::Abandon => return Ok(Attempt::LeaseLost),
-    };
-    match r {
-        Ok(a) => Ok(a),
-        Err(QueueError::LeaseLost { .. }) => Ok(Attempt::LeaseLost),
-        Err(e) => Err(e.into()),
+fn report(queue: &mut dyn JobSource, task: &Job, v: &Verdict) -> Result<Attempt, PipelineError> {
+    if matches!(v, Verdict::Abandon) {
+        return Ok(Attempt::LeaseLost);
     }
+    Ok(match queue.report(task, v)? {
+        Held::Lost(_) => Attempt::LeaseLost,
+        Held::Yes if matches!(v, Verdict::Complete(_)) => Attempt::Completed,
+        Held::Yes => Attempt::Failed,
+    })
 }
 
 fn fail(msg: String) -> Verdict {
@@ -382,27 +348,24 @@ fn fail(msg: String) -> Verdict {
 
 /// Runs one claimed attempt to its end and mirrors the outcome into the execution.
 fn run_task(
-    queue: &Queue,
+    queue: &mut dyn JobSource,
     cfg: &WorkerConfig,
-    task: ClaimedTask,
+    task: Job,
 ) -> Result<Attempt, PipelineError> {
-    let sync = || match task.execution_id {
-        Some(e) => patiently("syncing the execution", || {
-            Ok(exec::sync(queue.connection(), e)?)
-        })
-        .map(|_| ()),
+    let sync = |queue: &mut dyn JobSource| match task.execution_id {
+        Some(e) => patiently("syncing the execution", || queue.sync(e)).map(|_| ()),
         None => Ok(()),
     };
-    sync()?;
+    sync(queue)?;
     let prepared = patiently("starting the job", || prepare(queue, cfg, &task))?;
     let verdict = match prepared {
         Prepared::Ready(job) => execute(queue, cfg, &task, job)?,
         Prepared::Refused(v) => v,
     };
     let out = patiently("recording the job's outcome", || {
-        report(queue, &task, verdict.clone())
+        report(queue, &task, &verdict)
     });
-    sync()?;
+    sync(queue)?;
     out
 }
 
@@ -422,11 +385,11 @@ enum Prepared {
 
 /// Stage 1: resolves the parameters, builds the child's argv, opens the attempt's log and records it.
 fn prepare(
-    queue: &Queue,
+    queue: &mut dyn JobSource,
     cfg: &WorkerConfig,
-    task: &ClaimedTask,
+    task: &Job,
 ) -> Result<Prepared, PipelineError> {
-    let job = job_name(task);
+    let job = task.name();
     let params = match resolve_outputs(queue, task) {
         Ok(p) => p,
         Err(e) => return Ok(Prepared::Refused(fail(format!("job '{job}': {e}")))),
@@ -453,12 +416,10 @@ fn prepare(
             return Ok(Prepared::Refused(fail(msg)));
         }
     };
-    match queue.set_log_path(&task.lease, &log.display().to_string()) {
-        Ok(()) => {}
-        Err(QueueError::LeaseLost { .. }) => return Ok(Prepared::Refused(Verdict::Abandon)),
-        Err(e) => return Err(e.into()),
+    if let Held::Lost(_) = queue.set_log_path(task, &log.display().to_string())? {
+        return Ok(Prepared::Refused(Verdict::Abandon));
     }
-    let header = log_header(queue, cfg, task, &job, &spec);
+    let header = log_header(queue.now()?, cfg, task, &job, &spec);
     let _ = log_file.write_all(header.as_bytes());
     Ok(Prepared::Ready(ReadyJob {
         spec,
@@ -469,9 +430,9 @@ fn prepare(
 }
 
 fn log_header(
-    queue: &Queue,
+    now: chrono::DateTime<chrono::Utc>,
     cfg: &WorkerConfig,
-    task: &ClaimedTask,
+    task: &Job,
     job: &str,
     spec: &ChildSpec,
 ) -> String {
@@ -482,20 +443,21 @@ fn log_header(
     format!(
         "# contimg: job '{job}' ({}) task {} attempt {}/{} (generation {}) by {} at {}\n# argv: {argv_text}\n",
         task.kind,
-        task.id(),
+        task.task_label(),
         task.attempt,
-        task.max_attempts,
+        task.max_attempts
+            .map_or_else(|| "unlimited".into(), |m| m.to_string()),
         task.generation,
         cfg.worker_id,
-        crate::time::iso(queue.now()),
+        crate::time::iso(now),
     )
 }
 
 /// Stages 2–4: starts the child, supervises it, and judges how it ended.
 fn execute(
-    queue: &Queue,
+    queue: &mut dyn JobSource,
     cfg: &WorkerConfig,
-    task: &ClaimedTask,
+    task: &Job,
     mut job: ReadyJob,
 ) -> Result<Verdict, PipelineError> {
     let mut child = match spawn_child(task, &job) {
@@ -547,13 +509,13 @@ fn execute(
 }
 
 /// Stage 2: the child in its own process group, stdin closed, stdout piped, stderr to the log.
-fn spawn_child(task: &ClaimedTask, job: &ReadyJob) -> std::io::Result<std::process::Child> {
+fn spawn_child(task: &Job, job: &ReadyJob) -> std::io::Result<std::process::Child> {
     let spec = &job.spec;
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .envs(&spec.env)
-        .env("CONTIMG_TASK_ID", task.id().to_string())
-        .env("CONTIMG_JOB_ID", job_name(task))
+        .env("CONTIMG_TASK_ID", task.task_label())
+        .env("CONTIMG_JOB_ID", task.name())
         .env("CONTIMG_ATTEMPT", task.attempt.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -583,16 +545,16 @@ fn spawn_child(task: &ClaimedTask, job: &ReadyJob) -> std::io::Result<std::proce
 enum Ended {
     Exited(std::process::ExitStatus),
     TimedOut(Duration),
-    LeaseLost(QueueError),
+    LeaseLost(String),
     Lost(std::io::Error),
 }
 
 /// Stage 3: waits for the child, heartbeating the lease every third of it and watching the timeout.
 /// The caller kills the process group unless the child exited.
 fn supervise(
-    queue: &Queue,
+    queue: &mut dyn JobSource,
     cfg: &WorkerConfig,
-    task: &ClaimedTask,
+    task: &Job,
     child: &mut std::process::Child,
 ) -> Result<Ended, PipelineError> {
     let started = Instant::now();
@@ -616,19 +578,8 @@ fn supervise(
         }
         if last_beat.elapsed() >= beat {
             last_beat = Instant::now();
-            match queue.heartbeat(&task.lease, cfg.lease) {
-                Ok(_) => {}
-                Err(e @ QueueError::LeaseLost { .. }) => return Ok(Ended::LeaseLost(e)),
-                // A writer holds the database past the busy timeout: the lease cannot be reaped
-                // meanwhile either (that needs the same lock), so the job keeps running and the
-                // next beat tries again.
-                Err(QueueError::Db(e)) if db_busy(&e) => {
-                    eprintln!(
-                        "contimg: warning: heartbeat of task {}: {e}; the job keeps running",
-                        task.id()
-                    );
-                }
-                Err(e) => return Err(e.into()),
+            if let Held::Lost(why) = queue.heartbeat(task, cfg.lease)? {
+                return Ok(Ended::LeaseLost(why));
             }
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -637,7 +588,7 @@ fn supervise(
 
 /// Stage 4: a child that exited, judged by its exit status and stdout.
 fn judge(
-    task: &ClaimedTask,
+    task: &Job,
     job: &mut ReadyJob,
     status: std::process::ExitStatus,
     out: &[u8],
@@ -671,7 +622,7 @@ fn judge(
 }
 
 fn judge_failure(
-    task: &ClaimedTask,
+    task: &Job,
     job: &mut ReadyJob,
     status: std::process::ExitStatus,
     out: &[u8],

@@ -56,9 +56,17 @@ impl AbsurdQueue {
     /// Connects to `url` (a `postgres://` URL), checks ABSURD's schema and version, and makes sure
     /// `queue` exists (creating it with ABSURD's `create_queue` if not).
     pub fn connect(url: &str, queue: &str) -> Result<AbsurdQueue> {
+        let target = PgTarget::parse(url)?;
+        let client = target.connect()?;
+        AbsurdQueue::with_client(url, queue, client)
+    }
+
+    /// As [`AbsurdQueue::connect`], over a connection the caller opened to `url` (the pipeline layer
+    /// shares one connection between its own schema and ABSURD's, so that one transaction can record a
+    /// result and spawn the tasks it releases).
+    pub fn with_client(url: &str, queue: &str, mut client: Client) -> Result<AbsurdQueue> {
         check_queue_name(queue)?;
         let target = PgTarget::parse(url)?;
-        let mut client = target.connect()?;
         check_schema(&mut client, &target)?;
         let exists = client
             .query_opt(
@@ -89,6 +97,26 @@ impl AbsurdQueue {
     /// The ABSURD queue this connection works.
     pub fn queue_name(&self) -> &str {
         &self.queue
+    }
+
+    /// The connection, for a caller's own transaction (see [`spawn_on`]).
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    /// `absurd."t_<queue>"`, ABSURD's task table of this queue (for reads only).
+    pub fn tasks_table(&self) -> &str {
+        &self.tasks_table
+    }
+
+    /// `absurd."r_<queue>"`, ABSURD's run table of this queue (for reads only).
+    pub fn runs_table(&self) -> &str {
+        &self.runs_table
+    }
+
+    /// A driver error as a one-line message naming the masked URL.
+    pub fn error(&self, action: &str, e: postgres::Error) -> QueueError {
+        self.target.error(action, e).into()
     }
 
     /// The installed ABSURD schema version.
@@ -167,33 +195,6 @@ impl AbsurdQueue {
             detail,
         }
     }
-
-    fn spawn_options(&self, t: &NewTask) -> Result<Value> {
-        let mut headers = serde_json::Map::new();
-        headers.insert("origin".into(), json!("contimg"));
-        if let Some(p) = &t.pipeline {
-            headers.insert("pipeline".into(), json!(p));
-        }
-        if let Some(e) = t.execution_id {
-            headers.insert("execution".into(), json!(e));
-        }
-        if let Some(j) = &t.job_id {
-            headers.insert("job".into(), json!(j));
-        }
-        headers.insert("priority".into(), json!(t.priority));
-        if let Some(s) = t.timeout_s {
-            headers.insert("timeout_s".into(), json!(s));
-        }
-        let mut opts = json!({
-            "headers": headers,
-            "retry_strategy": retry_strategy(&t.retry, &t.kind)?,
-            "max_attempts": t.max_attempts,
-        });
-        if let (Some(e), Some(j)) = (t.execution_id, &t.job_id) {
-            opts["idempotency_key"] = json!(format!("contimg:{e}:{j}"));
-        }
-        Ok(opts)
-    }
 }
 
 impl TaskQueue for AbsurdQueue {
@@ -210,16 +211,12 @@ impl TaskQueue for AbsurdQueue {
     }
 
     fn spawn(&mut self, t: &NewTask) -> Result<TaskKey> {
-        check_spawnable(t)?;
-        let opts = self.spawn_options(t)?;
-        let row = self
-            .client
-            .query_one(
-                "SELECT task_id FROM absurd.spawn_task($1, $2, $3, $4)",
-                &[&self.queue, &t.kind, &t.params, &opts],
-            )
-            .map_err(|e| self.target.error(&format!("spawn task '{}'", t.kind), e))?;
-        Ok(TaskKey::Absurd(row.get(0)))
+        let key = match (t.execution_id, &t.job_id) {
+            (Some(e), Some(j)) => Some(format!("contimg:{e}:{j}")),
+            _ => None,
+        };
+        let shown = self.target.shown.clone();
+        spawn_on(&mut self.client, &shown, &self.queue, t, key.as_deref()).map(TaskKey::Absurd)
     }
 
     fn claim(&mut self, worker: &str, claim: Duration) -> Result<Option<Claim>> {
@@ -493,6 +490,55 @@ fn check_schema(client: &mut Client, target: &PgTarget) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Spawns `t` on `queue` over `c` (a connection or an open transaction) with ABSURD's `spawn_task`:
+/// its retry rule, attempts and timeout as ABSURD's options, its pipeline, execution, job, priority and
+/// timeout as headers, and `idempotency_key` when given (spawning the same key again returns the
+/// existing task). `shown` is the masked URL for messages.
+pub fn spawn_on(
+    c: &mut impl postgres::GenericClient,
+    shown: &str,
+    queue: &str,
+    t: &NewTask,
+    idempotency_key: Option<&str>,
+) -> Result<Uuid> {
+    check_spawnable(t)?;
+    let opts = spawn_options(t, idempotency_key)?;
+    let row = c
+        .query_one(
+            "SELECT task_id FROM absurd.spawn_task($1, $2, $3, $4)",
+            &[&queue, &t.kind, &t.params, &opts],
+        )
+        .map_err(|e| crate::pg::pg_error(shown, &format!("spawn task '{}'", t.kind), e))?;
+    Ok(row.get(0))
+}
+
+fn spawn_options(t: &NewTask, idempotency_key: Option<&str>) -> Result<Value> {
+    let mut headers = serde_json::Map::new();
+    headers.insert("origin".into(), json!("contimg"));
+    if let Some(p) = &t.pipeline {
+        headers.insert("pipeline".into(), json!(p));
+    }
+    if let Some(e) = t.execution_id {
+        headers.insert("execution".into(), json!(e));
+    }
+    if let Some(j) = &t.job_id {
+        headers.insert("job".into(), json!(j));
+    }
+    headers.insert("priority".into(), json!(t.priority));
+    if let Some(s) = t.timeout_s {
+        headers.insert("timeout_s".into(), json!(s));
+    }
+    let mut opts = json!({
+        "headers": headers,
+        "retry_strategy": retry_strategy(&t.retry, &t.kind)?,
+        "max_attempts": t.max_attempts,
+    });
+    if let Some(k) = idempotency_key {
+        opts["idempotency_key"] = json!(k);
+    }
+    Ok(opts)
 }
 
 /// ABSURD has no dependencies and no delayed start; the pipeline layer spawns a task only when it is due.
