@@ -136,8 +136,11 @@ pub fn pg_error(shown: &str, action: &str, e: postgres::Error) -> PgError {
             "the user lacks a privilege: grant it on the schema named in the cause, or use its owner"
         }
         Some(_) => "the server rejected the statement; see the cause",
-        None if e.is_closed() => {
-            "the connection was lost: a worker stops, and ABSURD offers its claimed task again once the claim expires"
+        None if e.is_closed()
+            || (action != "connect"
+                && std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>())) =>
+        {
+            "the connection to the server was lost: a worker stops, and ABSURD offers its claimed task again once the claim expires"
         }
         None => "is the server running, and are host, port and sslmode in the URL right?",
     };

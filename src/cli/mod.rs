@@ -257,6 +257,26 @@ impl Ctx {
         Ok(Store::open(&path)?)
     }
 
+    /// Where the pipelines are recorded: `--db`/`CONTIMG_DB` if given (no workspace needed), else the
+    /// workspace's; a `postgres://` URL means contimg's schema there and ABSURD's queue.
+    pub fn pipeline_database(&self) -> anyhow::Result<crate::pipeline::Database> {
+        let raw = match &self.db_arg {
+            Some(p) => p.to_string_lossy().into_owned(),
+            None => self.workspace()?.database().to_string_lossy().into_owned(),
+        };
+        if !crate::pg::is_url(&raw) {
+            return Ok(crate::pipeline::Database::Sqlite(crate::fsutil::absolute(
+                std::path::Path::new(&raw),
+            )));
+        }
+        let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+        Ok(crate::pipeline::Database::Postgres {
+            url: raw,
+            schema: env("CONTIMG_PG_SCHEMA", "contimg"),
+            queue: env("CONTIMG_ABSURD_QUEUE", crate::queue::absurd::DEFAULT_QUEUE),
+        })
+    }
+
     /// The database for a command that only reads (`images`, `status`, `notifications`): opened
     /// read-only, so it never waits behind a writer and works on a read-only copy. A missing file,
     /// or a schema older than this binary's, gets the writing open (which creates or migrates it).

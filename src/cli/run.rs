@@ -76,7 +76,7 @@ impl crate::pipeline::Progress for Ctx {
 
 /// An engine over the workspace's database (or `--db`) with this lease.
 pub(super) fn engine(ctx: &Ctx, ws: &Workspace, lease: Duration) -> anyhow::Result<Engine> {
-    let database = crate::fsutil::absolute(&ctx.db_arg.clone().unwrap_or_else(|| ws.database()));
+    let database = ctx.pipeline_database()?;
     let exe = std::env::current_exe().map_err(|e| {
         CliError::Failed(format!(
             "cannot find the contimg binary to run jobs with: {e}"

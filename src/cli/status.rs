@@ -34,11 +34,24 @@ fn short(s: &str, n: usize) -> String {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let store = ctx.store_read_only()?;
+    let mut pg = match ctx.pipeline_database()? {
+        crate::pipeline::Database::Postgres { url, schema, queue } => Some(
+            crate::pipeline::pg::PgPipeline::open(&url, &schema, &queue)?,
+        ),
+        crate::pipeline::Database::Sqlite(_) => None,
+    };
+    let store = match pg {
+        Some(_) => None,
+        None => Some(ctx.store_read_only()?),
+    };
     let table = !args.json && std::io::stdout().is_terminal();
     match args.execution {
         None => {
-            let list = crate::pipeline::api::executions(&store, args.limit)?;
+            let list = match (&mut pg, store) {
+                (Some(pg), _) => pg.list(args.limit)?,
+                (None, Some(store)) => crate::pipeline::api::executions(&store, args.limit)?,
+                (None, None) => unreachable!(),
+            };
             if !table {
                 return emit_listing("contimg.execution-summary/1", &list);
             }
@@ -60,7 +73,11 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             emit_text(&out)
         }
         Some(eid) => {
-            let m = crate::pipeline::api::execution(store, eid)?;
+            let m = match (&mut pg, store) {
+                (Some(pg), _) => pg.manifest(eid)?,
+                (None, Some(store)) => crate::pipeline::api::execution(store, eid)?,
+                (None, None) => unreachable!(),
+            };
             if !table {
                 return emit_json(&m);
             }

@@ -27,7 +27,7 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let ws = ctx.workspace()?;
     let engine = super::run::engine(ctx, &ws, api::lease(&args.lease)?)?.workers_deliver();
-    engine.deliver(&engine.queue()?, true, ctx);
+    engine.deliver_now(ctx)?;
     let stop = if args.once {
         StopWhen::Drained
     } else {

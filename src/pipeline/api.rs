@@ -8,10 +8,14 @@
 //! pipeline's `max_active`, taking the execution's runner lease, the worker threads, catch-up over
 //! missed slots, retry and cancel.
 //!
-//! Invariants: the queue is reached only through [`crate::queue::Queue`] (one per thread, opened by
-//! [`Engine::queue`]), so swapping the backend is a local change here; every change of task state is
-//! followed by [`exec::sync`] of its execution before anything is reported; progress and warnings go
-//! through the caller's [`Progress`], never straight to stdout.
+//! Two backends ([`Database`]): on SQLite the queue is [`crate::queue::Queue`] (one per thread, opened
+//! by [`Engine::queue`]); on PostgreSQL every job is an ABSURD task and executions live in contimg's
+//! schema ([`PgPipeline`], one connection per thread). Workers run over either through
+//! [`JobSource`]. There, executions have no runner lease (ABSURD's claims are the leases) and the
+//! notification outbox is not kept yet.
+//!
+//! Invariants: every change of task state is followed by a sync of its execution before anything is
+//! reported; progress and warnings go through the caller's [`Progress`], never straight to stdout.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,9 +29,11 @@ use super::def::{NamedPipeline, WhenBusy};
 use super::exec::{self, Admitted, ExecStatus, ExecutionManifest, ExecutionSummary, Slot};
 use super::jobs::SelfInvocation;
 use super::notify::{Delivery, DeliveryStats, Notification, NotifyConfig};
+use super::pg::{PgJobs, PgPipeline};
 use super::procs::process_id;
+use super::source::{JobSource, SqliteJobs};
 use super::worker::{StopWhen, WorkStats, WorkerConfig};
-use super::{PipelineError, cron, runner, validate};
+use super::{Database, PipelineError, cron, runner, validate};
 use crate::queue::{Queue, SystemClock};
 use crate::store::Store;
 use crate::time::iso;
@@ -45,7 +51,7 @@ pub struct Setup {
     /// The contimg binary that jobs run (`plan`, `build`, `qa`).
     pub exe: PathBuf,
     pub workspace: PathBuf,
-    pub database: PathBuf,
+    pub database: Database,
     pub logs_dir: PathBuf,
     pub notify: NotifyConfig,
     /// The definitions in force (their inline webhook URLs are delivered to; they are never stored).
@@ -175,10 +181,34 @@ impl Engine {
         self
     }
 
-    /// A queue over a new connection (one per thread).
+    /// A queue over a new connection (one per thread); SQLite only.
     pub fn queue(&self) -> Result<Queue, PipelineError> {
-        let store = crate::store::Store::open(&self.me.database)?;
+        let Database::Sqlite(path) = &self.me.database else {
+            return Err(PipelineError::Invalid(format!(
+                "{}: the notification outbox is kept only in an SQLite database so far",
+                self.me.database.label()
+            )));
+        };
+        let store = crate::store::Store::open(path)?;
         Ok(Queue::new(store.conn, Arc::new(SystemClock)))
+    }
+
+    /// The pipeline on PostgreSQL over a new connection, or `None` on SQLite.
+    pub fn postgres(&self) -> Result<Option<PgPipeline>, PipelineError> {
+        match &self.me.database {
+            Database::Sqlite(_) => Ok(None),
+            Database::Postgres { url, schema, queue } => {
+                Ok(Some(PgPipeline::open(url, schema, queue)?))
+            }
+        }
+    }
+
+    /// A job source over a new connection (one per worker thread).
+    fn source(&self) -> Result<Box<dyn JobSource>, PipelineError> {
+        Ok(match self.postgres()? {
+            Some(pg) => Box::new(PgJobs(pg)),
+            None => Box::new(SqliteJobs(self.queue()?)),
+        })
     }
 
     fn worker_config(&self, idx: usize) -> WorkerConfig {
@@ -198,8 +228,8 @@ impl Engine {
             let handles: Vec<_> = (0..n.max(1))
                 .map(|i| {
                     s.spawn(move || {
-                        let mut q = super::source::SqliteJobs(self.queue()?);
-                        super::worker::work(&mut q, &self.worker_config(i), stop)
+                        let mut q = self.source()?;
+                        super::worker::work(q.as_mut(), &self.worker_config(i), stop)
                     })
                 })
                 .collect();
@@ -220,6 +250,14 @@ impl Engine {
 
     /// Delivers pending notifications (all of them when `all`); a channel error is recorded in the
     /// outbox and reported as a warning, never an error of the command.
+    pub fn deliver_now(&self, progress: &dyn Progress) -> Result<(), PipelineError> {
+        if let Database::Sqlite(_) = self.me.database {
+            self.deliver(&self.queue()?, true, progress);
+        }
+        Ok(())
+    }
+
+    /// Delivers pending notifications from `q` (all of them when `all`).
     pub fn deliver(&self, q: &Queue, all: bool, progress: &dyn Progress) {
         match super::notify::deliver(q.connection(), &self.delivery, all) {
             Ok(s) => {
@@ -246,7 +284,7 @@ impl Engine {
 
     /// The manifest of execution `eid` (synced first).
     pub fn manifest(&self, q: &Queue, eid: i64) -> Result<ExecutionManifest, PipelineError> {
-        exec::manifest(q, &self.me.database.display().to_string(), eid)
+        exec::manifest(q, &self.me.database.label(), eid)
     }
 
     /// Runs `p` for one slot: creates (or finds) its execution and works it to its end unless
@@ -261,9 +299,18 @@ impl Engine {
         progress: &dyn Progress,
     ) -> Result<SlotRun, PipelineError> {
         let params = exec::resolve_params(p, params)?;
+        let now = crate::time::now();
+        if let Some(mut pg) = self.postgres()? {
+            let slot_time = match choice {
+                SlotChoice::Now => now,
+                SlotChoice::Scheduled => exec::scheduled_slot(schedule_of(p)?, now)?,
+                SlotChoice::At(t) => t,
+            };
+            let slot = Slot::new(slot_time, p.def.window.as_deref())?;
+            return self.run_slot_pg(&mut pg, p, &slot, &params, detach, workers, progress);
+        }
         let q = self.queue()?;
         self.deliver(&q, true, progress);
-        let now = crate::time::now();
         let slot_time = match choice {
             SlotChoice::Now => now,
             SlotChoice::Scheduled => exec::scheduled_slot(schedule_of(p)?, now)?,
@@ -286,6 +333,12 @@ impl Engine {
         progress: &dyn Progress,
     ) -> Result<CatchUp, PipelineError> {
         let params = exec::resolve_params(p, params)?;
+        if self.postgres()?.is_some() {
+            return Err(PipelineError::Invalid(format!(
+                "{}: --catch-up works on an SQLite database only so far; run the missed slots with --slot TIME",
+                self.me.database.label()
+            )));
+        }
         let q = self.queue()?;
         self.deliver(&q, true, progress);
         let sched = schedule_of(p)?;
@@ -372,6 +425,51 @@ impl Engine {
         Ok(SlotRun::Ran(Box::new(m)))
     }
 
+    /// [`Engine::run_slot`] on PostgreSQL: any number of processes on any machines may run the same
+    /// slot; they find one execution and all work the queue until it ends (ABSURD hands each run to one
+    /// of them).
+    #[allow(clippy::too_many_arguments)]
+    fn run_slot_pg(
+        &self,
+        pg: &mut PgPipeline,
+        p: &NamedPipeline,
+        slot: &Slot,
+        params: &BTreeMap<String, Option<String>>,
+        detach: bool,
+        workers: usize,
+        progress: &dyn Progress,
+    ) -> Result<SlotRun, PipelineError> {
+        let slot_s = iso(slot.time);
+        let created = loop {
+            match pg.create(p, slot, params)? {
+                Admitted::Yes(c) => break c,
+                Admitted::Busy(active) => {
+                    if let Some(skipped) = busy(p, &slot_s, active, progress) {
+                        return Ok(SlotRun::Skipped(skipped));
+                    }
+                }
+            }
+        };
+        let eid = created.execution_id;
+        let status = pg.sync(eid)?;
+        progress.info(&format!(
+            "execution {eid} of {} for slot {slot_s} {} on ABSURD queue '{}' ({status})",
+            p.name,
+            if created.existing {
+                "exists"
+            } else {
+                "created"
+            },
+            pg.queue_name()
+        ));
+        if !status.is_finished() && !detach {
+            self.work(workers, StopWhen::ExecutionDone(eid))?;
+        }
+        let mut m = pg.manifest(eid)?;
+        m.existing = created.existing;
+        Ok(SlotRun::Ran(Box::new(m)))
+    }
+
     /// Takes the runner lease of `eid` and works it to its end, or reports who holds it.
     fn work_as_runner(
         &self,
@@ -386,7 +484,10 @@ impl Engine {
             ));
             return Ok(());
         }
-        let hb = runner::Heartbeat::start(self.me.database.clone(), eid, self.lease);
+        let Database::Sqlite(path) = &self.me.database else {
+            unreachable!("runner leases are kept on SQLite only")
+        };
+        let hb = runner::Heartbeat::start(path.clone(), eid, self.lease);
         let r = self.work(workers, StopWhen::ExecutionDone(eid));
         drop(hb);
         runner::release(q.connection(), eid)?;
@@ -401,6 +502,18 @@ impl Engine {
         workers: usize,
         progress: &dyn Progress,
     ) -> Result<ExecutionManifest, PipelineError> {
+        if let Some(mut pg) = self.postgres()? {
+            let reset = pg.retry(eid)?;
+            let status = pg.sync(eid)?;
+            progress.info(&format!(
+                "execution {eid}: {} job(s) reset; {status}",
+                reset.len()
+            ));
+            if !detach && !status.is_finished() {
+                self.work(workers, StopWhen::ExecutionDone(eid))?;
+            }
+            return pg.manifest(eid);
+        }
         let q = self.queue()?;
         self.manifest(&q, eid)?;
         let reset = q.retry_failed(eid)?;
@@ -421,6 +534,11 @@ impl Engine {
         eid: i64,
         progress: &dyn Progress,
     ) -> Result<ExecutionManifest, PipelineError> {
+        if let Some(mut pg) = self.postgres()? {
+            let n = pg.cancel(eid)?;
+            progress.info(&format!("execution {eid}: {n} job(s) cancelled"));
+            return pg.manifest(eid);
+        }
         let q = self.queue()?;
         // Refuse an unknown id before changing anything.
         self.manifest(&q, eid)?;

@@ -177,7 +177,7 @@ pub struct SelfInvocation {
     /// The contimg binary.
     pub exe: PathBuf,
     pub workspace: PathBuf,
-    pub database: PathBuf,
+    pub database: super::Database,
 }
 
 /// A job whose parameters do not make a child process.
@@ -217,19 +217,25 @@ pub fn child_spec(
     me: &SelfInvocation,
 ) -> Result<ChildSpec, JobSpecError> {
     let contimg = |sub: &str, mut rest: Vec<String>| {
-        let mut args = vec![
-            "-C".to_string(),
-            me.workspace.display().to_string(),
-            "--db".to_string(),
-            me.database.display().to_string(),
-            "--no-progress".to_string(),
-            sub.to_string(),
-        ];
+        let mut args = vec!["-C".to_string(), me.workspace.display().to_string()];
+        let mut env = BTreeMap::new();
+        match &me.database {
+            super::Database::Sqlite(path) => {
+                args.extend(["--db".to_string(), path.display().to_string()]);
+            }
+            // The URL may hold a password: it goes by environment, never on a command line.
+            super::Database::Postgres { url, schema, queue } => {
+                env.insert("CONTIMG_DB".to_string(), url.clone());
+                env.insert("CONTIMG_PG_SCHEMA".to_string(), schema.clone());
+                env.insert("CONTIMG_ABSURD_QUEUE".to_string(), queue.clone());
+            }
+        }
+        args.extend(["--no-progress".to_string(), sub.to_string()]);
         args.append(&mut rest);
         ChildSpec {
             program: me.exe.clone(),
             args,
-            env: BTreeMap::new(),
+            env,
             cwd: Some(me.workspace.clone()),
         }
     };
@@ -374,7 +380,7 @@ mod tests {
         SelfInvocation {
             exe: "/bin/contimg".into(),
             workspace: "/ws".into(),
-            database: "/ws/db".into(),
+            database: crate::pipeline::Database::Sqlite("/ws/db".into()),
         }
     }
 

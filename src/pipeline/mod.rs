@@ -30,6 +30,7 @@ pub mod def;
 pub mod exec;
 pub mod jobs;
 pub mod notify;
+pub mod pg;
 pub mod procs;
 pub mod runner;
 pub mod secret;
@@ -39,6 +40,32 @@ pub mod validate;
 pub mod worker;
 
 pub use api::{Engine, Progress, Setup, SlotChoice, SlotRun};
+
+/// Where a workspace's pipelines are recorded: an SQLite file (its embedded queue), or PostgreSQL
+/// (contimg's schema there, and ABSURD's queue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(std::path::PathBuf),
+    Postgres {
+        url: String,
+        /// contimg's schema on the server.
+        schema: String,
+        /// The ABSURD queue the jobs go to.
+        queue: String,
+    },
+}
+
+impl Database {
+    /// How manifests and messages name it (a URL with its password masked).
+    pub fn label(&self) -> String {
+        match self {
+            Database::Sqlite(p) => p.display().to_string(),
+            Database::Postgres { url, schema, .. } => {
+                format!("{} (schema {schema})", crate::pg::mask_url(url))
+            }
+        }
+    }
+}
 pub use def::{JobDef, NamedPipeline, NotifyRule, ParamSpec, PipelineDef, WhenBusy};
 pub use exec::{Created, ExecStatus, ExecutionManifest, Slot};
 pub use validate::{ScheduleError, ValidationError, parse_schedule, validate};

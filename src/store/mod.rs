@@ -6,6 +6,8 @@
 //! migration runs in its own transaction together with its version bump.
 
 pub mod images;
+mod pgtmp;
+pub use pgtmp::{pg_client, pg_write_lock};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -76,9 +76,26 @@ impl AbsurdQueue {
             .map_err(|e| target.error("list ABSURD queues", e))?
             .is_some();
         if !exists {
-            client
-                .execute("SELECT absurd.create_queue($1)", &[&queue])
-                .map_err(|e| target.error(&format!("create ABSURD queue '{queue}'"), e))?;
+            // Many workers may start at once: one creates the queue, the others find it.
+            let action = format!("create ABSURD queue '{queue}'");
+            let mut tx = client.transaction().map_err(|e| target.error(&action, e))?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('contimg:create_queue:' || $1))",
+                &[&queue],
+            )
+            .map_err(|e| target.error(&action, e))?;
+            let exists = tx
+                .query_opt(
+                    "SELECT 1 FROM absurd.list_queues() WHERE queue_name = $1",
+                    &[&queue],
+                )
+                .map_err(|e| target.error(&action, e))?
+                .is_some();
+            if !exists {
+                tx.execute("SELECT absurd.create_queue($1)", &[&queue])
+                    .map_err(|e| target.error(&action, e))?;
+            }
+            tx.commit().map_err(|e| target.error(&action, e))?;
         }
         Ok(AbsurdQueue {
             client,

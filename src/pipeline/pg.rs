@@ -1,0 +1,894 @@
+//! The pipeline layer on ABSURD (PostgreSQL): executions and their jobs in contimg's own schema
+//! (migration `postgres/0002_pipeline`), every job an ABSURD task on an ABSURD queue, driven only
+//! through ABSURD's SQL functions.
+//!
+//! What ABSURD lacks, this module adds in contimg's tables, never in ABSURD's:
+//! * **dependencies**: a job's task is spawned only when every job it depends on has completed, by
+//!   [`PgPipeline::sync`], in the same transaction that records the last of those results in
+//!   `pipeline_jobs`, with the idempotency key `contimg:<schema>:<execution>:<job>` — a crash between
+//!   two steps can never spawn a job twice, and the next sync by any process finishes the step;
+//! * **priorities**: ABSURD claims in spawn order, so of the jobs ready at once, those of the highest
+//!   priority are spawned first and a lower one waits while a higher-priority contimg job waits
+//!   unclaimed on the queue (a job already spawned keeps its place);
+//! * **one execution per (pipeline, slot)** across machines: a unique key, written under the schema's
+//!   advisory lock (see [`crate::store::pg_write_lock`]), so concurrent `run --slot X` on any number of
+//!   machines find one execution;
+//! * **reconciling** with other ABSURD clients: [`PgPipeline::sync`] mirrors each task's state,
+//!   attempts, result and failure from ABSURD's tables, so a cancel or retry done with `absurdctl` or
+//!   the SDK shows in `contimg status`;
+//! * **cancel and retry of an execution** in ABSURD's terms (`cancel_task`; `retry_task` with a full
+//!   set of attempts, or a fresh task for a job ABSURD cancelled).
+//!
+//! Invariants: a job whose contimg verdict was "failed for good" (an input error, a QA FAIL) has its
+//! ABSURD task cancelled so no one retries it, and stays `failed` here; every write runs in one
+//! transaction under the advisory lock. Left to ABSURD: claims, leases, retry delays, attempts.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use postgres::Client;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::PipelineError;
+use super::def::NamedPipeline;
+use super::exec::{
+    self, Admitted, Created, ExecStatus, ExecutionManifest, ExecutionSummary, JobReport, Slot,
+};
+use super::source::{Held, Job, JobSource, Upstream, Verdict};
+use crate::queue::absurd::spawn_on;
+use crate::queue::{AbsurdQueue, Failure, NewTask, QueueError, RetryStrategy, TaskKey, TaskQueue};
+use crate::time::iso;
+
+/// The task a job becomes, as recorded in `pipeline_jobs.task` until it is spawned.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TaskSpec {
+    kind: String,
+    params: Value,
+    priority: i64,
+    max_attempts: u32,
+    retry: RetryStrategy,
+    timeout_s: Option<f64>,
+    pipeline: String,
+}
+
+/// One connection to a contimg schema and the ABSURD queue its pipelines use.
+pub struct PgPipeline {
+    q: AbsurdQueue,
+    schema: String,
+    shown: String,
+}
+
+/// States of a job that can still change.
+const OPEN: &[&str] = &["waiting", "pending", "sleeping", "running"];
+
+fn db(shown: &str, action: &str) -> impl FnOnce(postgres::Error) -> PipelineError + use<> {
+    let (shown, action) = (shown.to_string(), action.to_string());
+    move |e| PipelineError::Queue(crate::pg::pg_error(&shown, &action, e).into())
+}
+
+impl PgPipeline {
+    /// Connects to `url`: contimg's schema `schema` (created and migrated when needed) and ABSURD's
+    /// queue `queue` (checked; created with ABSURD's `create_queue` when missing).
+    pub fn open(url: &str, schema: &str, queue: &str) -> Result<PgPipeline, PipelineError> {
+        let client = crate::store::pg_client(url, schema)?;
+        let q = AbsurdQueue::with_client(url, queue, client)?;
+        Ok(PgPipeline {
+            q,
+            schema: schema.to_string(),
+            shown: crate::pg::mask_url(url),
+        })
+    }
+
+    /// The ABSURD queue.
+    pub fn queue_name(&self) -> &str {
+        self.q.queue_name()
+    }
+
+    /// The masked URL and schema, as manifests name the database.
+    pub fn label(&self) -> String {
+        format!("{} (schema {})", self.shown, self.schema)
+    }
+
+    fn client(&mut self) -> &mut Client {
+        self.q.client()
+    }
+
+    /// Creates the execution of `p` for `slot`, or finds the one that exists; the roots' tasks are
+    /// spawned in the same transaction. `max_active` counts the other slots' running executions.
+    pub fn create(
+        &mut self,
+        p: &NamedPipeline,
+        slot: &Slot,
+        params: &BTreeMap<String, Option<String>>,
+    ) -> Result<Admitted, PipelineError> {
+        let slot_s = iso(slot.time);
+        let params_json =
+            serde_json::to_string(params).map_err(|e| PipelineError::Invalid(e.to_string()))?;
+        let def_json =
+            serde_json::to_string(&p.def).map_err(|e| PipelineError::Invalid(e.to_string()))?;
+        let jobs = exec::planned_jobs(p, slot, params)?;
+        let (shown, schema, queue) = (
+            self.shown.clone(),
+            self.schema.clone(),
+            self.queue_name().to_string(),
+        );
+        let mut tx = self.client().transaction().map_err(db(&shown, "begin"))?;
+        crate::store::pg_write_lock(&mut tx, &schema).map_err(db(&shown, "lock"))?;
+        if let Some(row) = tx
+            .query_opt(
+                "SELECT id, params FROM pipeline_executions WHERE pipeline_name = $1 AND slot = $2",
+                &[&p.name, &slot_s],
+            )
+            .map_err(db(&shown, "find the execution"))?
+        {
+            let (id, old): (i64, String) = (row.get(0), row.get(1));
+            drop(tx);
+            if old != params_json {
+                return Err(PipelineError::Conflict(format!(
+                    "execution {id} of pipeline '{}' for slot {slot_s} exists with parameters {old}, not {params_json}; \
+                     it is reported, not changed: use another --slot for different parameters",
+                    p.name
+                )));
+            }
+            return Ok(Admitted::Yes(Created {
+                execution_id: id,
+                existing: true,
+            }));
+        }
+        let active: Vec<i64> = tx
+            .query(
+                "SELECT id FROM pipeline_executions WHERE pipeline_name = $1 AND status = 'running' AND slot <> $2",
+                &[&p.name, &slot_s],
+            )
+            .map_err(db(&shown, "count running executions"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if active.len() as u32 >= p.def.max_active {
+            return Ok(Admitted::Busy(active));
+        }
+        let now = iso(crate::time::now());
+        let eid: i64 = tx
+            .query_one(
+                "INSERT INTO pipeline_executions (pipeline_name, status, started_at, slot, params, definition, source, queue)
+                 VALUES ($1, 'running', $2, $3, $4, $5, $6, $7) RETURNING id",
+                &[&p.name, &now, &slot_s, &params_json, &def_json, &p.source.0, &queue],
+            )
+            .map_err(db(&shown, "record the execution"))?
+            .get(0);
+        for (pos, (j, sp)) in jobs.iter().enumerate() {
+            let t = exec::job_task(p, j, sp, eid)?;
+            let spec = TaskSpec {
+                kind: t.kind,
+                params: t.params,
+                priority: t.priority,
+                max_attempts: t.max_attempts,
+                retry: t.retry,
+                timeout_s: t.timeout_s,
+                pipeline: p.name.clone(),
+            };
+            tx.execute(
+                "INSERT INTO pipeline_jobs (execution_id, job_id, job_type, status, position, depends_on, task)
+                 VALUES ($1, $2, $3, 'waiting', $4, $5, $6)",
+                &[
+                    &eid,
+                    &j.id,
+                    &j.job_type,
+                    &(pos as i64),
+                    &json!(j.depends_on).to_string(),
+                    &json!(spec).to_string(),
+                ],
+            )
+            .map_err(db(&shown, "record a job"))?;
+        }
+        sync_in(&mut tx, &shown, &schema, &queue, eid)?;
+        tx.commit().map_err(db(&shown, "commit the execution"))?;
+        Ok(Admitted::Yes(Created {
+            execution_id: eid,
+            existing: false,
+        }))
+    }
+
+    /// Reconciles execution `eid` with ABSURD and spawns the jobs whose upstream jobs completed;
+    /// returns its status.
+    pub fn sync(&mut self, eid: i64) -> Result<ExecStatus, PipelineError> {
+        let (shown, schema, queue) = (
+            self.shown.clone(),
+            self.schema.clone(),
+            self.queue_name().to_string(),
+        );
+        let mut tx = self.client().transaction().map_err(db(&shown, "begin"))?;
+        crate::store::pg_write_lock(&mut tx, &schema).map_err(db(&shown, "lock"))?;
+        let status = sync_in(&mut tx, &shown, &schema, &queue, eid)?;
+        tx.commit().map_err(db(&shown, "commit the sync"))?;
+        Ok(status)
+    }
+
+    /// Syncs every running execution.
+    pub fn sync_active(&mut self) -> Result<(), PipelineError> {
+        let shown = self.shown.clone();
+        let ids: Vec<i64> = self
+            .client()
+            .query(
+                "SELECT id FROM pipeline_executions WHERE status = 'running' ORDER BY id",
+                &[],
+            )
+            .map_err(db(&shown, "list running executions"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for id in ids {
+            self.sync(id)?;
+        }
+        Ok(())
+    }
+
+    /// The manifest of execution `eid`, synced first.
+    pub fn manifest(&mut self, eid: i64) -> Result<ExecutionManifest, PipelineError> {
+        self.sync(eid)?;
+        let shown = self.shown.clone();
+        let label = self.label();
+        let row = self
+            .client()
+            .query_opt(
+                "SELECT pipeline_name, slot, params, status, error, started_at, completed_at
+                   FROM pipeline_executions WHERE id = $1",
+                &[&eid],
+            )
+            .map_err(db(&shown, "read the execution"))?
+            .ok_or(PipelineError::NoSuchExecution(eid))?;
+        let status: String = row.get(3);
+        // ABSURD's max_attempts: another client's retry may have raised it.
+        let sql = format!(
+            "SELECT j.job_id, j.job_type, j.task_id, j.status, j.attempts, j.task, j.depends_on, j.result,
+                    j.error, j.started_at, j.completed_at, j.log_path, t.max_attempts
+               FROM pipeline_jobs j LEFT JOIN {} t ON t.task_id = j.task_id
+              WHERE j.execution_id = $1 ORDER BY j.position",
+            self.q.tasks_table()
+        );
+        let rows = self
+            .client()
+            .query(&sql, &[&eid])
+            .map_err(db(&shown, "read the jobs"))?;
+        let mut jobs = Vec::new();
+        for r in rows {
+            let spec: TaskSpec = parse_spec(&r.get::<_, String>(5))?;
+            let task_id: Option<Uuid> = r.get(2);
+            let started: Option<String> = r.get(9);
+            let finished: Option<String> = r.get(10);
+            jobs.push(JobReport {
+                id: r.get(0),
+                job_type: r.get(1),
+                task_id: task_id.map_or(Value::Null, |u| Value::from(u.to_string())),
+                state: r.get(3),
+                attempts: r.get::<_, i64>(4).max(0) as u32,
+                max_attempts: r
+                    .get::<_, Option<i32>>(12)
+                    .map_or(spec.max_attempts, |m| m.max(0) as u32),
+                priority: spec.priority,
+                depends_on: serde_json::from_str(&r.get::<_, String>(6)).unwrap_or_default(),
+                params: spec.params,
+                outputs: r
+                    .get::<_, Option<String>>(7)
+                    .and_then(|s| serde_json::from_str(&s).ok()),
+                error: r.get(8),
+                next_retry_at: None,
+                duration_s: duration(started.as_deref(), finished.as_deref()),
+                started_at: started,
+                finished_at: finished,
+                log_path: r.get(11),
+                attempt_outcomes: Vec::new(),
+            });
+        }
+        Ok(ExecutionManifest {
+            schema: crate::manifest::EXECUTION_SCHEMA,
+            database: label,
+            execution_id: eid,
+            pipeline: row.get(0),
+            slot: row.get(1),
+            params: serde_json::from_str(&row.get::<_, String>(2)).unwrap_or(Value::Null),
+            status: parse_status(&status)?,
+            error: row.get(4),
+            started_at: row.get(5),
+            completed_at: row.get(6),
+            existing: false,
+            jobs,
+        })
+    }
+
+    /// The latest `limit` executions, newest first, synced.
+    pub fn list(&mut self, limit: usize) -> Result<Vec<ExecutionSummary>, PipelineError> {
+        self.sync_active()?;
+        let shown = self.shown.clone();
+        let rows = self
+            .client()
+            .query(
+                "SELECT id, pipeline_name, slot, status, started_at, completed_at, error
+                   FROM pipeline_executions ORDER BY id DESC LIMIT $1",
+                &[&(limit as i64)],
+            )
+            .map_err(db(&shown, "list executions"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let eid: i64 = r.get(0);
+            let mut jobs = BTreeMap::new();
+            for j in self
+                .client()
+                .query(
+                    "SELECT job_id, status FROM pipeline_jobs WHERE execution_id = $1 ORDER BY position",
+                    &[&eid],
+                )
+                .map_err(db(&shown, "list jobs"))?
+            {
+                jobs.insert(j.get(0), j.get(1));
+            }
+            out.push(ExecutionSummary {
+                execution_id: eid,
+                pipeline: r.get(1),
+                slot: r.get(2),
+                status: parse_status(&r.get::<_, String>(3))?,
+                started_at: r.get(4),
+                completed_at: r.get(5),
+                error: r.get(6),
+                jobs,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Cancels the unfinished jobs of `eid` (ABSURD's `cancel_task` for spawned ones); returns how many.
+    pub fn cancel(&mut self, eid: i64) -> Result<usize, PipelineError> {
+        self.manifest(eid)?;
+        let (shown, schema, queue) = (
+            self.shown.clone(),
+            self.schema.clone(),
+            self.queue_name().to_string(),
+        );
+        let mut tx = self.client().transaction().map_err(db(&shown, "begin"))?;
+        crate::store::pg_write_lock(&mut tx, &schema).map_err(db(&shown, "lock"))?;
+        let rows = tx
+            .query(
+                "SELECT job_id, task_id FROM pipeline_jobs WHERE execution_id = $1 AND status = ANY($2)",
+                &[&eid, &OPEN],
+            )
+            .map_err(db(&shown, "read the jobs"))?;
+        for r in &rows {
+            let job: String = r.get(0);
+            match r.get::<_, Option<Uuid>>(1) {
+                Some(task) => {
+                    tx.execute("SELECT absurd.cancel_task($1, $2)", &[&queue, &task])
+                        .map_err(db(&shown, "cancel a task"))?;
+                }
+                None => {
+                    tx.execute(
+                        "UPDATE pipeline_jobs SET status = 'cancelled', error = 'cancelled before it started'
+                          WHERE execution_id = $1 AND job_id = $2",
+                        &[&eid, &job],
+                    )
+                    .map_err(db(&shown, "cancel a job"))?;
+                }
+            }
+        }
+        sync_in(&mut tx, &shown, &schema, &queue, eid)?;
+        tx.commit().map_err(db(&shown, "commit the cancel"))?;
+        Ok(rows.len())
+    }
+
+    /// Gives the failed, cancelled and skipped jobs of `eid` another full set of attempts: ABSURD's
+    /// `retry_task` for a failed task, a fresh task for a cancelled one, `waiting` again for a
+    /// skipped one. Returns the jobs reset.
+    pub fn retry(&mut self, eid: i64) -> Result<Vec<String>, PipelineError> {
+        self.manifest(eid)?;
+        let (shown, schema, queue) = (
+            self.shown.clone(),
+            self.schema.clone(),
+            self.queue_name().to_string(),
+        );
+        let tasks_table = self.q.tasks_table().to_string();
+        let mut tx = self.client().transaction().map_err(db(&shown, "begin"))?;
+        crate::store::pg_write_lock(&mut tx, &schema).map_err(db(&shown, "lock"))?;
+        let rows = tx
+            .query(
+                "SELECT job_id, task_id, task FROM pipeline_jobs
+                  WHERE execution_id = $1 AND status IN ('failed', 'cancelled', 'skipped') ORDER BY position",
+                &[&eid],
+            )
+            .map_err(db(&shown, "read the jobs"))?;
+        let mut reset = Vec::new();
+        for r in &rows {
+            let job: String = r.get(0);
+            let spec = parse_spec(&r.get::<_, String>(2))?;
+            let absurd_state: Option<(String, i32)> = match r.get::<_, Option<Uuid>>(1) {
+                Some(t) => tx
+                    .query_opt(
+                        &format!("SELECT state, attempts FROM {tasks_table} WHERE task_id = $1"),
+                        &[&t],
+                    )
+                    .map_err(db(&shown, "read a task"))?
+                    .map(|x| (x.get(0), x.get(1))),
+                None => None,
+            };
+            match (r.get::<_, Option<Uuid>>(1), absurd_state) {
+                (Some(t), Some((s, attempts))) if s == "failed" => {
+                    let more =
+                        json!({ "max_attempts": attempts.max(0) as u32 + spec.max_attempts });
+                    tx.execute(
+                        "SELECT 1 FROM absurd.retry_task($1, $2, $3)",
+                        &[&queue, &t, &more],
+                    )
+                    .map_err(db(&shown, "retry a task"))?;
+                    tx.execute(
+                        "UPDATE pipeline_jobs SET status = 'pending', error = NULL WHERE task_id = $1",
+                        &[&t],
+                    )
+                    .map_err(db(&shown, "reset a job"))?;
+                }
+                (Some(_), _) => {
+                    // Cancelled (by contimg or another client): ABSURD retries only failed tasks,
+                    // so the job gets a fresh task.
+                    let n: i64 = tx
+                        .query_one(
+                            "SELECT count(*) FROM pipeline_jobs WHERE execution_id = $1",
+                            &[&eid],
+                        )
+                        .map_err(db(&shown, "count"))?
+                        .get(0);
+                    let key = format!("contimg:{schema}:{eid}:{job}:retry:{}:{n}", Uuid::new_v4());
+                    let t = new_task(&spec, eid, &job);
+                    let id = spawn_on(&mut tx, &shown, &queue, &t, Some(&key))?;
+                    tx.execute(
+                        "UPDATE pipeline_jobs SET status = 'pending', error = NULL, result = NULL, task_id = $3
+                          WHERE execution_id = $1 AND job_id = $2",
+                        &[&eid, &job, &id],
+                    )
+                    .map_err(db(&shown, "reset a job"))?;
+                }
+                (None, _) => {
+                    tx.execute(
+                        "UPDATE pipeline_jobs SET status = 'waiting', error = NULL
+                          WHERE execution_id = $1 AND job_id = $2",
+                        &[&eid, &job],
+                    )
+                    .map_err(db(&shown, "reset a job"))?;
+                }
+            }
+            reset.push(job);
+        }
+        tx.execute(
+            "UPDATE pipeline_executions SET status = 'running', error = NULL, completed_at = NULL WHERE id = $1",
+            &[&eid],
+        )
+        .map_err(db(&shown, "reopen the execution"))?;
+        sync_in(&mut tx, &shown, &schema, &queue, eid)?;
+        tx.commit().map_err(db(&shown, "commit the retry"))?;
+        Ok(reset)
+    }
+}
+
+fn parse_spec(s: &str) -> Result<TaskSpec, PipelineError> {
+    serde_json::from_str(s)
+        .map_err(|e| PipelineError::Invalid(format!("a recorded job task is corrupt: {e}")))
+}
+
+fn parse_status(s: &str) -> Result<ExecStatus, PipelineError> {
+    ExecStatus::ALL
+        .into_iter()
+        .find(|x| x.as_str() == s)
+        .ok_or_else(|| PipelineError::Invalid(format!("unknown execution status '{s}'")))
+}
+
+fn duration(started: Option<&str>, finished: Option<&str>) -> Option<f64> {
+    let s = DateTime::parse_from_rfc3339(started?).ok()?;
+    let f = DateTime::parse_from_rfc3339(finished?).ok()?;
+    Some((f - s).num_milliseconds() as f64 / 1000.0)
+}
+
+fn new_task(spec: &TaskSpec, eid: i64, job: &str) -> NewTask {
+    let mut t = NewTask::new(spec.kind.clone(), spec.params.clone())
+        .job_id(job.to_string())
+        .execution(eid)
+        .pipeline(spec.pipeline.clone())
+        .priority(spec.priority)
+        .max_attempts(spec.max_attempts)
+        .retry(spec.retry);
+    if let Some(s) = spec.timeout_s {
+        t = t.timeout_s(s);
+    }
+    t
+}
+
+/// One job row as [`sync_in`] sees it.
+struct JobRow {
+    job_id: String,
+    status: String,
+    task_id: Option<Uuid>,
+    depends_on: Vec<String>,
+    task: String,
+}
+
+/// What ABSURD says of a task.
+struct TaskFacts {
+    state: String,
+    attempts: i64,
+    result: Option<Value>,
+    error: Option<String>,
+    started_at: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+}
+
+fn tables(queue: &str) -> (String, String) {
+    (
+        format!("absurd.\"t_{queue}\""),
+        format!("absurd.\"r_{queue}\""),
+    )
+}
+
+/// The reconciler, inside the caller's locked transaction: mirrors ABSURD's state of every spawned
+/// job, spawns the waiting jobs whose upstream jobs all completed, skips those with a failed or
+/// cancelled upstream job, and derives the execution's status.
+fn sync_in(
+    tx: &mut postgres::Transaction<'_>,
+    shown: &str,
+    schema: &str,
+    queue: &str,
+    eid: i64,
+) -> Result<ExecStatus, PipelineError> {
+    let (tasks_table, runs_table) = tables(queue);
+    let mut jobs: Vec<JobRow> = tx
+        .query(
+            "SELECT job_id, status, task_id, depends_on, task FROM pipeline_jobs
+              WHERE execution_id = $1 ORDER BY position",
+            &[&eid],
+        )
+        .map_err(db(shown, "read the jobs"))?
+        .iter()
+        .map(|r| JobRow {
+            job_id: r.get(0),
+            status: r.get(1),
+            task_id: r.get(2),
+            depends_on: serde_json::from_str(&r.get::<_, String>(3)).unwrap_or_default(),
+            task: r.get(4),
+        })
+        .collect();
+    // 1. Mirror ABSURD's state of every spawned job.
+    for j in jobs.iter_mut() {
+        let Some(task) = j.task_id else { continue };
+        let Some(f) = task_facts(tx, shown, &tasks_table, &runs_table, task)? else {
+            continue;
+        };
+        // contimg's "failed for good" cancelled the task so that no one retries it: keep `failed`.
+        let state = if j.status == "failed" && f.state == "cancelled" {
+            "failed".to_string()
+        } else {
+            f.state.clone()
+        };
+        tx.execute(
+            "UPDATE pipeline_jobs SET status = $2, attempts = $3,
+                    result = COALESCE($4, result), error = CASE WHEN $2 = 'failed' THEN COALESCE(error, $5) WHEN $2 = 'cancelled' THEN COALESCE($5, 'cancelled') ELSE $5 END,
+                    started_at = $6, completed_at = $7
+              WHERE task_id = $1",
+            &[
+                &task,
+                &state,
+                &f.attempts,
+                &f.result.as_ref().map(Value::to_string),
+                &f.error,
+                &f.started_at.map(iso),
+                &f.ended_at.filter(|_| !OPEN.contains(&state.as_str())).map(iso),
+            ],
+        )
+        .map_err(db(shown, "record a job's state"))?;
+        j.status = state;
+    }
+    // 2. Release or skip the waiting jobs (in dependency order, so one pass suffices).
+    let status_of: BTreeMap<String, String> = jobs
+        .iter()
+        .map(|j| (j.job_id.clone(), j.status.clone()))
+        .collect();
+    let mut status_of = status_of;
+    let mut ready: Vec<(&JobRow, TaskSpec)> = Vec::new();
+    // A skipped job whose upstream jobs were retried (by `contimg retry` or another ABSURD client)
+    // waits again.
+    for j in jobs
+        .iter()
+        .filter(|j| j.status == "waiting" || j.status == "skipped")
+    {
+        let ups: Vec<&str> = j
+            .depends_on
+            .iter()
+            .map(|d| status_of.get(d).map_or("missing", String::as_str))
+            .collect();
+        if let Some(bad) = j
+            .depends_on
+            .iter()
+            .zip(&ups)
+            .find(|(_, s)| matches!(**s, "failed" | "cancelled" | "skipped" | "missing"))
+        {
+            if j.status == "skipped" {
+                continue;
+            }
+            let why = format!("skipped: upstream job '{}' is {}", bad.0, bad.1);
+            tx.execute(
+                "UPDATE pipeline_jobs SET status = 'skipped', error = $3 WHERE execution_id = $1 AND job_id = $2",
+                &[&eid, &j.job_id, &why],
+            )
+            .map_err(db(shown, "skip a job"))?;
+            status_of.insert(j.job_id.clone(), "skipped".into());
+        } else if ups.iter().all(|s| *s == "completed") {
+            ready.push((j, parse_spec(&j.task)?));
+        } else if j.status == "skipped" {
+            tx.execute(
+                "UPDATE pipeline_jobs SET status = 'waiting', error = NULL WHERE execution_id = $1 AND job_id = $2",
+                &[&eid, &j.job_id],
+            )
+            .map_err(db(shown, "release a skipped job"))?;
+            status_of.insert(j.job_id.clone(), "waiting".into());
+        }
+    }
+    // Priorities: ABSURD claims in spawn order, so a ready job is spawned only while no contimg job
+    // of higher priority waits unclaimed on the queue; the rest wait for a later sync (every worker
+    // syncs after each job and when idle).
+    if !ready.is_empty() {
+        let pending_max: Option<i64> = tx
+            .query_one(
+                &format!(
+                    "SELECT max((j.task::jsonb->>'priority')::bigint) FROM pipeline_jobs j
+                       JOIN {tasks_table} t ON t.task_id = j.task_id WHERE t.state = 'pending'"
+                ),
+                &[],
+            )
+            .map_err(db(shown, "read the queue's priorities"))?
+            .get(0);
+        let ready_max = ready.iter().map(|(_, s)| s.priority).max().unwrap_or(0);
+        let threshold = pending_max.map_or(ready_max, |p| p.max(ready_max));
+        for (j, spec) in ready.iter().filter(|(_, s)| s.priority >= threshold) {
+            let t = new_task(spec, eid, &j.job_id);
+            let key = format!("contimg:{schema}:{eid}:{}", j.job_id);
+            let id = spawn_on(tx, shown, queue, &t, Some(&key))?;
+            tx.execute(
+                "UPDATE pipeline_jobs SET status = 'pending', task_id = $3 WHERE execution_id = $1 AND job_id = $2",
+                &[&eid, &j.job_id, &id],
+            )
+            .map_err(db(shown, "record a spawned job"))?;
+            status_of.insert(j.job_id.clone(), "pending".into());
+        }
+    }
+    // 3. The execution's status, derived from its jobs.
+    let count = |s: &str| status_of.values().filter(|v| *v == s).count() as i64;
+    let status = if OPEN.iter().map(|s| count(s)).sum::<i64>() > 0 {
+        ExecStatus::Running
+    } else if count("failed") > 0 {
+        ExecStatus::Failed
+    } else if count("cancelled") + count("skipped") > 0 {
+        ExecStatus::Cancelled
+    } else {
+        ExecStatus::Completed
+    };
+    let error: Option<String> = if status.is_finished() && status != ExecStatus::Completed {
+        tx.query_opt(
+            "SELECT job_id, status, error FROM pipeline_jobs WHERE execution_id = $1
+                AND status IN ('failed', 'cancelled') ORDER BY status = 'cancelled', position LIMIT 1",
+            &[&eid],
+        )
+        .map_err(db(shown, "read a failed job"))?
+        .map(|r| {
+            format!(
+                "job '{}' {}: {}",
+                r.get::<_, String>(0),
+                r.get::<_, String>(1),
+                r.get::<_, Option<String>>(2).unwrap_or_default()
+            )
+        })
+    } else {
+        None
+    };
+    tx.execute(
+        "UPDATE pipeline_executions SET status = $2, error = $3,
+                completed_at = CASE WHEN $2 = 'running' THEN NULL
+                                    ELSE COALESCE(completed_at, (SELECT max(completed_at) FROM pipeline_jobs WHERE execution_id = $1), $4) END
+          WHERE id = $1",
+        &[&eid, &status.as_str(), &error, &iso(crate::time::now())],
+    )
+    .map_err(db(shown, "record the execution's status"))?;
+    Ok(status)
+}
+
+/// ABSURD's record of `task`: its state, attempts, result, the latest failure and its times.
+fn task_facts(
+    tx: &mut postgres::Transaction<'_>,
+    shown: &str,
+    tasks_table: &str,
+    runs_table: &str,
+    task: Uuid,
+) -> Result<Option<TaskFacts>, PipelineError> {
+    let Some(t) = tx
+        .query_opt(
+            &format!(
+                "SELECT t.state,
+                        (SELECT count(*) FROM {runs_table} r WHERE r.task_id = t.task_id AND r.started_at IS NOT NULL),
+                        t.completed_payload,
+                        (SELECT min(r.started_at) FROM {runs_table} r WHERE r.task_id = t.task_id),
+                        (SELECT max(coalesce(r.completed_at, r.failed_at)) FROM {runs_table} r WHERE r.task_id = t.task_id),
+                        (SELECT r.failure_reason FROM {runs_table} r WHERE r.task_id = t.task_id
+                            AND r.failure_reason IS NOT NULL ORDER BY r.attempt DESC LIMIT 1)
+                   FROM {tasks_table} t WHERE t.task_id = $1"
+            ),
+            &[&task],
+        )
+        .map_err(db(shown, "read an ABSURD task"))?
+    else {
+        return Ok(None);
+    };
+    let reason: Option<Value> = t.get(5);
+    Ok(Some(TaskFacts {
+        state: t.get(0),
+        attempts: t.get(1),
+        result: t.get(2),
+        error: reason.map(|v| match v.get("message").and_then(Value::as_str) {
+            Some(m) => m.to_string(),
+            None => v.to_string(),
+        }),
+        started_at: t.get(3),
+        ended_at: t.get(4),
+    }))
+}
+
+/// The pipeline on ABSURD as the worker's job source. ABSURD claims in its own order (no
+/// priorities, no choice of execution); a task on the queue that is not a contimg job is failed with
+/// a message saying so.
+pub struct PgJobs(pub PgPipeline);
+
+impl JobSource for PgJobs {
+    fn now(&mut self) -> Result<DateTime<Utc>, PipelineError> {
+        Ok(self.0.q.now()?)
+    }
+
+    fn reap_abandoned(&mut self) -> Result<Vec<(String, String, Option<String>)>, PipelineError> {
+        // ABSURD hands on a run whose claim expired; a job's child dies with its worker (PDEATHSIG).
+        Ok(Vec::new())
+    }
+
+    fn claim(
+        &mut self,
+        worker: &str,
+        lease: Duration,
+        _only: Option<i64>,
+    ) -> Result<Option<Job>, PipelineError> {
+        loop {
+            let Some(c) = self.0.q.claim(worker, lease)? else {
+                return Ok(None);
+            };
+            let TaskKey::Absurd(task) = c.lease.task else {
+                unreachable!("an ABSURD queue hands out ABSURD tasks")
+            };
+            let shown = self.0.shown.clone();
+            let row = self
+                .0
+                .client()
+                .query_opt(
+                    "SELECT execution_id, job_id FROM pipeline_jobs WHERE task_id = $1",
+                    &[&task],
+                )
+                .map_err(db(&shown, "find a task's job"))?;
+            let Some(row) = row else {
+                let msg = format!(
+                    "task {task} ('{}') on queue '{}' is not a job of a contimg pipeline in schema '{}': \
+                     contimg workers run only pipeline jobs; give other tasks their own queue",
+                    c.name,
+                    self.0.queue_name(),
+                    self.0.schema
+                );
+                eprintln!("contimg: {msg}");
+                let _ = self.0.q.fail(&c.lease, &msg, false);
+                continue;
+            };
+            return Ok(Some(Job {
+                lease: c.lease,
+                kind: c.name,
+                params: c.params,
+                attempt: c.attempt,
+                max_attempts: c.max_attempts,
+                generation: 1,
+                execution_id: Some(row.get(0)),
+                job_id: Some(row.get(1)),
+                timeout_s: c.timeout_s,
+            }));
+        }
+    }
+
+    fn upstream(&mut self, eid: i64, job: &str) -> Result<Upstream, PipelineError> {
+        let shown = self.0.shown.clone();
+        let row = self
+            .0
+            .client()
+            .query_opt(
+                "SELECT result FROM pipeline_jobs WHERE execution_id = $1 AND job_id = $2",
+                &[&eid, &job],
+            )
+            .map_err(db(&shown, "read an upstream job"))?;
+        Ok(match row {
+            None => Upstream::Missing,
+            Some(r) => Upstream::Outputs(
+                r.get::<_, Option<String>>(0)
+                    .and_then(|s| serde_json::from_str(&s).ok())
+                    .unwrap_or(Value::Null),
+            ),
+        })
+    }
+
+    fn set_log_path(&mut self, job: &Job, path: &str) -> Result<Held, PipelineError> {
+        let TaskKey::Absurd(task) = job.lease.task else {
+            return Err(PipelineError::Invalid("not an ABSURD task".into()));
+        };
+        let shown = self.0.shown.clone();
+        self.0
+            .client()
+            .execute(
+                "UPDATE pipeline_jobs SET log_path = $2 WHERE task_id = $1",
+                &[&task, &path],
+            )
+            .map_err(db(&shown, "record a log path"))?;
+        Ok(Held::Yes)
+    }
+
+    fn heartbeat(&mut self, job: &Job, extend: Duration) -> Result<Held, PipelineError> {
+        held(self.0.q.heartbeat(&job.lease, extend))
+    }
+
+    fn report(&mut self, job: &Job, v: &Verdict) -> Result<Held, PipelineError> {
+        match v {
+            Verdict::Complete(value) => held(self.0.q.complete(&job.lease, value)),
+            Verdict::Fail { msg, timed_out } => held(self.0.q.fail(&job.lease, msg, *timed_out)),
+            Verdict::FailForGood(msg) => {
+                let failure = match self.0.q.fail(&job.lease, msg, false) {
+                    Ok(f) => f,
+                    Err(e) => return held::<()>(Err(e)),
+                };
+                // ABSURD would retry it while attempts remain: cancel the task, and keep the
+                // job `failed` here (the reconciler keeps a contimg failure over ABSURD's cancel).
+                if let Failure::Retrying { .. } = failure {
+                    self.0.q.cancel(job.lease.task, msg)?;
+                }
+                let TaskKey::Absurd(task) = job.lease.task else {
+                    return Ok(Held::Yes);
+                };
+                let shown = self.0.shown.clone();
+                self.0
+                    .client()
+                    .execute(
+                        "UPDATE pipeline_jobs SET status = 'failed', error = $2 WHERE task_id = $1",
+                        &[&task, msg],
+                    )
+                    .map_err(db(&shown, "record a failed job"))?;
+                Ok(Held::Yes)
+            }
+            Verdict::Abandon => Ok(Held::Lost("abandoned".into())),
+        }
+    }
+
+    fn sync(&mut self, eid: i64) -> Result<ExecStatus, PipelineError> {
+        self.0.sync(eid)
+    }
+
+    fn sync_active(&mut self) -> Result<(), PipelineError> {
+        self.0.sync_active()
+    }
+
+    fn next_wakeup(&mut self) -> Result<Option<DateTime<Utc>>, PipelineError> {
+        Ok(None)
+    }
+
+    fn deliver_due(&mut self, _notify: &crate::pipeline::notify::Delivery) {}
+}
+
+/// A claim the worker no longer holds is [`Held::Lost`], not an error.
+fn held<T>(r: Result<T, QueueError>) -> Result<Held, PipelineError> {
+    match r {
+        Ok(_) => Ok(Held::Yes),
+        Err(e @ QueueError::ClaimLost { .. }) => Ok(Held::Lost(e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,534 @@
+//! The pipeline layer on ABSURD: the real binary against a real PostgreSQL server with ABSURD's schema
+//! (the one `scripts/pg-cluster start` runs, found through CONTIMG_TEST_PG; without it these tests fail
+//! and say how to start one). Each test has its own contimg schema and ABSURD queue, dropped at the end;
+//! "machines" are separate workspace directories and processes sharing only the server.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use uuid::Uuid;
+
+fn pg_url() -> String {
+    std::env::var("CONTIMG_TEST_PG").unwrap_or_else(|_| {
+        panic!(
+            "CONTIMG_TEST_PG is not set: these tests need a PostgreSQL server with ABSURD's schema. \
+             Run them with scripts/test (it starts one), or start one with \
+             `eval \"$(scripts/pg-cluster start)\"` (needs apt-get install postgresql and \
+             pip install absurdctl absurd-sdk)"
+        )
+    })
+}
+
+fn raw_client() -> postgres::Client {
+    postgres::Client::connect(&pg_url(), postgres::NoTls)
+        .unwrap_or_else(|e| panic!("cannot connect to the test server ({e})"))
+}
+
+/// One test's contimg schema and ABSURD queue (same name), dropped at the end.
+struct Bed {
+    name: String,
+}
+
+impl Bed {
+    fn new(test: &str) -> Bed {
+        let name = format!("p_{test}_{}", std::process::id());
+        let mut c = raw_client();
+        c.execute("SELECT absurd.drop_queue($1)", &[&name]).unwrap();
+        c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+            .unwrap();
+        Bed { name }
+    }
+
+    /// contimg in `dir` against this bed.
+    fn cmd(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut c = common::contimg();
+        c.current_dir(dir)
+            .env("CONTIMG_DB", pg_url())
+            .env("CONTIMG_PG_SCHEMA", &self.name)
+            .env("CONTIMG_ABSURD_QUEUE", &self.name)
+            .args(args);
+        c
+    }
+
+    fn run(&self, dir: &Path, args: &[&str]) -> Output {
+        self.cmd(dir, args).output().expect("running contimg")
+    }
+
+    fn json(&self, dir: &Path, args: &[&str], code: i32) -> Value {
+        let out = self.run(dir, args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "contimg {args:?}: stdout={} stderr={}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+    }
+
+    fn spawn(&self, dir: &Path, args: &[&str]) -> Child {
+        self.cmd(dir, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting contimg")
+    }
+
+    /// ABSURD's own record of a task: (name, state, attempts, headers).
+    fn absurd_task(&self, id: &str) -> (String, String, i32, Value) {
+        let id: Uuid = id.parse().unwrap();
+        let r = raw_client()
+            .query_one(
+                &format!(
+                    "SELECT task_name, state, attempts, headers FROM absurd.\"t_{}\" WHERE task_id = $1",
+                    self.name
+                ),
+                &[&id],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2), r.get(3))
+    }
+
+    /// How many runs ABSURD made of every task of the queue, by state.
+    fn runs(&self) -> Vec<(String, i64)> {
+        raw_client()
+            .query(
+                &format!(
+                    "SELECT state, count(*) FROM absurd.\"r_{}\" GROUP BY state ORDER BY state",
+                    self.name
+                ),
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+
+    /// A peer: ABSURD's Python SDK on this queue runs `script` with `sdk` bound to it.
+    fn python(&self, script: &str) {
+        let full = format!(
+            "import sys, absurd_sdk\nsdk = absurd_sdk.Absurd(sys.argv[1], queue_name=sys.argv[2])\n{script}\nsdk.close()\n"
+        );
+        let out = Command::new(common::python())
+            .arg("-c")
+            .arg(&full)
+            .arg(pg_url())
+            .arg(&self.name)
+            .output()
+            .expect("python");
+        assert!(
+            out.status.success(),
+            "the ABSURD SDK failed (pip install absurd-sdk): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&pg_url(), postgres::NoTls) {
+            let _ = c.execute("SELECT absurd.drop_queue($1)", &[&self.name]);
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name));
+        }
+    }
+}
+
+/// A workspace whose `chain` pipeline has job `a` (outputs x = 41, appends to `ran.txt`) and job `b`
+/// downstream of it (outputs y = ${a.x}).
+fn chain_workspace(ran: &Path, a_script: &str) -> tempfile::TempDir {
+    let ws = common::workspace();
+    let log = ran.display();
+    common::add_config(
+        ws.path(),
+        &format!(
+            r#"
+[pipelines.chain]
+window = "1h"
+max_retries = 2
+retry = {{ kind = "fixed", delay_s = 1 }}
+[[pipelines.chain.jobs]]
+id = "a"
+type = "command"
+params = {{ argv = ["sh", "-c", "echo a $CONTIMG_ATTEMPT >> {log}; {a_script} echo '{{\"x\": 41}}'"] }}
+[[pipelines.chain.jobs]]
+id = "b"
+type = "command"
+depends_on = ["a"]
+params = {{ argv = ["sh", "-c", "echo b >> {log}; echo '{{\"y\": ${{a.x}}}}'"] }}
+"#
+        ),
+    );
+    ws
+}
+
+fn lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+const SLOT: &str = "2026-03-01T00:00:00Z";
+
+#[test]
+fn a_pipeline_runs_on_absurd_with_dependencies_outputs_and_headers() {
+    let bed = Bed::new("chain");
+    let tmp = tempfile::tempdir().unwrap();
+    let ran = tmp.path().join("ran.txt");
+    let ws = chain_workspace(&ran, "");
+    let m = bed.json(ws.path(), &["run", "chain", "--slot", SLOT], 0);
+    assert_eq!(m["status"], "completed", "{m}");
+    assert_eq!(
+        common::job(&m, "b")["outputs"]["y"],
+        41,
+        "b read a's output"
+    );
+    assert_eq!(lines(&ran), ["a 1", "b"], "each job ran once, a before b");
+    // Every job is an ABSURD task that ABSURD's tools see with contimg's names.
+    let eid = m["execution_id"].as_i64().unwrap();
+    for j in ["a", "b"] {
+        let id = common::job(&m, j)["task_id"].as_str().unwrap().to_string();
+        let (name, state, attempts, headers) = bed.absurd_task(&id);
+        assert_eq!(name, "command");
+        assert_eq!(state, "completed");
+        assert_eq!(attempts, 1);
+        assert_eq!(headers["pipeline"], "chain", "{headers}");
+        assert_eq!(headers["execution"], eid, "{headers}");
+        assert_eq!(headers["job"], j, "{headers}");
+    }
+    // A second run of the slot reports the same execution and runs nothing.
+    let again = bed.json(ws.path(), &["run", "chain", "--slot", SLOT], 0);
+    assert_eq!(again["execution_id"], m["execution_id"]);
+    assert_eq!(again["existing"], true);
+    assert_eq!(lines(&ran).len(), 2);
+    // status lists it from the server, with no workspace at all.
+    let nowhere = tempfile::tempdir().unwrap();
+    let list = bed.json(nowhere.path(), &["status", "--json"], 0);
+    assert_eq!(list[0]["execution_id"], m["execution_id"], "{list}");
+    assert_eq!(list[0]["jobs"]["b"], "completed", "{list}");
+    // contimg's numbered migrations are recorded in its own schema, ABSURD's tables untouched.
+    let n: i64 = raw_client()
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{}' AND table_name = 'pipeline_jobs'",
+                bed.name
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn eight_concurrent_runs_of_one_slot_make_one_execution_and_run_each_job_once() {
+    let bed = Bed::new("eight");
+    let tmp = tempfile::tempdir().unwrap();
+    let ran = tmp.path().join("ran.txt");
+    // Eight "machines": eight workspaces with the same pipeline, one server.
+    let machines: Vec<_> = (0..8)
+        .map(|_| chain_workspace(&ran, "sleep 0.3;"))
+        .collect();
+    let children: Vec<Child> = machines
+        .iter()
+        .map(|ws| bed.spawn(ws.path(), &["run", "chain", "--slot", SLOT]))
+        .collect();
+    let mut ids = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let m: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(m["status"], "completed", "{m}");
+        assert_eq!(common::job(&m, "b")["outputs"]["y"], 41);
+        ids.push(m["execution_id"].as_i64().unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one execution for the slot: {ids:?}");
+    assert_eq!(lines(&ran), ["a 1", "b"], "each job ran exactly once");
+    assert_eq!(bed.runs(), [("completed".to_string(), 2)]);
+    let list = bed.json(machines[0].path(), &["status", "--json"], 0);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+}
+
+#[test]
+fn a_killed_worker_s_job_is_finished_by_a_worker_on_another_machine() {
+    let bed = Bed::new("kill");
+    let tmp = tempfile::tempdir().unwrap();
+    let ran = tmp.path().join("ran.txt");
+    // The first attempt of `a` hangs; later attempts finish at once.
+    let ws1 = chain_workspace(&ran, "[ $CONTIMG_ATTEMPT = 1 ] && sleep 600;");
+    let ws2 = chain_workspace(&ran, "[ $CONTIMG_ATTEMPT = 1 ] && sleep 600;");
+    let created = bed.json(ws1.path(), &["run", "chain", "--slot", SLOT, "--detach"], 0);
+    assert_eq!(created["status"], "running");
+    let mut doomed = bed.spawn(ws1.path(), &["worker", "--lease", "2s"]);
+    let t = Instant::now();
+    while lines(&ran).is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(30), "job a never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    doomed.kill().unwrap(); // SIGKILL
+    doomed.wait().unwrap();
+    // Another machine's worker: ABSURD hands it `a` once the dead worker's claim has expired (2 s)
+    // and its retry delay (1 s) has passed.
+    let eid = created["execution_id"].as_i64().unwrap().to_string();
+    let t = Instant::now();
+    let (stats, m) = loop {
+        let stats = bed.json(ws2.path(), &["worker", "--lease", "2s", "--once"], 0);
+        let m = bed.json(ws2.path(), &["status", &eid, "--json"], 0);
+        if m["status"] != "running" || t.elapsed() > Duration::from_secs(30) {
+            break (stats, m);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(m["status"], "completed", "{m} after {stats}");
+    let a = common::job(&m, "a");
+    assert_eq!(a["attempts"], 2, "{a}");
+    let first: Value = raw_client()
+        .query_one(
+            &format!(
+                "SELECT failure_reason FROM absurd.\"r_{}\" WHERE task_id = $1 AND attempt = 1",
+                bed.name
+            ),
+            &[&a["task_id"].as_str().unwrap().parse::<Uuid>().unwrap()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(first["name"], "$ClaimTimeout", "{first}");
+    assert_eq!(lines(&ran), ["a 1", "a 2", "b"]);
+}
+
+#[test]
+fn an_input_error_fails_the_job_for_good_and_retry_gives_it_a_new_task() {
+    let bed = Bed::new("inputerr");
+    let tmp = tempfile::tempdir().unwrap();
+    let ran = tmp.path().join("ran.txt");
+    let flag = tmp.path().join("fixed");
+    // Exit 2 (an input error) until the flag exists.
+    let ws = chain_workspace(&ran, &format!("[ -e {} ] || exit 2;", flag.display()));
+    let m = bed.json(ws.path(), &["run", "chain", "--slot", SLOT], 1);
+    assert_eq!(m["status"], "failed", "{m}");
+    let a = common::job(&m, "a");
+    assert_eq!(a["state"], "failed");
+    assert_eq!(a["attempts"], 1, "an input error is not retried: {a}");
+    assert_eq!(common::job(&m, "b")["state"], "skipped");
+    // ABSURD would retry it (max_retries = 2): contimg cancelled the task so that no one does.
+    let (_, state, _, _) = bed.absurd_task(a["task_id"].as_str().unwrap());
+    assert_eq!(state, "cancelled");
+    std::fs::write(&flag, "").unwrap();
+    let eid = m["execution_id"].as_i64().unwrap().to_string();
+    let r = bed.json(ws.path(), &["retry", &eid], 0);
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_ne!(
+        common::job(&r, "a")["task_id"],
+        a["task_id"],
+        "a fresh ABSURD task"
+    );
+    assert_eq!(common::job(&r, "b")["outputs"]["y"], 41);
+}
+
+#[test]
+fn cancel_and_retry_by_absurds_own_sdk_show_in_status() {
+    let bed = Bed::new("peers");
+    let tmp = tempfile::tempdir().unwrap();
+    let ran = tmp.path().join("ran.txt");
+    let flag = tmp.path().join("fixed");
+    // `a` fails (exit 1, retried) until the flag exists; max_retries = 2 → 3 attempts.
+    let ws = chain_workspace(&ran, &format!("[ -e {} ] || exit 1;", flag.display()));
+    let m = bed.json(ws.path(), &["run", "chain", "--slot", SLOT], 1);
+    assert_eq!(m["status"], "failed", "{m}");
+    let a = common::job(&m, "a").clone();
+    assert_eq!(a["attempts"], 3, "{a}");
+    let task = a["task_id"].as_str().unwrap().to_string();
+    // ABSURD's SDK retries the failed task; contimg's status shows it waiting again.
+    bed.python(&format!("sdk.retry_task('{task}')"));
+    let eid = m["execution_id"].as_i64().unwrap().to_string();
+    let s = bed.json(ws.path(), &["status", &eid, "--json"], 0);
+    assert_eq!(s["status"], "running", "{s}");
+    assert_eq!(common::job(&s, "a")["state"], "pending", "{s}");
+    std::fs::write(&flag, "").unwrap();
+    bed.json(ws.path(), &["worker", "--once"], 0);
+    let s = bed.json(ws.path(), &["status", &eid, "--json"], 0);
+    assert_eq!(s["status"], "completed", "{s}");
+    assert_eq!(common::job(&s, "a")["attempts"], 4);
+
+    // A second slot, created but not worked: the SDK cancels `a`; contimg shows the cancel and
+    // never starts `b`.
+    let m2 = bed.json(
+        ws.path(),
+        &["run", "chain", "--slot", "2026-03-02T00:00:00Z", "--detach"],
+        0,
+    );
+    let t2 = common::job(&m2, "a")["task_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    bed.python(&format!("sdk.cancel_task('{t2}')"));
+    let eid2 = m2["execution_id"].as_i64().unwrap().to_string();
+    let s2 = bed.json(ws.path(), &["status", &eid2, "--json"], 0);
+    assert_eq!(s2["status"], "cancelled", "{s2}");
+    assert_eq!(common::job(&s2, "a")["state"], "cancelled");
+    assert_eq!(common::job(&s2, "b")["state"], "skipped");
+}
+
+#[test]
+fn contimg_cancel_stops_a_running_job_through_absurd() {
+    let bed = Bed::new("cancel");
+    let tmp = tempfile::tempdir().unwrap();
+    let ran = tmp.path().join("ran.txt");
+    let ws = chain_workspace(&ran, "sleep 600;");
+    let m = bed.json(ws.path(), &["run", "chain", "--slot", SLOT, "--detach"], 0);
+    let mut worker = bed.spawn(ws.path(), &["worker", "--lease", "3s"]);
+    let t = Instant::now();
+    while lines(&ran).is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(30), "job a never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let eid = m["execution_id"].as_i64().unwrap().to_string();
+    let c = bed.json(ws.path(), &["cancel", &eid], 1);
+    assert_eq!(c["status"], "cancelled", "{c}");
+    let (_, state, _, _) = bed.absurd_task(common::job(&c, "a")["task_id"].as_str().unwrap());
+    assert_eq!(state, "cancelled");
+    // The worker's next heartbeat is refused: it kills the job (well before its 600 s).
+    std::thread::sleep(Duration::from_millis(2500));
+    let _ = worker.kill();
+    worker.wait().unwrap();
+    let log = common::job(&c, "a")["log_path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("stopped"), "{text}");
+}
+
+#[test]
+fn bad_servers_give_one_line_errors_naming_the_masked_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg_url();
+    let wrong_pw = if let Some(at) = url.find('@') {
+        let colon = url[..at].rfind(':').unwrap();
+        format!("{}:not-the-password{}", &url[..colon], &url[at..])
+    } else {
+        panic!("the test URL has no user info: {url}")
+    };
+    let unreachable = "postgres://someone:s3cret@127.0.0.1:1/contimg";
+    for (db, says) in [
+        (wrong_pw.as_str(), "password"),
+        (unreachable, "server running"),
+    ] {
+        let out = common::contimg()
+            .current_dir(dir.path())
+            .args(["--db", db, "status"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("***"), "the URL is shown masked: {err}");
+        assert!(
+            !err.contains("not-the-password") && !err.contains("s3cret"),
+            "{err}"
+        );
+        assert!(err.contains(says), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn jobs_ready_together_are_claimed_in_priority_order() {
+    let bed = Bed::new("prio");
+    let tmp = tempfile::tempdir().unwrap();
+    let ran = tmp.path().join("ran.txt");
+    let ws = common::workspace();
+    let mut toml = String::from("[pipelines.prio]\nwindow = \"1h\"\n");
+    for (id, prio) in [("low", 0), ("high", 10), ("middle", 5)] {
+        toml.push_str(&format!(
+            "[[pipelines.prio.jobs]]\nid = \"{id}\"\ntype = \"command\"\npriority = {prio}\n\
+             params = {{ argv = [\"sh\", \"-c\", \"echo {id} >> {}\"] }}\n",
+            ran.display()
+        ));
+    }
+    common::add_config(ws.path(), &toml);
+    let m = bed.json(
+        ws.path(),
+        &["run", "prio", "--slot", SLOT, "--workers", "1"],
+        0,
+    );
+    assert_eq!(m["status"], "completed", "{m}");
+    assert_eq!(lines(&ran), ["high", "middle", "low"]);
+}
+
+#[test]
+fn a_worker_that_loses_its_connection_exits_and_its_job_is_retried() {
+    let bed = Bed::new("lost");
+    let tmp = tempfile::tempdir().unwrap();
+    let ran = tmp.path().join("ran.txt");
+    let ws = chain_workspace(&ran, "[ $CONTIMG_ATTEMPT = 1 ] && sleep 600;");
+    let created = bed.json(ws.path(), &["run", "chain", "--slot", SLOT, "--detach"], 0);
+    // This worker's connections carry their own application name, so that only they are cut.
+    let app = format!("contimg_lost_{}", std::process::id());
+    let sep = if pg_url().contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}application_name={app}", pg_url());
+    let mut worker = bed
+        .cmd(ws.path(), &["worker", "--lease", "3s"])
+        .env("CONTIMG_DB", &url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while lines(&ran).is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(30), "job a never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let admin = std::env::var("CONTIMG_TEST_PG_ADMIN")
+        .expect("CONTIMG_TEST_PG_ADMIN: start the server with scripts/pg-cluster start");
+    let cut: i64 = postgres::Client::connect(&admin, postgres::NoTls)
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE application_name = $1) x",
+            &[&app],
+        )
+        .unwrap()
+        .get(0);
+    assert!(cut >= 1, "no connection of the worker found");
+    // Its next heartbeat fails: it stops the job and exits non-zero, saying why.
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = worker.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the worker kept running without its connection"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = worker.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!status.success());
+    assert!(err.contains("connection"), "{err}");
+    assert!(err.contains("***") || !pg_url().contains('@'), "{err}");
+    // ABSURD offers the job again once the claim expires; another worker finishes it.
+    let eid = created["execution_id"].as_i64().unwrap().to_string();
+    let t = Instant::now();
+    let m = loop {
+        bed.json(ws.path(), &["worker", "--lease", "3s", "--once"], 0);
+        let m = bed.json(ws.path(), &["status", &eid, "--json"], 0);
+        if m["status"] != "running" || t.elapsed() > Duration::from_secs(30) {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(m["status"], "completed", "{m}");
+    assert_eq!(common::job(&m, "a")["attempts"], 2);
+}
