@@ -402,3 +402,62 @@ fn the_workspace_config_names_the_server_and_its_schema() {
         "{stderr}"
     );
 }
+
+#[test]
+fn two_ingests_at_once_on_a_new_schema_record_each_image_once() {
+    let schema = Schema::new();
+    let ws = common::workspace();
+    json_in(
+        ws.path(),
+        &[
+            "simulate", "--out", "snaps", "--images", "8", "--size", "96",
+        ],
+        0,
+    );
+    // Both processes find the schema missing, create and migrate it, and race on every file.
+    let spawn = || {
+        contimg()
+            .current_dir(ws.path())
+            .env("CONTIMG_DB", pg_url())
+            .env("CONTIMG_PG_SCHEMA", &schema.0)
+            .args(["ingest", "snaps"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let mut added = Vec::new();
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        added.extend(
+            m["added"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["path"].as_str().unwrap().to_string()),
+        );
+        assert!(m["updated"].as_array().unwrap().is_empty(), "{m:#}");
+    }
+    added.sort();
+    let recorded: Vec<String> = schema
+        .rows("SELECT path FROM images ORDER BY path")
+        .into_iter()
+        .map(|r| r[0].clone().unwrap())
+        .collect();
+    assert_eq!(recorded.len(), 8);
+    assert_eq!(
+        added, recorded,
+        "each image is added by exactly one of the two"
+    );
+    assert_eq!(
+        schema.rows("SELECT version FROM schema_migrations").len(),
+        1
+    );
+}

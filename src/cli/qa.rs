@@ -138,11 +138,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    emit_json(&QaManifest::new(
-        std::path::Path::new(&db.label()),
-        qa_id,
-        report,
-    ))?;
+    emit_json(&QaManifest::new(Path::new(&db.label()), qa_id, report))?;
     if verdict == Verdict::Fail {
         return Err(CliError::Failed(format!("QA verdict FAIL: {}", summary.join("; "))).into());
     }

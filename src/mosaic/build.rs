@@ -127,10 +127,12 @@ pub fn product_stem(plan_name: &str) -> String {
 }
 
 fn set_plan_status(db: &mut Db, plan_id: i64, status: &str) -> Result<(), StoreError> {
-    db.execute(
-        "UPDATE mosaic_plans SET status = ?2 WHERE id = ?1",
-        crate::vals![plan_id, status],
-    )?;
+    db.write(|tx| {
+        tx.execute(
+            "UPDATE mosaic_plans SET status = ?2 WHERE id = ?1",
+            crate::vals![plan_id, status],
+        )
+    })?;
     Ok(())
 }
 

@@ -8,11 +8,12 @@
 //!   actual type (an `i64` to INT4/INT8/FLOAT8/BOOL, a `bool` to BOOLEAN or an integer 0/1, …).
 //! * Rows come back owned, each column as a [`Value`] read through typed getters, so the code that
 //!   reads them does not know the backend.
-//! * Writes are serialised the same way on both: SQLite's [`Db::write`] is a `BEGIN IMMEDIATE`
-//!   transaction (one writer per file); on PostgreSQL every write transaction first takes
-//!   `pg_advisory_xact_lock` on a key derived from the schema name ([`lock_key`]), so one writer
-//!   per schema at a time, and a rule that reads then writes (idempotent ingest, a plan's name,
-//!   recording a mosaic) sees no concurrent change between its read and its write.
+//! * Writes go through [`Db::write`] and are serialised the same way on both: on SQLite it is a
+//!   `BEGIN IMMEDIATE` transaction (one writer per file); on PostgreSQL every write transaction
+//!   first takes `pg_advisory_xact_lock` on a key derived from the schema name ([`lock_key`]), so
+//!   one writer per schema at a time, and a rule that reads then writes (idempotent ingest, a
+//!   plan's name, recording a mosaic) sees no concurrent change between its read and its write.
+//!   ([`Sql::execute`] on a bare [`Db`] runs outside that lock: the mosaic steps do not use it.)
 //! * On PostgreSQL the connection's `search_path` is the contimg schema alone, so the same
 //!   unqualified table names reach it.
 
