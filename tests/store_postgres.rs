@@ -461,3 +461,32 @@ fn two_ingests_at_once_on_a_new_schema_record_each_image_once() {
         1
     );
 }
+
+#[test]
+fn the_mosaic_steps_reach_the_server_over_tls() {
+    let tls = std::env::var("CONTIMG_TEST_PG_TLS").unwrap_or_else(|_| {
+        panic!(
+            "CONTIMG_TEST_PG_TLS is not set: start the test server with \
+             `eval \"$(scripts/pg-cluster start)\"`"
+        )
+    });
+    assert!(tls.contains("sslmode=require"), "{tls}");
+    let schema = Schema::new();
+    let ws = common::workspace();
+    json_in(
+        ws.path(),
+        &[
+            "simulate", "--out", "snaps", "--images", "2", "--size", "96",
+        ],
+        0,
+    );
+    // sslmode=require: contimg connects over TLS (checking the server against PGSSLROOTCERT) or
+    // not at all.
+    let out = run_pg(ws.path(), &tls, &schema, &["ingest", "snaps"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(schema.rows("SELECT id FROM images").len(), 2);
+}
