@@ -25,7 +25,7 @@ function __fish_contimg_using_subcommand
 end
 
 complete -c contimg -n "__fish_contimg_needs_command" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_needs_command" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_needs_command" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_needs_command" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_needs_command" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_needs_command" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
@@ -52,7 +52,7 @@ complete -c contimg -n "__fish_contimg_needs_command" -f -a "completions" -d 'Pr
 complete -c contimg -n "__fish_contimg_needs_command" -f -a "man" -d 'Write the man pages'
 complete -c contimg -n "__fish_contimg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c contimg -n "__fish_contimg_using_subcommand init" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand init" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand init" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand init" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand init" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand init" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
@@ -71,7 +71,7 @@ complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l freq -d 'Ob
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l noise -d 'Base noise rms in Jy/beam (each snapshot gets this times a factor in [0.7, 1.4])' -r
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l telescope -d 'Telescope whose primary beam attenuates the sky (TELESCOP): DSA-110, VLA, ATCA, MeerKAT, ASKAP, GMRT or WSRT' -r
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l pb-images -d 'Also write a primary-beam image <stem>.pb.fits per snapshot'
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
@@ -79,7 +79,7 @@ complete -c contimg -n "__fish_contimg_using_subcommand simulate" -l no-progress
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand simulate" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand ingest" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand ingest" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand ingest" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand ingest" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand ingest" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand ingest" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
@@ -89,7 +89,7 @@ complete -c contimg -n "__fish_contimg_using_subcommand images" -l since -d 'Onl
 complete -c contimg -n "__fish_contimg_using_subcommand images" -l until -d 'Only images observed before this time (ISO-8601 UTC or MJD)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand images" -l max-rms -d 'Only images whose rms is at most this (Jy/beam)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand images" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand images" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand images" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand images" -l json -d 'Print JSON even on a terminal'
 complete -c contimg -n "__fish_contimg_using_subcommand images" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand images" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
@@ -97,7 +97,7 @@ complete -c contimg -n "__fish_contimg_using_subcommand images" -l no-progress -
 complete -c contimg -n "__fish_contimg_using_subcommand images" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand images" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand tiers" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand tiers" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand tiers" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand tiers" -l json -d 'Print JSON even on a terminal'
 complete -c contimg -n "__fish_contimg_using_subcommand tiers" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand tiers" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
@@ -118,7 +118,7 @@ complete -c contimg -n "__fish_contimg_using_subcommand plan" -l dec-max -d 'Onl
 complete -c contimg -n "__fish_contimg_using_subcommand plan" -l ra-min -d 'Only images whose centre RA is at or above this (deg); with --ra-max < --ra-min the box crosses 0h' -r
 complete -c contimg -n "__fish_contimg_using_subcommand plan" -l ra-max -d 'Only images whose centre RA is at or below this (deg)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand plan" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand plan" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand plan" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand plan" -l replace -d 'Replace an existing plan of the same name that selected different images'
 complete -c contimg -n "__fish_contimg_using_subcommand plan" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand plan" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
@@ -142,7 +142,7 @@ image\t''
 unity\t''"
 complete -c contimg -n "__fish_contimg_using_subcommand build" -l frequency -d 'Observing frequency in Hz for inputs whose header gives none (no RESTFRQ, no FREQ axis)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand build" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand build" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand build" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand build" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand build" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
@@ -155,7 +155,7 @@ complete -c contimg -n "__fish_contimg_using_subcommand qa" -l dec-column -d 'Th
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -l flux-column -d 'The reference catalogue\'s flux column (default: recognised by name, e.g. S1.4, PEAK)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -l out-dir -d 'Write the source catalogues, rms map and PNGs here instead of beside the mosaic' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand qa" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand qa" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -l no-pictures -d 'Do not draw the PNGs'
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand qa" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
@@ -167,7 +167,7 @@ complete -c contimg -n "__fish_contimg_using_subcommand run" -l param -d 'A pipe
 complete -c contimg -n "__fish_contimg_using_subcommand run" -l workers -d 'Worker threads working the execution (each job still runs in its own process)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand run" -l lease -d 'Lease length: a task whose worker stops heartbeating this long is retried by another worker' -r
 complete -c contimg -n "__fish_contimg_using_subcommand run" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand run" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand run" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand run" -l catch-up -d 'Run every scheduled slot since the last successful execution, oldest first (at most `[cron] max_catch_up`, the newest); prints a `contimg.catch-up/1` summary of the executions'
 complete -c contimg -n "__fish_contimg_using_subcommand run" -l detach -d 'Only create the execution and its tasks (print the manifest); leave the work to `contimg worker`'
 complete -c contimg -n "__fish_contimg_using_subcommand run" -s q -l quiet -d 'Print only errors on stderr'
@@ -178,7 +178,7 @@ complete -c contimg -n "__fish_contimg_using_subcommand run" -s V -l version -d 
 complete -c contimg -n "__fish_contimg_using_subcommand worker" -l concurrency -d 'Worker threads in this process' -r
 complete -c contimg -n "__fish_contimg_using_subcommand worker" -l lease -d 'Lease length: a task whose worker stops heartbeating this long is retried by another worker' -r
 complete -c contimg -n "__fish_contimg_using_subcommand worker" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand worker" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand worker" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand worker" -l once -d 'Return when no task is claimable now (sleeping retries are left for later) and print a summary'
 complete -c contimg -n "__fish_contimg_using_subcommand worker" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand worker" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
@@ -187,7 +187,7 @@ complete -c contimg -n "__fish_contimg_using_subcommand worker" -s h -l help -d 
 complete -c contimg -n "__fish_contimg_using_subcommand worker" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand status" -l limit -d 'How many executions to list' -r
 complete -c contimg -n "__fish_contimg_using_subcommand status" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand status" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand status" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand status" -l json -d 'Print JSON even on a terminal'
 complete -c contimg -n "__fish_contimg_using_subcommand status" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand status" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
@@ -197,7 +197,7 @@ complete -c contimg -n "__fish_contimg_using_subcommand status" -s V -l version 
 complete -c contimg -n "__fish_contimg_using_subcommand retry" -l workers -d 'Worker threads' -r
 complete -c contimg -n "__fish_contimg_using_subcommand retry" -l lease -d 'Lease length (see `run`)' -r
 complete -c contimg -n "__fish_contimg_using_subcommand retry" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand retry" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand retry" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand retry" -l detach -d 'Only reset the jobs; leave them to `contimg worker`'
 complete -c contimg -n "__fish_contimg_using_subcommand retry" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand retry" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
@@ -205,7 +205,7 @@ complete -c contimg -n "__fish_contimg_using_subcommand retry" -l no-progress -d
 complete -c contimg -n "__fish_contimg_using_subcommand retry" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand retry" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand cancel" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand cancel" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand cancel" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand cancel" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand cancel" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand cancel" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
@@ -217,14 +217,14 @@ complete -c contimg -n "__fish_contimg_using_subcommand absurd-task" -l params -
 complete -c contimg -n "__fish_contimg_using_subcommand absurd-task" -l database-env -d 'Environment variable holding the postgres:// URL' -r
 complete -c contimg -n "__fish_contimg_using_subcommand absurd-task" -l timeout -d 'Give up after this long (e.g. 30m) and cancel the task; without it, wait as long as it takes' -r
 complete -c contimg -n "__fish_contimg_using_subcommand absurd-task" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand absurd-task" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand absurd-task" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand absurd-task" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand absurd-task" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand absurd-task" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
 complete -c contimg -n "__fish_contimg_using_subcommand absurd-task" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand absurd-task" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -l json -d 'Print JSON even on a terminal'
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
@@ -234,7 +234,7 @@ complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fis
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -f -a "check" -d 'Validate every pipeline: job types, ids, dependencies and cycles, references, parameters, durations, retry settings and cron schedules. Exit 2 (and each error on stderr, naming the file, pipeline and job) when any is invalid'
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and not __fish_seen_subcommand_from check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from check" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
@@ -243,7 +243,7 @@ complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_se
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from help" -f -a "check" -d 'Validate every pipeline: job types, ids, dependencies and cycles, references, parameters, durations, retry settings and cron schedules. Exit 2 (and each error on stderr, naming the file, pipeline and job) when any is invalid'
 complete -c contimg -n "__fish_contimg_using_subcommand pipelines; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_seen_subcommand_from print install remove help" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_seen_subcommand_from print install remove help" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_seen_subcommand_from print install remove help" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_seen_subcommand_from print install remove help" -l json -d 'Print JSON (the lines and the block) instead of the block itself'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_seen_subcommand_from print install remove help" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_seen_subcommand_from print install remove help" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
@@ -255,21 +255,21 @@ complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_see
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_seen_subcommand_from print install remove help" -f -a "remove" -d 'Remove this workspace\'s block from the user\'s crontab'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and not __fish_seen_subcommand_from print install remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from print" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from print" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from print" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from print" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from print" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from print" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from print" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from print" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from install" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from install" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from install" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from install" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from install" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from install" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from install" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from install" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from remove" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from remove" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from remove" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from remove" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from remove" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from remove" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
@@ -281,7 +281,7 @@ complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_su
 complete -c contimg -n "__fish_contimg_using_subcommand cron; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c contimg -n "__fish_contimg_using_subcommand notifications" -l limit -d 'How many to list' -r
 complete -c contimg -n "__fish_contimg_using_subcommand notifications" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand notifications" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand notifications" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand notifications" -l json -d 'Print JSON even on a terminal'
 complete -c contimg -n "__fish_contimg_using_subcommand notifications" -l deliver -d 'First deliver every pending notification (ignoring the retry back-off)'
 complete -c contimg -n "__fish_contimg_using_subcommand notifications" -s q -l quiet -d 'Print only errors on stderr'
@@ -290,7 +290,7 @@ complete -c contimg -n "__fish_contimg_using_subcommand notifications" -l no-pro
 complete -c contimg -n "__fish_contimg_using_subcommand notifications" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c contimg -n "__fish_contimg_using_subcommand notifications" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand completions" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand completions" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand completions" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand completions" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand completions" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand completions" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'
@@ -298,7 +298,7 @@ complete -c contimg -n "__fish_contimg_using_subcommand completions" -s h -l hel
 complete -c contimg -n "__fish_contimg_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c contimg -n "__fish_contimg_using_subcommand man" -l out -d 'Directory to write the pages into; without it, contimg.1 is printed on stdout' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand man" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
-complete -c contimg -n "__fish_contimg_using_subcommand man" -l db -d 'Use this SQLite database instead of the workspace\'s (no workspace needed)' -r -F
+complete -c contimg -n "__fish_contimg_using_subcommand man" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand man" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand man" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand man" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'

@@ -58,11 +58,12 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let mut store = ctx.store()?;
+    let mut db = ctx.db()?;
     let ws = ctx.workspace().ok();
     let plan: PlanManifest = match (&args.manifest, args.plan) {
-        (_, Some(id)) => crate::mosaic::plan::load(&store.conn, &store.path.clone(), id)
-            .map_err(|e| CliError::Input(e.to_string()))?,
+        (_, Some(id)) => {
+            crate::mosaic::plan::load(&mut db, id).map_err(|e| CliError::Input(e.to_string()))?
+        }
         (Some(src), None) => {
             let name = if src.as_os_str() == "-" {
                 "stdin".to_string()
@@ -89,10 +90,16 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         .unwrap_or_default();
     let out_dir = match &ws {
         Some(w) => w.mosaics_dir(),
-        None => store
-            .path
-            .parent()
-            .map_or_else(|| PathBuf::from("mosaics"), |p| p.join("mosaics")),
+        None => match &db {
+            crate::store::Db::Sqlite(store) => store
+                .path
+                .parent()
+                .map_or_else(|| PathBuf::from("mosaics"), |p| p.join("mosaics")),
+            // No workspace and no database file to sit beside: the current directory's mosaics/.
+            crate::store::Db::Postgres(_) => {
+                crate::fsutil::absolute(std::path::Path::new("mosaics"))
+            }
+        },
     };
     let req = BuildRequest {
         tier,
@@ -128,7 +135,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         plan.tier
     ));
     let bar = ctx.bar(plan.images.len() as u64, "build");
-    let result = build(&mut store, &plan, &req, &|done, _| {
+    let result = build(&mut db, &plan, &req, &|done, _| {
         bar.set_position(done as u64);
     });
     bar.finish_and_clear();

@@ -41,8 +41,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         until_mjd: args.until.as_deref().map(parse_time_mjd).transpose()?,
         max_rms_jy: args.max_rms,
     };
-    let store = ctx.store_read_only()?;
-    let rows = list(&store.conn, &filter)?;
+    let mut db = ctx.db_read_only()?;
+    let rows = list(&mut db, &filter)?;
     if args.json || !std::io::stdout().is_terminal() {
         return emit_listing("contimg.image/1", &rows);
     }

@@ -23,7 +23,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let mut store = ctx.store()?;
+    let mut db = ctx.db()?;
     let mut stdin = std::io::stdin().lock();
     let (files, missing) = crate::mosaic::ingest::collect_paths(&args.paths, &mut stdin);
     for (_, reason) in &missing {
@@ -37,8 +37,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         threads: cfg.threads,
         max_image_bytes: cfg.max_image_bytes(),
     };
-    let mut report =
-        crate::mosaic::ingest::ingest(&mut store.conn, files, &opts, &on_file, &on_problem)?;
+    let mut report = crate::mosaic::ingest::ingest(&mut db, files, &opts, &on_file, &on_problem)?;
     bar.finish_and_clear();
     report.failed.extend(missing.into_iter().map(|(p, reason)| {
         crate::mosaic::ingest::FileFailure {
@@ -55,7 +54,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     ));
     emit_json(&serde_json::json!({
         "schema": "contimg.ingest/1",
-        "database": crate::fsutil::absolute(&store.path),
+        "database": db.label(),
         "added": report.added,
         "updated": report.updated,
         "unchanged": report.unchanged,

@@ -151,6 +151,15 @@ The workspace directory, as \\fB\\-C\\fR gives it.
 \\fBCONTIMG_DB\\fR
 The database, as \\fB\\-\\-db\\fR gives it.
 .TP
+\\fBCONTIMG_PG_SCHEMA\\fR
+contimg's schema when the database is a postgres:// URL (over \\fB[postgres] schema\\fR; default \\fIcontimg\\fR).
+.TP
+\\fBCONTIMG_ABSURD_QUEUE\\fR
+The ABSURD queue name (over \\fB[postgres] queue\\fR; default \\fIcontimg\\fR).
+.TP
+\\fBPGPASSWORD\\fR, \\fBPGSSLROOTCERT\\fR
+The password of a postgres:// URL that holds none; a PEM file of CA certificates trusted for \\fIsslmode=require\\fR.
+.TP
 \\fBCONTIMG_CRONTAB\\fR
 The crontab program and its arguments for \\fBcontimg cron\\fR (default: \\fIcrontab\\fR; e.g. \\fIcrontab \\-u astro\\fR).
 .TP

@@ -31,7 +31,7 @@ use anyhow::Context as _;
 use clap::{CommandFactory, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::store::{Store, StoreError};
+use crate::store::{Db, Store, StoreError, Target};
 use crate::workspace::{Workspace, WorkspaceError};
 
 /// The heading under which the options every subcommand takes are listed.
@@ -66,12 +66,17 @@ pub struct Cli {
     )]
     pub workspace: Option<PathBuf>,
 
-    /// Use this SQLite database instead of the workspace's (no workspace needed).
+    /// Use this database instead of the workspace's: an SQLite file (no workspace needed) or a
+    /// postgres:// URL.
+    ///
+    /// A URL such as postgresql://USER@HOST/DBNAME?sslmode=require keeps contimg's records in a
+    /// schema of their own on that server ([postgres] schema in contimg.toml, or
+    /// CONTIMG_PG_SCHEMA; default contimg); a password missing from the URL comes from PGPASSWORD.
     #[arg(
         long,
         global = true,
         env = "CONTIMG_DB",
-        value_name = "FILE",
+        value_name = "FILE|URL",
         help_heading = GLOBAL
     )]
     pub db: Option<PathBuf>,
@@ -185,10 +190,9 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause
                 .downcast_ref::<crate::workspace::config::ConfigError>()
                 .is_some()
-            || matches!(
-                cause.downcast_ref::<StoreError>(),
-                Some(StoreError::TooNew { .. } | StoreError::NotADatabase { .. })
-            )
+            || cause
+                .downcast_ref::<StoreError>()
+                .is_some_and(StoreError::is_input)
         {
             return 2;
         }
@@ -248,49 +252,83 @@ impl Ctx {
         Ok(ws)
     }
 
-    /// The database: `--db` if given (no workspace needed), else the workspace's.
-    pub fn store(&self) -> anyhow::Result<Store> {
-        let path = match &self.db_arg {
-            Some(p) => p.clone(),
-            None => self.workspace()?.database(),
-        };
-        Ok(Store::open(&path)?)
+    /// The database named by `--db`/`CONTIMG_DB` if given (no workspace needed for an SQLite
+    /// file), else by the workspace's `[paths] database`: an SQLite path or a `postgres://` URL.
+    pub fn target(&self) -> anyhow::Result<Target> {
+        match &self.db_arg {
+            Some(p) if p.to_str().is_some_and(crate::pg::is_url) => {
+                Ok(Target::new(p.as_os_str(), &self.postgres()?.schema)?)
+            }
+            Some(p) => Ok(Target::Sqlite(p.clone())),
+            None => Ok(self.workspace()?.database_target()?),
+        }
     }
 
-    /// Where the pipelines are recorded: `--db`/`CONTIMG_DB` if given (no workspace needed), else the
-    /// workspace's; a `postgres://` URL means contimg's schema there and ABSURD's queue.
+    /// Where the pipelines are recorded: [`Ctx::target`], and on PostgreSQL also the ABSURD queue
+    /// (`[postgres] queue`, `CONTIMG_ABSURD_QUEUE`).
     pub fn pipeline_database(&self) -> anyhow::Result<crate::pipeline::Database> {
-        let raw = match &self.db_arg {
-            Some(p) => p.to_string_lossy().into_owned(),
-            None => self.workspace()?.database().to_string_lossy().into_owned(),
-        };
-        if !crate::pg::is_url(&raw) {
-            return Ok(crate::pipeline::Database::Sqlite(crate::fsutil::absolute(
-                std::path::Path::new(&raw),
-            )));
-        }
-        let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
-        Ok(crate::pipeline::Database::Postgres {
-            url: raw,
-            schema: env("CONTIMG_PG_SCHEMA", "contimg"),
-            queue: env("CONTIMG_ABSURD_QUEUE", crate::queue::absurd::DEFAULT_QUEUE),
+        Ok(match self.target()? {
+            Target::Sqlite(path) => {
+                crate::pipeline::Database::Sqlite(crate::fsutil::absolute(&path))
+            }
+            Target::Postgres { url, schema } => crate::pipeline::Database::Postgres {
+                url,
+                schema,
+                queue: self.postgres()?.queue,
+            },
         })
     }
 
-    /// The database for a command that only reads (`images`, `status`, `notifications`): opened
+    /// The `[postgres]` settings (the workspace's, else the defaults) with the environment's
+    /// overrides (`CONTIMG_PG_SCHEMA`, `CONTIMG_ABSURD_QUEUE`).
+    pub fn postgres(&self) -> anyhow::Result<crate::workspace::config::PostgresConfig> {
+        let cfg = match self.workspace() {
+            Ok(ws) => ws.config.postgres,
+            Err(WorkspaceError::NotFound { .. }) => Default::default(),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(cfg.with_env())
+    }
+
+    /// The database of the mosaic steps (ingest, images, plan, build, qa) on either backend,
+    /// created and migrated if needed.
+    pub fn db(&self) -> anyhow::Result<Db> {
+        Ok(Db::open(&self.target()?)?)
+    }
+
+    /// [`Ctx::db`] for a command that only reads: an SQLite file is opened as
+    /// [`Ctx::store_read_only`] opens it.
+    pub fn db_read_only(&self) -> anyhow::Result<Db> {
+        match self.target()? {
+            Target::Sqlite(path) => Ok(Db::Sqlite(sqlite_read_only(&path)?)),
+            pg => Ok(Db::open(&pg)?),
+        }
+    }
+
+    /// The SQLite database for the commands that work on SQLite only (the pipeline's, for now):
+    /// `--db` if given (no workspace needed), else the workspace's. A PostgreSQL URL is refused
+    /// with a one-line error.
+    pub fn store(&self) -> anyhow::Result<Store> {
+        match self.target()? {
+            Target::Sqlite(path) => Ok(Store::open(&path)?),
+            pg => Err(StoreError::NotSupported {
+                target: pg.to_string(),
+            }
+            .into()),
+        }
+    }
+
+    /// The database for a command that only reads (`status`, `notifications`): opened
     /// read-only, so it never waits behind a writer and works on a read-only copy. A missing file,
     /// or a schema older than this binary's, gets the writing open (which creates or migrates it).
     pub fn store_read_only(&self) -> anyhow::Result<Store> {
-        let path = match &self.db_arg {
-            Some(p) => p.clone(),
-            None => self.workspace()?.database(),
-        };
-        if path.is_file()
-            && let Some(store) = Store::open_read_only(&path)?
-        {
-            return Ok(store);
+        match self.target()? {
+            Target::Sqlite(path) => sqlite_read_only(&path),
+            pg => Err(StoreError::NotSupported {
+                target: pg.to_string(),
+            }
+            .into()),
         }
-        Ok(Store::open(&path)?)
     }
 
     /// The tiers in force: the workspace's configuration over the built-ins (built-ins alone
@@ -326,6 +364,16 @@ impl Ctx {
         bar.set_message(what.to_string());
         bar
     }
+}
+
+/// Opens an SQLite file read-only when it exists with the current schema, else for writing.
+fn sqlite_read_only(path: &std::path::Path) -> anyhow::Result<Store> {
+    if path.is_file()
+        && let Some(store) = Store::open_read_only(path)?
+    {
+        return Ok(store);
+    }
+    Ok(Store::open(path)?)
 }
 
 /// Writes a JSON value and a newline to stdout. A closed pipe is not an error.

@@ -85,7 +85,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     };
     let tier = crate::mosaic::tiers::find(&tiers, &tier_name)
         .map_err(|e| CliError::Input(e.to_string()))?;
-    let mut store = ctx.store()?;
+    let mut db = ctx.db()?;
     let req = PlanRequest {
         tier,
         start,
@@ -97,8 +97,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         ra_max: args.ra_max,
         replace: args.replace,
     };
-    let path = store.path.clone();
-    match crate::mosaic::plan::plan(&mut store.conn, &path, &req) {
+    match crate::mosaic::plan::plan(&mut db, &req) {
         Ok(m) => {
             ctx.info(&format!(
                 "plan {} (id {}): {} image(s), tier {}{}",

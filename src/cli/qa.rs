@@ -1,12 +1,12 @@
 //! `contimg qa`: quality-check a built mosaic and record the verdict.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{CliError, Ctx, emit_json};
 use crate::fsutil::absolute;
 use crate::manifest::{self, MOSAIC_SCHEMA, MosaicManifest};
 use crate::mosaic::qa::{self, QaError, QaManifest, QaOptions, Subject, Verdict};
-use crate::store::Store;
+use crate::store::{Db, Sql, Target};
 use crate::workspace::WorkspaceError;
 
 /// Quality-check a mosaic and record the verdict.
@@ -64,8 +64,8 @@ fn input_error(e: QaError) -> anyhow::Error {
 
 /// The mosaic file must still be the bytes build recorded (mosaics built before hashes were
 /// recorded are checked with a warning only).
-fn check_mosaic_hash(ctx: &Ctx, store: &Store, input: &Subject) -> anyhow::Result<()> {
-    let recorded = crate::store::mosaic_file(&store.conn, input.mosaic_id)?.and_then(|(_, h)| h);
+fn check_mosaic_hash(ctx: &Ctx, db: &mut Db, input: &Subject) -> anyhow::Result<()> {
+    let recorded = crate::store::mosaic_file(db, input.mosaic_id)?.and_then(|(_, h)| h);
     let Some(recorded) = recorded else {
         ctx.warn(&format!(
             "warning: mosaic {} has no recorded sha256 (built by an older contimg); its file is not verified",
@@ -99,7 +99,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     };
     let cfg = ws.as_ref().map(|w| w.config.qa.clone()).unwrap_or_default();
     cfg.validate().map_err(|e| CliError::Input(e.to_string()))?;
-    let (mut store, input) = subject(ctx, &args)?;
+    let (mut db, input) = subject(ctx, &args)?;
     let opts = options(ctx, &args, ws.as_ref(), cfg, &input)?;
     ctx.info(&format!(
         "qa: mosaic {} ({}), tier {}",
@@ -109,8 +109,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     ));
     let report = qa::measure(&input, &opts).map_err(input_error)?;
     say_measured(ctx, &report);
-    let db = store.path.clone();
-    let qa_id = qa::record(&mut store.conn, &db, &report).map_err(input_error)?;
+    let qa_id = qa::record(&mut db, &report).map_err(input_error)?;
     let verdict = report.verdict;
     let summary: Vec<String> = report
         .checks
@@ -139,7 +138,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    emit_json(&QaManifest::new(&db, qa_id, report))?;
+    emit_json(&QaManifest::new(Path::new(&db.label()), qa_id, report))?;
     if verdict == Verdict::Fail {
         return Err(CliError::Failed(format!("QA verdict FAIL: {}", summary.join("; "))).into());
     }
@@ -148,12 +147,12 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 
 /// The mosaic to check, from `--mosaic ID` or a manifest, as the database records it: the
 /// manifest must name the recorded file, the file must exist and hash to what `build` recorded.
-fn subject(ctx: &Ctx, args: &Args) -> anyhow::Result<(Store, Subject)> {
-    let (store, mut input) = match (&args.mosaic, &args.manifest) {
+fn subject(ctx: &Ctx, args: &Args) -> anyhow::Result<(Db, Subject)> {
+    let (mut db, mut input) = match (&args.mosaic, &args.manifest) {
         (Some(id), _) => {
-            let store = ctx.store()?;
-            let input = Subject::from_db(&store.conn, &store.path, *id).map_err(input_error)?;
-            (store, input)
+            let mut db = ctx.db()?;
+            let input = Subject::from_db(&mut db, *id).map_err(input_error)?;
+            (db, input)
         }
         (None, Some(src)) => {
             let name = if src.as_os_str() == "-" {
@@ -164,14 +163,10 @@ fn subject(ctx: &Ctx, args: &Args) -> anyhow::Result<(Store, Subject)> {
             let value = manifest::read(src).map_err(|e| fits_given(ctx, src, e))?;
             let m: MosaicManifest = manifest::parse(value, MOSAIC_SCHEMA, &name)
                 .map_err(|e| CliError::Input(e.to_string()))?;
-            let store = match &ctx.db_arg {
-                Some(_) => ctx.store()?,
-                None => Store::open(&m.database)?,
-            };
+            let mut db = manifest_db(ctx, &m)?;
             // The database, not the manifest, says which file mosaic N is (its sha256 is
             // checked below); products go beside that file.
-            let recorded =
-                Subject::from_db(&store.conn, &store.path, m.mosaic_id).map_err(input_error)?;
+            let recorded = Subject::from_db(&mut db, m.mosaic_id).map_err(input_error)?;
             let input = Subject::from_manifest(&m);
             if absolute(&input.path) != recorded.path {
                 return Err(CliError::Input(format!(
@@ -188,7 +183,7 @@ fn subject(ctx: &Ctx, args: &Args) -> anyhow::Result<(Store, Subject)> {
                 noise_path: recorded.noise_path,
                 ..input
             };
-            (store, input)
+            (db, input)
         }
         (None, None) => {
             return Err(CliError::Input(
@@ -197,7 +192,7 @@ fn subject(ctx: &Ctx, args: &Args) -> anyhow::Result<(Store, Subject)> {
             .into());
         }
     };
-    input.database = store.path.clone();
+    input.database = PathBuf::from(db.label());
     if !input.path.is_file() {
         return Err(CliError::Input(format!(
             "{}: the mosaic file does not exist; was it moved or deleted after `contimg build`?",
@@ -205,12 +200,36 @@ fn subject(ctx: &Ctx, args: &Args) -> anyhow::Result<(Store, Subject)> {
         ))
         .into());
     }
-    check_mosaic_hash(ctx, &store, &input)?;
+    check_mosaic_hash(ctx, &mut db, &input)?;
     if input.noise_path.as_ref().is_some_and(|p| !p.is_file()) {
         input.noise_path = None;
     }
 
-    Ok((store, input))
+    Ok((db, input))
+}
+
+/// The database a mosaic manifest was recorded in: `--db`/`CONTIMG_DB` when given, else the
+/// SQLite file the manifest names, or, for a PostgreSQL database (whose manifest holds no
+/// password), the workspace's, which must be the one the manifest names.
+fn manifest_db(ctx: &Ctx, m: &MosaicManifest) -> anyhow::Result<Db> {
+    if ctx.db_arg.is_some() {
+        return ctx.db();
+    }
+    if !m.database.to_str().is_some_and(crate::pg::is_url) {
+        return Ok(Db::open(&Target::Sqlite(m.database.clone()))?);
+    }
+    let db = ctx.db()?;
+    if Path::new(&db.label()) != m.database {
+        return Err(CliError::Input(format!(
+            "mosaic {} was recorded in {}, but this workspace's database is {}; run qa in the \
+             workspace that built it, or pass --db URL",
+            m.mosaic_id,
+            m.database.display(),
+            db.label()
+        ))
+        .into());
+    }
+    Ok(db)
 }
 
 /// What to measure against: the tier's thresholds and astrometry rule, the reference catalogue
@@ -305,15 +324,14 @@ fn fits_given(ctx: &Ctx, src: &std::path::Path, e: manifest::ManifestError) -> C
         return CliError::Input(e.to_string());
     }
     let path = absolute(src);
-    let recorded = ctx.store_read_only().ok().and_then(|store| {
-        store
-            .conn
-            .query_row(
-                "SELECT id FROM mosaics WHERE path = ?1",
-                [path.to_string_lossy()],
-                |r| r.get::<_, i64>(0),
-            )
-            .ok()
+    let recorded = ctx.db_read_only().ok().and_then(|mut db| {
+        db.query_opt(
+            "SELECT id FROM mosaics WHERE path = ?1",
+            crate::vals![path.to_string_lossy().into_owned()],
+        )
+        .ok()
+        .flatten()
+        .and_then(|r| r.get::<i64>(0).ok())
     });
     CliError::Input(match recorded {
         Some(id) => format!(

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use rusqlite::{OptionalExtension, params};
 
 use crate::fsutil::sha256_file;
 use crate::manifest::{MOSAIC_SCHEMA, MosaicManifest, PlanManifest, ProductHashes};
@@ -23,7 +22,7 @@ use crate::mosaic::engine::linmos::{
     build_mosaic,
 };
 use crate::mosaic::tiers::Tier;
-use crate::store::{Store, StoreError};
+use crate::store::{Db, Sql, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -64,8 +63,6 @@ pub enum BuildError {
     Hash { path: PathBuf, err: std::io::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("database error: {0}")]
-    Sql(#[from] rusqlite::Error),
 }
 
 impl BuildError {
@@ -129,11 +126,13 @@ pub fn product_stem(plan_name: &str) -> String {
         .collect()
 }
 
-fn set_plan_status(store: &Store, plan_id: i64, status: &str) -> Result<(), rusqlite::Error> {
-    store.conn.execute(
-        "UPDATE mosaic_plans SET status = ?2 WHERE id = ?1",
-        params![plan_id, status],
-    )?;
+fn set_plan_status(db: &mut Db, plan_id: i64, status: &str) -> Result<(), StoreError> {
+    db.write(|tx| {
+        tx.execute(
+            "UPDATE mosaic_plans SET status = ?2 WHERE id = ?1",
+            crate::vals![plan_id, status],
+        )
+    })?;
     Ok(())
 }
 
@@ -158,16 +157,17 @@ pub fn verify_inputs(plan: &PlanManifest) -> Result<(), BuildError> {
 /// Checks a plan manifest against the database, which is what is trusted: its images must be
 /// the plan's recorded images, each with its recorded path and content hash. (The files' bytes
 /// are checked against those hashes by [`verify_inputs`].)
-fn check_recorded(store: &Store, plan: &PlanManifest) -> Result<(), BuildError> {
+fn check_recorded(db: &mut Db, plan: &PlanManifest) -> Result<(), BuildError> {
     let mismatch = |detail: String| BuildError::ManifestMismatch {
         plan_id: plan.plan_id,
         detail,
     };
-    let ids_json: String = store.conn.query_row(
-        "SELECT image_ids FROM mosaic_plans WHERE id = ?1",
-        [plan.plan_id],
-        |r| r.get(0),
-    )?;
+    let ids_json: String = db
+        .query_one(
+            "SELECT image_ids FROM mosaic_plans WHERE id = ?1",
+            crate::vals![plan.plan_id],
+        )?
+        .get(0)?;
     let mut recorded: Vec<i64> = serde_json::from_str(&ids_json)
         .map_err(|e| mismatch(format!("its recorded image list is unreadable ({e})")))?;
     let mut given: Vec<i64> = plan.images.iter().map(|i| i.id).collect();
@@ -178,7 +178,7 @@ fn check_recorded(store: &Store, plan: &PlanManifest) -> Result<(), BuildError> 
             "it lists images {given:?}, the plan recorded {recorded:?}"
         )));
     }
-    let records = crate::store::images::by_ids(&store.conn, &given)?;
+    let records = crate::store::images::by_ids(db, &given)?;
     for im in &plan.images {
         let Some(rec) = records.iter().find(|r| r.id == Some(im.id)) else {
             return Err(mismatch(format!("image {} is no longer registered", im.id)));
@@ -203,22 +203,22 @@ fn check_recorded(store: &Store, plan: &PlanManifest) -> Result<(), BuildError> 
 
 /// Builds the plan's mosaic and records it. `progress(done, total)` is called per input.
 pub fn build(
-    store: &mut Store,
+    db: &mut Db,
     plan: &PlanManifest,
     req: &BuildRequest,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<MosaicManifest, BuildError> {
-    let database = check_plan(store, plan)?;
+    let database = check_plan(db, plan)?;
     let opts = engine_options(plan, req)?;
     verify_inputs(plan)?;
-    let inputs = engine_inputs(store, plan)?;
+    let inputs = engine_inputs(db, plan)?;
     std::fs::create_dir_all(&req.out_dir).map_err(|err| BuildError::Hash {
         path: req.out_dir.clone(),
         err,
     })?;
     let out = OutputPaths::from_stem(&req.out_dir, &product_stem(&plan.name));
 
-    set_plan_status(store, plan.plan_id, "building")?;
+    set_plan_status(db, plan.plan_id, "building")?;
     let built = build_mosaic(&inputs, &opts, &out, &|p: &Progress| {
         progress(p.done, p.total);
     })
@@ -227,33 +227,36 @@ pub fn build(
     let (hashes, result) = match built {
         Ok(b) => b,
         Err(e) => {
-            let _ = set_plan_status(store, plan.plan_id, "failed");
+            let _ = set_plan_status(db, plan.plan_id, "failed");
             return Err(e);
         }
     };
-    let mosaic_id = record_mosaic(store, plan, &out, &result, &hashes)?;
+    let mosaic_id = record_mosaic(db, plan, &out, &result, &hashes)?;
     Ok(manifest(database, mosaic_id, plan, &out, &result, hashes))
 }
 
 /// The plan must be this database's and recorded under its name, with images whose ids, paths and
-/// hashes are the recorded ones. Returns the database's absolute path.
-fn check_plan(store: &Store, plan: &PlanManifest) -> Result<PathBuf, BuildError> {
-    let db_now = crate::fsutil::absolute(&store.path);
+/// hashes are the recorded ones. Returns the database as manifests name it ([`Db::label`]).
+fn check_plan(db: &mut Db, plan: &PlanManifest) -> Result<PathBuf, BuildError> {
+    let db_now = PathBuf::from(db.label());
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| crate::fsutil::absolute(p));
-    if canon(&plan.database) != canon(&db_now) {
+    let same = match db {
+        Db::Sqlite(_) => canon(&plan.database) == canon(&db_now),
+        Db::Postgres(_) => plan.database == db_now,
+    };
+    if !same {
         return Err(BuildError::OtherDatabase {
             planned: plan.database.clone(),
             using: db_now,
         });
     }
-    let known: Option<String> = store
-        .conn
-        .query_row(
+    let known: Option<String> = db
+        .query_opt(
             "SELECT name FROM mosaic_plans WHERE id = ?1",
-            [plan.plan_id],
-            |r| r.get(0),
-        )
-        .optional()?;
+            crate::vals![plan.plan_id],
+        )?
+        .map(|r| r.get(0))
+        .transpose()?;
     if known.as_deref() != Some(plan.name.as_str()) {
         return Err(BuildError::UnknownPlan {
             id: plan.plan_id,
@@ -263,7 +266,7 @@ fn check_plan(store: &Store, plan: &PlanManifest) -> Result<PathBuf, BuildError>
     if plan.images.is_empty() {
         return Err(BuildError::EmptyPlan);
     }
-    check_recorded(store, plan)?;
+    check_recorded(db, plan)?;
     Ok(db_now)
 }
 
@@ -310,9 +313,9 @@ fn engine_options(plan: &PlanManifest, req: &BuildRequest) -> Result<BuildOption
 
 /// The engine's inputs: each planned file with the facts ingest measured (rms, beam from HISTORY
 /// cards, pb-corrected flag, frequency, time).
-fn engine_inputs(store: &Store, plan: &PlanManifest) -> Result<Vec<MosaicInput>, BuildError> {
+fn engine_inputs(db: &mut Db, plan: &PlanManifest) -> Result<Vec<MosaicInput>, BuildError> {
     let ids: Vec<i64> = plan.images.iter().map(|i| i.id).collect();
-    let records = crate::store::images::by_ids(&store.conn, &ids)?;
+    let records = crate::store::images::by_ids(db, &ids)?;
     Ok(plan
         .images
         .iter()
@@ -351,47 +354,46 @@ fn hash_products(out: &OutputPaths) -> Result<ProductHashes, BuildError> {
 /// Records the mosaic (one row per product path: a rebuild updates it in place and clears its old
 /// QA) and completes the plan, in one transaction. Returns the mosaic id.
 fn record_mosaic(
-    store: &mut Store,
+    db: &mut Db,
     plan: &PlanManifest,
     out: &OutputPaths,
     result: &MosaicResult,
     hashes: &ProductHashes,
 ) -> Result<i64, BuildError> {
-    let tx = store
-        .conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mosaic_id: i64 = tx.query_row(
-        "INSERT INTO mosaics (plan_id, path, tier, n_images, median_rms_jy, effective_noise_jy, \
-         coverage_sq_deg, created_at, sha256, weight_sha256, noise_sha256) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
-         ON CONFLICT(path) DO UPDATE SET plan_id = excluded.plan_id, tier = excluded.tier, \
-         n_images = excluded.n_images, median_rms_jy = excluded.median_rms_jy, \
-         effective_noise_jy = excluded.effective_noise_jy, \
-         coverage_sq_deg = excluded.coverage_sq_deg, qa_status = NULL, qa_details = NULL, \
-         created_at = excluded.created_at, sha256 = excluded.sha256, \
-         weight_sha256 = excluded.weight_sha256, noise_sha256 = excluded.noise_sha256 \
-         RETURNING id",
-        params![
-            plan.plan_id,
-            out.mosaic.to_string_lossy(),
-            plan.tier,
-            result.n_images as i64,
-            result.median_rms_jy,
-            result.effective_noise_jy,
-            result.coverage.area_deg2,
-            crate::time::now_unix(),
-            hashes.mosaic,
-            hashes.weight,
-            hashes.noise
-        ],
-        |r| r.get(0),
-    )?;
-    tx.execute(
-        "UPDATE mosaic_plans SET status = 'completed' WHERE id = ?1",
-        [plan.plan_id],
-    )?;
-    tx.commit()?;
-    Ok(mosaic_id)
+    db.write(|tx| {
+        let mosaic_id: i64 = tx
+            .query_one(
+                "INSERT INTO mosaics (plan_id, path, tier, n_images, median_rms_jy, effective_noise_jy, \
+                 coverage_sq_deg, created_at, sha256, weight_sha256, noise_sha256) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                 ON CONFLICT(path) DO UPDATE SET plan_id = excluded.plan_id, tier = excluded.tier, \
+                 n_images = excluded.n_images, median_rms_jy = excluded.median_rms_jy, \
+                 effective_noise_jy = excluded.effective_noise_jy, \
+                 coverage_sq_deg = excluded.coverage_sq_deg, qa_status = NULL, qa_details = NULL, \
+                 created_at = excluded.created_at, sha256 = excluded.sha256, \
+                 weight_sha256 = excluded.weight_sha256, noise_sha256 = excluded.noise_sha256 \
+                 RETURNING id",
+                crate::vals![
+                    plan.plan_id,
+                    out.mosaic.to_string_lossy().into_owned(),
+                    &plan.tier,
+                    result.n_images,
+                    result.median_rms_jy,
+                    result.effective_noise_jy,
+                    result.coverage.area_deg2,
+                    crate::time::now_unix(),
+                    &hashes.mosaic,
+                    &hashes.weight,
+                    &hashes.noise
+                ],
+            )?
+            .get(0)?;
+        tx.execute(
+            "UPDATE mosaic_plans SET status = 'completed' WHERE id = ?1",
+            crate::vals![plan.plan_id],
+        )?;
+        Ok(mosaic_id)
+    })
 }
 
 /// The `contimg.mosaic/1` manifest of a recorded mosaic.

@@ -14,15 +14,14 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use rayon::prelude::*;
-use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::fits::Header;
 use crate::fits::facts::{frequency_hz, is_pb_corrected, restoring_beam};
 use crate::fits::read::{FitsReadError, read_image_bytes};
 use crate::stats;
-use crate::store::StoreError;
 use crate::store::images::{self, ImageRecord, Upsert};
+use crate::store::{Db, Sql, StoreError};
 use crate::time::{self, Instant};
 use crate::wcs::{Frame, Wcs, WcsError};
 
@@ -405,14 +404,15 @@ fn hash_file(path: &Path, limit: u64) -> Result<(Vec<u8>, String), IngestError> 
 }
 
 /// A warning when another registered path holds the same bytes (plans take only one copy).
-fn same_bytes_elsewhere(conn: &Connection, rec: &ImageRecord) -> Option<String> {
-    let other: Option<(i64, String)> = conn
-        .query_row(
+fn same_bytes_elsewhere(db: &mut Db, rec: &ImageRecord) -> Option<String> {
+    let other: Option<(i64, String)> = db
+        .query_opt(
             "SELECT id, path FROM images WHERE content_sha256 = ?1 AND path <> ?2 ORDER BY id LIMIT 1",
-            [&rec.content_sha256, &rec.path],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            crate::vals![&rec.content_sha256, &rec.path],
         )
-        .ok();
+        .ok()
+        .flatten()
+        .and_then(|r| Some((r.get(0).ok()?, r.get(1).ok()?)));
     other.map(|(id, p)| {
         format!(
             "{}: the same bytes as image {id} ({p}); a plan takes only one of the two",
@@ -425,21 +425,17 @@ fn same_bytes_elsewhere(conn: &Connection, rec: &ImageRecord) -> Option<String> 
 /// core), one transaction per file on the calling thread. `on_file` is called once per file (progress); `on_problem` once per failure
 /// or warning with a one-line message.
 pub fn ingest(
-    conn: &mut Connection,
+    db: &mut Db,
     files: Vec<PathBuf>,
     opts: &IngestOptions,
     on_file: &(dyn Fn() + Sync),
     on_problem: &dyn Fn(&str),
 ) -> Result<IngestReport, IngestError> {
-    let known: HashMap<String, (i64, String)> = {
-        let mut stmt = conn
-            .prepare("SELECT path, id, content_sha256 FROM images")
-            .map_err(StoreError::from)?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?))))
-            .map_err(StoreError::from)?;
-        rows.collect::<Result<_, _>>().map_err(StoreError::from)?
-    };
+    let known: HashMap<String, (i64, String)> = db
+        .query("SELECT path, id, content_sha256 FROM images", &[])?
+        .iter()
+        .map(|r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+        .collect::<Result<_, StoreError>>()?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
         .build()
@@ -478,7 +474,7 @@ pub fn ingest(
                         record: rec,
                         mut warnings,
                     } = *analysis;
-                    warnings.extend(same_bytes_elsewhere(conn, &rec));
+                    warnings.extend(same_bytes_elsewhere(db, &rec));
                     for msg in warnings {
                         on_problem(&format!("warning: {msg}"));
                         report.warnings.push(FileFailure {
@@ -486,7 +482,7 @@ pub fn ingest(
                             reason: msg,
                         });
                     }
-                    match images::upsert(conn, &rec) {
+                    match images::upsert(db, &rec) {
                         Ok((Upsert::Added, id)) => report.added.push(FileOutcome {
                             path: rec.path.clone(),
                             id,

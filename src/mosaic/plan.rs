@@ -4,15 +4,14 @@
 //! tier's threshold and the optional sky box, best rms first, at most the tier's count; nothing is
 //! written when no image qualifies; a name maps to one selection unless the caller replaces it.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::manifest::{Coverage, PLAN_SCHEMA, PlanImage, PlanManifest, Window};
 use crate::mosaic::tiers::Tier;
-use crate::store::StoreError;
 use crate::store::images::{ImageFilter, ImageRecord, list};
+use crate::store::{Db, Sql, StoreError};
 use crate::time::{compact, iso, mjd};
 
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +40,6 @@ pub enum PlanError {
     BadWindow { start: String, end: String },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("database error: {0}")]
-    Sql(#[from] rusqlite::Error),
 }
 
 /// What to plan.
@@ -151,27 +148,23 @@ impl From<&ImageRecord> for PlanImage {
 }
 
 /// Selects images and records (or returns the existing) plan.
-pub fn plan(
-    conn: &mut Connection,
-    database: &Path,
-    req: &PlanRequest,
-) -> Result<PlanManifest, PlanError> {
+pub fn plan(db: &mut Db, req: &PlanRequest) -> Result<PlanManifest, PlanError> {
     if req.start >= req.end {
         return Err(PlanError::BadWindow {
             start: iso(req.start),
             end: iso(req.end),
         });
     }
-    let chosen = select(conn, req)?;
+    let chosen = select(db, req)?;
     let name = req
         .name
         .clone()
         .unwrap_or_else(|| default_name(&req.tier.name, &req.start, &req.end));
     let coverage = coverage_of(&chosen);
-    let (plan_id, created_at, existing) = record(conn, &name, req, &chosen, &coverage)?;
+    let (plan_id, created_at, existing) = record(db, &name, req, &chosen, &coverage)?;
     Ok(PlanManifest {
         schema: PLAN_SCHEMA.to_string(),
-        database: crate::fsutil::absolute(database),
+        database: PathBuf::from(db.label()),
         plan_id,
         name,
         tier: req.tier.name.clone(),
@@ -192,9 +185,9 @@ pub fn plan(
 /// The images of the window that pass the tier's rms threshold and the region, best rms first,
 /// one copy of byte-identical files, at most the tier's count; returned in observation order (so
 /// products read naturally). None at all is an error that counts each rejection.
-fn select(conn: &Connection, req: &PlanRequest) -> Result<Vec<ImageRecord>, PlanError> {
+fn select(db: &mut Db, req: &PlanRequest) -> Result<Vec<ImageRecord>, PlanError> {
     let in_window = list(
-        conn,
+        db,
         &ImageFilter {
             since_mjd: Some(mjd(req.start)),
             until_mjd: Some(mjd(req.end)),
@@ -260,7 +253,7 @@ fn in_region(im: &ImageRecord, req: &PlanRequest) -> bool {
 /// existing plan (idempotent); a different one is refused unless `req.replace`, which rewrites
 /// it. Returns (plan id, created_at, whether it already existed).
 fn record(
-    conn: &mut Connection,
+    db: &mut Db,
     name: &str,
     req: &PlanRequest,
     chosen: &[ImageRecord],
@@ -269,95 +262,85 @@ fn record(
     let mut ids: Vec<i64> = chosen.iter().filter_map(|i| i.id).collect();
     let ids_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
     let (start_s, end_s) = (req.start.timestamp(), req.end.timestamp());
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let stored: Option<(i64, String, String, i64, i64, i64)> = tx
-        .query_row(
+    db.write(|tx| {
+        let stored = tx.query_opt(
             "SELECT id, image_ids, tier, start_time, end_time, created_at FROM mosaic_plans WHERE name = ?1",
-            [name],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
-        )
-        .optional()?;
-    if let Some((id, stored_ids, tier, s, e, created)) = stored {
-        let mut stored: Vec<i64> = serde_json::from_str(&stored_ids).unwrap_or_default();
-        stored.sort_unstable();
-        ids.sort_unstable();
-        if stored == ids && tier == req.tier.name && s == start_s && e == end_s {
-            return Ok((id, created, true));
+            crate::vals![name],
+        )?;
+        if let Some(r) = stored {
+            let id: i64 = r.get(0)?;
+            let mut stored: Vec<i64> =
+                serde_json::from_str(&r.get::<String>(1)?).unwrap_or_default();
+            stored.sort_unstable();
+            ids.sort_unstable();
+            let same_window = r.get::<i64>(3)? == start_s && r.get::<i64>(4)? == end_s;
+            if stored == ids && r.get::<String>(2)? == req.tier.name && same_window {
+                return Ok((id, r.get(5)?, true));
+            }
+            if !req.replace {
+                return Err(PlanError::NameTaken {
+                    name: name.to_string(),
+                    id,
+                });
+            }
         }
-        if !req.replace {
-            return Err(PlanError::NameTaken {
-                name: name.to_string(),
-                id,
-            });
-        }
-    }
-    let now = crate::time::now_unix();
-    let plan_id: i64 = tx.query_row(
-        "INSERT INTO mosaic_plans (name, tier, start_time, end_time, image_ids, n_images, ra_min_deg, \
-         ra_max_deg, dec_min_deg, dec_max_deg, created_at, status) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'pending') \
-         ON CONFLICT(name) DO UPDATE SET tier = excluded.tier, start_time = excluded.start_time, \
-         end_time = excluded.end_time, image_ids = excluded.image_ids, n_images = excluded.n_images, \
-         ra_min_deg = excluded.ra_min_deg, ra_max_deg = excluded.ra_max_deg, \
-         dec_min_deg = excluded.dec_min_deg, dec_max_deg = excluded.dec_max_deg, \
-         created_at = excluded.created_at, status = 'pending' \
-         RETURNING id",
-        params![
-            name,
-            req.tier.name,
-            start_s,
-            end_s,
-            ids_json,
-            chosen.len() as i64,
-            coverage.ra_min_deg,
-            coverage.ra_max_deg,
-            coverage.dec_min_deg,
-            coverage.dec_max_deg,
-            now
-        ],
-        |r| r.get(0),
-    )?;
-    tx.commit()?;
-    Ok((plan_id, now, false))
+        let now = crate::time::now_unix();
+        let plan_id: i64 = tx
+            .query_one(
+                "INSERT INTO mosaic_plans (name, tier, start_time, end_time, image_ids, n_images, ra_min_deg, \
+                 ra_max_deg, dec_min_deg, dec_max_deg, created_at, status) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'pending') \
+                 ON CONFLICT(name) DO UPDATE SET tier = excluded.tier, start_time = excluded.start_time, \
+                 end_time = excluded.end_time, image_ids = excluded.image_ids, n_images = excluded.n_images, \
+                 ra_min_deg = excluded.ra_min_deg, ra_max_deg = excluded.ra_max_deg, \
+                 dec_min_deg = excluded.dec_min_deg, dec_max_deg = excluded.dec_max_deg, \
+                 created_at = excluded.created_at, status = 'pending' \
+                 RETURNING id",
+                crate::vals![
+                    name,
+                    &req.tier.name,
+                    start_s,
+                    end_s,
+                    &ids_json,
+                    chosen.len(),
+                    coverage.ra_min_deg,
+                    coverage.ra_max_deg,
+                    coverage.dec_min_deg,
+                    coverage.dec_max_deg,
+                    now
+                ],
+            )?
+            .get(0)?;
+        Ok((plan_id, now, false))
+    })
 }
 
 /// Loads a recorded plan as its manifest (for `build --plan ID`).
-pub fn load(conn: &Connection, database: &Path, plan_id: i64) -> Result<PlanManifest, PlanError> {
-    type PlanRow = (String, String, i64, i64, String, i64, f64, f64, f64, f64);
-    let row: Option<PlanRow> = conn
-        .query_row(
+pub fn load(db: &mut Db, plan_id: i64) -> Result<PlanManifest, PlanError> {
+    let database = db.label();
+    let r = db
+        .query_opt(
             "SELECT name, tier, start_time, end_time, image_ids, created_at, ra_min_deg, ra_max_deg, dec_min_deg, \
              dec_max_deg FROM mosaic_plans WHERE id = ?1",
-            [plan_id],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                ))
-            },
-        )
-        .optional()?;
-    let (name, tier, s, e, ids_json, created, ra_min, ra_max, dec_min, dec_max) =
-        row.ok_or_else(|| {
-            StoreError::NotFound(format!(
-                "no plan with id {plan_id} in {}",
-                database.display()
-            ))
-        })?;
+            crate::vals![plan_id],
+        )?
+        .ok_or_else(|| StoreError::NotFound(format!("no plan with id {plan_id} in {database}")))?;
+    let (name, tier, s, e, ids_json, created): (String, String, i64, i64, String, i64) = (
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    );
+    let (ra_min, ra_max, dec_min, dec_max): (f64, f64, f64, f64) =
+        (r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?);
     let ids: Vec<i64> = serde_json::from_str(&ids_json).unwrap_or_default();
-    let images = crate::store::images::by_ids(conn, &ids)?;
+    let images = crate::store::images::by_ids(db, &ids)?;
     let ts = |t: i64| DateTime::from_timestamp(t, 0).map(iso).unwrap_or_default();
     Ok(PlanManifest {
         schema: PLAN_SCHEMA.to_string(),
-        database: crate::fsutil::absolute(database),
+        database: PathBuf::from(database),
         plan_id,
         name,
         tier,

@@ -1,12 +1,13 @@
 //! The `images` table: one row per FITS file, keyed by its canonical path.
 //!
 //! Invariant: a row describes the file whose content hash it records; re-ingesting the same bytes
-//! changes nothing, different bytes under the same path replace the row's facts (same id).
+//! changes nothing, different bytes under the same path replace the row's facts (same id). The
+//! same code runs on SQLite and PostgreSQL through [`Db`].
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use super::StoreError;
+use super::sql::{Db, Row, Sql};
 
 /// Everything ingest learns about one image.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,7 +52,7 @@ const COLUMNS: &str = "id, path, rms_jy, ra_deg, dec_deg, content_sha256, file_s
     naxis1, naxis2, cell_arcsec, freq_hz, bmaj_arcsec, bmin_arcsec, bpa_deg, beam_source, projection, \
     frame, pb_corrected, telescope, bunit, peak_jy, n_blank, ingested_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRecord> {
+fn from_row(r: &Row) -> Result<ImageRecord, StoreError> {
     Ok(ImageRecord {
         id: r.get(0)?,
         path: r.get(1)?,
@@ -59,11 +60,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRecord> {
         ra_deg: r.get(3)?,
         dec_deg: r.get(4)?,
         content_sha256: r.get(5)?,
-        file_size: r.get::<_, i64>(6)? as u64,
+        file_size: r.get::<i64>(6)? as u64,
         obs_time: r.get(7)?,
         obs_mjd: r.get(8)?,
-        naxis1: r.get::<_, i64>(9)? as u64,
-        naxis2: r.get::<_, i64>(10)? as u64,
+        naxis1: r.get::<i64>(9)? as u64,
+        naxis2: r.get::<i64>(10)? as u64,
         cell_arcsec: r.get(11)?,
         freq_hz: r.get(12)?,
         bmaj_arcsec: r.get(13)?,
@@ -72,34 +73,35 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRecord> {
         beam_source: r.get(16)?,
         projection: r.get(17)?,
         frame: r.get(18)?,
-        pb_corrected: r.get::<_, i64>(19)? != 0,
+        pb_corrected: r.get(19)?,
         telescope: r.get(20)?,
         bunit: r.get(21)?,
         peak_jy: r.get(22)?,
-        n_blank: r.get::<_, i64>(23)? as u64,
+        n_blank: r.get::<i64>(23)? as u64,
         ingested_at: r.get(24)?,
     })
 }
 
 /// Inserts or updates one image in its own transaction. Returns what happened and the row id.
-pub fn upsert(conn: &mut Connection, rec: &ImageRecord) -> Result<(Upsert, i64), StoreError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let existing: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT id, content_sha256 FROM images WHERE path = ?1",
-            [&rec.path],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let unchanged = existing
-        .as_ref()
-        .is_some_and(|(_, hash)| *hash == rec.content_sha256);
-    if let (true, Some((id, _))) = (unchanged, &existing) {
-        tx.commit()?;
-        return Ok((Upsert::Unchanged, *id));
-    }
-    // One statement for both cases: a new path inserts, a changed file updates its row in place
-    // (same id, original created_at).
+pub fn upsert(db: &mut Db, rec: &ImageRecord) -> Result<(Upsert, i64), StoreError> {
+    db.write(|tx| {
+        let existing = tx
+            .query_opt(
+                "SELECT id, content_sha256 FROM images WHERE path = ?1",
+                crate::vals![&rec.path],
+            )?
+            .map(|r| Ok::<_, StoreError>((r.get::<i64>(0)?, r.get::<String>(1)?)))
+            .transpose()?;
+        match existing {
+            Some((id, hash)) if hash == rec.content_sha256 => Ok((Upsert::Unchanged, id)),
+            Some(_) => Ok((Upsert::Updated, write_row(tx, rec)?)),
+            None => Ok((Upsert::Added, write_row(tx, rec)?)),
+        }
+    })
+}
+
+/// Inserts the record, or updates the row of its path in place (same id, original created_at).
+fn write_row(tx: &mut dyn Sql, rec: &ImageRecord) -> Result<i64, StoreError> {
     const UPDATED: &[&str] = &[
         "rms_jy",
         "ra_deg",
@@ -132,7 +134,7 @@ pub fn upsert(conn: &mut Connection, rec: &ImageRecord) -> Result<(Upsert, i64),
         .collect::<Vec<_>>()
         .join(", ");
     let now = crate::time::now_iso();
-    let id: i64 = tx.query_row(
+    tx.query_one(
         &format!(
             "INSERT INTO images (path, rms_jy, ra_deg, dec_deg, created_at, content_sha256, file_size, \
              obs_time, obs_mjd, naxis1, naxis2, cell_arcsec, freq_hz, bmaj_arcsec, bmin_arcsec, bpa_deg, \
@@ -141,42 +143,35 @@ pub fn upsert(conn: &mut Connection, rec: &ImageRecord) -> Result<(Upsert, i64),
              ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?25) \
              ON CONFLICT(path) DO UPDATE SET {set} RETURNING id"
         ),
-        params![
-            rec.path,
+        crate::vals![
+            &rec.path,
             rec.rms_jy,
             rec.ra_deg,
             rec.dec_deg,
             crate::time::now_unix(),
-            rec.content_sha256,
-            rec.file_size as i64,
-            rec.obs_time,
+            &rec.content_sha256,
+            rec.file_size,
+            &rec.obs_time,
             rec.obs_mjd,
-            rec.naxis1 as i64,
-            rec.naxis2 as i64,
+            rec.naxis1,
+            rec.naxis2,
             rec.cell_arcsec,
             rec.freq_hz,
             rec.bmaj_arcsec,
             rec.bmin_arcsec,
             rec.bpa_deg,
-            rec.beam_source,
-            rec.projection,
-            rec.frame,
-            i64::from(rec.pb_corrected),
-            rec.telescope,
-            rec.bunit,
+            &rec.beam_source,
+            &rec.projection,
+            &rec.frame,
+            rec.pb_corrected,
+            &rec.telescope,
+            &rec.bunit,
             rec.peak_jy,
-            rec.n_blank as i64,
+            rec.n_blank,
             now,
         ],
-        |r| r.get(0),
-    )?;
-    let outcome = if existing.is_some() {
-        (Upsert::Updated, id)
-    } else {
-        (Upsert::Added, id)
-    };
-    tx.commit()?;
-    Ok(outcome)
+    )?
+    .get(0)
 }
 
 /// Filters for listing images. Times are MJD (UTC).
@@ -187,25 +182,49 @@ pub struct ImageFilter {
     pub max_rms_jy: Option<f64>,
 }
 
-/// Images matching the filter, ordered by observation time then path.
-pub fn list(conn: &Connection, f: &ImageFilter) -> Result<Vec<ImageRecord>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM images WHERE (?1 IS NULL OR obs_mjd >= ?1) AND (?2 IS NULL OR obs_mjd < ?2) \
-         AND (?3 IS NULL OR rms_jy <= ?3) ORDER BY obs_mjd IS NULL, obs_mjd, path"
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params![f.since_mjd, f.until_mjd, f.max_rms_jy], from_row)?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+/// Images matching the filter, ordered by observation time (none last) then path, compared
+/// bytewise (sorted here: a PostgreSQL collation would order paths differently from SQLite).
+pub fn list(db: &mut dyn Sql, f: &ImageFilter) -> Result<Vec<ImageRecord>, StoreError> {
+    // Only the filters given become conditions: PostgreSQL cannot type a parameter that is only
+    // tested with IS NULL.
+    let mut conds = vec!["TRUE".to_string()];
+    let mut params = Vec::new();
+    for (value, cond) in [
+        (f.since_mjd, "obs_mjd >= "),
+        (f.until_mjd, "obs_mjd < "),
+        (f.max_rms_jy, "rms_jy <= "),
+    ] {
+        if let Some(v) = value {
+            params.push(super::Value::F64(v));
+            conds.push(format!("{cond}?{}", params.len()));
+        }
+    }
+    let sql = format!("SELECT {COLUMNS} FROM images WHERE {}", conds.join(" AND "));
+    let mut rows = db
+        .query(&sql, &params)?
+        .iter()
+        .map(from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.sort_by(|a, b| {
+        (a.obs_mjd.is_none(), a.obs_mjd.unwrap_or(0.0))
+            .partial_cmp(&(b.obs_mjd.is_none(), b.obs_mjd.unwrap_or(0.0)))
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.path.as_bytes().cmp(b.path.as_bytes()))
+    });
+    Ok(rows)
 }
 
 /// Images by id, in the order of `ids`; a missing id is an error naming it.
-pub fn by_ids(conn: &Connection, ids: &[i64]) -> Result<Vec<ImageRecord>, StoreError> {
-    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM images WHERE id = ?1"))?;
+pub fn by_ids(db: &mut dyn Sql, ids: &[i64]) -> Result<Vec<ImageRecord>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM images WHERE id = ?1");
     ids.iter()
         .map(|id| {
-            stmt.query_row([id], from_row).optional()?.ok_or_else(|| {
-                StoreError::NotFound(format!("image id {id} is not in the database"))
-            })
+            db.query_opt(&sql, crate::vals![*id])?
+                .map(|r| from_row(&r))
+                .transpose()?
+                .ok_or_else(|| {
+                    StoreError::NotFound(format!("image id {id} is not in the database"))
+                })
         })
         .collect()
 }

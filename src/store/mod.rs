@@ -1,13 +1,19 @@
-//! The SQLite state: opening the database, numbered migrations, and typed access to its tables.
+//! The database: naming it ([`Target`]: an SQLite file or a PostgreSQL URL and schema), opening
+//! it with its numbered migrations, the portable handle the mosaic steps use ([`Db`], in [`sql`]),
+//! and typed access to its tables.
 //!
-//! Invariants: every connection runs with WAL, `synchronous=NORMAL`, a busy timeout and foreign
+//! Invariants on SQLite: every connection runs with WAL, `synchronous=NORMAL`, a busy timeout and foreign
 //! keys on; the schema version is `PRAGMA user_version` and equals the number of migrations applied;
 //! a database whose version is newer than this binary knows is refused and never altered; each
-//! migration runs in its own transaction together with its version bump.
+//! migration runs in its own transaction together with its version bump. On PostgreSQL the same
+//! rules hold in contimg's own schema, with a `schema_migrations` table for the version (see
+//! [`pgschema`]).
 
 pub mod images;
-mod pgtmp;
-pub use pgtmp::{pg_client, pg_write_lock};
+mod pgschema;
+pub mod sql;
+
+pub use sql::{Db, Sql, Value, pg_write_lock};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,6 +40,22 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/0005_mosaic_hashes.sql"),
     ),
 ];
+
+/// Numbered PostgreSQL migrations, embedded in the binary. Index i holds migration i+1.
+pub const PG_MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_core",
+        include_str!("../../migrations/postgres/0001_core.sql"),
+    ),
+    (
+        "0002_pipeline",
+        include_str!("../../migrations/postgres/0002_pipeline.sql"),
+    ),
+];
+
+/// The PostgreSQL schema contimg uses unless `[postgres] schema` or `CONTIMG_PG_SCHEMA` says
+/// otherwise.
+pub const DEFAULT_PG_SCHEMA: &str = "contimg";
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -72,6 +94,111 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("{0}")]
     NotFound(String),
+    #[error(transparent)]
+    Postgres(#[from] crate::pg::PgError),
+    #[error(
+        "{url} schema {schema}: the database has schema version {found}, newer than this contimg \
+         understands ({known}); it was written by a newer contimg. Upgrade contimg; the database was \
+         not changed"
+    )]
+    PgTooNew {
+        url: String,
+        schema: String,
+        found: i64,
+        known: i64,
+    },
+    #[error(
+        "PostgreSQL schema name {0:?} is not usable: use letters, digits and _ only, not starting \
+         with a digit, at most 63 characters (set [postgres] schema or CONTIMG_PG_SCHEMA)"
+    )]
+    BadSchema(String),
+    #[error("column {index}: expected {expected}, found {found}")]
+    Column {
+        index: usize,
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error(
+        "{target}: this command does not work on PostgreSQL yet (ingest, images, plan, build and \
+         qa do); give it an SQLite database with --db FILE"
+    )]
+    NotSupported { target: String },
+}
+
+impl StoreError {
+    /// Whether the cause is what the user named or configured (exit 2) rather than failed work.
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            StoreError::TooNew { .. }
+                | StoreError::NotADatabase { .. }
+                | StoreError::PgTooNew { .. }
+                | StoreError::BadSchema(_)
+                | StoreError::NotSupported { .. }
+                | StoreError::Postgres(crate::pg::PgError::BadUrl { .. })
+        )
+    }
+}
+
+/// Where contimg's records live: an SQLite file, or a schema on a PostgreSQL server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Sqlite(PathBuf),
+    Postgres { url: String, schema: String },
+}
+
+impl Target {
+    /// The database a name gives: a `postgres://`/`postgresql://` URL (in `schema`, which must be
+    /// a plain identifier) or an SQLite path.
+    pub fn new(name: &std::ffi::OsStr, schema: &str) -> Result<Target, StoreError> {
+        match name.to_str().filter(|s| crate::pg::is_url(s)) {
+            Some(url) => {
+                check_schema(schema)?;
+                Ok(Target::Postgres {
+                    url: url.to_string(),
+                    schema: schema.to_string(),
+                })
+            }
+            None => Ok(Target::Sqlite(PathBuf::from(name))),
+        }
+    }
+}
+
+/// The display form: the SQLite path, or the URL with its password masked and the schema.
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Sqlite(p) => write!(f, "{}", p.display()),
+            Target::Postgres { url, schema } => {
+                f.write_str(&pg_label(&crate::pg::mask_url(url), schema))
+            }
+        }
+    }
+}
+
+/// How a PostgreSQL database is named in messages and manifests: masked URL and schema.
+pub fn pg_label(shown_url: &str, schema: &str) -> String {
+    format!("{shown_url} (schema {schema})")
+}
+
+/// Refuses a schema name that is not a plain identifier (it is spliced into SQL, quoted).
+pub fn check_schema(name: &str) -> Result<(), StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::BadSchema(name.to_string()))
+    }
+}
+
+/// A PostgreSQL connection in contimg's `schema` at `url`: connected, migrated, `search_path`
+/// set. For the pipeline layer's own statements.
+pub fn pg_client(url: &str, schema: &str) -> Result<postgres::Client, StoreError> {
+    let pg = crate::pg::PgTarget::parse(url)?;
+    pgschema::open(&pg, schema)
 }
 
 /// An open database with its schema up to date.
@@ -83,17 +210,15 @@ pub struct Store {
 /// The recorded file of mosaic `id`: its path and sha256 (`None` if built before hashes were
 /// recorded); `None` if there is no such mosaic.
 pub fn mosaic_file(
-    conn: &Connection,
+    db: &mut dyn Sql,
     id: i64,
 ) -> Result<Option<(PathBuf, Option<String>)>, StoreError> {
-    use rusqlite::OptionalExtension;
-    Ok(conn
-        .query_row(
-            "SELECT path, sha256 FROM mosaics WHERE id = ?1",
-            [id],
-            |r| Ok((PathBuf::from(r.get::<_, String>(0)?), r.get(1)?)),
-        )
-        .optional()?)
+    db.query_opt(
+        "SELECT path, sha256 FROM mosaics WHERE id = ?1",
+        crate::vals![id],
+    )?
+    .map(|r| Ok((PathBuf::from(r.get::<String>(0)?), r.get(1)?)))
+    .transpose()
 }
 
 /// Refuses an existing database path that cannot hold a database; returns whether the file is
@@ -273,4 +398,38 @@ fn uri_path(path: &Path) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_names_postgres_and_shows_no_password() {
+        let t = Target::new("postgresql://u:pw@h/db".as_ref(), "contimg").unwrap();
+        assert_eq!(
+            t,
+            Target::Postgres {
+                url: "postgresql://u:pw@h/db".into(),
+                schema: "contimg".into()
+            }
+        );
+        assert_eq!(t.to_string(), "postgresql://u:***@h/db (schema contimg)");
+        let f = Target::new("postgres.sqlite3".as_ref(), "bad name").unwrap();
+        assert_eq!(f, Target::Sqlite("postgres.sqlite3".into()));
+    }
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        for ok in ["contimg", "t_1", "_x", "Survey2"] {
+            assert!(check_schema(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1a", "a-b", "a\"b", "x; DROP", &"s".repeat(64)] {
+            assert!(
+                matches!(check_schema(bad), Err(StoreError::BadSchema(_))),
+                "{bad}"
+            );
+        }
+        assert!(Target::new("postgres://h/db".as_ref(), "a b").is_err());
+    }
 }

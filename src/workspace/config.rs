@@ -59,6 +59,7 @@ pub struct ParseError(toml::de::Error);
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub paths: Paths,
+    pub postgres: PostgresConfig,
     pub ingest: IngestConfig,
     pub build: BuildConfig,
     /// `[qa]`: detection, matching, pictures and per-tier verdict thresholds.
@@ -167,6 +168,41 @@ impl Default for Paths {
     }
 }
 
+/// `[postgres]`: where contimg's records and queue live when `[paths] database` (or `--db`,
+/// `CONTIMG_DB`) is a `postgres://` URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// contimg's own schema on the server (`CONTIMG_PG_SCHEMA` overrides it).
+    pub schema: String,
+    /// The ABSURD queue name (`CONTIMG_ABSURD_QUEUE` overrides it).
+    pub queue: String,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            schema: crate::store::DEFAULT_PG_SCHEMA.into(),
+            queue: "contimg".into(),
+        }
+    }
+}
+
+impl PostgresConfig {
+    /// These settings with the environment's overrides applied (the environment wins):
+    /// `CONTIMG_PG_SCHEMA` for the schema, `CONTIMG_ABSURD_QUEUE` for the queue.
+    pub fn with_env(mut self) -> PostgresConfig {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        if let Some(v) = var("CONTIMG_PG_SCHEMA") {
+            self.schema = v;
+        }
+        if let Some(v) = var("CONTIMG_ABSURD_QUEUE") {
+            self.queue = v;
+        }
+        self
+    }
+}
+
 /// Ingest settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -232,12 +268,21 @@ pub fn default_toml() -> String {
 # Relative paths are relative to this file's directory.
 
 [paths]
-# The SQLite database holding images, plans, mosaics, QA and the job queue.
+# The database holding images, plans, mosaics, QA and the job queue: an SQLite file, or a
+# PostgreSQL server named by a postgres:// (or postgresql://) URL, e.g.
+# "postgresql://contimg@db.example.org/contimg?sslmode=require" (password: PGPASSWORD).
 database = "{db}"
 # Where `contimg build` writes mosaics, weight and noise maps.
 mosaics = "{mosaics}"
 # Per-task logs and cron output.
 logs = "{logs}"
+
+[postgres]
+# Used only when the database is a postgres:// URL. contimg keeps its tables in a schema of its
+# own, created on first use (CONTIMG_PG_SCHEMA overrides it).
+schema = "{pg_schema}"
+# The ABSURD queue contimg's tasks go to (CONTIMG_ABSURD_QUEUE overrides it).
+queue = "{pg_queue}"
 
 [ingest]
 # Threads used to read and measure files; 0 = one per core.
@@ -324,6 +369,8 @@ max_attempts = {max_attempts}
         db = d.paths.database.display(),
         mosaics = d.paths.mosaics.display(),
         logs = d.paths.logs.display(),
+        pg_schema = d.postgres.schema,
+        pg_queue = d.postgres.queue,
         threads = d.ingest.threads,
         max_image_mb = d.ingest.max_image_mb,
         mode = d.files.mode,

@@ -90,6 +90,17 @@ impl Workspace {
         self.resolve(&self.config.paths.database)
     }
 
+    /// The database `[paths] database` names: a `postgres://` URL (in the schema of `[postgres]`
+    /// or `CONTIMG_PG_SCHEMA`), else an SQLite file relative to the workspace.
+    pub fn database_target(&self) -> Result<crate::store::Target, crate::store::StoreError> {
+        let db = &self.config.paths.database;
+        if db.to_str().is_some_and(crate::pg::is_url) {
+            let schema = self.config.postgres.clone().with_env().schema;
+            return crate::store::Target::new(db.as_os_str(), &schema);
+        }
+        Ok(crate::store::Target::Sqlite(self.database()))
+    }
+
     pub fn mosaics_dir(&self) -> PathBuf {
         self.resolve(&self.config.paths.mosaics)
     }
@@ -136,19 +147,20 @@ pub fn init(dir: &Path) -> Result<InitReport, WorkspaceError> {
             created.push(sub);
         }
     }
-    let db = ws.database();
-    let db_existed = db.exists();
-    let store = crate::store::Store::open(&db)?;
-    if db_existed {
-        existing.push(db.clone());
-    } else {
-        created.push(db.clone());
+    let target = ws.database_target()?;
+    if let crate::store::Target::Sqlite(path) = &target {
+        if path.exists() {
+            existing.push(path.clone());
+        } else {
+            created.push(path.clone());
+        }
     }
+    let mut db = crate::store::Db::open(&target)?;
     Ok(InitReport {
         workspace: root,
         created,
         existing,
-        database: db,
-        schema_version: store.schema_version()?,
+        database: PathBuf::from(db.label()),
+        schema_version: db.schema_version()?,
     })
 }

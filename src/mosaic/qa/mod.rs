@@ -28,13 +28,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ndarray::Array2;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 pub use config::{QaConfig, QaTierConfig, Thresholds};
 
 use crate::fits::read::{FitsReadError, read_image};
 use crate::manifest::{MosaicManifest, QA_SCHEMA};
+use crate::store::{Db, Sql, StoreError};
 use crate::wcs::{Wcs, WcsError};
 use artefacts::Artefacts;
 use background::BackgroundGrid;
@@ -65,8 +65,8 @@ pub enum QaError {
     },
     #[error("mosaic {id} is not in the database {db}; run `contimg build` first or check the id")]
     NoMosaic { id: i64, db: PathBuf },
-    #[error("database error: {0}")]
-    Sql(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A check's outcome, ordered PASS < WARN < FAIL.
@@ -115,23 +115,24 @@ impl Subject {
 
     /// From the `mosaics` row `id`; the noise map is `<stem>.noise.fits` beside the mosaic when
     /// that file exists.
-    pub fn from_db(conn: &Connection, db: &Path, id: i64) -> Result<Subject, QaError> {
-        let row: Option<(String, String, Option<String>)> = conn
-            .query_row(
+    pub fn from_db(db: &mut Db, id: i64) -> Result<Subject, QaError> {
+        let label = PathBuf::from(db.label());
+        let row = db
+            .query_opt(
                 "SELECT m.path, m.tier, p.name FROM mosaics m \
                  LEFT JOIN mosaic_plans p ON p.id = m.plan_id WHERE m.id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        let (path, tier, name) = row.ok_or_else(|| QaError::NoMosaic {
-            id,
-            db: db.to_path_buf(),
-        })?;
+                crate::vals![id],
+            )?
+            .ok_or_else(|| QaError::NoMosaic {
+                id,
+                db: label.clone(),
+            })?;
+        let (path, tier, name): (String, String, Option<String>) =
+            (row.get(0)?, row.get(1)?, row.get(2)?);
         let path = PathBuf::from(path);
         let noise = path.with_file_name(format!("{}.noise.fits", stem(&path)));
         Ok(Subject {
-            database: db.to_path_buf(),
+            database: label,
             mosaic_id: id,
             name: name.unwrap_or_else(|| stem(&path)),
             tier,
@@ -826,21 +827,8 @@ pub fn find_sources_in(path: &Path, cfg: &QaConfig) -> Result<(Vec<Source>, Beam
 
 /// Records the report: a `mosaic_qa` row and the `mosaics` row's status and details, in one
 /// transaction. Returns the `mosaic_qa` id.
-pub fn record(conn: &mut Connection, db: &Path, report: &QaReport) -> Result<i64, QaError> {
-    let tx = conn.transaction()?;
-    let exists: Option<i64> = tx
-        .query_row(
-            "SELECT id FROM mosaics WHERE id = ?1",
-            [report.mosaic_id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if exists.is_none() {
-        return Err(QaError::NoMosaic {
-            id: report.mosaic_id,
-            db: db.to_path_buf(),
-        });
-    }
+pub fn record(db: &mut Db, report: &QaReport) -> Result<i64, QaError> {
+    let label = PathBuf::from(db.label());
     let warnings: Vec<String> = report
         .checks
         .iter()
@@ -850,30 +838,42 @@ pub fn record(conn: &mut Connection, db: &Path, report: &QaReport) -> Result<i64
         .collect();
     let details = serde_json::to_string(report).unwrap_or_else(|_| "{}".into());
     let finite = |v: Option<f64>| v.filter(|x| x.is_finite());
-    tx.execute(
-        "INSERT INTO mosaic_qa (mosaic_id, astrometry_rms_arcsec, n_reference_stars, \
-         median_noise_jy, dynamic_range, has_artifacts, artifact_score, passed, warnings, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            report.mosaic_id,
-            finite(report.astrometry.as_ref().and_then(|a| a.rms_arcsec)),
-            report.astrometry.as_ref().map(|a| a.n_matches as i64),
-            finite(Some(report.noise.median_rms_jy)),
-            finite(Some(report.dynamic_range)),
-            i64::from(report.artefacts.score > report.thresholds.artefact_warn),
-            report.artefacts.score,
-            i64::from(report.verdict != Verdict::Fail),
-            serde_json::to_string(&warnings).unwrap_or_else(|_| "[]".into()),
-            crate::time::now_unix(),
-        ],
-    )?;
-    let id = tx.last_insert_rowid();
-    tx.execute(
-        "UPDATE mosaics SET qa_status = ?1, qa_details = ?2 WHERE id = ?3",
-        params![report.verdict.as_str(), details, report.mosaic_id],
-    )?;
-    tx.commit()?;
-    Ok(id)
+    db.write(|tx| {
+        let exists = tx.query_opt(
+            "SELECT id FROM mosaics WHERE id = ?1",
+            crate::vals![report.mosaic_id],
+        )?;
+        if exists.is_none() {
+            return Err(QaError::NoMosaic {
+                id: report.mosaic_id,
+                db: label,
+            });
+        }
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO mosaic_qa (mosaic_id, astrometry_rms_arcsec, n_reference_stars, \
+                 median_noise_jy, dynamic_range, has_artifacts, artifact_score, passed, warnings, \
+                 created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+                crate::vals![
+                    report.mosaic_id,
+                    finite(report.astrometry.as_ref().and_then(|a| a.rms_arcsec)),
+                    report.astrometry.as_ref().map(|a| a.n_matches),
+                    finite(Some(report.noise.median_rms_jy)),
+                    finite(Some(report.dynamic_range)),
+                    report.artefacts.score > report.thresholds.artefact_warn,
+                    report.artefacts.score,
+                    report.verdict != Verdict::Fail,
+                    serde_json::to_string(&warnings).unwrap_or_else(|_| "[]".into()),
+                    crate::time::now_unix(),
+                ],
+            )?
+            .get(0)?;
+        tx.execute(
+            "UPDATE mosaics SET qa_status = ?1, qa_details = ?2 WHERE id = ?3",
+            crate::vals![report.verdict.as_str(), &details, report.mosaic_id],
+        )?;
+        Ok(id)
+    })
 }
 
 impl QaManifest {
