@@ -532,3 +532,150 @@ fn a_worker_that_loses_its_connection_exits_and_its_job_is_retried() {
     assert_eq!(m["status"], "completed", "{m}");
     assert_eq!(common::job(&m, "a")["attempts"], 2);
 }
+
+/// Three small simulated snapshots on 2026-01-01 00:00–00:10 UTC in `dir`, ingested on the server
+/// from workspace `ws`.
+fn night_on_server(bed: &Bed, ws: &Path, dir: &Path) {
+    common::json_in(
+        dir,
+        &[
+            "simulate", "--out", "snaps", "--images", "3", "--size", "128", "--cell", "20",
+        ],
+        0,
+    );
+    let snaps = dir.join("snaps").display().to_string();
+    let r = bed.json(ws, &["ingest", &snaps], 0);
+    assert_eq!(r["added"].as_array().unwrap().len(), 3, "{r}");
+}
+
+fn server_count(bed: &Bed, table: &str) -> i64 {
+    raw_client()
+        .query_one(
+            &format!("SELECT count(*) FROM \"{}\".{table}", bed.name),
+            &[],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn the_nightly_mosaic_runs_on_absurd_with_a_worker_on_another_machine() {
+    let bed = Bed::new("nightly");
+    let shared = tempfile::tempdir().unwrap();
+    let (a, b) = (common::workspace(), common::workspace());
+    night_on_server(&bed, a.path(), shared.path());
+    let slot = "2026-01-01T03:00Z";
+    let queued = bed.json(
+        a.path(),
+        &["run", "nightly_mosaic", "--slot", slot, "--detach"],
+        0,
+    );
+    assert_eq!(queued["status"], "running");
+    // Machine B, which ingested nothing, does the work from what the server records.
+    let stats = bed.json(b.path(), &["worker", "--once"], 0);
+    assert_eq!(stats["completed"], 3, "{stats}");
+    let eid = queued["execution_id"].as_i64().unwrap().to_string();
+    let m = bed.json(a.path(), &["status", &eid, "--json"], 0);
+    assert_eq!(m["status"], "completed", "{m}");
+    let mosaic = common::job(&m, "build")["outputs"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        mosaic.starts_with(&b.path().display().to_string()),
+        "built on machine B: {mosaic}"
+    );
+    assert!(Path::new(&mosaic).is_file());
+    let qa = &common::job(&m, "qa")["outputs"];
+    assert!(qa["verdict"].is_string(), "{qa}");
+    // Everything is recorded on the server, once.
+    assert_eq!(server_count(&bed, "images"), 3);
+    assert_eq!(server_count(&bed, "mosaic_plans"), 1);
+    assert_eq!(server_count(&bed, "mosaics"), 1);
+    assert_eq!(server_count(&bed, "mosaic_qa"), 1);
+    // Machine A sees B's mosaic through the server.
+    let again = bed.json(a.path(), &["run", "nightly_mosaic", "--slot", slot], 0);
+    assert_eq!(again["execution_id"], queued["execution_id"]);
+    assert_eq!(again["existing"], true);
+}
+
+#[test]
+fn eight_concurrent_runs_of_the_nightly_mosaic_on_absurd_build_one_mosaic() {
+    let bed = Bed::new("nightly8");
+    let shared = tempfile::tempdir().unwrap();
+    let machines: Vec<_> = (0..8).map(|_| common::workspace()).collect();
+    night_on_server(&bed, machines[0].path(), shared.path());
+    let children: Vec<Child> = machines
+        .iter()
+        .map(|ws| bed.spawn(ws.path(), &["run", "nightly_mosaic", "--slot", "2026-01-01T03:00Z"]))
+        .collect();
+    let mut ids = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let m: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(m["status"], "completed", "{m}");
+        ids.push(m["execution_id"].as_i64().unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one execution: {ids:?}");
+    assert_eq!(server_count(&bed, "pipeline_executions"), 1);
+    assert_eq!(server_count(&bed, "mosaic_plans"), 1);
+    assert_eq!(server_count(&bed, "mosaics"), 1);
+    assert_eq!(bed.runs(), [("completed".to_string(), 3)], "each job ran once");
+}
+
+#[test]
+fn a_double_cron_firing_against_the_server_makes_one_execution() {
+    let bed = Bed::new("cron");
+    let tmp = tempfile::tempdir().unwrap();
+    let ran = tmp.path().join("ran.txt");
+    let ws = chain_workspace(&ran, "sleep 0.2;");
+    // The workspace names the server in contimg.toml, as a cron-run workspace does.
+    let cfg = ws.path().join("contimg.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text
+        .replacen(
+            "database = \"pipeline.sqlite3\"",
+            &format!("database = \"{}\"", pg_url()),
+            1,
+        )
+        .replace("[pipelines.chain]\n", "[pipelines.chain]\nschedule = \"0 3 * * *\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let printed = common::contimg()
+        .current_dir(ws.path())
+        .env("CONTIMG_PG_SCHEMA", &bed.name)
+        .env("CONTIMG_ABSURD_QUEUE", &bed.name)
+        .args(["cron", "print"])
+        .output()
+        .unwrap();
+    let block = String::from_utf8_lossy(&printed.stdout).to_string();
+    let line = block
+        .lines()
+        .find(|l| l.contains("run chain"))
+        .unwrap_or_else(|| panic!("no crontab line for chain: {block}"));
+    // What cron runs: the command after the five schedule fields, through /bin/sh, twice at once.
+    let command: String = line.split_whitespace().skip(5).collect::<Vec<_>>().join(" ");
+    let fire = || {
+        Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .env_remove("CONTIMG_DB")
+            .env("CONTIMG_PG_SCHEMA", &bed.name)
+            .env("CONTIMG_ABSURD_QUEUE", &bed.name)
+            .spawn()
+            .unwrap()
+    };
+    let (mut one, mut two) = (fire(), fire());
+    assert!(one.wait().unwrap().success());
+    assert!(two.wait().unwrap().success());
+    assert_eq!(server_count(&bed, "pipeline_executions"), 1);
+    assert_eq!(lines(&ran), ["a 1", "b"], "each job ran once");
+    let log = std::fs::read_to_string(ws.path().join("logs/chain.log")).unwrap();
+    assert!(!log.contains("contimg: error"), "{log}");
+    assert_eq!(log.matches("\"existing\": true").count(), 1, "the second firing reported the first: {log}");
+}
