@@ -607,7 +607,12 @@ fn eight_concurrent_runs_of_the_nightly_mosaic_on_absurd_build_one_mosaic() {
     night_on_server(&bed, machines[0].path(), shared.path());
     let children: Vec<Child> = machines
         .iter()
-        .map(|ws| bed.spawn(ws.path(), &["run", "nightly_mosaic", "--slot", "2026-01-01T03:00Z"]))
+        .map(|ws| {
+            bed.spawn(
+                ws.path(),
+                &["run", "nightly_mosaic", "--slot", "2026-01-01T03:00Z"],
+            )
+        })
         .collect();
     let mut ids = Vec::new();
     for c in children {
@@ -626,7 +631,11 @@ fn eight_concurrent_runs_of_the_nightly_mosaic_on_absurd_build_one_mosaic() {
     assert_eq!(server_count(&bed, "pipeline_executions"), 1);
     assert_eq!(server_count(&bed, "mosaic_plans"), 1);
     assert_eq!(server_count(&bed, "mosaics"), 1);
-    assert_eq!(bed.runs(), [("completed".to_string(), 3)], "each job ran once");
+    assert_eq!(
+        bed.runs(),
+        [("completed".to_string(), 3)],
+        "each job ran once"
+    );
 }
 
 #[test]
@@ -644,7 +653,10 @@ fn a_double_cron_firing_against_the_server_makes_one_execution() {
             &format!("database = \"{}\"", pg_url()),
             1,
         )
-        .replace("[pipelines.chain]\n", "[pipelines.chain]\nschedule = \"0 3 * * *\"\n");
+        .replace(
+            "[pipelines.chain]\n",
+            "[pipelines.chain]\nschedule = \"0 3 * * *\"\n",
+        );
     std::fs::write(&cfg, text).unwrap();
     let printed = common::contimg()
         .current_dir(ws.path())
@@ -659,7 +671,11 @@ fn a_double_cron_firing_against_the_server_makes_one_execution() {
         .find(|l| l.contains("run chain"))
         .unwrap_or_else(|| panic!("no crontab line for chain: {block}"));
     // What cron runs: the command after the five schedule fields, through /bin/sh, twice at once.
-    let command: String = line.split_whitespace().skip(5).collect::<Vec<_>>().join(" ");
+    let command: String = line
+        .split_whitespace()
+        .skip(5)
+        .collect::<Vec<_>>()
+        .join(" ");
     let fire = || {
         Command::new("sh")
             .arg("-c")
@@ -677,5 +693,78 @@ fn a_double_cron_firing_against_the_server_makes_one_execution() {
     assert_eq!(lines(&ran), ["a 1", "b"], "each job ran once");
     let log = std::fs::read_to_string(ws.path().join("logs/chain.log")).unwrap();
     assert!(!log.contains("contimg: error"), "{log}");
-    assert_eq!(log.matches("\"existing\": true").count(), 1, "the second firing reported the first: {log}");
+    assert_eq!(
+        log.matches("\"existing\": true").count(),
+        1,
+        "the second firing reported the first: {log}"
+    );
+    // `run --catch-up` (what a machine back from downtime runs) starts from the server's last success.
+    let slot: String = raw_client()
+        .query_one(
+            &format!("SELECT slot FROM \"{}\".pipeline_executions", bed.name),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let c = common::contimg()
+        .current_dir(ws.path())
+        .env("CONTIMG_PG_SCHEMA", &bed.name)
+        .env("CONTIMG_ABSURD_QUEUE", &bed.name)
+        .args(["run", "chain", "--catch-up"])
+        .output()
+        .unwrap();
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+    let c: Value = serde_json::from_slice(&c.stdout).unwrap();
+    assert_eq!(c["schema"], "contimg.catch-up/1", "{c}");
+    assert_eq!(c["last_success"], slot.as_str(), "{c}");
+    assert_eq!(c["slots"], serde_json::json!([]), "nothing was missed: {c}");
+    assert_eq!(server_count(&bed, "pipeline_executions"), 1);
+}
+
+#[test]
+fn a_job_completed_by_a_python_sdk_worker_feeds_the_next_job() {
+    let bed = Bed::new("pydone");
+    let ws = common::workspace();
+    common::add_config(
+        ws.path(),
+        r#"
+[pipelines.mixed]
+window = "1h"
+[[pipelines.mixed.jobs]]
+id = "a"
+type = "command"
+params = { argv = ["false"] }
+[[pipelines.mixed.jobs]]
+id = "b"
+type = "command"
+depends_on = ["a"]
+params = { argv = ["sh", "-c", "echo '{\"from\": \"${a.by}\"}'"] }
+"#,
+    );
+    let m = bed.json(ws.path(), &["run", "mixed", "--slot", SLOT, "--detach"], 0);
+    // A worker of ABSURD's own SDK (not contimg) claims job a's task and completes it.
+    let out = Command::new(common::python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/py/absurd_peer.py"
+        ))
+        .args(["work", &pg_url(), &bed.name, "command", "py-worker"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "absurd_peer.py failed (pip install absurd-sdk): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["claimed"], 1, "{seen}");
+    assert_eq!(seen["seen"][0]["headers"]["job"], "a", "{seen}");
+    // contimg picks the result up, releases b, and runs it with a's outputs.
+    let stats = bed.json(ws.path(), &["worker", "--once"], 0);
+    assert_eq!(stats["completed"], 1, "{stats}");
+    let eid = m["execution_id"].as_i64().unwrap().to_string();
+    let s = bed.json(ws.path(), &["status", &eid, "--json"], 0);
+    assert_eq!(s["status"], "completed", "{s}");
+    assert_eq!(common::job(&s, "a")["outputs"]["by"], "py-worker");
+    assert_eq!(common::job(&s, "b")["outputs"]["from"], "py-worker");
 }

@@ -143,6 +143,12 @@ impl CatchUp {
     }
 }
 
+/// An engine's connection to its database, for one command.
+enum Backend {
+    Sqlite(Queue),
+    Postgres(Box<PgPipeline>),
+}
+
 /// One process's handle on a workspace's pipelines.
 #[derive(Clone)]
 pub struct Engine {
@@ -299,26 +305,16 @@ impl Engine {
         progress: &dyn Progress,
     ) -> Result<SlotRun, PipelineError> {
         let params = exec::resolve_params(p, params)?;
+        let mut b = self.backend(progress)?;
         let now = crate::time::now();
-        if let Some(mut pg) = self.postgres()? {
-            let slot_time = match choice {
-                SlotChoice::Now => now,
-                SlotChoice::Scheduled => exec::scheduled_slot(schedule_of(p)?, now)?,
-                SlotChoice::At(t) => t,
-            };
-            let slot = Slot::new(slot_time, p.def.window.as_deref())?;
-            return self.run_slot_pg(&mut pg, p, &slot, &params, detach, workers, progress);
-        }
-        let q = self.queue()?;
-        self.deliver(&q, true, progress);
         let slot_time = match choice {
             SlotChoice::Now => now,
             SlotChoice::Scheduled => exec::scheduled_slot(schedule_of(p)?, now)?,
             SlotChoice::At(t) => t,
         };
         let slot = Slot::new(slot_time, p.def.window.as_deref())?;
-        let r = self.run_slot(&q, p, &slot, &params, detach, workers, progress)?;
-        self.deliver(&q, true, progress);
+        let r = self.slot(&mut b, p, &slot, &params, detach, workers, progress)?;
+        self.done(&b, progress);
         Ok(r)
     }
 
@@ -333,16 +329,12 @@ impl Engine {
         progress: &dyn Progress,
     ) -> Result<CatchUp, PipelineError> {
         let params = exec::resolve_params(p, params)?;
-        if self.postgres()?.is_some() {
-            return Err(PipelineError::Invalid(format!(
-                "{}: --catch-up works on an SQLite database only so far; run the missed slots with --slot TIME",
-                self.me.database.label()
-            )));
-        }
-        let q = self.queue()?;
-        self.deliver(&q, true, progress);
+        let mut b = self.backend(progress)?;
         let sched = schedule_of(p)?;
-        let last = exec::last_success(q.connection(), &p.name)?;
+        let last = match &mut b {
+            Backend::Sqlite(q) => exec::last_success(q.connection(), &p.name)?,
+            Backend::Postgres(pg) => pg.last_success(&p.name)?,
+        };
         let (slots, dropped) = cron::catch_up_slots(sched, last, crate::time::now(), max_catch_up)?;
         if let Some(first) = dropped.first() {
             progress.warn(&format!(
@@ -361,9 +353,9 @@ impl Engine {
         let mut executions = Vec::new();
         for t in &slots {
             let slot = Slot::new(*t, p.def.window.as_deref())?;
-            executions.push(self.run_slot(&q, p, &slot, &params, false, workers, progress)?);
+            executions.push(self.slot(&mut b, p, &slot, &params, false, workers, progress)?);
         }
-        self.deliver(&q, true, progress);
+        self.done(&b, progress);
         Ok(CatchUp {
             schema: "contimg.catch-up/1",
             pipeline: p.name.clone(),
@@ -372,6 +364,46 @@ impl Engine {
             dropped: dropped.iter().map(|t| iso(*t)).collect(),
             executions,
         })
+    }
+
+    /// The backend of this engine's database over a new connection; on SQLite, the pending
+    /// notifications are delivered first (a new run is the moment to try again).
+    fn backend(&self, progress: &dyn Progress) -> Result<Backend, PipelineError> {
+        Ok(match self.postgres()? {
+            Some(pg) => Backend::Postgres(Box::new(pg)),
+            None => {
+                let q = self.queue()?;
+                self.deliver(&q, true, progress);
+                Backend::Sqlite(q)
+            }
+        })
+    }
+
+    /// After a run: deliver what it queued.
+    fn done(&self, b: &Backend, progress: &dyn Progress) {
+        if let Backend::Sqlite(q) = b {
+            self.deliver(q, true, progress);
+        }
+    }
+
+    /// One slot on either backend.
+    #[allow(clippy::too_many_arguments)]
+    fn slot(
+        &self,
+        b: &mut Backend,
+        p: &NamedPipeline,
+        slot: &Slot,
+        params: &BTreeMap<String, Option<String>>,
+        detach: bool,
+        workers: usize,
+        progress: &dyn Progress,
+    ) -> Result<SlotRun, PipelineError> {
+        match b {
+            Backend::Sqlite(q) => self.run_slot(q, p, slot, params, detach, workers, progress),
+            Backend::Postgres(pg) => {
+                self.run_slot_pg(pg, p, slot, params, detach, workers, progress)
+            }
+        }
     }
 
     /// Creates (or finds) the execution for one slot and works it unless another process does.

@@ -59,6 +59,8 @@ pub struct PgPipeline {
     q: AbsurdQueue,
     schema: String,
     shown: String,
+    /// Jobs this connection's syncs have spawned (so a draining worker knows to claim again).
+    released: usize,
 }
 
 /// States of a job that can still change.
@@ -79,6 +81,7 @@ impl PgPipeline {
             q,
             schema: schema.to_string(),
             shown: crate::pg::mask_url(url),
+            released: 0,
         })
     }
 
@@ -184,8 +187,9 @@ impl PgPipeline {
             )
             .map_err(db(&shown, "record a job"))?;
         }
-        sync_in(&mut tx, &shown, &schema, &queue, eid)?;
+        let (_, n) = sync_in(&mut tx, &shown, &schema, &queue, eid)?;
         tx.commit().map_err(db(&shown, "commit the execution"))?;
+        self.released += n;
         Ok(Admitted::Yes(Created {
             execution_id: eid,
             existing: false,
@@ -202,13 +206,15 @@ impl PgPipeline {
         );
         let mut tx = self.client().transaction().map_err(db(&shown, "begin"))?;
         crate::store::pg_write_lock(&mut tx, &schema).map_err(db(&shown, "lock"))?;
-        let status = sync_in(&mut tx, &shown, &schema, &queue, eid)?;
+        let (status, n) = sync_in(&mut tx, &shown, &schema, &queue, eid)?;
         tx.commit().map_err(db(&shown, "commit the sync"))?;
+        self.released += n;
         Ok(status)
     }
 
-    /// Syncs every running execution.
-    pub fn sync_active(&mut self) -> Result<(), PipelineError> {
+    /// Syncs every running execution; true when that spawned jobs.
+    pub fn sync_active(&mut self) -> Result<bool, PipelineError> {
+        let before = self.released;
         let shown = self.shown.clone();
         let ids: Vec<i64> = self
             .client()
@@ -223,7 +229,21 @@ impl PgPipeline {
         for id in ids {
             self.sync(id)?;
         }
-        Ok(())
+        Ok(self.released > before)
+    }
+
+    /// The slot of the latest completed execution of `pipeline` (where `run --catch-up` starts).
+    pub fn last_success(&mut self, pipeline: &str) -> Result<Option<DateTime<Utc>>, PipelineError> {
+        let shown = self.shown.clone();
+        let last: Option<String> = self
+            .client()
+            .query_one(
+                "SELECT max(slot) FROM pipeline_executions WHERE pipeline_name = $1 AND status = 'completed'",
+                &[&pipeline],
+            )
+            .map_err(db(&shown, "find the last successful execution"))?
+            .get(0);
+        Ok(last.as_deref().and_then(crate::time::parse_rfc3339))
     }
 
     /// The manifest of execution `eid`, synced first.
@@ -462,8 +482,9 @@ impl PgPipeline {
             &[&eid],
         )
         .map_err(db(&shown, "reopen the execution"))?;
-        sync_in(&mut tx, &shown, &schema, &queue, eid)?;
+        let (_, n) = sync_in(&mut tx, &shown, &schema, &queue, eid)?;
         tx.commit().map_err(db(&shown, "commit the retry"))?;
+        self.released += n;
         Ok(reset)
     }
 }
@@ -528,15 +549,17 @@ fn tables(queue: &str) -> (String, String) {
 
 /// The reconciler, inside the caller's locked transaction: mirrors ABSURD's state of every spawned
 /// job, spawns the waiting jobs whose upstream jobs all completed, skips those with a failed or
-/// cancelled upstream job, and derives the execution's status.
+/// cancelled upstream job, and derives the execution's status. Returns the status and how many jobs
+/// it spawned.
 fn sync_in(
     tx: &mut postgres::Transaction<'_>,
     shown: &str,
     schema: &str,
     queue: &str,
     eid: i64,
-) -> Result<ExecStatus, PipelineError> {
+) -> Result<(ExecStatus, usize), PipelineError> {
     let (tasks_table, runs_table) = tables(queue);
+    let mut spawned = 0;
     let mut jobs: Vec<JobRow> = tx
         .query(
             "SELECT job_id, status, task_id, depends_on, task FROM pipeline_jobs
@@ -654,6 +677,7 @@ fn sync_in(
             )
             .map_err(db(shown, "record a spawned job"))?;
             status_of.insert(j.job_id.clone(), "pending".into());
+            spawned += 1;
         }
     }
     // 3. The execution's status, derived from its jobs.
@@ -693,7 +717,7 @@ fn sync_in(
         &[&eid, &status.as_str(), &error, &iso(crate::time::now())],
     )
     .map_err(db(shown, "record the execution's status"))?;
-    Ok(status)
+    Ok((status, spawned))
 }
 
 /// ABSURD's record of `task`: its state, attempts, result, the latest failure and its times.
@@ -873,7 +897,7 @@ impl JobSource for PgJobs {
         self.0.sync(eid)
     }
 
-    fn sync_active(&mut self) -> Result<(), PipelineError> {
+    fn sync_active(&mut self) -> Result<bool, PipelineError> {
         self.0.sync_active()
     }
 

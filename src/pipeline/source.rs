@@ -123,8 +123,9 @@ pub trait JobSource {
     fn report(&mut self, job: &Job, v: &Verdict) -> Result<Held, PipelineError>;
     /// Brings execution `eid` up to date with its tasks; returns its status.
     fn sync(&mut self, eid: i64) -> Result<ExecStatus, PipelineError>;
-    /// Syncs every execution not yet finished.
-    fn sync_active(&mut self) -> Result<(), PipelineError>;
+    /// Syncs every execution not yet finished; true when that made new jobs claimable (ABSURD,
+    /// where the pipeline layer spawns a job's task once its upstream jobs completed).
+    fn sync_active(&mut self) -> Result<bool, PipelineError>;
     /// When the next sleeping job becomes due, if the backend knows.
     fn next_wakeup(&mut self) -> Result<Option<DateTime<Utc>>, PipelineError>;
     /// Delivers due notifications (a channel error is a warning).
@@ -221,8 +222,10 @@ impl JobSource for SqliteJobs {
         Ok(exec::sync(self.0.connection(), eid)?)
     }
 
-    fn sync_active(&mut self) -> Result<(), PipelineError> {
-        Ok(exec::sync_active(self.0.connection())?)
+    fn sync_active(&mut self) -> Result<bool, PipelineError> {
+        // The SQLite queue releases dependents itself, at once.
+        exec::sync_active(self.0.connection())?;
+        Ok(false)
     }
 
     fn next_wakeup(&mut self) -> Result<Option<DateTime<Utc>>, PipelineError> {

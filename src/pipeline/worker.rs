@@ -172,7 +172,10 @@ fn step(
             deliver_due(queue, cfg);
         }
         None => {
-            queue.sync_active()?;
+            if queue.sync_active()? {
+                // Jobs were released just now: claim again before deciding anything.
+                return Ok(Step::Again);
+            }
             deliver_due(queue, cfg);
             if matches!(stop, StopWhen::Drained) {
                 return Ok(Step::Stop);
