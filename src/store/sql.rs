@@ -496,6 +496,79 @@ impl Sql for Tx<'_> {
     }
 }
 
+/// [`Sql`] over an SQLite connection someone else owns (the pipeline's queue connection, or a
+/// transaction already open on it).
+pub struct SqliteRef<'a>(pub &'a rusqlite::Connection);
+
+impl Sql for SqliteRef<'_> {
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        Ok(self
+            .0
+            .execute(sql, rusqlite::params_from_iter(params.iter()))? as u64)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        sqlite_rows(&mut *self.0.prepare_cached(sql)?, params)
+    }
+}
+
+/// [`Sql`] inside a PostgreSQL transaction someone else opened (and locked: see
+/// [`pg_write_lock`]); `shown` is the masked URL for messages.
+pub struct PgTxRef<'a, 'b> {
+    pub tx: &'a mut postgres::Transaction<'b>,
+    pub shown: &'a str,
+}
+
+impl Sql for PgTxRef<'_, '_> {
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        self.tx
+            .execute(&to_dollar(sql), &pg_params(params))
+            .map_err(|e| pg_error(self.shown, "a statement", e).into())
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        self.tx
+            .query(&to_dollar(sql), &pg_params(params))
+            .and_then(|rows| rows.iter().map(pg_row).collect())
+            .map_err(|e| pg_error(self.shown, "a query", e).into())
+    }
+}
+
+/// A connection that also runs write transactions, as an object (for code that takes either
+/// backend through `&mut dyn Writer`): [`Db::write`], or `BEGIN IMMEDIATE` on a borrowed SQLite
+/// connection.
+pub trait Writer: Sql {
+    /// Runs `f` in one write transaction: committed when it returns `Ok`.
+    fn write_dyn(
+        &mut self,
+        f: &mut dyn FnMut(&mut dyn Sql) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+}
+
+impl Writer for Db {
+    fn write_dyn(
+        &mut self,
+        f: &mut dyn FnMut(&mut dyn Sql) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| f(tx))
+    }
+}
+
+impl Writer for SqliteRef<'_> {
+    fn write_dyn(
+        &mut self,
+        f: &mut dyn FnMut(&mut dyn Sql) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let tx = rusqlite::Transaction::new_unchecked(
+            self.0,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        f(&mut SqliteRef(&tx))?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
