@@ -2,12 +2,12 @@
 //! it with its numbered migrations, the portable handle the mosaic steps use ([`Db`], in [`sql`]),
 //! and typed access to its tables.
 //!
-//! Invariants on SQLite: every connection runs with WAL, `synchronous=NORMAL`, a busy timeout and foreign
-//! keys on; the schema version is `PRAGMA user_version` and equals the number of migrations applied;
-//! a database whose version is newer than this binary knows is refused and never altered; each
-//! migration runs in its own transaction together with its version bump. On PostgreSQL the same
-//! rules hold in contimg's own schema, with a `schema_migrations` table for the version (see
-//! [`pgschema`]).
+//! Invariants on SQLite: every connection runs with WAL, `synchronous=NORMAL`, a busy timeout and
+//! foreign keys on; the schema version is `PRAGMA user_version` and equals the number of migrations
+//! applied; a database whose version is newer than this binary knows is refused and never altered;
+//! each migration runs in its own transaction together with its version bump. On PostgreSQL the
+//! same rules hold in contimg's own schema, with a `schema_migrations` table for the version (see
+//! [`pgschema`]), and every write transaction holds the schema's advisory lock (see [`sql`]).
 
 pub mod images;
 mod pgschema;
