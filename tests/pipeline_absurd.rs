@@ -768,3 +768,48 @@ params = { argv = ["sh", "-c", "echo '{\"from\": \"${a.by}\"}'"] }
     assert_eq!(common::job(&s, "a")["outputs"]["by"], "py-worker");
     assert_eq!(common::job(&s, "b")["outputs"]["from"], "py-worker");
 }
+
+#[test]
+fn a_failed_execution_on_the_server_notifies_once_per_failure_round() {
+    let bed = Bed::new("notify");
+    let tmp = tempfile::tempdir().unwrap();
+    let sent = tmp.path().join("sent.txt");
+    let ws = common::workspace();
+    common::add_config(
+        ws.path(),
+        &format!(
+            r#"
+[pipelines.doomed]
+window = "1h"
+notify = [{{ channel = "command", argv = ["sh", "-c", "echo $CONTIMG_PIPELINE $CONTIMG_EXECUTION_ID $CONTIMG_FAILED_JOBS >> {}"] }}]
+[[pipelines.doomed.jobs]]
+id = "a"
+type = "command"
+params = {{ argv = ["sh", "-c", "echo broken >&2; exit 1"] }}
+"#,
+            sent.display()
+        ),
+    );
+    let m = bed.json(ws.path(), &["run", "doomed", "--slot", SLOT], 1);
+    assert_eq!(m["status"], "failed", "{m}");
+    let eid = m["execution_id"].as_i64().unwrap();
+    // The outbox is on the server, and `run` delivered it on its way out.
+    assert_eq!(lines(&sent), [format!("doomed {eid} a")]);
+    let rows = bed.json(ws.path(), &["notifications", "--json"], 0);
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    assert_eq!(rows[0]["state"], "delivered", "{rows}");
+    assert_eq!(rows[0]["pipeline"], "doomed");
+    assert_eq!(server_count(&bed, "notification_attempts"), 1);
+    // Reporting the failed slot again notifies nobody; a retry that fails again does.
+    bed.json(ws.path(), &["run", "doomed", "--slot", SLOT], 1);
+    assert_eq!(lines(&sent).len(), 1);
+    bed.json(ws.path(), &["retry", &eid.to_string()], 1);
+    assert_eq!(
+        server_count(&bed, "notifications"),
+        2,
+        "a new failure round"
+    );
+    let rows = bed.json(ws.path(), &["notifications", "--deliver", "--json"], 0);
+    assert_eq!(rows[0]["state"], "delivered", "{rows}");
+    assert_eq!(lines(&sent).len(), 2);
+}

@@ -1,4 +1,5 @@
--- 0002 (PostgreSQL): pipeline executions and their jobs, for the pipeline layer on ABSURD.
+-- 0002 (PostgreSQL): pipeline executions and their jobs, for the pipeline layer on ABSURD, and the
+-- notification outbox (the same tables and rules as SQLite's 0004, owned by src/pipeline/notify.rs).
 -- Owned by src/pipeline/pg.rs. ABSURD's own tables (schema `absurd`) are never written here: a job's
 -- task lives in ABSURD, and these rows say which pipeline, execution and job it belongs to.
 --
@@ -23,6 +24,7 @@ CREATE TABLE pipeline_executions (
     definition      TEXT,                     -- the pipeline as it was run (JSON)
     source          TEXT,
     queue           TEXT NOT NULL,            -- the ABSURD queue holding its tasks
+    round           BIGINT NOT NULL DEFAULT 1, -- failure round: `contimg retry` starts the next
     UNIQUE (pipeline_name, slot)
 );
 CREATE INDEX pipeline_executions_status ON pipeline_executions (status);
@@ -46,3 +48,36 @@ CREATE TABLE pipeline_jobs (
     UNIQUE (execution_id, job_id)
 );
 CREATE INDEX pipeline_jobs_open ON pipeline_jobs (execution_id) WHERE status NOT IN ('completed', 'failed', 'cancelled', 'skipped');
+
+CREATE TABLE notifications (
+    id               BIGSERIAL PRIMARY KEY,
+    execution_id     BIGINT NOT NULL REFERENCES pipeline_executions(id),
+    rule_index       BIGINT NOT NULL,
+    round            BIGINT NOT NULL,
+    channel          TEXT NOT NULL,
+    rule             TEXT NOT NULL,
+    event            TEXT NOT NULL,
+    state            TEXT NOT NULL DEFAULT 'pending'
+                     CHECK (state IN ('pending', 'sending', 'delivered', 'failed', 'skipped')),
+    attempts         BIGINT NOT NULL DEFAULT 0,
+    created_at       TEXT NOT NULL,
+    next_attempt_at  TEXT NOT NULL,
+    claimed_by       TEXT,
+    claim_expires_at TEXT,
+    delivered_at     TEXT,
+    last_error       TEXT,
+    UNIQUE (execution_id, rule_index, round)
+);
+CREATE INDEX notifications_due ON notifications (state, next_attempt_at);
+
+CREATE TABLE notification_attempts (
+    id               BIGSERIAL PRIMARY KEY,
+    notification_id  BIGINT NOT NULL REFERENCES notifications(id),
+    attempt          BIGINT NOT NULL,
+    started_at       TEXT NOT NULL,
+    ended_at         TEXT NOT NULL,
+    by_process       TEXT NOT NULL,
+    ok               BOOLEAN NOT NULL,
+    error            TEXT
+);
+CREATE INDEX notification_attempts_notification ON notification_attempts (notification_id);

@@ -34,7 +34,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             s.delivered, s.retrying, s.failed, s.skipped
         ));
     }
-    let rows = crate::pipeline::api::notifications(&ctx.store_read_only()?.conn, args.limit)?;
+    let rows = crate::pipeline::api::notifications(&mut ctx.db_read_only()?, args.limit)?;
     if args.json || !std::io::stdout().is_terminal() {
         return emit_listing("contimg.notification/1", &rows);
     }

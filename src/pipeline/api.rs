@@ -35,7 +35,9 @@ use super::source::{JobSource, SqliteJobs};
 use super::worker::{StopWhen, WorkStats, WorkerConfig};
 use super::{Database, PipelineError, cron, runner, validate};
 use crate::queue::{Queue, SystemClock};
-use crate::store::Store;
+use crate::store::sql::SqliteRef;
+use crate::store::sql::Writer;
+use crate::store::{Db, Sql, Store, Target};
 use crate::time::iso;
 
 /// Where progress lines, details and warnings go (the command line prints them on stderr).
@@ -191,7 +193,7 @@ impl Engine {
     pub fn queue(&self) -> Result<Queue, PipelineError> {
         let Database::Sqlite(path) = &self.me.database else {
             return Err(PipelineError::Invalid(format!(
-                "{}: the notification outbox is kept only in an SQLite database so far",
+                "{}: this is the embedded SQLite queue's call; the database is PostgreSQL",
                 self.me.database.label()
             )));
         };
@@ -212,7 +214,10 @@ impl Engine {
     /// A job source over a new connection (one per worker thread).
     fn source(&self) -> Result<Box<dyn JobSource>, PipelineError> {
         Ok(match self.postgres()? {
-            Some(pg) => Box::new(PgJobs(pg)),
+            Some(pg) => Box::new(PgJobs {
+                pg,
+                outbox: self.outbox()?,
+            }),
             None => Box::new(SqliteJobs(self.queue()?)),
         })
     }
@@ -257,15 +262,24 @@ impl Engine {
     /// Delivers pending notifications (all of them when `all`); a channel error is recorded in the
     /// outbox and reported as a warning, never an error of the command.
     pub fn deliver_now(&self, progress: &dyn Progress) -> Result<(), PipelineError> {
-        if let Database::Sqlite(_) = self.me.database {
-            self.deliver(&self.queue()?, true, progress);
-        }
+        self.deliver(&mut self.outbox()?, true, progress);
         Ok(())
     }
 
-    /// Delivers pending notifications from `q` (all of them when `all`).
-    pub fn deliver(&self, q: &Queue, all: bool, progress: &dyn Progress) {
-        match super::notify::deliver(q.connection(), &self.delivery, all) {
+    /// The notification outbox over a new connection, on either backend.
+    pub fn outbox(&self) -> Result<Db, PipelineError> {
+        Ok(Db::open(&match &self.me.database {
+            Database::Sqlite(path) => Target::Sqlite(path.clone()),
+            Database::Postgres { url, schema, .. } => Target::Postgres {
+                url: url.clone(),
+                schema: schema.clone(),
+            },
+        })?)
+    }
+
+    /// Delivers pending notifications from `db` (all of them when `all`).
+    pub fn deliver(&self, db: &mut dyn Writer, all: bool, progress: &dyn Progress) {
+        match super::notify::deliver(db, &self.delivery, all) {
             Ok(s) => {
                 if s.delivered + s.retrying + s.failed > 0 {
                     progress.info(&format!(
@@ -280,9 +294,8 @@ impl Engine {
 
     /// Delivers every pending notification now and returns what happened (`notifications --deliver`).
     pub fn deliver_all(&self) -> Result<DeliveryStats, PipelineError> {
-        let q = self.queue()?;
         Ok(super::notify::deliver(
-            q.connection(),
+            &mut self.outbox()?,
             &self.delivery,
             true,
         )?)
@@ -369,20 +382,22 @@ impl Engine {
     /// The backend of this engine's database over a new connection; on SQLite, the pending
     /// notifications are delivered first (a new run is the moment to try again).
     fn backend(&self, progress: &dyn Progress) -> Result<Backend, PipelineError> {
-        Ok(match self.postgres()? {
+        let b = match self.postgres()? {
             Some(pg) => Backend::Postgres(Box::new(pg)),
-            None => {
-                let q = self.queue()?;
-                self.deliver(&q, true, progress);
-                Backend::Sqlite(q)
-            }
-        })
+            None => Backend::Sqlite(self.queue()?),
+        };
+        self.done(&b, progress);
+        Ok(b)
     }
 
-    /// After a run: deliver what it queued.
+    /// Delivers the pending notifications (before and after a run).
     fn done(&self, b: &Backend, progress: &dyn Progress) {
-        if let Backend::Sqlite(q) = b {
-            self.deliver(q, true, progress);
+        match b {
+            Backend::Sqlite(q) => self.deliver(&mut SqliteRef(q.connection()), true, progress),
+            Backend::Postgres(_) => match self.outbox() {
+                Ok(mut db) => self.deliver(&mut db, true, progress),
+                Err(e) => progress.warn(&format!("warning: {e}")),
+            },
         }
     }
 
@@ -597,11 +612,8 @@ pub fn execution(store: Store, eid: i64) -> Result<ExecutionManifest, PipelineEr
 }
 
 /// The notification outbox, newest first.
-pub fn notifications(
-    conn: &rusqlite::Connection,
-    limit: usize,
-) -> Result<Vec<Notification>, PipelineError> {
-    Ok(super::notify::list(conn, limit)?)
+pub fn notifications(db: &mut dyn Sql, limit: usize) -> Result<Vec<Notification>, PipelineError> {
+    Ok(super::notify::list(db, limit)?)
 }
 
 /// What to do while `max_active` executions of `p` for other slots run: `Some` to skip the slot,

@@ -431,7 +431,7 @@ fn topo_order(p: &NamedPipeline) -> Result<Vec<usize>, PipelineError> {
 ///
 /// When the execution turns `failed`, its notifications are written to the outbox in this same
 /// transaction (see [`crate::pipeline::notify::enqueue_failure`]).
-pub fn sync(conn: &Connection, eid: i64) -> Result<ExecStatus, rusqlite::Error> {
+pub fn sync(conn: &Connection, eid: i64) -> Result<ExecStatus, PipelineError> {
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let before: Option<(ExecStatus, Option<String>)> = tx
         .query_row(
@@ -501,18 +501,49 @@ pub fn sync(conn: &Connection, eid: i64) -> Result<ExecStatus, rusqlite::Error> 
         && let Some((old, def)) = &before
         && *old != ExecStatus::Failed
     {
-        crate::pipeline::notify::enqueue_failure(&tx, eid, def.as_deref()).map_err(
-            |e| match e {
-                crate::pipeline::notify::NotifyError::Db(e) => e,
-            },
+        let (round, failed) = failure_facts(&tx, eid)?;
+        crate::pipeline::notify::enqueue_failure(
+            &mut crate::store::sql::SqliteRef(&tx),
+            eid,
+            def.as_deref(),
+            round,
+            &failed,
         )?;
     }
     tx.commit()?;
     Ok(status)
 }
 
+/// What a failure notification of execution `eid` tells: its failure round (the highest task
+/// generation, so a retry that fails again notifies again) and its failed jobs.
+fn failure_facts(
+    conn: &Connection,
+    eid: i64,
+) -> Result<(i64, Vec<crate::pipeline::notify::FailedJob>), rusqlite::Error> {
+    let round: i64 = conn.query_row(
+        "SELECT coalesce(max(generation), 1) FROM tasks WHERE execution_id = ?1",
+        [eid],
+        |r| r.get(0),
+    )?;
+    let mut st = conn.prepare(
+        "SELECT coalesce(t.job_id, 'task' || t.id), t.error,
+                (SELECT a.log_path FROM task_attempts a WHERE a.task_id = t.id ORDER BY a.id DESC LIMIT 1)
+         FROM tasks t WHERE t.execution_id = ?1 AND t.state = 'failed' ORDER BY t.id",
+    )?;
+    let failed = st
+        .query_map([eid], |r| {
+            Ok(crate::pipeline::notify::FailedJob {
+                job: r.get(0)?,
+                error: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                log: r.get(2)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok((round, failed))
+}
+
 /// Syncs every execution not yet finished (after a worker may have changed tasks of several).
-pub fn sync_active(conn: &Connection) -> Result<(), rusqlite::Error> {
+pub fn sync_active(conn: &Connection) -> Result<(), PipelineError> {
     let ids: Vec<i64> = conn
         .prepare_cached("SELECT id FROM pipeline_executions WHERE status = ?1")?
         .query_map([ExecStatus::Running], |r| r.get(0))?

@@ -5,7 +5,8 @@
 //! shell, the facts in `CONTIMG_*` environment variables) or `log` (`logs/notifications.log` + stderr).
 //!
 //! Owns `migrations/0004_notify.sql` (`notifications`, `notification_attempts`; `execution_runners` is
-//! used by `pipeline::runner`).
+//! used by `pipeline::runner`) and their PostgreSQL twins in `migrations/postgres/0002_pipeline.sql`:
+//! one implementation over the portable [`Sql`] handle serves both backends.
 //!
 //! Invariants: one notification per (execution, rule, failure round) — a UNIQUE key, so a second
 //! enqueue changes nothing; a row is delivered by at most one process at a time (claimed `sending` with
@@ -18,7 +19,6 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -26,6 +26,8 @@ use std::collections::BTreeMap;
 
 use crate::pipeline::def::{NamedPipeline, NotifyOn, NotifyRule, PipelineDef};
 use crate::pipeline::secret::{SecretUrl, redact_url};
+use crate::store::sql::Writer;
+use crate::store::{Sql, StoreError, Value as V};
 
 /// Defaults for notification channels; a pipeline's `notify` rule may set its own target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,8 +72,8 @@ const CLAIM: Duration = Duration::from_secs(300);
 /// What can go wrong with the outbox itself (a channel's failure is not an error: it is recorded).
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
-    #[error("notification outbox: database error: {0} (is the workspace database migrated?)")]
-    Db(#[from] rusqlite::Error),
+    #[error("notification outbox: {0}")]
+    Db(#[from] StoreError),
 }
 
 /// The facts about a failed execution a message is made of (stored as the row's `event`).
@@ -124,13 +126,25 @@ impl Event {
     }
 }
 
-/// Writes the notifications for execution `eid`, which has just failed, on `conn` (inside the caller's
-/// transaction). `def_json` is the pipeline definition stored with the execution. Returns how many rows
-/// were new.
+/// A failed job of an execution, as its failure notification tells it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedJob {
+    pub job: String,
+    pub error: String,
+    /// The log of its last attempt.
+    pub log: Option<String>,
+}
+
+/// Writes the notifications for execution `eid`, which has just failed, on `db` (inside the caller's
+/// transaction). `def_json` is the pipeline definition stored with the execution; `round` is its
+/// failure round (a retry that fails again notifies again) and `failed` its failed jobs, which each
+/// backend reads from where it keeps its tasks. Returns how many rows were new.
 pub fn enqueue_failure(
-    conn: &Connection,
+    db: &mut dyn Sql,
     eid: i64,
     def_json: Option<&str>,
+    round: i64,
+    failed: &[FailedJob],
 ) -> Result<usize, NotifyError> {
     let Some(def) = def_json.and_then(|d| serde_json::from_str::<PipelineDef>(d).ok()) else {
         return Ok(0);
@@ -138,50 +152,25 @@ pub fn enqueue_failure(
     if def.notify.is_empty() {
         return Ok(0);
     }
-    let (pipeline, slot, status): (String, Option<String>, String) = conn.query_row(
+    let r = db.query_one(
         "SELECT pipeline_name, slot, status FROM pipeline_executions WHERE id = ?1",
-        [eid],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        &[V::from(eid)],
     )?;
-    let round: i64 = conn.query_row(
-        "SELECT coalesce(max(generation), 1) FROM tasks WHERE execution_id = ?1",
-        [eid],
-        |r| r.get(0),
-    )?;
-    let mut failed_jobs = Vec::new();
-    let mut errors = std::collections::BTreeMap::new();
-    let mut logs = std::collections::BTreeMap::new();
-    {
-        let mut st = conn.prepare(
-            "SELECT coalesce(t.job_id, 'task' || t.id), t.error,
-                    (SELECT a.log_path FROM task_attempts a WHERE a.task_id = t.id ORDER BY a.id DESC LIMIT 1)
-             FROM tasks t WHERE t.execution_id = ?1 AND t.state = 'failed' ORDER BY t.id",
-        )?;
-        let rows = st.query_map([eid], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, Option<String>>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (j, e, l) = row?;
-            errors.insert(j.clone(), e.unwrap_or_default());
-            if let Some(l) = l {
-                logs.insert(j.clone(), l);
-            }
-            failed_jobs.push(j);
-        }
-    }
     let now = crate::time::now();
     let event = Event {
         execution_id: eid,
-        pipeline,
-        slot,
-        status,
-        failed_jobs,
-        errors,
-        logs,
+        pipeline: r.get(0)?,
+        slot: r.get(1)?,
+        status: r.get(2)?,
+        failed_jobs: failed.iter().map(|f| f.job.clone()).collect(),
+        errors: failed
+            .iter()
+            .map(|f| (f.job.clone(), f.error.clone()))
+            .collect(),
+        logs: failed
+            .iter()
+            .filter_map(|f| Some((f.job.clone(), f.log.clone()?)))
+            .collect(),
         round,
         failed_at: crate::time::iso(now),
     };
@@ -195,12 +184,21 @@ pub fn enqueue_failure(
             continue;
         }
         let rule_json = serde_json::to_string(rule).unwrap_or_else(|_| "{}".into());
-        n += conn.execute(
-            "INSERT OR IGNORE INTO notifications
+        n += db.execute(
+            "INSERT INTO notifications
                  (execution_id, rule_index, round, channel, rule, event, created_at, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-            params![eid, i as i64, round, rule.channel, rule_json, event_json, crate::time::iso(now)],
-        )?;
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+             ON CONFLICT (execution_id, rule_index, round) DO NOTHING",
+            &[
+                V::from(eid),
+                V::from(i),
+                V::from(round),
+                V::from(rule.channel.as_str()),
+                V::from(rule_json),
+                V::from(event_json.as_str()),
+                V::from(crate::time::iso(now)),
+            ],
+        )? as usize;
     }
     Ok(n)
 }
@@ -251,35 +249,35 @@ pub struct Notification {
 }
 
 /// The outbox, newest first.
-pub fn list(conn: &Connection, limit: usize) -> Result<Vec<Notification>, NotifyError> {
-    let mut st = conn.prepare(
-        "SELECT id, execution_id, json_extract(event, '$.pipeline'), json_extract(event, '$.slot'),
-                rule_index, round, channel, state, attempts, created_at, next_attempt_at, delivered_at,
-                last_error, rule
+pub fn list(db: &mut dyn Sql, limit: usize) -> Result<Vec<Notification>, NotifyError> {
+    let rows = db.query(
+        "SELECT id, execution_id, event, rule_index, round, channel, state, attempts, created_at,
+                next_attempt_at, delivered_at, last_error, rule
          FROM notifications ORDER BY id DESC LIMIT ?1",
+        crate::vals![limit],
     )?;
-    let rows = st
-        .query_map([limit as i64], |r| {
-            let state: String = r.get(7)?;
-            Ok(Notification {
-                id: r.get(0)?,
-                execution_id: r.get(1)?,
-                pipeline: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                slot: r.get(3)?,
-                rule_index: r.get(4)?,
-                round: r.get(5)?,
-                channel: r.get(6)?,
-                next_attempt_at: if state == "pending" { r.get(10)? } else { None },
-                state,
-                attempts: r.get(8)?,
-                created_at: r.get(9)?,
-                delivered_at: r.get(11)?,
-                last_error: r.get(12)?,
-                rule: serde_json::from_str(&r.get::<_, String>(13)?).unwrap_or(Value::Null),
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let event: Value = serde_json::from_str(&r.get::<String>(2)?).unwrap_or(Value::Null);
+        let state: String = r.get(6)?;
+        out.push(Notification {
+            id: r.get(0)?,
+            execution_id: r.get(1)?,
+            pipeline: event["pipeline"].as_str().unwrap_or_default().to_string(),
+            slot: event["slot"].as_str().map(str::to_string),
+            rule_index: r.get(3)?,
+            round: r.get(4)?,
+            channel: r.get(5)?,
+            next_attempt_at: if state == "pending" { r.get(9)? } else { None },
+            state,
+            attempts: r.get(7)?,
+            created_at: r.get(8)?,
+            delivered_at: r.get(10)?,
+            last_error: r.get(11)?,
+            rule: serde_json::from_str(&r.get::<String>(12)?).unwrap_or(Value::Null),
+        });
+    }
+    Ok(out)
 }
 
 /// What one delivery pass did.
@@ -294,41 +292,44 @@ pub struct DeliveryStats {
 /// Delivers the pending notifications: those due (`next_attempt_at` ≤ now), or all pending ones when
 /// `all` (`run` does this: a new run is the moment to try again). Each row is claimed first so that two
 /// processes never send the same one.
-pub fn deliver(conn: &Connection, d: &Delivery, all: bool) -> Result<DeliveryStats, NotifyError> {
-    release_dead_claims(conn)?;
-    let now = crate::time::now();
-    let ids: Vec<i64> = conn
-        .prepare_cached(
-            "SELECT id FROM notifications
-             WHERE (state = 'pending' AND (?2 OR next_attempt_at <= ?1))
-                OR (state = 'sending' AND claim_expires_at <= ?1)
-             ORDER BY id",
+pub fn deliver(db: &mut dyn Writer, d: &Delivery, all: bool) -> Result<DeliveryStats, NotifyError> {
+    release_dead_claims(db)?;
+    let now = crate::time::iso(crate::time::now());
+    let due = "(state = 'pending' AND (?2 OR next_attempt_at <= ?1))
+               OR (state = 'sending' AND claim_expires_at <= ?1)";
+    let ids: Vec<i64> = db
+        .query(
+            &format!("SELECT id FROM notifications WHERE {due} ORDER BY id"),
+            crate::vals![now, all],
         )?
-        .query_map(params![crate::time::iso(now), all], |r| r.get(0))?
+        .iter()
+        .map(|r| r.get(0))
         .collect::<Result<_, _>>()?;
     let mut stats = DeliveryStats::default();
     for id in ids {
         let now = crate::time::now();
-        let claimed = conn.execute(
-            "UPDATE notifications SET state = 'sending', claimed_by = ?2, claim_expires_at = ?3
-             WHERE id = ?1 AND ((state = 'pending' AND (?5 OR next_attempt_at <= ?4))
-                                OR (state = 'sending' AND claim_expires_at <= ?4))",
-            params![
-                id,
-                d.by,
-                crate::time::iso(now + chrono::Duration::from_std(CLAIM).unwrap_or_default()),
+        let claimed = db.execute(
+            &format!(
+                "UPDATE notifications SET state = 'sending', claimed_by = ?3, claim_expires_at = ?4
+                 WHERE id = ?5 AND ({due})"
+            ),
+            crate::vals![
                 crate::time::iso(now),
-                all
+                all,
+                d.by.as_str(),
+                crate::time::iso(now + chrono::Duration::from_std(CLAIM).unwrap_or_default()),
+                id
             ],
         )?;
         if claimed != 1 {
             continue;
         }
-        let (rule_s, event_s, attempts, rule_index): (String, String, i64, i64) = conn.query_row(
+        let r = db.query_one(
             "SELECT rule, event, attempts, rule_index FROM notifications WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            crate::vals![id],
         )?;
+        let (rule_s, event_s, attempts, rule_index): (String, String, i64, i64) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
         let started = crate::time::now();
         let outcome = match (
             serde_json::from_str::<NotifyRule>(&rule_s),
@@ -368,21 +369,36 @@ pub fn deliver(conn: &Connection, d: &Delivery, all: bool) -> Result<DeliverySta
                 )
             }
         };
-        let tx =
-            rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO notification_attempts (notification_id, attempt, started_at, ended_at, by_process, ok, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![id, attempt, crate::time::iso(started), crate::time::iso(ended), d.by, ok, err],
-        )?;
-        tx.execute(
-            "UPDATE notifications SET state = ?2, attempts = ?3, next_attempt_at = ?4, last_error = ?5,
-                 delivered_at = CASE WHEN ?2 = 'delivered' THEN ?6 ELSE delivered_at END,
-                 claimed_by = NULL, claim_expires_at = NULL
-             WHERE id = ?1",
-            params![id, state, attempt, crate::time::iso(next), err, crate::time::iso(ended)],
-        )?;
-        tx.commit()?;
+        db.write_dyn(&mut |tx| {
+            tx.execute(
+                "INSERT INTO notification_attempts (notification_id, attempt, started_at, ended_at, by_process, ok, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                crate::vals![
+                    id,
+                    attempt,
+                    crate::time::iso(started),
+                    crate::time::iso(ended),
+                    d.by.as_str(),
+                    ok,
+                    &err
+                ],
+            )?;
+            tx.execute(
+                "UPDATE notifications SET state = ?2, attempts = ?3, next_attempt_at = ?4, last_error = ?5,
+                     delivered_at = CASE WHEN ?2 = 'delivered' THEN ?6 ELSE delivered_at END,
+                     claimed_by = NULL, claim_expires_at = NULL
+                 WHERE id = ?1",
+                crate::vals![
+                    id,
+                    state,
+                    attempt,
+                    crate::time::iso(next),
+                    &err,
+                    crate::time::iso(ended)
+                ],
+            )?;
+            Ok(())
+        })?;
     }
     Ok(stats)
 }
@@ -391,20 +407,19 @@ pub fn deliver(conn: &Connection, d: &Delivery, all: bool) -> Result<DeliverySta
 /// provably dead (this host, pid gone) instead of waiting for the claim to expire. Such a message
 /// may have been sent before the kill, but its sending was never recorded: it is sent again, with
 /// the same [`idempotency_key`] so the receiver can drop the repeat.
-fn release_dead_claims(conn: &Connection) -> Result<(), NotifyError> {
-    let claims: Vec<(i64, String)> = conn
-        .prepare_cached(
-            "SELECT id, claimed_by FROM notifications WHERE state = 'sending' AND claimed_by IS NOT NULL",
-        )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    for (id, by) in claims {
+fn release_dead_claims(db: &mut dyn Writer) -> Result<(), NotifyError> {
+    let claims = db.query(
+        "SELECT id, claimed_by FROM notifications WHERE state = 'sending' AND claimed_by IS NOT NULL",
+        &[],
+    )?;
+    for r in claims {
+        let (id, by): (i64, String) = (r.get(0)?, r.get(1)?);
         if crate::pipeline::procs::holder_dead(&by) {
-            conn.execute(
+            db.execute(
                 "UPDATE notifications SET state = 'pending', next_attempt_at = ?3,
                      claimed_by = NULL, claim_expires_at = NULL
                  WHERE id = ?1 AND state = 'sending' AND claimed_by = ?2",
-                params![id, by, crate::time::iso(crate::time::now())],
+                crate::vals![id, by, crate::time::iso(crate::time::now())],
             )?;
         }
     }
@@ -421,24 +436,27 @@ pub fn idempotency_key(ev: &Event, id: i64) -> String {
 
 /// The attempts made for notification `id`, oldest first: (attempt, ok, error).
 pub fn attempts(
-    conn: &Connection,
+    db: &mut dyn Sql,
     id: i64,
 ) -> Result<Vec<(i64, bool, Option<String>)>, NotifyError> {
-    Ok(conn
-        .prepare(
-            "SELECT attempt, ok, error FROM notification_attempts WHERE notification_id = ?1 ORDER BY id",
-        )?
-        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<_, _>>()?)
+    db.query(
+        "SELECT attempt, ok, error FROM notification_attempts WHERE notification_id = ?1 ORDER BY id",
+        crate::vals![id],
+    )?
+    .iter()
+    .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    .collect()
 }
 
 /// The state of one notification, if it exists.
-pub fn state(conn: &Connection, id: i64) -> Result<Option<String>, NotifyError> {
-    Ok(conn
-        .query_row("SELECT state FROM notifications WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .optional()?)
+pub fn state(db: &mut dyn Sql, id: i64) -> Result<Option<String>, NotifyError> {
+    Ok(db
+        .query_opt(
+            "SELECT state FROM notifications WHERE id = ?1",
+            crate::vals![id],
+        )?
+        .map(|r| r.get(0))
+        .transpose()?)
 }
 
 enum Outcome {

@@ -38,8 +38,10 @@ use super::exec::{
     self, Admitted, Created, ExecStatus, ExecutionManifest, ExecutionSummary, JobReport, Slot,
 };
 use super::source::{Held, Job, JobSource, Upstream, Verdict};
+use crate::pipeline::notify::FailedJob;
 use crate::queue::absurd::spawn_on;
 use crate::queue::{AbsurdQueue, Failure, NewTask, QueueError, RetryStrategy, TaskKey, TaskQueue};
+use crate::store::sql::PgTxRef;
 use crate::time::iso;
 
 /// The task a job becomes, as recorded in `pipeline_jobs.task` until it is spawned.
@@ -478,7 +480,9 @@ impl PgPipeline {
             reset.push(job);
         }
         tx.execute(
-            "UPDATE pipeline_executions SET status = 'running', error = NULL, completed_at = NULL WHERE id = $1",
+            "UPDATE pipeline_executions SET status = 'running', error = NULL, completed_at = NULL,
+                    round = round + 1
+              WHERE id = $1",
             &[&eid],
         )
         .map_err(db(&shown, "reopen the execution"))?;
@@ -560,6 +564,15 @@ fn sync_in(
 ) -> Result<(ExecStatus, usize), PipelineError> {
     let (tasks_table, runs_table) = tables(queue);
     let mut spawned = 0;
+    let before = tx
+        .query_opt(
+            "SELECT status, definition, round FROM pipeline_executions WHERE id = $1",
+            &[&eid],
+        )
+        .map_err(db(shown, "read the execution"))?
+        .ok_or(PipelineError::NoSuchExecution(eid))?;
+    let (was, definition, round): (String, Option<String>, i64) =
+        (before.get(0), before.get(1), before.get(2));
     let mut jobs: Vec<JobRow> = tx
         .query(
             "SELECT job_id, status, task_id, depends_on, task FROM pipeline_jobs
@@ -717,6 +730,30 @@ fn sync_in(
         &[&eid, &status.as_str(), &error, &iso(crate::time::now())],
     )
     .map_err(db(shown, "record the execution's status"))?;
+    // Turned failed just now: its notifications go to the outbox in this same transaction.
+    if status == ExecStatus::Failed && was != "failed" {
+        let failed: Vec<FailedJob> = tx
+            .query(
+                "SELECT job_id, error, log_path FROM pipeline_jobs
+                  WHERE execution_id = $1 AND status = 'failed' ORDER BY position",
+                &[&eid],
+            )
+            .map_err(db(shown, "read the failed jobs"))?
+            .iter()
+            .map(|r| FailedJob {
+                job: r.get(0),
+                error: r.get::<_, Option<String>>(1).unwrap_or_default(),
+                log: r.get(2),
+            })
+            .collect();
+        crate::pipeline::notify::enqueue_failure(
+            &mut PgTxRef { tx, shown },
+            eid,
+            definition.as_deref(),
+            round,
+            &failed,
+        )?;
+    }
     Ok((status, spawned))
 }
 
@@ -763,11 +800,15 @@ fn task_facts(
 /// The pipeline on ABSURD as the worker's job source. ABSURD claims in its own order (no
 /// priorities, no choice of execution); a task on the queue that is not a contimg job is failed with
 /// a message saying so.
-pub struct PgJobs(pub PgPipeline);
+pub struct PgJobs {
+    pub pg: PgPipeline,
+    /// The notification outbox (its own connection: delivery runs outside the job transactions).
+    pub outbox: crate::store::Db,
+}
 
 impl JobSource for PgJobs {
     fn now(&mut self) -> Result<DateTime<Utc>, PipelineError> {
-        Ok(self.0.q.now()?)
+        Ok(self.pg.q.now()?)
     }
 
     fn reap_abandoned(&mut self) -> Result<Vec<(String, String, Option<String>)>, PipelineError> {
@@ -782,15 +823,15 @@ impl JobSource for PgJobs {
         _only: Option<i64>,
     ) -> Result<Option<Job>, PipelineError> {
         loop {
-            let Some(c) = self.0.q.claim(worker, lease)? else {
+            let Some(c) = self.pg.q.claim(worker, lease)? else {
                 return Ok(None);
             };
             let TaskKey::Absurd(task) = c.lease.task else {
                 unreachable!("an ABSURD queue hands out ABSURD tasks")
             };
-            let shown = self.0.shown.clone();
+            let shown = self.pg.shown.clone();
             let row = self
-                .0
+                .pg
                 .client()
                 .query_opt(
                     "SELECT execution_id, job_id FROM pipeline_jobs WHERE task_id = $1",
@@ -802,11 +843,11 @@ impl JobSource for PgJobs {
                     "task {task} ('{}') on queue '{}' is not a job of a contimg pipeline in schema '{}': \
                      contimg workers run only pipeline jobs; give other tasks their own queue",
                     c.name,
-                    self.0.queue_name(),
-                    self.0.schema
+                    self.pg.queue_name(),
+                    self.pg.schema
                 );
                 eprintln!("contimg: {msg}");
-                let _ = self.0.q.fail(&c.lease, &msg, false);
+                let _ = self.pg.q.fail(&c.lease, &msg, false);
                 continue;
             };
             return Ok(Some(Job {
@@ -824,9 +865,9 @@ impl JobSource for PgJobs {
     }
 
     fn upstream(&mut self, eid: i64, job: &str) -> Result<Upstream, PipelineError> {
-        let shown = self.0.shown.clone();
+        let shown = self.pg.shown.clone();
         let row = self
-            .0
+            .pg
             .client()
             .query_opt(
                 "SELECT result FROM pipeline_jobs WHERE execution_id = $1 AND job_id = $2",
@@ -847,8 +888,8 @@ impl JobSource for PgJobs {
         let TaskKey::Absurd(task) = job.lease.task else {
             return Err(PipelineError::Invalid("not an ABSURD task".into()));
         };
-        let shown = self.0.shown.clone();
-        self.0
+        let shown = self.pg.shown.clone();
+        self.pg
             .client()
             .execute(
                 "UPDATE pipeline_jobs SET log_path = $2 WHERE task_id = $1",
@@ -859,28 +900,28 @@ impl JobSource for PgJobs {
     }
 
     fn heartbeat(&mut self, job: &Job, extend: Duration) -> Result<Held, PipelineError> {
-        held(self.0.q.heartbeat(&job.lease, extend))
+        held(self.pg.q.heartbeat(&job.lease, extend))
     }
 
     fn report(&mut self, job: &Job, v: &Verdict) -> Result<Held, PipelineError> {
         match v {
-            Verdict::Complete(value) => held(self.0.q.complete(&job.lease, value)),
-            Verdict::Fail { msg, timed_out } => held(self.0.q.fail(&job.lease, msg, *timed_out)),
+            Verdict::Complete(value) => held(self.pg.q.complete(&job.lease, value)),
+            Verdict::Fail { msg, timed_out } => held(self.pg.q.fail(&job.lease, msg, *timed_out)),
             Verdict::FailForGood(msg) => {
-                let failure = match self.0.q.fail(&job.lease, msg, false) {
+                let failure = match self.pg.q.fail(&job.lease, msg, false) {
                     Ok(f) => f,
                     Err(e) => return held::<()>(Err(e)),
                 };
                 // ABSURD would retry it while attempts remain: cancel the task, and keep the
                 // job `failed` here (the reconciler keeps a contimg failure over ABSURD's cancel).
                 if let Failure::Retrying { .. } = failure {
-                    self.0.q.cancel(job.lease.task, msg)?;
+                    self.pg.q.cancel(job.lease.task, msg)?;
                 }
                 let TaskKey::Absurd(task) = job.lease.task else {
                     return Ok(Held::Yes);
                 };
-                let shown = self.0.shown.clone();
-                self.0
+                let shown = self.pg.shown.clone();
+                self.pg
                     .client()
                     .execute(
                         "UPDATE pipeline_jobs SET status = 'failed', error = $2 WHERE task_id = $1",
@@ -894,18 +935,22 @@ impl JobSource for PgJobs {
     }
 
     fn sync(&mut self, eid: i64) -> Result<ExecStatus, PipelineError> {
-        self.0.sync(eid)
+        self.pg.sync(eid)
     }
 
     fn sync_active(&mut self) -> Result<bool, PipelineError> {
-        self.0.sync_active()
+        self.pg.sync_active()
     }
 
     fn next_wakeup(&mut self) -> Result<Option<DateTime<Utc>>, PipelineError> {
         Ok(None)
     }
 
-    fn deliver_due(&mut self, _notify: &crate::pipeline::notify::Delivery) {}
+    fn deliver_due(&mut self, notify: &crate::pipeline::notify::Delivery) {
+        if let Err(e) = crate::pipeline::notify::deliver(&mut self.outbox, notify, false) {
+            eprintln!("contimg: warning: {e}");
+        }
+    }
 }
 
 /// A claim the worker no longer holds is [`Held::Lost`], not an error.

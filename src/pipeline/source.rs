@@ -219,7 +219,7 @@ impl JobSource for SqliteJobs {
     }
 
     fn sync(&mut self, eid: i64) -> Result<ExecStatus, PipelineError> {
-        Ok(exec::sync(self.0.connection(), eid)?)
+        exec::sync(self.0.connection(), eid)
     }
 
     fn sync_active(&mut self) -> Result<bool, PipelineError> {
@@ -233,7 +233,8 @@ impl JobSource for SqliteJobs {
     }
 
     fn deliver_due(&mut self, notify: &crate::pipeline::notify::Delivery) {
-        if let Err(e) = crate::pipeline::notify::deliver(self.0.connection(), notify, false) {
+        let mut db = crate::store::sql::SqliteRef(self.0.connection());
+        if let Err(e) = crate::pipeline::notify::deliver(&mut db, notify, false) {
             eprintln!("contimg: warning: {e}");
         }
     }

@@ -559,10 +559,8 @@ impl Writer for SqliteRef<'_> {
         &mut self,
         f: &mut dyn FnMut(&mut dyn Sql) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let tx = rusqlite::Transaction::new_unchecked(
-            self.0,
-            rusqlite::TransactionBehavior::Immediate,
-        )?;
+        let tx =
+            rusqlite::Transaction::new_unchecked(self.0, rusqlite::TransactionBehavior::Immediate)?;
         f(&mut SqliteRef(&tx))?;
         tx.commit()?;
         Ok(())
