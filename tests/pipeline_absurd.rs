@@ -293,6 +293,11 @@ fn a_killed_worker_s_job_is_finished_by_a_worker_on_another_machine() {
     assert_eq!(m["status"], "completed", "{m} after {stats}");
     let a = common::job(&m, "a");
     assert_eq!(a["attempts"], 2, "{a}");
+    assert_eq!(
+        a["attempt_outcomes"],
+        serde_json::json!(["failed", "completed"]),
+        "ABSURD's runs: the expired claim, then the rescue"
+    );
     let first: Value = raw_client()
         .query_one(
             &format!(

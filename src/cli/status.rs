@@ -3,6 +3,8 @@
 use std::io::IsTerminal;
 
 use super::{Ctx, emit_json, emit_listing, emit_text};
+use crate::pipeline::Database;
+use crate::pipeline::pg::PgPipeline;
 
 /// Show the executions, or one execution's jobs.
 ///
@@ -34,23 +36,21 @@ fn short(s: &str, n: usize) -> String {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let mut pg = match ctx.pipeline_database()? {
-        crate::pipeline::Database::Postgres { url, schema, queue } => Some(
-            crate::pipeline::pg::PgPipeline::open(&url, &schema, &queue)?,
-        ),
-        crate::pipeline::Database::Sqlite(_) => None,
-    };
-    let store = match pg {
-        Some(_) => None,
-        None => Some(ctx.store_read_only()?),
+    let db = ctx.pipeline_database()?;
+    let server = || -> anyhow::Result<Option<PgPipeline>> {
+        Ok(match &db {
+            Database::Postgres { url, schema, queue } => {
+                Some(PgPipeline::open(url, schema, queue)?)
+            }
+            Database::Sqlite(_) => None,
+        })
     };
     let table = !args.json && std::io::stdout().is_terminal();
     match args.execution {
         None => {
-            let list = match (&mut pg, store) {
-                (Some(pg), _) => pg.list(args.limit)?,
-                (None, Some(store)) => crate::pipeline::api::executions(&store, args.limit)?,
-                (None, None) => unreachable!(),
+            let list = match server()? {
+                Some(mut pg) => pg.list(args.limit)?,
+                None => crate::pipeline::api::executions(&ctx.store_read_only()?, args.limit)?,
             };
             if !table {
                 return emit_listing("contimg.execution-summary/1", &list);
@@ -73,10 +73,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             emit_text(&out)
         }
         Some(eid) => {
-            let m = match (&mut pg, store) {
-                (Some(pg), _) => pg.manifest(eid)?,
-                (None, Some(store)) => crate::pipeline::api::execution(store, eid)?,
-                (None, None) => unreachable!(),
+            let m = match server()? {
+                Some(mut pg) => pg.manifest(eid)?,
+                None => crate::pipeline::api::execution(ctx.store_read_only()?, eid)?,
             };
             if !table {
                 return emit_json(&m);

@@ -11,8 +11,8 @@
 //! Two backends ([`Database`]): on SQLite the queue is [`crate::queue::Queue`] (one per thread, opened
 //! by [`Engine::queue`]); on PostgreSQL every job is an ABSURD task and executions live in contimg's
 //! schema ([`PgPipeline`], one connection per thread). Workers run over either through
-//! [`JobSource`]. There, executions have no runner lease (ABSURD's claims are the leases) and the
-//! notification outbox is not kept yet.
+//! [`JobSource`]. There, executions have no runner lease (ABSURD's claims are the leases); the
+//! notification outbox is one implementation over [`Db`] on both.
 //!
 //! Invariants: every change of task state is followed by a sync of its execution before anything is
 //! reported; progress and warnings go through the caller's [`Progress`], never straight to stdout.

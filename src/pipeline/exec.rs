@@ -376,12 +376,15 @@ pub fn job_task(
     Ok(t)
 }
 
+/// A job of a pipeline and its static parameters for one slot.
+pub type PlannedJob<'p> = (&'p crate::pipeline::JobDef, Map<String, Value>);
+
 /// The jobs of `p` in dependency order with their static parameters for `slot`.
 pub fn planned_jobs<'p>(
     p: &'p NamedPipeline,
     slot: &Slot,
     params: &BTreeMap<String, Option<String>>,
-) -> Result<Vec<(&'p crate::pipeline::JobDef, Map<String, Value>)>, PipelineError> {
+) -> Result<Vec<PlannedJob<'p>>, PipelineError> {
     let mut jobs = Vec::new();
     for i in topo_order(p)? {
         let j = &p.def.jobs[i];

@@ -275,10 +275,31 @@ impl PgPipeline {
             .client()
             .query(&sql, &[&eid])
             .map_err(db(&shown, "read the jobs"))?;
+        let runs_sql = format!(
+            "SELECT state, available_at FROM {} WHERE task_id = $1 ORDER BY attempt",
+            self.q.runs_table()
+        );
         let mut jobs = Vec::new();
         for r in rows {
             let spec: TaskSpec = parse_spec(&r.get::<_, String>(5))?;
             let task_id: Option<Uuid> = r.get(2);
+            // ABSURD's runs: the outcome of each attempt, and when a sleeping retry is due.
+            let runs = match task_id {
+                Some(t) => self
+                    .client()
+                    .query(&runs_sql, &[&t])
+                    .map_err(db(&shown, "read a task's runs"))?,
+                None => Vec::new(),
+            };
+            let next_retry_at = runs
+                .iter()
+                .find(|x| x.get::<_, String>(0) == "sleeping")
+                .map(|x| iso(x.get::<_, DateTime<Utc>>(1)));
+            let attempt_outcomes: Vec<String> = runs
+                .iter()
+                .map(|x| x.get::<_, String>(0))
+                .filter(|s| s != "pending" && s != "sleeping")
+                .collect();
             let started: Option<String> = r.get(9);
             let finished: Option<String> = r.get(10);
             jobs.push(JobReport {
@@ -297,12 +318,12 @@ impl PgPipeline {
                     .get::<_, Option<String>>(7)
                     .and_then(|s| serde_json::from_str(&s).ok()),
                 error: r.get(8),
-                next_retry_at: None,
+                next_retry_at,
                 duration_s: duration(started.as_deref(), finished.as_deref()),
                 started_at: started,
                 finished_at: finished,
                 log_path: r.get(11),
-                attempt_outcomes: Vec::new(),
+                attempt_outcomes,
             });
         }
         Ok(ExecutionManifest {
