@@ -138,7 +138,8 @@ pub fn pg_error(shown: &str, action: &str, e: postgres::Error) -> PgError {
         Some(_) => "the server rejected the statement; see the cause",
         None if e.is_closed()
             || (action != "connect"
-                && std::error::Error::source(&e).is_some_and(<dyn std::error::Error>::is::<std::io::Error>)) =>
+                && std::error::Error::source(&e)
+                    .is_some_and(<dyn std::error::Error>::is::<std::io::Error>)) =>
         {
             "the connection to the server was lost: a worker stops, and ABSURD offers its claimed task again once the claim expires"
         }

@@ -818,3 +818,42 @@ params = {{ argv = ["sh", "-c", "echo broken >&2; exit 1"] }}
     assert_eq!(rows[0]["state"], "delivered", "{rows}");
     assert_eq!(lines(&sent).len(), 2);
 }
+
+#[test]
+fn a_database_without_absurd_says_what_to_run_and_is_left_untouched() {
+    let admin = std::env::var("CONTIMG_TEST_PG_ADMIN")
+        .expect("CONTIMG_TEST_PG_ADMIN: start the server with scripts/pg-cluster start");
+    let name = format!("noabsurd_{}", std::process::id());
+    let mut a = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+    a.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .unwrap();
+    a.batch_execute(&format!("CREATE DATABASE {name} OWNER contimg"))
+        .unwrap();
+    // The test URL with another database name.
+    let url = pg_url();
+    let (head, rest) = url.split_at(url.find("@/").expect("a socket URL") + 2);
+    let tail = rest.find('?').map_or("", |i| &rest[i..]);
+    let other = format!("{head}{name}{tail}");
+    let ws = common::workspace();
+    let out = common::contimg()
+        .current_dir(ws.path())
+        .env("CONTIMG_DB", &other)
+        .args(["worker", "--once"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("absurdctl init"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    let schemas: i64 = postgres::Client::connect(&other, postgres::NoTls)
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'contimg'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(schemas, 0, "nothing of contimg's was created");
+    a.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .unwrap();
+}

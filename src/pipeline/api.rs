@@ -268,13 +268,10 @@ impl Engine {
 
     /// The notification outbox over a new connection, on either backend.
     pub fn outbox(&self) -> Result<Db, PipelineError> {
-        Ok(Db::open(&match &self.me.database {
-            Database::Sqlite(path) => Target::Sqlite(path.clone()),
-            Database::Postgres { url, schema, .. } => Target::Postgres {
-                url: url.clone(),
-                schema: schema.clone(),
-            },
-        })?)
+        match &self.me.database {
+            Database::Sqlite(path) => Ok(Db::open(&Target::Sqlite(path.clone()))?),
+            Database::Postgres { url, schema, .. } => super::pg::outbox(url, schema),
+        }
     }
 
     /// Delivers pending notifications from `db` (all of them when `all`).

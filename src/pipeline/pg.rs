@@ -77,7 +77,7 @@ impl PgPipeline {
     /// Connects to `url`: contimg's schema `schema` (created and migrated when needed) and ABSURD's
     /// queue `queue` (checked; created with ABSURD's `create_queue` when missing).
     pub fn open(url: &str, schema: &str, queue: &str) -> Result<PgPipeline, PipelineError> {
-        let client = crate::store::pg_client(url, schema)?;
+        let (_, client) = checked_client(url, schema)?;
         let q = AbsurdQueue::with_client(url, queue, client)?;
         Ok(PgPipeline {
             q,
@@ -512,6 +512,26 @@ impl PgPipeline {
         self.released += n;
         Ok(reset)
     }
+}
+
+/// A connection to contimg's schema `schema` at `url`, made only once ABSURD's schema is found there:
+/// on a server without it nothing of contimg's is created.
+fn checked_client(url: &str, schema: &str) -> Result<(crate::pg::PgTarget, Client), PipelineError> {
+    let target = crate::pg::PgTarget::parse(url).map_err(QueueError::from)?;
+    let mut client = target.connect().map_err(QueueError::from)?;
+    crate::queue::absurd::check_schema(&mut client, &target)?;
+    let client = crate::store::pg_prepare(&target, client, schema)?;
+    Ok((target, client))
+}
+
+/// The notification outbox in contimg's schema on the server (checked as [`PgPipeline::open`]).
+pub fn outbox(url: &str, schema: &str) -> Result<crate::store::Db, PipelineError> {
+    let (target, client) = checked_client(url, schema)?;
+    Ok(crate::store::Db::Postgres(crate::store::sql::PgDb {
+        client,
+        shown: target.shown,
+        schema: schema.to_string(),
+    }))
 }
 
 fn parse_spec(s: &str) -> Result<TaskSpec, PipelineError> {

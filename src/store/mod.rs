@@ -201,6 +201,16 @@ pub fn pg_client(url: &str, schema: &str) -> Result<postgres::Client, StoreError
     pgschema::open(&pg, schema)
 }
 
+/// [`pg_client`] over a connection the caller made to `pg` (the pipeline layer checks ABSURD's
+/// schema on it before anything of contimg's is created).
+pub fn pg_prepare(
+    pg: &crate::pg::PgTarget,
+    client: postgres::Client,
+    schema: &str,
+) -> Result<postgres::Client, StoreError> {
+    pgschema::prepare(pg, client, schema)
+}
+
 /// An open database with its schema up to date.
 pub struct Store {
     pub conn: Connection,

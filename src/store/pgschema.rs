@@ -45,7 +45,12 @@ pub fn recorded_version(
 /// pending migrations and sets the `search_path`.
 pub fn open(pg: &PgTarget, schema: &str) -> Result<Client, StoreError> {
     super::check_schema(schema)?;
-    let mut client = pg.connect()?;
+    prepare(pg, pg.connect()?, schema)
+}
+
+/// [`open`] over a connection the caller made to `pg` (and may have checked first).
+pub fn prepare(pg: &PgTarget, mut client: Client, schema: &str) -> Result<Client, StoreError> {
+    super::check_schema(schema)?;
     let known = PG_MIGRATIONS.len() as i64;
     let too_new = |found| StoreError::PgTooNew {
         url: pg.shown.clone(),

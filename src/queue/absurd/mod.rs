@@ -485,7 +485,7 @@ fn schema_version(client: &mut Client, target: &PgTarget) -> Result<String> {
 }
 
 /// ABSURD's schema must be installed (by `absurdctl init`) and of a version contimg knows.
-fn check_schema(client: &mut Client, target: &PgTarget) -> Result<()> {
+pub fn check_schema(client: &mut Client, target: &PgTarget) -> Result<()> {
     let installed: bool = client
         .query_one(
             "SELECT to_regprocedure('absurd.get_schema_version()') IS NOT NULL
