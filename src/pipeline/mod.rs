@@ -61,11 +61,12 @@ impl Database {
         match self {
             Database::Sqlite(p) => p.display().to_string(),
             Database::Postgres { url, schema, .. } => {
-                format!("{} (schema {schema})", crate::pg::mask_url(url))
+                crate::store::pg_label(&crate::pg::mask_url(url), schema)
             }
         }
     }
 }
+
 pub use def::{JobDef, NamedPipeline, NotifyRule, ParamSpec, PipelineDef, WhenBusy};
 pub use exec::{Created, ExecStatus, ExecutionManifest, Slot};
 pub use validate::{ScheduleError, ValidationError, parse_schedule, validate};

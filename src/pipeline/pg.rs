@@ -39,7 +39,7 @@ use super::exec::{
 };
 use super::source::{Held, Job, JobSource, Upstream, Verdict};
 use crate::pipeline::notify::FailedJob;
-use crate::queue::absurd::spawn_on;
+use crate::queue::absurd::{spawn_on, tables};
 use crate::queue::{AbsurdQueue, Failure, NewTask, QueueError, RetryStrategy, TaskKey, TaskQueue};
 use crate::store::sql::PgTxRef;
 use crate::time::iso;
@@ -94,7 +94,7 @@ impl PgPipeline {
 
     /// The masked URL and schema, as manifests name the database.
     pub fn label(&self) -> String {
-        format!("{} (schema {})", self.shown, self.schema)
+        crate::store::pg_label(&self.shown, &self.schema)
     }
 
     fn client(&mut self) -> &mut Client {
@@ -189,7 +189,7 @@ impl PgPipeline {
             )
             .map_err(db(&shown, "record a job"))?;
         }
-        let (_, n) = sync_in(&mut tx, &shown, &schema, &queue, eid)?;
+        let (_, n) = sync_in(&mut tx, &shown, &schema, eid)?;
         tx.commit().map_err(db(&shown, "commit the execution"))?;
         self.released += n;
         Ok(Admitted::Yes(Created {
@@ -201,14 +201,10 @@ impl PgPipeline {
     /// Reconciles execution `eid` with ABSURD and spawns the jobs whose upstream jobs completed;
     /// returns its status.
     pub fn sync(&mut self, eid: i64) -> Result<ExecStatus, PipelineError> {
-        let (shown, schema, queue) = (
-            self.shown.clone(),
-            self.schema.clone(),
-            self.queue_name().to_string(),
-        );
+        let (shown, schema) = (self.shown.clone(), self.schema.clone());
         let mut tx = self.client().transaction().map_err(db(&shown, "begin"))?;
         crate::store::pg_write_lock(&mut tx, &schema).map_err(db(&shown, "lock"))?;
-        let (status, n) = sync_in(&mut tx, &shown, &schema, &queue, eid)?;
+        let (status, n) = sync_in(&mut tx, &shown, &schema, eid)?;
         tx.commit().map_err(db(&shown, "commit the sync"))?;
         self.released += n;
         Ok(status)
@@ -256,28 +252,27 @@ impl PgPipeline {
         let row = self
             .client()
             .query_opt(
-                "SELECT pipeline_name, slot, params, status, error, started_at, completed_at
+                "SELECT pipeline_name, slot, params, status, error, started_at, completed_at, queue
                    FROM pipeline_executions WHERE id = $1",
                 &[&eid],
             )
             .map_err(db(&shown, "read the execution"))?
             .ok_or(PipelineError::NoSuchExecution(eid))?;
         let status: String = row.get(3);
+        let (tasks_table, runs_table) = tables(&row.get::<_, String>(7));
         // ABSURD's max_attempts: another client's retry may have raised it.
         let sql = format!(
             "SELECT j.job_id, j.job_type, j.task_id, j.status, j.attempts, j.task, j.depends_on, j.result,
                     j.error, j.started_at, j.completed_at, j.log_path, t.max_attempts
-               FROM pipeline_jobs j LEFT JOIN {} t ON t.task_id = j.task_id
-              WHERE j.execution_id = $1 ORDER BY j.position",
-            self.q.tasks_table()
+               FROM pipeline_jobs j LEFT JOIN {tasks_table} t ON t.task_id = j.task_id
+              WHERE j.execution_id = $1 ORDER BY j.position"
         );
         let rows = self
             .client()
             .query(&sql, &[&eid])
             .map_err(db(&shown, "read the jobs"))?;
         let runs_sql = format!(
-            "SELECT state, available_at FROM {} WHERE task_id = $1 ORDER BY attempt",
-            self.q.runs_table()
+            "SELECT state, available_at FROM {runs_table} WHERE task_id = $1 ORDER BY attempt"
         );
         let mut jobs = Vec::new();
         for r in rows {
@@ -385,13 +380,10 @@ impl PgPipeline {
     /// Cancels the unfinished jobs of `eid` (ABSURD's `cancel_task` for spawned ones); returns how many.
     pub fn cancel(&mut self, eid: i64) -> Result<usize, PipelineError> {
         self.manifest(eid)?;
-        let (shown, schema, queue) = (
-            self.shown.clone(),
-            self.schema.clone(),
-            self.queue_name().to_string(),
-        );
+        let (shown, schema) = (self.shown.clone(), self.schema.clone());
         let mut tx = self.client().transaction().map_err(db(&shown, "begin"))?;
         crate::store::pg_write_lock(&mut tx, &schema).map_err(db(&shown, "lock"))?;
+        let queue = execution_queue(&mut tx, &shown, eid)?;
         let rows = tx
             .query(
                 "SELECT job_id, task_id FROM pipeline_jobs WHERE execution_id = $1 AND status = ANY($2)",
@@ -415,7 +407,7 @@ impl PgPipeline {
                 }
             }
         }
-        sync_in(&mut tx, &shown, &schema, &queue, eid)?;
+        sync_in(&mut tx, &shown, &schema, eid)?;
         tx.commit().map_err(db(&shown, "commit the cancel"))?;
         Ok(rows.len())
     }
@@ -425,14 +417,11 @@ impl PgPipeline {
     /// skipped one. Returns the jobs reset.
     pub fn retry(&mut self, eid: i64) -> Result<Vec<String>, PipelineError> {
         self.manifest(eid)?;
-        let (shown, schema, queue) = (
-            self.shown.clone(),
-            self.schema.clone(),
-            self.queue_name().to_string(),
-        );
-        let tasks_table = self.q.tasks_table().to_string();
+        let (shown, schema) = (self.shown.clone(), self.schema.clone());
         let mut tx = self.client().transaction().map_err(db(&shown, "begin"))?;
         crate::store::pg_write_lock(&mut tx, &schema).map_err(db(&shown, "lock"))?;
+        let queue = execution_queue(&mut tx, &shown, eid)?;
+        let (tasks_table, _) = tables(&queue);
         let rows = tx
             .query(
                 "SELECT job_id, task_id, task FROM pipeline_jobs
@@ -507,7 +496,7 @@ impl PgPipeline {
             &[&eid],
         )
         .map_err(db(&shown, "reopen the execution"))?;
-        let (_, n) = sync_in(&mut tx, &shown, &schema, &queue, eid)?;
+        let (_, n) = sync_in(&mut tx, &shown, &schema, eid)?;
         tx.commit().map_err(db(&shown, "commit the retry"))?;
         self.released += n;
         Ok(reset)
@@ -585,11 +574,20 @@ struct TaskFacts {
     ended_at: Option<DateTime<Utc>>,
 }
 
-fn tables(queue: &str) -> (String, String) {
-    (
-        format!("absurd.\"t_{queue}\""),
-        format!("absurd.\"r_{queue}\""),
-    )
+/// The ABSURD queue execution `eid` was created on.
+fn execution_queue(
+    tx: &mut postgres::Transaction<'_>,
+    shown: &str,
+    eid: i64,
+) -> Result<String, PipelineError> {
+    Ok(tx
+        .query_opt(
+            "SELECT queue FROM pipeline_executions WHERE id = $1",
+            &[&eid],
+        )
+        .map_err(db(shown, "read the execution"))?
+        .ok_or(PipelineError::NoSuchExecution(eid))?
+        .get(0))
 }
 
 /// The reconciler, inside the caller's locked transaction: mirrors ABSURD's state of every spawned
@@ -600,20 +598,22 @@ fn sync_in(
     tx: &mut postgres::Transaction<'_>,
     shown: &str,
     schema: &str,
-    queue: &str,
     eid: i64,
 ) -> Result<(ExecStatus, usize), PipelineError> {
-    let (tasks_table, runs_table) = tables(queue);
     let mut spawned = 0;
     let before = tx
         .query_opt(
-            "SELECT status, definition, round FROM pipeline_executions WHERE id = $1",
+            "SELECT status, definition, round, queue FROM pipeline_executions WHERE id = $1",
             &[&eid],
         )
         .map_err(db(shown, "read the execution"))?
         .ok_or(PipelineError::NoSuchExecution(eid))?;
     let (was, definition, round): (String, Option<String>, i64) =
         (before.get(0), before.get(1), before.get(2));
+    // The queue the execution was created on (the configuration may have changed since).
+    let queue: String = before.get(3);
+    let queue = queue.as_str();
+    let (tasks_table, runs_table) = tables(queue);
     let mut jobs: Vec<JobRow> = tx
         .query(
             "SELECT job_id, status, task_id, depends_on, task FROM pipeline_jobs

@@ -100,8 +100,8 @@ impl AbsurdQueue {
         Ok(AbsurdQueue {
             client,
             queue: queue.to_string(),
-            tasks_table: format!("absurd.\"t_{queue}\""),
-            runs_table: format!("absurd.\"r_{queue}\""),
+            tasks_table: tables(queue).0,
+            runs_table: tables(queue).1,
             target,
         })
     }
@@ -119,16 +119,6 @@ impl AbsurdQueue {
     /// The connection, for a caller's own transaction (see [`spawn_on`]).
     pub fn client(&mut self) -> &mut Client {
         &mut self.client
-    }
-
-    /// `absurd."t_<queue>"`, ABSURD's task table of this queue (for reads only).
-    pub fn tasks_table(&self) -> &str {
-        &self.tasks_table
-    }
-
-    /// `absurd."r_<queue>"`, ABSURD's run table of this queue (for reads only).
-    pub fn runs_table(&self) -> &str {
-        &self.runs_table
     }
 
     /// A driver error as a one-line message naming the masked URL.
@@ -507,6 +497,15 @@ pub fn check_schema(client: &mut Client, target: &PgTarget) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// `absurd."t_<queue>"` and `absurd."r_<queue>"`: ABSURD's task and run tables of a queue, which
+/// contimg only reads (to report state).
+pub fn tables(queue: &str) -> (String, String) {
+    (
+        format!("absurd.\"t_{queue}\""),
+        format!("absurd.\"r_{queue}\""),
+    )
 }
 
 /// Spawns `t` on `queue` over `c` (a connection or an open transaction) with ABSURD's `spawn_task`:
