@@ -1,4 +1,5 @@
-//! The worker: claims tasks, runs each in a child process, and reports the outcome to the queue.
+//! The worker: claims jobs, runs each in a child process, and reports the outcome — on either backend,
+//! through [`JobSource`] (the embedded SQLite queue, or ABSURD on PostgreSQL).
 //!
 //! Each attempt runs as a child process in its own process group with stdin closed, stdout captured (a
 //! JSON object: the job's outputs) and stderr appended to the attempt's log file under `logs/`. While the
