@@ -857,3 +857,51 @@ fn a_database_without_absurd_says_what_to_run_and_is_left_untouched() {
     a.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
         .unwrap();
 }
+
+#[test]
+fn a_task_spawned_by_the_sdk_with_a_contimg_job_type_is_run_by_a_contimg_worker() {
+    let bed = Bed::new("sdkjob");
+    let ws = common::workspace();
+    // Another ABSURD client spawns a contimg job type, and a task contimg does not know.
+    bed.python(
+        "q = sys.argv[2]\nsdk.create_queue(q)\n\
+         sdk.spawn('command', {'argv': ['printf', '{\"ok\": 1}']}, max_attempts=1, queue=q)\n\
+         sdk.spawn('resize_images', {'n': 3}, max_attempts=1, queue=q)",
+    );
+    bed.json(ws.path(), &["worker", "--once"], 0);
+    let states: Vec<(String, String, Option<Value>)> = raw_client()
+        .query(
+            &format!(
+                "SELECT task_name, state, completed_payload FROM absurd.\"t_{}\" ORDER BY task_name",
+                bed.name
+            ),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(states[0].0, "command");
+    assert_eq!(states[0].1, "completed", "{states:?}");
+    assert_eq!(states[0].2, Some(serde_json::json!({ "ok": 1 })));
+    assert_eq!(states[1].0, "resize_images");
+    assert_eq!(states[1].1, "failed", "not contimg's to run: {states:?}");
+    let reason: Value = raw_client()
+        .query_one(
+            &format!(
+                "SELECT r.failure_reason FROM absurd.\"r_{0}\" r JOIN absurd.\"t_{0}\" t USING (task_id)
+                  WHERE t.task_name = 'resize_images'",
+                bed.name
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        reason["message"]
+            .as_str()
+            .unwrap()
+            .contains("give other tasks their own queue"),
+        "{reason}"
+    );
+}

@@ -839,7 +839,8 @@ fn task_facts(
 }
 
 /// The pipeline on ABSURD as the worker's job source. ABSURD claims in its own order (no
-/// priorities, no choice of execution); a task on the queue that is not a contimg job is failed with
+/// priorities, no choice of execution). A task another ABSURD client spawned on the queue is run as a
+/// standalone job when its name is a contimg job type (its params are the job's), else failed with
 /// a message saying so.
 pub struct PgJobs {
     pub pg: PgPipeline,
@@ -879,17 +880,25 @@ impl JobSource for PgJobs {
                     &[&task],
                 )
                 .map_err(db(&shown, "find a task's job"))?;
-            let Some(row) = row else {
-                let msg = format!(
-                    "task {task} ('{}') on queue '{}' is not a job of a contimg pipeline in schema '{}': \
-                     contimg workers run only pipeline jobs; give other tasks their own queue",
-                    c.name,
-                    self.pg.queue_name(),
-                    self.pg.schema
-                );
-                eprintln!("contimg: {msg}");
-                let _ = self.pg.q.fail(&c.lease, &msg, false);
-                continue;
+            // A task another client spawned: run it when it names a job type contimg knows (a
+            // standalone job, as `contimg absurd-task` or the SDK spawns one), else fail it saying
+            // why.
+            let (execution_id, job_id) = match row {
+                Some(r) => (Some(r.get(0)), Some(r.get(1))),
+                None if super::jobs::job_type(&c.name).is_some() => (None, None),
+                None => {
+                    let known: Vec<&str> = super::jobs::JOB_TYPES.iter().map(|t| t.name).collect();
+                    let msg = format!(
+                        "task {task} ('{}') on queue '{}' is neither a job of a contimg pipeline nor a \
+                         contimg job type ({}); give other tasks their own queue",
+                        c.name,
+                        self.pg.queue_name(),
+                        known.join(", ")
+                    );
+                    eprintln!("contimg: {msg}");
+                    let _ = self.pg.q.fail(&c.lease, &msg, false);
+                    continue;
+                }
             };
             return Ok(Some(Job {
                 lease: c.lease,
@@ -898,8 +907,8 @@ impl JobSource for PgJobs {
                 attempt: c.attempt,
                 max_attempts: c.max_attempts,
                 generation: 1,
-                execution_id: Some(row.get(0)),
-                job_id: Some(row.get(1)),
+                execution_id,
+                job_id,
                 timeout_s: c.timeout_s,
             }));
         }
