@@ -63,8 +63,8 @@ impl ExecStatus {
         !matches!(self, ExecStatus::Running | ExecStatus::Interrupted)
     }
 
-    /// The status of an execution whose tasks are in these states.
-    fn derive(count: impl Fn(TaskState) -> i64) -> ExecStatus {
+    /// The status of an execution whose tasks are in these states (on either backend).
+    pub(crate) fn derive(count: impl Fn(TaskState) -> i64) -> ExecStatus {
         if count(TaskState::Pending) + count(TaskState::Running) + count(TaskState::Sleeping) > 0 {
             ExecStatus::Running
         } else if count(TaskState::Failed) > 0 {

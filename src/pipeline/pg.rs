@@ -40,7 +40,9 @@ use super::exec::{
 use super::source::{Held, Job, JobSource, Upstream, Verdict};
 use crate::pipeline::notify::FailedJob;
 use crate::queue::absurd::{spawn_on, tables};
-use crate::queue::{AbsurdQueue, Failure, NewTask, QueueError, RetryStrategy, TaskKey, TaskQueue};
+use crate::queue::{
+    AbsurdQueue, Failure, NewTask, QueueError, RetryStrategy, TaskKey, TaskQueue, TaskState,
+};
 use crate::store::sql::PgTxRef;
 use crate::time::iso;
 
@@ -600,7 +602,6 @@ fn sync_in(
     schema: &str,
     eid: i64,
 ) -> Result<(ExecStatus, usize), PipelineError> {
-    let mut spawned = 0;
     let before = tx
         .query_opt(
             "SELECT status, definition, round, queue FROM pipeline_executions WHERE id = $1",
@@ -608,108 +609,179 @@ fn sync_in(
         )
         .map_err(db(shown, "read the execution"))?
         .ok_or(PipelineError::NoSuchExecution(eid))?;
-    let (was, definition, round): (String, Option<String>, i64) =
-        (before.get(0), before.get(1), before.get(2));
-    // The queue the execution was created on (the configuration may have changed since).
-    let queue: String = before.get(3);
-    let queue = queue.as_str();
-    let (tasks_table, runs_table) = tables(queue);
-    let mut jobs: Vec<JobRow> = tx
-        .query(
-            "SELECT job_id, status, task_id, depends_on, task FROM pipeline_jobs
-              WHERE execution_id = $1 ORDER BY position",
-            &[&eid],
-        )
-        .map_err(db(shown, "read the jobs"))?
-        .iter()
-        .map(|r| JobRow {
-            job_id: r.get(0),
-            status: r.get(1),
-            task_id: r.get(2),
-            depends_on: serde_json::from_str(&r.get::<_, String>(3)).unwrap_or_default(),
-            task: r.get(4),
-        })
-        .collect();
-    // 1. Mirror ABSURD's state of every spawned job.
-    for j in jobs.iter_mut() {
-        let Some(task) = j.task_id else { continue };
-        let Some(f) = task_facts(tx, shown, &tasks_table, &runs_table, task)? else {
-            continue;
-        };
-        // contimg's "failed for good" cancelled the task so that no one retries it: keep `failed`.
-        let state = if j.status == "failed" && f.state == "cancelled" {
-            "failed".to_string()
-        } else {
-            f.state.clone()
-        };
-        tx.execute(
-            "UPDATE pipeline_jobs SET status = $2, attempts = $3,
-                    result = COALESCE($4, result), error = CASE WHEN $2 = 'failed' THEN COALESCE(error, $5) WHEN $2 = 'cancelled' THEN COALESCE($5, 'cancelled') ELSE $5 END,
-                    started_at = $6, completed_at = $7
-              WHERE task_id = $1",
-            &[
-                &task,
-                &state,
-                &f.attempts,
-                &f.result.as_ref().map(Value::to_string),
-                &f.error,
-                &f.started_at.map(iso),
-                &f.ended_at.filter(|_| !OPEN.contains(&state.as_str())).map(iso),
-            ],
-        )
-        .map_err(db(shown, "record a job's state"))?;
-        j.status = state;
+    let mut r = Reconcile {
+        tx,
+        shown,
+        schema,
+        eid,
+        // The queue the execution was created on (the configuration may have changed since).
+        queue: before.get(3),
+    };
+    let mut jobs = r.jobs()?;
+    r.mirror(&mut jobs)?;
+    let (states, spawned) = r.release(&jobs)?;
+    let status = r.conclude(&states)?;
+    // Turned failed just now: its notifications go to the outbox in this same transaction.
+    if status == ExecStatus::Failed && before.get::<_, String>(0) != "failed" {
+        r.notify(before.get(1), before.get(2))?;
     }
-    // 2. Release or skip the waiting jobs (in dependency order, so one pass suffices).
-    let status_of: BTreeMap<String, String> = jobs
-        .iter()
-        .map(|j| (j.job_id.clone(), j.status.clone()))
-        .collect();
-    let mut status_of = status_of;
-    let mut ready: Vec<(&JobRow, TaskSpec)> = Vec::new();
-    // A skipped job whose upstream jobs were retried (by `contimg retry` or another ABSURD client)
-    // waits again.
-    for j in jobs
-        .iter()
-        .filter(|j| j.status == "waiting" || j.status == "skipped")
-    {
-        let ups: Vec<&str> = j
-            .depends_on
+    Ok((status, spawned))
+}
+
+/// One execution's reconciliation, inside a locked transaction (see [`sync_in`]).
+struct Reconcile<'a, 'b> {
+    tx: &'a mut postgres::Transaction<'b>,
+    shown: &'a str,
+    schema: &'a str,
+    eid: i64,
+    queue: String,
+}
+
+impl Reconcile<'_, '_> {
+    fn jobs(&mut self) -> Result<Vec<JobRow>, PipelineError> {
+        Ok(self
+            .tx
+            .query(
+                "SELECT job_id, status, task_id, depends_on, task FROM pipeline_jobs
+                  WHERE execution_id = $1 ORDER BY position",
+                &[&self.eid],
+            )
+            .map_err(db(self.shown, "read the jobs"))?
             .iter()
-            .map(|d| status_of.get(d).map_or("missing", String::as_str))
-            .collect();
-        if let Some(bad) = j
-            .depends_on
-            .iter()
-            .zip(&ups)
-            .find(|(_, s)| matches!(**s, "failed" | "cancelled" | "skipped" | "missing"))
-        {
-            if j.status == "skipped" {
+            .map(|r| JobRow {
+                job_id: r.get(0),
+                status: r.get(1),
+                task_id: r.get(2),
+                depends_on: serde_json::from_str(&r.get::<_, String>(3)).unwrap_or_default(),
+                task: r.get(4),
+            })
+            .collect())
+    }
+
+    /// Stage 1: every spawned job takes ABSURD's state, attempts, result and failure.
+    fn mirror(&mut self, jobs: &mut [JobRow]) -> Result<(), PipelineError> {
+        let (tasks_table, runs_table) = tables(&self.queue);
+        for j in jobs.iter_mut() {
+            let Some(task) = j.task_id else { continue };
+            let Some(f) = task_facts(self.tx, self.shown, &tasks_table, &runs_table, task)? else {
                 continue;
-            }
-            let why = format!("skipped: upstream job '{}' is {}", bad.0, bad.1);
-            tx.execute(
-                "UPDATE pipeline_jobs SET status = 'skipped', error = $3 WHERE execution_id = $1 AND job_id = $2",
-                &[&eid, &j.job_id, &why],
-            )
-            .map_err(db(shown, "skip a job"))?;
-            status_of.insert(j.job_id.clone(), "skipped".into());
-        } else if ups.iter().all(|s| *s == "completed") {
-            ready.push((j, parse_spec(&j.task)?));
-        } else if j.status == "skipped" {
-            tx.execute(
-                "UPDATE pipeline_jobs SET status = 'waiting', error = NULL WHERE execution_id = $1 AND job_id = $2",
-                &[&eid, &j.job_id],
-            )
-            .map_err(db(shown, "release a skipped job"))?;
-            status_of.insert(j.job_id.clone(), "waiting".into());
+            };
+            // contimg's "failed for good" cancelled the task so that no one retries it: keep
+            // `failed`.
+            let state = if j.status == "failed" && f.state == "cancelled" {
+                "failed".to_string()
+            } else {
+                f.state.clone()
+            };
+            self.tx
+                .execute(
+                    "UPDATE pipeline_jobs SET status = $2, attempts = $3, result = COALESCE($4, result),
+                            error = CASE WHEN $2 = 'failed' THEN COALESCE(error, $5)
+                                         WHEN $2 = 'cancelled' THEN COALESCE($5, 'cancelled') ELSE $5 END,
+                            started_at = $6, completed_at = $7
+                      WHERE task_id = $1",
+                    &[
+                        &task,
+                        &state,
+                        &f.attempts,
+                        &f.result.as_ref().map(Value::to_string),
+                        &f.error,
+                        &f.started_at.map(iso),
+                        &f.ended_at.filter(|_| !OPEN.contains(&state.as_str())).map(iso),
+                    ],
+                )
+                .map_err(db(self.shown, "record a job's state"))?;
+            j.status = state;
         }
+        Ok(())
     }
-    // Priorities: ABSURD claims in spawn order, so a ready job is spawned only while no contimg job
-    // of higher priority waits unclaimed on the queue; the rest wait for a later sync (every worker
-    // syncs after each job and when idle).
-    if !ready.is_empty() {
-        let pending_max: Option<i64> = tx
+
+    fn set_status(
+        &mut self,
+        job: &str,
+        status: &str,
+        error: Option<&str>,
+    ) -> Result<(), PipelineError> {
+        self.tx
+            .execute(
+                "UPDATE pipeline_jobs SET status = $3, error = $4 WHERE execution_id = $1 AND job_id = $2",
+                &[&self.eid, &job, &status, &error],
+            )
+            .map_err(db(self.shown, "record a job's state"))?;
+        Ok(())
+    }
+
+    /// Stage 2: skips the waiting jobs with a failed upstream job, lets a skipped job wait again
+    /// once its upstream jobs were retried (by `contimg retry` or another ABSURD client), and spawns
+    /// the ready ones by priority. Jobs come in dependency order, so one pass suffices. Returns every
+    /// job's state and how many were spawned.
+    fn release(
+        &mut self,
+        jobs: &[JobRow],
+    ) -> Result<(BTreeMap<String, String>, usize), PipelineError> {
+        let mut states: BTreeMap<String, String> = jobs
+            .iter()
+            .map(|j| (j.job_id.clone(), j.status.clone()))
+            .collect();
+        let mut ready: Vec<(&JobRow, TaskSpec)> = Vec::new();
+        for j in jobs
+            .iter()
+            .filter(|j| j.status == "waiting" || j.status == "skipped")
+        {
+            let ups: Vec<(&String, &str)> = j
+                .depends_on
+                .iter()
+                .map(|d| (d, states.get(d).map_or("missing", String::as_str)))
+                .collect();
+            let bad = ups
+                .iter()
+                .find(|(_, s)| matches!(*s, "failed" | "cancelled" | "skipped" | "missing"))
+                .map(|(d, s)| format!("skipped: upstream job '{d}' is {s}"));
+            let all_done = ups.iter().all(|(_, s)| *s == "completed");
+            match (bad, j.status.as_str()) {
+                (Some(_), "skipped") => {}
+                (Some(why), _) => {
+                    self.set_status(&j.job_id, "skipped", Some(&why))?;
+                    states.insert(j.job_id.clone(), "skipped".into());
+                }
+                (None, _) if all_done => ready.push((j, parse_spec(&j.task)?)),
+                (None, "skipped") => {
+                    self.set_status(&j.job_id, "waiting", None)?;
+                    states.insert(j.job_id.clone(), "waiting".into());
+                }
+                (None, _) => {}
+            }
+        }
+        let mut spawned = 0;
+        for (j, spec) in self.by_priority(ready)? {
+            let t = new_task(&spec, self.eid, &j.job_id);
+            let key = format!("contimg:{}:{}:{}", self.schema, self.eid, j.job_id);
+            let id = spawn_on(self.tx, self.shown, &self.queue, &t, Some(&key))?;
+            self.tx
+                .execute(
+                    "UPDATE pipeline_jobs SET status = 'pending', task_id = $3 WHERE execution_id = $1 AND job_id = $2",
+                    &[&self.eid, &j.job_id, &id],
+                )
+                .map_err(db(self.shown, "record a spawned job"))?;
+            states.insert(j.job_id.clone(), "pending".into());
+            spawned += 1;
+        }
+        Ok((states, spawned))
+    }
+
+    /// Priorities: ABSURD claims in spawn order, so of the ready jobs only those at the highest
+    /// priority, and not below a contimg job waiting unclaimed on the queue, are spawned now; the rest
+    /// wait for a later sync (every worker syncs after each job and when idle).
+    fn by_priority<'j>(
+        &mut self,
+        ready: Vec<(&'j JobRow, TaskSpec)>,
+    ) -> Result<Vec<(&'j JobRow, TaskSpec)>, PipelineError> {
+        if ready.is_empty() {
+            return Ok(ready);
+        }
+        let (tasks_table, _) = tables(&self.queue);
+        let pending_max: Option<i64> = self
+            .tx
             .query_one(
                 &format!(
                     "SELECT max((j.task::jsonb->>'priority')::bigint) FROM pipeline_jobs j
@@ -717,69 +789,72 @@ fn sync_in(
                 ),
                 &[],
             )
-            .map_err(db(shown, "read the queue's priorities"))?
+            .map_err(db(self.shown, "read the queue's priorities"))?
             .get(0);
         let ready_max = ready.iter().map(|(_, s)| s.priority).max().unwrap_or(0);
         let threshold = pending_max.map_or(ready_max, |p| p.max(ready_max));
-        for (j, spec) in ready.iter().filter(|(_, s)| s.priority >= threshold) {
-            let t = new_task(spec, eid, &j.job_id);
-            let key = format!("contimg:{schema}:{eid}:{}", j.job_id);
-            let id = spawn_on(tx, shown, queue, &t, Some(&key))?;
-            tx.execute(
-                "UPDATE pipeline_jobs SET status = 'pending', task_id = $3 WHERE execution_id = $1 AND job_id = $2",
-                &[&eid, &j.job_id, &id],
-            )
-            .map_err(db(shown, "record a spawned job"))?;
-            status_of.insert(j.job_id.clone(), "pending".into());
-            spawned += 1;
-        }
+        Ok(ready
+            .into_iter()
+            .filter(|(_, s)| s.priority >= threshold)
+            .collect())
     }
-    // 3. The execution's status, derived from its jobs.
-    let count = |s: &str| status_of.values().filter(|v| *v == s).count() as i64;
-    let status = if OPEN.iter().map(|s| count(s)).sum::<i64>() > 0 {
-        ExecStatus::Running
-    } else if count("failed") > 0 {
-        ExecStatus::Failed
-    } else if count("cancelled") + count("skipped") > 0 {
-        ExecStatus::Cancelled
-    } else {
-        ExecStatus::Completed
-    };
-    let error: Option<String> = if status.is_finished() && status != ExecStatus::Completed {
-        tx.query_opt(
-            "SELECT job_id, status, error FROM pipeline_jobs WHERE execution_id = $1
-                AND status IN ('failed', 'cancelled') ORDER BY status = 'cancelled', position LIMIT 1",
-            &[&eid],
-        )
-        .map_err(db(shown, "read a failed job"))?
-        .map(|r| {
-            format!(
-                "job '{}' {}: {}",
-                r.get::<_, String>(0),
-                r.get::<_, String>(1),
-                r.get::<_, Option<String>>(2).unwrap_or_default()
+
+    /// Stage 3: the execution's status, derived from its jobs by the rule both backends share
+    /// (a job waiting for its upstream jobs counts as pending, a skipped one as cancelled).
+    fn conclude(&mut self, states: &BTreeMap<String, String>) -> Result<ExecStatus, PipelineError> {
+        let count = |s: TaskState| {
+            states
+                .values()
+                .filter(|v| match v.as_str() {
+                    "waiting" => s == TaskState::Pending,
+                    "skipped" => s == TaskState::Cancelled,
+                    v => v == s.as_str(),
+                })
+                .count() as i64
+        };
+        let status = ExecStatus::derive(count);
+        let error: Option<String> = if status.is_finished() && status != ExecStatus::Completed {
+            self.tx
+                .query_opt(
+                    "SELECT job_id, status, error FROM pipeline_jobs WHERE execution_id = $1
+                        AND status IN ('failed', 'cancelled') ORDER BY status = 'cancelled', position LIMIT 1",
+                    &[&self.eid],
+                )
+                .map_err(db(self.shown, "read a failed job"))?
+                .map(|r| {
+                    format!(
+                        "job '{}' {}: {}",
+                        r.get::<_, String>(0),
+                        r.get::<_, String>(1),
+                        r.get::<_, Option<String>>(2).unwrap_or_default()
+                    )
+                })
+        } else {
+            None
+        };
+        self.tx
+            .execute(
+                "UPDATE pipeline_executions SET status = $2, error = $3,
+                        completed_at = CASE WHEN $2 = 'running' THEN NULL
+                            ELSE COALESCE(completed_at,
+                                (SELECT max(completed_at) FROM pipeline_jobs WHERE execution_id = $1), $4) END
+                  WHERE id = $1",
+                &[&self.eid, &status.as_str(), &error, &iso(crate::time::now())],
             )
-        })
-    } else {
-        None
-    };
-    tx.execute(
-        "UPDATE pipeline_executions SET status = $2, error = $3,
-                completed_at = CASE WHEN $2 = 'running' THEN NULL
-                                    ELSE COALESCE(completed_at, (SELECT max(completed_at) FROM pipeline_jobs WHERE execution_id = $1), $4) END
-          WHERE id = $1",
-        &[&eid, &status.as_str(), &error, &iso(crate::time::now())],
-    )
-    .map_err(db(shown, "record the execution's status"))?;
-    // Turned failed just now: its notifications go to the outbox in this same transaction.
-    if status == ExecStatus::Failed && was != "failed" {
-        let failed: Vec<FailedJob> = tx
+            .map_err(db(self.shown, "record the execution's status"))?;
+        Ok(status)
+    }
+
+    /// The failure notifications of the execution, written in this transaction.
+    fn notify(&mut self, definition: Option<String>, round: i64) -> Result<(), PipelineError> {
+        let failed: Vec<FailedJob> = self
+            .tx
             .query(
                 "SELECT job_id, error, log_path FROM pipeline_jobs
                   WHERE execution_id = $1 AND status = 'failed' ORDER BY position",
-                &[&eid],
+                &[&self.eid],
             )
-            .map_err(db(shown, "read the failed jobs"))?
+            .map_err(db(self.shown, "read the failed jobs"))?
             .iter()
             .map(|r| FailedJob {
                 job: r.get(0),
@@ -788,14 +863,17 @@ fn sync_in(
             })
             .collect();
         crate::pipeline::notify::enqueue_failure(
-            &mut PgTxRef { tx, shown },
-            eid,
+            &mut PgTxRef {
+                tx: self.tx,
+                shown: self.shown,
+            },
+            self.eid,
             definition.as_deref(),
             round,
             &failed,
         )?;
+        Ok(())
     }
-    Ok((status, spawned))
 }
 
 /// ABSURD's record of `task`: its state, attempts, result, the latest failure and its times.
