@@ -176,6 +176,24 @@ fn lines(p: &Path) -> Vec<String> {
 
 const SLOT: &str = "2026-03-01T00:00:00Z";
 
+/// The manifests the `run` processes printed, each checked to have succeeded and completed.
+fn completed_manifests(children: Vec<Child>) -> Vec<Value> {
+    children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let m: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(m["status"], "completed", "{m}");
+            m
+        })
+        .collect()
+}
+
 #[test]
 fn a_pipeline_runs_on_absurd_with_dependencies_outputs_and_headers() {
     let bed = Bed::new("chain");
@@ -240,15 +258,7 @@ fn eight_concurrent_runs_of_one_slot_make_one_execution_and_run_each_job_once() 
         .map(|ws| bed.spawn(ws.path(), &["run", "chain", "--slot", SLOT]))
         .collect();
     let mut ids = Vec::new();
-    for c in children {
-        let out = c.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let m: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(m["status"], "completed", "{m}");
+    for m in completed_manifests(children) {
         assert_eq!(common::job(&m, "b")["outputs"]["y"], 41);
         ids.push(m["execution_id"].as_i64().unwrap());
     }
@@ -619,18 +629,10 @@ fn eight_concurrent_runs_of_the_nightly_mosaic_on_absurd_build_one_mosaic() {
             )
         })
         .collect();
-    let mut ids = Vec::new();
-    for c in children {
-        let out = c.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let m: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(m["status"], "completed", "{m}");
-        ids.push(m["execution_id"].as_i64().unwrap());
-    }
+    let mut ids: Vec<i64> = completed_manifests(children)
+        .iter()
+        .map(|m| m["execution_id"].as_i64().unwrap())
+        .collect();
     ids.dedup();
     assert_eq!(ids.len(), 1, "one execution: {ids:?}");
     assert_eq!(server_count(&bed, "pipeline_executions"), 1);

@@ -432,15 +432,11 @@ impl Engine {
     ) -> Result<SlotRun, PipelineError> {
         let slot_s = iso(slot.time);
         let runner_lease = (!detach).then_some(self.lease);
-        let created = loop {
-            match exec::create(q, p, slot, params, runner_lease)? {
-                Admitted::Yes(c) => break c,
-                Admitted::Busy(active) => {
-                    if let Some(skipped) = busy(p, &slot_s, active, progress) {
-                        return Ok(SlotRun::Skipped(skipped));
-                    }
-                }
-            }
+        let created = match admit(p, &slot_s, progress, || {
+            exec::create(q, p, slot, params, runner_lease)
+        })? {
+            Ok(c) => c,
+            Err(skipped) => return Ok(SlotRun::Skipped(skipped)),
         };
         let eid = created.execution_id;
         let status = exec::sync(q.connection(), eid)?;
@@ -484,15 +480,9 @@ impl Engine {
         progress: &dyn Progress,
     ) -> Result<SlotRun, PipelineError> {
         let slot_s = iso(slot.time);
-        let created = loop {
-            match pg.create(p, slot, params)? {
-                Admitted::Yes(c) => break c,
-                Admitted::Busy(active) => {
-                    if let Some(skipped) = busy(p, &slot_s, active, progress) {
-                        return Ok(SlotRun::Skipped(skipped));
-                    }
-                }
-            }
+        let created = match admit(p, &slot_s, progress, || pg.create(p, slot, params))? {
+            Ok(c) => c,
+            Err(skipped) => return Ok(SlotRun::Skipped(skipped)),
         };
         let eid = created.execution_id;
         let status = pg.sync(eid)?;
@@ -611,6 +601,26 @@ pub fn execution(store: Store, eid: i64) -> Result<ExecutionManifest, PipelineEr
 /// The notification outbox, newest first.
 pub fn notifications(db: &mut dyn Sql, limit: usize) -> Result<Vec<Notification>, PipelineError> {
     Ok(super::notify::list(db, limit)?)
+}
+
+/// Creates (or finds) the execution of a slot with `create` (either backend's), waiting while
+/// `max_active` executions of other slots run, or skipping the slot, as `when_busy` says.
+fn admit(
+    p: &NamedPipeline,
+    slot_s: &str,
+    progress: &dyn Progress,
+    mut create: impl FnMut() -> Result<Admitted, PipelineError>,
+) -> Result<Result<exec::Created, Skipped>, PipelineError> {
+    loop {
+        match create()? {
+            Admitted::Yes(c) => return Ok(Ok(c)),
+            Admitted::Busy(active) => {
+                if let Some(skipped) = busy(p, slot_s, active, progress) {
+                    return Ok(Err(skipped));
+                }
+            }
+        }
+    }
 }
 
 /// What to do while `max_active` executions of `p` for other slots run: `Some` to skip the slot,

@@ -39,7 +39,7 @@ use super::exec::{
 };
 use super::source::{Held, Job, JobSource, Upstream, Verdict};
 use crate::pipeline::notify::FailedJob;
-use crate::queue::absurd::{spawn_on, tables};
+use crate::queue::absurd::{failure_text, spawn_on, tables};
 use crate::queue::{
     AbsurdQueue, Failure, NewTask, QueueError, RetryStrategy, TaskKey, TaskQueue, TaskState,
 };
@@ -907,10 +907,7 @@ fn task_facts(
         state: t.get(0),
         attempts: t.get(1),
         result: t.get(2),
-        error: reason.map(|v| match v.get("message").and_then(Value::as_str) {
-            Some(m) => m.to_string(),
-            None => v.to_string(),
-        }),
+        error: reason.as_ref().map(failure_text),
         started_at: t.get(3),
         ended_at: t.get(4),
     }))

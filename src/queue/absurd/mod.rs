@@ -406,10 +406,7 @@ impl TaskQueue for AbsurdQueue {
                 attempt: r.get::<_, i32>(1).max(0) as u32,
                 worker: r.get(2),
                 state: run_state,
-                error: reason.map(|v| match v.get("message").and_then(Value::as_str) {
-                    Some(m) => m.to_string(),
-                    None => v.to_string(),
-                }),
+                error: reason.as_ref().map(failure_text),
                 started_at: r.get(5),
                 ended_at: r.get(6),
             });
@@ -497,6 +494,15 @@ pub fn check_schema(client: &mut Client, target: &PgTarget) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// A run's `failure_reason` as text: its `message` when it has one (contimg's and the SDKs' reasons
+/// do), else the whole JSON.
+pub fn failure_text(reason: &Value) -> String {
+    match reason.get("message").and_then(Value::as_str) {
+        Some(m) => m.to_string(),
+        None => reason.to_string(),
+    }
 }
 
 /// `absurd."t_<queue>"` and `absurd."r_<queue>"`: ABSURD's task and run tables of a queue, which
