@@ -907,3 +907,125 @@ fn a_task_spawned_by_the_sdk_with_a_contimg_job_type_is_run_by_a_contimg_worker(
         "{reason}"
     );
 }
+
+#[test]
+fn a_job_over_its_timeout_is_killed_and_absurd_records_why() {
+    let bed = Bed::new("timeout");
+    let ws = common::workspace();
+    common::add_config(
+        ws.path(),
+        r#"
+[pipelines.slow]
+[[pipelines.slow.jobs]]
+id = "sleepy"
+type = "command"
+params = { argv = ["sh", "-c", "echo $$ > sleepy.pid; exec sleep 30"] }
+timeout = "1s"
+"#,
+    );
+    let t0 = Instant::now();
+    let m = bed.json(ws.path(), &["run", "slow"], 1);
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    let j = common::job(&m, "sleepy");
+    assert_eq!(j["state"], "failed", "{j}");
+    assert!(j["error"].as_str().unwrap().contains("timed out"), "{j}");
+    let pid: i32 = std::fs::read_to_string(ws.path().join("sleepy.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        !common::pid_alive(pid),
+        "the timed-out child {pid} still runs"
+    );
+    // ABSURD's record names the timeout in contimg's terms.
+    let reason: Value = raw_client()
+        .query_one(
+            &format!("SELECT failure_reason FROM absurd.\"r_{}\"", bed.name),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(reason["name"], "contimg.TimedOut", "{reason}");
+}
+
+#[test]
+fn catch_up_of_three_missed_nights_on_the_server_runs_them_oldest_first() {
+    let bed = Bed::new("catchup");
+    let ws = common::workspace();
+    common::add_config(
+        ws.path(),
+        r#"
+[pipelines.tick]
+schedule = "0 3 * * *"
+window = "24h"
+[[pipelines.tick.jobs]]
+id = "echo"
+type = "command"
+params = { argv = ["sh", "-c", "echo '{\"slot\": \"${slot.start}\"}'"] }
+"#,
+    );
+    let latest = contimg::pipeline::exec::scheduled_slot("0 3 * * *", chrono::Utc::now()).unwrap();
+    let iso = |t: chrono::DateTime<chrono::Utc>| contimg::time::iso(t);
+    let ok = latest - chrono::Duration::days(3);
+    bed.json(ws.path(), &["run", "tick", "--slot", &iso(ok)], 0);
+    let m = bed.json(ws.path(), &["run", "tick", "--catch-up"], 0);
+    assert_eq!(m["last_success"], iso(ok));
+    let want: Vec<String> = (0..3)
+        .rev()
+        .map(|d| iso(latest - chrono::Duration::days(d)))
+        .collect();
+    assert_eq!(m["slots"], serde_json::json!(want));
+    let rows: Vec<(String, String)> = raw_client()
+        .query(
+            &format!(
+                "SELECT slot, status FROM \"{}\".pipeline_executions ORDER BY id",
+                bed.name
+            ),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(
+        rows[1..].iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+        want,
+        "created oldest first"
+    );
+    assert!(rows.iter().all(|r| r.1 == "completed"), "{rows:?}");
+    let again = bed.json(ws.path(), &["run", "tick", "--catch-up"], 0);
+    assert_eq!(again["slots"], serde_json::json!([]));
+}
+
+#[test]
+fn a_new_slot_is_skipped_while_max_active_executions_run_on_the_server() {
+    let bed = Bed::new("busy");
+    let tmp = tempfile::tempdir().unwrap();
+    let ran = tmp.path().join("ran.txt");
+    let ws = chain_workspace(&ran, "");
+    let first = bed.json(ws.path(), &["run", "chain", "--slot", SLOT, "--detach"], 0);
+    assert_eq!(first["status"], "running");
+    // Another machine asks for the next slot while the first still runs (max_active = 1).
+    let other = chain_workspace(&ran, "");
+    let skipped = bed.json(
+        other.path(),
+        &["run", "chain", "--slot", "2026-03-01T01:00:00Z"],
+        0,
+    );
+    assert_eq!(skipped["schema"], "contimg.skipped/1", "{skipped}");
+    assert_eq!(
+        skipped["active_executions"],
+        serde_json::json!([first["execution_id"]])
+    );
+    assert_eq!(server_count(&bed, "pipeline_executions"), 1);
+    // Once the first is done, the slot runs.
+    bed.json(ws.path(), &["worker", "--once"], 0);
+    let m = bed.json(
+        other.path(),
+        &["run", "chain", "--slot", "2026-03-01T01:00:00Z"],
+        0,
+    );
+    assert_eq!(m["status"], "completed", "{m}");
+}
