@@ -267,15 +267,12 @@ impl Ctx {
     /// Where the pipelines are recorded: [`Ctx::target`], and on PostgreSQL also the ABSURD queue
     /// (`[postgres] queue`, `CONTIMG_ABSURD_QUEUE`).
     pub fn pipeline_database(&self) -> anyhow::Result<crate::pipeline::Database> {
-        Ok(match self.target()? {
-            Target::Sqlite(path) => {
-                crate::pipeline::Database::Sqlite(crate::fsutil::absolute(&path))
-            }
-            Target::Postgres { url, schema } => crate::pipeline::Database::Postgres {
-                url,
-                schema,
-                queue: self.postgres()?.queue,
+        Ok(crate::pipeline::Database {
+            target: match self.target()? {
+                Target::Sqlite(path) => Target::Sqlite(crate::fsutil::absolute(&path)),
+                pg => pg,
             },
+            queue: self.postgres()?.queue,
         })
     }
 

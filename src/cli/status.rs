@@ -3,8 +3,8 @@
 use std::io::IsTerminal;
 
 use super::{Ctx, emit_json, emit_listing, emit_text};
-use crate::pipeline::Database;
 use crate::pipeline::pg::PgPipeline;
+use crate::store::Target;
 
 /// Show the executions, or one execution's jobs.
 ///
@@ -38,11 +38,9 @@ fn short(s: &str, n: usize) -> String {
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let db = ctx.pipeline_database()?;
     let server = || -> anyhow::Result<Option<PgPipeline>> {
-        Ok(match &db {
-            Database::Postgres { url, schema, queue } => {
-                Some(PgPipeline::open(url, schema, queue)?)
-            }
-            Database::Sqlite(_) => None,
+        Ok(match &db.target {
+            Target::Postgres { url, schema } => Some(PgPipeline::open(url, schema, &db.queue)?),
+            Target::Sqlite(_) => None,
         })
     };
     let table = !args.json && std::io::stdout().is_terminal();

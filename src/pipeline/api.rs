@@ -191,10 +191,10 @@ impl Engine {
 
     /// A queue over a new connection (one per thread); SQLite only.
     pub fn queue(&self) -> Result<Queue, PipelineError> {
-        let Database::Sqlite(path) = &self.me.database else {
+        let Target::Sqlite(path) = &self.me.database.target else {
             return Err(PipelineError::Invalid(format!(
                 "{}: this is the embedded SQLite queue's call; the database is PostgreSQL",
-                self.me.database.label()
+                self.me.database.target
             )));
         };
         let store = crate::store::Store::open(path)?;
@@ -203,11 +203,13 @@ impl Engine {
 
     /// The pipeline on PostgreSQL over a new connection, or `None` on SQLite.
     pub fn postgres(&self) -> Result<Option<PgPipeline>, PipelineError> {
-        match &self.me.database {
-            Database::Sqlite(_) => Ok(None),
-            Database::Postgres { url, schema, queue } => {
-                Ok(Some(PgPipeline::open(url, schema, queue)?))
-            }
+        match &self.me.database.target {
+            Target::Sqlite(_) => Ok(None),
+            Target::Postgres { url, schema } => Ok(Some(PgPipeline::open(
+                url,
+                schema,
+                &self.me.database.queue,
+            )?)),
         }
     }
 
@@ -216,7 +218,11 @@ impl Engine {
         Ok(match self.postgres()? {
             Some(pg) => Box::new(PgJobs {
                 pg,
-                outbox: self.outbox()?,
+                outbox: if self.workers_deliver {
+                    Some(self.outbox()?)
+                } else {
+                    None
+                },
             }),
             None => Box::new(SqliteJobs(self.queue()?)),
         })
@@ -268,9 +274,9 @@ impl Engine {
 
     /// The notification outbox over a new connection, on either backend.
     pub fn outbox(&self) -> Result<Db, PipelineError> {
-        match &self.me.database {
-            Database::Sqlite(path) => Ok(Db::open(&Target::Sqlite(path.clone()))?),
-            Database::Postgres { url, schema, .. } => super::pg::outbox(url, schema),
+        match &self.me.database.target {
+            t @ Target::Sqlite(_) => Ok(Db::open(t)?),
+            Target::Postgres { url, schema } => super::pg::outbox(url, schema),
         }
     }
 
@@ -300,7 +306,7 @@ impl Engine {
 
     /// The manifest of execution `eid` (synced first).
     pub fn manifest(&self, q: &Queue, eid: i64) -> Result<ExecutionManifest, PipelineError> {
-        exec::manifest(q, &self.me.database.label(), eid)
+        exec::manifest(q, &self.me.database.target.to_string(), eid)
     }
 
     /// Runs `p` for one slot: creates (or finds) its execution and works it to its end unless
@@ -440,23 +446,7 @@ impl Engine {
         };
         let eid = created.execution_id;
         let status = exec::sync(q.connection(), eid)?;
-        if created.existing {
-            progress.info(&format!(
-                "execution {eid} of {} for slot {slot_s} exists ({status}){}",
-                p.name,
-                if status.is_finished() {
-                    "; reporting it"
-                } else {
-                    "; resuming it"
-                }
-            ));
-        } else {
-            progress.info(&format!(
-                "execution {eid} of {} for slot {slot_s} created with {} job(s)",
-                p.name,
-                p.def.jobs.len()
-            ));
-        }
+        announce(p, &slot_s, created, status, progress);
         if !status.is_finished() && !detach {
             self.work_as_runner(q, eid, workers, progress)?;
         }
@@ -486,16 +476,7 @@ impl Engine {
         };
         let eid = created.execution_id;
         let status = pg.sync(eid)?;
-        progress.info(&format!(
-            "execution {eid} of {} for slot {slot_s} {} on ABSURD queue '{}' ({status})",
-            p.name,
-            if created.existing {
-                "exists"
-            } else {
-                "created"
-            },
-            pg.queue_name()
-        ));
+        announce(p, &slot_s, created, status, progress);
         if !status.is_finished() && !detach {
             self.work(workers, StopWhen::ExecutionDone(eid))?;
         }
@@ -518,7 +499,7 @@ impl Engine {
             ));
             return Ok(());
         }
-        let Database::Sqlite(path) = &self.me.database else {
+        let Target::Sqlite(path) = &self.me.database.target else {
             unreachable!("runner leases are kept on SQLite only")
         };
         let hb = runner::Heartbeat::start(path.clone(), eid, self.lease);
@@ -601,6 +582,34 @@ pub fn execution(store: Store, eid: i64) -> Result<ExecutionManifest, PipelineEr
 /// The notification outbox, newest first.
 pub fn notifications(db: &mut dyn Sql, limit: usize) -> Result<Vec<Notification>, PipelineError> {
     Ok(super::notify::list(db, limit)?)
+}
+
+/// Says which execution a run found or made, and what happens to it next.
+fn announce(
+    p: &NamedPipeline,
+    slot_s: &str,
+    created: exec::Created,
+    status: ExecStatus,
+    progress: &dyn Progress,
+) {
+    let eid = created.execution_id;
+    if created.existing {
+        progress.info(&format!(
+            "execution {eid} of {} for slot {slot_s} exists ({status}){}",
+            p.name,
+            if status.is_finished() {
+                "; reporting it"
+            } else {
+                "; resuming it"
+            }
+        ));
+    } else {
+        progress.info(&format!(
+            "execution {eid} of {} for slot {slot_s} created with {} job(s)",
+            p.name,
+            p.def.jobs.len()
+        ));
+    }
 }
 
 /// Creates (or finds) the execution of a slot with `create` (either backend's), waiting while

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use crate::store::Target;
+
 /// A job type and its parameters: (name, required, what it is).
 pub struct JobType {
     pub name: &'static str,
@@ -219,15 +221,18 @@ pub fn child_spec(
     let contimg = |sub: &str, mut rest: Vec<String>| {
         let mut args = vec!["-C".to_string(), me.workspace.display().to_string()];
         let mut env = BTreeMap::new();
-        match &me.database {
-            super::Database::Sqlite(path) => {
+        match &me.database.target {
+            Target::Sqlite(path) => {
                 args.extend(["--db".to_string(), path.display().to_string()]);
             }
             // The URL may hold a password: it goes by environment, never on a command line.
-            super::Database::Postgres { url, schema, queue } => {
+            Target::Postgres { url, schema } => {
                 env.insert("CONTIMG_DB".to_string(), url.clone());
                 env.insert("CONTIMG_PG_SCHEMA".to_string(), schema.clone());
-                env.insert("CONTIMG_ABSURD_QUEUE".to_string(), queue.clone());
+                env.insert(
+                    "CONTIMG_ABSURD_QUEUE".to_string(),
+                    me.database.queue.clone(),
+                );
             }
         }
         args.extend(["--no-progress".to_string(), sub.to_string()]);
@@ -380,7 +385,10 @@ mod tests {
         SelfInvocation {
             exe: "/bin/contimg".into(),
             workspace: "/ws".into(),
-            database: crate::pipeline::Database::Sqlite("/ws/db".into()),
+            database: crate::pipeline::Database {
+                target: Target::Sqlite("/ws/db".into()),
+                queue: String::new(),
+            },
         }
     }
 

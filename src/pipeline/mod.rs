@@ -41,30 +41,14 @@ pub mod worker;
 
 pub use api::{Engine, Progress, Setup, SlotChoice, SlotRun};
 
-/// Where a workspace's pipelines are recorded: an SQLite file (its embedded queue), or PostgreSQL
-/// (contimg's schema there, and ABSURD's queue).
+/// Where a workspace's pipelines are recorded: the database (an SQLite file with its embedded
+/// queue, or contimg's schema on PostgreSQL) and, on PostgreSQL, the ABSURD queue the jobs go to.
+/// Manifests and messages name it by the target's display form (password masked).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Database {
-    Sqlite(std::path::PathBuf),
-    Postgres {
-        url: String,
-        /// contimg's schema on the server.
-        schema: String,
-        /// The ABSURD queue the jobs go to.
-        queue: String,
-    },
-}
-
-impl Database {
-    /// How manifests and messages name it (a URL with its password masked).
-    pub fn label(&self) -> String {
-        match self {
-            Database::Sqlite(p) => p.display().to_string(),
-            Database::Postgres { url, schema, .. } => {
-                crate::store::pg_label(&crate::pg::mask_url(url), schema)
-            }
-        }
-    }
+pub struct Database {
+    pub target: crate::store::Target,
+    /// The ABSURD queue (unused on SQLite).
+    pub queue: String,
 }
 
 pub use def::{JobDef, NamedPipeline, NotifyRule, ParamSpec, PipelineDef, WhenBusy};

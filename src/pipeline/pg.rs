@@ -37,7 +37,7 @@ use super::def::NamedPipeline;
 use super::exec::{
     self, Admitted, Created, ExecStatus, ExecutionManifest, ExecutionSummary, JobReport, Slot,
 };
-use super::source::{Held, Job, JobSource, Upstream, Verdict};
+use super::source::{Held, Job, JobSource, Upstream, Verdict, held};
 use crate::pipeline::notify::FailedJob;
 use crate::queue::absurd::{failure_text, spawn_on, tables};
 use crate::queue::{
@@ -381,7 +381,8 @@ impl PgPipeline {
 
     /// Cancels the unfinished jobs of `eid` (ABSURD's `cancel_task` for spawned ones); returns how many.
     pub fn cancel(&mut self, eid: i64) -> Result<usize, PipelineError> {
-        self.manifest(eid)?;
+        // Up to date with ABSURD first (and an unknown id refused before anything changes).
+        self.sync(eid)?;
         let (shown, schema) = (self.shown.clone(), self.schema.clone());
         let mut tx = self.client().transaction().map_err(db(&shown, "begin"))?;
         crate::store::pg_write_lock(&mut tx, &schema).map_err(db(&shown, "lock"))?;
@@ -418,7 +419,8 @@ impl PgPipeline {
     /// `retry_task` for a failed task, a fresh task for a cancelled one, `waiting` again for a
     /// skipped one. Returns the jobs reset.
     pub fn retry(&mut self, eid: i64) -> Result<Vec<String>, PipelineError> {
-        self.manifest(eid)?;
+        // Up to date with ABSURD first (and an unknown id refused before anything changes).
+        self.sync(eid)?;
         let (shown, schema) = (self.shown.clone(), self.schema.clone());
         let mut tx = self.client().transaction().map_err(db(&shown, "begin"))?;
         crate::store::pg_write_lock(&mut tx, &schema).map_err(db(&shown, "lock"))?;
@@ -628,6 +630,9 @@ fn sync_in(
     Ok((status, spawned))
 }
 
+/// Each job's state by job id.
+type JobStates = BTreeMap<String, String>;
+
 /// One execution's reconciliation, inside a locked transaction (see [`sync_in`]).
 struct Reconcile<'a, 'b> {
     tx: &'a mut postgres::Transaction<'b>,
@@ -715,11 +720,8 @@ impl Reconcile<'_, '_> {
     /// once its upstream jobs were retried (by `contimg retry` or another ABSURD client), and spawns
     /// the ready ones by priority. Jobs come in dependency order, so one pass suffices. Returns every
     /// job's state and how many were spawned.
-    fn release(
-        &mut self,
-        jobs: &[JobRow],
-    ) -> Result<(BTreeMap<String, String>, usize), PipelineError> {
-        let mut states: BTreeMap<String, String> = jobs
+    fn release(&mut self, jobs: &[JobRow]) -> Result<(JobStates, usize), PipelineError> {
+        let mut states: JobStates = jobs
             .iter()
             .map(|j| (j.job_id.clone(), j.status.clone()))
             .collect();
@@ -801,7 +803,7 @@ impl Reconcile<'_, '_> {
 
     /// Stage 3: the execution's status, derived from its jobs by the rule both backends share
     /// (a job waiting for its upstream jobs counts as pending, a skipped one as cancelled).
-    fn conclude(&mut self, states: &BTreeMap<String, String>) -> Result<ExecStatus, PipelineError> {
+    fn conclude(&mut self, states: &JobStates) -> Result<ExecStatus, PipelineError> {
         let count = |s: TaskState| {
             states
                 .values()
@@ -919,8 +921,9 @@ fn task_facts(
 /// a message saying so.
 pub struct PgJobs {
     pub pg: PgPipeline,
-    /// The notification outbox (its own connection: delivery runs outside the job transactions).
-    pub outbox: crate::store::Db,
+    /// The notification outbox, when this worker delivers (its own connection: delivery runs
+    /// outside the job transactions).
+    pub outbox: Option<crate::store::Db>,
 }
 
 impl JobSource for PgJobs {
@@ -1072,17 +1075,11 @@ impl JobSource for PgJobs {
     }
 
     fn deliver_due(&mut self, notify: &crate::pipeline::notify::Delivery) {
-        if let Err(e) = crate::pipeline::notify::deliver(&mut self.outbox, notify, false) {
+        let Some(outbox) = &mut self.outbox else {
+            return;
+        };
+        if let Err(e) = crate::pipeline::notify::deliver(outbox, notify, false) {
             eprintln!("contimg: warning: {e}");
         }
-    }
-}
-
-/// A claim the worker no longer holds is [`Held::Lost`], not an error.
-fn held<T>(r: Result<T, QueueError>) -> Result<Held, PipelineError> {
-    match r {
-        Ok(_) => Ok(Held::Yes),
-        Err(e @ QueueError::ClaimLost { .. }) => Ok(Held::Lost(e.to_string())),
-        Err(e) => Err(e.into()),
     }
 }

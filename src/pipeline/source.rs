@@ -149,11 +149,13 @@ fn lease_of(job: &Job) -> Result<Lease, PipelineError> {
     }
 }
 
-/// A queue result with a lost lease turned into [`Held::Lost`].
-fn held<T>(r: Result<T, QueueError>) -> Result<Held, PipelineError> {
+/// A queue result with a lost lease (SQLite) or claim (ABSURD) turned into [`Held::Lost`].
+pub(super) fn held<T>(r: Result<T, QueueError>) -> Result<Held, PipelineError> {
     match r {
         Ok(_) => Ok(Held::Yes),
-        Err(e @ QueueError::LeaseLost { .. }) => Ok(Held::Lost(e.to_string())),
+        Err(e @ (QueueError::LeaseLost { .. } | QueueError::ClaimLost { .. })) => {
+            Ok(Held::Lost(e.to_string()))
+        }
         Err(e) => Err(e.into()),
     }
 }
