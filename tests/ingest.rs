@@ -7,7 +7,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 
-use common::{contimg, json_in, python_json, real_data, run_in, workspace};
+use common::realdata::real_data;
+use common::{contimg, json_in, python_json, run_in, workspace};
 use contimg::fits::{Header, Value};
 
 fn simulate(dir: &Path, out: &str, extra: &[&str]) -> serde_json::Value {
@@ -208,8 +209,10 @@ fn paths_from_stdin() {
 
 #[test]
 fn real_images_match_astropy() {
+    let Some(dir) = real_data("ingest::real_images_match_astropy") else {
+        return;
+    };
     let ws = workspace();
-    let dir = real_data();
     let files: Vec<String> = [
         "1934-638LModel.fits.gz",
         "AIPS_header.fits",

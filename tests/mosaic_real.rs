@@ -37,7 +37,11 @@ print(json.dumps({"n": int(both.sum()), "n_mine": int(np.isfinite(mine).sum()), 
 
 #[test]
 fn fk4_tiles_mosaic_back_to_the_original() {
-    let orig = real_data_dir().join("FeatherTestIn1.fits.gz");
+    let Some(data) = realdata::real_data("mosaic_real::fk4_tiles_mosaic_back_to_the_original")
+    else {
+        return;
+    };
+    let orig = data.join("FeatherTestIn1.fits.gz");
     assert!(
         orig.exists(),
         "real data missing: {} (set CONTIMG_REAL_DATA)",

@@ -11,12 +11,8 @@ use std::process::Command;
 
 use contimg::mosaic::qa::{self, QaConfig, QaOptions, Subject};
 
-fn real_data() -> PathBuf {
-    std::env::var_os("CONTIMG_REAL_DATA").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real"),
-        PathBuf::from,
-    )
-}
+#[path = "common/realdata.rs"]
+mod realdata;
 
 fn python() -> String {
     std::env::var("CONTIMG_PYTHON").unwrap_or_else(|_| "python3".into())
@@ -48,7 +44,9 @@ print(json.dumps({"n": int(ok.sum()), "dra": float(np.median(dra.arcsec)),
 
 #[test]
 fn feather_against_nvss_agrees_with_astropy() {
-    let data = real_data();
+    let Some(data) = realdata::real_data("qa_real::feather_against_nvss_agrees_with_astropy") else {
+        return;
+    };
     let image = data.join("FeatherTestIn1.fits.gz");
     let nvss = data.join("NVSSVZ.FIT.gz");
     assert!(

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod hook;
+pub mod realdata;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -46,14 +47,6 @@ pub fn workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     json_in(dir.path(), &["init", "."], 0);
     dir
-}
-
-/// The directory of real sample images (CONTIMG_REAL_DATA, default ../shared/data/real).
-pub fn real_data() -> PathBuf {
-    std::env::var_os("CONTIMG_REAL_DATA").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real"),
-        PathBuf::from,
-    )
 }
 
 /// The python interpreter with astropy (CONTIMG_PYTHON, default python3).

@@ -220,9 +220,5 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-pub fn real_data_dir() -> PathBuf {
-    std::env::var("CONTIMG_REAL_DATA").map_or_else(
-        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real"),
-        PathBuf::from,
-    )
-}
+#[path = "../common/realdata.rs"]
+pub mod realdata;
