@@ -18,8 +18,8 @@ use crate::mosaic::beam::{BeamModel, telescope_key};
 use crate::mosaic::engine::grid::{GridChoice, GridProjection};
 use crate::mosaic::engine::kernel::Interpolation;
 use crate::mosaic::engine::linmos::{
-    BuildOptions, MosaicError, MosaicInput, MosaicResult, OutputPaths, PrimaryBeam, Progress,
-    build_mosaic,
+    BuildOptions, INPUTS_SCHEMA, InputRecord, MosaicError, MosaicInput, MosaicResult, OutputPaths,
+    PrimaryBeam, Progress, build_mosaic,
 };
 use crate::mosaic::tiers::Tier;
 use crate::store::{Db, Sql, StoreError};
@@ -61,6 +61,10 @@ pub enum BuildError {
     Mosaic(#[from] MosaicError),
     #[error("{path}: cannot read the product to hash it: {err}")]
     Hash { path: PathBuf, err: std::io::Error },
+    #[error(
+        "{path}: cannot write the record of the inputs ({reason}); check the disk and the directory"
+    )]
+    InputsRecord { path: PathBuf, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -223,7 +227,10 @@ pub fn build(
         progress(p.done, p.total);
     })
     .map_err(BuildError::from)
-    .and_then(|result| Ok((hash_products(&out)?, result)));
+    .and_then(|result| {
+        write_inputs_record(&out.inputs, &result.inputs)?;
+        Ok((hash_products(&out)?, result))
+    });
     let (hashes, result) = match built {
         Ok(b) => b,
         Err(e) => {
@@ -334,6 +341,31 @@ fn engine_inputs(db: &mut Db, plan: &PlanManifest) -> Result<Vec<MosaicInput>, B
             mjd_obs: rec.obs_mjd,
         })
         .collect())
+}
+
+/// `<stem>.inputs.json` (`contimg.inputs/1`): every input as the build used it, for QA's
+/// snapshot checks. Written atomically once the FITS products are in place.
+pub fn write_inputs_record(path: &Path, inputs: &[InputRecord]) -> Result<(), BuildError> {
+    #[derive(serde::Serialize)]
+    struct Record<'a> {
+        schema: &'a str,
+        inputs: &'a [InputRecord],
+    }
+    let err = |e: std::io::Error| BuildError::InputsRecord {
+        path: path.to_path_buf(),
+        reason: if crate::fsutil::is_disk_full(&e) {
+            format!("disk full: {e}")
+        } else {
+            e.to_string()
+        },
+    };
+    let mut text = serde_json::to_vec_pretty(&Record {
+        schema: INPUTS_SCHEMA,
+        inputs,
+    })
+    .map_err(|e| err(e.into()))?;
+    text.push(b'\n');
+    crate::fsutil::write_atomic(path, &text).map_err(err)
 }
 
 /// The SHA-256 of the three products as written.

@@ -115,23 +115,59 @@ impl Default for BuildOptions {
     }
 }
 
-/// The three products.
+/// The three products, and where the record of the inputs goes.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OutputPaths {
     pub mosaic: PathBuf,
     pub weight: PathBuf,
     pub noise: PathBuf,
+    /// `<stem>.inputs.json`: the [`InputRecord`]s (`contimg.inputs/1`). The engine does not write
+    /// it; `build::build` does, once the products are in place.
+    #[serde(default)]
+    pub inputs: PathBuf,
 }
 
 impl OutputPaths {
-    /// `<dir>/<stem>.fits`, `<dir>/<stem>.weight.fits`, `<dir>/<stem>.noise.fits`.
+    /// `<dir>/<stem>.fits`, `<dir>/<stem>.weight.fits`, `<dir>/<stem>.noise.fits` and
+    /// `<dir>/<stem>.inputs.json`.
     pub fn from_stem(dir: &Path, stem: &str) -> OutputPaths {
         OutputPaths {
             mosaic: dir.join(format!("{stem}.fits")),
             weight: dir.join(format!("{stem}.weight.fits")),
             noise: dir.join(format!("{stem}.noise.fits")),
+            inputs: dir.join(format!("{stem}.inputs.json")),
         }
     }
+}
+
+/// Schema of the `<stem>.inputs.json` record a build writes beside its mosaic.
+pub const INPUTS_SCHEMA: &str = "contimg.inputs/1";
+
+/// One input as the build resolved and used it: enough for QA to re-measure the input against
+/// the mosaic (its file, noise, primary beam and pointing) without the builder's internals.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InputRecord {
+    pub path: PathBuf,
+    /// Image rms σ (Jy/beam) the weights were computed from.
+    pub rms_jy: f64,
+    /// Whether the pixels are primary-beam corrected (true flux density).
+    pub pb_corrected: bool,
+    pub freq_hz: Option<f64>,
+    /// TELESCOP.
+    pub telescope: Option<String>,
+    /// Pointing centre: RA/Dec of the reference pixel (ICRS, degrees).
+    pub pointing_deg: (f64, f64),
+    /// Restoring beam (BMAJ, BMIN, BPA) in degrees.
+    pub beam_deg: Option<(f64, f64, f64)>,
+    /// "model", "image" or "unity": what gave A for this input in the build.
+    pub primary_beam: String,
+    /// The input's primary-beam model (its telescope's; evaluated at `freq_hz`), recorded
+    /// whichever beam applied.
+    pub model: Option<BeamModel>,
+    /// The beam image, when `primary_beam` is "image".
+    pub pb_image: Option<PathBuf>,
+    /// The build's beam cut-off: pixels with A below it were left out.
+    pub pb_cutoff: f64,
 }
 
 /// Reported after each input has been combined.
@@ -174,6 +210,9 @@ pub struct MosaicResult {
     /// Largest mesh error found by the checks, pixels.
     pub max_mesh_error_px: f64,
     pub elapsed_s: f64,
+    /// Every input in input order, as the build used it.
+    #[serde(default)]
+    pub inputs: Vec<InputRecord>,
 }
 
 /// What went wrong; every variant says what to do.
@@ -259,6 +298,59 @@ pub struct GridPlan {
 impl GridPlan {
     pub fn n_inputs(&self) -> usize {
         self.inputs.len()
+    }
+}
+
+/// What gave A for an input in the build: the one rule, used by the pixel loop, the footprint,
+/// the noise of corrected inputs, the HISTORY provenance and the [`InputRecord`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AppliedBeam {
+    /// The input's model at its frequency.
+    Model,
+    /// The beam image `<stem>.pb.fits` (`Prepared::pb_image`).
+    Image,
+    /// A ≡ 1.
+    Unity,
+}
+
+impl AppliedBeam {
+    /// `--primary-beam unity` gives A ≡ 1; otherwise a beam image when one was resolved for the
+    /// input (`auto` found it, or `image` required it), else the model.
+    fn of(p: &Prepared, choice: PrimaryBeam) -> AppliedBeam {
+        match (choice, &p.pb_image) {
+            (PrimaryBeam::Unity, _) => AppliedBeam::Unity,
+            (_, Some(_)) => AppliedBeam::Image,
+            (_, None) => AppliedBeam::Model,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            AppliedBeam::Model => "model",
+            AppliedBeam::Image => "image",
+            AppliedBeam::Unity => "unity",
+        }
+    }
+}
+
+impl Prepared {
+    fn record(&self, opts: &BuildOptions) -> InputRecord {
+        let applied = AppliedBeam::of(self, opts.primary_beam);
+        InputRecord {
+            path: self.path.clone(),
+            rms_jy: self.rms,
+            pb_corrected: self.pb_corrected,
+            freq_hz: self.freq_hz,
+            telescope: self.telescope.clone(),
+            pointing_deg: self.pointing,
+            beam_deg: self.beam_deg,
+            primary_beam: applied.as_str().to_string(),
+            model: Some(self.model.clone()),
+            pb_image: (applied == AppliedBeam::Image)
+                .then(|| self.pb_image.clone())
+                .flatten(),
+            pb_cutoff: opts.pb_cutoff,
+        }
     }
 }
 
@@ -521,8 +613,7 @@ fn input_box(grid: &OutputGrid, p: &Prepared, opts: &BuildOptions) -> Option<Pix
         0.0,
         grid.ny as f64 - 1.0,
     ));
-    if opts.primary_beam != PrimaryBeam::Unity
-        && p.pb_image.is_none()
+    if AppliedBeam::of(p, opts.primary_beam) == AppliedBeam::Model
         && let Some(f) = p.freq_hz
         && let Some(r) = cutoff_radius_deg(&p.model, f, opts.pb_cutoff)
     {
@@ -603,7 +694,8 @@ fn load(p: &Prepared, opts: &BuildOptions) -> Result<Loaded, MosaicError> {
         }
         None => None,
     };
-    let centre_rms = (p.pb_corrected && opts.primary_beam != PrimaryBeam::Unity)
+    let centre_rms = (p.pb_corrected
+        && AppliedBeam::of(p, opts.primary_beam) != AppliedBeam::Unity)
         .then(|| apparent_rms(p, &plane, pb.as_deref(), opts.pb_cutoff))
         .flatten();
     Ok(Loaded {
@@ -794,10 +886,10 @@ impl<F: Fn(f64, f64) -> Option<Node> + Sync> RowJob<'_, F> {
 
 /// Which primary beam an input was combined with, for its HISTORY line.
 fn beam_provenance(p: &Prepared, choice: PrimaryBeam) -> String {
-    match (&p.pb_image, choice) {
-        (_, PrimaryBeam::Unity) => "unity".to_string(),
-        (Some(pb), _) => format!("image {}", pb.display()),
-        (None, _) => format!(
+    match (AppliedBeam::of(p, choice), &p.pb_image) {
+        (AppliedBeam::Unity, _) => "unity".to_string(),
+        (AppliedBeam::Image, Some(pb)) => format!("image {}", pb.display()),
+        _ => format!(
             "{:?} {:.3}lambda/{}m ({})",
             p.model.shape,
             p.model.fwhm_factor,
@@ -819,7 +911,8 @@ fn accumulate(
     sum: &mut [f32],
     wsum: &mut [f32],
 ) -> (u64, f64) {
-    let lut = (opts.primary_beam != PrimaryBeam::Unity && data.pb.is_none())
+    let applied = AppliedBeam::of(p, opts.primary_beam);
+    let lut = (applied == AppliedBeam::Model)
         .then(|| BeamLut::new(&p.model, p.freq_hz.unwrap_or(f64::NAN), opts.pb_cutoff));
     let (pra, pdec) = p.pointing;
     let exact = |x: f64, y: f64| -> Option<Node> {
@@ -844,11 +937,15 @@ fn accumulate(
         nx: p.nx,
         ny: p.ny,
     };
-    let pb = data.pb.as_ref().map(|d| Plane {
-        data: d,
-        nx: p.nx,
-        ny: p.ny,
-    });
+    let pb = data
+        .pb
+        .as_ref()
+        .filter(|_| applied == AppliedBeam::Image)
+        .map(|d| Plane {
+            data: d,
+            nx: p.nx,
+            ny: p.ny,
+        });
     let job = RowJob {
         mesh: &mesh,
         exact: &exact,
@@ -959,6 +1056,7 @@ fn build_planned(
         mjd_end: mjds.iter().copied().reduce(f64::max),
         max_mesh_error_px: max_mesh_err,
         elapsed_s: t0.elapsed().as_secs_f64(),
+        inputs: plan.inputs.iter().map(|p| p.record(opts)).collect(),
     })
 }
 
