@@ -93,6 +93,22 @@ pub fn two_d_equivalent(k: f64) -> f64 {
     (-2.0 * erfc(k / std::f64::consts::SQRT_2).ln()).sqrt()
 }
 
+/// The z with P(Z > z) = `p` for a standard normal Z (one-sided), by bisection on erfc; `p` is
+/// clamped to [1e-300, 0.5].
+pub fn normal_upper_quantile(p: f64) -> f64 {
+    let p = p.clamp(1e-300, 0.5);
+    let (mut lo, mut hi) = (0.0f64, 40.0f64);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if 0.5 * erfc(mid / std::f64::consts::SQRT_2) > p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
 /// The complementary error function (Numerical Recipes' erfcc, relative error < 1.2e-7).
 fn erfc(x: f64) -> f64 {
     let z = x.abs();
@@ -107,6 +123,22 @@ fn erfc(x: f64) -> f64 {
                                 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
     let r = t * poly.exp();
     if x >= 0.0 { r } else { 2.0 - r }
+}
+
+#[cfg(test)]
+mod quantile_tests {
+    #[test]
+    fn upper_quantiles_match_the_tables() {
+        for (p, z) in [
+            (0.5, 0.0),
+            (0.158_655, 1.0),
+            (0.001_35, 3.0),
+            (2.867e-7, 5.0),
+        ] {
+            let got = super::normal_upper_quantile(p);
+            assert!((got - z).abs() < 2e-3, "p {p}: {got} vs {z}");
+        }
+    }
 }
 
 #[cfg(test)]

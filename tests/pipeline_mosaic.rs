@@ -221,6 +221,12 @@ fn nightly_mosaic_runs_plan_build_qa_once_per_slot() {
     for j in ["plan", "build", "qa"] {
         assert_eq!(job(&m, j)["state"], "completed", "{m}");
     }
+    // The QA verdict is carried by the execution and its listing, so a WARN is seen.
+    let verdict = job(&m, "qa")["outputs"]["verdict"].clone();
+    assert!(verdict.is_string(), "{m}");
+    assert_eq!(m["qa_verdict"], verdict, "{m}");
+    let listed = json_in(ws.path(), &["status", "--json"], 0);
+    assert_eq!(listed[0]["qa_verdict"], verdict, "{listed}");
     let again = json_in(
         ws.path(),
         &["run", "nightly_mosaic", "--slot", "2026-01-01T03:00Z"],
@@ -239,17 +245,39 @@ fn nightly_mosaic_runs_plan_build_qa_once_per_slot() {
 fn a_qa_fail_fails_the_execution_at_once_and_queues_its_notification() {
     let ws = workspace();
     night(ws.path());
-    // A dynamic-range threshold no mosaic can meet: QA says FAIL.
+    // A reference catalogue that puts every source 1.5 restoring beams south of where the
+    // mosaic has it: the astrometry check FAILs.
+    let snaps = std::fs::read_to_string(ws.path().join("snaps/snapshots.csv")).unwrap();
+    let head: Vec<&str> = snaps.lines().next().unwrap().split(',').collect();
+    let bmaj_col = head.iter().position(|c| *c == "bmaj_deg").unwrap();
+    let bmaj: f64 = snaps
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(bmaj_col)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let truth = std::fs::read_to_string(ws.path().join("snaps/truth.csv")).unwrap();
+    let mut lines = truth.lines();
+    let header = lines.next().unwrap();
+    let cols: Vec<&str> = header.split(',').collect();
+    let dec_col = cols.iter().position(|c| *c == "dec_deg").unwrap();
+    let mut shifted = format!("{header}\n");
+    for l in lines {
+        let mut f: Vec<String> = l.split(',').map(str::to_string).collect();
+        let dec: f64 = f[dec_col].parse().unwrap();
+        f[dec_col] = format!("{}", dec - 1.5 * bmaj);
+        shifted.push_str(&f.join(","));
+        shifted.push('\n');
+    }
+    std::fs::write(ws.path().join("shifted.csv"), shifted).unwrap();
     let cfg = ws.path().join("contimg.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    let science = text
-        .find("[qa.tiers.science]")
-        .expect("contimg.toml has [qa.tiers.science]");
-    let at = science + text[science..].find("dynamic_range_fail = 100.0").unwrap();
-    let text = format!(
-        "{}dynamic_range_fail = 1e12{}",
-        &text[..at],
-        &text[at + "dynamic_range_fail = 100.0".len()..]
+    let text = std::fs::read_to_string(&cfg).unwrap().replacen(
+        "reference = \"\"",
+        "reference = \"shifted.csv\"",
+        1,
     );
     std::fs::write(&cfg, text).unwrap();
     let started = std::time::Instant::now();

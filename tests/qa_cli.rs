@@ -152,16 +152,58 @@ fn pass_fail_stdin_and_bad_input() {
     assert!(dir.path().join("good.sources.csv").is_file());
     assert!(dir.path().join("good.sources.fits").is_file());
 
-    // A mosaic whose brightest source is ~40 sigma: dynamic range < 100 fails a science mosaic.
+    // A clean faint field (brightest source ~40 sigma) passes: it is not dynamic-range limited.
     let faint = synth(2, 0.02);
     let fpaths = faint.write(dir.path(), "faint", &|_| {}).unwrap();
     let fid = add_mosaic(&db, "faint_plan", "science", &fpaths[0]);
-    std::fs::remove_file(&fpaths[2]).unwrap(); // no expected-noise map: a warning, not an error
+    let out = contimg(&["--db", dbs, "qa", "--mosaic", &fid.to_string()], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["verdict"], "PASS", "{m:#}");
+    let dr = m["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "dynamic_range")
+        .unwrap();
+    assert!(
+        dr["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be dynamic-range limited"),
+        "{dr}"
+    );
+
+    // Sidelobe-like rings (±20 sigma, 3-8 beams out) around the bright sources of a field:
+    // dynamic-range limited, FAIL, with the check named.
+    let bright = synth(3, 0.5);
+    let centres: Vec<(f64, f64)> = bright
+        .sources
+        .iter()
+        .filter(|s| s.flux_jy > 0.1)
+        .filter_map(|s| bright.wcs().icrs_to_pix(s.ra_deg, s.dec_deg))
+        .collect();
+    assert!(!centres.is_empty());
+    let bpaths = bright
+        .write(dir.path(), "rings", &|img| {
+            for &(sx, sy) in &centres {
+                for ((y, x), v) in img.indexed_iter_mut() {
+                    let d = (x as f64 - sx).hypot(y as f64 - sy) / 4.0; // beams (12"/3")
+                    if (3.0..8.0).contains(&d) {
+                        *v += (20.0 * 5e-4 * (2.0 * d).sin()) as f32;
+                    }
+                }
+            }
+        })
+        .unwrap();
+    let fid = add_mosaic(&db, "rings_plan", "science", &bpaths[0]);
+    std::fs::remove_file(&bpaths[2]).unwrap(); // no expected-noise map: a warning, not an error
     let out = contimg(&["--db", dbs, "qa", "--mosaic", &fid.to_string()], None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("dynamic_range") && stderr.contains("expected-noise map"),
+        stderr.contains("FAIL dynamic_range") && stderr.contains("expected-noise map"),
         "{stderr}"
     );
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -167,6 +167,8 @@ fn comparable(v: &serde_json::Value, ws: &Path) -> serde_json::Value {
         "ingested_at",
         "elapsed_s",
         "timings_s",
+        "measure_s",
+        "solve_s",
     ];
     match v {
         serde_json::Value::Object(m) => serde_json::Value::Object(

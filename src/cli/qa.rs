@@ -13,13 +13,44 @@ use crate::workspace::WorkspaceError;
 ///
 /// Quality-check a mosaic; prints a `contimg.qa/1` manifest and records a `mosaic_qa` row.
 ///
-/// Measures the noise (BANE-like box rms, and against the build's expected-noise map), finds
-/// sources (islands above 5 sigma, Gaussian-fitted), cross-matches them with a reference
-/// catalogue (CSV, FITS table such as NVSS, or VOTable; the columns chosen are reported), and
-/// scores dynamic range and artefacts, each verdict by significance. Writes <stem>.sources.csv/
-/// .fits, the background-rms map <stem>.rms.fits and PNGs (<stem>.qa.png, .offsets.png,
-/// .noise_hist.png) beside the mosaic. Exits 1 when the verdict is FAIL (the manifest is still
-/// printed), 0 on PASS and WARN.
+/// Every check compares the mosaic with what it should be, never with what the sky happens to
+/// contain, and says the figure, the expectation and, where it can, the snapshot to blame:
+///
+///   (figures in brackets: the science tier's defaults)
+///   noise                measured noise / the build's expected-noise map (WARN 1.3x, FAIL 2x)
+///   noise_history        measured noise / the median of the tier's last 20 mosaics (at least 5
+///                        in the database; judged against how much nights scatter)
+///   noise_structure      stripes: each input's noise power spectrum, whitened by the restoring
+///                        beam, must be isotropic (rows, columns or any direction; inputs named)
+///   dynamic_range        noise 3-12 beams around sources above 50 sigma / expected noise there
+///                        (WARN 1.25x, FAIL 1.5x); a faint field passes; peak/noise is only reported
+///   astrometry           bulk offset against the reference, found by votes over all pairs
+///                        within 5 beams, then matched (WARN 0.05, FAIL 0.1 beam)
+///   completeness         share of the isolated reference sources predicted at S/N >= 10 that
+///                        were matched (WARN < 70 %, FAIL < 40 %)
+///   flux_scale           integrated flux / reference, against (nu/nu_ref)^alpha (alpha -0.7,
+///                        widened by its scatter; WARN 15 %, FAIL 30 %)
+///   snapshot_astrometry  each snapshot against the others where they overlap (and against the
+///                        reference): WARN 0.3, FAIL 0.5 beam; the snapshot is named
+///   snapshot_flux        each snapshot's flux scale against the others' and the reference's
+///                        (WARN 10 %, FAIL 20 %)
+///   artefacts            negative bowls and pixels (against the expected noise), edge noise
+///
+/// Without a reference catalogue the three reference checks are reported as not checked and do
+/// not change the verdict. Thresholds are per tier ([qa.tiers.NAME] in contimg.toml). Each
+/// decision must also be significant: the night's false-alarm budget (false_alarm_per_night,
+/// default 1 %) is shared over all its tests, so a clean night WARNs or FAILs with at most that
+/// probability; gross faults are far past their FAIL thresholds.
+///
+/// Reference catalogues read: CSV (VizieR's too), FITS binary tables (e.g. the NVSS VZ table),
+/// VOTables (TABLEDATA). Columns are recognised by name (RAJ2000, DEJ2000, S1.4, PEAK, ...) or
+/// named with --ra-column/--dec-column/--flux-column; NVSS, FIRST, SUMSS, VLSS, TGSS, RACS and
+/// WENSS are recognised by file name (frequency, resolution, position error); others take them
+/// from [qa.catalogues."FILE"] or a CSV comment (# frequency_hz = 1.4e9, # beam_arcsec = 45).
+///
+/// Writes <stem>.sources.csv/.fits, the background-rms map <stem>.rms.fits and PNGs
+/// (<stem>.qa.png, .offsets.png, .noise_hist.png) beside the mosaic. Exits 1 when the verdict is
+/// FAIL (the manifest is still printed), 0 on PASS and WARN.
 ///
 /// Example: contimg build --plan 3 | contimg qa - --reference NVSSVZ.FIT.gz
 #[derive(Debug, clap::Args)]
@@ -100,7 +131,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let cfg = ws.as_ref().map(|w| w.config.qa.clone()).unwrap_or_default();
     cfg.validate().map_err(|e| CliError::Input(e.to_string()))?;
     let (mut db, input) = subject(ctx, &args)?;
-    let opts = options(ctx, &args, ws.as_ref(), cfg, &input)?;
+    let mut opts = options(ctx, &args, ws.as_ref(), cfg, &input)?;
+    opts.history_noise_jy =
+        qa::noise_history(&mut db, &input.tier, input.mosaic_id, 20).map_err(input_error)?;
     ctx.info(&format!(
         "qa: mosaic {} ({}), tier {}",
         input.mosaic_id,
@@ -181,6 +214,7 @@ fn subject(ctx: &Ctx, args: &Args) -> anyhow::Result<(Db, Subject)> {
             }
             let input = Subject {
                 noise_path: recorded.noise_path,
+                inputs_path: recorded.inputs_path,
                 ..input
             };
             (db, input)
@@ -232,8 +266,8 @@ fn manifest_db(ctx: &Ctx, m: &MosaicManifest) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-/// What to measure against: the tier's thresholds and astrometry rule, the reference catalogue
-/// (the flag, else the tier's in contimg.toml, relative to the workspace) and its columns.
+/// What to measure against: the tier's thresholds, the reference catalogue (the flag, else the
+/// tier's in contimg.toml, relative to the workspace) and its columns.
 fn options(
     ctx: &Ctx,
     args: &Args,
@@ -242,16 +276,12 @@ fn options(
     input: &Subject,
 ) -> anyhow::Result<QaOptions> {
     let tiers = ctx.tiers()?;
-    let require_astrometry = match crate::mosaic::tiers::find(&tiers, &input.tier) {
-        Ok(t) => t.require_astrometry,
-        Err(e) => {
-            ctx.warn(&format!(
-                "warning: {e}; treating tier {:?} as requiring astrometry",
-                input.tier
-            ));
-            true
-        }
-    };
+    if let Err(e) = crate::mosaic::tiers::find(&tiers, &input.tier) {
+        ctx.warn(&format!(
+            "warning: {e}; judging tier {:?} with the science tier's QA thresholds",
+            input.tier
+        ));
+    }
     let thresholds = cfg.thresholds(&input.tier);
     let reference = match &args.reference {
         Some(p) => Some(absolute(p)),
@@ -290,10 +320,10 @@ fn options(
     Ok(QaOptions {
         config: cfg,
         thresholds,
-        require_astrometry,
         reference,
         out_dir: args.out_dir.as_ref().map(|d| absolute(d)),
         pictures: !args.no_pictures,
+        history_noise_jy: Vec::new(),
     })
 }
 

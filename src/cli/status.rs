@@ -35,6 +35,14 @@ fn short(s: &str, n: usize) -> String {
     }
 }
 
+/// An execution's status with its QA verdict, e.g. `completed (QA WARN)`.
+fn shown_status(status: &str, qa: Option<&str>) -> String {
+    match qa {
+        Some(v) => format!("{status} (QA {v})"),
+        None => status.to_string(),
+    }
+}
+
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let db = ctx.pipeline_database()?;
     let server = || -> anyhow::Result<Option<PgPipeline>> {
@@ -54,17 +62,17 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 return emit_listing("contimg.execution-summary/1", &list);
             }
             let mut out = format!(
-                "{:>5}  {:<20} {:<21} {:<10} {}\n",
+                "{:>5}  {:<20} {:<21} {:<20} {}\n",
                 "id", "pipeline", "slot", "status", "jobs"
             );
             for e in &list {
                 let jobs: Vec<String> = e.jobs.iter().map(|(j, s)| format!("{j}:{s}")).collect();
                 out.push_str(&format!(
-                    "{:>5}  {:<20} {:<21} {:<10} {}\n",
+                    "{:>5}  {:<20} {:<21} {:<20} {}\n",
                     e.execution_id,
                     e.pipeline,
                     e.slot.as_deref().unwrap_or("-"),
-                    e.status,
+                    shown_status(&e.status.to_string(), e.qa_verdict.as_deref()),
                     jobs.join(" ")
                 ));
             }
@@ -83,7 +91,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 m.execution_id,
                 m.pipeline,
                 m.slot.as_deref().unwrap_or("-"),
-                m.status,
+                shown_status(&m.status.to_string(), m.qa_verdict.as_deref()),
                 m.error
                     .as_deref()
                     .map(|e| format!(" ({})", short(e, 80)))

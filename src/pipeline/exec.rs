@@ -606,7 +606,24 @@ pub struct ExecutionManifest {
     pub completed_at: Option<String>,
     /// True when `run` found this execution already there (resumed or reported, not created).
     pub existing: bool,
+    /// The QA verdict of its `mosaic_qa` job once that job has one (PASS, WARN or FAIL), so a
+    /// WARN is seen at a glance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qa_verdict: Option<String>,
     pub jobs: Vec<JobReport>,
+}
+
+/// The QA verdict in a `mosaic_qa` job's outputs (its `contimg.qa/1` manifest).
+pub fn qa_verdict(job_type: &str, outputs: Option<&Value>) -> Option<String> {
+    (job_type == "mosaic_qa")
+        .then(|| outputs?.get("verdict")?.as_str().map(str::to_string))
+        .flatten()
+}
+
+/// The QA verdict among an execution's jobs.
+pub fn qa_verdict_of_jobs(jobs: &[JobReport]) -> Option<String> {
+    jobs.iter()
+        .find_map(|j| qa_verdict(&j.job_type, j.outputs.as_ref()))
 }
 
 /// The manifest of execution `eid` (synced first).
@@ -674,6 +691,7 @@ pub fn report(queue: &Queue, database: &str, eid: i64) -> Result<ExecutionManife
         started_at,
         completed_at,
         existing: false,
+        qa_verdict: qa_verdict_of_jobs(&jobs),
         jobs,
     })
 }
@@ -727,6 +745,9 @@ pub struct ExecutionSummary {
     pub completed_at: Option<String>,
     pub error: Option<String>,
     pub jobs: BTreeMap<String, String>,
+    /// The QA verdict of its `mosaic_qa` job, once it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qa_verdict: Option<String>,
 }
 
 /// The latest `limit` executions, synced.
@@ -752,6 +773,7 @@ pub fn listing(conn: &Connection, limit: usize) -> Result<Vec<ExecutionSummary>,
                 completed_at: r.get(5)?,
                 error: r.get(6)?,
                 jobs: BTreeMap::new(),
+                qa_verdict: None,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -759,12 +781,20 @@ pub fn listing(conn: &Connection, limit: usize) -> Result<Vec<ExecutionSummary>,
     for mut s in rows {
         s.status = shown(conn, s.execution_id, s.status)?;
         let mut q = conn.prepare_cached(
-            "SELECT job_id, status FROM pipeline_jobs WHERE execution_id = ?1 ORDER BY id",
+            "SELECT job_id, status, job_type, result FROM pipeline_jobs WHERE execution_id = ?1 \
+             ORDER BY id",
         )?;
         for r in q.query_map([s.execution_id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
         })? {
-            let (j, st) = r?;
+            let (j, st, kind, result) = r?;
+            let outputs = result.and_then(|t| serde_json::from_str::<Value>(&t).ok());
+            s.qa_verdict = s.qa_verdict.or_else(|| qa_verdict(&kind, outputs.as_ref()));
             s.jobs.insert(j, st);
         }
         out.push(s);

@@ -335,6 +335,7 @@ impl PgPipeline {
             started_at: row.get(5),
             completed_at: row.get(6),
             existing: false,
+            qa_verdict: super::exec::qa_verdict_of_jobs(&jobs),
             jobs,
         })
     }
@@ -355,14 +356,21 @@ impl PgPipeline {
         for r in rows {
             let eid: i64 = r.get(0);
             let mut jobs = BTreeMap::new();
+            let mut qa_verdict = None;
             for j in self
                 .client()
                 .query(
-                    "SELECT job_id, status FROM pipeline_jobs WHERE execution_id = $1 ORDER BY position",
+                    "SELECT job_id, status, job_type, result FROM pipeline_jobs \
+                     WHERE execution_id = $1 ORDER BY position",
                     &[&eid],
                 )
                 .map_err(db(&shown, "list jobs"))?
             {
+                let outputs = j
+                    .get::<_, Option<String>>(3)
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+                qa_verdict =
+                    qa_verdict.or_else(|| super::exec::qa_verdict(j.get(2), outputs.as_ref()));
                 jobs.insert(j.get(0), j.get(1));
             }
             out.push(ExecutionSummary {
@@ -374,6 +382,7 @@ impl PgPipeline {
                 completed_at: r.get(5),
                 error: r.get(6),
                 jobs,
+                qa_verdict,
             });
         }
         Ok(out)

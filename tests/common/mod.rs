@@ -4,7 +4,7 @@
 pub mod hook;
 pub mod realdata;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 /// The contimg binary under test, with a clean environment for contimg's own variables.

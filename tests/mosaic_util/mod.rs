@@ -1,7 +1,7 @@
 //! Shared helpers for the mosaic tests: simulated inputs, truth catalogue, peak fitting, python.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use contimg::mosaic::engine::{MosaicInput, OutputGrid};

@@ -9,7 +9,10 @@
 //! column name or unit says mJy is converted to Jy. The catalogue's resolution (for the match
 //! radius) comes from the settings, else a `BMAJ` card (degrees) of a FITS table, a VOTable
 //! `PARAM` named `beam_arcsec`/`BMAJ`/`resolution` (with its unit), or a CSV comment line
-//! `# beam_arcsec = 45`.
+//! `# beam_arcsec = 45`. The frequency of its fluxes comes from the settings, a CSV comment
+//! `# frequency_hz = 1.4e9`, or the flux column's name (`S1.4` is 1.4 GHz, `S843` 843 MHz).
+//! What a catalogue leaves unsaid is filled from the survey its file name names, when it names
+//! one of [`KNOWN_SURVEYS`] (NVSS, FIRST, SUMSS, VLSS, TGSS, RACS, WENSS).
 //!
 //! Invariants: every returned row has finite RA in [0, 360) and Dec in [−90, 90]; rows that
 //! cannot be read are skipped and counted, never guessed; CSV goes through a real CSV parser
@@ -117,6 +120,8 @@ pub struct CatalogSettings {
     pub beam_arcsec: Option<f64>,
     /// The catalogue's 1σ position error per axis (arcsec).
     pub position_error_arcsec: Option<f64>,
+    /// The frequency (Hz) of the catalogue's fluxes, e.g. 1.4e9 for NVSS.
+    pub frequency_hz: Option<f64>,
 }
 
 impl CatalogSettings {
@@ -131,6 +136,66 @@ impl CatalogSettings {
                 .or_else(|| self.flux_column.clone()),
             beam_arcsec: over.beam_arcsec.or(self.beam_arcsec),
             position_error_arcsec: over.position_error_arcsec.or(self.position_error_arcsec),
+            frequency_hz: over.frequency_hz.or(self.frequency_hz),
+        }
+    }
+}
+
+/// Radio surveys whose catalogues are recognised by file name when the catalogue and the
+/// settings say nothing: (name, frequency Hz, resolution FWHM arcsec, 1σ position error arcsec).
+pub const KNOWN_SURVEYS: &[(&str, f64, f64, f64)] = &[
+    ("NVSS", 1.4e9, 45.0, 1.0),
+    ("FIRST", 1.4e9, 5.4, 0.5),
+    ("SUMSS", 843e6, 45.0, 1.5),
+    ("VLSS", 73.8e6, 75.0, 3.0),
+    ("TGSS", 147.5e6, 25.0, 2.0),
+    ("RACS", 887.5e6, 25.0, 1.0),
+    ("WENSS", 325e6, 54.0, 1.5),
+];
+
+/// The survey a catalogue's file name names, if any (case-insensitive, first match).
+fn known_survey(path: &Path) -> Option<(f64, f64, f64)> {
+    let name = path.file_name()?.to_string_lossy().to_ascii_uppercase();
+    KNOWN_SURVEYS
+        .iter()
+        .find(|(n, ..)| name.contains(n))
+        .map(|&(_, f, b, e)| (f, b, e))
+}
+
+/// The frequency a flux column's name states, e.g. `S1.4` → 1.4 GHz, `S843` → 843 MHz,
+/// `S150MHz` → 150 MHz.
+fn column_frequency_hz(name: &str) -> Option<f64> {
+    let lower = name.trim().to_ascii_lowercase();
+    let rest = lower.strip_prefix('s')?.trim_start_matches(['_', ' ']);
+    let digits: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let v: f64 = digits.parse().ok()?;
+    let unit = rest[digits.len()..].trim_start_matches(['_', ' ']);
+    if unit.starts_with("ghz") {
+        Some(v * 1e9)
+    } else if unit.starts_with("mhz") {
+        Some(v * 1e6)
+    } else if unit.is_empty() || unit.starts_with("mjy") || unit.starts_with("jy") {
+        // Bare numbers: GHz below 100 (S1.4, S20), MHz above (S843, S150).
+        Some(if v < 100.0 { v * 1e9 } else { v * 1e6 })
+    } else {
+        None
+    }
+}
+
+impl Reference {
+    /// Fills what the catalogue did not say from the survey its file name names (NVSS, FIRST,
+    /// SUMSS, VLSS, TGSS, RACS, WENSS) and the frequency its flux column's name states.
+    fn fill_known(&mut self) {
+        if self.frequency_hz.is_none() {
+            self.frequency_hz = column_frequency_hz(&self.columns[2]);
+        }
+        if let Some((f, b, e)) = known_survey(&self.path) {
+            self.frequency_hz.get_or_insert(f);
+            self.beam_arcsec.get_or_insert(b);
+            self.position_error_arcsec.get_or_insert(e);
         }
     }
 }
@@ -152,6 +217,8 @@ pub struct Reference {
     pub beam_arcsec: Option<f64>,
     /// The catalogue's 1σ position error per axis (arcsec), when known.
     pub position_error_arcsec: Option<f64>,
+    /// The frequency (Hz) of its fluxes, when known.
+    pub frequency_hz: Option<f64>,
 }
 
 fn norm(name: &str) -> String {
@@ -343,6 +410,7 @@ impl Rows {
                 flux: chosen.flux.map(|_| Vec::new()),
                 beam_arcsec: s.beam_arcsec,
                 position_error_arcsec: s.position_error_arcsec,
+                frequency_hz: s.frequency_hz,
                 ..Default::default()
             },
             chosen,
@@ -413,17 +481,21 @@ pub fn read_csv(path: &Path, settings: &CatalogSettings) -> Result<Reference, Ca
         rows.push_text(|i| record.get(i).map(str::to_string));
     }
     if rows.r.beam_arcsec.is_none() {
-        rows.r.beam_arcsec = csv_comment_beam(&text);
+        rows.r.beam_arcsec = csv_comment(&text, "beamarcsec");
+    }
+    if rows.r.frequency_hz.is_none() {
+        rows.r.frequency_hz = csv_comment(&text, "frequencyhz");
     }
     Ok(rows.r)
 }
 
-/// `# beam_arcsec = 45` (or `:`) in a CSV comment line.
-fn csv_comment_beam(text: &[u8]) -> Option<f64> {
+/// `# beam_arcsec = 45` or `# frequency_hz = 1.4e9` (or `:`) in a CSV comment line: the value
+/// of the key whose normalised name is `key`.
+fn csv_comment(text: &[u8], key: &str) -> Option<f64> {
     String::from_utf8_lossy(text).lines().find_map(|l| {
         let body = l.trim_start().strip_prefix('#')?;
-        let (key, value) = body.split_once(['=', ':'])?;
-        (norm(key) == "beamarcsec")
+        let (k, value) = body.split_once(['=', ':'])?;
+        (norm(k) == key)
             .then(|| value.trim().parse::<f64>().ok())
             .flatten()
     })
@@ -556,13 +628,15 @@ pub fn read_reference(path: &Path, settings: &CatalogSettings) -> Result<Referen
         .trim_start_matches('\u{feff}')
         .trim_start()
         .starts_with('<');
-    if is_fits {
+    let mut r = if is_fits {
         read_fits(path, settings)
     } else if is_xml {
         read_votable(path, settings)
     } else {
         read_csv(path, settings)
-    }
+    }?;
+    r.fill_known();
+    Ok(r)
 }
 
 const CSV_HEADER: &str =

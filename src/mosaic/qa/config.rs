@@ -30,6 +30,12 @@ pub struct QaConfig {
     /// A check leaves PASS only when its value is past the threshold by more than this many
     /// standard errors.
     pub significance_sigma: f64,
+    /// The chance that a clean night raises any WARN or FAIL, shared over all statistical tests.
+    pub false_alarm_per_night: f64,
+    /// Spectral index α (S ∝ ν^α) assumed to compare fluxes at the reference's frequency, and
+    /// the scatter of real sources' indices about it (widens the flux-scale tolerance).
+    pub spectral_index: f64,
+    pub spectral_index_scatter: f64,
     /// Sources brighter than this many sigma are used to look for negative bowls.
     pub bright_sigma: f64,
     /// Longest side of the quicklook PNG in pixels.
@@ -48,17 +54,33 @@ pub struct QaTierConfig {
     pub reference: Option<PathBuf>,
     pub astrometry_warn_beams: Option<f64>,
     pub astrometry_fail_beams: Option<f64>,
-    pub dynamic_range_fail: Option<f64>,
-    pub noise_efficiency_warn: Option<f64>,
+    pub noise_warn_ratio: Option<f64>,
+    pub noise_fail_ratio: Option<f64>,
+    pub noise_structure_warn: Option<f64>,
+    pub noise_structure_fail: Option<f64>,
+    pub dynamic_range_warn_ratio: Option<f64>,
+    pub dynamic_range_fail_ratio: Option<f64>,
+    pub flux_scale_warn: Option<f64>,
+    pub flux_scale_fail: Option<f64>,
+    pub completeness_warn: Option<f64>,
+    pub completeness_fail: Option<f64>,
+    pub snapshot_offset_warn_beams: Option<f64>,
+    pub snapshot_offset_fail_beams: Option<f64>,
+    pub snapshot_flux_warn: Option<f64>,
+    pub snapshot_flux_fail: Option<f64>,
     pub artefact_warn: Option<f64>,
     pub min_matches: Option<usize>,
-    /// Thresholds in arcseconds, as workspaces made before thresholds moved to beam units wrote
-    /// them out: read so that such a workspace still opens, never used (see
+    /// Settings that workspaces made by older versions wrote out and that no check uses any
+    /// more: read so that such a workspace still opens, never used (see
     /// [`QaConfig::deprecations`]), and not written again.
     #[serde(default, skip_serializing)]
     pub astrometry_warn_arcsec: Option<f64>,
     #[serde(default, skip_serializing)]
     pub astrometry_fail_arcsec: Option<f64>,
+    #[serde(default, skip_serializing)]
+    pub dynamic_range_fail: Option<f64>,
+    #[serde(default, skip_serializing)]
+    pub noise_efficiency_warn: Option<f64>,
 }
 
 /// The thresholds in force for one tier.
@@ -66,21 +88,47 @@ pub struct QaTierConfig {
 pub struct Thresholds {
     /// Reference catalogue named for this tier (or the `[qa]` default), if any.
     pub reference: Option<PathBuf>,
-    /// WARN when the systematic (median) astrometric offset exceeds this fraction of the
-    /// mosaic's beam (FWHM), significantly.
+    /// WARN / FAIL when the bulk astrometric offset against the reference exceeds this fraction
+    /// of the mosaic's beam (FWHM), significantly.
     pub astrometry_warn_beams: f64,
-    /// FAIL when it exceeds this fraction of the beam, significantly.
     pub astrometry_fail_beams: f64,
-    /// How many standard errors past a threshold make a WARN/FAIL.
+    /// The smallest number of standard errors past a threshold that makes a WARN/FAIL; the
+    /// false-alarm budget may ask for more (see [`super::verdict`]).
     pub significance_sigma: f64,
-    /// FAIL when peak / median noise is below this.
-    pub dynamic_range_fail: f64,
-    /// WARN when expected / measured noise is below this.
-    pub noise_efficiency_warn: f64,
+    /// The chance that a clean night raises any WARN or FAIL, shared over every statistical test.
+    pub false_alarm_per_night: f64,
+    /// WARN / FAIL when the measured noise exceeds the build's expected noise by these factors.
+    pub noise_warn_ratio: f64,
+    pub noise_fail_ratio: f64,
+    /// WARN / FAIL when an input's whitened noise power along one direction stands this many
+    /// standard deviations above the other directions' (stripes; FAIL also needs 3× the power).
+    pub noise_structure_warn: f64,
+    pub noise_structure_fail: f64,
+    /// WARN / FAIL when the noise around the brightest sources exceeds the expected noise there
+    /// by these factors (the image is dynamic-range limited).
+    pub dynamic_range_warn_ratio: f64,
+    pub dynamic_range_fail_ratio: f64,
+    /// WARN / FAIL when the flux scale against the reference is off by more than these fractions
+    /// (beyond what spectral indices allow).
+    pub flux_scale_warn: f64,
+    pub flux_scale_fail: f64,
+    /// WARN / FAIL when fewer than these fractions of the reference sources the mosaic should
+    /// detect were matched.
+    pub completeness_warn: f64,
+    pub completeness_fail: f64,
+    /// WARN / FAIL when one snapshot is offset from the others by this fraction of the beam.
+    pub snapshot_offset_warn_beams: f64,
+    pub snapshot_offset_fail_beams: f64,
+    /// WARN / FAIL when one snapshot's flux scale differs from the others' by this fraction.
+    pub snapshot_flux_warn: f64,
+    pub snapshot_flux_fail: f64,
     /// WARN when the artefact score exceeds this.
     pub artefact_warn: f64,
     /// Fewer matches than this is no astrometry check.
     pub min_matches: usize,
+    /// Assumed spectral index (S ∝ ν^α) and its scatter, to compare fluxes across frequencies.
+    pub spectral_index: f64,
+    pub spectral_index_scatter: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,8 +149,20 @@ fn builtin_tier(name: &str) -> QaTierConfig {
         // 2.7 % at 0.1, 10 % at 0.2 (README, "QA verdicts").
         astrometry_warn_beams: Some(if ql { 0.1 } else { 0.05 }),
         astrometry_fail_beams: Some(if ql { 0.2 } else { 0.1 }),
-        dynamic_range_fail: Some(if ql { 50.0 } else { 100.0 }),
-        noise_efficiency_warn: Some(if ql { 0.3 } else { 0.5 }),
+        noise_warn_ratio: Some(if ql { 1.5 } else { 1.3 }),
+        noise_fail_ratio: Some(2.0),
+        noise_structure_warn: Some(8.0),
+        noise_structure_fail: Some(12.0),
+        dynamic_range_warn_ratio: Some(if ql { 1.5 } else { 1.25 }),
+        dynamic_range_fail_ratio: Some(if ql { 2.0 } else { 1.5 }),
+        flux_scale_warn: Some(if ql { 0.2 } else { 0.15 }),
+        flux_scale_fail: Some(0.3),
+        completeness_warn: Some(0.7),
+        completeness_fail: Some(0.4),
+        snapshot_offset_warn_beams: Some(if ql { 0.4 } else { 0.3 }),
+        snapshot_offset_fail_beams: Some(if ql { 0.7 } else { 0.5 }),
+        snapshot_flux_warn: Some(if ql { 0.15 } else { 0.1 }),
+        snapshot_flux_fail: Some(0.2),
         artefact_warn: Some(0.5),
         min_matches: Some(5),
         ..QaTierConfig::default()
@@ -120,6 +180,9 @@ impl Default for QaConfig {
             box_beams: 30.0,
             match_radius_beams: 0.5,
             significance_sigma: 3.0,
+            false_alarm_per_night: 0.01,
+            spectral_index: -0.7,
+            spectral_index_scatter: 0.2,
             bright_sigma: 30.0,
             quicklook_max_px: 1600,
             tiers: BUILTIN_TIERS
@@ -132,34 +195,55 @@ impl Default for QaConfig {
 }
 
 impl QaConfig {
-    /// One warning per setting that is read but no longer used (the arcsecond thresholds of
-    /// older workspaces), saying what replaced it.
+    /// One warning per setting that is read but no longer used (settings older versions wrote
+    /// out), saying what replaced it.
     pub fn deprecations(&self) -> Vec<String> {
         let mut out = vec![];
         for (tier, t) in &self.tiers {
-            for (key, value, new) in [
+            let th = self.thresholds(tier);
+            for (key, value, instead) in [
                 (
                     "astrometry_warn_arcsec",
                     t.astrometry_warn_arcsec,
-                    "astrometry_warn_beams",
+                    format!(
+                        "astrometry thresholds are fractions of the mosaic's beam: set \
+                         astrometry_warn_beams (in force: {})",
+                        th.astrometry_warn_beams
+                    ),
                 ),
                 (
                     "astrometry_fail_arcsec",
                     t.astrometry_fail_arcsec,
-                    "astrometry_fail_beams",
+                    format!(
+                        "astrometry thresholds are fractions of the mosaic's beam: set \
+                         astrometry_fail_beams (in force: {})",
+                        th.astrometry_fail_beams
+                    ),
+                ),
+                (
+                    "dynamic_range_fail",
+                    t.dynamic_range_fail,
+                    format!(
+                        "peak/noise measures the sky, not the image; dynamic range is now judged \
+                         by the noise around the brightest sources against the expected noise: \
+                         set dynamic_range_warn_ratio / dynamic_range_fail_ratio (in force: {} / {})",
+                        th.dynamic_range_warn_ratio, th.dynamic_range_fail_ratio
+                    ),
+                ),
+                (
+                    "noise_efficiency_warn",
+                    t.noise_efficiency_warn,
+                    format!(
+                        "noise is judged as measured / expected: set noise_warn_ratio / \
+                         noise_fail_ratio (in force: {} / {})",
+                        th.noise_warn_ratio, th.noise_fail_ratio
+                    ),
                 ),
             ] {
                 if let Some(v) = value {
-                    let th = self.thresholds(tier);
-                    let now = if new == "astrometry_warn_beams" {
-                        th.astrometry_warn_beams
-                    } else {
-                        th.astrometry_fail_beams
-                    };
                     out.push(format!(
-                        "warning: [qa.tiers.{tier}] {key} = {v} is no longer used: astrometry \
-                         thresholds are fractions of the mosaic's beam; set {new} instead \
-                         (in force: {now})"
+                        "warning: [qa.tiers.{tier}] {key} = {v} is no longer used: {instead}; \
+                         delete the line"
                     ));
                 }
             }
@@ -205,6 +289,24 @@ impl QaConfig {
             "must be at least 1",
         )?;
         range(
+            "false_alarm_per_night",
+            self.false_alarm_per_night,
+            self.false_alarm_per_night > 0.0 && self.false_alarm_per_night < 0.5,
+            "must be in (0, 0.5)",
+        )?;
+        range(
+            "spectral_index_scatter",
+            self.spectral_index_scatter,
+            self.spectral_index_scatter >= 0.0 && self.spectral_index_scatter <= 2.0,
+            "must be in [0, 2]",
+        )?;
+        range(
+            "spectral_index",
+            self.spectral_index,
+            self.spectral_index.abs() <= 5.0,
+            "must be in [-5, 5]",
+        )?;
+        range(
             "bright_sigma",
             self.bright_sigma,
             self.bright_sigma > self.detection_sigma,
@@ -239,10 +341,37 @@ impl QaConfig {
             astrometry_warn_beams: pick(o.astrometry_warn_beams, base.astrometry_warn_beams),
             astrometry_fail_beams: pick(o.astrometry_fail_beams, base.astrometry_fail_beams),
             significance_sigma: self.significance_sigma,
-            dynamic_range_fail: pick(o.dynamic_range_fail, base.dynamic_range_fail),
-            noise_efficiency_warn: pick(o.noise_efficiency_warn, base.noise_efficiency_warn),
+            false_alarm_per_night: self.false_alarm_per_night,
+            noise_warn_ratio: pick(o.noise_warn_ratio, base.noise_warn_ratio),
+            noise_fail_ratio: pick(o.noise_fail_ratio, base.noise_fail_ratio),
+            noise_structure_warn: pick(o.noise_structure_warn, base.noise_structure_warn),
+            noise_structure_fail: pick(o.noise_structure_fail, base.noise_structure_fail),
+            dynamic_range_warn_ratio: pick(
+                o.dynamic_range_warn_ratio,
+                base.dynamic_range_warn_ratio,
+            ),
+            dynamic_range_fail_ratio: pick(
+                o.dynamic_range_fail_ratio,
+                base.dynamic_range_fail_ratio,
+            ),
+            flux_scale_warn: pick(o.flux_scale_warn, base.flux_scale_warn),
+            flux_scale_fail: pick(o.flux_scale_fail, base.flux_scale_fail),
+            completeness_warn: pick(o.completeness_warn, base.completeness_warn),
+            completeness_fail: pick(o.completeness_fail, base.completeness_fail),
+            snapshot_offset_warn_beams: pick(
+                o.snapshot_offset_warn_beams,
+                base.snapshot_offset_warn_beams,
+            ),
+            snapshot_offset_fail_beams: pick(
+                o.snapshot_offset_fail_beams,
+                base.snapshot_offset_fail_beams,
+            ),
+            snapshot_flux_warn: pick(o.snapshot_flux_warn, base.snapshot_flux_warn),
+            snapshot_flux_fail: pick(o.snapshot_flux_fail, base.snapshot_flux_fail),
             artefact_warn: pick(o.artefact_warn, base.artefact_warn),
             min_matches: o.min_matches.or(base.min_matches).unwrap_or(5),
+            spectral_index: self.spectral_index,
+            spectral_index_scatter: self.spectral_index_scatter,
         }
     }
 
@@ -265,55 +394,94 @@ impl QaConfig {
         let d = QaConfig::default();
         let mut out = format!(
             r#"[qa]
-# Reference catalogue (CSV with ra/dec[/flux] columns, a FITS binary table such as NVSS VZ, or a
-# VOTable) for tiers that name none; "" = none. `contimg qa --reference` overrides both.
+# Reference catalogue for tiers that name none; "" = none (the default): absolute astrometry,
+# completeness and flux scale are then reported as not checked and do not change the verdict;
+# every other check (noise, stripes, dynamic range, each snapshot against the others) still runs.
+# Read: CSV with ra/dec[/flux] columns (VizieR's CSV too), a FITS binary table such as the NVSS
+# VZ table, or a VOTable (TABLEDATA) as VizieR serves it, e.g. NVSS (VIII/65), FIRST (VIII/92),
+# SUMSS (VIII/81), VLSSr (VIII/97), TGSS (J/A+A/598/A78), RACS. `contimg qa --reference FILE`
+# overrides both this and a tier's own `reference`.
 reference = "{reference}"
 # Islands: connected pixels above this many sigma of the local (BANE-like) rms.
 detection_sigma = {det}
 # Background/rms box size in restoring-beam widths; the grid step is a third of it.
 box_beams = {box_beams}
 # Cross-match radius in units of the combined resolution sqrt(mosaic beam^2 + catalogue beam^2)
-# (FWHM), widened by 3x the catalogue's position error; matches are one-to-one.
+# (FWHM), widened by 3x the catalogue's position error; matches are one-to-one, after the bulk
+# offset has been found by votes over all pairs within 5 combined beams.
 match_radius_beams = {radius}
-# A check leaves PASS only when its value is past the threshold by more than this many standard
-# errors (so that a verdict does not flip on noise).
+# The chance that a clean night raises any WARN or FAIL: shared over every statistical test of a
+# night (each check and each per-snapshot test), so each test needs more standard errors the
+# more tests there are. `contimg qa --help` and man contimg-qa list the tests.
+false_alarm_per_night = {fa}
+# A check never leaves PASS with fewer standard errors than this past its threshold.
 significance_sigma = {sig}
+# Fluxes are compared at the reference's frequency with S ~ nu^alpha; the tolerance widens by
+# the scatter of real spectral indices times |ln(nu / nu_reference)|.
+spectral_index = {alpha}
+spectral_index_scatter = {alpha_sd}
 # Sources above this many sigma are checked for negative bowls around them.
 bright_sigma = {bright}
 # Longest side of the quicklook PNG in pixels.
 quicklook_max_px = {ql}
 
-# Verdict thresholds per tier. Astrometry uses the systematic (median) offset in fractions of
-# the mosaic's beam (FWHM); dynamic range is the brightest source's peak over the median noise;
-# noise efficiency is expected / measured noise. Each must be past its threshold by more than
-# significance_sigma standard errors. A tier may also name its own catalogue with a line such
-# as: reference = "catalogues/nvss.fits"
+# Verdict thresholds per tier; each check compares the image with what it should be:
+# - astrometry_*_beams: bulk offset against the reference, fraction of the beam (FWHM)
+# - noise_*_ratio: measured noise / the build's expected-noise map (and / the tier's history)
+# - noise_structure_*: stripes, significance (sigma) of the strongest direction in each
+#  input's whitened noise power (FAIL also needs 3x the other directions' power)
+# - dynamic_range_*_ratio: noise around the brightest sources / expected noise there
+# - flux_scale_*: |mosaic / reference - 1| beyond what spectral indices allow
+# - completeness_*: matched share of the reference sources the mosaic should detect
+# - snapshot_offset_*_beams: one snapshot's offset from the others (and the reference), beams
+# - snapshot_flux_*: one snapshot's flux scale against the others' (and the reference's)
+# - artefact_warn: artefact score (negative bowls and pixels, edge noise)
+# A tier may also name its own catalogue with a line such as: reference = "catalogues/nvss.fits"
 #
-# A reference catalogue's columns, resolution and position error, by file name (uncomment):
-#   [qa.catalogues."NVSSVZ.FIT.gz"]
+# A reference catalogue's columns, resolution, position error and frequency, by file name
+# (NVSS, FIRST, SUMSS, VLSS, TGSS, RACS and WENSS are recognised by name), e.g. (uncomment):
+#   [qa.catalogues."my_survey.csv"]
 #   beam_arcsec = 45.0
 #   position_error_arcsec = 1.0
-#   flux_column = "PEAK INT"
+#   frequency_hz = 1.4e9
+#   flux_column = "S1.4"
 "#,
             reference = d.reference.display(),
             det = fmt_f(d.detection_sigma),
             box_beams = fmt_f(d.box_beams),
             radius = fmt_f(d.match_radius_beams),
+            fa = fmt_f(d.false_alarm_per_night),
             sig = fmt_f(d.significance_sigma),
+            alpha = fmt_f(d.spectral_index),
+            alpha_sd = fmt_f(d.spectral_index_scatter),
             bright = fmt_f(d.bright_sigma),
             ql = d.quicklook_max_px,
         );
         for (name, t) in &d.tiers {
-            out.push_str(&format!(
-                "[qa.tiers.{name}]\nastrometry_warn_beams = {}\nastrometry_fail_beams = {}\n\
-                 dynamic_range_fail = {}\nnoise_efficiency_warn = {}\nartefact_warn = {}\nmin_matches = {}\n\n",
-                fmt_f(t.astrometry_warn_beams.unwrap_or(f64::NAN)),
-                fmt_f(t.astrometry_fail_beams.unwrap_or(f64::NAN)),
-                fmt_f(t.dynamic_range_fail.unwrap_or(f64::NAN)),
-                fmt_f(t.noise_efficiency_warn.unwrap_or(f64::NAN)),
-                fmt_f(t.artefact_warn.unwrap_or(f64::NAN)),
-                t.min_matches.unwrap_or(5),
-            ));
+            let f = |v: Option<f64>| fmt_f(v.unwrap_or(f64::NAN));
+            out.push_str(&format!("[qa.tiers.{name}]\n"));
+            for (key, v) in [
+                ("astrometry_warn_beams", t.astrometry_warn_beams),
+                ("astrometry_fail_beams", t.astrometry_fail_beams),
+                ("noise_warn_ratio", t.noise_warn_ratio),
+                ("noise_fail_ratio", t.noise_fail_ratio),
+                ("noise_structure_warn", t.noise_structure_warn),
+                ("noise_structure_fail", t.noise_structure_fail),
+                ("dynamic_range_warn_ratio", t.dynamic_range_warn_ratio),
+                ("dynamic_range_fail_ratio", t.dynamic_range_fail_ratio),
+                ("flux_scale_warn", t.flux_scale_warn),
+                ("flux_scale_fail", t.flux_scale_fail),
+                ("completeness_warn", t.completeness_warn),
+                ("completeness_fail", t.completeness_fail),
+                ("snapshot_offset_warn_beams", t.snapshot_offset_warn_beams),
+                ("snapshot_offset_fail_beams", t.snapshot_offset_fail_beams),
+                ("snapshot_flux_warn", t.snapshot_flux_warn),
+                ("snapshot_flux_fail", t.snapshot_flux_fail),
+                ("artefact_warn", t.artefact_warn),
+            ] {
+                out.push_str(&format!("{key} = {}\n", f(v)));
+            }
+            out.push_str(&format!("min_matches = {}\n\n", t.min_matches.unwrap_or(5)));
         }
         out
     }
@@ -339,6 +507,25 @@ mod tests {
     }
 
     #[test]
+    fn settings_older_versions_wrote_still_parse_and_are_named() {
+        let w: Wrap = toml::from_str(
+            "[qa]\n[qa.tiers.science]\ndynamic_range_fail = 100.0\nnoise_efficiency_warn = 0.5\n",
+        )
+        .unwrap();
+        let d = w.qa.deprecations();
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(
+            d.iter().any(|m| m.contains("dynamic_range_fail_ratio")),
+            "{d:?}"
+        );
+        assert!(d.iter().any(|m| m.contains("noise_fail_ratio")), "{d:?}");
+        assert_eq!(
+            w.qa.thresholds("science"),
+            QaConfig::default().thresholds("science")
+        );
+    }
+
+    #[test]
     fn default_text_is_the_default_and_overrides_merge() {
         let w: Wrap = toml::from_str(&QaConfig::default_toml()).unwrap();
         assert_eq!(w.qa, QaConfig::default());
@@ -348,7 +535,10 @@ mod tests {
         assert_eq!(t.astrometry_fail_beams, 0.15);
         assert_eq!(t.astrometry_warn_beams, 0.05);
         let q = w.qa.thresholds("quicklook");
-        assert_eq!((q.astrometry_fail_beams, q.dynamic_range_fail), (0.2, 50.0));
+        assert_eq!(
+            (q.astrometry_fail_beams, q.dynamic_range_fail_ratio),
+            (0.2, 2.0)
+        );
         assert!(q.reference.is_none());
         assert!(toml::from_str::<Wrap>("[qa]\nmatch_radius = 1\n").is_err());
     }

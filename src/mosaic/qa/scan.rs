@@ -3,7 +3,7 @@
 //! the striping test), without keeping any full-size float map.
 //!
 //! Invariants: only finite pixels are counted; S/N = (value − background) / rms with the
-//! interpolated grid; the mask is row-major (`y * nx + x`), true where S/N > the threshold.
+//! interpolated grid (negative outliers against the larger of that rms and the expected noise); the mask is row-major (`y * nx + x`), true where S/N > the threshold.
 
 use ndarray::ArrayView2;
 use rayon::prelude::*;
@@ -42,8 +42,15 @@ struct Partial {
     max_pixel: Option<(f32, usize, usize)>,
 }
 
-/// Runs the pass.
-pub fn scan(image: ArrayView2<f32>, grid: &BackgroundGrid, threshold: f64) -> Scan {
+/// Runs the pass. A pixel counts as below −5σ against the larger of the local box rms and the
+/// expected noise (`expected`, the build's map, when given): a box straddling a primary-beam
+/// corrected edge underestimates the noise there, the build's map does not.
+pub fn scan(
+    image: ArrayView2<f32>,
+    grid: &BackgroundGrid,
+    threshold: f64,
+    expected: Option<ArrayView2<f32>>,
+) -> Scan {
     let (ny, nx) = image.dim();
     let mut mask = vec![false; nx * ny];
     let mut rows = vec![[0.0f64; 4]; ny];
@@ -84,7 +91,13 @@ pub fn scan(image: ArrayView2<f32>, grid: &BackgroundGrid, threshold: f64) -> Sc
                         mrow[x] = true;
                     }
                     if snr < -5.0 {
-                        p.n_neg += 1;
+                        let sigma = expected
+                            .map(|e| e[[y, x]])
+                            .filter(|e| e.is_finite() && *e > rm[x])
+                            .unwrap_or(rm[x]);
+                        if (v - bk[x]) / sigma < -5.0 {
+                            p.n_neg += 1;
+                        }
                     }
                     if (HIST_MIN..HIST_MAX).contains(&snr) {
                         let bin =

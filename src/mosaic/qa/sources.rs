@@ -67,13 +67,15 @@ pub struct Source {
     pub fit: &'static str,
 }
 
-struct Fit {
-    x: f64,
-    y: f64,
-    peak: f64,
-    volume: f64,
-    maj_px: f64,
-    min_px: f64,
+/// A refined peak: position (0-based pixels), peak above the background, the Gaussian's volume
+/// (pixel units) and its FWHM axes in pixels.
+pub(crate) struct Fit {
+    pub(crate) x: f64,
+    pub(crate) y: f64,
+    pub(crate) peak: f64,
+    pub(crate) volume: f64,
+    pub(crate) maj_px: f64,
+    pub(crate) min_px: f64,
 }
 
 /// Solves the symmetric system `a x = b` (n ≤ 6) by Gaussian elimination with partial pivoting.
@@ -106,7 +108,7 @@ fn solve<const N: usize>(mut a: [[f64; N]; N], mut b: [f64; N]) -> Option<[f64; 
 }
 
 /// Quadratic fit of ln I around the peak pixel (px, py); values are background-subtracted by `sub`.
-fn gauss_fit(
+pub(crate) fn gauss_fit(
     image: ArrayView2<f32>,
     px: usize,
     py: usize,
@@ -180,7 +182,7 @@ fn gauss_fit(
     })
 }
 
-fn centroid(
+pub(crate) fn centroid(
     image: ArrayView2<f32>,
     px: usize,
     py: usize,

@@ -41,6 +41,23 @@ impl ZoneIndex {
 
     /// The nearest row within the radius of (ra, dec), with its separation (deg).
     pub fn nearest(&self, ra: f64, dec: f64) -> Option<(usize, f64)> {
+        let mut best: Option<(usize, f64)> = None;
+        self.each_within(ra, dec, |row, s| {
+            if best.is_none_or(|(_, b)| s < b) {
+                best = Some((row, s));
+            }
+        });
+        best
+    }
+
+    /// Every row within the radius of (ra, dec), with its separation (deg).
+    pub fn within(&self, ra: f64, dec: f64) -> Vec<(usize, f64)> {
+        let mut out = Vec::new();
+        self.each_within(ra, dec, |row, s| out.push((row, s)));
+        out
+    }
+
+    fn each_within(&self, ra: f64, dec: f64, mut visit: impl FnMut(usize, f64)) {
         let r = self.radius_deg;
         let nz = self.zones.len();
         let z0 = (((dec - r + 90.0) / self.zone_h).floor().max(0.0) as usize).min(nz - 1);
@@ -51,7 +68,6 @@ impl ZoneIndex {
         } else {
             (r / cosd).min(180.0)
         };
-        let mut best: Option<(usize, f64)> = None;
         let mut check = |zone: &[(f64, f64, u32)], lo: f64, hi: f64| {
             let start = zone.partition_point(|e| e.0 < lo);
             for e in &zone[start..] {
@@ -59,8 +75,8 @@ impl ZoneIndex {
                     break;
                 }
                 let s = separation_deg((ra, dec), (e.0, e.1));
-                if s <= r && best.is_none_or(|(_, b)| s < b) {
-                    best = Some((e.2 as usize, s));
+                if s <= r {
+                    visit(e.2 as usize, s);
                 }
             }
         };
@@ -78,7 +94,6 @@ impl ZoneIndex {
                 check(zone, 0.0, hi - 360.0);
             }
         }
-        best
     }
 }
 
@@ -103,6 +118,118 @@ pub fn offset_arcsec(found: (f64, f64), reference: (f64, f64)) -> (f64, f64) {
     let xi = d.cos() * (a - a0).sin() / cosc;
     let eta = (d0.cos() * d.sin() - d0.sin() * d.cos() * (a - a0).cos()) / cosc;
     (xi.to_degrees() * 3600.0, eta.to_degrees() * 3600.0)
+}
+
+/// The bulk offset of a set of found positions against a reference, found before any
+/// one-to-one match so that a shift of several beams is measured rather than missed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct BulkOffset {
+    /// Found − reference, ΔRA·cos δ and ΔDec (arcsec).
+    pub dra_arcsec: f64,
+    pub ddec_arcsec: f64,
+    /// Pairs voting for it (within one cell of the peak) and the number chance alone would put
+    /// there (every pair's offset spread evenly over the search disc).
+    pub votes: usize,
+    pub chance_votes: f64,
+    /// Search radius and cell size (arcsec).
+    pub search_arcsec: f64,
+    pub cell_arcsec: f64,
+}
+
+/// Votes over every (found, reference) pair closer than `index`'s radius: each pair's offset
+/// falls in a cell of `cell_arcsec`; the cell (with its eight neighbours) holding the most votes
+/// is the bulk offset, refined as the median of the offsets in it. `None` when the peak is not
+/// significant: fewer than `min_votes` votes, or not at least 5 Poisson standard deviations
+/// above what chance pairs put in a 3×3-cell block.
+pub fn bulk_offset(
+    found: &[(f64, f64)],
+    index: &ZoneIndex,
+    ref_ra: &[f64],
+    ref_dec: &[f64],
+    cell_arcsec: f64,
+    min_votes: usize,
+) -> Option<BulkOffset> {
+    let search = index.radius_deg * 3600.0;
+    let offsets: Vec<(f64, f64)> = found
+        .iter()
+        .flat_map(|&(ra, dec)| {
+            index
+                .within(ra, dec)
+                .into_iter()
+                .map(move |(j, _)| offset_arcsec((ra, dec), (ref_ra[j], ref_dec[j])))
+        })
+        .collect();
+    if offsets.is_empty() || cell_arcsec.is_nan() || cell_arcsec <= 0.0 {
+        return None;
+    }
+    let n = (search / cell_arcsec).ceil() as i64;
+    let side = (2 * n + 1) as usize;
+    let mut grid = vec![0u32; side * side];
+    let cell_of = |(x, y): (f64, f64)| {
+        let i = ((x / cell_arcsec).round() as i64 + n).clamp(0, 2 * n) as usize;
+        let j = ((y / cell_arcsec).round() as i64 + n).clamp(0, 2 * n) as usize;
+        (i, j)
+    };
+    for &o in &offsets {
+        let (i, j) = cell_of(o);
+        grid[j * side + i] += 1;
+    }
+    let block = |i: usize, j: usize| -> u32 {
+        let mut sum = 0;
+        for jj in j.saturating_sub(1)..=(j + 1).min(side - 1) {
+            for ii in i.saturating_sub(1)..=(i + 1).min(side - 1) {
+                sum += grid[jj * side + ii];
+            }
+        }
+        sum
+    };
+    let (mut best, mut at) = (0u32, (n as usize, n as usize));
+    for j in 0..side {
+        for i in 0..side {
+            let b = block(i, j);
+            // Ties go to the cell nearer zero offset.
+            let nearer = || {
+                let d = |(a, b): (usize, usize)| (a as i64 - n).pow(2) + (b as i64 - n).pow(2);
+                d((i, j)) < d(at)
+            };
+            if b > best || (b == best && nearer()) {
+                best = b;
+                at = (i, j);
+            }
+        }
+    }
+    let area = std::f64::consts::PI * search * search;
+    let chance = offsets.len() as f64 * 9.0 * cell_arcsec * cell_arcsec / area;
+    let significant = f64::from(best) >= chance + 5.0 * chance.sqrt().max(1.0);
+    if (best as usize) < min_votes || !significant {
+        return None;
+    }
+    let (ci, cj) = at;
+    let near: Vec<(f64, f64)> = offsets
+        .iter()
+        .copied()
+        .filter(|&o| {
+            let (i, j) = cell_of(o);
+            i.abs_diff(ci) <= 1 && j.abs_diff(cj) <= 1
+        })
+        .collect();
+    let xs: Vec<f64> = near.iter().map(|o| o.0).collect();
+    let ys: Vec<f64> = near.iter().map(|o| o.1).collect();
+    Some(BulkOffset {
+        dra_arcsec: crate::stats::median_f64(&xs)?,
+        ddec_arcsec: crate::stats::median_f64(&ys)?,
+        votes: best as usize,
+        chance_votes: chance,
+        search_arcsec: search,
+        cell_arcsec,
+    })
+}
+
+/// A position moved by (ΔRA·cos δ, ΔDec) arcsec on the tangent plane.
+pub fn moved(pos: (f64, f64), dra_arcsec: f64, ddec_arcsec: f64) -> (f64, f64) {
+    let dec = (pos.1 + ddec_arcsec / 3600.0).clamp(-90.0, 90.0);
+    let cosd = pos.1.to_radians().cos().max(1e-9);
+    ((pos.0 + dra_arcsec / 3600.0 / cosd).rem_euclid(360.0), dec)
 }
 
 /// Matches each found position to its nearest reference within the index's radius, one-to-one
@@ -180,6 +307,31 @@ mod tests {
                 .min_by(|a, b| a.1.total_cmp(&b.1));
             assert_eq!(idx.nearest(qa, qd).map(|b| b.0), brute.map(|b| b.0));
         }
+    }
+
+    #[test]
+    fn a_shift_of_several_match_radii_is_found_by_votes() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let n = 200;
+        let ra: Vec<f64> = (0..n).map(|_| rng.random_range(150.0..152.0)).collect();
+        let dec: Vec<f64> = (0..n).map(|_| rng.random_range(30.0..32.0)).collect();
+        // Found = reference moved by (+40", −25"), i.e. 2 beams of 24" — far beyond a match radius.
+        let found: Vec<(f64, f64)> = ra
+            .iter()
+            .zip(&dec)
+            .map(|(&a, &d)| moved((a, d), 40.0, -25.0))
+            .collect();
+        let idx = ZoneIndex::new(&ra, &dec, 5.0 * 24.0 / 3600.0);
+        let b = bulk_offset(&found, &idx, &ra, &dec, 6.0, 5).unwrap();
+        assert!(
+            (b.dra_arcsec - 40.0).abs() < 0.1 && (b.ddec_arcsec + 25.0).abs() < 0.1,
+            "{b:?}"
+        );
+        // Unrelated positions: no significant peak.
+        let other: Vec<(f64, f64)> = (0..n)
+            .map(|_| (rng.random_range(150.0..152.0), rng.random_range(30.0..32.0)))
+            .collect();
+        assert!(bulk_offset(&other, &idx, &ra, &dec, 6.0, 5).is_none());
     }
 
     #[test]
