@@ -40,11 +40,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             t.max_images,
             t.max_rms_jy * 1e3,
             t.interpolation,
-            if t.require_astrometry {
-                "required"
-            } else {
-                "no"
-            },
+            if t.require_astrometry { "wanted" } else { "no" },
             t.timeout_minutes,
             t.description
         ));

@@ -19,6 +19,9 @@ pub struct Tier {
     pub max_images: usize,
     pub max_rms_jy: f64,
     pub interpolation: String,
+    /// Whether the tier's mosaics are meant to be checked against a reference catalogue. QA
+    /// checks astrometry whenever a reference is named; without one it reports astrometry as not
+    /// checked and, by design, never WARNs for that alone (`contimg qa --help`).
     pub require_astrometry: bool,
     pub timeout_minutes: u64,
     pub description: String,
