@@ -81,6 +81,9 @@ pub fn robust_stats_f64(values: &[f64]) -> Option<(f64, f64)> {
     Some((median, 1.482_6 * mad))
 }
 
+/// FWHM of a Gaussian in standard deviations: 2·√(2 ln 2).
+pub const FWHM_PER_SIGMA: f64 = 2.354_820_045_030_949_3;
+
 /// Standard error of the median of `n` Gaussian samples of standard deviation `scale`:
 /// √(π/2) · scale / √n (the median is less efficient than the mean by that factor).
 pub fn median_standard_error(scale: f64, n: usize) -> f64 {

@@ -80,7 +80,10 @@ fn build_writes_the_inputs_record_and_qa_reads_it() {
         .collect();
     for (rec, path) in inputs.iter().zip(&planned) {
         assert_eq!(rec.path, Path::new(path));
-        assert_eq!(rec.primary_beam, "model");
+        assert_eq!(
+            rec.primary_beam,
+            contimg::mosaic::engine::linmos::AppliedBeam::Model
+        );
         assert!(!rec.pb_corrected);
         assert!(rec.rms_jy > 0.0 && rec.freq_hz.is_some() && rec.beam_deg.is_some());
         assert_eq!(rec.telescope.as_deref(), Some("DSA-110"));

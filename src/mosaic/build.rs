@@ -62,9 +62,14 @@ pub enum BuildError {
     #[error("{path}: cannot read the product to hash it: {err}")]
     Hash { path: PathBuf, err: std::io::Error },
     #[error(
-        "{path}: cannot write the record of the inputs ({reason}); check the disk and the directory"
+        "{path}: cannot write the record of the inputs{}; check the disk and the directory",
+        if crate::fsutil::is_disk_full(source) { " (disk full)" } else { "" }
     )]
-    InputsRecord { path: PathBuf, reason: String },
+    InputsRecord {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -351,13 +356,9 @@ pub fn write_inputs_record(path: &Path, inputs: &[InputRecord]) -> Result<(), Bu
         schema: &'a str,
         inputs: &'a [InputRecord],
     }
-    let err = |e: std::io::Error| BuildError::InputsRecord {
+    let err = |source: std::io::Error| BuildError::InputsRecord {
         path: path.to_path_buf(),
-        reason: if crate::fsutil::is_disk_full(&e) {
-            format!("disk full: {e}")
-        } else {
-            e.to_string()
-        },
+        source,
     };
     let mut text = serde_json::to_vec_pretty(&Record {
         schema: INPUTS_SCHEMA,

@@ -71,7 +71,7 @@ const GAUSS_MAJ_MAX_ARCSEC: f64 = 300.0;
 const STAMP_NSIGMA: f64 = 5.0;
 /// The noise kernel (the restoring beam) is truncated at this many standard deviations.
 const NOISE_KERNEL_NSIGMA: f64 = 4.0;
-const FWHM_PER_SIGMA: f64 = 2.354_820_045_030_949_3; // 2·sqrt(2 ln 2)
+use crate::stats::FWHM_PER_SIGMA;
 
 /// Everything `contimg simulate` can be told; field names follow the flags
 /// (`--out --images --size --cell --dec --start --cadence --seed --ra-start --freq --noise

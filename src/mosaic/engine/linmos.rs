@@ -159,12 +159,12 @@ pub struct InputRecord {
     pub pointing_deg: (f64, f64),
     /// Restoring beam (BMAJ, BMIN, BPA) in degrees.
     pub beam_deg: Option<(f64, f64, f64)>,
-    /// "model", "image" or "unity": what gave A for this input in the build.
-    pub primary_beam: String,
+    /// What gave A for this input in the build ("model", "image" or "unity" in JSON).
+    pub primary_beam: AppliedBeam,
     /// The input's primary-beam model (its telescope's; evaluated at `freq_hz`), recorded
     /// whichever beam applied.
     pub model: Option<BeamModel>,
-    /// The beam image, when `primary_beam` is "image".
+    /// The beam image, when `primary_beam` is [`AppliedBeam::Image`].
     pub pb_image: Option<PathBuf>,
     /// The build's beam cut-off: pixels with A below it were left out.
     pub pb_cutoff: f64,
@@ -303,8 +303,9 @@ impl GridPlan {
 
 /// What gave A for an input in the build: the one rule, used by the pixel loop, the footprint,
 /// the noise of corrected inputs, the HISTORY provenance and the [`InputRecord`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AppliedBeam {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppliedBeam {
     /// The input's model at its frequency.
     Model,
     /// The beam image `<stem>.pb.fits` (`Prepared::pb_image`).
@@ -323,14 +324,6 @@ impl AppliedBeam {
             (_, None) => AppliedBeam::Model,
         }
     }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            AppliedBeam::Model => "model",
-            AppliedBeam::Image => "image",
-            AppliedBeam::Unity => "unity",
-        }
-    }
 }
 
 impl Prepared {
@@ -344,7 +337,7 @@ impl Prepared {
             telescope: self.telescope.clone(),
             pointing_deg: self.pointing,
             beam_deg: self.beam_deg,
-            primary_beam: applied.as_str().to_string(),
+            primary_beam: applied,
             model: Some(self.model.clone()),
             pb_image: (applied == AppliedBeam::Image)
                 .then(|| self.pb_image.clone())

@@ -694,6 +694,7 @@ fn astrometry(
     view: &MosaicView,
     rpath: &Path,
     cfg: &QaConfig,
+    min_matches: usize,
     warnings: &mut Vec<String>,
 ) -> Result<ReferenceStage, QaError> {
     let beam = &view.m.beam;
@@ -713,7 +714,9 @@ fn astrometry(
         ((k * beam.bmaj_arcsec).powi(2) + (k * ref_beam).powi(2) + (3.0 * ref_err).powi(2)).sqrt();
     // The bulk offset first, from votes over every pair within 5 combined beams (a shift of
     // several beams is measured, not missed), with the brightest 2000 sources.
-    let search = ZoneSearch::new(&reference, 5.0 * combined / 3600.0);
+    // One index of the reference serves the votes (5 combined beams), the snapshots' reference
+    // points (3.5) and completeness's isolation (1.5): a query may use any radius.
+    let search = xmatch::ZoneIndex::new(&reference.ra, &reference.dec, 5.0 * combined / 3600.0);
     let bright: Vec<(f64, f64)> = sources
         .iter()
         .take(2000)
@@ -722,11 +725,11 @@ fn astrometry(
     let cell = (0.5 * radius_arcsec).max(2.0 * ref_err).max(0.1);
     let bulk = xmatch::bulk_offset(
         &bright,
-        &search.0,
+        &search,
         &reference.ra,
         &reference.dec,
         cell,
-        cfg.thresholds("science").min_matches.max(3),
+        min_matches.max(3),
     );
     let (bx, by) = bulk.map_or((0.0, 0.0), |b| (b.dra_arcsec, b.ddec_arcsec));
     let index = xmatch::ZoneIndex::new(&reference.ra, &reference.dec, radius_arcsec / 3600.0);
@@ -777,8 +780,9 @@ fn astrometry(
     };
     let ratios: Vec<f64> = matches.iter().filter_map(|m| m.flux_ratio).collect();
     let flux = flux_scale(sources, &matches, &reference, view, cfg);
-    let (n_predicted, n_predicted_matched) =
-        completeness(&reference, &matches, view, beam, combined, flux.used);
+    let (n_predicted, n_predicted_matched) = completeness(
+        &reference, &search, &matches, view, beam, combined, flux.used,
+    );
     let report = AstrometryReport {
         reference: rpath.to_path_buf(),
         reference_format: reference.format.to_string(),
@@ -819,18 +823,15 @@ fn astrometry(
     // match radius (a snapshot shifted by up to 3 beams leaves its sources that far from the
     // reference), so only a reference source without a rival within that radius (none at least
     // a fifth as bright) is taken.
-    let ln_err = match (flux.mosaic_freq, reference.frequency_hz) {
-        (Some(f), Some(fr)) if f > 0.0 && fr > 0.0 => {
-            cfg.spectral_index_scatter * (f / fr).ln().abs()
-        }
-        _ => 0.0,
-    };
-    let wide = xmatch::ZoneIndex::new(&reference.ra, &reference.dec, 3.5 * combined / 3600.0);
+    // An individual source's flux ratio scatters with its spectral index as the median's
+    // allowance does.
+    let ln_err = flux.allowance.unwrap_or(0.0);
+    let wide_deg = 3.5 * combined / 3600.0;
     let ref_flux = |j: usize| reference.flux.as_ref().map_or(f64::NAN, |f| f[j]);
     let points: Vec<Option<snapshots::RefPoint>> = shifted
         .iter()
         .map(|&(ra, dec, _)| {
-            let near = wide.within(ra, dec);
+            let near = search.within_radius(ra, dec, wide_deg);
             let &(j, _) = near.iter().min_by(|a, b| a.1.total_cmp(&b.1))?;
             let fj = ref_flux(j);
             let rivals = near
@@ -851,16 +852,6 @@ fn astrometry(
         })
         .collect();
     Ok((report, matches, points))
-}
-
-/// The zone index for the vote search (a newtype so its radius is not confused with the match
-/// radius).
-struct ZoneSearch(xmatch::ZoneIndex);
-
-impl ZoneSearch {
-    fn new(r: &catalog::Reference, radius_deg: f64) -> ZoneSearch {
-        ZoneSearch(xmatch::ZoneIndex::new(&r.ra, &r.dec, radius_deg))
-    }
 }
 
 /// The measured flux scale against the reference.
@@ -959,6 +950,7 @@ fn flux_scale(
 /// how many of them were matched. `(None, None)` without reference fluxes.
 fn completeness(
     reference: &catalog::Reference,
+    index: &xmatch::ZoneIndex,
     matches: &[xmatch::Match],
     view: &MosaicView,
     beam: &BeamPx,
@@ -987,14 +979,15 @@ fn completeness(
                 .is_some_and(|sigma| flux[j] * scale >= COMPLETENESS_SNR * sigma)
         })
         .collect();
-    let near = xmatch::ZoneIndex::new(
-        &reference.ra,
-        &reference.dec,
-        1.5 * combined_arcsec / 3600.0,
-    );
+    let isolation_deg = 1.5 * combined_arcsec / 3600.0;
     let isolated: Vec<usize> = inside
         .into_iter()
-        .filter(|&j| near.within(reference.ra[j], reference.dec[j]).len() <= 1)
+        .filter(|&j| {
+            index
+                .within_radius(reference.ra[j], reference.dec[j], isolation_deg)
+                .len()
+                <= 1
+        })
         .collect();
     let matched: std::collections::HashSet<usize> = matches.iter().map(|m| m.reference).collect();
     let k = isolated.iter().filter(|j| matched.contains(j)).count();
@@ -1167,7 +1160,14 @@ pub fn measure(input: &Subject, opts: &QaOptions) -> Result<QaReport, QaError> {
     let (astrometry, matches, ref_points) = match &opts.reference {
         None => (None, Vec::new(), Vec::new()),
         Some(rpath) => {
-            let (a, matches, points) = astrometry(&sources, &view, rpath, cfg, &mut warnings)?;
+            let (a, matches, points) = astrometry(
+                &sources,
+                &view,
+                rpath,
+                cfg,
+                opts.thresholds.min_matches,
+                &mut warnings,
+            )?;
             (Some(a), matches, points)
         }
     };

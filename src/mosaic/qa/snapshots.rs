@@ -72,14 +72,14 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::sources::{BeamPx, Source, gauss_fit};
+use super::xmatch::ZoneIndex;
 use crate::mosaic::beam::BeamModel;
 use crate::mosaic::engine::grid::wrap180;
-use crate::mosaic::engine::linmos::{INPUTS_SCHEMA, InputRecord};
+use crate::mosaic::engine::linmos::{AppliedBeam, INPUTS_SCHEMA, InputRecord};
 use crate::wcs::{Wcs, separation_deg};
 
 const D2R: f64 = std::f64::consts::PI / 180.0;
-/// 2·√(2 ln 2).
-const FWHM_PER_SIGMA: f64 = 2.354_820_045_030_949_3;
+use crate::stats::FWHM_PER_SIGMA;
 
 /// Mosaic sources at least this significant are anchors.
 pub const ANCHOR_MIN_SNR: f64 = 7.0;
@@ -308,55 +308,12 @@ struct Meas {
     sigma_ln: f64,
 }
 
-/// Source indices sorted by declination, for band searches.
-struct DecIndex {
-    /// (dec, index) sorted by dec.
-    by_dec: Vec<(f64, usize)>,
-}
-
-impl DecIndex {
-    fn new(decs: impl Iterator<Item = f64>) -> DecIndex {
-        let mut by_dec: Vec<(f64, usize)> = decs.enumerate().map(|(i, d)| (d, i)).collect();
-        by_dec.sort_by(|a, b| a.0.total_cmp(&b.0));
-        DecIndex { by_dec }
-    }
-
-    /// Calls `f(index)` for the entries within `r` degrees of (ra, dec); `pos(index)` gives an
-    /// entry's (ra, dec).
-    fn within(
-        &self,
-        (ra, dec): (f64, f64),
-        r: f64,
-        pos: impl Fn(usize) -> (f64, f64),
-        mut f: impl FnMut(usize),
-    ) {
-        let lo = self.by_dec.partition_point(|e| e.0 < dec - r);
-        // Outside this RA half-width nothing can be within r (unless near a pole).
-        let dra_max = if dec.abs() + r < 89.0 {
-            r / ((dec.abs() + r) * D2R).cos()
-        } else {
-            360.0
-        };
-        for &(d, i) in &self.by_dec[lo..] {
-            if d > dec + r {
-                break;
-            }
-            let p = pos(i);
-            if wrap180(p.0 - ra).abs() > dra_max * 1.0001 + 1e-12 {
-                continue;
-            }
-            if separation_deg((ra, dec), p) <= r {
-                f(i);
-            }
-        }
-    }
-}
-
 /// The anchors among the mosaic's sources (step 1 of the method).
 fn select_anchors(sources: &[Source], beam: &BeamPx) -> Vec<Anchor> {
-    let index = DecIndex::new(sources.iter().map(|s| s.dec_deg));
-    let pos = |i: usize| (sources[i].ra_deg, sources[i].dec_deg);
     let r_iso = ISOLATION_RADIUS_BEAMS * beam.bmaj_arcsec / 3600.0;
+    let ra: Vec<f64> = sources.iter().map(|s| s.ra_deg).collect();
+    let dec: Vec<f64> = sources.iter().map(|s| s.dec_deg).collect();
+    let index = ZoneIndex::new(&ra, &dec, r_iso);
     sources
         .iter()
         .enumerate()
@@ -369,13 +326,10 @@ fn select_anchors(sources: &[Source], beam: &BeamPx) -> Vec<Anchor> {
                 && s.dec_deg.is_finite()
         })
         .filter(|&(k, s)| {
-            let mut isolated = true;
-            index.within((s.ra_deg, s.dec_deg), r_iso, pos, |j| {
-                if j != k && sources[j].peak_jy > s.peak_jy {
-                    isolated = false;
-                }
-            });
-            isolated
+            index
+                .within(s.ra_deg, s.dec_deg)
+                .into_iter()
+                .all(|(j, _)| j == k || sources[j].peak_jy <= s.peak_jy)
         })
         .map(|(k, s)| Anchor {
             source: k,
@@ -411,23 +365,50 @@ impl Response {
     }
 }
 
+/// Why an input could not be measured (it is then left out of the comparison with a note).
+#[derive(Debug, thiserror::Error)]
+enum InputError {
+    #[error(transparent)]
+    Read(#[from] crate::fits::read::FitsReadError),
+    #[error("no usable WCS ({0})")]
+    Wcs(#[source] crate::wcs::WcsError),
+    #[error("no restoring beam (BMAJ/BMIN)")]
+    NoBeam,
+    #[error("rms {0} Jy/beam is not positive")]
+    BadRms(f64),
+    #[error("restoring beam or pixel size unusable")]
+    BadBeam,
+    #[error("primary-beam model or frequency not recorded")]
+    NoModel,
+    #[error("the record names no beam image")]
+    NoBeamImage,
+    #[error("beam image {path} is {pb:?}, the image {image:?}")]
+    BeamImageShape {
+        path: PathBuf,
+        pb: (usize, usize),
+        image: (usize, usize),
+    },
+    #[error("the image centre has no sky position")]
+    NoCentre,
+}
+
 /// Reads one input and measures the anchors in it (step 2). `Err` says why it could not be.
 fn measure_input(
     k: usize,
     rec: &InputRecord,
     anchors: &[Anchor],
-    index: &DecIndex,
+    index: &ZoneIndex,
     per_image: &(dyn Fn(usize, ArrayView2<f32>, &BeamPx) + Sync),
-) -> Result<Vec<Meas>, String> {
-    let img = crate::fits::read::read_image(&rec.path).map_err(|e| e.to_string())?;
-    let wcs = Wcs::from_header(&img.header).map_err(|e| format!("no usable WCS ({e})"))?;
+) -> Result<Vec<Meas>, InputError> {
+    let img = crate::fits::read::read_image(&rec.path)?;
+    let wcs = Wcs::from_header(&img.header).map_err(InputError::Wcs)?;
     let cell = wcs.pixel_scale_deg() * 3600.0;
     let beam_deg = rec.beam_deg.or_else(|| {
         crate::fits::facts::restoring_beam(&img.header)
             .map(|b| (b.bmaj_arcsec / 3600.0, b.bmin_arcsec / 3600.0, b.bpa_deg))
     });
     let Some((bmaj, bmin, bpa)) = beam_deg else {
-        return Err("no restoring beam (BMAJ/BMIN)".into());
+        return Err(InputError::NoBeam);
     };
     let beam = BeamPx {
         bmaj_arcsec: bmaj * 3600.0,
@@ -438,42 +419,40 @@ fn measure_input(
     let plane = img.plane.view();
     per_image(k, plane, &beam);
     if !(rec.rms_jy.is_finite() && rec.rms_jy > 0.0) {
-        return Err(format!("rms {} Jy/beam is not positive", rec.rms_jy));
+        return Err(InputError::BadRms(rec.rms_jy));
     }
     if !(beam.fwhm_px().is_finite() && beam.fwhm_px() > 0.0) {
-        return Err("restoring beam or pixel size unusable".into());
+        return Err(InputError::BadBeam);
     }
-    let response = match rec.primary_beam.as_str() {
+    let response = match rec.primary_beam {
         // A corrected input combined with A ≡ 1 still has its noise rising as 1/A towards the
         // edge: its model (when known) gives the cut-off and the noise; its flux needs no factor.
-        "unity" => match (&rec.model, rec.freq_hz) {
+        AppliedBeam::Unity => match (&rec.model, rec.freq_hz) {
             (Some(m), Some(f)) if rec.pb_corrected => Response::Model(m.clone(), f),
             _ => Response::Unity,
         },
-        "model" => match (&rec.model, rec.freq_hz) {
+        AppliedBeam::Model => match (&rec.model, rec.freq_hz) {
             (Some(m), Some(f)) => Response::Model(m.clone(), f),
-            _ => return Err("primary-beam model or frequency not recorded".into()),
+            _ => return Err(InputError::NoModel),
         },
-        "image" => {
+        AppliedBeam::Image => {
             let Some(pbp) = &rec.pb_image else {
-                return Err("the record names no beam image".into());
+                return Err(InputError::NoBeamImage);
             };
-            let pb = crate::fits::read::read_image(pbp).map_err(|e| e.to_string())?;
+            let pb = crate::fits::read::read_image(pbp)?;
             if pb.plane.dim() != img.plane.dim() {
-                return Err(format!(
-                    "beam image {} is {:?}, the image {:?}",
-                    pbp.display(),
-                    pb.plane.dim(),
-                    img.plane.dim()
-                ));
+                return Err(InputError::BeamImageShape {
+                    path: pbp.clone(),
+                    pb: pb.plane.dim(),
+                    image: img.plane.dim(),
+                });
             }
             Response::Image(pb.plane)
         }
-        other => return Err(format!("unknown primary beam {other:?} in the record")),
     };
     let (ny, nx) = plane.dim();
     let Some(centre) = wcs.pix_to_icrs((nx as f64 - 1.0) / 2.0, (ny as f64 - 1.0) / 2.0) else {
-        return Err("the image centre has no sky position".into());
+        return Err(InputError::NoCentre);
     };
     let radius = [(0.0, 0.0), (nx as f64 - 1.0, 0.0), (0.0, ny as f64 - 1.0)]
         .into_iter()
@@ -492,40 +471,39 @@ fn measure_input(
     // axis (with beam-correlated noise); the geometric mean of the axes stands for both.
     let beam_geo = (beam.bmaj_arcsec * beam.bmin_arcsec).sqrt() / FWHM_PER_SIGMA;
     let mut out = Vec::new();
-    let pos = |i: usize| (anchors[i].ra, anchors[i].dec);
-    index.within(centre, radius, pos, |ai| {
+    for (ai, _) in index.within_radius(centre.0, centre.1, radius) {
         let a = anchors[ai];
         let Some((ax, ay)) = wcs.icrs_to_pix(a.ra, a.dec) else {
-            return;
+            continue;
         };
         if !(ax >= 0.0 && ay >= 0.0 && ax <= nx as f64 - 1.0 && ay <= ny as f64 - 1.0) {
-            return;
+            continue;
         }
         // Whether to measure, and with which weight, follows from the S/N the anchor's mosaic
         // flux density predicts here, not from this input's own noise draw.
         let resp_anchor = response.at(rec.pointing_deg, (a.ra, a.dec), ax, ay);
         if !(resp_anchor >= cutoff && resp_anchor.is_finite()) {
-            return;
+            continue;
         }
         let expected = a.flux_jy * resp_anchor / rec.rms_jy;
         if expected.is_nan() || expected < MIN_INPUT_SNR {
-            return;
+            continue;
         }
         let Some((px, py)) = local_peak(plane, ax, ay, r_px) else {
-            return;
+            continue;
         };
         let Some(fit) = gauss_fit(plane, px, py, half, &|_, _| 0.0) else {
-            return;
+            continue;
         };
         if !(fit.maj_px.is_finite() && fit.maj_px <= max_maj_px && fit.peak > 0.0) {
-            return;
+            continue;
         }
         let Some(p) = wcs.pix_to_icrs(fit.x, fit.y) else {
-            return;
+            continue;
         };
         let resp = response.at(rec.pointing_deg, p, fit.x, fit.y);
         if !(resp > 0.0 && resp.is_finite()) {
-            return;
+            continue;
         }
         let (flux, noise) = if rec.pb_corrected {
             (fit.peak, rec.rms_jy / resp)
@@ -537,7 +515,7 @@ fn measure_input(
         // Its own S/N decides only whether it was found at all (else a noise peak was).
         let found = fit.peak / noise;
         if found.is_nan() || found < MIN_FOUND_SNR {
-            return;
+            continue;
         }
         let snr = expected;
         out.push(Meas {
@@ -552,7 +530,7 @@ fn measure_input(
             sigma_pos: (beam_geo / snr).hypot(floor),
             sigma_ln: (1.0 / snr).hypot(FLUX_FLOOR),
         });
-    });
+    }
     Ok(out)
 }
 
@@ -606,8 +584,12 @@ pub fn snapshot_consistency(
 ) -> SnapshotsReport {
     let t0 = Instant::now();
     let anchor_list = select_anchors(anchors, mosaic_beam);
-    let index = DecIndex::new(anchor_list.iter().map(|a| a.dec));
-    let measured: Vec<Result<Vec<Meas>, String>> = inputs
+    let index = ZoneIndex::new(
+        &anchor_list.iter().map(|a| a.ra).collect::<Vec<_>>(),
+        &anchor_list.iter().map(|a| a.dec).collect::<Vec<_>>(),
+        1.0,
+    );
+    let measured: Vec<Result<Vec<Meas>, InputError>> = inputs
         .par_iter()
         .enumerate()
         .map(|(k, rec)| measure_input(k, rec, &anchor_list, &index, per_image))
@@ -1597,7 +1579,7 @@ mod tests {
             result
                 .inputs
                 .iter()
-                .all(|r| r.primary_beam == "image"
+                .all(|r| r.primary_beam == AppliedBeam::Image
                     && r.pb_image.as_deref().is_some_and(Path::exists))
         );
         for r in rep.snapshots.iter().filter(|r| r.gain.is_some()) {
@@ -1617,7 +1599,7 @@ mod tests {
             result
                 .inputs
                 .iter()
-                .all(|r| r.primary_beam == "unity" && r.pb_image.is_none())
+                .all(|r| r.primary_beam == AppliedBeam::Unity && r.pb_image.is_none())
         );
         assert!(rep.n_solved >= 6);
         for r in rep.snapshots.iter().filter(|r| r.gain.is_some()) {
@@ -1697,7 +1679,7 @@ mod tests {
             telescope: Some("DSA-110".into()),
             pointing_deg: (150.0, 35.0),
             beam_deg: Some((0.02, 0.018, 10.0)),
-            primary_beam: "model".into(),
+            primary_beam: AppliedBeam::Model,
             model: BeamModel::for_telescope("DSA-110"),
             pb_image: None,
             pb_cutoff: 0.1,

@@ -98,7 +98,7 @@ pub const MAX_SIDE: usize = 512;
 /// The smallest side (in analysed pixels) worth analysing.
 pub const MIN_SIDE: usize = 64;
 
-const FWHM_PER_SIGMA: f64 = 2.354_820_045_030_949_3;
+use crate::stats::FWHM_PER_SIGMA;
 /// Block-average so the beam minor axis keeps at least this many pixels per FWHM.
 const MIN_PX_PER_FWHM: f64 = 4.0;
 const MAX_BLOCK: usize = 8;

@@ -43,7 +43,7 @@ pub struct SynthMosaic {
     pub sources: Vec<SynthSource>,
 }
 
-const FWHM_PER_SIGMA: f64 = 2.354_820_045_030_949_3;
+use crate::stats::FWHM_PER_SIGMA;
 
 impl SynthMosaic {
     /// The grid's WCS (reference pixel at the centre).

@@ -607,36 +607,37 @@ fn snapshot_astrometry_check(r: &QaReport, th: &Thresholds, sig: &Significance) 
             Verdict::Pass
         }
     };
+    // One comparison's judgement: (status, offset, what it says).
+    let judged_offset = |(off, err): (Option<f64>, Option<f64>),
+                         (dra, ddec): (Option<f64>, Option<f64>),
+                         (from, count): (&str, String)| {
+        off.zip(err).map(|(off, err)| {
+            (
+                judge(off, err),
+                off,
+                format!(
+                    "{off:.2} ± {err:.2} beam from {from} (dRA·cos(dec) {:+.1}\", dDec {:+.1}\", \
+                     {count})",
+                    dra.unwrap_or(f64::NAN),
+                    ddec.unwrap_or(f64::NAN)
+                ),
+            )
+        })
+    };
     let judged: Vec<(Verdict, f64, String)> = s
         .snapshots
         .iter()
         .filter_map(|i| {
-            let overlap = i.offset_beams.zip(i.offset_err_beams).map(|(off, err)| {
-                (
-                    judge(off, err),
-                    off,
-                    format!(
-                        "{off:.2} ± {err:.2} beam from the others (dRA·cos(dec) {:+.1}\", dDec \
-                         {:+.1}\", {} pairs)",
-                        i.offset_ra_arcsec.unwrap_or(f64::NAN),
-                        i.offset_dec_arcsec.unwrap_or(f64::NAN),
-                        i.n_pairs
-                    ),
-                )
-            });
-            let against_ref = i.ref_offset_beams.zip(i.ref_offset_err_beams).map(|(off, err)| {
-                (
-                    judge(off, err),
-                    off,
-                    format!(
-                        "{off:.2} ± {err:.2} beam from the reference (dRA·cos(dec) {:+.1}\", dDec \
-                         {:+.1}\", {} sources)",
-                        i.ref_offset_ra_arcsec.unwrap_or(f64::NAN),
-                        i.ref_offset_dec_arcsec.unwrap_or(f64::NAN),
-                        i.ref_n
-                    ),
-                )
-            });
+            let overlap = judged_offset(
+                (i.offset_beams, i.offset_err_beams),
+                (i.offset_ra_arcsec, i.offset_dec_arcsec),
+                ("the others", format!("{} pairs", i.n_pairs)),
+            );
+            let against_ref = judged_offset(
+                (i.ref_offset_beams, i.ref_offset_err_beams),
+                (i.ref_offset_ra_arcsec, i.ref_offset_dec_arcsec),
+                ("the reference", format!("{} sources", i.ref_n)),
+            );
             named_worse(&i.path, overlap, against_ref, |v| v)
         })
         .collect();
@@ -670,28 +671,25 @@ fn snapshot_flux_check(r: &QaReport, th: &Thresholds, sig: &Significance) -> Che
         .snapshots
         .iter()
         .filter_map(|i| {
-            let overlap = i.gain.zip(i.gain_err).map(|(g, err)| {
-                (
-                    judge(g, err),
-                    g,
-                    format!(
-                        "×{g:.2} ± {:.0} % against the others ({} pairs)",
-                        100.0 * err,
-                        i.n_pairs
-                    ),
-                )
-            });
-            let against_ref = i.ref_gain.zip(i.ref_gain_err).map(|(g, err)| {
-                (
-                    judge(g, err),
-                    g,
-                    format!(
-                        "×{g:.2} ± {:.0} % against the reference ({} sources)",
-                        100.0 * err,
-                        i.ref_n
-                    ),
-                )
-            });
+            let judged_gain = |g: Option<f64>, err: Option<f64>, against: String| {
+                g.zip(err).map(|(g, err)| {
+                    (
+                        judge(g, err),
+                        g,
+                        format!("×{g:.2} ± {:.0} % against {against}", 100.0 * err),
+                    )
+                })
+            };
+            let overlap = judged_gain(
+                i.gain,
+                i.gain_err,
+                format!("the others ({} pairs)", i.n_pairs),
+            );
+            let against_ref = judged_gain(
+                i.ref_gain,
+                i.ref_gain_err,
+                format!("the reference ({} sources)", i.ref_n),
+            );
             named_worse(&i.path, overlap, against_ref, |g| g.ln().abs())
         })
         .collect();

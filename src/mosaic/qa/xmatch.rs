@@ -42,7 +42,7 @@ impl ZoneIndex {
     /// The nearest row within the radius of (ra, dec), with its separation (deg).
     pub fn nearest(&self, ra: f64, dec: f64) -> Option<(usize, f64)> {
         let mut best: Option<(usize, f64)> = None;
-        self.each_within(ra, dec, |row, s| {
+        self.each_within(ra, dec, self.radius_deg, |row, s| {
             if best.is_none_or(|(_, b)| s < b) {
                 best = Some((row, s));
             }
@@ -52,13 +52,18 @@ impl ZoneIndex {
 
     /// Every row within the radius of (ra, dec), with its separation (deg).
     pub fn within(&self, ra: f64, dec: f64) -> Vec<(usize, f64)> {
+        self.within_radius(ra, dec, self.radius_deg)
+    }
+
+    /// Every row within `r_deg` of (ra, dec) — any radius: a larger one than the index was built
+    /// for looks at more zones — with its separation (deg).
+    pub fn within_radius(&self, ra: f64, dec: f64, r_deg: f64) -> Vec<(usize, f64)> {
         let mut out = Vec::new();
-        self.each_within(ra, dec, |row, s| out.push((row, s)));
+        self.each_within(ra, dec, r_deg, |row, s| out.push((row, s)));
         out
     }
 
-    fn each_within(&self, ra: f64, dec: f64, mut visit: impl FnMut(usize, f64)) {
-        let r = self.radius_deg;
+    fn each_within(&self, ra: f64, dec: f64, r: f64, mut visit: impl FnMut(usize, f64)) {
         let nz = self.zones.len();
         let z0 = (((dec - r + 90.0) / self.zone_h).floor().max(0.0) as usize).min(nz - 1);
         let z1 = (((dec + r + 90.0) / self.zone_h).floor().max(0.0) as usize).min(nz - 1);
