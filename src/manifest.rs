@@ -149,6 +149,81 @@ pub struct PlanImage {
     pub obs_time: Option<String>,
 }
 
+/// Why a plan left an image of its window out, from the first rule it failed (in this order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeftOutKind {
+    /// Outside the sky box the plan was asked for (a filter the user chose).
+    Region,
+    /// No frequency recorded while other images of the window have one.
+    NoFrequency,
+    /// In another band than the one planned, or outside the tier's `frequency_hz` range.
+    Band,
+    /// A restoring beam too different from the band's median.
+    Resolution,
+    /// Noisier than the tier allows (relative to the night's median, or absolutely), or no rms.
+    Rms,
+    /// The same bytes as an image that was taken.
+    Duplicate,
+    /// Past the tier's `max_images` (the noisiest go first).
+    Limit,
+}
+
+impl LeftOutKind {
+    pub const ALL: [LeftOutKind; 7] = [
+        LeftOutKind::Region,
+        LeftOutKind::NoFrequency,
+        LeftOutKind::Band,
+        LeftOutKind::Resolution,
+        LeftOutKind::Rms,
+        LeftOutKind::Duplicate,
+        LeftOutKind::Limit,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeftOutKind::Region => "region",
+            LeftOutKind::NoFrequency => "no_frequency",
+            LeftOutKind::Band => "band",
+            LeftOutKind::Resolution => "resolution",
+            LeftOutKind::Rms => "rms",
+            LeftOutKind::Duplicate => "duplicate",
+            LeftOutKind::Limit => "limit",
+        }
+    }
+
+    /// Whether leaving an image out for this reason loses data the night had for the mosaic
+    /// asked for: not for `region` (the user's own filter) nor `limit` (the tier's count).
+    pub fn is_loss(self) -> bool {
+        !matches!(self, LeftOutKind::Region | LeftOutKind::Limit)
+    }
+}
+
+impl std::fmt::Display for LeftOutKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An image of the window that a plan did not take, and why (the reason names the figures and
+/// the fix).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeftOut {
+    pub image_id: i64,
+    pub path: PathBuf,
+    pub reason_kind: LeftOutKind,
+    pub reason: String,
+}
+
+/// How many images were left out for each reason, in [`LeftOutKind::ALL`] order, zeros omitted.
+pub fn left_out_counts(left_out: &[LeftOut]) -> Vec<(LeftOutKind, usize)> {
+    LeftOutKind::ALL
+        .iter()
+        .map(|k| (*k, left_out.iter().filter(|l| l.reason_kind == *k).count()))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
 /// `contimg.plan/1`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanManifest {
@@ -161,6 +236,10 @@ pub struct PlanManifest {
     pub coverage: Coverage,
     pub n_images: usize,
     pub images: Vec<PlanImage>,
+    /// Every image of the window the plan did not take, with why (empty for plans recorded
+    /// before contimg kept this).
+    #[serde(default)]
+    pub left_out: Vec<LeftOut>,
     pub created_at: String,
     /// True when an identical plan already existed and was returned as it was.
     #[serde(default)]
@@ -203,4 +282,29 @@ pub struct MosaicManifest {
     pub cell_arcsec: f64,
     pub interpolation: String,
     pub created_at: String,
+    /// Each input's primary beam as the build chose it, in input order.
+    #[serde(default)]
+    pub primary_beams: Vec<InputBeam>,
+}
+
+/// What gave A for an input in a build: the one rule, used by the pixel loop, the footprint,
+/// the noise of corrected inputs, the HISTORY provenance, the inputs record and the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppliedBeam {
+    /// The input's telescope's model at its frequency, centred on its pointing.
+    Model,
+    /// A beam image beside the input.
+    Image,
+    /// A ≡ 1 (a coadd, a single-dish map, or `--primary-beam unity`).
+    Unity,
+}
+
+/// How one input's primary beam was chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputBeam {
+    pub path: PathBuf,
+    pub primary_beam: AppliedBeam,
+    /// Why, in words, e.g. "built-in model of VLA: polynomial …" or "a coadd of many pointings …".
+    pub reason: String,
 }

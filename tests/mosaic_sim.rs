@@ -422,7 +422,8 @@ fn products_carry_wcs_beam_span_and_provenance() {
         Some(s.summary.snapshots[0].date_obs.as_str())
     );
     assert!((h.f64("MJD-END").unwrap() - s.summary.snapshots[2].mjd_obs).abs() < 1e-9);
-    assert!((h.f64("RESTFRQ").unwrap() - 1.405e9).abs() < 1.0);
+    assert!((contimg::fits::facts::frequency_hz(&h).unwrap() - 1.405e9).abs() < 1.0);
+    assert_eq!(h.str("CTYPE3"), Some("FREQ"));
     let hist: String = h.history().collect::<Vec<_>>().join("\n");
     assert!(hist.contains(env!("CARGO_PKG_VERSION")) && hist.contains("plan: test plan"));
     for sn in &s.summary.snapshots {

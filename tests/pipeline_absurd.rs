@@ -1029,3 +1029,73 @@ fn a_new_slot_is_skipped_while_max_active_executions_run_on_the_server() {
     );
     assert_eq!(m["status"], "completed", "{m}");
 }
+
+#[test]
+fn a_night_whose_every_image_is_left_out_fails_for_good_on_absurd_and_an_empty_one_is_retried() {
+    let bed = Bed::new("leftout");
+    let shared = tempfile::tempdir().unwrap();
+    let ws = common::workspace();
+    // A workspace planning L band only, a night of 1.52 GHz images on the server.
+    common::add_config(
+        ws.path(),
+        r#"
+[tiers.science]
+frequency_hz = [1.3e9, 1.45e9]
+
+[pipelines.pb]
+window = "24h"
+max_retries = 2
+retry = { kind = "fixed", delay_s = 0 }
+[[pipelines.pb.jobs]]
+id = "plan"
+type = "mosaic_plan"
+params = { tier = "science", start = "${slot.start}", end = "${slot.end}" }
+"#,
+    );
+    common::json_in(
+        shared.path(),
+        &[
+            "simulate", "--out", "snaps", "--images", "2", "--size", "128", "--cell", "20",
+            "--freq", "1.52e9",
+        ],
+        0,
+    );
+    let snaps = shared.path().join("snaps").display().to_string();
+    bed.json(ws.path(), &["ingest", &snaps], 0);
+    let m = bed.json(ws.path(), &["run", "pb", "--slot", "2026-01-01T12:00Z"], 1);
+    assert_eq!(m["status"], "failed", "{m}");
+    let plan = common::job(&m, "plan");
+    assert_eq!(plan["state"], "failed");
+    assert_eq!(
+        plan["attempts"], 1,
+        "a permanent failure is not retried: {plan}"
+    );
+    let error = plan["error"].as_str().unwrap();
+    assert!(
+        error.contains("exit code 3") && error.contains("frequency_hz"),
+        "{error}"
+    );
+    // ABSURD would retry it (max_retries = 2): contimg cancelled the task so that no one does.
+    let (_, state, _, _) = bed.absurd_task(plan["task_id"].as_str().unwrap());
+    assert_eq!(state, "cancelled");
+    // One run failed; the retry ABSURD scheduled never ran.
+    let runs = bed.runs();
+    assert!(
+        runs.contains(&("failed".to_string(), 1))
+            && !runs.iter().any(|(s, _)| s == "running" || s == "completed"),
+        "{runs:?}"
+    );
+    assert_eq!(server_count(&bed, "mosaic_plans"), 0);
+    // A window with no image yet is retried, as late data can mend it.
+    let m = bed.json(ws.path(), &["run", "pb", "--slot", "2026-02-01T12:00Z"], 1);
+    let plan = common::job(&m, "plan");
+    assert_eq!(plan["state"], "failed", "{plan}");
+    assert_eq!(plan["attempts"], 3, "retried twice: {plan}");
+    assert!(
+        plan["error"]
+            .as_str()
+            .unwrap()
+            .contains("no image was observed"),
+        "{plan}"
+    );
+}

@@ -221,6 +221,12 @@ fn nightly_mosaic_runs_plan_build_qa_once_per_slot() {
     for j in ["plan", "build", "qa"] {
         assert_eq!(job(&m, j)["state"], "completed", "{m}");
     }
+    // Named after the night its window [2025-12-31T03:00, 2026-01-01T03:00) holds.
+    assert_eq!(
+        job(&m, "plan")["outputs"]["name"],
+        "nightly_2025-12-31",
+        "{m}"
+    );
     // The QA verdict is carried by the execution and its listing, so a WARN is seen.
     let verdict = job(&m, "qa")["outputs"]["verdict"].clone();
     assert!(verdict.is_string(), "{m}");
@@ -312,4 +318,118 @@ fn a_qa_fail_fails_the_execution_at_once_and_queues_its_notification() {
     );
     // The failure is in the notification outbox.
     assert!(count(ws.path(), "SELECT count(*) FROM notifications") >= 1);
+    // And status says why the execution failed, at a glance: its QA said FAIL.
+    assert_eq!(m["qa_verdict"], "FAIL", "{m}");
+    let listed = json_in(ws.path(), &["status"], 0);
+    assert_eq!(listed[0]["status"], "failed", "{listed}");
+    assert_eq!(listed[0]["qa_verdict"], "FAIL", "{listed}");
+    let table = on_a_terminal(ws.path(), &["status"]);
+    assert!(table.contains("failed (QA FAIL)"), "{table}");
+}
+
+/// Runs `contimg ARGS` in `dir` on a terminal (a pseudo-terminal made by util-linux's
+/// `script`), as a person at a shell sees it: the table forms. Returns what was printed.
+fn on_a_terminal(dir: &Path, args: &[&str]) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let mut cmd = vec![quote(env!("CARGO_BIN_EXE_contimg"))];
+    cmd.extend(args.iter().map(|a| quote(a)));
+    let out = std::process::Command::new("script")
+        .current_dir(dir)
+        .env_remove("CONTIMG_WORKSPACE")
+        .env_remove("CONTIMG_DB")
+        .args(["-q", "-e", "-c", &cmd.join(" "), "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run `script` ({e}): install util-linux (Debian: bsdutils)")
+        });
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(
+        out.status.success(),
+        "contimg {args:?} on a terminal: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+fn a_night_is_named_after_its_date_and_a_qa_warn_shows_in_status() {
+    let ws = workspace();
+    // Three snapshots in the evening of 1999-05-31 (UTC).
+    json_in(
+        ws.path(),
+        &[
+            "simulate",
+            "--out",
+            "snaps",
+            "--images",
+            "3",
+            "--size",
+            "128",
+            "--cell",
+            "20",
+            "--start",
+            "1999-05-31T22:00:00Z",
+        ],
+        0,
+    );
+    let mut args = vec!["ingest".to_string()];
+    for e in std::fs::read_dir(ws.path().join("snaps")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "fits") {
+            args.push(p.display().to_string());
+        }
+    }
+    json_in(
+        ws.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        0,
+    );
+    // A clean night WARNs when the science tier's artefact score may not exceed −1 (every
+    // score, 0 for a clean night, does). The statistical checks cannot be made to WARN so: they
+    // leave PASS only when significantly worse than a clean night, whatever the threshold.
+    let cfg = ws.path().join("contimg.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let at = text.find("[qa.tiers.science]").unwrap();
+    let (head, tail) = text.split_at(at);
+    let tail = tail.replacen("artefact_warn = 0.5", "artefact_warn = -1.0", 1);
+    assert_ne!(tail, text[at..], "no artefact_warn in [qa.tiers.science]");
+    std::fs::write(&cfg, format!("{head}{tail}")).unwrap();
+
+    // The 03:00 UTC slot of 1999-06-01 holds [1999-05-31T03:00, 1999-06-01T03:00): the night of
+    // 1999-05-31, which names the plan (its slot's date, 1999-06-01, has none of the data).
+    let m = json_in(
+        ws.path(),
+        &["run", "nightly_mosaic", "--slot", "1999-06-01T03:00Z"],
+        0,
+    );
+    let plan = &job(&m, "plan")["outputs"];
+    assert_eq!(plan["name"], "nightly_1999-05-31", "{m}");
+    assert_eq!(plan["n_images"], 3, "{m}");
+    assert_eq!(m["status"], "completed", "{m}");
+    let qa = &job(&m, "qa")["outputs"];
+    assert_eq!(qa["verdict"], "WARN", "{qa}");
+    assert_eq!(m["qa_verdict"], "WARN", "{m}");
+    let eid = m["execution_id"].as_i64().unwrap().to_string();
+
+    // status, as JSON (a pipe) and as a table (a terminal), listing and one execution.
+    let listed = json_in(ws.path(), &["status"], 0);
+    assert_eq!(listed[0]["status"], "completed", "{listed}");
+    assert_eq!(listed[0]["qa_verdict"], "WARN", "{listed}");
+    let one = json_in(ws.path(), &["status", &eid], 0);
+    assert_eq!(one["qa_verdict"], "WARN", "{one}");
+    let table = on_a_terminal(ws.path(), &["status"]);
+    let row = table
+        .lines()
+        .find(|l| l.contains("nightly_mosaic"))
+        .unwrap_or_else(|| panic!("no nightly_mosaic row in:\n{table}"));
+    assert!(row.contains("completed (QA WARN)"), "{table}");
+    let detail = on_a_terminal(ws.path(), &["status", &eid]);
+    assert!(
+        detail
+            .lines()
+            .next()
+            .is_some_and(|l| l.ends_with(": completed (QA WARN)")),
+        "{detail}"
+    );
 }

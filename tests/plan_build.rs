@@ -47,7 +47,11 @@ fn tiers_are_built_in_and_overridable() {
         .find(|t| t["name"] == "science")
         .unwrap();
     assert_eq!(science["max_images"], 100);
-    assert_eq!(science["max_rms_jy"], 0.001);
+    // Noise cuts fit the night: relative to its median, no absolute cut unless a workspace sets one.
+    assert_eq!(science["max_rms_factor"], 2.5);
+    assert!(science["max_rms_jy"].is_null(), "{science}");
+    assert_eq!(science["max_band_spread"], 0.05);
+    assert_eq!(science["max_beam_spread"], 0.25);
     assert_eq!(science["interpolation"], "lanczos3");
     assert_eq!(science["require_astrometry"], true);
     let cfg = ws.path().join("contimg.toml");
@@ -65,7 +69,9 @@ fn tiers_are_built_in_and_overridable() {
             .unwrap()
     };
     assert_eq!(find("science")["max_images"], 3);
-    assert_eq!(find("science")["max_rms_jy"], 0.001);
+    assert!(find("science")["max_rms_jy"].is_null());
+    assert_eq!(find("weekly")["max_rms_jy"], 0.002);
+    assert_eq!(find("weekly")["max_rms_factor"], 2.5);
     assert_eq!(find("weekly")["timeout_minutes"], 240);
 }
 
@@ -229,24 +235,31 @@ fn plan_selects_window_threshold_and_count_and_is_idempotent_by_name() {
 }
 
 #[test]
-fn empty_window_fails_with_the_reasons_and_records_nothing() {
+fn empty_window_fails_to_be_retried_and_an_all_rejected_one_fails_for_good_recording_nothing() {
     let ws = ingested(3, "2026-11-20T03:00:00Z", &["--noise", "0.02"]);
     let dir = ws.path();
+    // A workspace's absolute cut (contimg.toml of an older contimg) still applies: every image of
+    // the 20 mJy night is over it, which the same data would repeat (exit 3).
+    common::add_config(dir, "[tiers.science]\nmax_rms_jy = 0.001\n");
     let out = run_in(dir, &["plan", "--tier", "science", "--night", "2026-11-20"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("3 image(s) observed in the window")
-            && err.contains("3 rejected with rms >= 1 mJy"),
+        err.contains("every one of the 3 image(s)")
+            && err.contains("3 rms (e.g.")
+            && err.contains("max_rms_jy = 1 mJy/beam")
+            && err.contains("a pipeline does not retry it"),
         "{err}"
     );
+    // An empty window is a failure that late data can mend (exit 1).
     let out = run_in(
         dir,
         &["plan", "--tier", "quicklook", "--night", "2026-11-21"],
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("0 image(s) observed"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no image was observed in the window"), "{err}");
     assert_eq!(count(dir, "mosaic_plans"), 0);
 }
 

@@ -11,7 +11,7 @@ mod mosaic_util;
 
 use std::collections::BTreeMap;
 
-use contimg::mosaic::beam::{BeamModel, DSA110_DISH_M, telescope_key};
+use contimg::mosaic::beam::{BeamModel, telescope_key};
 use contimg::mosaic::engine::{
     BuildOptions, Interpolation, MosaicError, MosaicInput, OutputPaths, PrimaryBeam, build_mosaic,
 };
@@ -152,8 +152,8 @@ fn a_missing_frequency_is_an_error_whose_advice_works() {
         msg.contains("bare.pb.fits") && msg.contains("--primary-beam model"),
         "{msg}"
     );
-    // An unknown telescope falls back to the default dish's Gaussian; DSA-110 is the default.
-    assert_eq!(BuildOptions::default().default_dish_m, DSA110_DISH_M);
+    // An unknown telescope never falls back to another array's dish by default.
+    assert_eq!(BuildOptions::default().default_dish_m, None);
 }
 
 /// Corrected inputs (I/A, PBCOR = T) whose recorded rms is, as ingest measures it, a robust rms

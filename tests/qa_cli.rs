@@ -252,6 +252,7 @@ fn pass_fail_stdin_and_bad_input() {
         cell_arcsec: 3.0,
         interpolation: "bilinear".into(),
         created_at: "2026-11-20T01:05:00Z".into(),
+        primary_beams: vec![],
     };
     let text = serde_json::to_string(&manifest).unwrap();
     let out = contimg(&["qa", "-", "--no-pictures"], Some(&text));

@@ -64,6 +64,7 @@ fn feather_against_nvss_agrees_with_astropy() {
         out_dir: Some(out.path().to_path_buf()),
         pictures: true,
         history_noise_jy: Vec::new(),
+        selection: None,
     };
     let input = Subject {
         database: out.path().join("none.sqlite3"),

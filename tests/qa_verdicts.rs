@@ -81,6 +81,7 @@ fn qa_night(dir: &Path, seed: u64, shift_arcsec: f64) -> QaReport {
         out_dir: None,
         pictures: false,
         history_noise_jy: Vec::new(),
+        selection: None,
     };
     let input = Subject {
         database: dir.join("none.sqlite3"),
@@ -666,7 +667,11 @@ fn run_night(root: &Path, kind: usize, seed: u64) -> Result<NightOutcome, String
     let injected = inject(fault, &night, seed);
     step(&["init", ws_s], b"")?;
     if fault.raises_rms() {
-        common::add_config(&ws, "[tiers.science]\nmax_rms_jy = 0.01\n");
+        // QA is to see the faulty snapshot: the plan must not leave it out as noisy.
+        common::add_config(
+            &ws,
+            "[tiers.science]\nmax_rms_jy = 0.01\nmax_rms_factor = inf\n",
+        );
     }
     let (_, ingest) = step(&["-C", ws_s, "ingest", night_s], b"")?;
     let added = ingest["added"].as_array().map_or(0, Vec::len);

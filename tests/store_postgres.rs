@@ -199,7 +199,7 @@ const RECORDED: &[&str] = &[
     "SELECT path, rms_jy, ra_deg, dec_deg, content_sha256, obs_time, obs_mjd, naxis1, naxis2, \
      cell_arcsec, freq_hz, bmaj_arcsec, projection, frame, pb_corrected, n_blank FROM images ORDER BY path",
     "SELECT name, tier, start_time, end_time, n_images, ra_min_deg, ra_max_deg, dec_min_deg, \
-     dec_max_deg, status FROM mosaic_plans",
+     dec_max_deg, status, left_out FROM mosaic_plans",
     "SELECT tier, n_images, median_rms_jy, effective_noise_jy, coverage_sq_deg, qa_status, \
      sha256, weight_sha256, noise_sha256 FROM mosaics",
     "SELECT astrometry_rms_arcsec, n_reference_stars, median_noise_jy, dynamic_range, \

@@ -144,6 +144,21 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         Err(e) if e.is_input() => return Err(CliError::Input(e.to_string()).into()),
         Err(e) => return Err(CliError::Failed(e.to_string()).into()),
     };
+    // How each input's primary beam was chosen, grouped: an astronomer sees at once when an
+    // image was taken as a coadd or given no beam.
+    let mut beams: std::collections::BTreeMap<String, usize> = Default::default();
+    for b in &m.primary_beams {
+        let what = format!("{:?}", b.primary_beam).to_ascii_lowercase();
+        let reason = match b.primary_beam {
+            // Beam images are named per input; group them as one kind.
+            crate::manifest::AppliedBeam::Image => "beam image beside the input".to_string(),
+            _ => b.reason.clone(),
+        };
+        *beams.entry(format!("{what} ({reason})")).or_default() += 1;
+    }
+    for (kind, n) in &beams {
+        ctx.info(&format!("build: primary beam of {n} input(s): {kind}"));
+    }
     ctx.info(&format!(
         "build: mosaic {} ({} x {} {}, effective noise {:.3} mJy/beam) -> {}",
         m.mosaic_id,

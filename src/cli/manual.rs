@@ -141,6 +141,11 @@ a QA verdict of FAIL, a pipeline execution that did not complete.
 \\fB2\\fR
 Usage or input error: bad flags, a manifest that is not one or names a changed file, an unknown
 plan or execution, a bad contimg.toml, a database written by a newer contimg (left untouched).
+.TP
+\\fB3\\fR
+The work failed for good: the data it was given can never make the product, e.g. a plan's window
+holds images but every one was left out (noise, band, resolution; each named with the fix).
+A pipeline does not retry a contimg job that exits 3.
 ";
 
 const ENVIRONMENT: &str = ".SH ENVIRONMENT

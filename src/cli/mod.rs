@@ -2,7 +2,9 @@
 //!
 //! Invariants: stdout carries JSON manifests only (or a table for a person at a terminal);
 //! progress, logs and warnings go to stderr. Exit codes: 0 success, 1 the work failed,
-//! 2 usage or input error. A closed stdout (broken pipe) is not an error.
+//! 2 usage or input error, 3 the work failed for good (the data it was given can never make the
+//! product, e.g. every image of a plan's window was left out: retrying cannot help). A closed
+//! stdout (broken pipe) is not an error.
 
 mod absurd_task;
 mod build;
@@ -156,13 +158,21 @@ impl clap::builder::TypedValueParser for TierName {
     }
 }
 
-/// An error whose exit code is fixed: 2 for bad input or usage, 1 for work that failed.
+/// The exit code of work that failed for good: the data can never make the product, so a
+/// pipeline does not retry the job (see `pipeline::worker`).
+pub const PERMANENT_EXIT: i32 = crate::pipeline::worker::PERMANENT_EXIT;
+
+/// An error whose exit code is fixed: 2 for bad input or usage, 1 for work that failed, 3 for
+/// work that failed for good.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("{0}")]
     Input(String),
     #[error("{0}")]
     Failed(String),
+    /// The work failed and the same data would fail it again (exit [`PERMANENT_EXIT`]).
+    #[error("{0}")]
+    Permanent(String),
 }
 
 impl From<crate::time::TimeError> for CliError {
@@ -171,13 +181,15 @@ impl From<crate::time::TimeError> for CliError {
     }
 }
 
-/// The exit code for an error: 2 when the cause is the user's input, else 1.
+/// The exit code for an error: 2 when the cause is the user's input, 3 when the work failed for
+/// good, else 1.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<CliError>() {
             return match e {
                 CliError::Input(_) => 2,
                 CliError::Failed(_) => 1,
+                CliError::Permanent(_) => PERMANENT_EXIT,
             };
         }
         if let Some(e) = cause.downcast_ref::<crate::pipeline::PipelineError>() {

@@ -10,6 +10,13 @@ use super::{CliError, Ctx, emit_json, emit_listing, emit_text};
 ///
 /// A table when stdout is a terminal; JSON (each pipeline with its full definition) with --json
 /// or when stdout is a pipe or file.
+///
+/// A job's params may reference the slot: ${slot.start} and ${slot.end} (the window [slot −
+/// window, slot), ISO-8601 UTC), ${slot.date} (the slot's date, YYYY-MM-DD) and ${slot.night}
+/// (the date of the window's start: the night the window holds; the built-in nightly_mosaic
+/// names its plan nightly_${slot.night}, so the 03:00 UTC slot of 1999-06-01 makes
+/// nightly_1999-05-31); ${param.NAME} (a --param of `run`); ${JOB.KEY} (an upstream job's
+/// output, e.g. ${plan.plan_id}). `$${` is a literal `${`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]

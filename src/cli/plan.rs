@@ -3,6 +3,7 @@
 use crate::time::{Instant, chrono_duration, parse_day, parse_duration, parse_time};
 
 use super::{CliError, Ctx, emit_json};
+use crate::manifest::{LeftOut, left_out_counts};
 use crate::mosaic::plan::{PlanError, PlanRequest};
 
 /// Select images for a mosaic and record the plan.
@@ -10,10 +11,18 @@ use crate::mosaic::plan::{PlanError, PlanRequest};
 /// Select images for a mosaic and record a plan; prints a `contimg.plan/1` manifest.
 ///
 /// The window is [start, end): give --start and --end (ISO-8601 UTC like 2026-11-20T03:00Z, or
-/// MJD), or --last 24h (ending now), or --night 2026-11-20 (that UTC day). Images observed in the
-/// window with rms below the tier's threshold are taken best rms first, up to the tier's count.
+/// MJD), or --last 24h (ending now), or --night 2026-11-20 (that UTC day). Of the images observed
+/// in the window (and the sky box), the plan takes one band (frequencies within the tier's
+/// max_band_spread of each other; the band with the most images), one resolution (restoring-beam
+/// areas within max_beam_spread of the band's median) and images no noisier than max_rms_factor
+/// times the night's median rms (and below max_rms_jy if the tier sets one), best rms first, up
+/// to the tier's count. Every image left out is named in the manifest's left_out with its reason
+/// (rms, band, resolution, no_frequency, duplicate, limit, region) and counted on stderr.
 /// Planning the same name with the same selection returns the existing plan; a different
 /// selection under an existing name is refused unless --replace.
+///
+/// Exits 1 when the window holds no image yet (late data can mend it: a pipeline retries), 3 when
+/// it holds images but every one was left out (the same data fails the same way: not retried).
 ///
 /// Example: contimg plan --tier science --night 2026-11-20 | contimg build - | contimg qa -
 #[derive(Debug, clap::Args)]
@@ -100,23 +109,53 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     match crate::mosaic::plan::plan(&mut db, &req) {
         Ok(m) => {
             ctx.info(&format!(
-                "plan {} (id {}): {} image(s), tier {}{}",
+                "plan {} (id {}): {} image(s), tier {}, {} left out{}",
                 m.name,
                 m.plan_id,
                 m.n_images,
                 m.tier,
+                m.left_out.len(),
                 if m.existing {
                     ", existing plan returned"
                 } else {
                     ""
                 }
             ));
+            say_left_out(ctx, &m.left_out);
             emit_json(&m)
         }
         Err(e @ PlanError::NoImages { .. }) => Err(CliError::Failed(e.to_string()).into()),
+        Err(e @ PlanError::AllLeftOut { .. }) => Err(CliError::Permanent(e.to_string()).into()),
         Err(e @ (PlanError::NameTaken { .. } | PlanError::BadWindow { .. })) => {
             Err(CliError::Input(e.to_string()).into())
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// One line per reason on stderr: how many images were left out and the first one's reason;
+/// with -v every image.
+fn say_left_out(ctx: &Ctx, left_out: &[LeftOut]) {
+    for (kind, n) in left_out_counts(left_out) {
+        let mut of_kind = left_out.iter().filter(|l| l.reason_kind == kind);
+        let first = of_kind.next().map_or_else(String::new, |l| {
+            format!(
+                ", e.g. {}: {}",
+                l.path.file_name().map_or_else(
+                    || l.path.display().to_string(),
+                    |f| f.to_string_lossy().into_owned()
+                ),
+                l.reason
+            )
+        });
+        ctx.info(&format!("  left out ({kind}): {n} image(s){first}"));
+    }
+    for l in left_out {
+        ctx.debug(&format!(
+            "  left out {} ({}): {}",
+            l.path.display(),
+            l.reason_kind,
+            l.reason
+        ));
     }
 }

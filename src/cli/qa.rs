@@ -35,6 +35,11 @@ use crate::workspace::WorkspaceError;
 ///   snapshot_flux        each snapshot's flux scale against the others' and the reference's
 ///                        (WARN 10 %, FAIL 20 %)
 ///   artefacts            negative bowls and pixels (against the expected noise), edge noise
+///   selection            the share of the night's images its plan left out (for noise, band,
+///                        resolution, no frequency, duplicates; not past max_images nor outside
+///                        the sky box asked for): WARN above [qa] max_left_out_share (25 %); the
+///                        images are named with their reasons (made only when the database
+///                        holds the mosaic's plan)
 ///
 /// Without a reference catalogue the three reference checks are reported as not checked and do
 /// not change the verdict. Thresholds are per tier ([qa.tiers.NAME] in contimg.toml). Each
@@ -49,8 +54,12 @@ use crate::workspace::WorkspaceError;
 /// from [qa.catalogues."FILE"] or a CSV comment (# frequency_hz = 1.4e9, # beam_arcsec = 45).
 ///
 /// Writes <stem>.sources.csv/.fits, the background-rms map <stem>.rms.fits and PNGs
-/// (<stem>.qa.png, .offsets.png, .noise_hist.png) beside the mosaic. Exits 1 when the verdict is
-/// FAIL (the manifest is still printed), 0 on PASS and WARN.
+/// (<stem>.qa.png, .offsets.png, .noise_hist.png) beside the mosaic. The source list gives each
+/// source's position, peak and integrated flux, fitted FWHM axes and position angle, with their
+/// 1σ noise errors from Condon (1997) (ra_err_arcsec, dec_err_arcsec, peak_err_jy, int_err_jy,
+/// maj_err_arcsec, min_err_arcsec, pa_err_deg); the FITS table's columns carry their units
+/// (TUNIT). Exits 1 when the verdict is FAIL (the manifest is still printed), 0 on PASS and
+/// WARN.
 ///
 /// Example: contimg build --plan 3 | contimg qa - --reference NVSSVZ.FIT.gz
 #[derive(Debug, clap::Args)]
@@ -134,6 +143,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let mut opts = options(ctx, &args, ws.as_ref(), cfg, &input)?;
     opts.history_noise_jy =
         qa::noise_history(&mut db, &input.tier, input.mosaic_id, 20).map_err(input_error)?;
+    opts.selection = qa::plan_selection(&mut db, input.mosaic_id).map_err(input_error)?;
     ctx.info(&format!(
         "qa: mosaic {} ({}), tier {}",
         input.mosaic_id,
@@ -324,6 +334,7 @@ fn options(
         out_dir: args.out_dir.as_ref().map(|d| absolute(d)),
         pictures: !args.no_pictures,
         history_noise_jy: Vec::new(),
+        selection: None,
     })
 }
 

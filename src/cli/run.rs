@@ -21,7 +21,9 @@ use crate::workspace::Workspace;
 /// creates a second. While another `run` process is working it, this one reports it and exits 0
 /// (so a doubled cron firing is harmless). A new slot while the pipeline's `max_active` executions
 /// still run is skipped (exit 0; `--catch-up` runs it later) or waits, as its `when_busy` says.
-/// Each job runs in a child process; a job whose child exits 2 (an input error) is not retried.
+/// Each job runs in a child process; a job whose child exits 2 (an input error) is not retried,
+/// nor a mosaic job whose contimg exits 3 (failed for good: e.g. every image of the window was
+/// left out), while exit 1 (e.g. no image in the window yet) is retried by the job's rule.
 /// Prints a `contimg.execution/1` manifest; exit 0 when the execution completed, 1 when it failed
 /// or was cancelled. Undelivered failure notifications are retried first.
 ///

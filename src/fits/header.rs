@@ -226,13 +226,52 @@ impl Header {
         }
     }
 
+    /// Appends HISTORY cards holding `text`, broken between words into cards of at most 72
+    /// characters (a card's text columns), so no word is split across two cards, as cfitsio
+    /// would split it; a word longer than a card is cut.
     pub fn push_history(&mut self, text: &str) {
-        self.cards.push(Card {
-            key: "HISTORY".into(),
-            value: Value::None,
-            comment: text.to_string(),
-        });
+        for line in wrap_words(text, HISTORY_WIDTH) {
+            self.cards.push(Card {
+                key: "HISTORY".into(),
+                value: Value::None,
+                comment: line,
+            });
+        }
     }
+}
+
+/// The text columns of a HISTORY card (9-80).
+const HISTORY_WIDTH: usize = 72;
+
+/// `text` in lines of at most `width` characters, broken at spaces (words longer than a line
+/// cut); an empty text is one empty line.
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![];
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        while word.len() > width {
+            if !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            lines.push(word.drain(..width).collect());
+        }
+        let word: String = word.into_iter().collect();
+        if word.is_empty() {
+            continue;
+        }
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 impl fmt::Display for Value {
@@ -250,6 +289,25 @@ impl fmt::Display for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_history_is_broken_between_words() {
+        let mut h = Header::default();
+        let text = "input 1/1: /data/night/a-very-long-file-name.fits rms=4.4e-4 pbcor=T \
+                    beam=unity (a coadd of many pointings (ORIGIN = 'postage 1.2.1 (NVSS postage stamp)'))";
+        h.push_history(text);
+        let lines: Vec<&str> = h.history().collect();
+        assert!(lines.len() > 1, "{lines:?}");
+        assert!(lines.iter().all(|l| l.chars().count() <= 72), "{lines:?}");
+        assert_eq!(
+            lines.join(" "),
+            text.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+        let long = "x".repeat(100);
+        h = Header::default();
+        h.push_history(&long);
+        assert_eq!(h.history().map(str::len).collect::<Vec<_>>(), [72, 28]);
+    }
 
     #[test]
     fn parses_typical_cards() {

@@ -111,8 +111,9 @@ pub struct BuildRequest {
     pub interpolation: Option<String>,
     pub pb_cutoff: f64,
     pub max_pixels: u64,
-    /// Dish diameter for inputs whose header has no DISHDIAM.
-    pub dish_diameter_m: f64,
+    /// Dish diameter for inputs of a telescope without a model whose header has no DISHDIAM
+    /// (`None`: such inputs are refused).
+    pub dish_diameter_m: Option<f64>,
     /// Where the primary-beam response comes from.
     pub primary_beam: PrimaryBeam,
     /// Observing frequency (Hz) for inputs whose header gives none.
@@ -462,5 +463,14 @@ fn manifest(
         cell_arcsec: g.cdelt_deg.1.abs() * 3600.0,
         interpolation: result.interpolation.name().to_string(),
         created_at: crate::time::now_iso(),
+        primary_beams: result
+            .inputs
+            .iter()
+            .map(|i| crate::manifest::InputBeam {
+                path: i.path.clone(),
+                primary_beam: i.primary_beam,
+                reason: i.beam_reason.clone(),
+            })
+            .collect(),
     }
 }

@@ -17,8 +17,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::fits::Header;
-use crate::fits::facts::{frequency_hz, is_pb_corrected, restoring_beam};
+use crate::fits::facts::{frequency_hz, restoring_beam};
 use crate::fits::read::{FitsReadError, read_image_bytes};
+use crate::mosaic::beam::Telescope;
+use crate::mosaic::observation::{self, ImageKind, PointingSource};
 use crate::stats;
 use crate::store::images::{self, ImageRecord, Upsert};
 use crate::store::{Db, Sql, StoreError};
@@ -123,11 +125,27 @@ fn observation_time(
     };
     let date = time_card(h, "DATE-OBS");
     let mjd = time_card(h, "MJD-OBS");
+    let mjd_time = mjd.as_ref().ok().copied().flatten();
     match (date, mjd) {
         (Ok(Some(t)), _) => {
             let has_time = card_text(h, "DATE-OBS").is_some_and(|s| s.contains('T'));
             match card_text(h, "TIME-OBS").filter(|s| !s.is_empty() && !has_time) {
-                None => Ok(Some(t)),
+                None if !has_time && mjd_time.is_some() => {
+                    // A date-only DATE-OBS with an MJD-OBS: the MJD carries the time of day.
+                    Ok(mjd_time)
+                }
+                None => {
+                    if !has_time {
+                        warnings.push(format!(
+                            "{}: DATE-OBS = '{}' gives a date without a time of day, and there is \
+                             no TIME-OBS or MJD-OBS; recorded as 00:00 UTC of that date, so a \
+                             window cut during that day may miss it (add the time to DATE-OBS)",
+                            path.display(),
+                            card_text(h, "DATE-OBS").unwrap_or_default()
+                        ));
+                    }
+                    Ok(Some(t))
+                }
                 Some(tod) => match time::parse_time_of_day(&tod) {
                     Some(extra) => Ok(Some(t.date_naive().and_time(extra).and_utc())),
                     None => Err(bad("TIME-OBS", (tod, String::new()))),
@@ -169,6 +187,52 @@ fn check_unit(path: &Path, h: &Header) -> Result<(), IngestError> {
         path: path.to_path_buf(),
         unit,
     })
+}
+
+/// Warnings about an image's primary beam, given at ingest so that a build never surprises:
+/// a single pointing whose WCS centre lies beyond its own primary beam from its pointing
+/// (OBSRA/OBSDEC), and a telescope contimg has no beam model for.
+fn beam_warnings(
+    path: &Path,
+    h: &Header,
+    wcs: &Wcs,
+    centre: (f64, f64),
+    freq_hz: Option<f64>,
+) -> Vec<String> {
+    let mut out = vec![];
+    if observation::kind(h) != ImageKind::Pointing {
+        return out;
+    }
+    let telescope = h.str("TELESCOP").map(str::trim).unwrap_or("");
+    let known = Telescope::lookup(telescope);
+    if let (Some(Telescope::Dish(model)), Some(f)) = (&known, freq_hz)
+        && let Some((pointing, PointingSource::Header)) = observation::pointing_icrs(h, wcs)
+    {
+        let sep = crate::wcs::separation_deg(pointing, centre);
+        let fwhm = model.fwhm_rad(f).to_degrees();
+        if sep > fwhm {
+            out.push(format!(
+                "{}: the image centre is {sep:.3} deg from its own pointing (OBSRA/OBSDEC \
+                 {:.4}, {:.4}), beyond the {telescope} primary beam (FWHM {fwhm:.3} deg at \
+                 {:.4} GHz): the WCS or the pointing is wrong, and a build will refuse the image \
+                 if it would contribute almost nothing; fix CRVAL/CRPIX or OBSRA/OBSDEC",
+                path.display(),
+                pointing.0,
+                pointing.1,
+                f / 1e9
+            ));
+        }
+    }
+    if known.is_none() && !telescope.is_empty() && h.f64("DISHDIAM").is_none() {
+        out.push(format!(
+            "{}: TELESCOP = '{telescope}' has no built-in primary-beam model; a build will \
+             refuse the image unless contimg.toml describes it ([build.telescopes.{}]), a beam \
+             image sits beside it, or it is built with --primary-beam unity",
+            path.display(),
+            crate::mosaic::beam::telescope_key(telescope)
+        ));
+    }
+    out
 }
 
 fn frame_name(f: Frame) -> String {
@@ -257,6 +321,8 @@ pub fn analyse(
             path.display()
         ));
     }
+    let freq_hz = frequency_hz(h);
+    warnings.extend(beam_warnings(path, h, &wcs, (ra, dec), freq_hz));
     let record = ImageRecord {
         id: None,
         path: path.to_string_lossy().into_owned(),
@@ -270,14 +336,14 @@ pub fn analyse(
         naxis1: nx as u64,
         naxis2: ny as u64,
         cell_arcsec: wcs.pixel_scale_deg() * 3600.0,
-        freq_hz: frequency_hz(h),
+        freq_hz,
         bmaj_arcsec: beam.as_ref().map(|b| b.bmaj_arcsec),
         bmin_arcsec: beam.as_ref().map(|b| b.bmin_arcsec),
         bpa_deg: beam.as_ref().map(|b| b.bpa_deg),
         beam_source: beam.as_ref().map(|b| b.source.to_string()),
         projection: wcs.projection().to_string(),
         frame: frame_name(wcs.frame()),
-        pb_corrected: is_pb_corrected(h),
+        pb_corrected: observation::pb_corrected(path, h).is_some(),
         telescope: h.str("TELESCOP").map(|s| s.trim().to_string()),
         bunit: h.str("BUNIT").map(|s| s.trim().to_string()),
         peak_jy: peak.is_finite().then_some(peak),
@@ -287,23 +353,7 @@ pub fn analyse(
     Ok(Analysis { record, warnings })
 }
 
-/// Whether a directory walk picks up this file: FITS names, but not primary-beam images
-/// (`*.pb.fits`) that sit beside snapshots, nor our own weight and noise maps.
-pub fn looks_like_image(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    let stem = name
-        .strip_suffix(".gz")
-        .or_else(|| name.strip_suffix(".fz"))
-        .unwrap_or(&name);
-    let is_fits = [".fits", ".fit", ".fts"].iter().any(|e| stem.ends_with(e));
-    let is_aux = [".pb.", ".weight.", ".noise."]
-        .iter()
-        .any(|m| stem.contains(m));
-    is_fits && !is_aux
-}
+pub use crate::mosaic::observation::looks_like_image;
 
 /// Expands the command line's paths: files as given, directories recursively (FITS names only,
 /// sorted), `-` reads one path per line from stdin. Missing paths become failures.

@@ -31,7 +31,7 @@ notify = [
 [[pipelines.nightly_mosaic.jobs]]
 id = "plan"
 type = "mosaic_plan"
-params = { tier = "science", start = "${slot.start}", end = "${slot.end}", name = "nightly_${slot.date}" }
+params = { tier = "science", start = "${slot.start}", end = "${slot.end}", name = "nightly_${slot.night}" }
 timeout = "10m"
 
 [[pipelines.nightly_mosaic.jobs]]

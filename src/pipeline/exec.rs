@@ -156,11 +156,16 @@ impl Slot {
         })
     }
 
+    /// A `${slot.KEY}` variable ([`super::validate::SLOT_KEYS`]): `start` and `end` of the
+    /// window (ISO-8601 UTC), `date` of the slot (YYYY-MM-DD) and `night`, the date of the
+    /// window's start: the night the window holds (a 24 h window ending at 03:00 UTC on
+    /// 1999-06-01 holds the night of 1999-05-31, whose `date` is 1999-06-01).
     fn var(&self, key: &str) -> Option<String> {
         match key {
             "start" => Some(iso(self.start)),
             "end" => Some(iso(self.end)),
             "date" => Some(crate::time::date(self.time)),
+            "night" => Some(crate::time::date(self.start)),
             _ => None,
         }
     }
@@ -223,7 +228,10 @@ pub fn static_params(
     subst::substitute(job_params, &mut |r| match r.ns.as_str() {
         "slot" => match slot.var(&r.path[0]) {
             Some(v) => Resolution::Value(Value::String(v)),
-            None => Resolution::Error(format!("{r}: the slot has only start, end and date")),
+            None => Resolution::Error(format!(
+                "{r}: the slot has only {}",
+                super::validate::SLOT_KEYS.join(", ")
+            )),
         },
         "param" => match params.get(&r.path[0]) {
             Some(Some(v)) => Resolution::Value(Value::String(v.clone())),
@@ -606,24 +614,37 @@ pub struct ExecutionManifest {
     pub completed_at: Option<String>,
     /// True when `run` found this execution already there (resumed or reported, not created).
     pub existing: bool,
-    /// The QA verdict of its `mosaic_qa` job once that job has one (PASS, WARN or FAIL), so a
-    /// WARN is seen at a glance.
+    /// The QA verdict of its `mosaic_qa` job once that job has one (PASS, WARN or FAIL, see
+    /// [`qa_verdict`]), so a WARN or a FAIL is seen at a glance.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qa_verdict: Option<String>,
     pub jobs: Vec<JobReport>,
 }
 
-/// The QA verdict in a `mosaic_qa` job's outputs (its `contimg.qa/1` manifest).
-pub fn qa_verdict(job_type: &str, outputs: Option<&Value>) -> Option<String> {
-    (job_type == "mosaic_qa")
-        .then(|| outputs?.get("verdict")?.as_str().map(str::to_string))
-        .flatten()
+/// How the error of a `mosaic_qa` job whose QA said FAIL begins: a FAIL is final, so the
+/// worker fails the job for good with this error (`worker::judge_failure`) and no outputs.
+pub const QA_FAIL_ERROR: &str = "QA verdict FAIL";
+
+/// The QA verdict of a `mosaic_qa` job: the `verdict` of its outputs (its `contimg.qa/1`
+/// manifest) once it completed (PASS or WARN), or FAIL when it failed for that reason
+/// ([`QA_FAIL_ERROR`]).
+pub fn qa_verdict(job_type: &str, outputs: Option<&Value>, error: Option<&str>) -> Option<String> {
+    if job_type != "mosaic_qa" {
+        return None;
+    }
+    outputs
+        .and_then(|o| o.get("verdict")?.as_str().map(str::to_string))
+        .or_else(|| {
+            error
+                .is_some_and(|e| e.starts_with(QA_FAIL_ERROR))
+                .then(|| "FAIL".to_string())
+        })
 }
 
 /// The QA verdict among an execution's jobs.
 pub fn qa_verdict_of_jobs(jobs: &[JobReport]) -> Option<String> {
     jobs.iter()
-        .find_map(|j| qa_verdict(&j.job_type, j.outputs.as_ref()))
+        .find_map(|j| qa_verdict(&j.job_type, j.outputs.as_ref(), j.error.as_deref()))
 }
 
 /// The manifest of execution `eid` (synced first).
@@ -781,8 +802,8 @@ pub fn listing(conn: &Connection, limit: usize) -> Result<Vec<ExecutionSummary>,
     for mut s in rows {
         s.status = shown(conn, s.execution_id, s.status)?;
         let mut q = conn.prepare_cached(
-            "SELECT job_id, status, job_type, result FROM pipeline_jobs WHERE execution_id = ?1 \
-             ORDER BY id",
+            "SELECT job_id, status, job_type, result, error FROM pipeline_jobs \
+             WHERE execution_id = ?1 ORDER BY id",
         )?;
         for r in q.query_map([s.execution_id], |r| {
             Ok((
@@ -790,14 +811,55 @@ pub fn listing(conn: &Connection, limit: usize) -> Result<Vec<ExecutionSummary>,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
             ))
         })? {
-            let (j, st, kind, result) = r?;
+            let (j, st, kind, result, error) = r?;
             let outputs = result.and_then(|t| serde_json::from_str::<Value>(&t).ok());
-            s.qa_verdict = s.qa_verdict.or_else(|| qa_verdict(&kind, outputs.as_ref()));
+            s.qa_verdict = s
+                .qa_verdict
+                .or_else(|| qa_verdict(&kind, outputs.as_ref(), error.as_deref()));
             s.jobs.insert(j, st);
         }
         out.push(s);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    #[test]
+    fn the_nightly_plan_is_named_after_the_night_its_window_holds() {
+        let (_, nightly) = crate::pipeline::def::builtin()
+            .into_iter()
+            .find(|(n, _)| n == "nightly_mosaic")
+            .unwrap();
+        let slot_time = Utc.with_ymd_and_hms(1999, 6, 1, 3, 0, 0).unwrap();
+        let slot = Slot::new(slot_time, nightly.window.as_deref()).unwrap();
+        assert_eq!(
+            slot.start,
+            Utc.with_ymd_and_hms(1999, 5, 31, 3, 0, 0).unwrap()
+        );
+        assert_eq!(slot.var("night").as_deref(), Some("1999-05-31"));
+        assert_eq!(slot.var("date").as_deref(), Some("1999-06-01"));
+        let plan = nightly.jobs.iter().find(|j| j.id == "plan").unwrap();
+        let p = static_params(&plan.params, &slot, &BTreeMap::new()).unwrap();
+        assert_eq!(p["name"], "nightly_1999-05-31");
+        assert_eq!(p["start"], "1999-05-31T03:00:00Z");
+        assert_eq!(p["end"], "1999-06-01T03:00:00Z");
+        // Without a window the night is the slot's own date.
+        let bare = Slot::new(slot_time, None).unwrap();
+        assert_eq!(bare.var("night").as_deref(), Some("1999-06-01"));
+        let e = static_params(
+            json!({"x": "${slot.week}"}).as_object().unwrap(),
+            &slot,
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("start, end, date, night"), "{e}");
+    }
 }

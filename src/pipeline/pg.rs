@@ -360,7 +360,7 @@ impl PgPipeline {
             for j in self
                 .client()
                 .query(
-                    "SELECT job_id, status, job_type, result FROM pipeline_jobs \
+                    "SELECT job_id, status, job_type, result, error FROM pipeline_jobs \
                      WHERE execution_id = $1 ORDER BY position",
                     &[&eid],
                 )
@@ -369,8 +369,10 @@ impl PgPipeline {
                 let outputs = j
                     .get::<_, Option<String>>(3)
                     .and_then(|t| serde_json::from_str::<Value>(&t).ok());
-                qa_verdict =
-                    qa_verdict.or_else(|| super::exec::qa_verdict(j.get(2), outputs.as_ref()));
+                let error: Option<String> = j.get(4);
+                qa_verdict = qa_verdict.or_else(|| {
+                    super::exec::qa_verdict(j.get(2), outputs.as_ref(), error.as_deref())
+                });
                 jobs.insert(j.get(0), j.get(1));
             }
             out.push(ExecutionSummary {

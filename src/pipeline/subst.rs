@@ -1,7 +1,9 @@
 //! `${ns.key}` references inside job parameters and their substitution.
 //!
 //! A reference is `${` + a namespace + `.` + a dotted key path + `}`: `${slot.start}`, `${param.tier}`,
-//! `${plan.plan_id}` (an upstream job's output), `${build.sha256.mosaic}` (nested). A string that is
+//! `${plan.plan_id}` (an upstream job's output), `${build.sha256.mosaic}` (nested). The slot's are
+//! `${slot.start}`, `${slot.end}`, `${slot.date}` (the slot's date) and `${slot.night}` (the date of
+//! the window's start), see [`super::validate::SLOT_KEYS`]. A string that is
 //! exactly one reference takes the referenced value with its JSON type; a reference inside a longer string
 //! is replaced by its text. `$${` writes a literal `${`.
 //!

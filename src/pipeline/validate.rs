@@ -32,8 +32,10 @@ impl std::fmt::Display for ValidationError {
     }
 }
 
-/// The slot variables a job may reference.
-pub const SLOT_KEYS: &[&str] = &["start", "end", "date"];
+/// The slot variables a job may reference: `${slot.start}` and `${slot.end}` (the window,
+/// ISO-8601 UTC), `${slot.date}` (the slot's date, YYYY-MM-DD) and `${slot.night}` (the date of
+/// the window's start: the night the window holds).
+pub const SLOT_KEYS: &[&str] = &["start", "end", "date", "night"];
 
 /// A cron expression that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -375,7 +377,10 @@ fn check_references(
     for rf in refs {
         match rf.ns.as_str() {
             "slot" if rf.path.len() != 1 || !SLOT_KEYS.contains(&rf.path[0].as_str()) => {
-                r.err(jid, format!("{rf}: the slot has only start, end and date"));
+                r.err(
+                    jid,
+                    format!("{rf}: the slot has only {}", SLOT_KEYS.join(", ")),
+                );
             }
             "param" if rf.path.len() != 1 || !p.def.params.contains_key(&rf.path[0]) => {
                 r.err(

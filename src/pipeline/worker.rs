@@ -16,7 +16,10 @@
 //! Invariants: a result is reported only with the lease it was claimed under (the queue refuses stale
 //! ones); a child's non-zero exit, a signal, a timeout, or stdout that is not a JSON object is a failed
 //! attempt, never a completed one; a missing `${job.key}` fails the attempt before anything is started;
-//! a child exiting [`USAGE_EXIT`] (2, an input error) fails the job for good without retries.
+//! a child exiting [`USAGE_EXIT`] (2, an input error) fails the job for good without retries, and so
+//! does a contimg child (a mosaic job or `absurd_task`, never a `command`, whose exit codes are its
+//! own) exiting [`PERMANENT_EXIT`] (3: the data can never make the product, e.g. every image of a
+//! plan's window was left out), the reason recorded as the job's error.
 
 // Unsafe: one `pre_exec` hook that puts a job in its own process group (setpgid is async-signal-safe).
 #![allow(unsafe_code)]
@@ -40,6 +43,12 @@ use crate::queue::QueueError;
 /// the job for good instead of being retried; exit 1 (the work failed, e.g. no images in the window yet,
 /// a QA FAIL) is retried by the job's rule, since late-arriving data can mend it.
 pub const USAGE_EXIT: i32 = 2;
+
+/// The exit code of a contimg child whose work failed for good (the same data fails it the same
+/// way, e.g. a window whose every image was left out). Such an attempt fails the job now, on
+/// either backend; it is honoured for contimg's own job types only (`command` programs have exit
+/// codes of their own).
+pub const PERMANENT_EXIT: i32 = 3;
 
 /// The most a job may write on stdout (its outputs, one JSON object). Past it the rest is read and
 /// dropped, so the child never blocks on a full pipe, and the attempt fails.
@@ -649,11 +658,15 @@ fn judge_failure(
         && status.code() == Some(1)
         && serde_json::from_slice::<Value>(out)
             .is_ok_and(|v| v.get("verdict").and_then(Value::as_str) == Some("FAIL"));
-    if status.code() == Some(USAGE_EXIT) || qa_verdict_fail {
+    // contimg's exit 3 = its work failed for good (every image of a window left out).
+    let permanent = task.kind != "command" && status.code() == Some(PERMANENT_EXIT);
+    if status.code() == Some(USAGE_EXIT) || qa_verdict_fail || permanent {
         // contimg's exit 2 = a usage or input error (no such plan, a bad manifest, an unknown
         // tier): the same input gives the same error, so the job fails for good now.
         let msg = if qa_verdict_fail {
-            format!("QA verdict FAIL (final, not retried): {msg}")
+            format!("{} (final, not retried): {msg}", super::exec::QA_FAIL_ERROR)
+        } else if permanent {
+            format!("{msg} (failed for good: the same data fails the same way; not retried)")
         } else {
             format!("{msg} (an input error: not retried)")
         };

@@ -39,6 +39,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_mosaic_hashes",
         include_str!("../../migrations/0005_mosaic_hashes.sql"),
     ),
+    (
+        "0006_plan_left_out",
+        include_str!("../../migrations/0006_plan_left_out.sql"),
+    ),
 ];
 
 /// Numbered PostgreSQL migrations, embedded in the binary. Index i holds migration i+1.
@@ -50,6 +54,10 @@ pub const PG_MIGRATIONS: &[(&str, &str)] = &[
     (
         "0002_pipeline",
         include_str!("../../migrations/postgres/0002_pipeline.sql"),
+    ),
+    (
+        "0003_plan_left_out",
+        include_str!("../../migrations/postgres/0003_plan_left_out.sql"),
     ),
 ];
 

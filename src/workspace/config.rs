@@ -129,8 +129,10 @@ pub struct BuildConfig {
     /// Primary-beam cut-off: output pixels where an input's beam response is below this get
     /// nothing from that input.
     pub pb_cutoff: f64,
-    /// Dish diameter (m) for the primary-beam model when a header has no DISHDIAM.
-    pub dish_diameter_m: f64,
+    /// Dish diameter (m) of a generic Gaussian beam (1.2 λ/D) for images of a telescope contimg
+    /// has no model for and whose header has no DISHDIAM; unset (the default): such images are
+    /// refused, naming the fix, never given another array's dish.
+    pub dish_diameter_m: Option<f64>,
     /// Output projection: "auto" (SIN for compact fields, CAR for wide strips) or a code.
     pub projection: String,
     /// `[build.telescopes.NAME]`: primary-beam models by TELESCOP, over the built-in ones.
@@ -142,7 +144,7 @@ impl Default for BuildConfig {
         BuildConfig {
             max_pixels: 400_000_000,
             pb_cutoff: 0.1,
-            dish_diameter_m: 4.65,
+            dish_diameter_m: None,
             projection: "auto".into(),
             telescopes: BTreeMap::new(),
         }
@@ -301,13 +303,18 @@ mode = "{mode}"
 max_pixels = {max_pixels}
 # Primary-beam cut-off: an input contributes only where its beam response A >= this.
 pb_cutoff = {pb_cutoff}
-# Dish diameter in metres for the primary-beam model when a header has no DISHDIAM (DSA-110: 4.65).
-dish_diameter_m = {dish}
+# Images of a telescope contimg has no beam model for (and no DISHDIAM card) are refused by
+# default, naming the fix. Set a dish diameter in metres to give them a Gaussian of 1.2 lambda/D,
+# or better, describe the telescope in a [build.telescopes.NAME] table as below.
+# dish_diameter_m = 12.0
 # Output projection: "auto" (SIN for compact fields, CAR for wide strips), or SIN, TAN, CAR, ZEA.
 projection = "{projection}"
 # Primary beams are chosen by each image's TELESCOP card: built in are {telescopes}
-# (see the README, "Primary beams"). A [build.telescopes.NAME] table adds a telescope or
-# replaces a built-in model (FWHM = fwhm_factor * lambda / dish_m; shape "gaussian" or "airy").
+# (see the README, "Primary beams"; LOFAR, MWA and other phased arrays need a beam image beside
+# each image, single dishes such as the GBT need none). A [build.telescopes.NAME] table adds a
+# telescope or replaces a built-in model (FWHM = fwhm_factor * lambda / dish_m; shape "gaussian"
+# or "airy"). Mosaics and survey coadds (Miriad LINMOS, AIPS FLATN, FIRST, NVSS) are recognised
+# and weighted by their own noise, never corrected again.
 # Example (uncomment and edit):
 #
 #   [build.telescopes.VLA]
@@ -338,7 +345,17 @@ max_attempts = {max_attempts}
 
 {qa}
 # Tiers. Each [tiers.NAME] table overrides fields of a built-in tier; a new NAME defines a new
-# tier and must set every field. interpolation: nearest, bilinear, bicubic or lanczos3.
+# tier and must set max_images, interpolation, require_astrometry and timeout_minutes.
+# interpolation: nearest, bilinear, bicubic or lanczos3. Which images of a window a plan takes
+# (each image left out is named in the plan with why, and counted by QA's selection check):
+# max_rms_factor leaves out images whose rms exceeds this x the median rms of the window's
+# images (in the band chosen); inf turns it off. max_rms_jy is an absolute rms cut in Jy/beam,
+# applied as well (unset in the built-in tiers, which fit any telescope: the noise a night
+# reaches depends on the telescope and band). frequency_hz, [lo, hi] in Hz, takes only images
+# observed in that range (unset: any). max_band_spread: frequencies within this fraction of their
+# neighbour are one band; a plan never mixes bands and takes the band with the most images (ties:
+# the lower frequency). max_beam_spread leaves out images whose restoring-beam area differs from
+# the band's median by more than this fraction (a Jy/beam mosaic needs one resolution).
 {tiers}
 # Pipelines. A [pipelines.NAME] table defines a pipeline, or replaces the built-in of that name
 # (nightly_mosaic, on_demand_mosaic; `contimg pipelines --json` prints them). Check with
@@ -347,6 +364,8 @@ max_attempts = {max_attempts}
 #   [pipelines.my_nightly]
 #   schedule = "0 3 * * *"       # 5-field cron, UTC; slot = the firing time
 #   window = "24h"               # ${{slot.start}} = slot - window, ${{slot.end}} = slot
+#                                # ${{slot.date}} = the slot's date, ${{slot.night}} = the date of
+#                                # ${{slot.start}} (the night the window holds)
 #   max_retries = 2              # attempts = max_retries + 1
 #   retry = {{ kind = "exponential", base_s = 60, factor = 3, cap_s = 900 }}  # or fixed / none
 #   max_active = 1               # executions of this pipeline running at once
@@ -376,7 +395,6 @@ max_attempts = {max_attempts}
         mode = d.files.mode,
         max_pixels = d.build.max_pixels,
         pb_cutoff = d.build.pb_cutoff,
-        dish = d.build.dish_diameter_m,
         projection = d.build.projection,
         telescopes = crate::mosaic::beam::builtin_telescopes().join(", "),
         qa = crate::mosaic::qa::QaConfig::default_toml(),
@@ -404,12 +422,16 @@ fn tiers_toml() -> String {
     let mut out = String::new();
     for t in tiers::builtin() {
         out.push_str(&format!(
-            "# {desc}\n# [tiers.{name}]\n# max_images = {mi}\n# max_rms_jy = {rms}\n# interpolation = \"{interp}\"\n\
+            "# {desc}\n# [tiers.{name}]\n# max_images = {mi}\n# max_rms_factor = {factor:?}\n\
+             # (max_rms_jy: unset)\n# (frequency_hz: unset)\n# max_band_spread = {band:?}\n\
+             # max_beam_spread = {beam:?}\n# interpolation = \"{interp}\"\n\
              # require_astrometry = {astro}\n# timeout_minutes = {to}\n\n",
             desc = t.description,
             name = t.name,
             mi = t.max_images,
-            rms = t.max_rms_jy,
+            factor = t.max_rms_factor,
+            band = t.max_band_spread,
+            beam = t.max_beam_spread,
             interp = t.interpolation,
             astro = t.require_astrometry,
             to = t.timeout_minutes,

@@ -20,7 +20,10 @@ use super::mesh::{Mesh, MeshTolerance, Node, PixBox, walk_range};
 use crate::fits::facts;
 use crate::fits::write::StagedImage;
 use crate::fits::{Card, Header, Value};
-use crate::mosaic::beam::{BeamModel, telescope_key};
+use crate::mosaic::beam::{BeamModel, Telescope, telescope_key};
+use crate::mosaic::observation::{
+    self, ImageKind, PointingSource, beam_image, beam_image_candidates,
+};
 use crate::wcs::Wcs;
 
 const D2R: f64 = std::f64::consts::PI / 180.0;
@@ -64,7 +67,8 @@ impl MosaicInput {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PrimaryBeam {
-    /// `<stem>.pb.fits` beside the input when present, else the telescope's model.
+    /// Per input: a beam image beside it, else A = 1 for a coadd or a single-dish map, else the
+    /// telescope's model centred on the pointing (see `decide_beam`).
     Auto,
     /// Always the model of the input's telescope (beam.rs) at its frequency.
     Model,
@@ -89,8 +93,8 @@ pub struct BuildOptions {
     /// Provenance written to HISTORY, e.g. `plan 7 "nightly 2026-11-28" tier science`.
     pub plan_label: Option<String>,
     /// Dish diameter (m) of the generic Gaussian model (1.2 λ/D) for inputs of a telescope
-    /// contimg does not know (no `dish_m`, no DISHDIAM card).
-    pub default_dish_m: f64,
+    /// contimg does not know (no `dish_m`, no DISHDIAM card); `None`: such inputs are refused.
+    pub default_dish_m: Option<f64>,
     /// Beam models by telescope key (`beam::telescope_key` of TELESCOP), over the built-in ones.
     pub telescopes: BTreeMap<String, BeamModel>,
     /// Observing frequency (Hz) for inputs whose header gives none.
@@ -108,7 +112,7 @@ impl Default for BuildOptions {
             mesh: MeshTolerance::default(),
             mesh_step: 32,
             plan_label: None,
-            default_dish_m: crate::mosaic::beam::DSA110_DISH_M,
+            default_dish_m: None,
             telescopes: BTreeMap::new(),
             default_freq_hz: None,
         }
@@ -155,12 +159,21 @@ pub struct InputRecord {
     pub freq_hz: Option<f64>,
     /// TELESCOP.
     pub telescope: Option<String>,
-    /// Pointing centre: RA/Dec of the reference pixel (ICRS, degrees).
+    /// Pointing centre (ICRS, degrees): OBSRA/OBSDEC, else the reference pixel.
     pub pointing_deg: (f64, f64),
+    /// Where the pointing centre came from.
+    #[serde(default)]
+    pub pointing_source: Option<PointingSource>,
+    /// What the image is: one pointing, a coadd (with the evidence), a single dish.
+    #[serde(default)]
+    pub kind: Option<ImageKind>,
     /// Restoring beam (BMAJ, BMIN, BPA) in degrees.
     pub beam_deg: Option<(f64, f64, f64)>,
     /// What gave A for this input in the build ("model", "image" or "unity" in JSON).
     pub primary_beam: AppliedBeam,
+    /// Why that beam, in words (e.g. "a coadd of many pointings (HISTORY names Miriad LINMOS)").
+    #[serde(default)]
+    pub beam_reason: String,
     /// The input's primary-beam model (its telescope's; evaluated at `freq_hz`), recorded
     /// whichever beam applied.
     pub model: Option<BeamModel>,
@@ -238,6 +251,49 @@ pub enum MosaicError {
     )]
     NoBeamImage { path: PathBuf, pb: PathBuf },
     #[error(
+        "{path}: TELESCOP = {telescope:?} is a telescope contimg has no primary-beam model for \
+         (built in: {known}), so its images cannot be corrected without being told how; either \
+         describe its dishes in contimg.toml as [build.telescopes.{key}] (dish_m, shape, \
+         fwhm_factor), put its beam image {pb} beside it, or, if the image is already corrected \
+         or a mosaic, build with `--primary-beam unity`"
+    )]
+    UnknownTelescope {
+        path: PathBuf,
+        telescope: String,
+        key: String,
+        known: String,
+        pb: String,
+    },
+    #[error(
+        "{path}: TELESCOP = {telescope:?} is a phased array (stations or tiles whose beam depends \
+         on the station, the time and the direction): no dish model can serve it; put its beam \
+         image {pb} (or WSClean's -beam-0.fits) beside it, or, if it is already corrected \
+         (WSClean -image-pb), build with `--primary-beam unity`"
+    )]
+    PhasedArray {
+        path: PathBuf,
+        telescope: String,
+        pb: String,
+    },
+    #[error(
+        "{path}: the image would contribute almost nothing: {share:.1} % of it lies where its \
+         primary beam (centred on the pointing {pointing_ra:.4}, {pointing_dec:.4} from {from}) \
+         is above the cut-off {cutoff}, and the image centre is {sep_deg:.3} deg from that \
+         pointing (the beam reaches {radius_deg:.3} deg); the WCS contradicts the pointing, or \
+         the image is a mosaic contimg did not recognise: fix the header (CRVAL/CRPIX or \
+         OBSRA/OBSDEC), or build with `--primary-beam unity` if it is already corrected"
+    )]
+    OutsideBeam {
+        path: PathBuf,
+        share: f64,
+        pointing_ra: f64,
+        pointing_dec: f64,
+        from: String,
+        cutoff: f64,
+        sep_deg: f64,
+        radius_deg: f64,
+    },
+    #[error(
         "{path}: the beam model for telescope {telescope:?} is unusable (dish {dish_m} m, \
          fwhm_factor {fwhm_factor}); fix [build.telescopes] in contimg.toml"
     )]
@@ -258,8 +314,25 @@ pub enum MosaicError {
     BadCutoff(f64),
     #[error(transparent)]
     Grid(#[from] GridError),
-    #[error("no input pixel reached the output grid (above the beam cut-off); nothing to write")]
-    NoCoverage,
+    #[error(
+        "{path}: its beam image {pb} is at or above the cut-off {cutoff} on only {share:.1} % \
+         of the image, so the image would contribute almost nothing; check that the beam image \
+         belongs to it (a power beam peaking at 1), or lower --pb-cutoff"
+    )]
+    BeamImageEmpty {
+        path: PathBuf,
+        pb: PathBuf,
+        share: f64,
+        cutoff: f64,
+    },
+    #[error(
+        "no input pixel reached the output grid above the beam cut-off; nothing to write. \
+         The inputs: {inputs}"
+    )]
+    NoCoverage {
+        /// Each input with its primary beam and why, e.g. `a.fits (model: built-in …)`.
+        inputs: String,
+    },
     #[error("{path}: cannot write ({reason}); check the directory exists and is writable")]
     Write { path: PathBuf, reason: String },
     /// A product could not be written (a full disk says so itself, naming the path).
@@ -276,11 +349,21 @@ struct Prepared {
     rms: f64,
     pb_corrected: bool,
     freq_hz: Option<f64>,
-    /// The primary-beam model (used unless a beam image or the unity beam is chosen).
-    model: BeamModel,
-    /// TELESCOP, for the provenance.
+    /// The telescope's primary-beam model, when one is known (used when `applied` is Model).
+    model: Option<BeamModel>,
+    /// What gives A for this input in the build, decided once in [`prepare`].
+    applied: AppliedBeam,
+    /// Why, in words (recorded in the inputs record and the HISTORY).
+    beam_reason: String,
+    /// What the image is (one pointing, a coadd, a single dish).
+    kind: ImageKind,
+    /// TELESCOP, INSTRUME and OBJECT, for the provenance and the mosaic header.
     telescope: Option<String>,
+    instrument: Option<String>,
+    object: Option<String>,
+    /// Pointing centre (ICRS degrees) and where it came from.
     pointing: (f64, f64),
+    pointing_source: PointingSource,
     beam_deg: Option<(f64, f64, f64)>,
     date_obs: Option<String>,
     mjd_obs: Option<f64>,
@@ -301,34 +384,11 @@ impl GridPlan {
     }
 }
 
-/// What gave A for an input in the build: the one rule, used by the pixel loop, the footprint,
-/// the noise of corrected inputs, the HISTORY provenance and the [`InputRecord`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AppliedBeam {
-    /// The input's model at its frequency.
-    Model,
-    /// The beam image `<stem>.pb.fits` (`Prepared::pb_image`).
-    Image,
-    /// A ≡ 1.
-    Unity,
-}
-
-impl AppliedBeam {
-    /// `--primary-beam unity` gives A ≡ 1; otherwise a beam image when one was resolved for the
-    /// input (`auto` found it, or `image` required it), else the model.
-    fn of(p: &Prepared, choice: PrimaryBeam) -> AppliedBeam {
-        match (choice, &p.pb_image) {
-            (PrimaryBeam::Unity, _) => AppliedBeam::Unity,
-            (_, Some(_)) => AppliedBeam::Image,
-            (_, None) => AppliedBeam::Model,
-        }
-    }
-}
+pub use crate::manifest::AppliedBeam;
 
 impl Prepared {
     fn record(&self, opts: &BuildOptions) -> InputRecord {
-        let applied = AppliedBeam::of(self, opts.primary_beam);
+        let applied = self.applied;
         InputRecord {
             path: self.path.clone(),
             rms_jy: self.rms,
@@ -336,9 +396,12 @@ impl Prepared {
             freq_hz: self.freq_hz,
             telescope: self.telescope.clone(),
             pointing_deg: self.pointing,
+            pointing_source: Some(self.pointing_source),
+            kind: Some(self.kind.clone()),
             beam_deg: self.beam_deg,
             primary_beam: applied,
-            model: Some(self.model.clone()),
+            beam_reason: self.beam_reason.clone(),
+            model: self.model.clone(),
             pb_image: (applied == AppliedBeam::Image)
                 .then(|| self.pb_image.clone())
                 .flatten(),
@@ -347,46 +410,66 @@ impl Prepared {
     }
 }
 
-/// `<stem>.pb.fits` beside `path` when that file exists.
-fn beam_image_path(path: &Path) -> Option<PathBuf> {
-    beam_image_candidate(path).filter(|p| p.exists())
-}
-
-/// `<stem>.pb.fits` beside `path` (stem = name without .fits / .fits.gz / .fit); `None` for a
-/// beam image itself.
-fn beam_image_candidate(path: &Path) -> Option<PathBuf> {
-    let name = path.file_name()?.to_str()?;
-    let stem = [".fits.gz", ".fits", ".fit", ".FITS", ".FIT"]
-        .iter()
-        .find_map(|s| name.strip_suffix(s))
-        .unwrap_or(name);
-    if stem.ends_with(".pb") {
-        return None;
-    }
-    Some(path.with_file_name(format!("{stem}.pb.fits")))
-}
-
-/// The beam model of an input: `[build.telescopes]` for its TELESCOP, else the built-in model,
-/// else the generic Gaussian of the default dish; a dish diameter given by the caller or a
-/// DISHDIAM card replaces the model's (a configured telescope keeps its own).
+/// The model for a telescope, and where it came from: `[build.telescopes]` for its TELESCOP,
+/// else the built-in table (a DISHDIAM card replacing a built-in model's diameter); for a
+/// telescope contimg does not know, the generic Gaussian of 1.2 λ/D on DISHDIAM, else on the
+/// configured `[build] dish_diameter_m`. `Ok(None)` for a single dish; an error for a phased
+/// array or a telescope nobody described.
 fn beam_model(
     path: &Path,
     telescope: Option<&str>,
     dish_m: Option<f64>,
     opts: &BuildOptions,
-) -> Result<BeamModel, MosaicError> {
-    let configured = telescope.and_then(|t| opts.telescopes.get(&telescope_key(t)).cloned());
-    let mut model = match &configured {
-        Some(m) => m.clone(),
-        None => telescope
-            .and_then(BeamModel::for_telescope)
-            .unwrap_or_else(|| BeamModel::gaussian(opts.default_dish_m)),
+) -> Result<Option<(BeamModel, &'static str)>, MosaicError> {
+    let pb_hint = || {
+        beam_image_candidates(path)
+            .first()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<stem>.pb.fits".into())
     };
-    if configured.is_none()
-        && let Some(d) = dish_m
-    {
-        model.dish_m = d;
-    }
+    let configured = telescope.and_then(|t| opts.telescopes.get(&telescope_key(t)).cloned());
+    let (model, from) = match (&configured, telescope.and_then(Telescope::lookup)) {
+        (Some(m), _) => (m.clone(), "configured [build.telescopes] model"),
+        (None, Some(Telescope::Dish(mut m))) => match dish_m {
+            Some(d) => {
+                m.dish_m = d;
+                (m, "built-in model with the DISHDIAM diameter")
+            }
+            None => (m, "built-in model"),
+        },
+        (None, Some(Telescope::SingleDish)) => return Ok(None),
+        (None, Some(Telescope::PhasedArray)) => {
+            return Err(MosaicError::PhasedArray {
+                path: path.to_path_buf(),
+                telescope: telescope.unwrap_or("").to_string(),
+                pb: pb_hint(),
+            });
+        }
+        (None, None) => match (dish_m, opts.default_dish_m) {
+            (Some(d), _) => (
+                BeamModel::gaussian(d),
+                "generic Gaussian on the DISHDIAM card",
+            ),
+            (None, Some(d)) => (
+                BeamModel::gaussian(d),
+                "generic Gaussian on [build] dish_diameter_m",
+            ),
+            (None, None) => {
+                let t = telescope.unwrap_or("").to_string();
+                return Err(MosaicError::UnknownTelescope {
+                    path: path.to_path_buf(),
+                    key: if t.is_empty() {
+                        "NAME".into()
+                    } else {
+                        telescope_key(&t)
+                    },
+                    telescope: t,
+                    known: crate::mosaic::beam::builtin_telescopes().join(", "),
+                    pb: pb_hint(),
+                });
+            }
+        },
+    };
     if !model.is_valid() {
         return Err(MosaicError::BadBeamModel {
             path: path.to_path_buf(),
@@ -395,8 +478,134 @@ fn beam_model(
             fwhm_factor: model.fwhm_factor,
         });
     }
-    Ok(model)
+    Ok(Some((model, from)))
 }
+
+/// What gives A for one input, and why.
+struct BeamDecision {
+    applied: AppliedBeam,
+    pb_image: Option<PathBuf>,
+    /// The telescope's model when one is known (recorded even when a beam image or A ≡ 1 is
+    /// applied, for QA's noise model); `None` for coadds and single dishes.
+    model: Option<BeamModel>,
+    pb_corrected: bool,
+    reason: String,
+}
+
+/// The one decision of what gives A for an input (`--primary-beam`, default `auto`): a beam
+/// image beside it; else, for a coadd or a single-dish map, A ≡ 1; else its telescope's model.
+/// `pb_corrected` is what the header and name say; a coadd is corrected whatever they say.
+fn decide_beam(
+    path: &Path,
+    kind: &ImageKind,
+    telescope: Option<&str>,
+    dish_m: Option<f64>,
+    freq_hz: Option<f64>,
+    pb_corrected: bool,
+    opts: &BuildOptions,
+) -> Result<BeamDecision, MosaicError> {
+    let model = || beam_model(path, telescope, dish_m, opts);
+    let name = telescope.unwrap_or("an unnamed telescope");
+    let decision = |applied, pb_image, model: Option<BeamModel>, reason: String| BeamDecision {
+        applied,
+        pb_image,
+        model,
+        pb_corrected,
+        reason,
+    };
+    let single_dish = || format!("single-dish map (TELESCOP = '{name}'): no primary beam");
+    let with_model = |m: Option<(BeamModel, &str)>, prefix: &str| match m {
+        Some((m, from)) => {
+            let why = format!("{prefix}{from} of {name}: {}", m.describe(freq_hz));
+            decision(AppliedBeam::Model, None, Some(m), why)
+        }
+        None => decision(AppliedBeam::Unity, None, None, single_dish()),
+    };
+    let known_model = || model().ok().flatten().map(|(m, _)| m);
+    Ok(match opts.primary_beam {
+        PrimaryBeam::Unity => decision(
+            AppliedBeam::Unity,
+            None,
+            known_model(),
+            "--primary-beam unity".into(),
+        ),
+        PrimaryBeam::Image => {
+            let pb = beam_image(path).ok_or_else(|| MosaicError::NoBeamImage {
+                path: path.to_path_buf(),
+                pb: beam_image_candidates(path)
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| path.to_path_buf()),
+            })?;
+            let why = format!("beam image {}", pb.display());
+            decision(AppliedBeam::Image, Some(pb), known_model(), why)
+        }
+        PrimaryBeam::Model => with_model(model()?, "--primary-beam model: "),
+        PrimaryBeam::Auto => match (beam_image(path), kind) {
+            (Some(pb), _) => {
+                let why = format!("beam image {} beside it", pb.display());
+                decision(AppliedBeam::Image, Some(pb), known_model(), why)
+            }
+            // No model recorded: a coadd's noise does not follow one pointing's beam.
+            (None, ImageKind::Coadd(ev)) => BeamDecision {
+                pb_corrected: true,
+                ..decision(
+                    AppliedBeam::Unity,
+                    None,
+                    None,
+                    format!(
+                        "a coadd of many pointings ({ev}): already corrected, weighted by its \
+                         own noise"
+                    ),
+                )
+            },
+            (None, ImageKind::SingleDish(ev)) => decision(
+                AppliedBeam::Unity,
+                None,
+                None,
+                format!("{ev}: no primary beam"),
+            ),
+            (None, ImageKind::Pointing) => with_model(model()?, ""),
+        },
+    })
+}
+
+/// Share of the image (a grid of up to 48 × 48 of its pixels) where the model beam centred on
+/// `pointing` is at least `cutoff`.
+fn share_in_beam(
+    wcs: &Wcs,
+    (nx, ny): (usize, usize),
+    model: &BeamModel,
+    freq: f64,
+    pointing: (f64, f64),
+    cutoff: f64,
+) -> f64 {
+    let steps = |n: usize| n.min(48);
+    let (sx, sy) = (steps(nx), steps(ny));
+    let (mut inside, mut total) = (0usize, 0usize);
+    for j in 0..sy {
+        for i in 0..sx {
+            let x = (i as f64 + 0.5) * nx as f64 / sx as f64 - 0.5;
+            let y = (j as f64 + 0.5) * ny as f64 / sy as f64 - 0.5;
+            let Some(pos) = wcs.pix_to_icrs(x, y) else {
+                continue;
+            };
+            total += 1;
+            let sep = crate::wcs::separation_deg(pointing, pos);
+            if model.response(sep * D2R, freq) >= cutoff {
+                inside += 1;
+            }
+        }
+    }
+    if total == 0 {
+        0.0
+    } else {
+        inside as f64 / total as f64
+    }
+}
+
+/// Below this share of an image inside its beam (A ≥ cut-off), the build refuses the image.
+const MIN_SHARE_IN_BEAM: f64 = 0.005;
 
 fn prepare(input: &MosaicInput, opts: &BuildOptions) -> Result<Prepared, MosaicError> {
     let path = input.path.clone();
@@ -430,7 +639,7 @@ fn prepare(input: &MosaicInput, opts: &BuildOptions) -> Result<Prepared, MosaicE
         h.f64("CRPIX1").unwrap_or(1.0) - 1.0,
         h.f64("CRPIX2").unwrap_or(1.0) - 1.0,
     );
-    let pointing = wcs
+    let reference = wcs
         .pix_to_icrs(crpix.0, crpix.1)
         .ok_or_else(|| wcs_err("the reference pixel has no sky position"))?;
     let centre = wcs
@@ -458,52 +667,97 @@ fn prepare(input: &MosaicInput, opts: &BuildOptions) -> Result<Prepared, MosaicE
         return Err(wcs_err("no edge pixel has a sky position"));
     }
     let cell_deg = wcs.pixel_scale_deg();
-    let pb_image = match opts.primary_beam {
-        PrimaryBeam::Auto => beam_image_path(&path),
-        PrimaryBeam::Image => {
-            Some(
-                beam_image_path(&path).ok_or_else(|| MosaicError::NoBeamImage {
-                    path: path.clone(),
-                    pb: beam_image_candidate(&path).unwrap_or_else(|| path.clone()),
-                })?,
-            )
-        }
-        PrimaryBeam::Model | PrimaryBeam::Unity => None,
+    let kind = observation::kind(&h);
+    let (pointing, pointing_source) = match kind {
+        ImageKind::Pointing => observation::pointing_icrs(&h, &wcs)
+            .ok_or_else(|| wcs_err("the pointing centre has no sky position"))?,
+        // A coadd's OBSRA is a field centre, not a pointing; record the reference pixel.
+        _ => (reference, PointingSource::ReferencePixel),
     };
     let freq_hz = input
         .freq_hz
         .or_else(|| facts::frequency_hz(&h))
         .or(opts.default_freq_hz);
-    if opts.primary_beam != PrimaryBeam::Unity && pb_image.is_none() && freq_hz.is_none() {
-        let stem = beam_image_candidate(&path)
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_default();
-        let stem = stem.strip_suffix(".pb.fits").unwrap_or(&stem).to_string();
-        return Err(MosaicError::NoFrequency { path, stem });
-    }
-    let telescope = h.str("TELESCOP").map(|t| t.trim().to_string());
-    let model = beam_model(
+    let telescope = h
+        .str("TELESCOP")
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    let pb_corrected = input
+        .pb_corrected
+        .unwrap_or_else(|| observation::pb_corrected(&path, &h).is_some());
+    let BeamDecision {
+        applied,
+        pb_image,
+        model,
+        pb_corrected,
+        reason: beam_reason,
+    } = decide_beam(
         &path,
+        &kind,
         telescope.as_deref(),
         input.dish_m.or_else(|| h.f64("DISHDIAM")),
+        freq_hz,
+        pb_corrected,
         opts,
     )?;
+    if applied == AppliedBeam::Model {
+        let Some(f) = freq_hz else {
+            let pb = beam_image_candidates(&path)
+                .first()
+                .cloned()
+                .unwrap_or_else(|| path.clone());
+            let stem = pb
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let stem = stem.strip_suffix(".pb.fits").unwrap_or(&stem).to_string();
+            return Err(MosaicError::NoFrequency { path, stem });
+        };
+        let m = model
+            .as_ref()
+            .expect("a model is applied only when there is one");
+        let share = share_in_beam(&wcs, (nx, ny), m, f, pointing, opts.pb_cutoff);
+        if share < MIN_SHARE_IN_BEAM {
+            return Err(MosaicError::OutsideBeam {
+                share: share * 100.0,
+                pointing_ra: pointing.0,
+                pointing_dec: pointing.1,
+                from: match pointing_source {
+                    PointingSource::Header => "OBSRA/OBSDEC".into(),
+                    PointingSource::ReferencePixel => "the reference pixel".into(),
+                },
+                cutoff: opts.pb_cutoff,
+                sep_deg: crate::wcs::separation_deg(pointing, centre),
+                radius_deg: cutoff_radius_deg(m, f, opts.pb_cutoff).unwrap_or(90.0),
+                path,
+            });
+        }
+    }
     let beam_deg = input.beam_deg.or_else(|| {
         facts::restoring_beam(&h)
             .map(|b| (b.bmaj_arcsec / 3600.0, b.bmin_arcsec / 3600.0, b.bpa_deg))
     });
+    let card = |k: &str| {
+        h.str(k)
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+    };
     Ok(Prepared {
         wcs,
         nx,
         ny,
         rms: input.rms_jy,
-        pb_corrected: input
-            .pb_corrected
-            .unwrap_or_else(|| facts::is_pb_corrected(&h)),
+        pb_corrected,
         freq_hz,
         model,
+        applied,
+        beam_reason,
+        kind,
+        instrument: card("INSTRUME"),
+        object: card("OBJECT"),
         telescope,
         pointing,
+        pointing_source,
         beam_deg,
         date_obs: input
             .date_obs
@@ -606,9 +860,10 @@ fn input_box(grid: &OutputGrid, p: &Prepared, opts: &BuildOptions) -> Option<Pix
         0.0,
         grid.ny as f64 - 1.0,
     ));
-    if AppliedBeam::of(p, opts.primary_beam) == AppliedBeam::Model
+    if p.applied == AppliedBeam::Model
         && let Some(f) = p.freq_hz
-        && let Some(r) = cutoff_radius_deg(&p.model, f, opts.pb_cutoff)
+        && let Some(m) = &p.model
+        && let Some(r) = cutoff_radius_deg(m, f, opts.pb_cutoff)
     {
         let circle =
             (0..72).map(|k| offset(p.pointing.0, p.pointing.1, r * 1.01, f64::from(k) * 5.0));
@@ -683,12 +938,23 @@ fn load(p: &Prepared, opts: &BuildOptions) -> Result<Loaded, MosaicError> {
                     shape: (nx, ny),
                 });
             }
-            Some(into_vec(pbi.plane))
+            let pb = into_vec(pbi.plane);
+            let cutoff = opts.pb_cutoff as f32;
+            let inside = pb.iter().filter(|a| **a >= cutoff).count();
+            let share = inside as f64 / pb.len().max(1) as f64;
+            if share < MIN_SHARE_IN_BEAM {
+                return Err(MosaicError::BeamImageEmpty {
+                    path: p.path.clone(),
+                    pb: pbp.clone(),
+                    share: share * 100.0,
+                    cutoff: opts.pb_cutoff,
+                });
+            }
+            Some(pb)
         }
         None => None,
     };
-    let centre_rms = (p.pb_corrected
-        && AppliedBeam::of(p, opts.primary_beam) != AppliedBeam::Unity)
+    let centre_rms = (p.pb_corrected && p.applied != AppliedBeam::Unity)
         .then(|| apparent_rms(p, &plane, pb.as_deref(), opts.pb_cutoff))
         .flatten();
     Ok(Loaded {
@@ -702,7 +968,7 @@ fn load(p: &Prepared, opts: &BuildOptions) -> Result<Loaded, MosaicError> {
 /// the beam image or the model: the noise of a corrected image before its correction.
 fn apparent_rms(p: &Prepared, plane: &[f32], pb: Option<&[f32]>, cutoff: f64) -> Option<f64> {
     let stride = ((p.nx * p.ny) as f64 / 250_000.0).sqrt().ceil().max(1.0) as usize;
-    if pb.is_none() && p.freq_hz.is_none() {
+    if pb.is_none() && (p.freq_hz.is_none() || p.model.is_none()) {
         return None;
     }
     let freq = p.freq_hz.unwrap_or(f64::NAN);
@@ -717,7 +983,9 @@ fn apparent_rms(p: &Prepared, plane: &[f32], pb: Option<&[f32]>, cutoff: f64) ->
                         continue;
                     };
                     let sep = crate::wcs::separation_deg(p.pointing, pos);
-                    p.model.response(sep * D2R, freq)
+                    p.model
+                        .as_ref()
+                        .map_or(0.0, |m| m.response(sep * D2R, freq))
                 }
             };
             if a >= cutoff && plane[i].is_finite() {
@@ -877,19 +1145,14 @@ impl<F: Fn(f64, f64) -> Option<Node> + Sync> RowJob<'_, F> {
     }
 }
 
-/// Which primary beam an input was combined with, for its HISTORY line.
-fn beam_provenance(p: &Prepared, choice: PrimaryBeam) -> String {
-    match (AppliedBeam::of(p, choice), &p.pb_image) {
-        (AppliedBeam::Unity, _) => "unity".to_string(),
-        (AppliedBeam::Image, Some(pb)) => format!("image {}", pb.display()),
-        _ => format!(
-            "{:?} {:.3}lambda/{}m ({})",
-            p.model.shape,
-            p.model.fwhm_factor,
-            p.model.dish_m,
-            p.telescope.as_deref().unwrap_or("telescope unknown")
-        ),
-    }
+/// Which primary beam an input was combined with, and why, for its HISTORY line.
+fn beam_provenance(p: &Prepared) -> String {
+    let what = match p.applied {
+        AppliedBeam::Unity => "unity",
+        AppliedBeam::Image => "image",
+        AppliedBeam::Model => "model",
+    };
+    format!("{what} ({})", p.beam_reason)
 }
 
 /// Reprojects one input and adds it into the accumulators. Returns (pixels added, mesh error).
@@ -904,9 +1167,12 @@ fn accumulate(
     sum: &mut [f32],
     wsum: &mut [f32],
 ) -> (u64, f64) {
-    let applied = AppliedBeam::of(p, opts.primary_beam);
-    let lut = (applied == AppliedBeam::Model)
-        .then(|| BeamLut::new(&p.model, p.freq_hz.unwrap_or(f64::NAN), opts.pb_cutoff));
+    let applied = p.applied;
+    let lut = p
+        .model
+        .as_ref()
+        .filter(|_| applied == AppliedBeam::Model)
+        .map(|m| BeamLut::new(m, p.freq_hz.unwrap_or(f64::NAN), opts.pb_cutoff));
     let (pra, pdec) = p.pointing;
     let exact = |x: f64, y: f64| -> Option<Node> {
         let (ra, dec) = grid.pix_to_icrs(x, y)?;
@@ -961,14 +1227,6 @@ fn accumulate(
         Interpolation::Lanczos3 => job.run::<Lanczos3K>(srows, wrows, nx),
     };
     (added, mesh.checked_error.0)
-}
-
-fn history_lines(text: &str, out: &mut Header) {
-    let chars: Vec<char> = text.chars().collect();
-    for (k, chunk) in chars.chunks(70).enumerate() {
-        let s: String = chunk.iter().collect();
-        out.push_history(&if k == 0 { s } else { format!("  {s}") });
-    }
 }
 
 fn mjd_to_iso(mjd: f64) -> String {
@@ -1131,7 +1389,13 @@ fn accumulate_inputs(
         Ok(())
     })?;
     if n_contributing == 0 {
-        return Err(MosaicError::NoCoverage);
+        let inputs = plan
+            .inputs
+            .iter()
+            .map(|p| format!("{} ({})", p.path.display(), beam_provenance(p)))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(MosaicError::NoCoverage { inputs });
     }
     // Skipped inputs (footprint off the grid) still count as processed for the caller's bar.
     progress(&Progress {
@@ -1298,12 +1562,60 @@ fn output_header(plan: &GridPlan, opts: &BuildOptions, sigma_ref: f64) -> Header
             "inputs are not convolved to it (linmos).",
         ));
     }
+    // The frequency on a degenerate third axis, as Miriad, AIPS and WSClean write continuum
+    // images and astropy and CASA read them (RESTFRQ is a spectral line's rest frequency).
     if let Some(f) = mean_freq(plan) {
+        let fs: Vec<f64> = plan.inputs.iter().filter_map(|p| p.freq_hz).collect();
+        let span = fs.iter().copied().fold(f64::MIN, f64::max)
+            - fs.iter().copied().fold(f64::MAX, f64::min);
         h.set(
-            "RESTFRQ",
+            "WCSAXES",
+            Value::Int(3),
+            "two celestial axes and a degenerate frequency axis",
+        );
+        h.set("CTYPE3", Value::Str("FREQ".into()), "");
+        h.set(
+            "CRVAL3",
             Value::Float(f),
             "[Hz] mean frequency of the inputs",
         );
+        h.set(
+            "CDELT3",
+            Value::Float(if span > 0.0 { span } else { 1.0 }),
+            "[Hz] span of the inputs' frequencies",
+        );
+        h.set("CRPIX3", Value::Float(1.0), "");
+        h.set("CUNIT3", Value::Str("Hz".into()), "");
+        h.set("SPECSYS", Value::Str("TOPOCENT".into()), "");
+    }
+    // Who observed what, where every input agrees.
+    let agreed = |get: fn(&Prepared) -> Option<&String>| -> Option<String> {
+        let first = get(plan.inputs.first()?)?;
+        plan.inputs
+            .iter()
+            .all(|p| get(p).is_some_and(|v| v.eq_ignore_ascii_case(first)))
+            .then(|| first.clone())
+    };
+    for (key, get, what) in [
+        (
+            "TELESCOP",
+            (|p: &Prepared| p.telescope.as_ref()) as fn(&Prepared) -> Option<&String>,
+            "telescope of every input",
+        ),
+        (
+            "INSTRUME",
+            |p: &Prepared| p.instrument.as_ref(),
+            "instrument of every input",
+        ),
+        (
+            "OBJECT",
+            |p: &Prepared| p.object.as_ref(),
+            "object of every input",
+        ),
+    ] {
+        if let Some(v) = agreed(get) {
+            h.set(key, Value::Str(v), what);
+        }
     }
     // Observation span: first and last input start times.
     let mut by_time: Vec<&Prepared> = plan.inputs.iter().filter(|p| p.mjd_obs.is_some()).collect();
@@ -1338,36 +1650,30 @@ fn output_header(plan: &GridPlan, opts: &BuildOptions, sigma_ref: f64) -> Header
         "number of input images",
     );
     h.set("ORIGIN", Value::Str("contimg".into()), "");
-    history_lines(
-        &format!("contimg {} linmos mosaic", env!("CARGO_PKG_VERSION")),
-        &mut h,
-    );
+    h.push_history(&format!(
+        "contimg {} linmos mosaic",
+        env!("CARGO_PKG_VERSION")
+    ));
     if let Some(label) = &opts.plan_label {
-        history_lines(&format!("plan: {label}"), &mut h);
+        h.push_history(&format!("plan: {label}"));
     }
-    history_lines(
-        &format!(
-            "weights A^2/sigma^2 (median sigma {sigma_ref:.4e} Jy/beam), beam cut-off A >= {}, \
-             primary beam {:?}, interpolation {}",
-            opts.pb_cutoff,
-            opts.primary_beam,
-            opts.interpolation.name()
-        ),
-        &mut h,
-    );
+    h.push_history(&format!(
+        "weights A^2/sigma^2 (median sigma {sigma_ref:.4e} Jy/beam), beam cut-off A >= {}, \
+             primary beam {}, interpolation {}",
+        opts.pb_cutoff,
+        format!("{:?}", opts.primary_beam).to_lowercase(),
+        opts.interpolation.name()
+    ));
     for (k, p) in plan.inputs.iter().enumerate() {
-        history_lines(
-            &format!(
-                "input {}/{}: {} rms={:.4e} pbcor={} beam={}",
-                k + 1,
-                plan.inputs.len(),
-                p.path.display(),
-                p.rms,
-                if p.pb_corrected { "T" } else { "F" },
-                beam_provenance(p, opts.primary_beam)
-            ),
-            &mut h,
-        );
+        h.push_history(&format!(
+            "input {}/{}: {} rms={:.4e} pbcor={} beam={}",
+            k + 1,
+            plan.inputs.len(),
+            p.path.display(),
+            p.rms,
+            if p.pb_corrected { "T" } else { "F" },
+            beam_provenance(p)
+        ));
     }
     h
 }
@@ -1490,12 +1796,9 @@ mod tests {
     fn beam_image_path_follows_the_stem() {
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("snap_001.fits");
-        assert_eq!(beam_image_path(&img), None);
+        assert_eq!(beam_image(&img), None);
         std::fs::write(dir.path().join("snap_001.pb.fits"), b"x").unwrap();
-        assert_eq!(
-            beam_image_path(&img),
-            Some(dir.path().join("snap_001.pb.fits"))
-        );
-        assert_eq!(beam_image_path(&dir.path().join("snap_001.pb.fits")), None);
+        assert_eq!(beam_image(&img), Some(dir.path().join("snap_001.pb.fits")));
+        assert_eq!(beam_image(&dir.path().join("snap_001.pb.fits")), None);
     }
 }

@@ -40,7 +40,7 @@ pub mod mesh;
 pub use grid::{GridChoice, GridError, GridProjection, OutputGrid};
 pub use kernel::Interpolation;
 pub use linmos::{
-    BuildOptions, Coverage, GridPlan, MosaicError, MosaicInput, MosaicResult, OutputPaths,
-    PrimaryBeam, Progress, build_from_plan, build_mosaic, plan_grid,
+    AppliedBeam, BuildOptions, Coverage, GridPlan, MosaicError, MosaicInput, MosaicResult,
+    OutputPaths, PrimaryBeam, Progress, build_from_plan, build_mosaic, plan_grid,
 };
 pub use mesh::MeshTolerance;

@@ -639,31 +639,134 @@ pub fn read_reference(path: &Path, settings: &CatalogSettings) -> Result<Referen
     Ok(r)
 }
 
-const CSV_HEADER: &str =
-    "id,ra_deg,dec_deg,x,y,peak_jy,int_jy,island_jy,rms_jy,snr,npix,maj_arcsec,min_arcsec,fit";
+/// The floating-point columns of the source catalogue, in order after `id`: name, FITS unit
+/// (`TUNIT`, FITS/IAU unit strings that astropy reads; empty for a pure number), what the column
+/// holds (the `TUNIT` card's comment), and the value of one source. The CSV has the same
+/// columns, then `npix` and `fit`; the FITS table then `npix` and `gauss_fit` (1 for a Gaussian
+/// fit, 0 for a centroid).
+type Column = (&'static str, &'static str, &'static str, fn(&Source) -> f64);
+const COLUMNS: [Column; 19] = [
+    ("ra_deg", "deg", "ICRS right ascension", |s| s.ra_deg),
+    ("dec_deg", "deg", "ICRS declination", |s| s.dec_deg),
+    ("x", "pix", "0-based pixel position along NAXIS1", |s| s.x),
+    ("y", "pix", "0-based pixel position along NAXIS2", |s| s.y),
+    ("peak_jy", "Jy/beam", "peak above the background", |s| {
+        s.peak_jy
+    }),
+    (
+        "int_jy",
+        "Jy",
+        "integrated flux: fitted Gaussian volume / beam",
+        |s| s.int_jy,
+    ),
+    ("island_jy", "Jy", "island sum / beam area", |s| s.island_jy),
+    ("rms_jy", "Jy/beam", "local rms noise", |s| s.rms_jy),
+    ("snr", "", "peak / local rms", |s| s.snr),
+    (
+        "maj_arcsec",
+        "arcsec",
+        "fitted FWHM major axis (NaN: centroid)",
+        |s| s.maj_arcsec,
+    ),
+    (
+        "min_arcsec",
+        "arcsec",
+        "fitted FWHM minor axis (NaN: centroid)",
+        |s| s.min_arcsec,
+    ),
+    (
+        "pa_deg",
+        "deg",
+        "fitted major axis PA, east of north",
+        |s| s.pa_deg,
+    ),
+    (
+        "ra_err_arcsec",
+        "arcsec",
+        "1 sigma error of RA*cos(Dec), Condon 1997",
+        |s| s.ra_err_arcsec,
+    ),
+    (
+        "dec_err_arcsec",
+        "arcsec",
+        "1 sigma error of Dec, Condon 1997",
+        |s| s.dec_err_arcsec,
+    ),
+    (
+        "peak_err_jy",
+        "Jy/beam",
+        "1 sigma error of peak_jy, Condon 1997",
+        |s| s.peak_err_jy,
+    ),
+    (
+        "int_err_jy",
+        "Jy",
+        "1 sigma error of int_jy, Condon 1997",
+        |s| s.int_err_jy,
+    ),
+    (
+        "maj_err_arcsec",
+        "arcsec",
+        "1 sigma error of maj_arcsec, Condon 1997",
+        |s| s.maj_err_arcsec,
+    ),
+    (
+        "min_err_arcsec",
+        "arcsec",
+        "1 sigma error of min_arcsec, Condon 1997",
+        |s| s.min_err_arcsec,
+    ),
+    (
+        "pa_err_deg",
+        "deg",
+        "1 sigma error of pa_deg (90: unconstrained)",
+        |s| s.pa_err_deg,
+    ),
+];
 
-/// The found sources as CSV text.
+/// How many decimals (or significant digits, `e`) each CSV column is written with.
+fn csv_cell(name: &str, v: f64) -> String {
+    match name {
+        "ra_deg" | "dec_deg" => format!("{v:.7}"),
+        "x" | "y" => format!("{v:.3}"),
+        "peak_jy" | "int_jy" | "island_jy" | "peak_err_jy" | "int_err_jy" => format!("{v:.6e}"),
+        "rms_jy" => format!("{v:.4e}"),
+        "ra_err_arcsec" | "dec_err_arcsec" | "maj_err_arcsec" | "min_err_arcsec" => {
+            format!("{v:.4}")
+        }
+        _ => format!("{v:.2}"),
+    }
+}
+
+/// The found sources as CSV text: `id`, the [`COLUMNS`] up to `snr`, `npix`, `maj_arcsec`,
+/// `min_arcsec`, `fit` (the fourteen columns as they always were), then the position angle and
+/// the errors.
 pub fn sources_csv(sources: &[Source]) -> String {
-    let mut out = String::with_capacity(128 * (sources.len() + 1));
-    out.push_str(CSV_HEADER);
-    out.push('\n');
+    // The original order: id, ra_deg … snr, npix, maj_arcsec, min_arcsec, fit; new ones after.
+    let (head, shape, tail) = (&COLUMNS[..9], &COLUMNS[9..11], &COLUMNS[11..]);
+    let names = |cols: &[Column]| cols.iter().map(|c| c.0).collect::<Vec<_>>().join(",");
+    let mut out = String::with_capacity(256 * (sources.len() + 1));
+    out.push_str(&format!(
+        "id,{},npix,{},fit,{}\n",
+        names(head),
+        names(shape),
+        names(tail)
+    ));
+    let cells = |s: &Source, cols: &[Column]| {
+        cols.iter()
+            .map(|(name, _, _, get)| csv_cell(name, get(s)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     for s in sources {
         out.push_str(&format!(
-            "{},{:.7},{:.7},{:.3},{:.3},{:.6e},{:.6e},{:.6e},{:.4e},{:.2},{},{:.2},{:.2},{}\n",
+            "{},{},{},{},{},{}\n",
             s.id,
-            s.ra_deg,
-            s.dec_deg,
-            s.x,
-            s.y,
-            s.peak_jy,
-            s.int_jy,
-            s.island_jy,
-            s.rms_jy,
-            s.snr,
+            cells(s, head),
             s.npix,
-            s.maj_arcsec,
-            s.min_arcsec,
-            s.fit
+            cells(s, shape),
+            s.fit,
+            cells(s, tail)
         ));
     }
     out
@@ -679,21 +782,9 @@ pub fn write_sources_csv(path: &Path, sources: &[Source]) -> Result<(), CatalogE
     })
 }
 
-const FITS_DOUBLE_COLUMNS: [&str; 11] = [
-    "ra_deg",
-    "dec_deg",
-    "x",
-    "y",
-    "peak_jy",
-    "int_jy",
-    "island_jy",
-    "rms_jy",
-    "snr",
-    "maj_arcsec",
-    "min_arcsec",
-];
-
-/// Writes the sources as a FITS binary table (extension `SOURCES`), atomically.
+/// Writes the sources as a FITS binary table (extension `SOURCES`), atomically: `id`, the
+/// [`COLUMNS`] (each with its `TUNIT`, the card's comment saying what it holds), `npix`
+/// (`TUNIT` pix) and `gauss_fit`.
 pub fn write_sources_fits(path: &Path, sources: &[Source]) -> Result<(), CatalogError> {
     let name = path
         .file_name()
@@ -721,34 +812,41 @@ fn sources_table(tmp: &Path, sources: &[Source]) -> Result<(), fitsio::errors::E
     let mut f = FitsFile::create(tmp).open()?;
     let column = |name: &str, t: ColumnDataType| ColumnDescription::new(name).with_type(t).create();
     let mut desc = vec![column("id", ColumnDataType::Long)?];
-    for c in FITS_DOUBLE_COLUMNS {
-        desc.push(column(c, ColumnDataType::Double)?);
+    for (name, ..) in COLUMNS {
+        desc.push(column(name, ColumnDataType::Double)?);
     }
     for c in ["npix", "gauss_fit"] {
         desc.push(column(c, ColumnDataType::Long)?);
     }
     let hdu = f.create_table("SOURCES".to_string(), &desc)?;
+    // Column k (1-based) of the table: id is 1, COLUMNS follow, then npix and gauss_fit.
+    for (k, (_, unit, what, _)) in COLUMNS.iter().enumerate() {
+        if !unit.is_empty() {
+            hdu.write_key(&mut f, &format!("TUNIT{}", k + 2), (*unit, *what))?;
+        }
+    }
+    let npix_col = COLUMNS.len() + 2;
+    hdu.write_key(
+        &mut f,
+        &format!("TUNIT{npix_col}"),
+        ("pix", "pixels in the island"),
+    )?;
+    hdu.write_key(
+        &mut f,
+        "ERRMODEL",
+        (
+            "Condon 1997",
+            "errors: Condon (1997) PASP 109 166, noise only",
+        ),
+    )?;
     if sources.is_empty() {
         return Ok(());
     }
     let ids: Vec<i32> = sources.iter().map(|s| s.id as i32).collect();
     hdu.write_col(&mut f, "id", &ids)?;
-    let getters: [fn(&Source) -> f64; 11] = [
-        |s| s.ra_deg,
-        |s| s.dec_deg,
-        |s| s.x,
-        |s| s.y,
-        |s| s.peak_jy,
-        |s| s.int_jy,
-        |s| s.island_jy,
-        |s| s.rms_jy,
-        |s| s.snr,
-        |s| s.maj_arcsec,
-        |s| s.min_arcsec,
-    ];
-    for (c, g) in FITS_DOUBLE_COLUMNS.iter().zip(getters) {
-        let v: Vec<f64> = sources.iter().map(g).collect();
-        hdu.write_col(&mut f, *c, &v)?;
+    for (name, _, _, get) in COLUMNS {
+        let v: Vec<f64> = sources.iter().map(get).collect();
+        hdu.write_col(&mut f, name, &v)?;
     }
     let np: Vec<i32> = sources.iter().map(|s| s.npix as i32).collect();
     hdu.write_col(&mut f, "npix", &np)?;

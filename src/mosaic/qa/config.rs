@@ -40,6 +40,10 @@ pub struct QaConfig {
     pub bright_sigma: f64,
     /// Longest side of the quicklook PNG in pixels.
     pub quicklook_max_px: usize,
+    /// The `selection` check WARNs when the plan left out more than this share of the window's
+    /// images (left out / (taken + left out), not counting images past the tier's count or
+    /// outside the requested sky box).
+    pub max_left_out_share: f64,
     /// Per-tier thresholds and reference catalogues.
     pub tiers: BTreeMap<String, QaTierConfig>,
     /// `[qa.catalogues."FILE NAME"]`: columns, resolution and position error of a reference
@@ -129,6 +133,17 @@ pub struct Thresholds {
     /// Assumed spectral index (S ∝ ν^α) and its scatter, to compare fluxes across frequencies.
     pub spectral_index: f64,
     pub spectral_index_scatter: f64,
+    /// WARN when the plan left out more than this share of the night's images (`[qa]
+    /// max_left_out_share`).
+    #[serde(default = "default_max_left_out_share")]
+    pub max_left_out_share: f64,
+}
+
+/// `[qa] max_left_out_share` unless set: a night that lost more than a quarter of its images.
+pub const DEFAULT_MAX_LEFT_OUT_SHARE: f64 = 0.25;
+
+fn default_max_left_out_share() -> f64 {
+    DEFAULT_MAX_LEFT_OUT_SHARE
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +200,7 @@ impl Default for QaConfig {
             spectral_index_scatter: 0.2,
             bright_sigma: 30.0,
             quicklook_max_px: 1600,
+            max_left_out_share: DEFAULT_MAX_LEFT_OUT_SHARE,
             tiers: BUILTIN_TIERS
                 .iter()
                 .map(|t| (t.to_string(), builtin_tier(t)))
@@ -312,6 +328,12 @@ impl QaConfig {
             self.bright_sigma > self.detection_sigma,
             "must exceed detection_sigma",
         )?;
+        range(
+            "max_left_out_share",
+            self.max_left_out_share,
+            (0.0..=1.0).contains(&self.max_left_out_share),
+            "must be a share in [0, 1], e.g. 0.25",
+        )?;
         if self.quicklook_max_px < 200 {
             return Err(QaConfigError::Range {
                 key: "quicklook_max_px".into(),
@@ -372,6 +394,7 @@ impl QaConfig {
             min_matches: o.min_matches.or(base.min_matches).unwrap_or(5),
             spectral_index: self.spectral_index,
             spectral_index_scatter: self.spectral_index_scatter,
+            max_left_out_share: self.max_left_out_share,
         }
     }
 
@@ -424,6 +447,10 @@ spectral_index_scatter = {alpha_sd}
 bright_sigma = {bright}
 # Longest side of the quicklook PNG in pixels.
 quicklook_max_px = {ql}
+# The selection check WARNs when the night's plan left out more than this share of its images
+# (for noise, band, resolution, no frequency or as duplicates; not those past the tier's
+# max_images or outside the sky box asked for); it names the images left out.
+max_left_out_share = {left_out}
 
 # Verdict thresholds per tier; each check compares the image with what it should be:
 # - astrometry_*_beams: bulk offset against the reference, fraction of the beam (FWHM)
@@ -456,6 +483,7 @@ quicklook_max_px = {ql}
             alpha_sd = fmt_f(d.spectral_index_scatter),
             bright = fmt_f(d.bright_sigma),
             ql = d.quicklook_max_px,
+            left_out = fmt_f(d.max_left_out_share),
         );
         for (name, t) in &d.tiers {
             let f = |v: Option<f64>| fmt_f(v.unwrap_or(f64::NAN));

@@ -186,6 +186,39 @@ pub struct QaOptions {
     /// The measured noise of earlier mosaics of the same tier in this database, newest first
     /// ([`noise_history`]); empty when there are none.
     pub history_noise_jy: Vec<f64>,
+    /// What the mosaic's plan took and left out ([`plan_selection`]); `None` when the database
+    /// has no plan for it (the `selection` check is then not made).
+    pub selection: Option<PlanSelection>,
+}
+
+/// What a mosaic's plan took from its window and left out, as the database records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanSelection {
+    pub plan_id: i64,
+    /// Images the plan took.
+    pub n_chosen: usize,
+    /// The images it left out, with why; `None` for a plan recorded before contimg kept them.
+    pub left_out: Option<Vec<crate::manifest::LeftOut>>,
+}
+
+/// The plan of mosaic `mosaic_id` as [`PlanSelection`]; `None` when the database has no plan
+/// for it.
+pub fn plan_selection(db: &mut Db, mosaic_id: i64) -> Result<Option<PlanSelection>, QaError> {
+    let Some(r) = db.query_opt(
+        "SELECT p.id, p.n_images, p.left_out FROM mosaics m JOIN mosaic_plans p ON p.id = m.plan_id \
+         WHERE m.id = ?1",
+        crate::vals![mosaic_id],
+    )?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(PlanSelection {
+        plan_id: r.get(0)?,
+        n_chosen: usize::try_from(r.get::<i64>(1)?).unwrap_or(0),
+        left_out: r
+            .get::<Option<String>>(2)?
+            .and_then(|t| serde_json::from_str(&t).ok()),
+    }))
 }
 
 /// The measured median noise (Jy/beam) of the latest `limit` other mosaics of `tier` in the
@@ -417,6 +450,9 @@ pub struct QaReport {
     /// The noise against the recent nights of the same tier (`None` without such a history).
     #[serde(default)]
     pub noise_history: Option<NoiseHistory>,
+    /// What the plan took and left out (`None` when QA ran without the plan's record).
+    #[serde(default)]
+    pub selection: Option<PlanSelection>,
     pub sources: SourcesReport,
     pub astrometry: Option<AstrometryReport>,
     pub artefacts: Artefacts,
@@ -1213,6 +1249,7 @@ pub fn measure(input: &Subject, opts: &QaOptions) -> Result<QaReport, QaError> {
         noise_structure,
         snapshots,
         noise_history: None,
+        selection: opts.selection.clone(),
         sources: SourcesReport {
             n: sources.len(),
             csv,

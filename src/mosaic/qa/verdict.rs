@@ -20,6 +20,11 @@
 //! - `snapshot_astrometry`, `snapshot_flux`: every snapshot against the others where they
 //!   overlap; the offending snapshots are named.
 //! - `artefacts`: negative bowls and pixels (against the expected noise), edge noise.
+//! - `selection`: the share of the night's images its plan left out (for noise, band,
+//!   resolution, no frequency, duplicates; not the tier's count nor the sky box asked for),
+//!   against `[qa] max_left_out_share`; WARN only, naming the images and the count per reason.
+//!   Made only when the database holds the mosaic's plan with its left-out images. Not a
+//!   statistical test, so it takes no share of the false-alarm budget.
 //!
 //! False-alarm budget (the stripe check excepted: its thresholds are significances calibrated on
 //! 32 500 clean noise images, none of which reached the WARN level): every statistical decision is a one-sided test of "past the threshold by
@@ -79,6 +84,7 @@ pub fn checks(r: &QaReport, th: &Thresholds) -> Vec<Check> {
         snapshot_astrometry_check(r, th, &sig),
         snapshot_flux_check(r, th, &sig),
         artefacts_check(r, th),
+        selection_check(r, th),
     ]
 }
 
@@ -824,4 +830,93 @@ fn artefacts_check(r: &QaReport, th: &Thresholds) -> Check {
             r.artefacts.score
         ),
     )
+}
+
+/// The most left-out images a `selection` WARN names in its blame.
+const SELECTION_BLAME_MAX: usize = 10;
+
+fn selection_check(r: &QaReport, th: &Thresholds) -> Check {
+    use crate::manifest::left_out_counts;
+    let expected = format!(
+        "at most {:.0} % of the night's images left out by its plan (for noise, band, resolution, \
+         no frequency, or as duplicates)",
+        100.0 * th.max_left_out_share
+    );
+    let Some(sel) = &r.selection else {
+        return not_checked(
+            "selection",
+            expected,
+            "the mosaic's plan is not in the database: which images the night left out is unknown"
+                .into(),
+        );
+    };
+    let Some(left_out) = &sel.left_out else {
+        return not_checked(
+            "selection",
+            expected,
+            format!(
+                "plan {} was recorded before contimg kept the images a plan leaves out; plan the \
+                 window again with --replace to know",
+                sel.plan_id
+            ),
+        );
+    };
+    let lost: Vec<&crate::manifest::LeftOut> = left_out
+        .iter()
+        .filter(|l| l.reason_kind.is_loss())
+        .collect();
+    let total = sel.n_chosen + lost.len();
+    let share = if total == 0 {
+        0.0
+    } else {
+        lost.len() as f64 / total as f64
+    };
+    let status = if share > th.max_left_out_share {
+        Verdict::Warn
+    } else {
+        Verdict::Pass
+    };
+    let counts = left_out_counts(left_out);
+    let per_kind = |loss: bool| {
+        counts
+            .iter()
+            .filter(|(k, _)| k.is_loss() == loss)
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut message = format!(
+        "{} of the night's {total} images left out by plan {} ({:.0} %)",
+        lost.len(),
+        sel.plan_id,
+        100.0 * share
+    );
+    let lost_kinds = per_kind(true);
+    if !lost_kinds.is_empty() {
+        message.push_str(&format!(": {lost_kinds}"));
+    }
+    let other = per_kind(false);
+    if !other.is_empty() {
+        message.push_str(&format!(
+            "; also not taken, not counted: {other} (past the tier's max_images, outside the sky \
+             box asked for)"
+        ));
+    }
+    if status != Verdict::Pass {
+        let shown: Vec<String> = lost
+            .iter()
+            .take(3)
+            .map(|l| format!("{}: {}", file_name(&l.path), l.reason))
+            .collect();
+        message.push_str(&format!("; e.g. {}", shown.join("; ")));
+    }
+    let mut c = check("selection", status, Some(share), expected, message);
+    if status != Verdict::Pass {
+        c.blame = lost
+            .iter()
+            .take(SELECTION_BLAME_MAX)
+            .map(|l| l.path.display().to_string())
+            .collect();
+    }
+    c
 }
