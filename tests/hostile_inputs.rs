@@ -727,6 +727,33 @@ fn temp_files_of_a_killed_writer_are_swept_and_products_are_group_readable() {
         .permissions()
         .mode();
     assert_eq!(db_mode & 0o777, 0o640, "database");
+    // Every product QA writes beside the mosaic (source tables, maps, pictures, the inputs
+    // record) has the same mode: one write discipline for every file.
+    let out = run_stdin(w, &["qa", "-"], &m.to_string());
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        stderr_of(&out)
+    );
+    let mut products = 0;
+    for e in std::fs::read_dir(&mosaics).unwrap().flatten() {
+        let p = e.path();
+        if p == live {
+            continue;
+        }
+        let mode = e.metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640, "{}", p.display());
+        products += 1;
+    }
+    assert!(
+        mosaics
+            .read_dir()
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".sources.fits")),
+        "qa wrote no sources.fits"
+    );
+    assert!(products >= 8, "only {products} products");
     // The mode is configurable.
     let cfg = std::fs::read_to_string(w.join("contimg.toml")).unwrap();
     std::fs::write(

@@ -786,25 +786,21 @@ pub fn write_sources_csv(path: &Path, sources: &[Source]) -> Result<(), CatalogE
 /// [`COLUMNS`] (each with its `TUNIT`, the card's comment saying what it holds), `npix`
 /// (`TUNIT` pix) and `gauss_fit`.
 pub fn write_sources_fits(path: &Path, sources: &[Source]) -> Result<(), CatalogError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    match sources_table(&tmp, sources) {
-        Ok(()) => std::fs::rename(&tmp, path).map_err(|source| CatalogError::Rename {
-            path: path.into(),
-            source,
-        }),
-        Err(source) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(CatalogError::WriteFits {
-                path: path.into(),
-                source,
-            })
-        }
+    // The one write discipline (fsutil): a fresh temporary removed unless committed, synced,
+    // given the workspace's file mode, renamed into place.
+    let rename = |source| CatalogError::Rename {
+        path: path.into(),
+        source,
+    };
+    let tmp = crate::fsutil::TempGuard::new(crate::fsutil::temp_path(path).map_err(rename)?);
+    sources_table(tmp.path(), sources).map_err(|source| CatalogError::WriteFits {
+        path: path.into(),
+        source,
+    })?;
+    if let Ok(f) = std::fs::File::open(tmp.path()) {
+        f.sync_all().map_err(rename)?;
     }
+    tmp.commit(path).map_err(rename)
 }
 
 /// The `SOURCES` table written to `tmp`.
