@@ -710,13 +710,17 @@ fn check(src: &Path) -> Vec<Violation> {
                 line: r.line,
                 rule,
                 message: format!(
-                    "`{}` names `{written}` (crate::{}): {why}",
+                    "`{}` names `{written}`{}: {why}",
                     if r.module.is_empty() {
                         "crate"
                     } else {
                         &r.module
                     },
-                    abs.join("::")
+                    if written == format!("crate::{}", abs.join("::")) {
+                        String::new()
+                    } else {
+                        format!(" (crate::{})", abs.join("::"))
+                    }
                 ),
             });
         }
@@ -736,7 +740,7 @@ fn check(src: &Path) -> Vec<Violation> {
     }
     out.extend(cycles(&krate.files, &arrows));
     out.sort();
-    out.dedup_by(|a, b| a.file == b.file && a.line == b.line && a.rule == b.rule);
+    out.dedup();
     out
 }
 
