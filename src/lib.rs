@@ -24,11 +24,18 @@
 //!                                        to PostgreSQL, for the store and the queue)
 //! ```
 //!
-//! The rules, checked by `tests/layering.rs` on every `crate::` path in `src/`:
+//! The rules, checked by `tests/layering.rs` on every path into the crate in `src/` (parsed, `use`
+//! trees, `super::` and re-exports resolved):
 //! * a module imports only from its own room or from rooms in a lower layer;
 //! * `pipeline` and `mosaic` never import each other; `queue` and `store` never import each other
-//!   except that the store applies every migration (the queue's tables included) as plain SQL;
-//! * nothing outside `cli` names `cli`, and `main.rs` only calls [`cli::main`].
+//!   (the store applies every migration, the queue's tables included, as plain SQL files from
+//!   `migrations/`, not through the queue's code);
+//! * `cli` never imports `queue` or `store` directly: it reaches them through `workspace` and
+//!   `pipeline`;
+//! * the pixel engine (`mosaic::engine`) never touches `store` or `queue`;
+//! * nothing outside `cli` names `cli`, and `main.rs` only calls [`cli::main`];
+//! * no two files import each other, directly or around a circle (a module's own use of its
+//!   sub-modules, which it declares, does not count).
 
 pub mod cli;
 pub mod fits;

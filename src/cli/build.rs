@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use super::{CliError, Ctx, emit_json};
 use crate::manifest::{self, PLAN_SCHEMA, PlanManifest};
 use crate::mosaic::build::{BuildRequest, build};
-use crate::mosaic::engine::PrimaryBeam;
+use crate::mosaic::engine::{Interpolation, PrimaryBeam, ProjectionChoice};
 
 /// Build a plan's mosaic, weight map and expected-noise map.
 ///
@@ -36,12 +36,12 @@ pub struct Args {
     /// Output projection (default from contimg.toml: auto = SIN for compact fields, CAR for
     /// strips wider than 10°).
     #[arg(long, value_name = "PROJ", ignore_case = true,
-          value_parser = ["auto", "SIN", "TAN", "CAR"])]
-    pub projection: Option<String>,
+          value_parser = one_of(ProjectionChoice::names(), ProjectionChoice::parse))]
+    pub projection: Option<ProjectionChoice>,
     /// Interpolation kernel (default: the tier's; see `contimg tiers`).
     #[arg(long, value_name = "KERNEL",
-          value_parser = ["nearest", "bilinear", "bicubic", "lanczos3"])]
-    pub interpolation: Option<String>,
+          value_parser = one_of(Interpolation::names(), Interpolation::from_name))]
+    pub interpolation: Option<Interpolation>,
     /// Primary-beam cut-off in (0, 1) (default from contimg.toml: 0.1).
     #[arg(long, value_name = "A")]
     pub pb_cutoff: Option<f64>,
@@ -50,11 +50,22 @@ pub struct Args {
     /// or [build.telescopes] in contimg.toml), `image` (the beam image, required), or `unity`
     /// (A = 1: inputs already corrected and of unknown beam).
     #[arg(long, value_name = "SOURCE", default_value = "auto",
-          value_parser = ["auto", "model", "image", "unity"])]
-    pub primary_beam: String,
+          value_parser = one_of(PrimaryBeam::names(), PrimaryBeam::from_name))]
+    pub primary_beam: PrimaryBeam,
     /// Observing frequency in Hz for inputs whose header gives none (no RESTFRQ, no FREQ axis).
     #[arg(long, value_name = "HZ")]
     pub frequency: Option<f64>,
+}
+
+/// A flag's parser from an enum's own list of names and its parser of them: `--help` lists the
+/// names, clap refuses any other, and the value arrives parsed.
+fn one_of<T: Clone + Send + Sync + 'static>(
+    names: Vec<&'static str>,
+    parse: fn(&str) -> Option<T>,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(names)
+        .map(move |name| parse(&name).expect("a name from the enum's own list"))
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -110,12 +121,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         pb_cutoff: args.pb_cutoff.unwrap_or(config.pb_cutoff),
         max_pixels: config.max_pixels,
         dish_diameter_m: config.dish_diameter_m,
-        primary_beam: match args.primary_beam.as_str() {
-            "model" => PrimaryBeam::Model,
-            "image" => PrimaryBeam::Image,
-            "unity" => PrimaryBeam::Unity,
-            _ => PrimaryBeam::Auto,
-        },
+        primary_beam: args.primary_beam,
         freq_hz: match args.frequency {
             Some(f) if !(f.is_finite() && f > 1e6) => {
                 return Err(CliError::Input(format!(

@@ -57,7 +57,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 rms_rule(t),
                 band_rule(t),
                 format!("{} %", t.max_beam_spread * 100.0),
-                t.interpolation.clone(),
+                t.interpolation.name().to_string(),
                 if t.require_astrometry { "wanted" } else { "no" }.to_string(),
                 format!("{}m", t.timeout_minutes),
                 t.description.clone(),

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use crate::fsutil::sha256_file;
 use crate::manifest::{MOSAIC_SCHEMA, MosaicManifest, PlanManifest, ProductHashes};
 use crate::mosaic::beam::{BeamModel, telescope_key};
-use crate::mosaic::engine::grid::{GridChoice, GridProjection};
+use crate::mosaic::engine::grid::{GridChoice, ProjectionChoice};
 use crate::mosaic::engine::kernel::Interpolation;
 use crate::mosaic::engine::linmos::{
     BuildOptions, INPUTS_SCHEMA, InputRecord, MosaicError, MosaicInput, MosaicResult, OutputPaths,
@@ -53,10 +53,6 @@ pub enum BuildError {
     ManifestMismatch { plan_id: i64, detail: String },
     #[error("the plan has no images")]
     EmptyPlan,
-    #[error("unknown projection {0:?}: use auto, SIN, TAN or CAR")]
-    BadProjection(String),
-    #[error("unknown interpolation {0:?}: use nearest, bilinear, bicubic or lanczos3")]
-    BadInterpolation(String),
     #[error(transparent)]
     Mosaic(#[from] MosaicError),
     #[error("{path}: cannot read the product to hash it: {err}")]
@@ -85,8 +81,6 @@ impl BuildError {
                 | BuildError::ChangedInput { .. }
                 | BuildError::EmptyPlan
                 | BuildError::ManifestMismatch { .. }
-                | BuildError::BadProjection(_)
-                | BuildError::BadInterpolation(_)
                 | BuildError::Mosaic(
                     MosaicError::Grid(_)
                         | MosaicError::NoFrequency { .. }
@@ -105,10 +99,9 @@ pub struct BuildRequest {
     pub out_dir: PathBuf,
     /// Pixel size override, arcsec.
     pub cell_arcsec: Option<f64>,
-    /// "auto" or a projection code.
-    pub projection: String,
+    pub projection: ProjectionChoice,
     /// Override of the tier's interpolation.
-    pub interpolation: Option<String>,
+    pub interpolation: Option<Interpolation>,
     pub pb_cutoff: f64,
     pub max_pixels: u64,
     /// Dish diameter for inputs of a telescope without a model whose header has no DISHDIAM
@@ -286,24 +279,11 @@ fn check_plan(db: &mut Db, plan: &PlanManifest) -> Result<PathBuf, BuildError> {
 /// The engine's options from the request: projection, kernel (the request's, else the tier's),
 /// primary beams and provenance.
 fn engine_options(plan: &PlanManifest, req: &BuildRequest) -> Result<BuildOptions, BuildError> {
-    let projection = match req.projection.trim().to_ascii_lowercase().as_str() {
-        "auto" => None,
-        p => Some(
-            GridProjection::parse(p)
-                .ok_or_else(|| BuildError::BadProjection(req.projection.clone()))?,
-        ),
-    };
-    let interp_name = req
-        .interpolation
-        .clone()
-        .unwrap_or_else(|| req.tier.interpolation.clone());
-    let interpolation = Interpolation::parse(&interp_name)
-        .ok_or_else(|| BuildError::BadInterpolation(interp_name.clone()))?;
     Ok(BuildOptions {
-        interpolation,
+        interpolation: req.interpolation.unwrap_or(req.tier.interpolation),
         grid: GridChoice {
             cell_deg: req.cell_arcsec.map(|c| c / 3600.0),
-            projection,
+            projection: req.projection.fixed(),
             max_pixels: req.max_pixels,
             ..GridChoice::default()
         },

@@ -10,9 +10,9 @@
 //! (restoring-beam areas further than this fraction from the band's median are left out). The
 //! absolute `max_rms_jy` and the `frequency_hz` range are optional filters a workspace may add.
 //!
-//! Invariant: every tier returned by [`resolve`] is complete and valid (known interpolation,
-//! positive limits, a factor of at least 1, spreads in range, a frequency range with lo < hi);
-//! a new tier must give max_images, interpolation, require_astrometry and timeout_minutes, and
+//! Invariant: every tier returned by [`resolve`] is complete and valid (an interpolation of
+//! [`Interpolation::ALL`], parsed with the configuration; positive limits, a factor of at least
+//! 1, spreads in range, a frequency range with lo < hi); a new tier must give max_images, interpolation, require_astrometry and timeout_minutes, and
 //! takes the selection defaults ([`DEFAULT_MAX_RMS_FACTOR`], [`DEFAULT_MAX_BAND_SPREAD`],
 //! [`DEFAULT_MAX_BEAM_SPREAD`]) for what it does not set.
 
@@ -20,8 +20,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Interpolation kernels the mosaic engine offers, by their config names.
-pub const INTERPOLATIONS: &[&str] = &["nearest", "bilinear", "bicubic", "lanczos3"];
+use crate::mosaic::engine::kernel::Interpolation;
 
 /// `max_rms_factor` of the science and deep tiers and of new tiers. A clean simulated night's
 /// per-image noise varies by a factor in [0.7, 1.4) (`contimg simulate`), so no image of it is
@@ -55,7 +54,7 @@ pub struct Tier {
     /// Within the band, an image whose restoring-beam area (BMAJ·BMIN) differs from the band's
     /// median by more than this fraction is left out.
     pub max_beam_spread: f64,
-    pub interpolation: String,
+    pub interpolation: Interpolation,
     /// Whether the tier's mosaics are meant to be checked against a reference catalogue. QA
     /// checks astrometry whenever a reference is named; without one it reports astrometry as not
     /// checked and, by design, never WARNs for that alone (`contimg qa --help`).
@@ -74,7 +73,8 @@ pub struct TierConfig {
     pub frequency_hz: Option<[f64; 2]>,
     pub max_band_spread: Option<f64>,
     pub max_beam_spread: Option<f64>,
-    pub interpolation: Option<String>,
+    /// One of [`Interpolation::names`], exactly.
+    pub interpolation: Option<Interpolation>,
     pub require_astrometry: Option<bool>,
     pub timeout_minutes: Option<u64>,
     pub description: Option<String>,
@@ -99,7 +99,7 @@ pub fn builtin() -> Vec<Tier> {
             frequency_hz: None,
             max_band_spread: DEFAULT_MAX_BAND_SPREAD,
             max_beam_spread: DEFAULT_MAX_BEAM_SPREAD,
-            interpolation: "bilinear".into(),
+            interpolation: Interpolation::Bilinear,
             require_astrometry: false,
             timeout_minutes: 5,
             description: "fast look at recent data; no astrometry check".into(),
@@ -115,7 +115,7 @@ pub fn builtin() -> Vec<Tier> {
             // Lanczos-3, not Keys bicubic: on the ~3-pixel beams of DSA-110 snapshots bicubic
             // lowers point-source peaks by 3-5 % (tests/flux_fidelity.rs); Lanczos-3 keeps them
             // within 1 %, the science tier's flux-fidelity goal.
-            interpolation: "lanczos3".into(),
+            interpolation: Interpolation::Lanczos3,
             require_astrometry: true,
             timeout_minutes: 30,
             description: "nightly science mosaic; astrometry required".into(),
@@ -128,7 +128,7 @@ pub fn builtin() -> Vec<Tier> {
             frequency_hz: None,
             max_band_spread: DEFAULT_MAX_BAND_SPREAD,
             max_beam_spread: DEFAULT_MAX_BEAM_SPREAD,
-            interpolation: "lanczos3".into(),
+            interpolation: Interpolation::Lanczos3,
             require_astrometry: true,
             timeout_minutes: 120,
             description: "multi-night deep mosaic; astrometry required".into(),
@@ -145,13 +145,6 @@ fn invalid(tier: &str, message: String) -> TierError {
 
 /// What is wrong with a complete tier's values, if anything (with the fix).
 fn problem(t: &Tier) -> Option<String> {
-    if !INTERPOLATIONS.contains(&t.interpolation.as_str()) {
-        return Some(format!(
-            "interpolation {:?} is not one of {}",
-            t.interpolation,
-            INTERPOLATIONS.join(", ")
-        ));
-    }
     if t.max_images == 0 || t.timeout_minutes == 0 {
         return Some("max_images and timeout_minutes must be positive".into());
     }
@@ -213,10 +206,7 @@ pub fn resolve(overrides: &BTreeMap<String, TierConfig>) -> Result<Vec<Tier>, Ti
                 frequency_hz: o.frequency_hz.or(base.frequency_hz),
                 max_band_spread: o.max_band_spread.unwrap_or(base.max_band_spread),
                 max_beam_spread: o.max_beam_spread.unwrap_or(base.max_beam_spread),
-                interpolation: o
-                    .interpolation
-                    .clone()
-                    .unwrap_or_else(|| base.interpolation.clone()),
+                interpolation: o.interpolation.unwrap_or(base.interpolation),
                 require_astrometry: o.require_astrometry.unwrap_or(base.require_astrometry),
                 timeout_minutes: o.timeout_minutes.unwrap_or(base.timeout_minutes),
                 description: o
@@ -234,10 +224,7 @@ pub fn resolve(overrides: &BTreeMap<String, TierConfig>) -> Result<Vec<Tier>, Ti
                     frequency_hz: o.frequency_hz,
                     max_band_spread: o.max_band_spread.unwrap_or(DEFAULT_MAX_BAND_SPREAD),
                     max_beam_spread: o.max_beam_spread.unwrap_or(DEFAULT_MAX_BEAM_SPREAD),
-                    interpolation: o
-                        .interpolation
-                        .clone()
-                        .ok_or_else(|| need("interpolation"))?,
+                    interpolation: o.interpolation.ok_or_else(|| need("interpolation"))?,
                     require_astrometry: o
                         .require_astrometry
                         .ok_or_else(|| need("require_astrometry"))?,
@@ -297,7 +284,7 @@ mod tests {
             TierConfig {
                 max_images: Some(300),
                 max_rms_jy: Some(0.001),
-                interpolation: Some("bicubic".into()),
+                interpolation: Some(Interpolation::Bicubic),
                 require_astrometry: Some(true),
                 timeout_minutes: Some(60),
                 ..Default::default()
@@ -350,7 +337,7 @@ mod tests {
             TierConfig {
                 max_images: Some(300),
                 max_rms_jy: Some(0.001),
-                interpolation: Some("bicubic".into()),
+                interpolation: Some(Interpolation::Bicubic),
                 require_astrometry: Some(true),
                 timeout_minutes: Some(60),
                 ..Default::default()
@@ -414,15 +401,16 @@ mod tests {
 
     #[test]
     fn bad_interpolation_is_named() {
-        let mut o = BTreeMap::new();
-        o.insert(
-            "quicklook".to_string(),
-            TierConfig {
-                interpolation: Some("spline9".into()),
-                ..Default::default()
-            },
-        );
-        assert!(resolve(&o).unwrap_err().to_string().contains("spline9"));
+        // Refused when the table is read, naming the value and every kernel.
+        let err = toml::from_str::<TierConfig>("interpolation = \"spline9\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("spline9"), "{err}");
+        for name in Interpolation::names() {
+            assert!(err.contains(name), "{err}");
+        }
+        let ok: TierConfig = toml::from_str("interpolation = \"lanczos3\"").unwrap();
+        assert_eq!(ok.interpolation, Some(Interpolation::Lanczos3));
     }
 
     #[test]

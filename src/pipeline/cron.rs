@@ -394,4 +394,15 @@ mod tests {
         let (s, _) = catch_up_slots("0 3 * * *", Some(t(2026, 11, 23, 3, 0)), now, 7).unwrap();
         assert!(s.is_empty());
     }
+
+    #[test]
+    fn the_scheduled_slot_is_the_latest_firing_at_or_before_now() {
+        // The `--slot scheduled` rule (tested here, not in validate.rs: exec imports validate, so
+        // validate must not import exec).
+        let now = t(2026, 11, 20, 2, 59);
+        assert_eq!(
+            latest_slot("0 3 * * *", now).unwrap(),
+            t(2026, 11, 19, 3, 0)
+        );
+    }
 }

@@ -15,6 +15,8 @@
 //! * [`procs`]: who holds a lease (`host:pid`), whether that holder is provably dead, and killing what
 //!   a dead holder's job left running;
 //! * [`secret`]: webhook URLs, written out only redacted;
+//! * [`absurd_task`]: one task on a site's ABSURD queue, spawned, waited for, its result returned
+//!   (`contimg absurd-task`, the child of an `absurd_task` job);
 //! * [`api`]: the one entry point the commands call (`run`, `worker`, `status`, `retry`, `cancel`,
 //!   `cron`, `notifications`).
 //!
@@ -24,6 +26,7 @@
 //! `pipeline_jobs` rows are written in one transaction; a job's final failure cancels its dependents and
 //! fails the execution.
 
+pub mod absurd_task;
 pub mod api;
 pub mod cron;
 pub mod def;

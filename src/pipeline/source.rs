@@ -199,7 +199,7 @@ impl JobSource for SqliteJobs {
             // A writer holds the database past the busy timeout: the lease cannot be reaped
             // meanwhile either (that needs the same lock), so the job keeps running and the next
             // beat tries again.
-            Err(QueueError::Db(e)) if super::worker::db_busy(&e) => {
+            Err(QueueError::Db(e)) if crate::store::db_busy(&e) => {
                 eprintln!(
                     "contimg: warning: heartbeat of task {}: {e}; the job keeps running",
                     job.lease.task

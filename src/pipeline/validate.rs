@@ -565,14 +565,6 @@ mod tests {
             a,
             chrono::Utc.with_ymd_and_hms(2026, 11, 8, 3, 0, 0).unwrap()
         );
-        // Latest firing at or before a time (the `--slot scheduled` rule).
-        let now = chrono::Utc
-            .with_ymd_and_hms(2026, 11, 20, 2, 59, 0)
-            .unwrap();
-        assert_eq!(
-            crate::pipeline::exec::scheduled_slot("0 3 * * *", now).unwrap(),
-            chrono::Utc.with_ymd_and_hms(2026, 11, 19, 3, 0, 0).unwrap()
-        );
         assert!(parse_schedule("0 0 3 * * *").is_err());
     }
 }

@@ -38,6 +38,7 @@ use super::procs::{kill_group, kill_survivors};
 use super::source::{Held, Job, JobSource, Upstream, Verdict};
 use super::subst::{self, Resolution, SubstError};
 use crate::queue::QueueError;
+use crate::store::db_busy;
 
 /// The exit code of a child that failed on its input (contimg's usage/input error). Such an attempt fails
 /// the job for good instead of being retried; exit 1 (the work failed, e.g. no images in the window yet,
@@ -208,13 +209,6 @@ pub fn is_busy(e: &PipelineError) -> bool {
         PipelineError::Db(d) | PipelineError::Queue(QueueError::Db(d)) => db_busy(d),
         _ => false,
     }
-}
-
-pub(crate) fn db_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
 }
 
 /// Runs `f` until it succeeds or fails with something other than a busy database.

@@ -71,6 +71,15 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// How long a writer waits for another process's lock before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Whether an SQLite error only says that another connection held the database longer than
+/// [`BUSY_TIMEOUT`] (SQLITE_BUSY / SQLITE_LOCKED): worth waiting for, never a reason to give up.
+pub fn db_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(

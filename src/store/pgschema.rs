@@ -4,15 +4,24 @@
 //! Invariants: the version is the highest `version` in the schema's `schema_migrations (version,
 //! name, applied_at)` table; a schema whose version is newer than this binary's is refused before
 //! anything is written; creating the schema and each migration run in their own transaction under
-//! the schema's advisory lock ([`super::sql::lock_key`]), the version re-read inside it, so two
-//! processes opening a new schema at once apply each migration once. Every connection returned has
-//! its `search_path` set to the schema.
+//! the schema's advisory lock ([`lock_key`], which [`super::sql`]'s writes take too), the version
+//! re-read inside it, so two processes opening a new schema at once apply each migration once.
+//! Every connection returned has its `search_path` set to the schema.
 
 use postgres::Client;
 
-use super::sql::lock_key;
 use super::{PG_MIGRATIONS, StoreError};
 use crate::pg::{PgTarget, pg_error};
+
+/// The advisory-lock key of a schema: FNV-1a of `contimg:` and its name, as PostgreSQL's bigint.
+pub fn lock_key(schema: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in "contimg:".bytes().chain(schema.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
 
 /// The schema name as a quoted identifier (names are checked by [`super::check_schema`]).
 fn quoted(schema: &str) -> String {
@@ -106,5 +115,16 @@ pub fn prepare(pg: &PgTarget, mut client: Client, schema: &str) -> Result<Client
         )
         .map_err(err(action.clone()))?;
         tx.commit().map_err(err(action))?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_keys_differ_by_schema() {
+        assert_ne!(lock_key("contimg"), lock_key("t_1"));
+        assert_eq!(lock_key("contimg"), lock_key("contimg"));
     }
 }

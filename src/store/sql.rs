@@ -10,15 +10,17 @@
 //!   reads them does not know the backend.
 //! * Writes go through [`Db::write`] and are serialised the same way on both: on SQLite it is a
 //!   `BEGIN IMMEDIATE` transaction (one writer per file); on PostgreSQL every write transaction
-//!   first takes `pg_advisory_xact_lock` on a key derived from the schema name ([`lock_key`]), so
-//!   one writer per schema at a time, and a rule that reads then writes (idempotent ingest, a
-//!   plan's name, recording a mosaic) sees no concurrent change between its read and its write.
+//!   first takes `pg_advisory_xact_lock` on a key derived from the schema name
+//!   ([`lock_key`](super::pgschema::lock_key)), so one writer per schema at a time, and a rule
+//!   that reads then writes (idempotent ingest, a plan's name, recording a mosaic) sees no
+//!   concurrent change between its read and its write.
 //!   ([`Sql::execute`] on a bare [`Db`] runs outside that lock: the mosaic steps do not use it.)
 //! * On PostgreSQL the connection's `search_path` is the contimg schema alone, so the same
 //!   unqualified table names reach it.
 
 use postgres::types::{IsNull, ToSql, Type};
 
+use super::pgschema::lock_key;
 use super::{Store, StoreError};
 use crate::pg::{PgTarget, pg_error};
 
@@ -266,16 +268,6 @@ pub fn to_dollar(sql: &str) -> String {
         out.push(c);
     }
     out
-}
-
-/// The advisory-lock key of a schema: FNV-1a of `contimg:` and its name, as PostgreSQL's bigint.
-pub fn lock_key(schema: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in "contimg:".bytes().chain(schema.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h as i64
 }
 
 /// Takes the schema's write lock inside `tx` (what [`Db::write`] does first on PostgreSQL), for code
@@ -578,12 +570,6 @@ mod tests {
             "SELECT '?1', \"a?2\" FROM t WHERE a = $1 AND b = $12 AND c ? 'k'"
         );
         assert_eq!(to_dollar("'it''s ?1' || ?2"), "'it''s ?1' || $2");
-    }
-
-    #[test]
-    fn lock_keys_differ_by_schema() {
-        assert_ne!(lock_key("contimg"), lock_key("t_1"));
-        assert_eq!(lock_key("contimg"), lock_key("contimg"));
     }
 
     #[test]

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::mosaic::engine::grid::{GridProjection, ProjectionChoice};
+use crate::mosaic::engine::kernel::Interpolation;
 use crate::mosaic::tiers::{self, TierConfig};
 pub use crate::pipeline::notify::NotifyConfig;
 
@@ -133,8 +135,8 @@ pub struct BuildConfig {
     /// has no model for and whose header has no DISHDIAM; unset (the default): such images are
     /// refused, naming the fix, never given another array's dish.
     pub dish_diameter_m: Option<f64>,
-    /// Output projection: "auto" (SIN for compact fields, CAR for wide strips) or a code.
-    pub projection: String,
+    /// Output projection: auto (SIN for compact fields, CAR for wide strips) or a projection.
+    pub projection: ProjectionChoice,
     /// `[build.telescopes.NAME]`: primary-beam models by TELESCOP, over the built-in ones.
     pub telescopes: BTreeMap<String, crate::mosaic::beam::BeamModel>,
 }
@@ -145,7 +147,7 @@ impl Default for BuildConfig {
             max_pixels: 400_000_000,
             pb_cutoff: 0.1,
             dish_diameter_m: None,
-            projection: "auto".into(),
+            projection: ProjectionChoice::Auto,
             telescopes: BTreeMap::new(),
         }
     }
@@ -307,7 +309,7 @@ pb_cutoff = {pb_cutoff}
 # default, naming the fix. Set a dish diameter in metres to give them a Gaussian of 1.2 lambda/D,
 # or better, describe the telescope in a [build.telescopes.NAME] table as below.
 # dish_diameter_m = 12.0
-# Output projection: "auto" (SIN for compact fields, CAR for wide strips), or SIN, TAN, CAR, ZEA.
+# Output projection: "auto" (SIN for compact fields, CAR for wide strips), or {projections}.
 projection = "{projection}"
 # Primary beams are chosen by each image's TELESCOP card: built in are {telescopes}
 # (see the README, "Primary beams"; LOFAR, MWA and other phased arrays need a beam image beside
@@ -346,7 +348,7 @@ max_attempts = {max_attempts}
 {qa}
 # Tiers. Each [tiers.NAME] table overrides fields of a built-in tier; a new NAME defines a new
 # tier and must set max_images, interpolation, require_astrometry and timeout_minutes.
-# interpolation: nearest, bilinear, bicubic or lanczos3. Which images of a window a plan takes
+# interpolation: {interpolations}. Which images of a window a plan takes
 # (each image left out is named in the plan with why, and counted by QA's selection check):
 # max_rms_factor leaves out images whose rms exceeds this x the median rms of the window's
 # images (in the band chosen); inf turns it off. max_rms_jy is an absolute rms cut in Jy/beam,
@@ -395,10 +397,17 @@ max_attempts = {max_attempts}
         mode = d.files.mode,
         max_pixels = d.build.max_pixels,
         pb_cutoff = d.build.pb_cutoff,
-        projection = d.build.projection,
+        projection = d.build.projection.name(),
+        projections = or_list(
+            &GridProjection::ALL
+                .iter()
+                .map(GridProjection::code)
+                .collect::<Vec<_>>()
+        ),
         telescopes = crate::mosaic::beam::builtin_telescopes().join(", "),
         qa = crate::mosaic::qa::QaConfig::default_toml(),
         tiers = tiers_toml(),
+        interpolations = or_list(&Interpolation::names()),
         crontab = d.cron.crontab,
         max_catch_up = d.cron.max_catch_up,
         sendmail = toml_list(&d.notify.sendmail),
@@ -410,6 +419,15 @@ max_attempts = {max_attempts}
         timeout_s = d.notify.timeout_s,
         max_attempts = d.notify.max_attempts,
     )
+}
+
+/// `a, b, c or d`.
+fn or_list(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
 }
 
 fn toml_list(v: &[String]) -> String {
@@ -432,7 +450,7 @@ fn tiers_toml() -> String {
             factor = t.max_rms_factor,
             band = t.max_band_spread,
             beam = t.max_beam_spread,
-            interp = t.interpolation,
+            interp = t.interpolation.name(),
             astro = t.require_astrometry,
             to = t.timeout_minutes,
         ));

@@ -22,6 +22,13 @@ pub enum GridProjection {
 }
 
 impl GridProjection {
+    /// Every projection the output grid can use, in the order they are listed to a user.
+    pub const ALL: &[GridProjection] = &[
+        GridProjection::Sin,
+        GridProjection::Tan,
+        GridProjection::Car,
+    ];
+
     pub fn code(&self) -> &'static str {
         match self {
             GridProjection::Sin => "SIN",
@@ -38,6 +45,68 @@ impl GridProjection {
             "CAR" => Some(GridProjection::Car),
             _ => None,
         }
+    }
+}
+
+/// The output projection a workspace or a build asks for: `auto` (SIN when the field is compact,
+/// CAR for a wide strip; see [`GridChoice::projection`]) or one of [`GridProjection::ALL`]. Its
+/// names ([`ProjectionChoice::names`]) are the one list that `contimg.toml`, its default text and
+/// `build --projection` use; they are read in any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProjectionChoice {
+    #[default]
+    Auto,
+    Fixed(GridProjection),
+}
+
+impl ProjectionChoice {
+    /// `auto`, then each projection's code.
+    pub fn names() -> Vec<&'static str> {
+        std::iter::once("auto")
+            .chain(GridProjection::ALL.iter().map(GridProjection::code))
+            .collect()
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProjectionChoice::Auto => "auto",
+            ProjectionChoice::Fixed(p) => p.code(),
+        }
+    }
+
+    /// Parses a name of [`ProjectionChoice::names`], in any case.
+    pub fn parse(s: &str) -> Option<ProjectionChoice> {
+        if s.trim().eq_ignore_ascii_case("auto") {
+            Some(ProjectionChoice::Auto)
+        } else {
+            GridProjection::parse(s).map(ProjectionChoice::Fixed)
+        }
+    }
+
+    /// The projection to use, or `None` to choose one from the footprints.
+    pub fn fixed(&self) -> Option<GridProjection> {
+        match self {
+            ProjectionChoice::Auto => None,
+            ProjectionChoice::Fixed(p) => Some(*p),
+        }
+    }
+}
+
+impl serde::Serialize for ProjectionChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ProjectionChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ProjectionChoice::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown projection {s:?}: use {}",
+                ProjectionChoice::names().join(", ")
+            ))
+        })
     }
 }
 

@@ -20,8 +20,26 @@ pub enum Interpolation {
 }
 
 impl Interpolation {
-    /// Parses a tier's interpolation name: nearest, bilinear, bicubic, lanczos3 (alias lanczos,
-    /// higher-order).
+    /// Every kernel, in the order they are listed to a user; their [`Interpolation::name`]s are
+    /// the one list that tiers (`interpolation = "..."`) and `build --interpolation` accept.
+    pub const ALL: &[Interpolation] = &[
+        Interpolation::Nearest,
+        Interpolation::Bilinear,
+        Interpolation::Bicubic,
+        Interpolation::Lanczos3,
+    ];
+
+    pub fn names() -> Vec<&'static str> {
+        Interpolation::ALL.iter().map(Interpolation::name).collect()
+    }
+
+    /// The kernel of this exact name (one of [`Interpolation::names`]).
+    pub fn from_name(s: &str) -> Option<Interpolation> {
+        Interpolation::ALL.iter().copied().find(|i| i.name() == s)
+    }
+
+    /// Parses an interpolation name leniently, in any case: nearest, bilinear, bicubic, lanczos3
+    /// (aliases linear, cubic, lanczos, higher-order).
     pub fn parse(s: &str) -> Option<Interpolation> {
         match s.trim().to_ascii_lowercase().as_str() {
             "nearest" => Some(Interpolation::Nearest),

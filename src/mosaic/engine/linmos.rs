@@ -78,6 +78,35 @@ pub enum PrimaryBeam {
     Unity,
 }
 
+impl PrimaryBeam {
+    /// Every choice, in the order they are listed to a user (`build --primary-beam`).
+    pub const ALL: &[PrimaryBeam] = &[
+        PrimaryBeam::Auto,
+        PrimaryBeam::Model,
+        PrimaryBeam::Image,
+        PrimaryBeam::Unity,
+    ];
+
+    /// The name a user gives and the HISTORY shows (also its serde name).
+    pub fn name(&self) -> &'static str {
+        match self {
+            PrimaryBeam::Auto => "auto",
+            PrimaryBeam::Model => "model",
+            PrimaryBeam::Image => "image",
+            PrimaryBeam::Unity => "unity",
+        }
+    }
+
+    pub fn names() -> Vec<&'static str> {
+        PrimaryBeam::ALL.iter().map(PrimaryBeam::name).collect()
+    }
+
+    /// The choice of this exact name (one of [`PrimaryBeam::names`]).
+    pub fn from_name(s: &str) -> Option<PrimaryBeam> {
+        PrimaryBeam::ALL.iter().copied().find(|b| b.name() == s)
+    }
+}
+
 /// How to build.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -1661,7 +1690,7 @@ fn output_header(plan: &GridPlan, opts: &BuildOptions, sigma_ref: f64) -> Header
         "weights A^2/sigma^2 (median sigma {sigma_ref:.4e} Jy/beam), beam cut-off A >= {}, \
              primary beam {}, interpolation {}",
         opts.pb_cutoff,
-        format!("{:?}", opts.primary_beam).to_lowercase(),
+        opts.primary_beam.name(),
         opts.interpolation.name()
     ));
     for (k, p) in plan.inputs.iter().enumerate() {

@@ -37,7 +37,7 @@ pub mod kernel;
 pub mod linmos;
 pub mod mesh;
 
-pub use grid::{GridChoice, GridError, GridProjection, OutputGrid};
+pub use grid::{GridChoice, GridError, GridProjection, OutputGrid, ProjectionChoice};
 pub use kernel::Interpolation;
 pub use linmos::{
     AppliedBeam, BuildOptions, Coverage, GridPlan, MosaicError, MosaicInput, MosaicResult,
