@@ -26,8 +26,9 @@ pub enum PgError {
         action: String,
         cause: String,
         hint: &'static str,
-        #[source]
-        source: postgres::Error,
+        /// The driver's error. Its words are `cause` already, so it is not the error's source:
+        /// an error report does not repeat them ("db error", the server's message again).
+        driver: postgres::Error,
     },
 }
 
@@ -162,7 +163,7 @@ pub fn pg_error(shown: &str, action: &str, e: postgres::Error) -> PgError {
         action: action.to_string(),
         cause,
         hint,
-        source: e,
+        driver: e,
     }
 }
 

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context as _;
+
 use super::{CliError, Ctx, emit_json};
 use crate::manifest::{self, PLAN_SCHEMA, PlanManifest};
 use crate::mosaic::build::{BuildRequest, build};
@@ -69,21 +71,18 @@ fn one_of<T: Clone + Send + Sync + 'static>(
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let mut db = ctx.db()?;
-    let ws = ctx.workspace().ok();
+    let mut db = ctx.session.open_db()?;
     let plan: PlanManifest = match (&args.manifest, args.plan) {
-        (_, Some(id)) => {
-            crate::mosaic::plan::load(&mut db, id).map_err(|e| CliError::Input(e.to_string()))?
-        }
+        (_, Some(id)) => crate::mosaic::plan::load(&mut db, id)?,
         (Some(src), None) => {
             let name = if src.as_os_str() == "-" {
                 "stdin".to_string()
             } else {
                 src.display().to_string()
             };
-            let value = manifest::read(src).map_err(|e| CliError::Input(e.to_string()))?;
-            manifest::parse(value, PLAN_SCHEMA, &name)
-                .map_err(|e| CliError::Input(e.to_string()))?
+            manifest::read(src)
+                .and_then(|value| manifest::parse(value, PLAN_SCHEMA, &name))
+                .context("cannot read the plan to build")?
         }
         (None, None) => {
             return Err(CliError::Input(
@@ -92,26 +91,13 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             .into());
         }
     };
-    let tiers = ctx.tiers()?;
-    let tier = crate::mosaic::tiers::find(&tiers, &plan.tier)
-        .map_err(|e| CliError::Input(e.to_string()))?;
-    let config = ws
-        .as_ref()
+    let tier = crate::mosaic::tiers::find(ctx.session.tiers()?, &plan.tier)?;
+    let config = ctx
+        .session
+        .find_workspace()?
         .map(|w| w.config.build.clone())
         .unwrap_or_default();
-    let out_dir = match &ws {
-        Some(w) => w.mosaics_dir(),
-        None => match &db {
-            crate::store::Db::Sqlite(store) => store
-                .path
-                .parent()
-                .map_or_else(|| PathBuf::from("mosaics"), |p| p.join("mosaics")),
-            // No workspace and no database file to sit beside: the current directory's mosaics/.
-            crate::store::Db::Postgres(_) => {
-                crate::fsutil::absolute(std::path::Path::new("mosaics"))
-            }
-        },
-    };
+    let out_dir = ctx.session.mosaics_dir()?;
     let req = BuildRequest {
         tier,
         out_dir,
@@ -145,11 +131,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         bar.set_position(done as u64);
     });
     bar.finish_and_clear();
-    let m = match result {
-        Ok(m) => m,
-        Err(e) if e.is_input() => return Err(CliError::Input(e.to_string()).into()),
-        Err(e) => return Err(CliError::Failed(e.to_string()).into()),
-    };
+    let m = result?;
     // How each input's primary beam was chosen, grouped: an astronomer sees at once when an
     // image was taken as a coadd or given no beam.
     let mut beams: std::collections::BTreeMap<String, usize> = Default::default();

@@ -14,8 +14,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let ws = ctx.workspace()?;
-    let engine = super::run::engine(ctx, &ws, std::time::Duration::from_secs(60))?;
+    let engine = super::engine::engine(ctx, std::time::Duration::from_secs(60))?;
     let m = engine.cancel(args.execution, ctx)?;
-    super::run::finish(ctx, &m)
+    super::engine::finish(ctx, &m)
 }

@@ -35,7 +35,8 @@ pub enum Action {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let (ws, all) = super::run::pipelines(ctx)?;
+    let ws = ctx.session.workspace()?;
+    let all = ctx.session.pipelines()?;
     let root = crate::fsutil::absolute(&ws.root);
     let logs = crate::fsutil::absolute(&ws.logs_dir());
     let exe = std::env::current_exe().map_err(|e| {
@@ -43,7 +44,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             "cannot find the path of the contimg binary for the crontab: {e}"
         ))
     })?;
-    let plan = api::cron_plan(&exe, &root, &logs, &all)?;
+    let plan = api::cron_plan(&exe, &root, &logs, all)?;
     let offset = chrono::Local::now().offset().local_minus_utc();
     if offset != 0 {
         ctx.warn(&format!(

@@ -2,8 +2,8 @@
 
 use std::io::IsTerminal;
 
-use super::{CliError, Ctx, emit_listing, emit_text};
-use crate::store::images::{ImageFilter, list};
+use super::{Ctx, emit_listing, emit_text};
+use crate::workspace::session::ImageFilter;
 
 /// List registered images, ordered by observation time.
 ///
@@ -26,7 +26,7 @@ pub struct Args {
 }
 
 /// A time given as ISO-8601 UTC (date, or date and time) or as an MJD number, as an MJD.
-fn parse_time_mjd(s: &str) -> Result<f64, CliError> {
+fn parse_time_mjd(s: &str) -> Result<f64, crate::time::TimeError> {
     if let Ok(m) = s.trim().parse::<f64>()
         && crate::time::from_mjd(m).is_ok()
     {
@@ -41,8 +41,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         until_mjd: args.until.as_deref().map(parse_time_mjd).transpose()?,
         max_rms_jy: args.max_rms,
     };
-    let mut db = ctx.db_read_only()?;
-    let rows = list(&mut db, &filter)?;
+    let rows = ctx.session.images(&filter)?;
     if args.json || !std::io::stdout().is_terminal() {
         return emit_listing("contimg.image/1", &rows);
     }

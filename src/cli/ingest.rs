@@ -23,7 +23,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let mut db = ctx.db()?;
+    let mut db = ctx.session.open_db()?;
     let mut stdin = std::io::stdin().lock();
     let (files, missing) = crate::mosaic::ingest::collect_paths(&args.paths, &mut stdin);
     for (_, reason) in &missing {
@@ -32,7 +32,11 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let bar = ctx.bar(files.len() as u64, "ingest");
     let on_file = || bar.inc(1);
     let on_problem = |msg: &str| bar.suspend(|| ctx.warn(msg));
-    let cfg = ctx.workspace().map(|w| w.config.ingest).unwrap_or_default();
+    let cfg = ctx
+        .session
+        .find_workspace()?
+        .map(|w| w.config.ingest.clone())
+        .unwrap_or_default();
     let opts = crate::mosaic::ingest::IngestOptions {
         threads: cfg.threads,
         max_image_bytes: cfg.max_image_bytes(),

@@ -20,7 +20,7 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let dir = args
         .dir
-        .or_else(|| ctx.workspace_arg.clone())
+        .or_else(|| ctx.session.workspace_arg().map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("."));
     let report = crate::workspace::init(&dir)?;
     for p in &report.created {

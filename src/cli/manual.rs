@@ -1,7 +1,7 @@
 //! The parts of the man pages that clap does not know: EXIT STATUS, ENVIRONMENT, FILES and
 //! EXAMPLES. Each page gets the first three; EXAMPLES are per command.
 //!
-//! Invariant: what these sections say is what `cli/mod.rs` does (exit codes), what the workspace
+//! Invariant: what these sections say is what `cli/error.rs` does (exit codes), what the workspace
 //! module creates (files) and which variables the code reads (environment).
 
 /// Worked examples for a command (`""` is the top page): (what it does, the command line).
@@ -130,13 +130,16 @@ fn roff_text(line: &str) -> String {
 }
 
 const EXIT_STATUS: &str = ".SH \"EXIT STATUS\"
+An error is printed on standard error as \\fBcontimg: error:\\fR and what failed, then one
+\\fBcaused by:\\fR line for each cause under it.
 .TP
 \\fB0\\fR
 Success. A closed standard output (e.g. \\fBcontimg images | head\\fR) is not an error.
 .TP
 \\fB1\\fR
 The work failed: a file that could not be ingested, no image in a plan's window, a failed build,
-a QA verdict of FAIL, a pipeline execution that did not complete.
+a QA verdict of FAIL, a pipeline execution that did not complete; or a fault of contimg's own
+files: a corrupt, empty or unreadable database, an unreadable contimg.toml.
 .TP
 \\fB2\\fR
 Usage or input error: bad flags, a manifest that is not one or names a changed file, an unknown

@@ -26,15 +26,15 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     if args.deliver {
-        let ws = ctx.workspace()?;
-        let engine = super::run::engine(ctx, &ws, std::time::Duration::from_secs(60))?;
+        let engine = super::engine::engine(ctx, std::time::Duration::from_secs(60))?;
         let s = engine.deliver_all()?;
         ctx.info(&format!(
             "notifications: {} delivered, {} to retry, {} given up, {} skipped",
             s.delivered, s.retrying, s.failed, s.skipped
         ));
     }
-    let rows = crate::pipeline::api::notifications(&mut ctx.db_read_only()?, args.limit)?;
+    let rows =
+        crate::pipeline::api::notifications(&mut ctx.session.open_db_read_only()?, args.limit)?;
     if args.json || !std::io::stdout().is_terminal() {
         return emit_listing("contimg.notification/1", &rows);
     }

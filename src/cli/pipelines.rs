@@ -35,7 +35,7 @@ pub enum Action {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let (_ws, all) = super::run::pipelines(ctx)?;
+    let all = ctx.session.pipelines()?;
     match args.action {
         Some(Action::Check) => {
             let errors: Vec<_> = all.iter().flat_map(crate::pipeline::validate).collect();
@@ -60,13 +60,13 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         }
         None => {
             if args.json || !std::io::stdout().is_terminal() {
-                return emit_listing("contimg.pipeline/1", &all);
+                return emit_listing("contimg.pipeline/1", all);
             }
             let mut out = format!(
                 "{:<20} {:<12} {:<14} {:<24} {}\n",
                 "name", "source", "schedule", "jobs", "description"
             );
-            for p in &all {
+            for p in all {
                 let jobs: Vec<&str> = p.def.jobs.iter().map(|j| j.id.as_str()).collect();
                 out.push_str(&format!(
                     "{:<20} {:<12} {:<14} {:<24} {}\n",

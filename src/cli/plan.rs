@@ -4,7 +4,7 @@ use crate::time::{Instant, chrono_duration, parse_day, parse_duration, parse_tim
 
 use super::{CliError, Ctx, emit_json};
 use crate::manifest::{LeftOut, left_out_counts};
-use crate::mosaic::plan::{PlanError, PlanRequest};
+use crate::mosaic::plan::PlanRequest;
 
 /// Select images for a mosaic and record the plan.
 ///
@@ -63,7 +63,7 @@ pub struct Args {
     pub replace: bool,
 }
 
-fn window(args: &Args) -> Result<(Instant, Instant), CliError> {
+fn window(args: &Args) -> anyhow::Result<(Instant, Instant)> {
     if let (Some(s), Some(e)) = (&args.start, &args.end) {
         return Ok((parse_time(s)?, parse_time(e)?));
     }
@@ -78,12 +78,13 @@ fn window(args: &Args) -> Result<(Instant, Instant), CliError> {
     }
     Err(CliError::Input(
         "give a window: --start and --end, --last DURATION, or --night YYYY-MM-DD".into(),
-    ))
+    )
+    .into())
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let (start, end) = window(&args)?;
-    let tiers = ctx.tiers()?;
+    let tiers = ctx.session.tiers()?;
     let tier_name = if args.tier == "auto" {
         let hours = (end - start).num_milliseconds() as f64 / 3.6e6;
         let t = crate::mosaic::tiers::auto_for_window(hours);
@@ -92,9 +93,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     } else {
         args.tier.clone()
     };
-    let tier = crate::mosaic::tiers::find(&tiers, &tier_name)
-        .map_err(|e| CliError::Input(e.to_string()))?;
-    let mut db = ctx.db()?;
+    let tier = crate::mosaic::tiers::find(tiers, &tier_name)?;
+    let mut db = ctx.session.open_db()?;
     let req = PlanRequest {
         tier,
         start,
@@ -106,31 +106,22 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         ra_max: args.ra_max,
         replace: args.replace,
     };
-    match crate::mosaic::plan::plan(&mut db, &req) {
-        Ok(m) => {
-            ctx.info(&format!(
-                "plan {} (id {}): {} image(s), tier {}, {} left out{}",
-                m.name,
-                m.plan_id,
-                m.n_images,
-                m.tier,
-                m.left_out.len(),
-                if m.existing {
-                    ", existing plan returned"
-                } else {
-                    ""
-                }
-            ));
-            say_left_out(ctx, &m.left_out);
-            emit_json(&m)
+    let m = crate::mosaic::plan::plan(&mut db, &req)?;
+    ctx.info(&format!(
+        "plan {} (id {}): {} image(s), tier {}, {} left out{}",
+        m.name,
+        m.plan_id,
+        m.n_images,
+        m.tier,
+        m.left_out.len(),
+        if m.existing {
+            ", existing plan returned"
+        } else {
+            ""
         }
-        Err(e @ PlanError::NoImages { .. }) => Err(CliError::Failed(e.to_string()).into()),
-        Err(e @ PlanError::AllLeftOut { .. }) => Err(CliError::Permanent(e.to_string()).into()),
-        Err(e @ (PlanError::NameTaken { .. } | PlanError::BadWindow { .. })) => {
-            Err(CliError::Input(e.to_string()).into())
-        }
-        Err(e) => Err(e.into()),
-    }
+    ));
+    say_left_out(ctx, &m.left_out);
+    emit_json(&m)
 }
 
 /// One line per reason on stderr: how many images were left out and the first one's reason;

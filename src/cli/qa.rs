@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use super::{CliError, Ctx, emit_json};
 use crate::fsutil::absolute;
 use crate::manifest::{self, MOSAIC_SCHEMA, MosaicManifest};
-use crate::mosaic::qa::{self, QaError, QaManifest, QaOptions, Subject, Verdict};
-use crate::store::{Db, Sql, Target};
-use crate::workspace::WorkspaceError;
+use crate::mosaic::qa::{self, QaManifest, QaOptions, Subject, Verdict};
+use crate::workspace::Workspace;
+use crate::workspace::session::{Db, mosaic_at, recorded_sha256};
 
 /// Quality-check a mosaic and record the verdict.
 ///
@@ -90,22 +90,10 @@ pub struct Args {
     pub no_pictures: bool,
 }
 
-fn input_error(e: QaError) -> anyhow::Error {
-    match e {
-        QaError::Read(_)
-        | QaError::Wcs { .. }
-        | QaError::NoBeam { .. }
-        | QaError::Empty { .. }
-        | QaError::NoMosaic { .. } => CliError::Input(e.to_string()).into(),
-        QaError::Catalog(ref c) if c.is_input() => CliError::Input(e.to_string()).into(),
-        other => other.into(),
-    }
-}
-
 /// The mosaic file must still be the bytes build recorded (mosaics built before hashes were
 /// recorded are checked with a warning only).
 fn check_mosaic_hash(ctx: &Ctx, db: &mut Db, input: &Subject) -> anyhow::Result<()> {
-    let recorded = crate::store::mosaic_file(db, input.mosaic_id)?.and_then(|(_, h)| h);
+    let recorded = recorded_sha256(db, input.mosaic_id)?;
     let Some(recorded) = recorded else {
         ctx.warn(&format!(
             "warning: mosaic {} has no recorded sha256 (built by an older contimg); its file is not verified",
@@ -114,10 +102,10 @@ fn check_mosaic_hash(ctx: &Ctx, db: &mut Db, input: &Subject) -> anyhow::Result<
         return Ok(());
     };
     let now = crate::fsutil::sha256_file(&input.path).map_err(|e| {
-        CliError::Input(format!(
-            "{}: cannot read the mosaic: {e}",
-            input.path.display()
-        ))
+        CliError::input_because(
+            format!("{}: cannot read the mosaic", input.path.display()),
+            e,
+        )
     })?;
     if now != recorded {
         return Err(CliError::Input(format!(
@@ -132,27 +120,22 @@ fn check_mosaic_hash(ctx: &Ctx, db: &mut Db, input: &Subject) -> anyhow::Result<
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let ws = match ctx.workspace() {
-        Ok(ws) => Some(ws),
-        Err(WorkspaceError::NotFound { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let cfg = ws.as_ref().map(|w| w.config.qa.clone()).unwrap_or_default();
-    cfg.validate().map_err(|e| CliError::Input(e.to_string()))?;
+    let ws = ctx.session.find_workspace()?;
+    let cfg = ws.map(|w| w.config.qa.clone()).unwrap_or_default();
+    cfg.validate()?;
     let (mut db, input) = subject(ctx, &args)?;
-    let mut opts = options(ctx, &args, ws.as_ref(), cfg, &input)?;
-    opts.history_noise_jy =
-        qa::noise_history(&mut db, &input.tier, input.mosaic_id, 20).map_err(input_error)?;
-    opts.selection = qa::plan_selection(&mut db, input.mosaic_id).map_err(input_error)?;
+    let mut opts = options(ctx, &args, ws, cfg, &input)?;
+    opts.history_noise_jy = qa::noise_history(&mut db, &input.tier, input.mosaic_id, 20)?;
+    opts.selection = qa::plan_selection(&mut db, input.mosaic_id)?;
     ctx.info(&format!(
         "qa: mosaic {} ({}), tier {}",
         input.mosaic_id,
         input.path.display(),
         input.tier
     ));
-    let report = qa::measure(&input, &opts).map_err(input_error)?;
+    let report = qa::measure(&input, &opts)?;
     say_measured(ctx, &report);
-    let qa_id = qa::record(&mut db, &report).map_err(input_error)?;
+    let qa_id = qa::record(&mut db, &report)?;
     let verdict = report.verdict;
     let summary: Vec<String> = report
         .checks
@@ -193,8 +176,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 fn subject(ctx: &Ctx, args: &Args) -> anyhow::Result<(Db, Subject)> {
     let (mut db, mut input) = match (&args.mosaic, &args.manifest) {
         (Some(id), _) => {
-            let mut db = ctx.db()?;
-            let input = Subject::from_db(&mut db, *id).map_err(input_error)?;
+            let mut db = ctx.session.open_db()?;
+            let input = Subject::from_db(&mut db, *id)?;
             (db, input)
         }
         (None, Some(src)) => {
@@ -204,12 +187,11 @@ fn subject(ctx: &Ctx, args: &Args) -> anyhow::Result<(Db, Subject)> {
                 src.display().to_string()
             };
             let value = manifest::read(src).map_err(|e| fits_given(ctx, src, e))?;
-            let m: MosaicManifest = manifest::parse(value, MOSAIC_SCHEMA, &name)
-                .map_err(|e| CliError::Input(e.to_string()))?;
+            let m: MosaicManifest = manifest::parse(value, MOSAIC_SCHEMA, &name)?;
             let mut db = manifest_db(ctx, &m)?;
             // The database, not the manifest, says which file mosaic N is (its sha256 is
             // checked below); products go beside that file.
-            let recorded = Subject::from_db(&mut db, m.mosaic_id).map_err(input_error)?;
+            let recorded = Subject::from_db(&mut db, m.mosaic_id)?;
             let input = Subject::from_manifest(&m);
             if absolute(&input.path) != recorded.path {
                 return Err(CliError::Input(format!(
@@ -256,13 +238,13 @@ fn subject(ctx: &Ctx, args: &Args) -> anyhow::Result<(Db, Subject)> {
 /// SQLite file the manifest names, or, for a PostgreSQL database (whose manifest holds no
 /// password), the workspace's, which must be the one the manifest names.
 fn manifest_db(ctx: &Ctx, m: &MosaicManifest) -> anyhow::Result<Db> {
-    if ctx.db_arg.is_some() {
-        return ctx.db();
+    if ctx.session.has_db_arg() {
+        return Ok(ctx.session.open_db()?);
     }
-    if !m.database.to_str().is_some_and(crate::pg::is_url) {
-        return Ok(Db::open(&Target::Sqlite(m.database.clone()))?);
+    if let Some(db) = ctx.session.open_recorded(&m.database)? {
+        return Ok(db);
     }
-    let db = ctx.db()?;
+    let db = ctx.session.open_db()?;
     if Path::new(&db.label()) != m.database {
         return Err(CliError::Input(format!(
             "mosaic {} was recorded in {}, but this workspace's database is {}; run qa in the \
@@ -281,12 +263,11 @@ fn manifest_db(ctx: &Ctx, m: &MosaicManifest) -> anyhow::Result<Db> {
 fn options(
     ctx: &Ctx,
     args: &Args,
-    ws: Option<&crate::workspace::Workspace>,
+    ws: Option<&Workspace>,
     mut cfg: qa::QaConfig,
     input: &Subject,
 ) -> anyhow::Result<QaOptions> {
-    let tiers = ctx.tiers()?;
-    if let Err(e) = crate::mosaic::tiers::find(&tiers, &input.tier) {
+    if let Err(e) = crate::mosaic::tiers::find(ctx.session.tiers()?, &input.tier) {
         ctx.warn(&format!(
             "warning: {e}; judging tier {:?} with the science tier's QA thresholds",
             input.tier
@@ -325,7 +306,7 @@ fn options(
     }
     if let Some(d) = &args.out_dir {
         std::fs::create_dir_all(d)
-            .map_err(|e| CliError::Input(format!("cannot create {}: {e}", d.display())))?;
+            .map_err(|e| CliError::input_because(format!("cannot create {}", d.display()), e))?;
     }
     Ok(QaOptions {
         config: cfg,
@@ -360,21 +341,17 @@ fn say_measured(ctx: &Ctx, report: &qa::QaReport) {
 
 /// A manifest error as the user sees it; a FITS image given where the manifest goes gets the
 /// command that would work: `--mosaic N` when it is a recorded mosaic.
-fn fits_given(ctx: &Ctx, src: &std::path::Path, e: manifest::ManifestError) -> CliError {
+fn fits_given(ctx: &Ctx, src: &std::path::Path, e: manifest::ManifestError) -> anyhow::Error {
     if !matches!(e, manifest::ManifestError::FitsImage { .. }) {
-        return CliError::Input(e.to_string());
+        return e.into();
     }
     let path = absolute(src);
-    let recorded = ctx.db_read_only().ok().and_then(|mut db| {
-        db.query_opt(
-            "SELECT id FROM mosaics WHERE path = ?1",
-            crate::vals![path.to_string_lossy().into_owned()],
-        )
+    let recorded = ctx
+        .session
+        .open_db_read_only()
         .ok()
-        .flatten()
-        .and_then(|r| r.get::<i64>(0).ok())
-    });
-    CliError::Input(match recorded {
+        .and_then(|mut db| mosaic_at(&mut db, &path));
+    anyhow::Error::from(CliError::Input(match recorded {
         Some(id) => format!(
             "{} is a FITS image, not a manifest; it is mosaic {id}: run `contimg qa --mosaic {id}`",
             src.display()
@@ -384,5 +361,5 @@ fn fits_given(ctx: &Ctx, src: &std::path::Path, e: manifest::ManifestError) -> C
              `contimg build` made: give the manifest it printed, or `--mosaic ID` (see `contimg status`)",
             src.display()
         ),
-    })
+    }))
 }

@@ -23,8 +23,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let ws = ctx.workspace()?;
-    let engine = super::run::engine(ctx, &ws, api::lease(&args.lease)?)?;
+    let engine = super::engine::engine(ctx, api::lease(&args.lease)?)?;
     let m = engine.retry(args.execution, args.detach, args.workers, ctx)?;
-    super::run::finish(ctx, &m)
+    super::engine::finish(ctx, &m)
 }

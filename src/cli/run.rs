@@ -1,16 +1,11 @@
-//! `contimg run`: create (or find) the execution of a pipeline for a slot and work it to its end.
-//! Also the helpers `worker`, `retry`, `status`, `cancel`, `cron`, `notifications` and `pipelines`
-//! share: the workspace's pipelines and an engine over its database (the work itself is
-//! [`crate::pipeline::api`]).
+//! `contimg run`: create (or find) the execution of a pipeline for a slot and work it to its end
+//! (the work itself is [`crate::pipeline::api`]).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
+use super::engine::{engine, finish};
 use super::{CliError, Ctx, emit_json};
-use crate::pipeline::api::{self, Engine, Setup, SlotChoice, SlotRun};
-use crate::pipeline::def::NamedPipeline;
-use crate::pipeline::{ExecStatus, ExecutionManifest};
-use crate::workspace::Workspace;
+use crate::pipeline::api::{self, SlotChoice, SlotRun};
 
 /// Run a pipeline for one slot, or for every missed slot.
 ///
@@ -56,77 +51,6 @@ pub struct Args {
     pub detach: bool,
 }
 
-/// The pipelines in force in the workspace, with the workspace.
-pub(super) fn pipelines(ctx: &Ctx) -> anyhow::Result<(Workspace, Vec<NamedPipeline>)> {
-    let ws = ctx.workspace()?;
-    let path = ws.root.join(crate::workspace::CONFIG_FILE);
-    let all = crate::pipeline::def::resolve(&ws.config.pipelines, &path.display().to_string());
-    Ok((ws, all))
-}
-
-impl crate::pipeline::Progress for Ctx {
-    fn info(&self, msg: &str) {
-        Ctx::info(self, msg);
-    }
-    fn debug(&self, msg: &str) {
-        Ctx::debug(self, msg);
-    }
-    fn warn(&self, msg: &str) {
-        Ctx::warn(self, msg);
-    }
-}
-
-/// An engine over the workspace's database (or `--db`) with this lease.
-pub(super) fn engine(ctx: &Ctx, ws: &Workspace, lease: Duration) -> anyhow::Result<Engine> {
-    let database = ctx.pipeline_database()?;
-    let exe = std::env::current_exe().map_err(|e| {
-        CliError::Failed(format!(
-            "cannot find the contimg binary to run jobs with: {e}"
-        ))
-    })?;
-    Ok(Engine::new(
-        Setup {
-            exe,
-            workspace: ws.root.clone(),
-            database,
-            logs_dir: ws.logs_dir(),
-            notify: ws.config.notify.clone(),
-            pipelines: crate::pipeline::def::resolve(
-                &ws.config.pipelines,
-                &ws.root
-                    .join(crate::workspace::CONFIG_FILE)
-                    .display()
-                    .to_string(),
-            ),
-        },
-        lease,
-    ))
-}
-
-/// Prints the manifest; a failed or cancelled execution is exit 1.
-pub(super) fn finish(ctx: &Ctx, m: &ExecutionManifest) -> anyhow::Result<()> {
-    emit_json(m)?;
-    match m.status {
-        ExecStatus::Completed => {
-            ctx.info(&format!(
-                "execution {} of {} completed",
-                m.execution_id, m.pipeline
-            ));
-            Ok(())
-        }
-        ExecStatus::Running | ExecStatus::Interrupted => Ok(()),
-        s => Err(CliError::Failed(format!(
-            "execution {} of {} {s}: {}; see `contimg status {}`, re-run with `contimg retry {}`",
-            m.execution_id,
-            m.pipeline,
-            crate::pipeline::worker::printable(m.error.as_deref().unwrap_or("-")),
-            m.execution_id,
-            m.execution_id
-        ))
-        .into()),
-    }
-}
-
 fn parse_params(list: &[String]) -> Result<BTreeMap<String, String>, CliError> {
     let mut out = BTreeMap::new();
     for kv in list {
@@ -141,12 +65,12 @@ fn parse_params(list: &[String]) -> Result<BTreeMap<String, String>, CliError> {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let (ws, all) = pipelines(ctx)?;
-    let p = api::checked(&all, &args.pipeline)?;
+    let p = api::checked(ctx.session.pipelines()?, &args.pipeline)?;
     let params = parse_params(&args.params)?;
-    let engine = engine(ctx, &ws, api::lease(&args.lease)?)?;
+    let engine = engine(ctx, api::lease(&args.lease)?)?;
     if args.catch_up {
-        let c = engine.catch_up(&p, &params, ws.config.cron.max_catch_up, args.workers, ctx)?;
+        let max = ctx.session.workspace()?.config.cron.max_catch_up;
+        let c = engine.catch_up(&p, &params, max, args.workers, ctx)?;
         emit_json(&c)?;
         let failed = c.failed();
         if failed > 0 {

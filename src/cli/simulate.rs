@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{CliError, Ctx, emit_json};
+use super::{Ctx, emit_json};
 use crate::mosaic::sim::{SimConfig, simulate};
 
 /// Write simulated drift-scan snapshots and their truth catalogue.
@@ -77,12 +77,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         telescope: args.telescope,
     };
     let bar = ctx.bar(cfg.images as u64, "simulate");
-    let summary = simulate(&cfg, &|n| bar.inc(n as u64)).map_err(|e| match e {
-        crate::mosaic::sim::SimError::Invalid { .. } => {
-            anyhow::Error::from(CliError::Input(e.to_string()))
-        }
-        other => other.into(),
-    })?;
+    let summary = simulate(&cfg, &|n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     ctx.info(&format!(
         "simulate: {} snapshot(s), {} source(s) in {}",

@@ -44,9 +44,9 @@ fn band_rule(t: &Tier) -> String {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let tiers = ctx.tiers()?;
+    let tiers = ctx.session.tiers()?;
     if args.json || !std::io::stdout().is_terminal() {
-        return emit_listing("contimg.tier/1", &tiers);
+        return emit_listing("contimg.tier/1", tiers);
     }
     let rows: Vec<[String; 9]> = tiers
         .iter()

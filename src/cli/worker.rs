@@ -25,8 +25,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let ws = ctx.workspace()?;
-    let engine = super::run::engine(ctx, &ws, api::lease(&args.lease)?)?.workers_deliver();
+    let engine = super::engine::engine(ctx, api::lease(&args.lease)?)?.workers_deliver();
     engine.deliver_now(ctx)?;
     let stop = if args.once {
         StopWhen::Drained

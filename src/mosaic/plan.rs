@@ -76,6 +76,8 @@ pub enum PlanError {
     NameTaken { name: String, id: i64 },
     #[error("the window is empty or reversed: start {start} is not before end {end}")]
     BadWindow { start: String, end: String },
+    #[error("no plan with id {id} in {database}")]
+    NoPlan { id: i64, database: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -734,7 +736,10 @@ pub fn load(db: &mut Db, plan_id: i64) -> Result<PlanManifest, PlanError> {
              dec_max_deg, left_out FROM mosaic_plans WHERE id = ?1",
             crate::vals![plan_id],
         )?
-        .ok_or_else(|| StoreError::NotFound(format!("no plan with id {plan_id} in {database}")))?;
+        .ok_or_else(|| PlanError::NoPlan {
+            id: plan_id,
+            database: database.clone(),
+        })?;
     let (name, tier, s, e, ids_json, created): (String, String, i64, i64, String, i64) = (
         r.get(0)?,
         r.get(1)?,

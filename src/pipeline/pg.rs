@@ -984,7 +984,7 @@ impl JobSource for PgJobs {
                         self.pg.queue_name(),
                         known.join(", ")
                     );
-                    eprintln!("contimg: {msg}");
+                    log::warn!("{msg}");
                     let _ = self.pg.q.fail(&c.lease, &msg, false);
                     continue;
                 }
@@ -1090,7 +1090,7 @@ impl JobSource for PgJobs {
             return;
         };
         if let Err(e) = crate::pipeline::notify::deliver(outbox, notify, false) {
-            eprintln!("contimg: warning: {e}");
+            log::warn!("{e}");
         }
     }
 }

@@ -200,8 +200,8 @@ impl JobSource for SqliteJobs {
             // meanwhile either (that needs the same lock), so the job keeps running and the next
             // beat tries again.
             Err(QueueError::Db(e)) if crate::store::db_busy(&e) => {
-                eprintln!(
-                    "contimg: warning: heartbeat of task {}: {e}; the job keeps running",
+                log::warn!(
+                    "heartbeat of task {}: {e}; the job keeps running",
                     job.lease.task
                 );
                 Ok(Held::Yes)
@@ -237,7 +237,7 @@ impl JobSource for SqliteJobs {
     fn deliver_due(&mut self, notify: &crate::pipeline::notify::Delivery) {
         let mut db = crate::store::sql::SqliteRef(self.0.connection());
         if let Err(e) = crate::pipeline::notify::deliver(&mut db, notify, false) {
-            eprintln!("contimg: warning: {e}");
+            log::warn!("{e}");
         }
     }
 }

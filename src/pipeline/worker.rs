@@ -142,7 +142,7 @@ pub fn work(
             // Another process holds the database (a long write, a backup): wait, never give up
             // the tasks this worker holds.
             Err(e) if is_busy(&e) => {
-                eprintln!("contimg: warning: {e}; waiting for the database");
+                log::warn!("{e}; waiting for the database");
                 std::thread::sleep(cfg.poll);
             }
             Err(e) => return Err(e),
@@ -219,7 +219,7 @@ fn patiently<T>(
     loop {
         match f() {
             Err(e) if is_busy(&e) => {
-                eprintln!("contimg: warning: {what}: {e}; trying again");
+                log::warn!("{what}: {e}; trying again");
                 std::thread::sleep(Duration::from_millis(500));
             }
             r => return r,
@@ -234,8 +234,8 @@ fn reap_abandoned(queue: &mut dyn JobSource) -> Result<(), PipelineError> {
         if let Some(log) = &log {
             let n = kill_survivors(Path::new(log));
             if n > 0 {
-                eprintln!(
-                    "contimg: killed {n} leftover process(es) of task {task} (its worker {worker} died)"
+                log::info!(
+                    "killed {n} leftover process(es) of task {task} (its worker {worker} died)"
                 );
             }
         }

@@ -144,11 +144,12 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the cause is what the user named or configured (exit 2) rather than failed work.
+    /// A database file that is not one (empty, truncated, not a regular file) is a fault of the
+    /// database, not of the command line: not input.
     pub fn is_input(&self) -> bool {
         matches!(
             self,
             StoreError::TooNew { .. }
-                | StoreError::NotADatabase { .. }
                 | StoreError::PgTooNew { .. }
                 | StoreError::BadSchema(_)
                 | StoreError::NotSupported { .. }

@@ -5,10 +5,12 @@
 //! twice changes nothing.
 
 pub mod config;
+pub mod session;
 
 use std::path::{Path, PathBuf};
 
 use config::{Config, ConfigError};
+pub use session::Session;
 
 /// The configuration file that marks a workspace.
 pub const CONFIG_FILE: &str = "contimg.toml";
@@ -33,6 +35,10 @@ pub enum WorkspaceError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Tier(#[from] crate::mosaic::tiers::TierError),
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
 }
 
 /// An opened workspace: its root and its configuration.
@@ -56,6 +62,7 @@ impl Workspace {
             source,
         })?;
         let config = config::load(&cfg_path)?;
+        log::trace!("read {}", root.join(CONFIG_FILE).display());
         Ok(Workspace { root, config })
     }
 
@@ -83,22 +90,6 @@ impl Workspace {
         } else {
             self.root.join(p)
         }
-    }
-
-    /// The database path (config `paths.database`, relative to the workspace).
-    pub fn database(&self) -> PathBuf {
-        self.resolve(&self.config.paths.database)
-    }
-
-    /// The database `[paths] database` names: a `postgres://` URL (in the schema of `[postgres]`
-    /// or `CONTIMG_PG_SCHEMA`), else an SQLite file relative to the workspace.
-    pub fn database_target(&self) -> Result<crate::store::Target, crate::store::StoreError> {
-        let db = &self.config.paths.database;
-        if db.to_str().is_some_and(crate::pg::is_url) {
-            let schema = self.config.postgres.clone().with_env().schema;
-            return crate::store::Target::new(db.as_os_str(), &schema);
-        }
-        Ok(crate::store::Target::Sqlite(self.database()))
     }
 
     pub fn mosaics_dir(&self) -> PathBuf {
@@ -147,7 +138,8 @@ pub fn init(dir: &Path) -> Result<InitReport, WorkspaceError> {
             created.push(sub);
         }
     }
-    let target = ws.database_target()?;
+    let session = Session::of(ws);
+    let target = session.target()?;
     if let crate::store::Target::Sqlite(path) = &target {
         if path.exists() {
             existing.push(path.clone());
