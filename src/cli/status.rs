@@ -3,8 +3,6 @@
 use std::io::IsTerminal;
 
 use super::{Ctx, emit_json, emit_listing, emit_text};
-use crate::pipeline::pg::PgPipeline;
-use crate::store::Target;
 
 /// Show the executions, or one execution's jobs.
 ///
@@ -45,19 +43,10 @@ fn shown_status(status: &str, qa: Option<&str>) -> String {
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let db = ctx.pipeline_database()?;
-    let server = || -> anyhow::Result<Option<PgPipeline>> {
-        Ok(match &db.target {
-            Target::Postgres { url, schema } => Some(PgPipeline::open(url, schema, &db.queue)?),
-            Target::Sqlite(_) => None,
-        })
-    };
     let table = !args.json && std::io::stdout().is_terminal();
     match args.execution {
         None => {
-            let list = match server()? {
-                Some(mut pg) => pg.list(args.limit)?,
-                None => crate::pipeline::api::executions(&ctx.store_read_only()?, args.limit)?,
-            };
+            let list = crate::pipeline::api::executions(&db, args.limit)?;
             if !table {
                 return emit_listing("contimg.execution-summary/1", &list);
             }
@@ -79,10 +68,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             emit_text(&out)
         }
         Some(eid) => {
-            let m = match server()? {
-                Some(mut pg) => pg.manifest(eid)?,
-                None => crate::pipeline::api::execution(ctx.store_read_only()?, eid)?,
-            };
+            let m = crate::pipeline::api::execution(&db, eid)?;
             if !table {
                 return emit_json(&m);
             }

@@ -12,8 +12,6 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::store::Target;
-
 /// A job type and its parameters: (name, required, what it is).
 pub struct JobType {
     pub name: &'static str,
@@ -179,7 +177,16 @@ pub struct SelfInvocation {
     /// The contimg binary.
     pub exe: PathBuf,
     pub workspace: PathBuf,
-    pub database: super::Database,
+    pub database: ChildDatabase,
+}
+
+/// How a child `contimg` is pointed at the pipeline's database: arguments (an SQLite file's
+/// `--db PATH`) and environment (a PostgreSQL URL, which may hold a password, never goes on a
+/// command line). Made by [`super::executions::Backend::child_database`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChildDatabase {
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
 }
 
 /// A job whose parameters do not make a child process.
@@ -220,21 +227,8 @@ pub fn child_spec(
 ) -> Result<ChildSpec, JobSpecError> {
     let contimg = |sub: &str, mut rest: Vec<String>| {
         let mut args = vec!["-C".to_string(), me.workspace.display().to_string()];
-        let mut env = BTreeMap::new();
-        match &me.database.target {
-            Target::Sqlite(path) => {
-                args.extend(["--db".to_string(), path.display().to_string()]);
-            }
-            // The URL may hold a password: it goes by environment, never on a command line.
-            Target::Postgres { url, schema } => {
-                env.insert("CONTIMG_DB".to_string(), url.clone());
-                env.insert("CONTIMG_PG_SCHEMA".to_string(), schema.clone());
-                env.insert(
-                    "CONTIMG_ABSURD_QUEUE".to_string(),
-                    me.database.queue.clone(),
-                );
-            }
-        }
+        args.extend(me.database.args.iter().cloned());
+        let env = me.database.env.clone();
         args.extend(["--no-progress".to_string(), sub.to_string()]);
         args.append(&mut rest);
         ChildSpec {
@@ -385,9 +379,9 @@ mod tests {
         SelfInvocation {
             exe: "/bin/contimg".into(),
             workspace: "/ws".into(),
-            database: crate::pipeline::Database {
-                target: Target::Sqlite("/ws/db".into()),
-                queue: String::new(),
+            database: ChildDatabase {
+                args: vec!["--db".into(), "/ws/db".into()],
+                env: BTreeMap::new(),
             },
         }
     }

@@ -37,6 +37,10 @@ use super::def::NamedPipeline;
 use super::exec::{
     self, Admitted, Created, ExecStatus, ExecutionManifest, ExecutionSummary, JobReport, Slot,
 };
+use super::executions::{Access, Backend, Executions};
+use super::jobs::ChildDatabase;
+use super::notify::{Delivery, DeliveryStats};
+use super::runner::Holder;
 use super::source::{Held, Job, JobSource, Upstream, Verdict, held};
 use crate::pipeline::notify::FailedJob;
 use crate::queue::absurd::{failure_text, spawn_on, tables};
@@ -61,10 +65,15 @@ struct TaskSpec {
 /// One connection to a contimg schema and the ABSURD queue its pipelines use.
 pub struct PgPipeline {
     q: AbsurdQueue,
+    /// The URL (with its password: for the outbox's own connection only; never shown).
+    url: String,
     schema: String,
     shown: String,
     /// Jobs this connection's syncs have spawned (so a draining worker knows to claim again).
     released: usize,
+    /// The notification outbox, on its own connection (delivery runs outside the pipeline's
+    /// transactions), opened when first needed.
+    outbox: Option<crate::store::Db>,
 }
 
 /// States of a job that can still change.
@@ -83,9 +92,11 @@ impl PgPipeline {
         let q = AbsurdQueue::with_client(url, queue, client)?;
         Ok(PgPipeline {
             q,
+            url: url.to_string(),
             schema: schema.to_string(),
             shown: crate::pg::mask_url(url),
             released: 0,
+            outbox: None,
         })
     }
 
@@ -536,6 +547,106 @@ pub fn outbox(url: &str, schema: &str) -> Result<crate::store::Db, PipelineError
         shown: target.shown,
         schema: schema.to_string(),
     }))
+}
+
+/// A contimg schema on a PostgreSQL server and the ABSURD queue its pipelines use.
+pub struct PgBackend {
+    pub url: String,
+    pub schema: String,
+    pub queue: String,
+}
+
+impl Backend for PgBackend {
+    fn executions(&self, _access: Access) -> Result<Box<dyn Executions>, PipelineError> {
+        // Reads reconcile with ABSURD too: another ABSURD client may have changed a task.
+        Ok(Box::new(PgPipeline::open(
+            &self.url,
+            &self.schema,
+            &self.queue,
+        )?))
+    }
+
+    fn jobs(&self, deliver: bool) -> Result<Box<dyn JobSource>, PipelineError> {
+        Ok(Box::new(PgJobs {
+            pg: PgPipeline::open(&self.url, &self.schema, &self.queue)?,
+            outbox: if deliver { Some(self.outbox()?) } else { None },
+        }))
+    }
+
+    fn outbox(&self) -> Result<crate::store::Db, PipelineError> {
+        outbox(&self.url, &self.schema)
+    }
+
+    fn child_database(&self) -> ChildDatabase {
+        // The URL may hold a password: it goes by environment, never on a command line.
+        ChildDatabase {
+            args: Vec::new(),
+            env: BTreeMap::from([
+                ("CONTIMG_DB".to_string(), self.url.clone()),
+                ("CONTIMG_PG_SCHEMA".to_string(), self.schema.clone()),
+                ("CONTIMG_ABSURD_QUEUE".to_string(), self.queue.clone()),
+            ]),
+        }
+    }
+}
+
+impl Executions for PgPipeline {
+    fn database(&self) -> String {
+        self.label()
+    }
+
+    fn create(
+        &mut self,
+        p: &NamedPipeline,
+        slot: &Slot,
+        params: &BTreeMap<String, Option<String>>,
+        _runner_lease: Option<Duration>,
+    ) -> Result<Admitted, PipelineError> {
+        PgPipeline::create(self, p, slot, params)
+    }
+
+    fn sync(&mut self, eid: i64) -> Result<ExecStatus, PipelineError> {
+        PgPipeline::sync(self, eid)
+    }
+
+    fn manifest(&mut self, eid: i64) -> Result<ExecutionManifest, PipelineError> {
+        PgPipeline::manifest(self, eid)
+    }
+
+    fn list(&mut self, limit: usize) -> Result<Vec<ExecutionSummary>, PipelineError> {
+        PgPipeline::list(self, limit)
+    }
+
+    fn last_success(&mut self, pipeline: &str) -> Result<Option<DateTime<Utc>>, PipelineError> {
+        PgPipeline::last_success(self, pipeline)
+    }
+
+    fn cancel(&mut self, eid: i64) -> Result<usize, PipelineError> {
+        PgPipeline::cancel(self, eid)
+    }
+
+    fn retry(&mut self, eid: i64) -> Result<usize, PipelineError> {
+        PgPipeline::retry(self, eid).map(|reset| reset.len())
+    }
+
+    fn deliver(&mut self, d: &Delivery, all: bool) -> Result<DeliveryStats, PipelineError> {
+        let outbox = match &mut self.outbox {
+            Some(db) => db,
+            empty => empty.insert(outbox(&self.url, &self.schema)?),
+        };
+        Ok(super::notify::deliver(outbox, d, all)?)
+    }
+
+    fn as_runner(
+        &mut self,
+        _eid: i64,
+        _lease: Duration,
+        work: &mut dyn FnMut() -> Result<(), PipelineError>,
+    ) -> Result<Option<Holder>, PipelineError> {
+        // No runner lease: ABSURD's claims are the leases, and any number of processes on any
+        // machines may work one execution (ABSURD hands each job's run to one of them).
+        work().map(|()| None)
+    }
 }
 
 fn parse_spec(s: &str) -> Result<TaskSpec, PipelineError> {
