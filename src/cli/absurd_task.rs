@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use super::{CliError, Ctx};
-use crate::queue::{AbsurdQueue, NewTask, TaskKey, TaskQueue, TaskState, TaskView};
+use crate::queue::{AbsurdQueue, NewTask, TaskKey, TaskState, TaskView};
 
 /// Run one task on an ABSURD queue and print its result.
 ///

@@ -44,9 +44,7 @@ use super::runner::Holder;
 use super::source::{Held, Job, JobSource, Upstream, Verdict, held};
 use crate::pipeline::notify::FailedJob;
 use crate::queue::absurd::{failure_text, spawn_on, tables};
-use crate::queue::{
-    AbsurdQueue, Failure, NewTask, QueueError, RetryStrategy, TaskKey, TaskQueue, TaskState,
-};
+use crate::queue::{AbsurdQueue, Failure, NewTask, QueueError, RetryStrategy, TaskKey, TaskState};
 use crate::store::sql::PgTxRef;
 use crate::time::iso;
 
