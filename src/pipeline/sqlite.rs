@@ -1,7 +1,7 @@
 //! The pipeline layer on the embedded SQLite queue: [`SqliteBackend`] opens connections to the
 //! file, [`SqliteExecutions`] is the execution store over [`crate::queue::Queue`] (executions and
-//! their `pipeline_jobs` mirror in [`super::exec`], runner leases in [`super::runner`]), and the
-//! worker's job source is [`super::source::SqliteJobs`].
+//! their `pipeline_jobs` mirror in [`super::exec`], runner leases in [`super::runner`]), and
+//! [`SqliteJobs`] is the worker's job source.
 //!
 //! Invariants: the execution's tasks, dependencies and rows are written in one transaction; every
 //! change of task state is followed by [`super::exec::sync`] before anything is reported; one live
@@ -22,10 +22,13 @@ use super::executions::{Access, Backend, Executions};
 use super::jobs::ChildDatabase;
 use super::notify::{Delivery, DeliveryStats};
 use super::runner::{self, Holder};
-use super::source::{JobSource, SqliteJobs};
-use crate::queue::{Queue, SystemClock};
+use super::source::{Held, Job, JobSource, Upstream, Verdict, held};
+use crate::queue::{
+    ClaimedTask, Lease, Queue, QueueError, RunKey, SystemClock, TaskKey, WorkLease,
+};
 use crate::store::sql::SqliteRef;
 use crate::store::{Db, Store};
+use serde_json::Value;
 
 /// An SQLite database file.
 pub struct SqliteBackend {
@@ -187,5 +190,123 @@ impl Executions for SqliteExecutions {
         drop(hb);
         runner::release(self.q.connection(), eid)?;
         r.map(|()| None)
+    }
+}
+
+/// The SQLite queue as a job source.
+pub struct SqliteJobs(pub Queue);
+
+fn lease_of(job: &Job) -> Result<Lease, PipelineError> {
+    match (job.lease.task, job.lease.run) {
+        (TaskKey::Sqlite(task_id), RunKey::Sqlite(attempt_id)) => Ok(Lease {
+            task_id,
+            attempt_id,
+            worker_id: job.lease.worker.clone(),
+        }),
+        _ => Err(PipelineError::Invalid(format!(
+            "task {} is not a task of the SQLite queue",
+            job.lease.task
+        ))),
+    }
+}
+
+/// A claimed task of the SQLite queue as a job.
+fn job_of(t: ClaimedTask) -> Job {
+    Job {
+        lease: WorkLease {
+            task: TaskKey::Sqlite(t.lease.task_id),
+            run: RunKey::Sqlite(t.lease.attempt_id),
+            worker: t.lease.worker_id,
+        },
+        kind: t.kind,
+        params: t.params,
+        attempt: t.attempt,
+        max_attempts: Some(t.max_attempts),
+        generation: t.generation,
+        execution_id: t.execution_id,
+        job_id: t.job_id,
+        timeout_s: t.timeout_s,
+    }
+}
+
+impl JobSource for SqliteJobs {
+    fn now(&mut self) -> Result<DateTime<Utc>, PipelineError> {
+        Ok(self.0.now())
+    }
+
+    fn reap_abandoned(&mut self) -> Result<Vec<(String, String, Option<String>)>, PipelineError> {
+        Ok(self
+            .0
+            .reap_abandoned(&super::procs::holder_dead)?
+            .into_iter()
+            .map(|a| (a.task.to_string(), a.worker_id, a.log_path))
+            .collect())
+    }
+
+    fn claim(
+        &mut self,
+        worker: &str,
+        lease: Duration,
+        only: Option<i64>,
+    ) -> Result<Option<Job>, PipelineError> {
+        Ok(self.0.claim_in(worker, lease, only)?.map(job_of))
+    }
+
+    fn upstream(&mut self, eid: i64, job: &str) -> Result<Upstream, PipelineError> {
+        Ok(match self.0.find_task(eid, job)? {
+            Some(t) => Upstream::Outputs(t.result.unwrap_or(Value::Null)),
+            None => Upstream::Missing,
+        })
+    }
+
+    fn set_log_path(&mut self, job: &Job, path: &str) -> Result<Held, PipelineError> {
+        held(self.0.set_log_path(&lease_of(job)?, path))
+    }
+
+    fn heartbeat(&mut self, job: &Job, extend: Duration) -> Result<Held, PipelineError> {
+        match self.0.heartbeat(&lease_of(job)?, extend) {
+            // A writer holds the database past the busy timeout: the lease cannot be reaped
+            // meanwhile either (that needs the same lock), so the job keeps running and the next
+            // beat tries again.
+            Err(QueueError::Db(e)) if super::worker::db_busy(&e) => {
+                eprintln!(
+                    "contimg: warning: heartbeat of task {}: {e}; the job keeps running",
+                    job.lease.task
+                );
+                Ok(Held::Yes)
+            }
+            r => held(r),
+        }
+    }
+
+    fn report(&mut self, job: &Job, v: &Verdict) -> Result<Held, PipelineError> {
+        let lease = lease_of(job)?;
+        match v {
+            Verdict::Complete(value) => held(self.0.complete(&lease, value)),
+            Verdict::Fail { msg, timed_out } => held(self.0.fail(&lease, msg, *timed_out)),
+            Verdict::FailForGood(msg) => held(self.0.fail_permanently(&lease, msg)),
+            Verdict::Abandon => Ok(Held::Lost("abandoned".into())),
+        }
+    }
+
+    fn sync(&mut self, eid: i64) -> Result<ExecStatus, PipelineError> {
+        exec::sync(self.0.connection(), eid)
+    }
+
+    fn sync_active(&mut self) -> Result<bool, PipelineError> {
+        // The SQLite queue releases dependents itself, at once.
+        exec::sync_active(self.0.connection())?;
+        Ok(false)
+    }
+
+    fn next_wakeup(&mut self) -> Result<Option<DateTime<Utc>>, PipelineError> {
+        Ok(self.0.next_wakeup()?)
+    }
+
+    fn deliver_due(&mut self, notify: &crate::pipeline::notify::Delivery) {
+        let mut db = crate::store::sql::SqliteRef(self.0.connection());
+        if let Err(e) = crate::pipeline::notify::deliver(&mut db, notify, false) {
+            eprintln!("contimg: warning: {e}");
+        }
     }
 }
