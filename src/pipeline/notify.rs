@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use std::collections::BTreeMap;
 
-use crate::pipeline::def::{NamedPipeline, NotifyOn, NotifyRule, PipelineDef};
+use crate::pipeline::def::{Channel, NamedPipeline, NotifyOn, NotifyRule, PipelineDef};
 use crate::pipeline::secret::{SecretUrl, redact_url};
 use crate::store::sql::Writer;
 use crate::store::{Sql, StoreError, Value as V};
@@ -467,8 +467,12 @@ enum Outcome {
 
 fn send(rule: &NotifyRule, rule_index: i64, ev: &Event, id: i64, d: &Delivery) -> Outcome {
     let timeout = Duration::from_secs_f64(d.config.timeout_s.clamp(0.1, 3600.0));
-    match rule.channel.as_str() {
-        "log" => {
+    let channel = match rule.channel() {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    match channel {
+        Channel::Log => {
             let line = format!(
                 "{} {}\n",
                 crate::time::iso(crate::time::now()),
@@ -488,7 +492,7 @@ fn send(rule: &NotifyRule, rule_index: i64, ev: &Event, id: i64, d: &Delivery) -
                 Err(e) => Outcome::Failed(format!("cannot append to {}: {e}", path.display())),
             }
         }
-        "email" => {
+        Channel::Email => {
             let to = if rule.to.is_empty() {
                 &d.config.email_to
             } else {
@@ -512,7 +516,7 @@ fn send(rule: &NotifyRule, rule_index: i64, ev: &Event, id: i64, d: &Delivery) -
                 Err(e) => Outcome::Failed(format!("email: {e}")),
             }
         }
-        "webhook" => {
+        Channel::Webhook => {
             let (url, var) = if let Some(u) = &rule.url {
                 let live = u.expose().or_else(|| {
                     d.inline_urls
@@ -563,7 +567,7 @@ fn send(rule: &NotifyRule, rule_index: i64, ev: &Event, id: i64, d: &Delivery) -
                 Err(e) => Outcome::Failed(format!("webhook: {e}")),
             }
         }
-        "command" => {
+        Channel::Command => {
             let argv = if rule.argv.is_empty() {
                 &d.config.command
             } else {
@@ -580,7 +584,6 @@ fn send(rule: &NotifyRule, rule_index: i64, ev: &Event, id: i64, d: &Delivery) -
                 Err(e) => Outcome::Failed(format!("command: {e}")),
             }
         }
-        other => Outcome::Failed(format!("unknown channel {other:?}")),
     }
 }
 

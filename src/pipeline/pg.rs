@@ -1083,7 +1083,7 @@ impl JobSource for PgJobs {
             // why.
             let (execution_id, job_id) = match row {
                 Some(r) => (Some(r.get(0)), Some(r.get(1))),
-                None if super::jobs::job_type(&c.name).is_some() => (None, None),
+                None if c.name.parse::<super::jobs::JobKind>().is_ok() => (None, None),
                 None => {
                     let known: Vec<&str> = super::jobs::JOB_TYPES.iter().map(|t| t.name).collect();
                     let msg = format!(
