@@ -291,7 +291,7 @@ impl AbsurdQueue {
             Err(e) => {
                 // Completing the same run again changes nothing and is accepted.
                 if let Ok(Some((r, _))) = self.run_state(run)
-                    && r == "completed"
+                    && r.parse() == Ok(TaskState::Completed)
                 {
                     return Ok(());
                 }
@@ -336,8 +336,8 @@ impl AbsurdQueue {
         tx.commit()
             .map_err(|e| self.target.error("fail a run", e))?;
         let state: String = row.get(0);
-        Ok(match state.as_str() {
-            "pending" | "sleeping" => Failure::Retrying {
+        Ok(match state.parse() {
+            Ok(TaskState::Pending | TaskState::Sleeping) => Failure::Retrying {
                 at: row.get(1),
                 next_attempt: row.get::<_, i32>(2).max(0) as u32,
             },
@@ -408,7 +408,10 @@ impl AbsurdQueue {
         let mut runs = Vec::with_capacity(rows.len());
         for r in rows {
             let run_state: String = r.get(3);
-            if matches!(run_state.as_str(), "pending" | "sleeping") {
+            if matches!(
+                run_state.parse(),
+                Ok(TaskState::Pending | TaskState::Sleeping)
+            ) {
                 next_attempt_at = Some(r.get::<_, DateTime<Utc>>(7));
             }
             let reason: Option<Value> = r.get(4);
