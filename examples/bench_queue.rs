@@ -1,4 +1,4 @@
-//! Queue throughput benchmark on both backends, through the one queue interface ([`TaskQueue`]):
+//! Queue throughput benchmark on both backends (each through its own API, [`Q`]):
 //! spawn N no-op tasks, then claim + complete them with W concurrent workers (threads, each with its
 //! own connection, as separate processes would have); then the claim latency as finished tasks
 //! accumulate. SQLite works a file database; PostgreSQL works a fresh ABSURD queue on the server named
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use contimg::queue::{AbsurdQueue, NewTask, Queue, SystemClock, TaskQueue};
+use contimg::queue::{AbsurdQueue, Lease, NewTask, Queue, SystemClock, WorkLease};
 use serde_json::json;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -56,6 +56,44 @@ struct Args {
     pg_url: Option<String>,
 }
 
+/// One connection to the queue measured.
+enum Q {
+    Sqlite(Queue),
+    Absurd(Box<AbsurdQueue>),
+}
+
+/// A claimed task, to complete.
+enum Claimed {
+    Sqlite(Lease),
+    Absurd(WorkLease),
+}
+
+impl Q {
+    fn spawn(&mut self, t: &NewTask) -> anyhow::Result<()> {
+        match self {
+            Q::Sqlite(q) => q.spawn(t).map(|_| ())?,
+            Q::Absurd(q) => q.spawn(t).map(|_| ())?,
+        }
+        Ok(())
+    }
+
+    fn claim(&mut self, worker: &str, lease: Duration) -> anyhow::Result<Option<Claimed>> {
+        Ok(match self {
+            Q::Sqlite(q) => q.claim(worker, lease)?.map(|c| Claimed::Sqlite(c.lease)),
+            Q::Absurd(q) => q.claim(worker, lease)?.map(|c| Claimed::Absurd(c.lease)),
+        })
+    }
+
+    fn complete(&mut self, c: &Claimed) -> anyhow::Result<()> {
+        match (self, c) {
+            (Q::Sqlite(q), Claimed::Sqlite(l)) => q.complete(l, &json!({}))?,
+            (Q::Absurd(q), Claimed::Absurd(l)) => q.complete(l, &json!({}))?,
+            _ => anyhow::bail!("a claim of the other backend"),
+        }
+        Ok(())
+    }
+}
+
 /// Where one measurement runs: a SQLite file or an ABSURD queue.
 struct Target {
     backend: Backend,
@@ -91,14 +129,14 @@ impl Target {
         Ok(t)
     }
 
-    fn open(&self) -> anyhow::Result<Box<dyn TaskQueue + Send>> {
+    fn open(&self) -> anyhow::Result<Q> {
         Ok(match self.backend {
             Backend::Sqlite => {
                 let conn = contimg::store::Store::open(&self.sqlite)?.conn;
-                Box::new(Queue::new(conn, Arc::new(SystemClock)))
+                Q::Sqlite(Queue::new(conn, Arc::new(SystemClock)))
             }
             Backend::Postgres | Backend::PostgresIndexed => {
-                Box::new(AbsurdQueue::connect(&self.pg_url, &self.queue)?)
+                Q::Absurd(Box::new(AbsurdQueue::connect(&self.pg_url, &self.queue)?))
             }
         })
     }
@@ -125,7 +163,7 @@ fn rate(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
 
-fn spawn_n(q: &mut dyn TaskQueue, n: usize) -> anyhow::Result<Duration> {
+fn spawn_n(q: &mut Q, n: usize) -> anyhow::Result<Duration> {
     let t = Instant::now();
     for i in 0..n {
         q.spawn(&NewTask::new("noop", json!({ "i": i })).max_attempts(3))?;
@@ -149,7 +187,7 @@ fn drain(target: &Target, w: usize) -> anyhow::Result<(Duration, Vec<usize>)> {
                 barrier.wait();
                 let mut done = 0;
                 while let Some(c) = q.claim(&worker, Duration::from_secs(300))? {
-                    q.complete(&c.lease, &json!({}))?;
+                    q.complete(&c)?;
                     done += 1;
                 }
                 Ok(done)
@@ -174,11 +212,11 @@ fn latency(
 ) -> anyhow::Result<(f64, f64)> {
     let mut q = target.open()?;
     if finished > *done_so_far {
-        spawn_n(q.as_mut(), finished - *done_so_far)?;
+        spawn_n(&mut q, finished - *done_so_far)?;
         drain(target, 4)?;
         *done_so_far = finished;
     }
-    spawn_n(q.as_mut(), samples)?;
+    spawn_n(&mut q, samples)?;
     let mut ms = Vec::with_capacity(samples);
     for _ in 0..samples {
         let t = Instant::now();
@@ -186,7 +224,7 @@ fn latency(
             .claim("latency", Duration::from_secs(300))?
             .context("a sample task")?;
         ms.push(t.elapsed().as_secs_f64() * 1e3);
-        q.complete(&c.lease, &json!({}))?;
+        q.complete(&c)?;
     }
     *done_so_far += samples;
     ms.sort_by(f64::total_cmp);
@@ -216,7 +254,7 @@ fn main() -> anyhow::Result<()> {
         let mut row = Vec::new();
         for &w in &args.workers {
             let target = Target::new(&args, backend, &dir, &format!("{w}w"))?;
-            let d = spawn_n(target.open()?.as_mut(), n)?;
+            let d = spawn_n(&mut target.open()?, n)?;
             eprintln!(
                 "{name}: spawn {n} tasks, one at a time: {:.0} tasks/s",
                 rate(n, d)

@@ -5,7 +5,7 @@
 
 mod common;
 
-use contimg::queue::{AbsurdQueue, NewTask, TaskQueue};
+use contimg::queue::{AbsurdQueue, NewTask};
 
 fn pg_url() -> String {
     std::env::var("CONTIMG_TEST_PG").unwrap_or_else(|_| {

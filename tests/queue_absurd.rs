@@ -1,4 +1,5 @@
-//! The queue interface on both backends, and ABSURD on a real PostgreSQL server.
+//! The same queue rules on both backends (the SQLite queue's own API and ABSURD's, each put in the
+//! shared vocabulary of `contimg::queue` by [`Conn`]), and ABSURD on a real PostgreSQL server.
 //!
 //! The server is the one `scripts/pg-cluster start` runs (scripts/test and .ci/run start it), found
 //! through CONTIMG_TEST_PG; without it these tests fail and say how to start one. Each test works its
@@ -14,8 +15,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use contimg::queue::{
-    AbsurdQueue, Failure, ManualClock, NewTask, Queue, QueueError, RetryStrategy, TaskKey,
-    TaskQueue, TaskState,
+    AbsurdQueue, AttemptOutcome, Claim, Failure, Lease, ManualClock, NewTask, Queue, QueueError,
+    RetryStrategy, RunKey, RunView, TaskKey, TaskState, TaskView, WorkLease,
 };
 use serde_json::{Value, json};
 
@@ -100,12 +101,130 @@ enum Conn {
     Absurd(Box<AbsurdQueue>),
 }
 
+/// The SQLite queue's lease behind a shared-vocabulary one.
+fn sqlite_lease(l: &WorkLease) -> Lease {
+    match (l.task, l.run) {
+        (TaskKey::Sqlite(task_id), RunKey::Sqlite(attempt_id)) => Lease {
+            task_id,
+            attempt_id,
+            worker_id: l.worker.clone(),
+        },
+        other => panic!("not an SQLite lease: {other:?}"),
+    }
+}
+
+fn sqlite_id(key: TaskKey) -> contimg::queue::TaskId {
+    match key {
+        TaskKey::Sqlite(id) => id,
+        TaskKey::Absurd(id) => panic!("{id} is an ABSURD task"),
+    }
+}
+
+/// Each operation the shared cases use, on either backend, in the shared vocabulary.
 impl Conn {
-    fn q(&mut self) -> &mut dyn TaskQueue {
+    fn spawn(&mut self, t: &NewTask) -> Result<TaskKey, QueueError> {
         match self {
-            Conn::Sqlite(q) => q,
-            Conn::Absurd(q) => q.as_mut(),
+            Conn::Sqlite(q) => q.spawn(t).map(TaskKey::Sqlite),
+            Conn::Absurd(q) => q.spawn(t),
         }
+    }
+
+    fn claim(&mut self, worker: &str, claim: Duration) -> Result<Option<Claim>, QueueError> {
+        match self {
+            Conn::Sqlite(q) => Ok(q.claim(worker, claim)?.map(|c| Claim {
+                lease: WorkLease {
+                    task: TaskKey::Sqlite(c.lease.task_id),
+                    run: RunKey::Sqlite(c.lease.attempt_id),
+                    worker: c.lease.worker_id,
+                },
+                name: c.kind,
+                params: c.params,
+                attempt: c.attempt,
+                max_attempts: Some(c.max_attempts),
+                timeout_s: c.timeout_s,
+                claim_expires_at: c.lease_expires_at,
+            })),
+            Conn::Absurd(q) => q.claim(worker, claim),
+        }
+    }
+
+    fn heartbeat(&mut self, lease: &WorkLease, extend: Duration) -> Result<(), QueueError> {
+        match self {
+            Conn::Sqlite(q) => q.heartbeat(&sqlite_lease(lease), extend).map(|_| ()),
+            Conn::Absurd(q) => q.heartbeat(lease, extend),
+        }
+    }
+
+    fn complete(&mut self, lease: &WorkLease, result: &Value) -> Result<(), QueueError> {
+        match self {
+            Conn::Sqlite(q) => q.complete(&sqlite_lease(lease), result),
+            Conn::Absurd(q) => q.complete(lease, result),
+        }
+    }
+
+    fn fail(
+        &mut self,
+        lease: &WorkLease,
+        error: &str,
+        timed_out: bool,
+    ) -> Result<Failure, QueueError> {
+        match self {
+            Conn::Sqlite(q) => q
+                .fail(&sqlite_lease(lease), error, timed_out)
+                .map(Failure::from),
+            Conn::Absurd(q) => q.fail(lease, error, timed_out),
+        }
+    }
+
+    /// False when the task was already finished.
+    fn cancel(&mut self, task: TaskKey, reason: &str) -> Result<bool, QueueError> {
+        match self {
+            Conn::Sqlite(q) => Ok(!q.cancel_task(sqlite_id(task), reason)?.is_empty()),
+            Conn::Absurd(q) => q.cancel(task, reason),
+        }
+    }
+
+    fn retry(&mut self, task: TaskKey) -> Result<(), QueueError> {
+        match self {
+            Conn::Sqlite(q) => q.retry_task(sqlite_id(task)),
+            Conn::Absurd(q) => q.retry(task),
+        }
+    }
+
+    /// The task and the runs of its current generation (SQLite) or all its runs (ABSURD).
+    fn inspect(&mut self, task: TaskKey) -> Result<TaskView, QueueError> {
+        let q = match self {
+            Conn::Sqlite(q) => q,
+            Conn::Absurd(q) => return q.inspect(task),
+        };
+        let id = sqlite_id(task);
+        let t = q.task(id)?;
+        let runs = q
+            .attempts(id)?
+            .into_iter()
+            .filter(|a| a.generation == t.generation)
+            .map(|a| RunView {
+                run: RunKey::Sqlite(a.id),
+                attempt: a.attempt,
+                worker: Some(a.worker_id),
+                state: a.outcome.as_str().to_string(),
+                error: a.error,
+                started_at: Some(a.started_at),
+                ended_at: a.ended_at.filter(|_| a.outcome != AttemptOutcome::Running),
+            })
+            .collect();
+        Ok(TaskView {
+            key: task,
+            name: t.kind.clone(),
+            params: t.params.clone(),
+            state: t.state,
+            attempts: t.attempts,
+            max_attempts: Some(t.max_attempts),
+            result: t.result.clone(),
+            next_attempt_at: matches!(t.state, TaskState::Pending | TaskState::Sleeping)
+                .then_some(t.available_at),
+            runs,
+        })
     }
 }
 
@@ -162,22 +281,19 @@ fn retry_vector(bed: &Bed) {
         factor: 3.0,
         cap_s: Some(90.0),
     };
-    let key = c.q().spawn(&noop(1).retry(retry).max_attempts(3)).unwrap();
+    let key = c.spawn(&noop(1).retry(retry).max_attempts(3)).unwrap();
     let mut now = t0();
     let mut delays = Vec::new();
     for attempt in 1..=3u32 {
-        let claim = c.q().claim("w1", CLAIM).unwrap().expect("a due task");
+        let claim = c.claim("w1", CLAIM).unwrap().expect("a due task");
         assert_eq!((claim.lease.task, claim.attempt), (key, attempt));
         assert_eq!(claim.max_attempts, Some(3));
-        match c.q().fail(&claim.lease, "boom", false).unwrap() {
+        match c.fail(&claim.lease, "boom", false).unwrap() {
             Failure::Retrying { at, next_attempt } => {
                 assert_eq!(next_attempt, attempt + 1);
                 delays.push((at - now).num_seconds());
                 bed.set_time(&mut [&mut c], at - secs(1));
-                assert!(
-                    c.q().claim("w1", CLAIM).unwrap().is_none(),
-                    "claimable early"
-                );
+                assert!(c.claim("w1", CLAIM).unwrap().is_none(), "claimable early");
                 now = at;
                 bed.set_time(&mut [&mut c], now);
             }
@@ -185,7 +301,7 @@ fn retry_vector(bed: &Bed) {
         }
     }
     assert_eq!(delays, vec![40, 90]);
-    let view = c.q().inspect(key).unwrap();
+    let view = c.inspect(key).unwrap();
     assert_eq!(view.state, TaskState::Failed);
     assert_eq!(view.attempts, 3);
     assert_eq!(view.runs.len(), 3);
@@ -209,23 +325,22 @@ fn retry_vector_absurd() {
 fn claim_expiry(bed: &Bed) {
     let (mut a, mut b) = (bed.open(), bed.open());
     bed.set_time(&mut [&mut a, &mut b], t0());
-    let key = a.q().spawn(&noop(1).max_attempts(3)).unwrap();
-    let first = a.q().claim("a", CLAIM).unwrap().unwrap();
+    let key = a.spawn(&noop(1).max_attempts(3)).unwrap();
+    let first = a.claim("a", CLAIM).unwrap().unwrap();
     bed.set_time(&mut [&mut a, &mut b], t0() + secs(20));
-    a.q().heartbeat(&first.lease, CLAIM).unwrap();
+    a.heartbeat(&first.lease, CLAIM).unwrap();
     bed.set_time(&mut [&mut a, &mut b], t0() + secs(49));
     assert!(
-        b.q().claim("b", CLAIM).unwrap().is_none(),
+        b.claim("b", CLAIM).unwrap().is_none(),
         "a heartbeat kept the claim"
     );
     bed.set_time(&mut [&mut a, &mut b], t0() + secs(50));
     let second = b
-        .q()
         .claim("b", CLAIM)
         .unwrap()
         .expect("the expired claim is offered again");
     assert_eq!((second.lease.task, second.attempt), (key, 2));
-    let lost = a.q().complete(&first.lease, &json!({})).unwrap_err();
+    let lost = a.complete(&first.lease, &json!({})).unwrap_err();
     assert!(
         matches!(
             lost,
@@ -233,10 +348,10 @@ fn claim_expiry(bed: &Bed) {
         ),
         "{lost}"
     );
-    assert!(a.q().heartbeat(&first.lease, CLAIM).is_err());
-    b.q().complete(&second.lease, &json!({ "ok": 1 })).unwrap();
-    b.q().complete(&second.lease, &json!({ "ok": 1 })).unwrap();
-    let view = b.q().inspect(key).unwrap();
+    assert!(a.heartbeat(&first.lease, CLAIM).is_err());
+    b.complete(&second.lease, &json!({ "ok": 1 })).unwrap();
+    b.complete(&second.lease, &json!({ "ok": 1 })).unwrap();
+    let view = b.inspect(key).unwrap();
     assert_eq!(view.state, TaskState::Completed);
     assert_eq!(view.result, Some(json!({ "ok": 1 })));
     let who: Vec<_> = view.runs.iter().map(|r| r.worker.as_deref()).collect();
@@ -260,32 +375,22 @@ fn claim_expiry_absurd() {
 fn cancel_and_retry(bed: &Bed) {
     let mut c = bed.open();
     bed.set_time(&mut [&mut c], t0());
-    let running = c.q().spawn(&noop(1)).unwrap();
-    let claim = c.q().claim("w", CLAIM).unwrap().unwrap();
-    assert!(c.q().cancel(running, "operator").unwrap());
-    assert!(!c.q().cancel(running, "again").unwrap());
-    assert!(c.q().heartbeat(&claim.lease, CLAIM).is_err());
-    assert_eq!(c.q().inspect(running).unwrap().state, TaskState::Cancelled);
+    let running = c.spawn(&noop(1)).unwrap();
+    let claim = c.claim("w", CLAIM).unwrap().unwrap();
+    assert!(c.cancel(running, "operator").unwrap());
+    assert!(!c.cancel(running, "again").unwrap());
+    assert!(c.heartbeat(&claim.lease, CLAIM).is_err());
+    assert_eq!(c.inspect(running).unwrap().state, TaskState::Cancelled);
 
-    let failing = c.q().spawn(&noop(2)).unwrap();
-    let claim = c.q().claim("w", CLAIM).unwrap().unwrap();
-    assert_eq!(
-        c.q().fail(&claim.lease, "bad", false).unwrap(),
-        Failure::Failed
-    );
-    c.q().retry(failing).unwrap();
-    let again = c
-        .q()
-        .claim("w", CLAIM)
-        .unwrap()
-        .expect("retried task is due");
+    let failing = c.spawn(&noop(2)).unwrap();
+    let claim = c.claim("w", CLAIM).unwrap().unwrap();
+    assert_eq!(c.fail(&claim.lease, "bad", false).unwrap(), Failure::Failed);
+    c.retry(failing).unwrap();
+    let again = c.claim("w", CLAIM).unwrap().expect("retried task is due");
     assert_eq!(again.lease.task, failing);
-    c.q().complete(&again.lease, &json!(null)).unwrap();
-    assert_eq!(c.q().inspect(failing).unwrap().state, TaskState::Completed);
-    assert!(
-        c.q().retry(failing).is_err(),
-        "a completed task is not retried"
-    );
+    c.complete(&again.lease, &json!(null)).unwrap();
+    assert_eq!(c.inspect(failing).unwrap().state, TaskState::Completed);
+    assert!(c.retry(failing).is_err(), "a completed task is not retried");
 }
 
 #[test]
@@ -315,7 +420,6 @@ fn child_worker(spec: &str) -> ! {
         _ => panic!("bad child spec {spec}"),
     };
     let claim = conn
-        .q()
         .claim("doomed", CLAIM)
         .unwrap()
         .expect("a task for the child");
@@ -334,7 +438,7 @@ fn child_worker(spec: &str) -> ! {
 fn kill_9_worker(bed: &Bed, test: &str) {
     let mut c = bed.open();
     bed.set_time(&mut [&mut c], t0());
-    let key = c.q().spawn(&noop(7).max_attempts(3)).unwrap();
+    let key = c.spawn(&noop(7).max_attempts(3)).unwrap();
     let spec = match bed {
         Bed::Sqlite { path, .. } => format!("sqlite:{}", path.display()),
         Bed::Absurd(pq) => format!("absurd:{}", pq.name),
@@ -358,20 +462,18 @@ fn kill_9_worker(bed: &Bed, test: &str) {
 
     bed.set_time(&mut [&mut c], t0() + secs(29));
     assert!(
-        c.q().claim("rescuer", CLAIM).unwrap().is_none(),
+        c.claim("rescuer", CLAIM).unwrap().is_none(),
         "claim not yet expired"
     );
     bed.set_time(&mut [&mut c], t0() + secs(30));
     let claim = c
-        .q()
         .claim("rescuer", CLAIM)
         .unwrap()
         .expect("the dead worker's task");
     assert_eq!((claim.lease.task, claim.attempt), (key, 2));
-    c.q()
-        .complete(&claim.lease, &json!({ "rescued": true }))
+    c.complete(&claim.lease, &json!({ "rescued": true }))
         .unwrap();
-    let view = c.q().inspect(key).unwrap();
+    let view = c.inspect(key).unwrap();
     assert_eq!(view.state, TaskState::Completed);
     assert_eq!(view.attempts, 2);
     let runs: Vec<_> = view

@@ -42,16 +42,11 @@ fn shown_status(status: &str, qa: Option<&str>) -> String {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let server = || ctx.session.pipeline_server();
+    let db = ctx.session.pipeline_database()?;
     let table = !args.json && std::io::stdout().is_terminal();
     match args.execution {
         None => {
-            let list = match server()? {
-                Some(mut pg) => pg.list(args.limit)?,
-                None => {
-                    crate::pipeline::api::executions(&ctx.session.store_read_only()?, args.limit)?
-                }
-            };
+            let list = crate::pipeline::api::executions(&db, args.limit)?;
             if !table {
                 return emit_listing("contimg.execution-summary/1", &list);
             }
@@ -73,10 +68,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             emit_text(&out)
         }
         Some(eid) => {
-            let m = match server()? {
-                Some(mut pg) => pg.manifest(eid)?,
-                None => crate::pipeline::api::execution(ctx.session.store_read_only()?, eid)?,
-            };
+            let m = crate::pipeline::api::execution(&db, eid)?;
             if !table {
                 return emit_json(&m);
             }

@@ -245,12 +245,7 @@ pub fn build(
 /// hashes are the recorded ones. Returns the database as manifests name it ([`Db::label`]).
 fn check_plan(db: &mut Db, plan: &PlanManifest) -> Result<PathBuf, BuildError> {
     let db_now = PathBuf::from(db.label());
-    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| crate::fsutil::absolute(p));
-    let same = match db {
-        Db::Sqlite(_) => canon(&plan.database) == canon(&db_now),
-        Db::Postgres(_) => plan.database == db_now,
-    };
-    if !same {
+    if !db.is_labelled(&plan.database) {
         return Err(BuildError::OtherDatabase {
             planned: plan.database.clone(),
             using: db_now,

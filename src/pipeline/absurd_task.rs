@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::queue::{AbsurdQueue, NewTask, QueueError, TaskKey, TaskQueue, TaskState, TaskView};
+use crate::queue::{AbsurdQueue, NewTask, QueueError, TaskKey, TaskState, TaskView};
 
 /// The first poll comes this soon; later ones back off to [`POLL_MAX`].
 const POLL_MIN: Duration = Duration::from_millis(100);

@@ -8,11 +8,11 @@
 //! pipeline's `max_active`, taking the execution's runner lease, the worker threads, catch-up over
 //! missed slots, retry and cancel.
 //!
-//! Two backends ([`Database`]): on SQLite the queue is [`crate::queue::Queue`] (one per thread, opened
-//! by [`Engine::queue`]); on PostgreSQL every job is an ABSURD task and executions live in contimg's
-//! schema ([`PgPipeline`], one connection per thread). Workers run over either through
-//! [`JobSource`]. There, executions have no runner lease (ABSURD's claims are the leases); the
-//! notification outbox is one implementation over [`Db`] on both.
+//! Two backends ([`Database`]): the embedded SQLite queue, or ABSURD on PostgreSQL with executions
+//! in contimg's schema. The engine opens its database's [`Backend`] once and goes through it for
+//! everything: execution stores ([`Executions`], one connection per thread), the worker threads'
+//! job sources ([`super::source::JobSource`]) and the notification outbox; it never looks at which
+//! backend it has (see [`super::executions`] for where the two differ).
 //!
 //! Invariants: every change of task state is followed by a sync of its execution before anything is
 //! reported; progress and warnings go through the caller's [`Progress`], never straight to stdout.
@@ -27,17 +27,13 @@ use serde::Serialize;
 
 use super::def::{NamedPipeline, WhenBusy};
 use super::exec::{self, Admitted, ExecStatus, ExecutionManifest, ExecutionSummary, Slot};
+use super::executions::{self, Access, Backend, Executions};
 use super::jobs::SelfInvocation;
 use super::notify::{Delivery, DeliveryStats, Notification, NotifyConfig};
-use super::pg::{PgJobs, PgPipeline};
 use super::procs::process_id;
-use super::source::{JobSource, SqliteJobs};
 use super::worker::{StopWhen, WorkStats, WorkerConfig};
-use super::{Database, PipelineError, cron, runner, validate};
-use crate::queue::{Queue, SystemClock};
-use crate::store::sql::SqliteRef;
-use crate::store::sql::Writer;
-use crate::store::{Db, Sql, Store, Target};
+use super::{Database, PipelineError, cron, validate};
+use crate::store::{Db, Sql};
 use crate::time::iso;
 
 /// Where progress lines, details and warnings go (the command line prints them on stderr).
@@ -145,16 +141,11 @@ impl CatchUp {
     }
 }
 
-/// An engine's connection to its database, for one command.
-enum Backend {
-    Sqlite(Queue),
-    Postgres(Box<PgPipeline>),
-}
-
 /// One process's handle on a workspace's pipelines.
 #[derive(Clone)]
 pub struct Engine {
     me: SelfInvocation,
+    backend: Arc<dyn Backend>,
     logs_dir: PathBuf,
     lease: Duration,
     delivery: Delivery,
@@ -165,6 +156,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(setup: Setup, lease: Duration) -> Engine {
+        let backend = executions::backend(&setup.database);
         Engine {
             delivery: Delivery {
                 config: setup.notify,
@@ -175,8 +167,9 @@ impl Engine {
             me: SelfInvocation {
                 exe: setup.exe,
                 workspace: setup.workspace,
-                database: setup.database,
+                database: backend.child_database(),
             },
+            backend,
             logs_dir: setup.logs_dir,
             lease,
             workers_deliver: false,
@@ -189,43 +182,9 @@ impl Engine {
         self
     }
 
-    /// A queue over a new connection (one per thread); SQLite only.
-    pub fn queue(&self) -> Result<Queue, PipelineError> {
-        let Target::Sqlite(path) = &self.me.database.target else {
-            return Err(PipelineError::Invalid(format!(
-                "{}: this is the embedded SQLite queue's call; the database is PostgreSQL",
-                self.me.database.target
-            )));
-        };
-        let store = crate::store::Store::open(path)?;
-        Ok(Queue::new(store.conn, Arc::new(SystemClock)))
-    }
-
-    /// The pipeline on PostgreSQL over a new connection, or `None` on SQLite.
-    pub fn postgres(&self) -> Result<Option<PgPipeline>, PipelineError> {
-        match &self.me.database.target {
-            Target::Sqlite(_) => Ok(None),
-            Target::Postgres { url, schema } => Ok(Some(PgPipeline::open(
-                url,
-                schema,
-                &self.me.database.queue,
-            )?)),
-        }
-    }
-
-    /// A job source over a new connection (one per worker thread).
-    fn source(&self) -> Result<Box<dyn JobSource>, PipelineError> {
-        Ok(match self.postgres()? {
-            Some(pg) => Box::new(PgJobs {
-                pg,
-                outbox: if self.workers_deliver {
-                    Some(self.outbox()?)
-                } else {
-                    None
-                },
-            }),
-            None => Box::new(SqliteJobs(self.queue()?)),
-        })
+    /// The execution store over a new connection (one per thread).
+    pub fn executions(&self) -> Result<Box<dyn Executions>, PipelineError> {
+        self.backend.executions(Access::ReadWrite)
     }
 
     fn worker_config(&self, idx: usize) -> WorkerConfig {
@@ -245,7 +204,7 @@ impl Engine {
             let handles: Vec<_> = (0..n.max(1))
                 .map(|i| {
                     s.spawn(move || {
-                        let mut q = self.source()?;
+                        let mut q = self.backend.jobs(self.workers_deliver)?;
                         super::worker::work(q.as_mut(), &self.worker_config(i), stop)
                     })
                 })
@@ -268,31 +227,14 @@ impl Engine {
     /// Delivers pending notifications (all of them when `all`); a channel error is recorded in the
     /// outbox and reported as a warning, never an error of the command.
     pub fn deliver_now(&self, progress: &dyn Progress) -> Result<(), PipelineError> {
-        self.deliver(&mut self.outbox()?, true, progress);
+        let r = super::notify::deliver(&mut self.outbox()?, &self.delivery, true);
+        report_delivery(r.map_err(PipelineError::from), progress);
         Ok(())
     }
 
     /// The notification outbox over a new connection, on either backend.
     pub fn outbox(&self) -> Result<Db, PipelineError> {
-        match &self.me.database.target {
-            t @ Target::Sqlite(_) => Ok(Db::open(t)?),
-            Target::Postgres { url, schema } => super::pg::outbox(url, schema),
-        }
-    }
-
-    /// Delivers pending notifications from `db` (all of them when `all`).
-    pub fn deliver(&self, db: &mut dyn Writer, all: bool, progress: &dyn Progress) {
-        match super::notify::deliver(db, &self.delivery, all) {
-            Ok(s) => {
-                if s.delivered + s.retrying + s.failed > 0 {
-                    progress.info(&format!(
-                        "notifications: {} delivered, {} to retry, {} given up, {} skipped (unconfigured); see `contimg notifications`",
-                        s.delivered, s.retrying, s.failed, s.skipped
-                    ));
-                }
-            }
-            Err(e) => progress.warn(&format!("warning: {e}")),
-        }
+        self.backend.outbox()
     }
 
     /// Delivers every pending notification now and returns what happened (`notifications --deliver`).
@@ -302,11 +244,6 @@ impl Engine {
             &self.delivery,
             true,
         )?)
-    }
-
-    /// The manifest of execution `eid` (synced first).
-    pub fn manifest(&self, q: &Queue, eid: i64) -> Result<ExecutionManifest, PipelineError> {
-        exec::manifest(q, &self.me.database.target.to_string(), eid)
     }
 
     /// Runs `p` for one slot: creates (or finds) its execution and works it to its end unless
@@ -321,7 +258,7 @@ impl Engine {
         progress: &dyn Progress,
     ) -> Result<SlotRun, PipelineError> {
         let params = exec::resolve_params(p, params)?;
-        let mut b = self.backend(progress)?;
+        let mut ex = self.opened(progress)?;
         let now = crate::time::now();
         let slot_time = match choice {
             SlotChoice::Now => now,
@@ -329,8 +266,8 @@ impl Engine {
             SlotChoice::At(t) => t,
         };
         let slot = Slot::new(slot_time, p.def.window.as_deref())?;
-        let r = self.slot(&mut b, p, &slot, &params, detach, workers, progress)?;
-        self.done(&b, progress);
+        let r = self.run_slot(ex.as_mut(), p, &slot, &params, detach, workers, progress)?;
+        self.done(ex.as_mut(), progress);
         Ok(r)
     }
 
@@ -345,12 +282,9 @@ impl Engine {
         progress: &dyn Progress,
     ) -> Result<CatchUp, PipelineError> {
         let params = exec::resolve_params(p, params)?;
-        let mut b = self.backend(progress)?;
+        let mut ex = self.opened(progress)?;
         let sched = schedule_of(p)?;
-        let last = match &mut b {
-            Backend::Sqlite(q) => exec::last_success(q.connection(), &p.name)?,
-            Backend::Postgres(pg) => pg.last_success(&p.name)?,
-        };
+        let last = ex.last_success(&p.name)?;
         let (slots, dropped) = cron::catch_up_slots(sched, last, crate::time::now(), max_catch_up)?;
         if let Some(first) = dropped.first() {
             progress.warn(&format!(
@@ -369,9 +303,17 @@ impl Engine {
         let mut executions = Vec::new();
         for t in &slots {
             let slot = Slot::new(*t, p.def.window.as_deref())?;
-            executions.push(self.slot(&mut b, p, &slot, &params, false, workers, progress)?);
+            executions.push(self.run_slot(
+                ex.as_mut(),
+                p,
+                &slot,
+                &params,
+                false,
+                workers,
+                progress,
+            )?);
         }
-        self.done(&b, progress);
+        self.done(ex.as_mut(), progress);
         Ok(CatchUp {
             schema: "contimg.catch-up/1",
             pipeline: p.name.clone(),
@@ -382,53 +324,27 @@ impl Engine {
         })
     }
 
-    /// The backend of this engine's database over a new connection; on SQLite, the pending
-    /// notifications are delivered first (a new run is the moment to try again).
-    fn backend(&self, progress: &dyn Progress) -> Result<Backend, PipelineError> {
-        let b = match self.postgres()? {
-            Some(pg) => Backend::Postgres(Box::new(pg)),
-            None => Backend::Sqlite(self.queue()?),
-        };
-        self.done(&b, progress);
-        Ok(b)
+    /// The execution store over a new connection, the pending notifications delivered first (a new
+    /// run is the moment to try again).
+    fn opened(&self, progress: &dyn Progress) -> Result<Box<dyn Executions>, PipelineError> {
+        let mut ex = self.executions()?;
+        self.done(ex.as_mut(), progress);
+        Ok(ex)
     }
 
-    /// Delivers the pending notifications (before and after a run).
-    fn done(&self, b: &Backend, progress: &dyn Progress) {
-        match b {
-            Backend::Sqlite(q) => self.deliver(&mut SqliteRef(q.connection()), true, progress),
-            Backend::Postgres(_) => match self.outbox() {
-                Ok(mut db) => self.deliver(&mut db, true, progress),
-                Err(e) => progress.warn(&format!("warning: {e}")),
-            },
-        }
+    /// Delivers the pending notifications (before and after a run); a failure is a warning.
+    fn done(&self, ex: &mut dyn Executions, progress: &dyn Progress) {
+        report_delivery(ex.deliver(&self.delivery, true), progress);
     }
 
-    /// One slot on either backend.
-    #[allow(clippy::too_many_arguments)]
-    fn slot(
-        &self,
-        b: &mut Backend,
-        p: &NamedPipeline,
-        slot: &Slot,
-        params: &BTreeMap<String, Option<String>>,
-        detach: bool,
-        workers: usize,
-        progress: &dyn Progress,
-    ) -> Result<SlotRun, PipelineError> {
-        match b {
-            Backend::Sqlite(q) => self.run_slot(q, p, slot, params, detach, workers, progress),
-            Backend::Postgres(pg) => {
-                self.run_slot_pg(pg, p, slot, params, detach, workers, progress)
-            }
-        }
-    }
-
-    /// Creates (or finds) the execution for one slot and works it unless another process does.
+    /// Creates (or finds) the execution for one slot and works it to its end unless another
+    /// process does (SQLite: the runner lease says who) or `detach`. On PostgreSQL any number of
+    /// processes on any machines may run the same slot; they find one execution and all work the
+    /// queue until it ends (ABSURD hands each run to one of them).
     #[allow(clippy::too_many_arguments)]
     fn run_slot(
         &self,
-        q: &Queue,
+        ex: &mut dyn Executions,
         p: &NamedPipeline,
         slot: &Slot,
         params: &BTreeMap<String, Option<String>>,
@@ -439,74 +355,25 @@ impl Engine {
         let slot_s = iso(slot.time);
         let runner_lease = (!detach).then_some(self.lease);
         let created = match admit(p, &slot_s, progress, || {
-            exec::create(q, p, slot, params, runner_lease)
+            ex.create(p, slot, params, runner_lease)
         })? {
             Ok(c) => c,
             Err(skipped) => return Ok(SlotRun::Skipped(skipped)),
         };
         let eid = created.execution_id;
-        let status = exec::sync(q.connection(), eid)?;
+        let status = ex.sync(eid)?;
         announce(p, &slot_s, created, status, progress);
         if !status.is_finished() && !detach {
-            self.work_as_runner(q, eid, workers, progress)?;
+            let mut work = || self.work(workers, StopWhen::ExecutionDone(eid)).map(|_| ());
+            if let Some(holder) = ex.as_runner(eid, self.lease, &mut work)? {
+                progress.info(&format!(
+                    "execution {eid} is being run by {holder}; reporting it (see `contimg status {eid}`)"
+                ));
+            }
         }
-        let mut m = self.manifest(q, eid)?;
+        let mut m = ex.manifest(eid)?;
         m.existing = created.existing;
         Ok(SlotRun::Ran(Box::new(m)))
-    }
-
-    /// [`Engine::run_slot`] on PostgreSQL: any number of processes on any machines may run the same
-    /// slot; they find one execution and all work the queue until it ends (ABSURD hands each run to one
-    /// of them).
-    #[allow(clippy::too_many_arguments)]
-    fn run_slot_pg(
-        &self,
-        pg: &mut PgPipeline,
-        p: &NamedPipeline,
-        slot: &Slot,
-        params: &BTreeMap<String, Option<String>>,
-        detach: bool,
-        workers: usize,
-        progress: &dyn Progress,
-    ) -> Result<SlotRun, PipelineError> {
-        let slot_s = iso(slot.time);
-        let created = match admit(p, &slot_s, progress, || pg.create(p, slot, params))? {
-            Ok(c) => c,
-            Err(skipped) => return Ok(SlotRun::Skipped(skipped)),
-        };
-        let eid = created.execution_id;
-        let status = pg.sync(eid)?;
-        announce(p, &slot_s, created, status, progress);
-        if !status.is_finished() && !detach {
-            self.work(workers, StopWhen::ExecutionDone(eid))?;
-        }
-        let mut m = pg.manifest(eid)?;
-        m.existing = created.existing;
-        Ok(SlotRun::Ran(Box::new(m)))
-    }
-
-    /// Takes the runner lease of `eid` and works it to its end, or reports who holds it.
-    fn work_as_runner(
-        &self,
-        q: &Queue,
-        eid: i64,
-        workers: usize,
-        progress: &dyn Progress,
-    ) -> Result<(), PipelineError> {
-        if let Some(holder) = runner::acquire(q.connection(), eid, self.lease)? {
-            progress.info(&format!(
-                "execution {eid} is being run by {holder}; reporting it (see `contimg status {eid}`)"
-            ));
-            return Ok(());
-        }
-        let Target::Sqlite(path) = &self.me.database.target else {
-            unreachable!("runner leases are kept on SQLite only")
-        };
-        let hb = runner::Heartbeat::start(path.clone(), eid, self.lease);
-        let r = self.work(workers, StopWhen::ExecutionDone(eid));
-        drop(hb);
-        runner::release(q.connection(), eid)?;
-        r.map(|_| ())
     }
 
     /// Resets the failed and cancelled jobs of `eid` and works it to its end (unless `detach`).
@@ -517,66 +384,56 @@ impl Engine {
         workers: usize,
         progress: &dyn Progress,
     ) -> Result<ExecutionManifest, PipelineError> {
-        if let Some(mut pg) = self.postgres()? {
-            let reset = pg.retry(eid)?;
-            let status = pg.sync(eid)?;
-            progress.info(&format!(
-                "execution {eid}: {} job(s) reset; {status}",
-                reset.len()
-            ));
-            if !detach && !status.is_finished() {
-                self.work(workers, StopWhen::ExecutionDone(eid))?;
-            }
-            return pg.manifest(eid);
-        }
-        let q = self.queue()?;
-        self.manifest(&q, eid)?;
-        let reset = q.retry_failed(eid)?;
-        let status = exec::sync(q.connection(), eid)?;
-        progress.info(&format!(
-            "execution {eid}: {} job(s) reset; {status}",
-            reset.len()
-        ));
+        let mut ex = self.executions()?;
+        let reset = ex.retry(eid)?;
+        let status = ex.sync(eid)?;
+        progress.info(&format!("execution {eid}: {reset} job(s) reset; {status}"));
         if !detach && !status.is_finished() {
             self.work(workers, StopWhen::ExecutionDone(eid))?;
         }
-        self.manifest(&q, eid)
+        ex.manifest(eid)
     }
 
-    /// Cancels the pending, sleeping and running tasks of `eid`.
+    /// Cancels the pending, sleeping and running jobs of `eid`.
     pub fn cancel(
         &self,
         eid: i64,
         progress: &dyn Progress,
     ) -> Result<ExecutionManifest, PipelineError> {
-        if let Some(mut pg) = self.postgres()? {
-            let n = pg.cancel(eid)?;
-            progress.info(&format!("execution {eid}: {n} job(s) cancelled"));
-            return pg.manifest(eid);
-        }
-        let q = self.queue()?;
-        // Refuse an unknown id before changing anything.
-        self.manifest(&q, eid)?;
-        let cancelled = q.cancel_execution(eid)?;
-        exec::sync(q.connection(), eid)?;
-        progress.info(&format!(
-            "execution {eid}: {} task(s) cancelled",
-            cancelled.len()
-        ));
-        self.manifest(&q, eid)
+        let mut ex = self.executions()?;
+        let n = ex.cancel(eid)?;
+        progress.info(&format!("execution {eid}: {n} job(s) cancelled"));
+        ex.manifest(eid)
     }
 }
 
-/// The latest `limit` executions, newest first, as stored (`store` may be read-only).
-pub fn executions(store: &Store, limit: usize) -> Result<Vec<ExecutionSummary>, PipelineError> {
-    exec::listing(&store.conn, limit)
+/// Reports what a delivery did (on `progress`), or its error as a warning.
+fn report_delivery(r: Result<DeliveryStats, PipelineError>, progress: &dyn Progress) {
+    match r {
+        Ok(s) => {
+            if s.delivered + s.retrying + s.failed > 0 {
+                progress.info(&format!(
+                    "notifications: {} delivered, {} to retry, {} given up, {} skipped (unconfigured); see `contimg notifications`",
+                    s.delivered, s.retrying, s.failed, s.skipped
+                ));
+            }
+        }
+        Err(e) => progress.warn(&format!("warning: {e}")),
+    }
 }
 
-/// One execution's manifest as stored (`store` may be read-only).
-pub fn execution(store: Store, eid: i64) -> Result<ExecutionManifest, PipelineError> {
-    let database = crate::fsutil::absolute(&store.path).display().to_string();
-    let q = Queue::new(store.conn, Arc::new(SystemClock));
-    exec::report(&q, &database, eid)
+/// The latest `limit` executions of `db`, newest first, read-only (see [`Access::ReadOnly`]).
+pub fn executions(db: &Database, limit: usize) -> Result<Vec<ExecutionSummary>, PipelineError> {
+    executions::backend(db)
+        .executions(Access::ReadOnly)?
+        .list(limit)
+}
+
+/// One execution's manifest in `db`, read-only (see [`Access::ReadOnly`]).
+pub fn execution(db: &Database, eid: i64) -> Result<ExecutionManifest, PipelineError> {
+    executions::backend(db)
+        .executions(Access::ReadOnly)?
+        .manifest(eid)
 }
 
 /// The notification outbox, newest first.

@@ -166,6 +166,13 @@ pub struct JobDef {
     pub retry: Option<RetryStrategy>,
 }
 
+impl JobDef {
+    /// The job's kind; `Err` for a type no kind has (which validation reports).
+    pub fn kind(&self) -> Result<super::jobs::JobKind, super::jobs::UnknownJobKind> {
+        self.job_type.parse()
+    }
+}
+
 /// A run parameter: required, or with a default, or optional (then a job parameter that is exactly
 /// `${param.NAME}` is left out when it is not given).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -210,6 +217,63 @@ pub struct NotifyRule {
     pub url_env: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub argv: Vec<String>,
+}
+
+impl NotifyRule {
+    /// The rule's channel; `Err` for a name no channel has (which validation reports).
+    pub fn channel(&self) -> Result<Channel, UnknownChannel> {
+        self.channel.parse()
+    }
+}
+
+/// Where a notification goes. Written in notify rules and stored in the outbox
+/// (`notifications.channel`) as its lowercase name ([`Channel::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Webhook,
+    Command,
+    Log,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 4] = [
+        Channel::Email,
+        Channel::Webhook,
+        Channel::Command,
+        Channel::Log,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Webhook => "webhook",
+            Channel::Command => "command",
+            Channel::Log => "log",
+        }
+    }
+}
+
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A name that is no notification channel.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown channel {0:?}")]
+pub struct UnknownChannel(pub String);
+
+impl std::str::FromStr for Channel {
+    type Err = UnknownChannel;
+    fn from_str(s: &str) -> Result<Channel, UnknownChannel> {
+        Channel::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| UnknownChannel(s.to_string()))
+    }
 }
 
 /// Where a definition came from, for error messages (`built-in` or the config file's path).

@@ -629,7 +629,7 @@ pub const QA_FAIL_ERROR: &str = "QA verdict FAIL";
 /// manifest) once it completed (PASS or WARN), or FAIL when it failed for that reason
 /// ([`QA_FAIL_ERROR`]).
 pub fn qa_verdict(job_type: &str, outputs: Option<&Value>, error: Option<&str>) -> Option<String> {
-    if job_type != "mosaic_qa" {
+    if job_type.parse() != Ok(super::jobs::JobKind::MosaicQa) {
         return None;
     }
     outputs

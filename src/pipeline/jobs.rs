@@ -10,12 +10,72 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::store::Target;
+/// The kinds of job a pipeline runs. Written in definitions, stored in the database (a task's
+/// kind, `pipeline_jobs.job_type`, an ABSURD task's name) and shown in manifests as the snake_case
+/// name ([`JobKind::as_str`]); parsed once where such a name comes in ([`str::parse`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    MosaicPlan,
+    MosaicBuild,
+    MosaicQa,
+    Command,
+    AbsurdTask,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 5] = [
+        JobKind::MosaicPlan,
+        JobKind::MosaicBuild,
+        JobKind::MosaicQa,
+        JobKind::Command,
+        JobKind::AbsurdTask,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::MosaicPlan => "mosaic_plan",
+            JobKind::MosaicBuild => "mosaic_build",
+            JobKind::MosaicQa => "mosaic_qa",
+            JobKind::Command => "command",
+            JobKind::AbsurdTask => "absurd_task",
+        }
+    }
+
+    /// Whether the job runs contimg itself (whose exit codes mean input error / failed for good).
+    pub fn is_contimg(self) -> bool {
+        !matches!(self, JobKind::Command)
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A name that is no job kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown job type '{0}'")]
+pub struct UnknownJobKind(pub String);
+
+impl std::str::FromStr for JobKind {
+    type Err = UnknownJobKind;
+    fn from_str(s: &str) -> Result<JobKind, UnknownJobKind> {
+        JobKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownJobKind(s.to_string()))
+    }
+}
 
 /// A job type and its parameters: (name, required, what it is).
 pub struct JobType {
+    pub kind: JobKind,
+    /// [`JobKind::as_str`] of `kind`.
     pub name: &'static str,
     pub params: &'static [(&'static str, bool, &'static str)],
     pub description: &'static str,
@@ -23,6 +83,7 @@ pub struct JobType {
 
 pub const JOB_TYPES: &[JobType] = &[
     JobType {
+        kind: JobKind::MosaicPlan,
         name: "mosaic_plan",
         description: "contimg plan: select the images of a window for a tier",
         params: &[
@@ -38,11 +99,13 @@ pub const JOB_TYPES: &[JobType] = &[
         ],
     },
     JobType {
+        kind: JobKind::MosaicBuild,
         name: "mosaic_build",
         description: "contimg build --plan ID: build the planned mosaic",
         params: &[("plan_id", true, "mosaic_plans id")],
     },
     JobType {
+        kind: JobKind::MosaicQa,
         name: "mosaic_qa",
         description: "contimg qa --mosaic ID: quality-check a mosaic (QA FAIL fails the job)",
         params: &[
@@ -51,6 +114,7 @@ pub const JOB_TYPES: &[JobType] = &[
         ],
     },
     JobType {
+        kind: JobKind::Command,
         name: "command",
         description: "run argv without a shell; its JSON stdout object is the job's outputs",
         params: &[
@@ -60,6 +124,7 @@ pub const JOB_TYPES: &[JobType] = &[
         ],
     },
     JobType {
+        kind: JobKind::AbsurdTask,
         name: "absurd_task",
         description: "spawn a task on an ABSURD queue for another worker, wait; its result object is the job's outputs",
         params: &[
@@ -159,9 +224,12 @@ pub fn absurd_task_problems(params: &serde_json::Map<String, Value>) -> Vec<Stri
     out
 }
 
-/// The job type called `name`.
-pub fn job_type(name: &str) -> Option<&'static JobType> {
-    JOB_TYPES.iter().find(|t| t.name == name)
+/// The parameters of job kind `kind`.
+pub fn job_type(kind: JobKind) -> &'static JobType {
+    JOB_TYPES
+        .iter()
+        .find(|t| t.kind == kind)
+        .expect("every job kind has its entry in JOB_TYPES")
 }
 
 /// A child process to start: program, arguments, extra environment, working directory.
@@ -179,7 +247,16 @@ pub struct SelfInvocation {
     /// The contimg binary.
     pub exe: PathBuf,
     pub workspace: PathBuf,
-    pub database: super::Database,
+    pub database: ChildDatabase,
+}
+
+/// How a child `contimg` is pointed at the pipeline's database: arguments (an SQLite file's
+/// `--db PATH`) and environment (a PostgreSQL URL, which may hold a password, never goes on a
+/// command line). Made by [`super::executions::Backend::child_database`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChildDatabase {
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
 }
 
 /// A job whose parameters do not make a child process.
@@ -214,27 +291,14 @@ fn scalar(job: &str, key: &str, v: &Value) -> Result<String, JobSpecError> {
 /// Turns a job with fully resolved parameters into the child process to run.
 pub fn child_spec(
     job: &str,
-    job_type: &str,
+    job_type: JobKind,
     params: &serde_json::Map<String, Value>,
     me: &SelfInvocation,
 ) -> Result<ChildSpec, JobSpecError> {
     let contimg = |sub: &str, mut rest: Vec<String>| {
         let mut args = vec!["-C".to_string(), me.workspace.display().to_string()];
-        let mut env = BTreeMap::new();
-        match &me.database.target {
-            Target::Sqlite(path) => {
-                args.extend(["--db".to_string(), path.display().to_string()]);
-            }
-            // The URL may hold a password: it goes by environment, never on a command line.
-            Target::Postgres { url, schema } => {
-                env.insert("CONTIMG_DB".to_string(), url.clone());
-                env.insert("CONTIMG_PG_SCHEMA".to_string(), schema.clone());
-                env.insert(
-                    "CONTIMG_ABSURD_QUEUE".to_string(),
-                    me.database.queue.clone(),
-                );
-            }
-        }
+        args.extend(me.database.args.iter().cloned());
+        let env = me.database.env.clone();
         args.extend(["--no-progress".to_string(), sub.to_string()]);
         args.append(&mut rest);
         ChildSpec {
@@ -253,7 +317,7 @@ pub fn child_spec(
         })
     };
     match job_type {
-        "mosaic_plan" => {
+        JobKind::MosaicPlan => {
             let mut a = vec![
                 "--tier".into(),
                 need("tier")?,
@@ -273,8 +337,8 @@ pub fn child_spec(
             }
             Ok(contimg("plan", a))
         }
-        "mosaic_build" => Ok(contimg("build", vec!["--plan".into(), need("plan_id")?])),
-        "mosaic_qa" => {
+        JobKind::MosaicBuild => Ok(contimg("build", vec!["--plan".into(), need("plan_id")?])),
+        JobKind::MosaicQa => {
             let mut a = vec!["--mosaic".into(), need("mosaic_id")?];
             if let Some(r) = get("reference")? {
                 a.push("--reference".into());
@@ -282,7 +346,7 @@ pub fn child_spec(
             }
             Ok(contimg("qa", a))
         }
-        "command" => {
+        JobKind::Command => {
             let argv = match params.get("argv") {
                 Some(Value::Array(items)) if !items.is_empty() => items
                     .iter()
@@ -329,11 +393,7 @@ pub fn child_spec(
                 cwd,
             })
         }
-        "absurd_task" => absurd_task_child(job, params, contimg),
-        other => Err(JobSpecError::new(
-            job,
-            format!("unknown job type '{other}'"),
-        )),
+        JobKind::AbsurdTask => absurd_task_child(job, params, contimg),
     }
 }
 
@@ -385,17 +445,30 @@ mod tests {
         SelfInvocation {
             exe: "/bin/contimg".into(),
             workspace: "/ws".into(),
-            database: crate::pipeline::Database {
-                target: Target::Sqlite("/ws/db".into()),
-                queue: String::new(),
+            database: ChildDatabase {
+                args: vec!["--db".into(), "/ws/db".into()],
+                env: BTreeMap::new(),
             },
         }
     }
 
     #[test]
+    fn job_kinds_read_and_write_as_their_names() {
+        for k in JobKind::ALL {
+            assert_eq!(k.as_str().parse::<JobKind>(), Ok(k));
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+            assert_eq!(job_type(k).name, k.as_str());
+        }
+        assert_eq!(
+            "mosaic_buld".parse::<JobKind>(),
+            Err(UnknownJobKind("mosaic_buld".into()))
+        );
+    }
+
+    #[test]
     fn plan_job_is_the_plan_subcommand() {
         let p = serde_json::json!({"tier": "science", "start": "2026-11-20T03:00Z", "end": 61000.5, "dec_min": -10});
-        let c = child_spec("plan", "mosaic_plan", p.as_object().unwrap(), &me()).unwrap();
+        let c = child_spec("plan", JobKind::MosaicPlan, p.as_object().unwrap(), &me()).unwrap();
         assert_eq!(
             c.args,
             [
@@ -420,9 +493,9 @@ mod tests {
     #[test]
     fn command_needs_argv() {
         let p = serde_json::json!({"argv": []});
-        assert!(child_spec("x", "command", p.as_object().unwrap(), &me()).is_err());
+        assert!(child_spec("x", JobKind::Command, p.as_object().unwrap(), &me()).is_err());
         let p = serde_json::json!({"argv": ["echo", "hi"], "env": {"A": 1}, "cwd": "sub"});
-        let c = child_spec("x", "command", p.as_object().unwrap(), &me()).unwrap();
+        let c = child_spec("x", JobKind::Command, p.as_object().unwrap(), &me()).unwrap();
         assert_eq!(c.program, PathBuf::from("echo"));
         assert_eq!(c.env["A"], "1");
         assert_eq!(c.cwd, Some(PathBuf::from("/ws/sub")));
@@ -432,7 +505,7 @@ mod tests {
     fn absurd_task_passes_the_url_by_environment_and_refuses_passwords() {
         let p = serde_json::json!({"queue": "site", "task": "calibrate", "database_env": "SITE_PG",
                                    "params": {"n": 1}, "timeout": "5m"});
-        let c = child_spec("x", "absurd_task", p.as_object().unwrap(), &me()).unwrap();
+        let c = child_spec("x", JobKind::AbsurdTask, p.as_object().unwrap(), &me()).unwrap();
         assert_eq!(
             c.args[5..],
             [
@@ -451,12 +524,12 @@ mod tests {
         );
         assert!(c.env.is_empty());
         let p = serde_json::json!({"queue": "site", "task": "t", "database": "postgres://u@h/db"});
-        let c = child_spec("x", "absurd_task", p.as_object().unwrap(), &me()).unwrap();
+        let c = child_spec("x", JobKind::AbsurdTask, p.as_object().unwrap(), &me()).unwrap();
         assert_eq!(c.env[ABSURD_URL_ENV], "postgres://u@h/db");
         assert!(!c.args.iter().any(|a| a.contains("postgres://")));
         let p =
             serde_json::json!({"queue": "site", "task": "t", "database": "postgres://u:pw@h/db"});
-        let e = child_spec("x", "absurd_task", p.as_object().unwrap(), &me()).unwrap_err();
+        let e = child_spec("x", JobKind::AbsurdTask, p.as_object().unwrap(), &me()).unwrap_err();
         assert!(
             e.problem.contains("database_env") && !e.problem.contains("pw"),
             "{e}"

@@ -9,6 +9,9 @@
 //!   (substituted from upstream outputs when the task is claimed);
 //! * [`jobs`]: job types and the child process each becomes (the mosaic jobs run `contimg plan`, `build`,
 //!   `qa` — the same subcommands a person runs);
+//! * [`executions`]: the seam between the pipeline layer and its backends ([`executions::Executions`],
+//!   [`executions::Backend`]) and the one place that chooses the backend; [`sqlite`] and [`pg`]
+//!   implement it;
 //! * [`exec`]: creating executions, mirroring tasks into `pipeline_jobs`, execution manifests;
 //! * [`runner`]: which `run` process works an execution (one per execution; `max_active` counts them);
 //! * [`worker`]: claiming tasks and running each in its own process group with heartbeats and timeouts;
@@ -31,6 +34,7 @@ pub mod api;
 pub mod cron;
 pub mod def;
 pub mod exec;
+pub mod executions;
 pub mod jobs;
 pub mod notify;
 pub mod pg;
@@ -38,6 +42,7 @@ pub mod procs;
 pub mod runner;
 pub mod secret;
 pub mod source;
+pub mod sqlite;
 pub mod subst;
 pub mod validate;
 pub mod worker;

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use std::collections::BTreeMap;
 
-use crate::pipeline::def::{NamedPipeline, NotifyOn, NotifyRule, PipelineDef};
+use crate::pipeline::def::{Channel, NamedPipeline, NotifyOn, NotifyRule, PipelineDef};
 use crate::pipeline::secret::{SecretUrl, redact_url};
 use crate::store::sql::Writer;
 use crate::store::{Sql, StoreError, Value as V};
@@ -74,6 +74,9 @@ const CLAIM: Duration = Duration::from_secs(300);
 pub enum NotifyError {
     #[error("notification outbox: {0}")]
     Db(#[from] StoreError),
+    /// A row this contimg cannot read (written by another version?).
+    #[error("notification outbox: {0}")]
+    Corrupt(String),
 }
 
 /// The facts about a failed execution a message is made of (stored as the row's `event`).
@@ -229,6 +232,55 @@ pub fn inline_urls(pipelines: &[NamedPipeline]) -> BTreeMap<(String, i64), Secre
     out
 }
 
+/// Where a notification is in its delivery: `pending` (due at `next_attempt_at`), `sending` (claimed
+/// by a deliverer), `delivered`, `failed` (attempts exhausted) or `skipped` (no target configured).
+/// Stored in `notifications.state` and shown as its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationState {
+    Pending,
+    Sending,
+    Delivered,
+    Failed,
+    Skipped,
+}
+
+impl NotificationState {
+    pub const ALL: [NotificationState; 5] = [
+        NotificationState::Pending,
+        NotificationState::Sending,
+        NotificationState::Delivered,
+        NotificationState::Failed,
+        NotificationState::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationState::Pending => "pending",
+            NotificationState::Sending => "sending",
+            NotificationState::Delivered => "delivered",
+            NotificationState::Failed => "failed",
+            NotificationState::Skipped => "skipped",
+        }
+    }
+}
+
+impl std::fmt::Display for NotificationState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl std::str::FromStr for NotificationState {
+    type Err = NotifyError;
+    fn from_str(s: &str) -> Result<NotificationState, NotifyError> {
+        NotificationState::ALL
+            .into_iter()
+            .find(|n| n.as_str() == s)
+            .ok_or_else(|| NotifyError::Corrupt(format!("unknown notification state '{s}'")))
+    }
+}
+
 /// One row of the outbox, for `contimg notifications`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Notification {
@@ -239,7 +291,7 @@ pub struct Notification {
     pub rule_index: i64,
     pub round: i64,
     pub channel: String,
-    pub state: String,
+    pub state: NotificationState,
     pub attempts: i64,
     pub created_at: String,
     pub next_attempt_at: Option<String>,
@@ -259,7 +311,7 @@ pub fn list(db: &mut dyn Sql, limit: usize) -> Result<Vec<Notification>, NotifyE
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let event: Value = serde_json::from_str(&r.get::<String>(2)?).unwrap_or(Value::Null);
-        let state: String = r.get(6)?;
+        let state: NotificationState = r.get::<String>(6)?.parse()?;
         out.push(Notification {
             id: r.get(0)?,
             execution_id: r.get(1)?,
@@ -268,7 +320,11 @@ pub fn list(db: &mut dyn Sql, limit: usize) -> Result<Vec<Notification>, NotifyE
             rule_index: r.get(3)?,
             round: r.get(4)?,
             channel: r.get(5)?,
-            next_attempt_at: if state == "pending" { r.get(9)? } else { None },
+            next_attempt_at: if state == NotificationState::Pending {
+                r.get(9)?
+            } else {
+                None
+            },
             state,
             attempts: r.get(7)?,
             created_at: r.get(8)?,
@@ -350,21 +406,21 @@ pub fn deliver(db: &mut dyn Writer, d: &Delivery, all: bool) -> Result<DeliveryS
         let (state, next) = match &outcome {
             Outcome::Sent => {
                 stats.delivered += 1;
-                ("delivered", ended)
+                (NotificationState::Delivered, ended)
             }
             Outcome::NotConfigured(_) => {
                 stats.skipped += 1;
-                ("skipped", ended)
+                (NotificationState::Skipped, ended)
             }
             Outcome::Failed(_) if attempt >= i64::from(d.config.max_attempts.max(1)) => {
                 stats.failed += 1;
-                ("failed", ended)
+                (NotificationState::Failed, ended)
             }
             Outcome::Failed(_) => {
                 stats.retrying += 1;
                 let delay = (60.0 * 2f64.powi(attempt.clamp(1, 20) as i32 - 1)).min(3600.0);
                 (
-                    "pending",
+                    NotificationState::Pending,
                     ended + chrono::Duration::milliseconds((delay * 1000.0) as i64),
                 )
             }
@@ -390,7 +446,7 @@ pub fn deliver(db: &mut dyn Writer, d: &Delivery, all: bool) -> Result<DeliveryS
                  WHERE id = ?1",
                 crate::vals![
                     id,
-                    state,
+                    state.as_str(),
                     attempt,
                     crate::time::iso(next),
                     &err,
@@ -467,8 +523,12 @@ enum Outcome {
 
 fn send(rule: &NotifyRule, rule_index: i64, ev: &Event, id: i64, d: &Delivery) -> Outcome {
     let timeout = Duration::from_secs_f64(d.config.timeout_s.clamp(0.1, 3600.0));
-    match rule.channel.as_str() {
-        "log" => {
+    let channel = match rule.channel() {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    match channel {
+        Channel::Log => {
             let line = format!(
                 "{} {}\n",
                 crate::time::iso(crate::time::now()),
@@ -488,7 +548,7 @@ fn send(rule: &NotifyRule, rule_index: i64, ev: &Event, id: i64, d: &Delivery) -
                 Err(e) => Outcome::Failed(format!("cannot append to {}: {e}", path.display())),
             }
         }
-        "email" => {
+        Channel::Email => {
             let to = if rule.to.is_empty() {
                 &d.config.email_to
             } else {
@@ -512,7 +572,7 @@ fn send(rule: &NotifyRule, rule_index: i64, ev: &Event, id: i64, d: &Delivery) -
                 Err(e) => Outcome::Failed(format!("email: {e}")),
             }
         }
-        "webhook" => {
+        Channel::Webhook => {
             let (url, var) = if let Some(u) = &rule.url {
                 let live = u.expose().or_else(|| {
                     d.inline_urls
@@ -563,7 +623,7 @@ fn send(rule: &NotifyRule, rule_index: i64, ev: &Event, id: i64, d: &Delivery) -
                 Err(e) => Outcome::Failed(format!("webhook: {e}")),
             }
         }
-        "command" => {
+        Channel::Command => {
             let argv = if rule.argv.is_empty() {
                 &d.config.command
             } else {
@@ -580,7 +640,6 @@ fn send(rule: &NotifyRule, rule_index: i64, ev: &Event, id: i64, d: &Delivery) -
                 Err(e) => Outcome::Failed(format!("command: {e}")),
             }
         }
-        other => Outcome::Failed(format!("unknown channel {other:?}")),
     }
 }
 

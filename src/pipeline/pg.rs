@@ -37,12 +37,14 @@ use super::def::NamedPipeline;
 use super::exec::{
     self, Admitted, Created, ExecStatus, ExecutionManifest, ExecutionSummary, JobReport, Slot,
 };
+use super::executions::{Access, Backend, Executions};
+use super::jobs::ChildDatabase;
+use super::notify::{Delivery, DeliveryStats};
+use super::runner::Holder;
 use super::source::{Held, Job, JobSource, Upstream, Verdict, held};
 use crate::pipeline::notify::FailedJob;
 use crate::queue::absurd::{failure_text, spawn_on, tables};
-use crate::queue::{
-    AbsurdQueue, Failure, NewTask, QueueError, RetryStrategy, TaskKey, TaskQueue, TaskState,
-};
+use crate::queue::{AbsurdQueue, Failure, NewTask, QueueError, RetryStrategy, TaskKey, TaskState};
 use crate::store::sql::PgTxRef;
 use crate::time::iso;
 
@@ -61,14 +63,83 @@ struct TaskSpec {
 /// One connection to a contimg schema and the ABSURD queue its pipelines use.
 pub struct PgPipeline {
     q: AbsurdQueue,
+    /// The URL (with its password: for the outbox's own connection only; never shown).
+    url: String,
     schema: String,
     shown: String,
     /// Jobs this connection's syncs have spawned (so a draining worker knows to claim again).
     released: usize,
+    /// The notification outbox, on its own connection (delivery runs outside the pipeline's
+    /// transactions), opened when first needed.
+    outbox: Option<crate::store::Db>,
 }
 
-/// States of a job that can still change.
-const OPEN: &[&str] = &["waiting", "pending", "sleeping", "running"];
+/// A job's state as `pipeline_jobs.status` records it on PostgreSQL: its ABSURD task's state once
+/// spawned, else `waiting` (for its upstream jobs) or `skipped` (an upstream job failed, was
+/// cancelled or is missing). Stored and shown as those names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobState {
+    Waiting,
+    Skipped,
+    Task(TaskState),
+}
+
+impl JobState {
+    const FAILED: JobState = JobState::Task(TaskState::Failed);
+    const COMPLETED: JobState = JobState::Task(TaskState::Completed);
+
+    fn as_str(self) -> &'static str {
+        match self {
+            JobState::Waiting => "waiting",
+            JobState::Skipped => "skipped",
+            JobState::Task(t) => t.as_str(),
+        }
+    }
+
+    fn parse(s: &str) -> Result<JobState, PipelineError> {
+        match s.parse::<TaskState>() {
+            Ok(t) => Ok(JobState::Task(t)),
+            Err(e) => [JobState::Waiting, JobState::Skipped]
+                .into_iter()
+                .find(|j| j.as_str() == s)
+                .ok_or_else(|| PipelineError::Invalid(format!("a recorded job is corrupt: {e}"))),
+        }
+    }
+
+    /// Whether the job can still change by itself (waiting, pending, sleeping, running).
+    fn is_open(self) -> bool {
+        match self {
+            JobState::Waiting => true,
+            JobState::Skipped => false,
+            JobState::Task(t) => !t.is_terminal(),
+        }
+    }
+
+    /// Whether a job downstream of one in this state can never run (as things stand).
+    fn blocks_downstream(self) -> bool {
+        matches!(
+            self,
+            JobState::Skipped | JobState::Task(TaskState::Failed | TaskState::Cancelled)
+        )
+    }
+
+    /// The states a job can still change from, for SQL filters.
+    fn open_names() -> Vec<&'static str> {
+        [JobState::Waiting]
+            .into_iter()
+            .chain(TaskState::ALL.into_iter().map(JobState::Task))
+            .filter(|j| j.is_open())
+            .map(JobState::as_str)
+            .collect()
+    }
+}
+
+/// The state of an ABSURD run or task as read from its table.
+fn absurd_state(s: &str) -> Result<TaskState, PipelineError> {
+    s.parse().map_err(|e| {
+        PipelineError::Invalid(format!("ABSURD's record is not one contimg knows: {e}"))
+    })
+}
 
 fn db(shown: &str, action: &str) -> impl FnOnce(postgres::Error) -> PipelineError + use<> {
     let (shown, action) = (shown.to_string(), action.to_string());
@@ -83,9 +154,11 @@ impl PgPipeline {
         let q = AbsurdQueue::with_client(url, queue, client)?;
         Ok(PgPipeline {
             q,
+            url: url.to_string(),
             schema: schema.to_string(),
             shown: crate::pg::mask_url(url),
             released: 0,
+            outbox: None,
         })
     }
 
@@ -288,14 +361,19 @@ impl PgPipeline {
                     .map_err(db(&shown, "read a task's runs"))?,
                 None => Vec::new(),
             };
+            let run_states = runs
+                .iter()
+                .map(|x| absurd_state(&x.get::<_, String>(0)))
+                .collect::<Result<Vec<_>, _>>()?;
             let next_retry_at = runs
                 .iter()
-                .find(|x| x.get::<_, String>(0) == "sleeping")
-                .map(|x| iso(x.get::<_, DateTime<Utc>>(1)));
-            let attempt_outcomes: Vec<String> = runs
+                .zip(&run_states)
+                .find(|(_, s)| **s == TaskState::Sleeping)
+                .map(|(x, _)| iso(x.get::<_, DateTime<Utc>>(1)));
+            let attempt_outcomes: Vec<String> = run_states
                 .iter()
-                .map(|x| x.get::<_, String>(0))
-                .filter(|s| s != "pending" && s != "sleeping")
+                .filter(|s| !matches!(s, TaskState::Pending | TaskState::Sleeping))
+                .map(|s| s.as_str().to_string())
                 .collect();
             let started: Option<String> = r.get(9);
             let finished: Option<String> = r.get(10);
@@ -401,7 +479,7 @@ impl PgPipeline {
         let rows = tx
             .query(
                 "SELECT job_id, task_id FROM pipeline_jobs WHERE execution_id = $1 AND status = ANY($2)",
-                &[&eid, &OPEN],
+                &[&eid, &JobState::open_names()],
             )
             .map_err(db(&shown, "read the jobs"))?;
         for r in &rows {
@@ -458,8 +536,11 @@ impl PgPipeline {
                     .map(|x| (x.get(0), x.get(1))),
                 None => None,
             };
+            let absurd_state = absurd_state
+                .map(|(s, attempts)| Ok::<_, PipelineError>((self::absurd_state(&s)?, attempts)))
+                .transpose()?;
             match (r.get::<_, Option<Uuid>>(1), absurd_state) {
-                (Some(t), Some((s, attempts))) if s == "failed" => {
+                (Some(t), Some((TaskState::Failed, attempts))) => {
                     let more =
                         json!({ "max_attempts": attempts.max(0) as u32 + spec.max_attempts });
                     tx.execute(
@@ -538,6 +619,106 @@ pub fn outbox(url: &str, schema: &str) -> Result<crate::store::Db, PipelineError
     }))
 }
 
+/// A contimg schema on a PostgreSQL server and the ABSURD queue its pipelines use.
+pub struct PgBackend {
+    pub url: String,
+    pub schema: String,
+    pub queue: String,
+}
+
+impl Backend for PgBackend {
+    fn executions(&self, _access: Access) -> Result<Box<dyn Executions>, PipelineError> {
+        // Reads reconcile with ABSURD too: another ABSURD client may have changed a task.
+        Ok(Box::new(PgPipeline::open(
+            &self.url,
+            &self.schema,
+            &self.queue,
+        )?))
+    }
+
+    fn jobs(&self, deliver: bool) -> Result<Box<dyn JobSource>, PipelineError> {
+        Ok(Box::new(PgJobs {
+            pg: PgPipeline::open(&self.url, &self.schema, &self.queue)?,
+            outbox: if deliver { Some(self.outbox()?) } else { None },
+        }))
+    }
+
+    fn outbox(&self) -> Result<crate::store::Db, PipelineError> {
+        outbox(&self.url, &self.schema)
+    }
+
+    fn child_database(&self) -> ChildDatabase {
+        // The URL may hold a password: it goes by environment, never on a command line.
+        ChildDatabase {
+            args: Vec::new(),
+            env: BTreeMap::from([
+                ("CONTIMG_DB".to_string(), self.url.clone()),
+                ("CONTIMG_PG_SCHEMA".to_string(), self.schema.clone()),
+                ("CONTIMG_ABSURD_QUEUE".to_string(), self.queue.clone()),
+            ]),
+        }
+    }
+}
+
+impl Executions for PgPipeline {
+    fn database(&self) -> String {
+        self.label()
+    }
+
+    fn create(
+        &mut self,
+        p: &NamedPipeline,
+        slot: &Slot,
+        params: &BTreeMap<String, Option<String>>,
+        _runner_lease: Option<Duration>,
+    ) -> Result<Admitted, PipelineError> {
+        PgPipeline::create(self, p, slot, params)
+    }
+
+    fn sync(&mut self, eid: i64) -> Result<ExecStatus, PipelineError> {
+        PgPipeline::sync(self, eid)
+    }
+
+    fn manifest(&mut self, eid: i64) -> Result<ExecutionManifest, PipelineError> {
+        PgPipeline::manifest(self, eid)
+    }
+
+    fn list(&mut self, limit: usize) -> Result<Vec<ExecutionSummary>, PipelineError> {
+        PgPipeline::list(self, limit)
+    }
+
+    fn last_success(&mut self, pipeline: &str) -> Result<Option<DateTime<Utc>>, PipelineError> {
+        PgPipeline::last_success(self, pipeline)
+    }
+
+    fn cancel(&mut self, eid: i64) -> Result<usize, PipelineError> {
+        PgPipeline::cancel(self, eid)
+    }
+
+    fn retry(&mut self, eid: i64) -> Result<usize, PipelineError> {
+        PgPipeline::retry(self, eid).map(|reset| reset.len())
+    }
+
+    fn deliver(&mut self, d: &Delivery, all: bool) -> Result<DeliveryStats, PipelineError> {
+        let outbox = match &mut self.outbox {
+            Some(db) => db,
+            empty => empty.insert(outbox(&self.url, &self.schema)?),
+        };
+        Ok(super::notify::deliver(outbox, d, all)?)
+    }
+
+    fn as_runner(
+        &mut self,
+        _eid: i64,
+        _lease: Duration,
+        work: &mut dyn FnMut() -> Result<(), PipelineError>,
+    ) -> Result<Option<Holder>, PipelineError> {
+        // No runner lease: ABSURD's claims are the leases, and any number of processes on any
+        // machines may work one execution (ABSURD hands each job's run to one of them).
+        work().map(|()| None)
+    }
+}
+
 fn parse_spec(s: &str) -> Result<TaskSpec, PipelineError> {
     serde_json::from_str(s)
         .map_err(|e| PipelineError::Invalid(format!("a recorded job task is corrupt: {e}")))
@@ -573,7 +754,7 @@ fn new_task(spec: &TaskSpec, eid: i64, job: &str) -> NewTask {
 /// One job row as [`sync_in`] sees it.
 struct JobRow {
     job_id: String,
-    status: String,
+    status: JobState,
     task_id: Option<Uuid>,
     depends_on: Vec<String>,
     task: String,
@@ -581,7 +762,7 @@ struct JobRow {
 
 /// What ABSURD says of a task.
 struct TaskFacts {
-    state: String,
+    state: TaskState,
     attempts: i64,
     result: Option<Value>,
     error: Option<String>,
@@ -635,14 +816,16 @@ fn sync_in(
     let (states, spawned) = r.release(&jobs)?;
     let status = r.conclude(&states)?;
     // Turned failed just now: its notifications go to the outbox in this same transaction.
-    if status == ExecStatus::Failed && before.get::<_, String>(0) != "failed" {
+    if status == ExecStatus::Failed
+        && parse_status(&before.get::<_, String>(0))? != ExecStatus::Failed
+    {
         r.notify(before.get(1), before.get(2))?;
     }
     Ok((status, spawned))
 }
 
 /// Each job's state by job id.
-type JobStates = BTreeMap<String, String>;
+type JobStates = BTreeMap<String, JobState>;
 
 /// One execution's reconciliation, inside a locked transaction (see [`sync_in`]).
 struct Reconcile<'a, 'b> {
@@ -655,8 +838,7 @@ struct Reconcile<'a, 'b> {
 
 impl Reconcile<'_, '_> {
     fn jobs(&mut self) -> Result<Vec<JobRow>, PipelineError> {
-        Ok(self
-            .tx
+        self.tx
             .query(
                 "SELECT job_id, status, task_id, depends_on, task FROM pipeline_jobs
                   WHERE execution_id = $1 ORDER BY position",
@@ -664,14 +846,16 @@ impl Reconcile<'_, '_> {
             )
             .map_err(db(self.shown, "read the jobs"))?
             .iter()
-            .map(|r| JobRow {
-                job_id: r.get(0),
-                status: r.get(1),
-                task_id: r.get(2),
-                depends_on: serde_json::from_str(&r.get::<_, String>(3)).unwrap_or_default(),
-                task: r.get(4),
+            .map(|r| {
+                Ok(JobRow {
+                    job_id: r.get(0),
+                    status: JobState::parse(&r.get::<_, String>(1))?,
+                    task_id: r.get(2),
+                    depends_on: serde_json::from_str(&r.get::<_, String>(3)).unwrap_or_default(),
+                    task: r.get(4),
+                })
             })
-            .collect())
+            .collect::<Result<_, PipelineError>>()
     }
 
     /// Stage 1: every spawned job takes ABSURD's state, attempts, result and failure.
@@ -684,10 +868,10 @@ impl Reconcile<'_, '_> {
             };
             // contimg's "failed for good" cancelled the task so that no one retries it: keep
             // `failed`.
-            let state = if j.status == "failed" && f.state == "cancelled" {
-                "failed".to_string()
+            let state = if j.status == JobState::FAILED && f.state == TaskState::Cancelled {
+                JobState::FAILED
             } else {
-                f.state.clone()
+                JobState::Task(f.state)
             };
             self.tx
                 .execute(
@@ -698,12 +882,12 @@ impl Reconcile<'_, '_> {
                       WHERE task_id = $1",
                     &[
                         &task,
-                        &state,
+                        &state.as_str(),
                         &f.attempts,
                         &f.result.as_ref().map(Value::to_string),
                         &f.error,
                         &f.started_at.map(iso),
-                        &f.ended_at.filter(|_| !OPEN.contains(&state.as_str())).map(iso),
+                        &f.ended_at.filter(|_| !state.is_open()).map(iso),
                     ],
                 )
                 .map_err(db(self.shown, "record a job's state"))?;
@@ -715,13 +899,13 @@ impl Reconcile<'_, '_> {
     fn set_status(
         &mut self,
         job: &str,
-        status: &str,
+        status: JobState,
         error: Option<&str>,
     ) -> Result<(), PipelineError> {
         self.tx
             .execute(
                 "UPDATE pipeline_jobs SET status = $3, error = $4 WHERE execution_id = $1 AND job_id = $2",
-                &[&self.eid, &job, &status, &error],
+                &[&self.eid, &job, &status.as_str(), &error],
             )
             .map_err(db(self.shown, "record a job's state"))?;
         Ok(())
@@ -732,35 +916,38 @@ impl Reconcile<'_, '_> {
     /// the ready ones by priority. Jobs come in dependency order, so one pass suffices. Returns every
     /// job's state and how many were spawned.
     fn release(&mut self, jobs: &[JobRow]) -> Result<(JobStates, usize), PipelineError> {
-        let mut states: JobStates = jobs
-            .iter()
-            .map(|j| (j.job_id.clone(), j.status.clone()))
-            .collect();
+        let mut states: JobStates = jobs.iter().map(|j| (j.job_id.clone(), j.status)).collect();
         let mut ready: Vec<(&JobRow, TaskSpec)> = Vec::new();
         for j in jobs
             .iter()
-            .filter(|j| j.status == "waiting" || j.status == "skipped")
+            .filter(|j| matches!(j.status, JobState::Waiting | JobState::Skipped))
         {
-            let ups: Vec<(&String, &str)> = j
+            // `None`: no job of that id in the execution.
+            let ups: Vec<(&String, Option<JobState>)> = j
                 .depends_on
                 .iter()
-                .map(|d| (d, states.get(d).map_or("missing", String::as_str)))
+                .map(|d| (d, states.get(d).copied()))
                 .collect();
             let bad = ups
                 .iter()
-                .find(|(_, s)| matches!(*s, "failed" | "cancelled" | "skipped" | "missing"))
-                .map(|(d, s)| format!("skipped: upstream job '{d}' is {s}"));
-            let all_done = ups.iter().all(|(_, s)| *s == "completed");
-            match (bad, j.status.as_str()) {
-                (Some(_), "skipped") => {}
+                .find(|(_, s)| s.is_none_or(JobState::blocks_downstream))
+                .map(|(d, s)| {
+                    format!(
+                        "skipped: upstream job '{d}' is {}",
+                        s.map_or("missing", JobState::as_str)
+                    )
+                });
+            let all_done = ups.iter().all(|(_, s)| *s == Some(JobState::COMPLETED));
+            match (bad, j.status) {
+                (Some(_), JobState::Skipped) => {}
                 (Some(why), _) => {
-                    self.set_status(&j.job_id, "skipped", Some(&why))?;
-                    states.insert(j.job_id.clone(), "skipped".into());
+                    self.set_status(&j.job_id, JobState::Skipped, Some(&why))?;
+                    states.insert(j.job_id.clone(), JobState::Skipped);
                 }
                 (None, _) if all_done => ready.push((j, parse_spec(&j.task)?)),
-                (None, "skipped") => {
-                    self.set_status(&j.job_id, "waiting", None)?;
-                    states.insert(j.job_id.clone(), "waiting".into());
+                (None, JobState::Skipped) => {
+                    self.set_status(&j.job_id, JobState::Waiting, None)?;
+                    states.insert(j.job_id.clone(), JobState::Waiting);
                 }
                 (None, _) => {}
             }
@@ -776,7 +963,7 @@ impl Reconcile<'_, '_> {
                     &[&self.eid, &j.job_id, &id],
                 )
                 .map_err(db(self.shown, "record a spawned job"))?;
-            states.insert(j.job_id.clone(), "pending".into());
+            states.insert(j.job_id.clone(), JobState::Task(TaskState::Pending));
             spawned += 1;
         }
         Ok((states, spawned))
@@ -818,10 +1005,10 @@ impl Reconcile<'_, '_> {
         let count = |s: TaskState| {
             states
                 .values()
-                .filter(|v| match v.as_str() {
-                    "waiting" => s == TaskState::Pending,
-                    "skipped" => s == TaskState::Cancelled,
-                    v => v == s.as_str(),
+                .filter(|v| match v {
+                    JobState::Waiting => s == TaskState::Pending,
+                    JobState::Skipped => s == TaskState::Cancelled,
+                    JobState::Task(t) => *t == s,
                 })
                 .count() as i64
         };
@@ -917,7 +1104,7 @@ fn task_facts(
     };
     let reason: Option<Value> = t.get(5);
     Ok(Some(TaskFacts {
-        state: t.get(0),
+        state: absurd_state(&t.get::<_, String>(0))?,
         attempts: t.get(1),
         result: t.get(2),
         error: reason.as_ref().map(failure_text),
@@ -974,7 +1161,7 @@ impl JobSource for PgJobs {
             // why.
             let (execution_id, job_id) = match row {
                 Some(r) => (Some(r.get(0)), Some(r.get(1))),
-                None if super::jobs::job_type(&c.name).is_some() => (None, None),
+                None if c.name.parse::<super::jobs::JobKind>().is_ok() => (None, None),
                 None => {
                     let known: Vec<&str> = super::jobs::JOB_TYPES.iter().map(|t| t.name).collect();
                     let msg = format!(

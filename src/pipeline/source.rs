@@ -1,5 +1,5 @@
 //! [`JobSource`]: what the worker needs from where a pipeline's jobs live — the embedded SQLite queue
-//! ([`SqliteJobs`]) or ABSURD on PostgreSQL ([`super::pg::PgJobs`]). The worker (timeouts, logs, child
+//! ([`super::sqlite::SqliteJobs`]) or ABSURD on PostgreSQL ([`super::pg::PgJobs`]). The worker (timeouts, logs, child
 //! processes, verdicts) is one implementation over this interface; each backend keeps its executions,
 //! dependencies and results in its own tables.
 //!
@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::PipelineError;
-use super::exec::{self, ExecStatus};
-use crate::queue::{ClaimedTask, Lease, Queue, QueueError, RunKey, TaskKey, WorkLease};
+use super::exec::ExecStatus;
+use crate::queue::{QueueError, WorkLease};
 
 /// A claimed attempt of a job, on either backend.
 #[derive(Debug, Clone)]
@@ -46,24 +46,6 @@ impl Job {
         self.job_id
             .clone()
             .unwrap_or_else(|| format!("task{}", self.lease.task))
-    }
-
-    fn from_sqlite(t: ClaimedTask) -> Job {
-        Job {
-            lease: WorkLease {
-                task: TaskKey::Sqlite(t.lease.task_id),
-                run: RunKey::Sqlite(t.lease.attempt_id),
-                worker: t.lease.worker_id,
-            },
-            kind: t.kind,
-            params: t.params,
-            attempt: t.attempt,
-            max_attempts: Some(t.max_attempts),
-            generation: t.generation,
-            execution_id: t.execution_id,
-            job_id: t.job_id,
-            timeout_s: t.timeout_s,
-        }
     }
 }
 
@@ -132,23 +114,6 @@ pub trait JobSource {
     fn deliver_due(&mut self, notify: &crate::pipeline::notify::Delivery);
 }
 
-/// The SQLite queue as a job source.
-pub struct SqliteJobs(pub Queue);
-
-fn lease_of(job: &Job) -> Result<Lease, PipelineError> {
-    match (job.lease.task, job.lease.run) {
-        (TaskKey::Sqlite(task_id), RunKey::Sqlite(attempt_id)) => Ok(Lease {
-            task_id,
-            attempt_id,
-            worker_id: job.lease.worker.clone(),
-        }),
-        _ => Err(PipelineError::Invalid(format!(
-            "task {} is not a task of the SQLite queue",
-            job.lease.task
-        ))),
-    }
-}
-
 /// A queue result with a lost lease (SQLite) or claim (ABSURD) turned into [`Held::Lost`].
 pub(super) fn held<T>(r: Result<T, QueueError>) -> Result<Held, PipelineError> {
     match r {
@@ -157,87 +122,5 @@ pub(super) fn held<T>(r: Result<T, QueueError>) -> Result<Held, PipelineError> {
             Ok(Held::Lost(e.to_string()))
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-impl JobSource for SqliteJobs {
-    fn now(&mut self) -> Result<DateTime<Utc>, PipelineError> {
-        Ok(self.0.now())
-    }
-
-    fn reap_abandoned(&mut self) -> Result<Vec<(String, String, Option<String>)>, PipelineError> {
-        Ok(self
-            .0
-            .reap_abandoned(&super::procs::holder_dead)?
-            .into_iter()
-            .map(|a| (a.task.to_string(), a.worker_id, a.log_path))
-            .collect())
-    }
-
-    fn claim(
-        &mut self,
-        worker: &str,
-        lease: Duration,
-        only: Option<i64>,
-    ) -> Result<Option<Job>, PipelineError> {
-        Ok(self.0.claim_in(worker, lease, only)?.map(Job::from_sqlite))
-    }
-
-    fn upstream(&mut self, eid: i64, job: &str) -> Result<Upstream, PipelineError> {
-        Ok(match self.0.find_task(eid, job)? {
-            Some(t) => Upstream::Outputs(t.result.unwrap_or(Value::Null)),
-            None => Upstream::Missing,
-        })
-    }
-
-    fn set_log_path(&mut self, job: &Job, path: &str) -> Result<Held, PipelineError> {
-        held(self.0.set_log_path(&lease_of(job)?, path))
-    }
-
-    fn heartbeat(&mut self, job: &Job, extend: Duration) -> Result<Held, PipelineError> {
-        match self.0.heartbeat(&lease_of(job)?, extend) {
-            // A writer holds the database past the busy timeout: the lease cannot be reaped
-            // meanwhile either (that needs the same lock), so the job keeps running and the next
-            // beat tries again.
-            Err(QueueError::Db(e)) if crate::store::db_busy(&e) => {
-                log::warn!(
-                    "heartbeat of task {}: {e}; the job keeps running",
-                    job.lease.task
-                );
-                Ok(Held::Yes)
-            }
-            r => held(r),
-        }
-    }
-
-    fn report(&mut self, job: &Job, v: &Verdict) -> Result<Held, PipelineError> {
-        let lease = lease_of(job)?;
-        match v {
-            Verdict::Complete(value) => held(self.0.complete(&lease, value)),
-            Verdict::Fail { msg, timed_out } => held(self.0.fail(&lease, msg, *timed_out)),
-            Verdict::FailForGood(msg) => held(self.0.fail_permanently(&lease, msg)),
-            Verdict::Abandon => Ok(Held::Lost("abandoned".into())),
-        }
-    }
-
-    fn sync(&mut self, eid: i64) -> Result<ExecStatus, PipelineError> {
-        exec::sync(self.0.connection(), eid)
-    }
-
-    fn sync_active(&mut self) -> Result<bool, PipelineError> {
-        // The SQLite queue releases dependents itself, at once.
-        exec::sync_active(self.0.connection())?;
-        Ok(false)
-    }
-
-    fn next_wakeup(&mut self) -> Result<Option<DateTime<Utc>>, PipelineError> {
-        Ok(self.0.next_wakeup()?)
-    }
-
-    fn deliver_due(&mut self, notify: &crate::pipeline::notify::Delivery) {
-        let mut db = crate::store::sql::SqliteRef(self.0.connection());
-        if let Err(e) = crate::pipeline::notify::deliver(&mut db, notify, false) {
-            log::warn!("{e}");
-        }
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::def::{JobDef, NamedPipeline, PipelineDef};
-use super::jobs::{JOB_TYPES, absurd_task_problems, job_type};
+use super::jobs::{JOB_TYPES, JobKind, absurd_task_problems, job_type};
 use super::subst;
 use crate::queue::RetryStrategy;
 use crate::time::parse_duration;
@@ -202,12 +202,11 @@ fn check_settings(r: &mut Report, p: &NamedPipeline) {
 fn check_notify(r: &mut Report, d: &PipelineDef, ids: &BTreeSet<&str>) {
     for (i, rule) in d.notify.iter().enumerate() {
         let what = format!("notify rule {}", i + 1);
-        match rule.channel.as_str() {
-            "email" | "webhook" | "command" | "log" => {}
-            other => r.err(
+        if let Err(e) = rule.channel() {
+            r.err(
                 None,
-                format!("{what}: unknown channel {other:?}; use email, webhook, command or log"),
-            ),
+                format!("{what}: {e}; use email, webhook, command or log"),
+            );
         }
         for j in &rule.jobs {
             if !ids.contains(j.as_str()) {
@@ -255,13 +254,13 @@ fn check_job<'a>(
     {
         r.err(jid, format!("timeout: {e}"));
     }
-    if j.job_type == "command"
+    if j.kind() == Ok(JobKind::Command)
         && let Some(argv) = j.params.get("argv")
         && let Err(e) = check_argv(argv)
     {
         r.err(jid, e.to_string());
     }
-    if j.job_type == "absurd_task" {
+    if j.kind() == Ok(JobKind::AbsurdTask) {
         for problem in absurd_task_problems(&j.params) {
             r.err(jid, problem);
         }
@@ -275,7 +274,7 @@ fn check_job<'a>(
 /// A job's type is known, it gives no parameter the type does not take, and every required one.
 fn check_job_params(r: &mut Report, j: &JobDef) {
     let jid = Some(j.id.as_str());
-    let Some(t) = job_type(&j.job_type) else {
+    let Ok(t) = j.kind().map(job_type) else {
         r.err(
             jid,
             format!(

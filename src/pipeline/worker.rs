@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::PipelineError;
-use super::jobs::{ChildSpec, SelfInvocation, child_spec};
+use super::jobs::{ChildSpec, JobKind, SelfInvocation, child_spec};
 use super::procs::{kill_group, kill_survivors};
 use super::source::{Held, Job, JobSource, Upstream, Verdict};
 use super::subst::{self, Resolution, SubstError};
@@ -378,6 +378,7 @@ fn run_task(
 
 /// An attempt ready to start: its child process and its open log.
 struct ReadyJob {
+    kind: JobKind,
     spec: ChildSpec,
     log: PathBuf,
     log_file: std::fs::File,
@@ -401,7 +402,11 @@ fn prepare(
         Ok(p) => p,
         Err(e) => return Ok(Prepared::Refused(fail(format!("job '{job}': {e}")))),
     };
-    let spec = match child_spec(&job, &task.kind, &params, &cfg.me) {
+    let kind: JobKind = match task.kind.parse() {
+        Ok(k) => k,
+        Err(e) => return Ok(Prepared::Refused(fail(format!("job '{job}': {e}")))),
+    };
+    let spec = match child_spec(&job, kind, &params, &cfg.me) {
         Ok(s) => s,
         Err(e) => return Ok(Prepared::Refused(fail(e.to_string()))),
     };
@@ -429,6 +434,7 @@ fn prepare(
     let header = log_header(queue.now()?, cfg, task, &job, &spec);
     let _ = log_file.write_all(header.as_bytes());
     Ok(Prepared::Ready(ReadyJob {
+        kind,
         spec,
         log,
         log_file,
@@ -495,7 +501,7 @@ fn execute(
             let _ = writeln!(job.log_file, "# contimg: {msg}");
             fail(msg)
         }
-        Ended::Exited(status) => judge(task, &mut job, status, &out, elapsed),
+        Ended::Exited(status) => judge(&mut job, status, &out, elapsed),
         Ended::TimedOut(t) => {
             let msg = format!(
                 "timed out after {elapsed:.1} s (timeout {:.1} s): process group {pid} killed",
@@ -595,17 +601,16 @@ fn supervise(
 
 /// Stage 4: a child that exited, judged by its exit status and stdout.
 fn judge(
-    task: &Job,
     job: &mut ReadyJob,
     status: std::process::ExitStatus,
     out: &[u8],
     elapsed: f64,
 ) -> Verdict {
     if !status.success() {
-        return judge_failure(task, job, status, out, elapsed);
+        return judge_failure(job, status, out, elapsed);
     }
     let text = String::from_utf8_lossy(out);
-    let result = if text.trim().is_empty() && task.kind == "command" {
+    let result = if text.trim().is_empty() && job.kind == JobKind::Command {
         Ok(Value::Object(Default::default()))
     } else {
         match serde_json::from_str::<Value>(text.trim()) {
@@ -629,7 +634,6 @@ fn judge(
 }
 
 fn judge_failure(
-    task: &Job,
     job: &mut ReadyJob,
     status: std::process::ExitStatus,
     out: &[u8],
@@ -648,12 +652,12 @@ fn judge_failure(
     };
     // A QA FAIL is a verdict on a finished mosaic, not a transient error: QA of the same
     // mosaic would say the same again, so it is final (and the notification goes out now).
-    let qa_verdict_fail = task.kind == "mosaic_qa"
+    let qa_verdict_fail = job.kind == JobKind::MosaicQa
         && status.code() == Some(1)
         && serde_json::from_slice::<Value>(out)
             .is_ok_and(|v| v.get("verdict").and_then(Value::as_str) == Some("FAIL"));
     // contimg's exit 3 = its work failed for good (every image of a window left out).
-    let permanent = task.kind != "command" && status.code() == Some(PERMANENT_EXIT);
+    let permanent = job.kind.is_contimg() && status.code() == Some(PERMANENT_EXIT);
     if status.code() == Some(USAGE_EXIT) || qa_verdict_fail || permanent {
         // contimg's exit 2 = a usage or input error (no such plan, a bad manifest, an unknown
         // tier): the same input gives the same error, so the job fails for good now.

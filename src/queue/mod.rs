@@ -1,5 +1,6 @@
 //! The durable job queue with ABSURD semantics: on SQLite ([`Queue`], the embedded default) or on ABSURD
-//! itself in PostgreSQL ([`AbsurdQueue`]); [`TaskQueue`] is the interface both implement.
+//! itself in PostgreSQL ([`AbsurdQueue`]). They share a vocabulary ([`Claim`], [`WorkLease`], ...), not
+//! an interface: the pipeline layer's seam over both backends is `pipeline::executions`.
 //!
 //! The rest of this note is about the SQLite queue; `absurd/` says how ABSURD's own rules apply there.
 //!
@@ -26,7 +27,7 @@ mod retry;
 mod task;
 
 pub use absurd::AbsurdQueue;
-pub use backend::{Claim, Failure, RunKey, RunView, TaskKey, TaskQueue, TaskView, WorkLease};
+pub use backend::{Claim, Failure, RunKey, RunView, TaskKey, TaskView, WorkLease};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ops::{Abandoned, Queue, SpawnBatch};
 pub use retry::{MAX_DELAY_S, RetryStrategy};

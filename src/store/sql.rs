@@ -18,6 +18,8 @@
 //! * On PostgreSQL the connection's `search_path` is the contimg schema alone, so the same
 //!   unqualified table names reach it.
 
+use std::path::{Path, PathBuf};
+
 use postgres::types::{IsNull, ToSql, Type};
 
 use super::pgschema::lock_key;
@@ -379,6 +381,32 @@ impl Db {
                     schema: schema.clone(),
                 }))
             }
+        }
+    }
+
+    /// [`Db::open`] for a command that only reads: an existing SQLite file is opened read-only
+    /// (it never waits behind a writer and works on a read-only copy); a missing file, or a
+    /// schema older than this binary's, gets the writing open (which creates or migrates it).
+    /// A PostgreSQL database opens as usual.
+    pub fn open_read_only(target: &super::Target) -> Result<Db, StoreError> {
+        if let super::Target::Sqlite(path) = target
+            && path.is_file()
+            && let Some(store) = Store::open_read_only(path)?
+        {
+            return Ok(Db::Sqlite(store));
+        }
+        Db::open(target)
+    }
+
+    /// Whether a manifest's `database` (a [`Db::label`]) names this database: the same SQLite
+    /// file by any path to it, or the same masked URL and schema.
+    pub fn is_labelled(&self, label: &Path) -> bool {
+        let canon =
+            |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| crate::fsutil::absolute(p));
+        let mine = PathBuf::from(self.label());
+        match self {
+            Db::Sqlite(_) => canon(label) == canon(&mine),
+            Db::Postgres(_) => label == mine,
         }
     }
 

@@ -140,6 +140,8 @@ pub fn init(dir: &Path) -> Result<InitReport, WorkspaceError> {
     }
     let session = Session::of(ws);
     let target = session.target()?;
+    // Backend branch: `init` reports the SQLite file it created or found; a server is not ours
+    // to create.
     if let crate::store::Target::Sqlite(path) = &target {
         if path.exists() {
             existing.push(path.clone());

@@ -18,8 +18,6 @@ use super::config::PostgresConfig;
 use super::{Workspace, WorkspaceError};
 use crate::mosaic::tiers::Tier;
 use crate::pipeline::def::NamedPipeline;
-use crate::pipeline::pg::PgPipeline;
-use crate::store::Store;
 pub use crate::store::images::{ImageFilter, ImageRecord};
 pub use crate::store::{Db, StoreError, Target};
 
@@ -117,6 +115,7 @@ impl Session {
     /// `CONTIMG_PG_SCHEMA`), else an SQLite file, relative to `base` when given. The one place
     /// that tells a URL from a path.
     pub fn target_of(&self, name: &OsStr, base: Option<&Path>) -> Result<Target, WorkspaceError> {
+        // Backend branch: the one place that tells a URL from a path.
         if name.to_str().is_some_and(crate::pg::is_url) {
             return Ok(Target::new(name, &self.postgres()?.schema)?);
         }
@@ -144,6 +143,8 @@ impl Session {
     /// `CONTIMG_ABSURD_QUEUE`).
     pub fn pipeline_database(&self) -> Result<crate::pipeline::Database, WorkspaceError> {
         Ok(crate::pipeline::Database {
+            // Backend branch: a file path must be absolute for jobs run in other directories;
+            // a URL already is.
             target: match self.target()? {
                 Target::Sqlite(path) => Target::Sqlite(crate::fsutil::absolute(&path)),
                 pg => pg,
@@ -158,46 +159,20 @@ impl Session {
         Ok(Db::open(&self.target()?)?)
     }
 
-    /// [`Session::open_db`] for a command that only reads: an SQLite file is opened as
-    /// [`Session::store_read_only`] opens it.
+    /// [`Session::open_db`] for a command that only reads ([`Db::open_read_only`]).
     pub fn open_db_read_only(&self) -> Result<Db, WorkspaceError> {
-        match self.target()? {
-            Target::Sqlite(path) => Ok(Db::Sqlite(sqlite_read_only(&path)?)),
-            pg => Ok(Db::open(&pg)?),
-        }
+        Ok(Db::open_read_only(&self.target()?)?)
     }
 
     /// The database a manifest records (`database` of a mosaic manifest), opened, when it is an
     /// SQLite file; `None` for a PostgreSQL URL (a manifest holds no password: the caller opens
     /// its own database and compares names).
     pub fn open_recorded(&self, database: &Path) -> Result<Option<Db>, WorkspaceError> {
+        // Backend branch: a manifest names a file fully but a server without its password.
         match self.target_of(database.as_os_str(), None)? {
             sqlite @ Target::Sqlite(_) => Ok(Some(Db::open(&sqlite)?)),
             Target::Postgres { .. } => Ok(None),
         }
-    }
-
-    /// The SQLite database of a command that only reads (`status`): opened read-only, so it
-    /// never waits behind a writer and works on a read-only copy. A missing file, or a schema
-    /// older than this binary's, gets the writing open (which creates or migrates it). A
-    /// PostgreSQL URL is refused with a one-line error.
-    pub fn store_read_only(&self) -> Result<Store, WorkspaceError> {
-        match self.target()? {
-            Target::Sqlite(path) => sqlite_read_only(&path),
-            pg => Err(StoreError::NotSupported {
-                target: pg.to_string(),
-            }
-            .into()),
-        }
-    }
-
-    /// The pipeline records on the PostgreSQL server, when the database is one; `None` on SQLite.
-    pub fn pipeline_server(&self) -> Result<Option<PgPipeline>, WorkspaceError> {
-        let db = self.pipeline_database()?;
-        Ok(match &db.target {
-            Target::Postgres { url, schema } => Some(PgPipeline::open(url, schema, &db.queue)?),
-            Target::Sqlite(_) => None,
-        })
     }
 
     /// The registered images a filter selects, read from the database read-only.
@@ -214,6 +189,7 @@ impl Session {
         if let Some(ws) = self.find_workspace()? {
             return Ok(ws.mosaics_dir());
         }
+        // Backend branch: a file has a directory to put mosaics beside; a server has none.
         Ok(match self.target()? {
             Target::Sqlite(path) => path
                 .parent()
@@ -262,15 +238,6 @@ impl Session {
 }
 
 /// Opens an SQLite file read-only when it exists with the current schema, else for writing.
-fn sqlite_read_only(path: &Path) -> Result<Store, WorkspaceError> {
-    if path.is_file()
-        && let Some(store) = Store::open_read_only(path)?
-    {
-        return Ok(store);
-    }
-    Ok(Store::open(path)?)
-}
-
 /// The sha256 `build` recorded for mosaic `id` (`None` when it was built before hashes were
 /// recorded, or there is no such mosaic).
 pub fn recorded_sha256(db: &mut Db, id: i64) -> Result<Option<String>, StoreError> {

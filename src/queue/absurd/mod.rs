@@ -30,7 +30,7 @@ use uuid::Uuid;
 use crate::pg::PgTarget;
 pub use crate::pg::mask_url;
 
-use super::backend::{Claim, Failure, RunKey, RunView, TaskKey, TaskQueue, TaskView, WorkLease};
+use super::backend::{Claim, Failure, RunKey, RunView, TaskKey, TaskView, WorkLease};
 use super::{NewTask, QueueError, Result, RetryStrategy, TaskState, UnknownName};
 
 /// ABSURD schema versions this contimg has been checked against.
@@ -204,12 +204,9 @@ impl AbsurdQueue {
     }
 }
 
-impl TaskQueue for AbsurdQueue {
-    fn backend(&self) -> &'static str {
-        "absurd"
-    }
-
-    fn now(&mut self) -> Result<DateTime<Utc>> {
+impl AbsurdQueue {
+    /// The current time by ABSURD's clock (`absurd.current_time()`, faked in tests).
+    pub fn now(&mut self) -> Result<DateTime<Utc>> {
         let row = self
             .client
             .query_one("SELECT absurd.current_time()", &[])
@@ -217,7 +214,11 @@ impl TaskQueue for AbsurdQueue {
         Ok(row.get(0))
     }
 
-    fn spawn(&mut self, t: &NewTask) -> Result<TaskKey> {
+    /// Spawns one task. Its retry rule, attempts, timeout and its pipeline, execution and job
+    /// travel as ABSURD's own spawn options and headers, and a task naming an execution and a job
+    /// gets an idempotency key from them: spawning it again returns the existing task. ABSURD has
+    /// no dependencies or delayed start: a task with `depends_on` or `available_at` is refused.
+    pub fn spawn(&mut self, t: &NewTask) -> Result<TaskKey> {
         let key = match (t.execution_id, &t.job_id) {
             (Some(e), Some(j)) => Some(format!("contimg:{e}:{j}")),
             _ => None,
@@ -226,7 +227,9 @@ impl TaskQueue for AbsurdQueue {
         spawn_on(&mut self.client, &shown, &self.queue, t, key.as_deref()).map(TaskKey::Absurd)
     }
 
-    fn claim(&mut self, worker: &str, claim: Duration) -> Result<Option<Claim>> {
+    /// Claims the next due run for `worker` under a claim of `claim` length (whole seconds,
+    /// rounded up), or `None` when nothing is due. Expired claims are reaped first.
+    pub fn claim(&mut self, worker: &str, claim: Duration) -> Result<Option<Claim>> {
         if worker.trim().is_empty() {
             return Err(QueueError::InvalidTask(
                 "a worker id must not be empty (use e.g. host:pid)".into(),
@@ -264,7 +267,8 @@ impl TaskQueue for AbsurdQueue {
         }))
     }
 
-    fn heartbeat(&mut self, lease: &WorkLease, extend: Duration) -> Result<()> {
+    /// Extends the claim to now + `extend`, if the worker still holds the run.
+    pub fn heartbeat(&mut self, lease: &WorkLease, extend: Duration) -> Result<()> {
         let (_, run) = Self::absurd_ids(lease)?;
         let secs = claim_seconds(extend)?;
         match self.client.execute(
@@ -276,7 +280,8 @@ impl TaskQueue for AbsurdQueue {
         }
     }
 
-    fn complete(&mut self, lease: &WorkLease, result: &Value) -> Result<()> {
+    /// Completes the task with `result` (again with the same lease: accepted, nothing changes).
+    pub fn complete(&mut self, lease: &WorkLease, result: &Value) -> Result<()> {
         let (_, run) = Self::absurd_ids(lease)?;
         match self.client.execute(
             "SELECT absurd.complete_run($1, $2, $3)",
@@ -286,7 +291,7 @@ impl TaskQueue for AbsurdQueue {
             Err(e) => {
                 // Completing the same run again changes nothing and is accepted.
                 if let Ok(Some((r, _))) = self.run_state(run)
-                    && r == "completed"
+                    && r.parse() == Ok(TaskState::Completed)
                 {
                     return Ok(());
                 }
@@ -295,7 +300,9 @@ impl TaskQueue for AbsurdQueue {
         }
     }
 
-    fn fail(&mut self, lease: &WorkLease, error: &str, timed_out: bool) -> Result<Failure> {
+    /// Records a failed run (`timed_out`: the worker stopped it for running over its timeout); the
+    /// task is retried by its retry rule while attempts remain, else it fails for good.
+    pub fn fail(&mut self, lease: &WorkLease, error: &str, timed_out: bool) -> Result<Failure> {
         let (task, run) = Self::absurd_ids(lease)?;
         let reason = json!({
             "name": if timed_out { "contimg.TimedOut" } else { "contimg.JobFailed" },
@@ -329,8 +336,8 @@ impl TaskQueue for AbsurdQueue {
         tx.commit()
             .map_err(|e| self.target.error("fail a run", e))?;
         let state: String = row.get(0);
-        Ok(match state.as_str() {
-            "pending" | "sleeping" => Failure::Retrying {
+        Ok(match state.parse() {
+            Ok(TaskState::Pending | TaskState::Sleeping) => Failure::Retrying {
                 at: row.get(1),
                 next_attempt: row.get::<_, i32>(2).max(0) as u32,
             },
@@ -338,7 +345,9 @@ impl TaskQueue for AbsurdQueue {
         })
     }
 
-    fn cancel(&mut self, task: TaskKey, _reason: &str) -> Result<bool> {
+    /// Cancels a task that is not finished (a running run's next heartbeat or complete is refused);
+    /// false when it was already completed, failed or cancelled. `cancel_task` takes no reason.
+    pub fn cancel(&mut self, task: TaskKey, _reason: &str) -> Result<bool> {
         let id = Self::absurd_task(task)?;
         let before = self.inspect_state(id)?;
         if before.is_terminal() {
@@ -350,7 +359,8 @@ impl TaskQueue for AbsurdQueue {
         Ok(true)
     }
 
-    fn retry(&mut self, task: TaskKey) -> Result<()> {
+    /// Gives a failed task one more attempt (`retry_task`).
+    pub fn retry(&mut self, task: TaskKey) -> Result<()> {
         let id = Self::absurd_task(task)?;
         let state = self.inspect_state(id)?;
         if state != TaskState::Failed {
@@ -367,7 +377,8 @@ impl TaskQueue for AbsurdQueue {
         Ok(())
     }
 
-    fn inspect(&mut self, task: TaskKey) -> Result<TaskView> {
+    /// The task and its runs.
+    pub fn inspect(&mut self, task: TaskKey) -> Result<TaskView> {
         let id = Self::absurd_task(task)?;
         let sql = format!(
             "SELECT task_name, params, state, attempts, max_attempts, completed_payload
@@ -397,7 +408,10 @@ impl TaskQueue for AbsurdQueue {
         let mut runs = Vec::with_capacity(rows.len());
         for r in rows {
             let run_state: String = r.get(3);
-            if matches!(run_state.as_str(), "pending" | "sleeping") {
+            if matches!(
+                run_state.parse(),
+                Ok(TaskState::Pending | TaskState::Sleeping)
+            ) {
                 next_attempt_at = Some(r.get::<_, DateTime<Utc>>(7));
             }
             let reason: Option<Value> = r.get(4);
