@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use contimg::pipeline::api::backend;
 use contimg::pipeline::api::{self, Engine, Setup};
 use contimg::pipeline::def::{NamedPipeline, PipelineDef};
 use contimg::pipeline::exec::{Admitted, Created};
-use contimg::pipeline::executions::{Access, Executions, backend};
+use contimg::pipeline::executions::{Access, Executions};
 use contimg::pipeline::notify::{Delivery, NotifyConfig};
 use contimg::pipeline::{Database, ExecStatus, ExecutionManifest, PipelineError, Slot, StopWhen};
 use contimg::store::Target;

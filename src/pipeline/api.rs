@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use super::def::{NamedPipeline, WhenBusy};
 use super::exec::{self, Admitted, ExecStatus, ExecutionManifest, ExecutionSummary, Slot};
-use super::executions::{self, Access, Backend, Executions};
+use super::executions::{Access, Backend, Executions};
 use super::jobs::SelfInvocation;
 use super::notify::{Delivery, DeliveryStats, Notification, NotifyConfig};
 use super::procs::process_id;
@@ -156,7 +156,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(setup: Setup, lease: Duration) -> Engine {
-        let backend = executions::backend(&setup.database);
+        let backend = backend(&setup.database);
         Engine {
             delivery: Delivery {
                 config: setup.notify,
@@ -424,16 +424,12 @@ fn report_delivery(r: Result<DeliveryStats, PipelineError>, progress: &dyn Progr
 
 /// The latest `limit` executions of `db`, newest first, read-only (see [`Access::ReadOnly`]).
 pub fn executions(db: &Database, limit: usize) -> Result<Vec<ExecutionSummary>, PipelineError> {
-    executions::backend(db)
-        .executions(Access::ReadOnly)?
-        .list(limit)
+    backend(db).executions(Access::ReadOnly)?.list(limit)
 }
 
 /// One execution's manifest in `db`, read-only (see [`Access::ReadOnly`]).
 pub fn execution(db: &Database, eid: i64) -> Result<ExecutionManifest, PipelineError> {
-    executions::backend(db)
-        .executions(Access::ReadOnly)?
-        .manifest(eid)
+    backend(db).executions(Access::ReadOnly)?.manifest(eid)
 }
 
 /// The notification outbox, newest first.
@@ -590,4 +586,18 @@ pub fn cron_apply(
         cron::write(program, &new)?;
     }
     Ok(changed)
+}
+
+/// The backend of `db` (here, not beside the traits in `executions`, which both
+/// implementations import: no circle).
+pub fn backend(db: &Database) -> Arc<dyn Backend> {
+    // The one place outside the store and the queue that looks at which backend a database is.
+    match &db.target {
+        crate::store::Target::Sqlite(path) => Arc::new(super::sqlite::SqliteBackend::new(path)),
+        crate::store::Target::Postgres { url, schema } => Arc::new(super::pg::PgBackend {
+            url: url.clone(),
+            schema: schema.clone(),
+            queue: db.queue.clone(),
+        }),
+    }
 }

@@ -7,7 +7,7 @@
 //! [`Backend`] is what a process opens on a database: execution stores, job sources for worker
 //! threads ([`JobSource`]), the outbox alone, and how a job's child process is told the database.
 //!
-//! [`backend`] is the one place that looks at which backend a database is; everything above it (run,
+//! [`crate::pipeline::api::backend`] is the one place that looks at which backend a database is; everything above it (run,
 //! catch-up, retry, cancel, status, workers, notifications) goes through these traits. The two
 //! implementations: [`super::sqlite`] (the embedded queue, executions in [`super::exec`], runner
 //! leases in [`super::runner`]) and [`super::pg`] (ABSURD on PostgreSQL).
@@ -22,19 +22,18 @@
 //!   another ABSURD client may have changed a task.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::PipelineError;
 use super::def::NamedPipeline;
 use super::exec::{Admitted, ExecStatus, ExecutionManifest, ExecutionSummary, Slot};
 use super::jobs::ChildDatabase;
 use super::notify::{Delivery, DeliveryStats};
 use super::runner::Holder;
 use super::source::JobSource;
-use super::{Database, PipelineError};
-use crate::store::{Db, Target};
+use crate::store::Db;
 
 /// How a command uses an execution store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,17 +112,4 @@ pub trait Backend: Send + Sync {
 
     /// How a job's child `contimg` is pointed at this database.
     fn child_database(&self) -> ChildDatabase;
-}
-
-/// The backend of `db`.
-pub fn backend(db: &Database) -> Arc<dyn Backend> {
-    // The one place outside the store and the queue that looks at which backend a database is.
-    match &db.target {
-        Target::Sqlite(path) => Arc::new(super::sqlite::SqliteBackend::new(path)),
-        Target::Postgres { url, schema } => Arc::new(super::pg::PgBackend {
-            url: url.clone(),
-            schema: schema.clone(),
-            queue: db.queue.clone(),
-        }),
-    }
 }
