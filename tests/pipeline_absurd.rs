@@ -860,15 +860,49 @@ fn a_database_without_absurd_says_what_to_run_and_is_left_untouched() {
         .unwrap();
 }
 
+/// Sets `[postgres] accept_outside` of workspace `ws` to `types` (TOML array text).
+fn accept_outside(ws: &Path, types: &str) {
+    let p = ws.join("contimg.toml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let line = "accept_outside = [\"contimg.run\"]";
+    assert!(text.contains(line), "the default contimg.toml names {line}");
+    std::fs::write(&p, text.replace(line, &format!("accept_outside = {types}"))).unwrap();
+}
+
+/// ABSURD's record of every task of the queue named `name`: (state, runs started, last failure
+/// message).
+fn outside_tasks(bed: &Bed, name: &str) -> Vec<(String, i64, Option<String>)> {
+    raw_client()
+        .query(
+            &format!(
+                "SELECT t.state,
+                        (SELECT count(*) FROM absurd.\"r_{0}\" r WHERE r.task_id = t.task_id
+                            AND r.started_at IS NOT NULL),
+                        (SELECT r.failure_reason->>'message' FROM absurd.\"r_{0}\" r
+                          WHERE r.task_id = t.task_id AND r.failure_reason IS NOT NULL
+                          ORDER BY r.attempt DESC LIMIT 1)
+                   FROM absurd.\"t_{0}\" t WHERE t.task_name = $1 ORDER BY t.enqueue_at",
+                bed.name
+            ),
+            &[&name],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
 #[test]
-fn a_task_spawned_by_the_sdk_with_a_contimg_job_type_is_run_by_a_contimg_worker() {
+fn a_task_spawned_by_the_sdk_with_an_accepted_job_type_is_run_by_a_contimg_worker() {
     let bed = Bed::new("sdkjob");
     let ws = common::workspace();
-    // Another ABSURD client spawns a contimg job type, and a task contimg does not know.
+    // The site opts in to outside `command` tasks; another ABSURD client spawns one, and a task
+    // contimg does not know.
+    accept_outside(ws.path(), "[\"command\"]");
     bed.python(
         "q = sys.argv[2]\nsdk.create_queue(q)\n\
          sdk.spawn('command', {'argv': ['printf', '{\"ok\": 1}']}, max_attempts=1, queue=q)\n\
-         sdk.spawn('resize_images', {'n': 3}, max_attempts=1, queue=q)",
+         sdk.spawn('resize_images', {'n': 3}, queue=q)",
     );
     bed.json(ws.path(), &["worker", "--once"], 0);
     let states: Vec<(String, String, Option<Value>)> = raw_client()
@@ -886,26 +920,113 @@ fn a_task_spawned_by_the_sdk_with_a_contimg_job_type_is_run_by_a_contimg_worker(
     assert_eq!(states[0].0, "command");
     assert_eq!(states[0].1, "completed", "{states:?}");
     assert_eq!(states[0].2, Some(serde_json::json!({ "ok": 1 })));
-    assert_eq!(states[1].0, "resize_images");
-    assert_eq!(states[1].1, "failed", "not contimg's to run: {states:?}");
-    let reason: Value = raw_client()
-        .query_one(
-            &format!(
-                "SELECT r.failure_reason FROM absurd.\"r_{0}\" r JOIN absurd.\"t_{0}\" t USING (task_id)
-                  WHERE t.task_name = 'resize_images'",
-                bed.name
-            ),
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    // The unknown task fails once, for good (the SDK gave it 5 attempts), saying why.
+    let t = outside_tasks(&bed, "resize_images");
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].0, "cancelled", "not contimg's to run: {t:?}");
+    assert_eq!(t[0].1, 1, "one attempt, never retried: {t:?}");
+    let why = t[0].2.as_deref().unwrap();
     assert!(
-        reason["message"]
-            .as_str()
-            .unwrap()
-            .contains("give other tasks their own queue"),
-        "{reason}"
+        why.contains("'resize_images' is not accepted from outside contimg (accepted: command"),
+        "{why}"
     );
+}
+
+#[test]
+fn an_outside_command_task_runs_nothing_and_fails_once_with_the_reason() {
+    let bed = Bed::new("stranger");
+    let ws = common::workspace();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("pwned");
+    // By default no outside `command` runs: its argv would create the marker. Nor does a task
+    // claiming to be a job of a contimg execution (by header or by param) that contimg never spawned.
+    bed.python(&format!(
+        "q = sys.argv[2]\nsdk.create_queue(q)\n\
+         sdk.spawn('command', {{'argv': ['touch', '{m}']}}, queue=q)\n\
+         sdk.spawn('command', {{'argv': ['touch', '{m}']}}, queue=q, \
+                   headers={{'origin': 'contimg', 'execution': 1, 'job': 'a'}})\n\
+         sdk.spawn('mosaic_build', {{'plan_id': 1, 'execution_id': 1, 'job_id': 'build'}}, queue=q)",
+        m = marker.display()
+    ));
+    let out = bed.run(ws.path(), &["worker", "--once"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // A second worker finds nothing left to retry.
+    bed.json(ws.path(), &["worker", "--once"], 0);
+    assert!(!marker.exists(), "an outside command ran");
+    let cmd = outside_tasks(&bed, "command");
+    assert_eq!(cmd.len(), 2, "{cmd:?}");
+    for (state, runs, why) in &cmd {
+        assert_eq!(state, "cancelled", "{cmd:?}");
+        assert_eq!(*runs, 1, "failed once, never retried: {cmd:?}");
+        let why = why.as_deref().unwrap();
+        assert!(why.starts_with("refused task "), "{why}");
+    }
+    assert!(
+        cmd[0].2.as_deref().unwrap().contains(
+            "task type 'command' is not accepted from outside contimg (accepted: contimg.run"
+        ),
+        "{cmd:?}"
+    );
+    assert!(
+        cmd[1]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("claims to be a job of a contimg execution"),
+        "{cmd:?}"
+    );
+    let build = outside_tasks(&bed, "mosaic_build");
+    assert_eq!(build[0].1, 1, "{build:?}");
+    assert!(
+        build[0]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("claims to be a job"),
+        "{build:?}"
+    );
+    // Each refusal is a warning on the worker's log.
+    let warned = err
+        .lines()
+        .filter(|l| l.starts_with("contimg: warning: refused task "))
+        .count();
+    assert_eq!(warned, 3, "{err}");
+}
+
+#[test]
+fn an_outside_task_of_an_accepted_type_with_a_hostile_param_is_refused() {
+    let bed = Bed::new("hostile");
+    let ws = common::workspace();
+    accept_outside(ws.path(), "[\"mosaic_plan\", \"mosaic_qa\", \"command\"]");
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("ran");
+    bed.python(&format!(
+        "q = sys.argv[2]\nsdk.create_queue(q)\n\
+         sdk.spawn('mosaic_plan', {{'tier': 'auto', 'start': '2026-11-20T00:00Z', \
+                   'end': '2026-11-21T00:00Z', 'replace': True}}, queue=q)\n\
+         sdk.spawn('mosaic_qa', {{'mosaic_id': 1, 'reference': '/etc/passwd'}}, queue=q)\n\
+         sdk.spawn('command', {{'argv': ['touch', '{m}'], 'cwd': '/'}}, queue=q)",
+        m = marker.display()
+    ));
+    bed.json(ws.path(), &["worker", "--once"], 0);
+    assert!(!marker.exists(), "a refused command ran");
+    for (name, why) in [
+        (
+            "mosaic_plan",
+            "parameter 'replace' is not accepted from outside",
+        ),
+        (
+            "mosaic_qa",
+            "parameter 'reference' = \"/etc/passwd\" leaves the workspace",
+        ),
+        ("command", "parameter 'cwd' = \"/\" leaves the workspace"),
+    ] {
+        let t = outside_tasks(&bed, name);
+        assert_eq!(t[0].0, "cancelled", "{name}: {t:?}");
+        assert_eq!(t[0].1, 1, "{name}: {t:?}");
+        assert!(t[0].2.as_deref().unwrap().contains(why), "{name}: {t:?}");
+    }
 }
 
 #[test]

@@ -124,6 +124,7 @@ pub fn backend(db: &Database) -> Arc<dyn Backend> {
             url: url.clone(),
             schema: schema.clone(),
             queue: db.queue.clone(),
+            accept_outside: db.accept_outside.clone(),
         }),
     }
 }

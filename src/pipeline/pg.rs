@@ -624,6 +624,8 @@ pub struct PgBackend {
     pub url: String,
     pub schema: String,
     pub queue: String,
+    /// `[postgres] accept_outside` (see [`super::outside`]).
+    pub accept_outside: Vec<String>,
 }
 
 impl Backend for PgBackend {
@@ -639,6 +641,7 @@ impl Backend for PgBackend {
     fn jobs(&self, deliver: bool) -> Result<Box<dyn JobSource>, PipelineError> {
         Ok(Box::new(PgJobs {
             pg: PgPipeline::open(&self.url, &self.schema, &self.queue)?,
+            accept_outside: self.accept_outside.clone(),
             outbox: if deliver { Some(self.outbox()?) } else { None },
         }))
     }
@@ -1114,11 +1117,13 @@ fn task_facts(
 }
 
 /// The pipeline on ABSURD as the worker's job source. ABSURD claims in its own order (no
-/// priorities, no choice of execution). A task another ABSURD client spawned on the queue is run as a
-/// standalone job when its name is a contimg job type (its params are the job's), else failed with
-/// a message saying so.
+/// priorities, no choice of execution). A task another ABSURD client spawned on the queue (one
+/// `pipeline_jobs` does not record) is run as a standalone job only when [`super::outside::vet`]
+/// accepts it, else failed once, for good, with the reason.
 pub struct PgJobs {
     pub pg: PgPipeline,
+    /// `[postgres] accept_outside`.
+    pub accept_outside: Vec<String>,
     /// The notification outbox, when this worker delivers (its own connection: delivery runs
     /// outside the job transactions).
     pub outbox: Option<crate::store::Db>,
@@ -1156,24 +1161,42 @@ impl JobSource for PgJobs {
                     &[&task],
                 )
                 .map_err(db(&shown, "find a task's job"))?;
-            // A task another client spawned: run it when it names a job type contimg knows (a
-            // standalone job, as `contimg absurd-task` or the SDK spawns one), else fail it saying
-            // why.
+            // A task another client spawned: run it only when the site accepts its type and its
+            // params pass; else fail it for good, saying why.
             let (execution_id, job_id) = match row {
                 Some(r) => (Some(r.get(0)), Some(r.get(1))),
-                None if c.name.parse::<super::jobs::JobKind>().is_ok() => (None, None),
                 None => {
-                    let known: Vec<&str> = super::jobs::JOB_TYPES.iter().map(|t| t.name).collect();
-                    let msg = format!(
-                        "task {task} ('{}') on queue '{}' is neither a job of a contimg pipeline nor a \
-                         contimg job type ({}); give other tasks their own queue",
-                        c.name,
-                        self.pg.queue_name(),
-                        known.join(", ")
-                    );
-                    log::warn!("{msg}");
-                    let _ = self.pg.q.fail(&c.lease, &msg, false);
-                    continue;
+                    let (tasks_table, _) = tables(self.pg.queue_name());
+                    let headers: Option<Value> = self
+                        .pg
+                        .client()
+                        .query_opt(
+                            &format!("SELECT headers FROM {tasks_table} WHERE task_id = $1"),
+                            &[&task],
+                        )
+                        .map_err(db(&shown, "read a task's headers"))?
+                        .and_then(|r| r.get(0));
+                    match super::outside::vet(
+                        &c.name,
+                        &c.params,
+                        headers.as_ref(),
+                        &self.accept_outside,
+                    ) {
+                        Ok(_) => (None, None),
+                        Err(why) => {
+                            let msg = format!(
+                                "refused task {task} ('{}') spawned on queue '{}' by another \
+                                 client: {why}",
+                                c.name,
+                                self.pg.queue_name(),
+                            );
+                            log::warn!("{msg}");
+                            if let Err(e) = self.pg.q.fail_for_good(&c.lease, &msg) {
+                                log::warn!("{e}");
+                            }
+                            continue;
+                        }
+                    }
                 }
             };
             return Ok(Some(Job {
