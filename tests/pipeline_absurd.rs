@@ -409,8 +409,15 @@ fn contimg_cancel_stops_a_running_job_through_absurd() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let eid = m["execution_id"].as_i64().unwrap().to_string();
-    let c = bed.json(ws.path(), &["cancel", &eid], 1);
+    let c = bed.json(ws.path(), &["cancel", &eid], 0);
     assert_eq!(c["status"], "cancelled", "{c}");
+    // Cancelling it again changes nothing and is no error; an unknown id is a usage error.
+    let again = bed.json(ws.path(), &["cancel", &eid], 0);
+    assert_eq!(again["status"], "cancelled", "{again}");
+    let out = bed.run(ws.path(), &["cancel", "987654"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("987654"), "{err}");
     let (_, state, _, _) = bed.absurd_task(common::job(&c, "a")["task_id"].as_str().unwrap());
     assert_eq!(state, "cancelled");
     // The worker's next heartbeat is refused: it kills the job (well before its 600 s).
