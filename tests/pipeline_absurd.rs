@@ -433,6 +433,55 @@ fn contimg_cancel_stops_a_running_job_through_absurd() {
 }
 
 #[test]
+fn a_command_job_gets_neither_the_database_url_nor_its_password() {
+    let bed = Bed::new("secrets");
+    let tmp = tempfile::tempdir().unwrap();
+    let env_file = tmp.path().join("env.txt");
+    let ws = common::workspace();
+    common::add_config(
+        ws.path(),
+        &format!(
+            r#"
+[pipelines.envdump]
+window = "1h"
+[[pipelines.envdump.jobs]]
+id = "dump"
+type = "command"
+params = {{ argv = ["sh", "-c", "env > {}; echo '{{}}'"] }}
+"#,
+            env_file.display()
+        ),
+    );
+    let password = "s3cret-not-for-jobs";
+    let url = pg_url();
+    let mut run = bed.cmd(ws.path(), &["run", "envdump", "--slot", SLOT]);
+    // The worker has the URL (CONTIMG_DB, with its password) and PGPASSWORD; not the test's own
+    // variables.
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CONTIMG_TEST_PG")) {
+        run.env_remove(k);
+    }
+    let out = run.env("PGPASSWORD", password).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    assert!(env.contains("CONTIMG_JOB_ID=dump"), "{env}");
+    for (what, secret) in [
+        ("the URL", url.as_str()),
+        ("PGPASSWORD", password),
+        ("CONTIMG_DB", "CONTIMG_DB="),
+        ("PGPASSWORD", "PGPASSWORD="),
+    ] {
+        assert!(!env.contains(secret), "the job got {what}: {env}");
+    }
+    // The URL's password itself appears nowhere either.
+    let pw = url
+        .split(':')
+        .nth(2)
+        .and_then(|r| r.split('@').next())
+        .unwrap();
+    assert!(pw.len() > 8 && !env.contains(pw), "{env}");
+}
+
+#[test]
 fn bad_servers_give_one_line_errors_naming_the_masked_url() {
     let dir = tempfile::tempdir().unwrap();
     let url = pg_url();
