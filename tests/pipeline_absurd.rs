@@ -986,6 +986,14 @@ fn a_task_spawned_by_the_sdk_with_an_accepted_job_type_is_run_by_a_contimg_worke
         why.contains("'resize_images' is not accepted from outside contimg (accepted: command"),
         "{why}"
     );
+    // `status` lists the accepted outside task after the executions (none here), not the other.
+    let list = bed.json(ws.path(), &["status", "--json"], 0);
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{list}");
+    assert_eq!(rows[0]["schema"], "contimg.standalone-task/1", "{list}");
+    assert_eq!(rows[0]["task_type"], "command", "{list}");
+    assert_eq!(rows[0]["state"], "completed", "{list}");
+    assert_eq!(rows[0]["attempts"], 1, "{list}");
 }
 
 #[test]
@@ -1082,6 +1090,18 @@ fn an_outside_task_of_an_accepted_type_with_a_hostile_param_is_refused() {
         assert_eq!(t[0].0, "cancelled", "{name}: {t:?}");
         assert_eq!(t[0].1, 1, "{name}: {t:?}");
         assert!(t[0].2.as_deref().unwrap().contains(why), "{name}: {t:?}");
+    }
+    // Refused or not, tasks of an accepted type show in `status`, with the reason.
+    let list = bed.json(ws.path(), &["status", "--json"], 0);
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{list}");
+    for r in rows {
+        assert_eq!(r["schema"], "contimg.standalone-task/1", "{list}");
+        assert_eq!(r["state"], "cancelled", "{list}");
+        assert!(
+            r["error"].as_str().unwrap().contains("refused task"),
+            "{list}"
+        );
     }
 }
 

@@ -429,6 +429,17 @@ pub fn executions(db: &Database, limit: usize) -> Result<Vec<ExecutionSummary>, 
         .list(limit)
 }
 
+/// The latest `limit` tasks other clients spawned on `db`'s queue of a type `[postgres]
+/// accept_outside` names, newest first (none on SQLite).
+pub fn standalone_tasks(
+    db: &Database,
+    limit: usize,
+) -> Result<Vec<executions::StandaloneTask>, PipelineError> {
+    executions::backend(db)
+        .executions(Access::ReadOnly)?
+        .standalone(&db.accept_outside, limit)
+}
+
 /// One execution's manifest in `db`, read-only (see [`Access::ReadOnly`]).
 pub fn execution(db: &Database, eid: i64) -> Result<ExecutionManifest, PipelineError> {
     executions::backend(db)

@@ -37,7 +37,7 @@ use super::def::NamedPipeline;
 use super::exec::{
     self, Admitted, Created, ExecStatus, ExecutionManifest, ExecutionSummary, JobReport, Slot,
 };
-use super::executions::{Access, Backend, Executions};
+use super::executions::{Access, Backend, Executions, StandaloneTask};
 use super::jobs::ChildDatabase;
 use super::notify::{Delivery, DeliveryStats};
 use super::runner::Holder;
@@ -468,6 +468,56 @@ impl PgPipeline {
         Ok(out)
     }
 
+    /// The latest `limit` tasks of the queue that `pipeline_jobs` does not record (spawned by
+    /// another client) whose name is one of `accept`, newest first.
+    pub fn standalone(
+        &mut self,
+        accept: &[String],
+        limit: usize,
+    ) -> Result<Vec<StandaloneTask>, PipelineError> {
+        let shown = self.shown.clone();
+        let (tasks, runs) = tables(self.queue_name());
+        let exists: Option<String> = self
+            .client()
+            .query_one("SELECT to_regclass($1)::text", &[&tasks])
+            .map_err(db(&shown, "find the queue"))?
+            .get(0);
+        if exists.is_none() {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .client()
+            .query(
+                &format!(
+                    "SELECT t.task_id, t.task_name, t.state, t.enqueue_at,
+                            (SELECT count(*) FROM {runs} r WHERE r.task_id = t.task_id
+                                AND r.started_at IS NOT NULL),
+                            (SELECT max(coalesce(r.completed_at, r.failed_at)) FROM {runs} r
+                              WHERE r.task_id = t.task_id),
+                            (SELECT r.failure_reason FROM {runs} r WHERE r.task_id = t.task_id
+                                AND r.failure_reason IS NOT NULL ORDER BY r.attempt DESC LIMIT 1)
+                       FROM {tasks} t
+                      WHERE t.task_name = ANY($1)
+                        AND NOT EXISTS (SELECT 1 FROM pipeline_jobs j WHERE j.task_id = t.task_id)
+                      ORDER BY t.enqueue_at DESC LIMIT $2"
+                ),
+                &[&accept, &(limit as i64)],
+            )
+            .map_err(db(&shown, "list standalone tasks"))?;
+        Ok(rows
+            .iter()
+            .map(|r| StandaloneTask {
+                task_id: r.get::<_, Uuid>(0).to_string(),
+                task_type: r.get(1),
+                state: r.get(2),
+                attempts: r.get(4),
+                enqueued_at: r.get::<_, Option<DateTime<Utc>>>(3).map(iso),
+                finished_at: r.get::<_, Option<DateTime<Utc>>>(5).map(iso),
+                error: r.get::<_, Option<Value>>(6).as_ref().map(failure_text),
+            })
+            .collect())
+    }
+
     /// Cancels the unfinished jobs of `eid` (ABSURD's `cancel_task` for spawned ones); returns how many.
     pub fn cancel(&mut self, eid: i64) -> Result<usize, PipelineError> {
         // Up to date with ABSURD first (and an unknown id refused before anything changes).
@@ -692,6 +742,14 @@ impl Executions for PgPipeline {
 
     fn last_success(&mut self, pipeline: &str) -> Result<Option<DateTime<Utc>>, PipelineError> {
         PgPipeline::last_success(self, pipeline)
+    }
+
+    fn standalone(
+        &mut self,
+        accept: &[String],
+        limit: usize,
+    ) -> Result<Vec<StandaloneTask>, PipelineError> {
+        PgPipeline::standalone(self, accept, limit)
     }
 
     fn cancel(&mut self, eid: i64) -> Result<usize, PipelineError> {
