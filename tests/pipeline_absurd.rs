@@ -481,6 +481,147 @@ params = {{ argv = ["sh", "-c", "env > {}; echo '{{}}'"] }}
     assert!(pw.len() > 8 && !env.contains(pw), "{env}");
 }
 
+/// The test server's contimg database as the superuser (CONTIMG_TEST_PG_ADMIN names the
+/// `postgres` database).
+fn admin_url() -> String {
+    let admin = std::env::var("CONTIMG_TEST_PG_ADMIN")
+        .expect("CONTIMG_TEST_PG_ADMIN: start the server with scripts/pg-cluster start");
+    let url = pg_url();
+    let db = url.split("@/").nth(1).unwrap().split('?').next().unwrap();
+    admin.replacen("@/postgres?", &format!("@/{db}?"), 1)
+}
+
+/// A login role of its own, dropped (with its grants) at the end.
+struct Role {
+    name: String,
+    url: String,
+}
+
+impl Role {
+    fn new(name: String, password: &str) -> Role {
+        let mut admin = postgres::Client::connect(&admin_url(), postgres::NoTls).unwrap();
+        Role::drop_in(&mut admin, &name);
+        admin
+            .batch_execute(&format!(
+                "CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'"
+            ))
+            .unwrap();
+        let url = pg_url();
+        let rest = &url[url.find('@').unwrap()..];
+        let url = format!("postgresql://{name}:{password}{rest}");
+        Role { name, url }
+    }
+
+    fn drop_in(admin: &mut postgres::Client, name: &str) {
+        let exists = admin
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
+            .unwrap()
+            .is_some();
+        if exists {
+            admin
+                .batch_execute(&format!("DROP OWNED BY \"{name}\"; DROP ROLE \"{name}\""))
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&admin_url(), postgres::NoTls) {
+            Role::drop_in(&mut admin, &self.name);
+        }
+    }
+}
+
+#[test]
+fn an_outside_role_may_spawn_on_the_queue_and_nothing_else() {
+    let bed = Bed::new("roles");
+    let ws = common::workspace();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("pwned");
+    // The workers' role makes contimg's schema and the queue.
+    bed.json(ws.path(), &["worker", "--once"], 0);
+    let outside = Role::new(format!("spawner_{}", std::process::id()), "outside-pw");
+    let worker_role = pg_url()["postgresql://".len()..]
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-roles.sql");
+    let out = Command::new("psql")
+        .arg(admin_url())
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+        .arg("-v")
+        .arg(format!("queue={}", bed.name))
+        .arg("-v")
+        .arg(format!("schema={}", bed.name))
+        .arg("-v")
+        .arg(format!("worker={worker_role}"))
+        .arg("-v")
+        .arg(format!("outside={}", outside.name))
+        .arg("-f")
+        .arg(&script)
+        .output()
+        .expect("psql (apt-get install postgresql-client)");
+    assert!(out.status.success(), "{out:?}");
+
+    // As the outside role, ABSURD's SDK spawns (twice with one idempotency key: one task) and reads
+    // a task's result.
+    let py = Command::new(common::python())
+        .arg("-c")
+        .arg(format!(
+            "import sys, absurd_sdk\n\
+             sdk = absurd_sdk.Absurd(sys.argv[1], queue_name=sys.argv[2])\n\
+             a = sdk.spawn('command', {{'argv': ['touch', '{m}']}}, idempotency_key='k', queue=sys.argv[2])\n\
+             b = sdk.spawn('command', {{'argv': ['touch', '{m}']}}, idempotency_key='k', queue=sys.argv[2])\n\
+             assert a['task_id'] == b['task_id']\n\
+             print(sdk.fetch_task_result(a['task_id']).state)\n\
+             print(a['task_id'])\n",
+            m = marker.display()
+        ))
+        .arg(&outside.url)
+        .arg(&bed.name)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&py.stdout).to_string();
+    assert!(
+        py.status.success(),
+        "the outside role could not spawn: {}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("pending"), "{text}");
+    let task: Uuid = lines.next().unwrap().parse().unwrap();
+
+    // It may not read or write contimg's schema, nor change a task on the queue.
+    let mut c = postgres::Client::connect(&outside.url, postgres::NoTls).unwrap();
+    let q = &bed.name;
+    for sql in [
+        format!("SELECT count(*) FROM \"{q}\".pipeline_jobs"),
+        format!("SELECT count(*) FROM \"{q}\".pipeline_executions"),
+        format!("INSERT INTO \"{q}\".pipeline_jobs (execution_id, job_id) VALUES (1, 'x')"),
+        format!("UPDATE absurd.\"t_{q}\" SET state = 'completed'"),
+        format!("DELETE FROM absurd.\"r_{q}\""),
+        format!("SELECT params FROM absurd.\"t_{q}\""),
+        format!("SELECT absurd.cancel_task('{q}', '{task}')"),
+        format!("SELECT * FROM absurd.claim_task('{q}', 'me', 60, 1)"),
+        format!("SELECT absurd.drop_queue('{q}')"),
+    ] {
+        let e = c.batch_execute(&sql).unwrap_err();
+        let why = e.as_db_error().map(|d| d.message().to_string());
+        assert!(
+            why.as_deref()
+                .is_some_and(|m| m.contains("permission denied") || m.contains("must be owner")),
+            "{sql}: {e:?}"
+        );
+    }
+    // The workers' role still runs the queue: the outside `command` is refused, not run.
+    bed.json(ws.path(), &["worker", "--once"], 0);
+    assert!(!marker.exists(), "an outside command ran");
+    let t = outside_tasks(&bed, "command");
+    assert_eq!((t[0].0.as_str(), t[0].1), ("cancelled", 1), "{t:?}");
+}
+
 #[test]
 fn bad_servers_give_one_line_errors_naming_the_masked_url() {
     let dir = tempfile::tempdir().unwrap();
