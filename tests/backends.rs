@@ -57,6 +57,7 @@ impl Bed {
             database: Database {
                 target: Target::Sqlite(path),
                 queue: String::new(),
+                accept_outside: Vec::new(),
             },
             dir,
             pg_name: None,
@@ -77,6 +78,7 @@ impl Bed {
                     schema: name.clone(),
                 },
                 queue: name.clone(),
+                accept_outside: Vec::new(),
             },
             pg_name: Some(name),
         }

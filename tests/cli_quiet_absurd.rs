@@ -67,7 +67,7 @@ fn quiet_silences_the_worker_s_warnings() {
     assert!(out.status.success(), "{err}");
     assert!(
         err.lines()
-            .any(|l| l.starts_with("contimg: warning: task ") && l.contains("neither a job")),
+            .any(|l| l.starts_with("contimg: warning: refused task ") && l.contains("not accepted")),
         "{err}"
     );
     drop(q);

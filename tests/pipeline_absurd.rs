@@ -409,8 +409,15 @@ fn contimg_cancel_stops_a_running_job_through_absurd() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let eid = m["execution_id"].as_i64().unwrap().to_string();
-    let c = bed.json(ws.path(), &["cancel", &eid], 1);
+    let c = bed.json(ws.path(), &["cancel", &eid], 0);
     assert_eq!(c["status"], "cancelled", "{c}");
+    // Cancelling it again changes nothing and is no error; an unknown id is a usage error.
+    let again = bed.json(ws.path(), &["cancel", &eid], 0);
+    assert_eq!(again["status"], "cancelled", "{again}");
+    let out = bed.run(ws.path(), &["cancel", "987654"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("987654"), "{err}");
     let (_, state, _, _) = bed.absurd_task(common::job(&c, "a")["task_id"].as_str().unwrap());
     assert_eq!(state, "cancelled");
     // The worker's next heartbeat is refused: it kills the job (well before its 600 s).
@@ -423,6 +430,196 @@ fn contimg_cancel_stops_a_running_job_through_absurd() {
         .to_string();
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("stopped"), "{text}");
+}
+
+#[test]
+fn a_command_job_gets_neither_the_database_url_nor_its_password() {
+    let bed = Bed::new("secrets");
+    let tmp = tempfile::tempdir().unwrap();
+    let env_file = tmp.path().join("env.txt");
+    let ws = common::workspace();
+    common::add_config(
+        ws.path(),
+        &format!(
+            r#"
+[pipelines.envdump]
+window = "1h"
+[[pipelines.envdump.jobs]]
+id = "dump"
+type = "command"
+params = {{ argv = ["sh", "-c", "env > {}; echo '{{}}'"] }}
+"#,
+            env_file.display()
+        ),
+    );
+    let password = "s3cret-not-for-jobs";
+    let url = pg_url();
+    let mut run = bed.cmd(ws.path(), &["run", "envdump", "--slot", SLOT]);
+    // The worker has the URL (CONTIMG_DB, with its password) and PGPASSWORD; not the test's own
+    // variables.
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CONTIMG_TEST_PG")) {
+        run.env_remove(k);
+    }
+    let out = run.env("PGPASSWORD", password).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    assert!(env.contains("CONTIMG_JOB_ID=dump"), "{env}");
+    for (what, secret) in [
+        ("the URL", url.as_str()),
+        ("PGPASSWORD", password),
+        ("CONTIMG_DB", "CONTIMG_DB="),
+        ("PGPASSWORD", "PGPASSWORD="),
+    ] {
+        assert!(!env.contains(secret), "the job got {what}: {env}");
+    }
+    // The URL's password itself appears nowhere either.
+    let pw = url
+        .split(':')
+        .nth(2)
+        .and_then(|r| r.split('@').next())
+        .unwrap();
+    assert!(pw.len() > 8 && !env.contains(pw), "{env}");
+}
+
+/// The test server's contimg database as the superuser (CONTIMG_TEST_PG_ADMIN names the
+/// `postgres` database).
+fn admin_url() -> String {
+    let admin = std::env::var("CONTIMG_TEST_PG_ADMIN")
+        .expect("CONTIMG_TEST_PG_ADMIN: start the server with scripts/pg-cluster start");
+    let url = pg_url();
+    let db = url.split("@/").nth(1).unwrap().split('?').next().unwrap();
+    admin.replacen("@/postgres?", &format!("@/{db}?"), 1)
+}
+
+/// A login role of its own, dropped (with its grants) at the end.
+struct Role {
+    name: String,
+    url: String,
+}
+
+impl Role {
+    fn new(name: String, password: &str) -> Role {
+        let mut admin = postgres::Client::connect(&admin_url(), postgres::NoTls).unwrap();
+        Role::drop_in(&mut admin, &name);
+        admin
+            .batch_execute(&format!(
+                "CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'"
+            ))
+            .unwrap();
+        let url = pg_url();
+        let rest = &url[url.find('@').unwrap()..];
+        let url = format!("postgresql://{name}:{password}{rest}");
+        Role { name, url }
+    }
+
+    fn drop_in(admin: &mut postgres::Client, name: &str) {
+        let exists = admin
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
+            .unwrap()
+            .is_some();
+        if exists {
+            admin
+                .batch_execute(&format!("DROP OWNED BY \"{name}\"; DROP ROLE \"{name}\""))
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&admin_url(), postgres::NoTls) {
+            Role::drop_in(&mut admin, &self.name);
+        }
+    }
+}
+
+#[test]
+fn an_outside_role_may_spawn_on_the_queue_and_nothing_else() {
+    let bed = Bed::new("roles");
+    let ws = common::workspace();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("pwned");
+    // The workers' role makes contimg's schema and the queue.
+    bed.json(ws.path(), &["worker", "--once"], 0);
+    let outside = Role::new(format!("spawner_{}", std::process::id()), "outside-pw");
+    let worker_role = pg_url()["postgresql://".len()..]
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-roles.sql");
+    let out = Command::new("psql")
+        .arg(admin_url())
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+        .arg("-v")
+        .arg(format!("queue={}", bed.name))
+        .arg("-v")
+        .arg(format!("schema={}", bed.name))
+        .arg("-v")
+        .arg(format!("worker={worker_role}"))
+        .arg("-v")
+        .arg(format!("outside={}", outside.name))
+        .arg("-f")
+        .arg(&script)
+        .output()
+        .expect("psql (apt-get install postgresql-client)");
+    assert!(out.status.success(), "{out:?}");
+
+    // As the outside role, ABSURD's SDK spawns (twice with one idempotency key: one task) and reads
+    // a task's result.
+    let py = Command::new(common::python())
+        .arg("-c")
+        .arg(format!(
+            "import sys, absurd_sdk\n\
+             sdk = absurd_sdk.Absurd(sys.argv[1], queue_name=sys.argv[2])\n\
+             a = sdk.spawn('command', {{'argv': ['touch', '{m}']}}, idempotency_key='k', queue=sys.argv[2])\n\
+             b = sdk.spawn('command', {{'argv': ['touch', '{m}']}}, idempotency_key='k', queue=sys.argv[2])\n\
+             assert a['task_id'] == b['task_id']\n\
+             print(sdk.fetch_task_result(a['task_id']).state)\n\
+             print(a['task_id'])\n",
+            m = marker.display()
+        ))
+        .arg(&outside.url)
+        .arg(&bed.name)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&py.stdout).to_string();
+    assert!(
+        py.status.success(),
+        "the outside role could not spawn: {}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("pending"), "{text}");
+    let task: Uuid = lines.next().unwrap().parse().unwrap();
+
+    // It may not read or write contimg's schema, nor change a task on the queue.
+    let mut c = postgres::Client::connect(&outside.url, postgres::NoTls).unwrap();
+    let q = &bed.name;
+    for sql in [
+        format!("SELECT count(*) FROM \"{q}\".pipeline_jobs"),
+        format!("SELECT count(*) FROM \"{q}\".pipeline_executions"),
+        format!("INSERT INTO \"{q}\".pipeline_jobs (execution_id, job_id) VALUES (1, 'x')"),
+        format!("UPDATE absurd.\"t_{q}\" SET state = 'completed'"),
+        format!("DELETE FROM absurd.\"r_{q}\""),
+        format!("SELECT params FROM absurd.\"t_{q}\""),
+        format!("SELECT absurd.cancel_task('{q}', '{task}')"),
+        format!("SELECT * FROM absurd.claim_task('{q}', 'me', 60, 1)"),
+        format!("SELECT absurd.drop_queue('{q}')"),
+    ] {
+        let e = c.batch_execute(&sql).unwrap_err();
+        let why = e.as_db_error().map(|d| d.message().to_string());
+        assert!(
+            why.as_deref()
+                .is_some_and(|m| m.contains("permission denied") || m.contains("must be owner")),
+            "{sql}: {e:?}"
+        );
+    }
+    // The workers' role still runs the queue: the outside `command` is refused, not run.
+    bed.json(ws.path(), &["worker", "--once"], 0);
+    assert!(!marker.exists(), "an outside command ran");
+    let t = outside_tasks(&bed, "command");
+    assert_eq!((t[0].0.as_str(), t[0].1), ("cancelled", 1), "{t:?}");
 }
 
 #[test]
@@ -860,15 +1057,49 @@ fn a_database_without_absurd_says_what_to_run_and_is_left_untouched() {
         .unwrap();
 }
 
+/// Sets `[postgres] accept_outside` of workspace `ws` to `types` (TOML array text).
+fn accept_outside(ws: &Path, types: &str) {
+    let p = ws.join("contimg.toml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let line = "accept_outside = [\"contimg.run\"]";
+    assert!(text.contains(line), "the default contimg.toml names {line}");
+    std::fs::write(&p, text.replace(line, &format!("accept_outside = {types}"))).unwrap();
+}
+
+/// ABSURD's record of every task of the queue named `name`: (state, runs started, last failure
+/// message).
+fn outside_tasks(bed: &Bed, name: &str) -> Vec<(String, i64, Option<String>)> {
+    raw_client()
+        .query(
+            &format!(
+                "SELECT t.state,
+                        (SELECT count(*) FROM absurd.\"r_{0}\" r WHERE r.task_id = t.task_id
+                            AND r.started_at IS NOT NULL),
+                        (SELECT r.failure_reason->>'message' FROM absurd.\"r_{0}\" r
+                          WHERE r.task_id = t.task_id AND r.failure_reason IS NOT NULL
+                          ORDER BY r.attempt DESC LIMIT 1)
+                   FROM absurd.\"t_{0}\" t WHERE t.task_name = $1 ORDER BY t.enqueue_at",
+                bed.name
+            ),
+            &[&name],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
 #[test]
-fn a_task_spawned_by_the_sdk_with_a_contimg_job_type_is_run_by_a_contimg_worker() {
+fn a_task_spawned_by_the_sdk_with_an_accepted_job_type_is_run_by_a_contimg_worker() {
     let bed = Bed::new("sdkjob");
     let ws = common::workspace();
-    // Another ABSURD client spawns a contimg job type, and a task contimg does not know.
+    // The site opts in to outside `command` tasks; another ABSURD client spawns one, and a task
+    // contimg does not know.
+    accept_outside(ws.path(), "[\"command\"]");
     bed.python(
         "q = sys.argv[2]\nsdk.create_queue(q)\n\
          sdk.spawn('command', {'argv': ['printf', '{\"ok\": 1}']}, max_attempts=1, queue=q)\n\
-         sdk.spawn('resize_images', {'n': 3}, max_attempts=1, queue=q)",
+         sdk.spawn('resize_images', {'n': 3}, queue=q)",
     );
     bed.json(ws.path(), &["worker", "--once"], 0);
     let states: Vec<(String, String, Option<Value>)> = raw_client()
@@ -886,26 +1117,133 @@ fn a_task_spawned_by_the_sdk_with_a_contimg_job_type_is_run_by_a_contimg_worker(
     assert_eq!(states[0].0, "command");
     assert_eq!(states[0].1, "completed", "{states:?}");
     assert_eq!(states[0].2, Some(serde_json::json!({ "ok": 1 })));
-    assert_eq!(states[1].0, "resize_images");
-    assert_eq!(states[1].1, "failed", "not contimg's to run: {states:?}");
-    let reason: Value = raw_client()
-        .query_one(
-            &format!(
-                "SELECT r.failure_reason FROM absurd.\"r_{0}\" r JOIN absurd.\"t_{0}\" t USING (task_id)
-                  WHERE t.task_name = 'resize_images'",
-                bed.name
-            ),
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    // The unknown task fails once, for good (the SDK gave it 5 attempts), saying why.
+    let t = outside_tasks(&bed, "resize_images");
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].0, "cancelled", "not contimg's to run: {t:?}");
+    assert_eq!(t[0].1, 1, "one attempt, never retried: {t:?}");
+    let why = t[0].2.as_deref().unwrap();
     assert!(
-        reason["message"]
-            .as_str()
-            .unwrap()
-            .contains("give other tasks their own queue"),
-        "{reason}"
+        why.contains("'resize_images' is not accepted from outside contimg (accepted: command"),
+        "{why}"
     );
+    // `status` lists the accepted outside task after the executions (none here), not the other.
+    let list = bed.json(ws.path(), &["status", "--json"], 0);
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{list}");
+    assert_eq!(rows[0]["schema"], "contimg.standalone-task/1", "{list}");
+    assert_eq!(rows[0]["task_type"], "command", "{list}");
+    assert_eq!(rows[0]["state"], "completed", "{list}");
+    assert_eq!(rows[0]["attempts"], 1, "{list}");
+}
+
+#[test]
+fn an_outside_command_task_runs_nothing_and_fails_once_with_the_reason() {
+    let bed = Bed::new("stranger");
+    let ws = common::workspace();
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("pwned");
+    // By default no outside `command` runs: its argv would create the marker. Nor does a task
+    // claiming to be a job of a contimg execution (by header or by param) that contimg never spawned.
+    bed.python(&format!(
+        "q = sys.argv[2]\nsdk.create_queue(q)\n\
+         sdk.spawn('command', {{'argv': ['touch', '{m}']}}, queue=q)\n\
+         sdk.spawn('command', {{'argv': ['touch', '{m}']}}, queue=q, \
+                   headers={{'origin': 'contimg', 'execution': 1, 'job': 'a'}})\n\
+         sdk.spawn('mosaic_build', {{'plan_id': 1, 'execution_id': 1, 'job_id': 'build'}}, queue=q)",
+        m = marker.display()
+    ));
+    let out = bed.run(ws.path(), &["worker", "--once"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // A second worker finds nothing left to retry.
+    bed.json(ws.path(), &["worker", "--once"], 0);
+    assert!(!marker.exists(), "an outside command ran");
+    let cmd = outside_tasks(&bed, "command");
+    assert_eq!(cmd.len(), 2, "{cmd:?}");
+    for (state, runs, why) in &cmd {
+        assert_eq!(state, "cancelled", "{cmd:?}");
+        assert_eq!(*runs, 1, "failed once, never retried: {cmd:?}");
+        let why = why.as_deref().unwrap();
+        assert!(why.starts_with("refused task "), "{why}");
+    }
+    assert!(
+        cmd[0].2.as_deref().unwrap().contains(
+            "task type 'command' is not accepted from outside contimg (accepted: contimg.run"
+        ),
+        "{cmd:?}"
+    );
+    assert!(
+        cmd[1]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("claims to be a job of a contimg execution"),
+        "{cmd:?}"
+    );
+    let build = outside_tasks(&bed, "mosaic_build");
+    assert_eq!(build[0].1, 1, "{build:?}");
+    assert!(
+        build[0]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("claims to be a job"),
+        "{build:?}"
+    );
+    // Each refusal is a warning on the worker's log.
+    let warned = err
+        .lines()
+        .filter(|l| l.starts_with("contimg: warning: refused task "))
+        .count();
+    assert_eq!(warned, 3, "{err}");
+}
+
+#[test]
+fn an_outside_task_of_an_accepted_type_with_a_hostile_param_is_refused() {
+    let bed = Bed::new("hostile");
+    let ws = common::workspace();
+    accept_outside(ws.path(), "[\"mosaic_plan\", \"mosaic_qa\", \"command\"]");
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("ran");
+    bed.python(&format!(
+        "q = sys.argv[2]\nsdk.create_queue(q)\n\
+         sdk.spawn('mosaic_plan', {{'tier': 'auto', 'start': '2026-11-20T00:00Z', \
+                   'end': '2026-11-21T00:00Z', 'replace': True}}, queue=q)\n\
+         sdk.spawn('mosaic_qa', {{'mosaic_id': 1, 'reference': '/etc/passwd'}}, queue=q)\n\
+         sdk.spawn('command', {{'argv': ['touch', '{m}'], 'cwd': '/'}}, queue=q)",
+        m = marker.display()
+    ));
+    bed.json(ws.path(), &["worker", "--once"], 0);
+    assert!(!marker.exists(), "a refused command ran");
+    for (name, why) in [
+        (
+            "mosaic_plan",
+            "parameter 'replace' is not accepted from outside",
+        ),
+        (
+            "mosaic_qa",
+            "parameter 'reference' = \"/etc/passwd\" leaves the workspace",
+        ),
+        ("command", "parameter 'cwd' = \"/\" leaves the workspace"),
+    ] {
+        let t = outside_tasks(&bed, name);
+        assert_eq!(t[0].0, "cancelled", "{name}: {t:?}");
+        assert_eq!(t[0].1, 1, "{name}: {t:?}");
+        assert!(t[0].2.as_deref().unwrap().contains(why), "{name}: {t:?}");
+    }
+    // Refused or not, tasks of an accepted type show in `status`, with the reason.
+    let list = bed.json(ws.path(), &["status", "--json"], 0);
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{list}");
+    for r in rows {
+        assert_eq!(r["schema"], "contimg.standalone-task/1", "{list}");
+        assert_eq!(r["state"], "cancelled", "{list}");
+        assert!(
+            r["error"].as_str().unwrap().contains("refused task"),
+            "{list}"
+        );
+    }
 }
 
 #[test]

@@ -242,7 +242,7 @@ fn cancel_kills_the_running_job_and_cancels_the_rest() {
         pidfile.exists()
     });
     let job_pid = read_pid(&pidfile);
-    let m = json_in(ws.path(), &["cancel", "1"], 1);
+    let m = json_in(ws.path(), &["cancel", "1"], 0);
     assert_eq!(m["status"], "cancelled");
     assert_eq!(job(&m, "slow")["state"], "cancelled");
     assert_eq!(job(&m, "first")["state"], "completed");
@@ -256,6 +256,9 @@ fn cancel_kills_the_running_job_and_cancels_the_rest() {
     );
     assert!(t0.elapsed() < Duration::from_secs(10));
     assert!(!pid_alive(job_pid), "cancelled job {job_pid} still runs");
+    // A cancel of an unknown execution is a usage error (exit 2).
+    let out = run_in(ws.path(), &["cancel", "99"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     // retry re-runs only the cancelled job.
     std::fs::write(ws.path().join("go"), "").unwrap();
     let m = json_in(ws.path(), &["retry", "1", "--lease", "1s"], 0);

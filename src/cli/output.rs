@@ -115,7 +115,7 @@ pub fn emit_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 }
 
 /// A serializable value as a JSON object whose first field is its `schema` tag.
-fn tagged<T: serde::Serialize>(schema: &str, value: &T) -> anyhow::Result<serde_json::Value> {
+pub fn tagged<T: serde::Serialize>(schema: &str, value: &T) -> anyhow::Result<serde_json::Value> {
     let mut obj = serde_json::Map::new();
     obj.insert("schema".into(), schema.into());
     match serde_json::to_value(value)? {

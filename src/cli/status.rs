@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 
+use super::output::tagged;
 use super::{Ctx, emit_json, emit_listing, emit_text};
 
 /// Show the executions, or one execution's jobs.
@@ -10,7 +11,9 @@ use super::{Ctx, emit_json, emit_listing, emit_text};
 /// error, duration and log path.
 ///
 /// A table when stdout is a terminal; JSON with --json or when stdout is a pipe or file (one
-/// execution: its `contimg.execution/1` manifest).
+/// execution: its `contimg.execution/1` manifest). On PostgreSQL the listing also shows the tasks
+/// other ABSURD clients spawned on the queue of a type `[postgres] accept_outside` names (JSON:
+/// rows tagged `contimg.standalone-task/1`, after the executions).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Execution id; without it, the latest executions.
@@ -47,8 +50,19 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     match args.execution {
         None => {
             let list = crate::pipeline::api::executions(&db, args.limit)?;
+            let outside = crate::pipeline::api::standalone_tasks(&db, args.limit)?;
             if !table {
-                return emit_listing("contimg.execution-summary/1", &list);
+                if outside.is_empty() {
+                    return emit_listing("contimg.execution-summary/1", &list);
+                }
+                let mut rows = Vec::new();
+                for e in &list {
+                    rows.push(tagged("contimg.execution-summary/1", e)?);
+                }
+                for t in &outside {
+                    rows.push(tagged("contimg.standalone-task/1", t)?);
+                }
+                return emit_json(&rows);
             }
             let mut out = format!(
                 "{:>5}  {:<20} {:<21} {:<20} {}\n",
@@ -64,6 +78,24 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                     shown_status(&e.status.to_string(), e.qa_verdict.as_deref()),
                     jobs.join(" ")
                 ));
+            }
+            if !outside.is_empty() {
+                out.push_str(&format!(
+                    "\nstandalone tasks spawned by other ABSURD clients:\n{:<36}  {:<13} {:<10} {:>8}  {}\n",
+                    "task", "type", "state", "attempts", "last error"
+                ));
+                for t in &outside {
+                    out.push_str(&format!(
+                        "{:<36}  {:<13} {:<10} {:>8}  {}\n",
+                        t.task_id,
+                        t.task_type,
+                        t.state,
+                        t.attempts,
+                        t.error
+                            .as_deref()
+                            .map_or_else(|| "-".into(), |e| short(e, 70))
+                    ));
+                }
             }
             emit_text(&out)
         }

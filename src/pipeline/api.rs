@@ -427,6 +427,17 @@ pub fn executions(db: &Database, limit: usize) -> Result<Vec<ExecutionSummary>, 
     backend(db).executions(Access::ReadOnly)?.list(limit)
 }
 
+/// The latest `limit` tasks other clients spawned on `db`'s queue of a type `[postgres]
+/// accept_outside` names, newest first (none on SQLite).
+pub fn standalone_tasks(
+    db: &Database,
+    limit: usize,
+) -> Result<Vec<super::executions::StandaloneTask>, PipelineError> {
+    backend(db)
+        .executions(Access::ReadOnly)?
+        .standalone(&db.accept_outside, limit)
+}
+
 /// One execution's manifest in `db`, read-only (see [`Access::ReadOnly`]).
 pub fn execution(db: &Database, eid: i64) -> Result<ExecutionManifest, PipelineError> {
     backend(db).executions(Access::ReadOnly)?.manifest(eid)
@@ -598,6 +609,7 @@ pub fn backend(db: &Database) -> Arc<dyn Backend> {
             url: url.clone(),
             schema: schema.clone(),
             queue: db.queue.clone(),
+            accept_outside: db.accept_outside.clone(),
         }),
     }
 }

@@ -35,6 +35,21 @@ use super::runner::Holder;
 use super::source::JobSource;
 use crate::store::Db;
 
+/// A task another client spawned on the queue, of a type the site accepts from outside: run by the
+/// workers as a standalone job (or refused, with the reason), in no execution.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StandaloneTask {
+    pub task_id: String,
+    pub task_type: String,
+    /// ABSURD's state of the task (pending, running, completed, failed, cancelled, …).
+    pub state: String,
+    /// Runs started.
+    pub attempts: i64,
+    pub enqueued_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+}
+
 /// How a command uses an execution store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -71,6 +86,16 @@ pub trait Executions {
 
     /// The latest `limit` executions, newest first.
     fn list(&mut self, limit: usize) -> Result<Vec<ExecutionSummary>, PipelineError>;
+
+    /// The latest `limit` tasks another client spawned on the queue whose type is one of `accept`
+    /// (see [`super::outside`]), newest first. Only ABSURD has such tasks.
+    fn standalone(
+        &mut self,
+        _accept: &[String],
+        _limit: usize,
+    ) -> Result<Vec<StandaloneTask>, PipelineError> {
+        Ok(Vec::new())
+    }
 
     /// The slot of the latest completed execution of `pipeline` (where `run --catch-up` starts).
     fn last_success(&mut self, pipeline: &str) -> Result<Option<DateTime<Utc>>, PipelineError>;

@@ -232,14 +232,22 @@ pub fn job_type(kind: JobKind) -> &'static JobType {
         .expect("every job kind has its entry in JOB_TYPES")
 }
 
-/// A child process to start: program, arguments, extra environment, working directory.
+/// A child process to start: program, arguments, extra environment, the worker's variables it must
+/// not inherit, working directory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChildSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
+    /// Variables of the worker's environment removed from the child's (before `env` is added).
+    pub env_remove: Vec<String>,
     pub cwd: Option<PathBuf>,
 }
+
+/// The worker's variables that give the database (its URL, which may hold the password, or the
+/// password itself): a job that is not a contimg step never inherits them, so a `command` job
+/// cannot read or write contimg's records, nor hand the password on.
+pub const DATABASE_SECRETS: &[&str] = &["CONTIMG_DB", "PGPASSWORD", ABSURD_URL_ENV];
 
 /// What the worker needs to call contimg itself.
 #[derive(Debug, Clone)]
@@ -305,6 +313,7 @@ pub fn child_spec(
             program: me.exe.clone(),
             args,
             env,
+            env_remove: Vec::new(),
             cwd: Some(me.workspace.clone()),
         }
     };
@@ -390,6 +399,7 @@ pub fn child_spec(
                 program,
                 args: it.collect(),
                 env,
+                env_remove: DATABASE_SECRETS.iter().map(ToString::to_string).collect(),
                 cwd,
             })
         }
@@ -499,6 +509,13 @@ mod tests {
         assert_eq!(c.program, PathBuf::from("echo"));
         assert_eq!(c.env["A"], "1");
         assert_eq!(c.cwd, Some(PathBuf::from("/ws/sub")));
+        // The database and its password are not the command's: the worker's are not inherited.
+        for v in ["CONTIMG_DB", "PGPASSWORD"] {
+            assert!(c.env_remove.iter().any(|r| r == v), "{c:?}");
+        }
+        let p = serde_json::json!({"tier": "t", "start": "a", "end": "b"});
+        let c = child_spec("x", JobKind::MosaicPlan, p.as_object().unwrap(), &me()).unwrap();
+        assert!(c.env_remove.is_empty(), "a contimg step keeps the database");
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub mod exec;
 pub mod executions;
 pub mod jobs;
 pub mod notify;
+pub mod outside;
 pub mod pg;
 pub mod procs;
 pub mod runner;
@@ -57,6 +58,9 @@ pub struct Database {
     pub target: crate::store::Target,
     /// The ABSURD queue (unused on SQLite).
     pub queue: String,
+    /// The task types run when another ABSURD client spawned them (`[postgres] accept_outside`;
+    /// unused on SQLite).
+    pub accept_outside: Vec<String>,
 }
 
 pub use def::{JobDef, NamedPipeline, NotifyRule, ParamSpec, PipelineDef, WhenBusy};

@@ -37,7 +37,7 @@ use super::def::NamedPipeline;
 use super::exec::{
     self, Admitted, Created, ExecStatus, ExecutionManifest, ExecutionSummary, JobReport, Slot,
 };
-use super::executions::{Access, Backend, Executions};
+use super::executions::{Access, Backend, Executions, StandaloneTask};
 use super::jobs::ChildDatabase;
 use super::notify::{Delivery, DeliveryStats};
 use super::runner::Holder;
@@ -468,6 +468,56 @@ impl PgPipeline {
         Ok(out)
     }
 
+    /// The latest `limit` tasks of the queue that `pipeline_jobs` does not record (spawned by
+    /// another client) whose name is one of `accept`, newest first.
+    pub fn standalone(
+        &mut self,
+        accept: &[String],
+        limit: usize,
+    ) -> Result<Vec<StandaloneTask>, PipelineError> {
+        let shown = self.shown.clone();
+        let (tasks, runs) = tables(self.queue_name());
+        let exists: Option<String> = self
+            .client()
+            .query_one("SELECT to_regclass($1)::text", &[&tasks])
+            .map_err(db(&shown, "find the queue"))?
+            .get(0);
+        if exists.is_none() {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .client()
+            .query(
+                &format!(
+                    "SELECT t.task_id, t.task_name, t.state, t.enqueue_at,
+                            (SELECT count(*) FROM {runs} r WHERE r.task_id = t.task_id
+                                AND r.started_at IS NOT NULL),
+                            (SELECT max(coalesce(r.completed_at, r.failed_at)) FROM {runs} r
+                              WHERE r.task_id = t.task_id),
+                            (SELECT r.failure_reason FROM {runs} r WHERE r.task_id = t.task_id
+                                AND r.failure_reason IS NOT NULL ORDER BY r.attempt DESC LIMIT 1)
+                       FROM {tasks} t
+                      WHERE t.task_name = ANY($1)
+                        AND NOT EXISTS (SELECT 1 FROM pipeline_jobs j WHERE j.task_id = t.task_id)
+                      ORDER BY t.enqueue_at DESC LIMIT $2"
+                ),
+                &[&accept, &(limit as i64)],
+            )
+            .map_err(db(&shown, "list standalone tasks"))?;
+        Ok(rows
+            .iter()
+            .map(|r| StandaloneTask {
+                task_id: r.get::<_, Uuid>(0).to_string(),
+                task_type: r.get(1),
+                state: r.get(2),
+                attempts: r.get(4),
+                enqueued_at: r.get::<_, Option<DateTime<Utc>>>(3).map(iso),
+                finished_at: r.get::<_, Option<DateTime<Utc>>>(5).map(iso),
+                error: r.get::<_, Option<Value>>(6).as_ref().map(failure_text),
+            })
+            .collect())
+    }
+
     /// Cancels the unfinished jobs of `eid` (ABSURD's `cancel_task` for spawned ones); returns how many.
     pub fn cancel(&mut self, eid: i64) -> Result<usize, PipelineError> {
         // Up to date with ABSURD first (and an unknown id refused before anything changes).
@@ -624,6 +674,8 @@ pub struct PgBackend {
     pub url: String,
     pub schema: String,
     pub queue: String,
+    /// `[postgres] accept_outside` (see [`super::outside`]).
+    pub accept_outside: Vec<String>,
 }
 
 impl Backend for PgBackend {
@@ -639,6 +691,7 @@ impl Backend for PgBackend {
     fn jobs(&self, deliver: bool) -> Result<Box<dyn JobSource>, PipelineError> {
         Ok(Box::new(PgJobs {
             pg: PgPipeline::open(&self.url, &self.schema, &self.queue)?,
+            accept_outside: self.accept_outside.clone(),
             outbox: if deliver { Some(self.outbox()?) } else { None },
         }))
     }
@@ -689,6 +742,14 @@ impl Executions for PgPipeline {
 
     fn last_success(&mut self, pipeline: &str) -> Result<Option<DateTime<Utc>>, PipelineError> {
         PgPipeline::last_success(self, pipeline)
+    }
+
+    fn standalone(
+        &mut self,
+        accept: &[String],
+        limit: usize,
+    ) -> Result<Vec<StandaloneTask>, PipelineError> {
+        PgPipeline::standalone(self, accept, limit)
     }
 
     fn cancel(&mut self, eid: i64) -> Result<usize, PipelineError> {
@@ -1114,11 +1175,13 @@ fn task_facts(
 }
 
 /// The pipeline on ABSURD as the worker's job source. ABSURD claims in its own order (no
-/// priorities, no choice of execution). A task another ABSURD client spawned on the queue is run as a
-/// standalone job when its name is a contimg job type (its params are the job's), else failed with
-/// a message saying so.
+/// priorities, no choice of execution). A task another ABSURD client spawned on the queue (one
+/// `pipeline_jobs` does not record) is run as a standalone job only when [`super::outside::vet`]
+/// accepts it, else failed once, for good, with the reason.
 pub struct PgJobs {
     pub pg: PgPipeline,
+    /// `[postgres] accept_outside`.
+    pub accept_outside: Vec<String>,
     /// The notification outbox, when this worker delivers (its own connection: delivery runs
     /// outside the job transactions).
     pub outbox: Option<crate::store::Db>,
@@ -1156,24 +1219,42 @@ impl JobSource for PgJobs {
                     &[&task],
                 )
                 .map_err(db(&shown, "find a task's job"))?;
-            // A task another client spawned: run it when it names a job type contimg knows (a
-            // standalone job, as `contimg absurd-task` or the SDK spawns one), else fail it saying
-            // why.
+            // A task another client spawned: run it only when the site accepts its type and its
+            // params pass; else fail it for good, saying why.
             let (execution_id, job_id) = match row {
                 Some(r) => (Some(r.get(0)), Some(r.get(1))),
-                None if c.name.parse::<super::jobs::JobKind>().is_ok() => (None, None),
                 None => {
-                    let known: Vec<&str> = super::jobs::JOB_TYPES.iter().map(|t| t.name).collect();
-                    let msg = format!(
-                        "task {task} ('{}') on queue '{}' is neither a job of a contimg pipeline nor a \
-                         contimg job type ({}); give other tasks their own queue",
-                        c.name,
-                        self.pg.queue_name(),
-                        known.join(", ")
-                    );
-                    log::warn!("{msg}");
-                    let _ = self.pg.q.fail(&c.lease, &msg, false);
-                    continue;
+                    let (tasks_table, _) = tables(self.pg.queue_name());
+                    let headers: Option<Value> = self
+                        .pg
+                        .client()
+                        .query_opt(
+                            &format!("SELECT headers FROM {tasks_table} WHERE task_id = $1"),
+                            &[&task],
+                        )
+                        .map_err(db(&shown, "read a task's headers"))?
+                        .and_then(|r| r.get(0));
+                    match super::outside::vet(
+                        &c.name,
+                        &c.params,
+                        headers.as_ref(),
+                        &self.accept_outside,
+                    ) {
+                        Ok(_) => (None, None),
+                        Err(why) => {
+                            let msg = format!(
+                                "refused task {task} ('{}') spawned on queue '{}' by another \
+                                 client: {why}",
+                                c.name,
+                                self.pg.queue_name(),
+                            );
+                            log::warn!("{msg}");
+                            if let Err(e) = self.pg.q.fail_for_good(&c.lease, &msg) {
+                                log::warn!("{e}");
+                            }
+                            continue;
+                        }
+                    }
                 }
             };
             return Ok(Some(Job {

@@ -525,6 +525,9 @@ fn execute(
 fn spawn_child(task: &Job, job: &ReadyJob) -> std::io::Result<std::process::Child> {
     let spec = &job.spec;
     let mut cmd = Command::new(&spec.program);
+    for v in &spec.env_remove {
+        cmd.env_remove(v);
+    }
     cmd.args(&spec.args)
         .envs(&spec.env)
         .env("CONTIMG_TASK_ID", task.task_label())

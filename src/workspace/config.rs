@@ -181,6 +181,9 @@ pub struct PostgresConfig {
     pub schema: String,
     /// The ABSURD queue name (`CONTIMG_ABSURD_QUEUE` overrides it).
     pub queue: String,
+    /// The task types a worker runs when another ABSURD client spawned them on the queue (see
+    /// [`crate::pipeline::outside`]).
+    pub accept_outside: Vec<String>,
 }
 
 impl Default for PostgresConfig {
@@ -188,6 +191,10 @@ impl Default for PostgresConfig {
         PostgresConfig {
             schema: crate::store::DEFAULT_PG_SCHEMA.into(),
             queue: "contimg".into(),
+            accept_outside: crate::pipeline::outside::DEFAULT_ACCEPT
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         }
     }
 }
@@ -287,6 +294,11 @@ logs = "{logs}"
 schema = "{pg_schema}"
 # The ABSURD queue contimg's tasks go to (CONTIMG_ABSURD_QUEUE overrides it).
 queue = "{pg_queue}"
+# The task types a worker runs when another ABSURD client (not contimg's own pipelines) spawned
+# them on the queue; any other such task fails once with the reason. Their params are checked as
+# strictly as `run --param`: no replace, no path outside the workspace. Adding "command" lets
+# anyone who can spawn on the queue run any program on every worker.
+accept_outside = {pg_accept}
 
 [ingest]
 # Threads used to read and measure files; 0 = one per core.
@@ -392,6 +404,13 @@ max_attempts = {max_attempts}
         logs = d.paths.logs.display(),
         pg_schema = d.postgres.schema,
         pg_queue = d.postgres.queue,
+        pg_accept = toml::Value::Array(
+            d.postgres
+                .accept_outside
+                .iter()
+                .map(|s| toml::Value::String(s.clone()))
+                .collect()
+        ),
         threads = d.ingest.threads,
         max_image_mb = d.ingest.max_image_mb,
         mode = d.files.mode,

@@ -142,6 +142,7 @@ impl Session {
     /// jobs run elsewhere), and on PostgreSQL also the ABSURD queue (`[postgres] queue`,
     /// `CONTIMG_ABSURD_QUEUE`).
     pub fn pipeline_database(&self) -> Result<crate::pipeline::Database, WorkspaceError> {
+        let pg = self.postgres()?;
         Ok(crate::pipeline::Database {
             // Backend branch: a file path must be absolute for jobs run in other directories;
             // a URL already is.
@@ -149,7 +150,8 @@ impl Session {
                 Target::Sqlite(path) => Target::Sqlite(crate::fsutil::absolute(&path)),
                 pg => pg,
             },
-            queue: self.postgres()?.queue,
+            queue: pg.queue,
+            accept_outside: pg.accept_outside,
         })
     }
 

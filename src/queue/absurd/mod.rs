@@ -345,6 +345,38 @@ impl AbsurdQueue {
         })
     }
 
+    /// Fails the run with `error` and its task for good, in one transaction: ABSURD's `fail_run`
+    /// with the next attempt put off to the far future (so no worker can claim it), then
+    /// `cancel_task`. The task ends `cancelled` (or `failed` when no attempts were left) after one
+    /// run, whose failure holds `error`.
+    pub fn fail_for_good(&mut self, lease: &WorkLease, error: &str) -> Result<()> {
+        let (task, run) = Self::absurd_ids(lease)?;
+        let reason = json!({
+            "name": "contimg.Refused",
+            "message": error,
+            "workerId": lease.worker,
+        });
+        let queue = self.queue.clone();
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(|e| self.target.error("fail a run", e))?;
+        let done = tx
+            .execute(
+                "SELECT absurd.fail_run($1, $2, $3, absurd.current_time() + interval '100 years')",
+                &[&queue, &run, &reason],
+            )
+            .and_then(|_| {
+                tx.execute(
+                    "SELECT absurd.cancel_task($1, $2) FROM absurd.get_task_result($1, $2) g
+                      WHERE g.state NOT IN ('completed', 'failed', 'cancelled')",
+                    &[&queue, &task],
+                )
+            })
+            .and_then(|_| tx.commit());
+        done.map_err(|e| self.refused(lease, "fail a task for good", e))
+    }
+
     /// Cancels a task that is not finished (a running run's next heartbeat or complete is refused);
     /// false when it was already completed, failed or cancelled. `cancel_task` takes no reason.
     pub fn cancel(&mut self, task: TaskKey, _reason: &str) -> Result<bool> {
