@@ -1301,3 +1301,22 @@ impl JobSource for PgJobs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Backend, PgBackend};
+
+    #[test]
+    fn a_job_s_child_waits_out_a_short_outage() {
+        let b = PgBackend {
+            url: "postgres://u:pw@db/x".into(),
+            schema: "s".into(),
+            queue: "q".into(),
+        };
+        let env = b.child_database().env;
+        let wait = std::env::var(crate::pg::CONNECT_WAIT_ENV)
+            .unwrap_or_else(|_| crate::pg::CHILD_CONNECT_WAIT_S.to_string());
+        assert_eq!(env[crate::pg::CONNECT_WAIT_ENV], wait);
+        assert_eq!(env["CONTIMG_DB"], "postgres://u:pw@db/x");
+    }
+}

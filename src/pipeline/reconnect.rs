@@ -3,8 +3,8 @@
 //! execution meet a dropped connection: a call that fails with a connection-class error
 //! ([`PipelineError::is_connection_lost`]; never a statement the server refused) drops the
 //! connection, reopens it with back-off (0.5 s doubling to 10 s, for as long as it takes) and tries
-//! the call again. An outage is logged once when it begins (a warning) and once when the server is
-//! back, never per attempt.
+//! the call again. An outage is logged once per process when it begins (a warning, however many
+//! worker threads notice it) and once when the server is back, never per attempt.
 //!
 //! Invariants: a job's verdict is recorded only under a claim known to hold — after a reconnect the
 //! claim is extended first ([`JobSource::heartbeat`]); a claim whose lease ran out while the server
@@ -14,6 +14,7 @@
 //! [`Held::Yes`] and the child goes on; the claim is checked once the server is back.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -27,6 +28,10 @@ use super::runner::Holder;
 use super::source::{Held, Job, JobSource, Upstream, Verdict};
 use crate::pg::{FIRST_RETRY_PAUSE, MAX_RETRY_PAUSE};
 
+/// How many connection holders of this process are in an outage: the first to notice one warns,
+/// the last to reconnect says the server is back.
+static IN_OUTAGE: AtomicUsize = AtomicUsize::new(0);
+
 type Opener<T> = Box<dyn Fn() -> Result<Box<T>, PipelineError> + Send + Sync>;
 
 /// A connection-holding `T` (a [`JobSource`] or [`Executions`]) reopened by `open` whenever a call
@@ -38,6 +43,10 @@ pub struct Reconnecting<T: ?Sized> {
     shown: String,
     /// When the current outage began (`None` while connected).
     outage: Option<Instant>,
+    /// What was lost, for the outage's warning.
+    why: String,
+    /// Whether this outage was warned about (counted in [`IN_OUTAGE`]).
+    warned: bool,
     /// Whether the claim of the job in hand is known to hold on the current connection (set by a
     /// claim or a heartbeat on it, cleared when the connection is lost).
     verified: bool,
@@ -58,6 +67,8 @@ impl<T: ?Sized> Reconnecting<T> {
             inner: Some(inner),
             shown: shown.to_string(),
             outage: None,
+            why: String::new(),
+            warned: false,
             verified: false,
             extend: Duration::from_secs(30),
             confirmed: Instant::now(),
@@ -65,38 +76,51 @@ impl<T: ?Sized> Reconnecting<T> {
         })
     }
 
-    /// Drops the connection after a connection-class error; warns when an outage begins.
+    /// Drops the connection after a connection-class error.
     fn lost(&mut self, e: &PipelineError) {
         self.inner = None;
         self.verified = false;
         if self.outage.is_none() {
             self.outage = Some(Instant::now());
-            log::warn!(
-                "{e}; reconnecting (trying every {:.1}–{:.0} s until the server is back)",
-                FIRST_RETRY_PAUSE.as_secs_f64(),
-                MAX_RETRY_PAUSE.as_secs_f64()
-            );
+            self.why = e.to_string();
         }
     }
 
-    /// One attempt to reopen; `Ok(false)` while the server cannot be reached.
+    /// One attempt to reopen; `Ok(false)` while the server cannot be reached. The first failed
+    /// attempt of an outage warns (unless another holder of this process already did); a
+    /// connection back after a warning says so once, one back at once says what was lost.
     fn try_reopen(&mut self) -> Result<bool, PipelineError> {
         match (self.open)() {
             Ok(t) => {
                 self.inner = Some(t);
                 self.verified = false;
                 if let Some(since) = self.outage.take() {
-                    log::info!(
-                        "reconnected to PostgreSQL at {} after {:.1} s",
-                        self.shown,
-                        since.elapsed().as_secs_f64()
-                    );
+                    let took = since.elapsed().as_secs_f64();
+                    if !std::mem::take(&mut self.warned) {
+                        log::info!("{}; reconnected at once", self.why);
+                    } else if IN_OUTAGE.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        log::info!(
+                            "reconnected to PostgreSQL at {} after {took:.1} s",
+                            self.shown
+                        );
+                    }
                 }
                 Ok(true)
             }
             Err(e) if e.is_connection_lost() => {
                 if self.outage.is_none() {
                     self.lost(&e);
+                }
+                if !self.warned {
+                    self.warned = true;
+                    if IN_OUTAGE.fetch_add(1, Ordering::SeqCst) == 0 {
+                        log::warn!(
+                            "{}; reconnecting (trying every {:.1}–{:.0} s until the server is back)",
+                            self.why,
+                            FIRST_RETRY_PAUSE.as_secs_f64(),
+                            MAX_RETRY_PAUSE.as_secs_f64()
+                        );
+                    }
                 }
                 Ok(false)
             }
@@ -150,6 +174,14 @@ impl<T: ?Sized> Reconnecting<T> {
                 pause = (pause * 2).min(MAX_RETRY_PAUSE);
             }
             first = false;
+        }
+    }
+}
+
+impl<T: ?Sized> Drop for Reconnecting<T> {
+    fn drop(&mut self) {
+        if self.warned {
+            IN_OUTAGE.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
