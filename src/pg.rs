@@ -2,6 +2,12 @@
 //! parsing, TLS, the password-masked URL used in every message, and the translation of driver errors
 //! into one-line [`PgError::Postgres`] errors that say what to do.
 //!
+//! A server that cannot be reached (down, restarting, refusing connections while it starts) makes
+//! [`PgTarget::connect`] try again with back-off for up to `CONTIMG_PG_CONNECT_WAIT` seconds (default
+//! 0: fail at once; a job's child process gets 60, so a short outage does not fail the job). Which
+//! errors are a lost or refused connection rather than a statement the server refused is decided in
+//! one place, [`is_connection_error`].
+//!
 //! TLS: `sslmode=disable` and `prefer` (the default) connect without TLS; `sslmode=require` connects
 //! only over TLS, verifying the server's certificate against the web PKI roots plus the PEM file named
 //! by `PGSSLROOTCERT` when set (libpq's variable; a private CA goes there). Unix-socket hosts never use
@@ -32,6 +38,48 @@ pub enum PgError {
     },
 }
 
+impl PgError {
+    /// True when the connection was lost or could not be made (see [`is_connection_error`]): worth
+    /// reconnecting for, unlike a statement the server refused.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, PgError::Postgres { driver, .. } if is_connection_error(driver))
+    }
+}
+
+/// The environment variable giving how long (seconds) a connect waits for a server that cannot be
+/// reached; a worker sets it for its job's child processes.
+pub const CONNECT_WAIT_ENV: &str = "CONTIMG_PG_CONNECT_WAIT";
+
+/// How long a job's child process waits for an unreachable server before its connect fails.
+pub const CHILD_CONNECT_WAIT_S: u64 = 60;
+
+/// The first pause between connection attempts; it doubles up to [`MAX_RETRY_PAUSE`].
+pub const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// The longest pause between connection attempts.
+pub const MAX_RETRY_PAUSE: Duration = Duration::from_secs(10);
+
+/// Whether a driver error says the connection is gone or could not be made — the socket closed or
+/// failed (no SQLSTATE, an I/O error underneath), a connection-exception SQLSTATE (class 08), or the
+/// server shutting down or still starting (57P01 admin_shutdown, 57P02 crash_shutdown, 57P03
+/// cannot_connect_now) — rather than a statement or login the server refused.
+pub fn is_connection_error(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    match e.code() {
+        None => {
+            e.is_closed()
+                || std::error::Error::source(e)
+                    .is_some_and(<dyn std::error::Error>::is::<std::io::Error>)
+        }
+        Some(c) => {
+            c.code().starts_with("08")
+                || *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CRASH_SHUTDOWN
+                || *c == SqlState::CANNOT_CONNECT_NOW
+        }
+    }
+}
+
 type Result<T> = std::result::Result<T, PgError>;
 
 /// True when `s` names a PostgreSQL database (a `postgres://` or `postgresql://` URL) rather than an
@@ -44,6 +92,9 @@ pub fn is_url(s: &str) -> bool {
 pub struct PgTarget {
     config: Config,
     pub shown: String,
+    /// How long [`PgTarget::connect`] waits for a server that cannot be reached
+    /// (`CONTIMG_PG_CONNECT_WAIT`).
+    pub patience: Duration,
 }
 
 /// `url` with the password (in the user-info part or a `password=` parameter) replaced by `***`.
@@ -94,11 +145,65 @@ impl PgTarget {
         if config.get_application_name().is_none() {
             config.application_name("contimg");
         }
-        Ok(PgTarget { config, shown })
+        let patience = match std::env::var(CONNECT_WAIT_ENV) {
+            Ok(v) => v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .ok_or_else(|| PgError::BadUrl {
+                    url: shown.clone(),
+                    why: format!("{CONNECT_WAIT_ENV}={v:?} is not a number of seconds"),
+                })?,
+            Err(_) => Duration::ZERO,
+        };
+        Ok(PgTarget {
+            config,
+            shown,
+            patience,
+        })
     }
 
-    /// Opens a connection, over TLS when the URL asks for it.
+    /// Opens a connection, over TLS when the URL asks for it. A server that cannot be reached is
+    /// tried again, 0.5 s doubling to 10 s apart, until [`PgTarget::patience`] has passed (one
+    /// warning when the wait begins).
     pub fn connect(&self) -> Result<Client> {
+        let started = std::time::Instant::now();
+        let mut pause = FIRST_RETRY_PAUSE;
+        let mut warned = false;
+        loop {
+            match self.connect_once() {
+                Err(PgError::Postgres { driver, .. })
+                    if is_connection_error(&driver) && started.elapsed() < self.patience =>
+                {
+                    if !warned {
+                        warned = true;
+                        let e = self.error("connect", driver);
+                        log::warn!(
+                            "{e}; trying again for up to {:.0} s",
+                            self.patience.as_secs_f64()
+                        );
+                    }
+                    let left = self.patience.saturating_sub(started.elapsed());
+                    std::thread::sleep(pause.min(left).max(Duration::from_millis(10)));
+                    pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                }
+                Ok(c) => {
+                    if warned {
+                        log::info!(
+                            "connected to PostgreSQL at {} after {:.1} s",
+                            self.shown,
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                    return Ok(c);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn connect_once(&self) -> Result<Client> {
         let over_tcp = self
             .config
             .get_hosts()
@@ -136,13 +241,16 @@ pub fn pg_error(shown: &str, action: &str, e: postgres::Error) -> PgError {
         Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => {
             "the user lacks a privilege: grant it on the schema named in the cause, or use its owner"
         }
+        Some(_) if is_connection_error(&e) => {
+            "the server closed the connection (shutting down, restarting or starting up): workers and `run` reconnect and go on"
+        }
         Some(_) => "the server rejected the statement; see the cause",
         None if e.is_closed()
             || (action != "connect"
                 && std::error::Error::source(&e)
                     .is_some_and(<dyn std::error::Error>::is::<std::io::Error>)) =>
         {
-            "the connection to the server was lost: a worker stops, and ABSURD offers its claimed task again once the claim expires"
+            "the connection to the server was lost (a restart?): workers and `run` reconnect and go on"
         }
         None => "is the server running, and are host, port and sslmode in the URL right?",
     };

@@ -40,6 +40,7 @@ pub mod notify;
 pub mod outside;
 pub mod pg;
 pub mod procs;
+pub mod reconnect;
 pub mod runner;
 pub mod secret;
 pub mod source;
@@ -99,6 +100,21 @@ pub enum PipelineError {
 }
 
 impl PipelineError {
+    /// True when the connection to PostgreSQL was lost or could not be made (a server restart):
+    /// worth reconnecting for ([`reconnect::Reconnecting`]), unlike a statement the server refused.
+    pub fn is_connection_lost(&self) -> bool {
+        use crate::queue::QueueError;
+        use crate::store::StoreError;
+        match self {
+            PipelineError::Queue(QueueError::Pg(e))
+            | PipelineError::Store(StoreError::Postgres(e))
+            | PipelineError::Notify(notify::NotifyError::Db(StoreError::Postgres(e))) => {
+                e.is_connection_lost()
+            }
+            _ => false,
+        }
+    }
+
     /// True when the cause is the caller's input (a usage error, exit 2), not failed work.
     pub fn is_input(&self) -> bool {
         match self {

@@ -40,6 +40,7 @@ use super::exec::{
 use super::executions::{Access, Backend, Executions, StandaloneTask};
 use super::jobs::ChildDatabase;
 use super::notify::{Delivery, DeliveryStats};
+use super::reconnect::Reconnecting;
 use super::runner::Holder;
 use super::source::{Held, Job, JobSource, Upstream, Verdict, held};
 use crate::pipeline::notify::FailedJob;
@@ -679,21 +680,35 @@ pub struct PgBackend {
 }
 
 impl Backend for PgBackend {
+    // Both reconnect after a lost connection (a server restart): see [`Reconnecting`].
     fn executions(&self, _access: Access) -> Result<Box<dyn Executions>, PipelineError> {
         // Reads reconcile with ABSURD too: another ABSURD client may have changed a task.
-        Ok(Box::new(PgPipeline::open(
-            &self.url,
-            &self.schema,
-            &self.queue,
+        let (url, schema, queue) = (self.url.clone(), self.schema.clone(), self.queue.clone());
+        Ok(Box::new(Reconnecting::executions(
+            &crate::pg::mask_url(&self.url),
+            Box::new(move || {
+                Ok(Box::new(PgPipeline::open(&url, &schema, &queue)?) as Box<dyn Executions>)
+            }),
         )?))
     }
 
     fn jobs(&self, deliver: bool) -> Result<Box<dyn JobSource>, PipelineError> {
-        Ok(Box::new(PgJobs {
-            pg: PgPipeline::open(&self.url, &self.schema, &self.queue)?,
-            accept_outside: self.accept_outside.clone(),
-            outbox: if deliver { Some(self.outbox()?) } else { None },
-        }))
+        let (url, schema, queue) = (self.url.clone(), self.schema.clone(), self.queue.clone());
+        let accept_outside = self.accept_outside.clone();
+        Ok(Box::new(Reconnecting::new(
+            &crate::pg::mask_url(&self.url),
+            Box::new(move || {
+                Ok(Box::new(PgJobs {
+                    pg: PgPipeline::open(&url, &schema, &queue)?,
+                    accept_outside: accept_outside.clone(),
+                    outbox: if deliver {
+                        Some(outbox(&url, &schema)?)
+                    } else {
+                        None
+                    },
+                }) as Box<dyn JobSource>)
+            }),
+        )?))
     }
 
     fn outbox(&self) -> Result<crate::store::Db, PipelineError> {
@@ -708,6 +723,12 @@ impl Backend for PgBackend {
                 ("CONTIMG_DB".to_string(), self.url.clone()),
                 ("CONTIMG_PG_SCHEMA".to_string(), self.schema.clone()),
                 ("CONTIMG_ABSURD_QUEUE".to_string(), self.queue.clone()),
+                // A job's child waits out a short outage (a server restart) instead of failing.
+                (
+                    crate::pg::CONNECT_WAIT_ENV.to_string(),
+                    std::env::var(crate::pg::CONNECT_WAIT_ENV)
+                        .unwrap_or_else(|_| crate::pg::CHILD_CONNECT_WAIT_S.to_string()),
+                ),
             ]),
         }
     }
@@ -1360,5 +1381,25 @@ impl JobSource for PgJobs {
         if let Err(e) = crate::pipeline::notify::deliver(outbox, notify, false) {
             log::warn!("{e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Backend, PgBackend};
+
+    #[test]
+    fn a_job_s_child_waits_out_a_short_outage() {
+        let b = PgBackend {
+            url: "postgres://u:pw@db/x".into(),
+            schema: "s".into(),
+            queue: "q".into(),
+            accept_outside: vec![],
+        };
+        let env = b.child_database().env;
+        let wait = std::env::var(crate::pg::CONNECT_WAIT_ENV)
+            .unwrap_or_else(|_| crate::pg::CHILD_CONNECT_WAIT_S.to_string());
+        assert_eq!(env[crate::pg::CONNECT_WAIT_ENV], wait);
+        assert_eq!(env["CONTIMG_DB"], "postgres://u:pw@db/x");
     }
 }
