@@ -1257,6 +1257,7 @@ impl JobSource for PgJobs {
                 Ok(Held::Yes)
             }
             Verdict::Abandon => Ok(Held::Lost("abandoned".into())),
+            Verdict::Release(_) => held(self.pg.q.release(&job.lease)),
         }
     }
 

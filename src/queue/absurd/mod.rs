@@ -345,6 +345,20 @@ impl AbsurdQueue {
         })
     }
 
+    /// Hands a claimed run back without a verdict (its worker is shutting down):
+    /// `absurd.schedule_run` puts the same run to sleep until now, so any worker claims it again at
+    /// once and ABSURD counts no new attempt.
+    pub fn release(&mut self, lease: &WorkLease) -> Result<()> {
+        let (_, run) = Self::absurd_ids(lease)?;
+        match self.client.execute(
+            "SELECT absurd.schedule_run($1, $2, absurd.current_time())",
+            &[&self.queue, &run],
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.refused(lease, "hand back a run", e)),
+        }
+    }
+
     /// Cancels a task that is not finished (a running run's next heartbeat or complete is refused);
     /// false when it was already completed, failed or cancelled. `cancel_task` takes no reason.
     pub fn cancel(&mut self, task: TaskKey, _reason: &str) -> Result<bool> {

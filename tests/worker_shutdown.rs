@@ -1,0 +1,216 @@
+//! Issue 21: a worker stopped by SIGTERM hands its job back at once (no lease wait, no retry
+//! spent), and an interruption (SIGTERM, kill -9) never counts against a job's `max_retries`; on
+//! the SQLite file and on ABSURD (the real server `CONTIMG_TEST_PG` names, as in
+//! tests/pipeline_absurd.rs).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{add_config, job, pid_alive, workspace};
+use serde_json::Value;
+
+/// One job that sleeps 30 s the first time it starts (writing its pid to `child.pid`) and completes
+/// at once on any later start; no retries at all.
+const HOLD: &str = r#"
+[pipelines.hold]
+max_retries = 0
+retry = { kind = "none" }
+[[pipelines.hold.jobs]]
+id = "sleeper"
+type = "command"
+params = { argv = ["sh", "-c", "if [ ! -e started ]; then touch started; echo $$ > child.pid; exec sleep 30; fi; echo '{\"done\": 1}'"] }
+"#;
+
+const SLOT: &str = "2026-11-20T03:00Z";
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Where contimg runs: the SQLite file of the workspace, or a schema and queue on the server.
+struct Target {
+    pg: Option<String>,
+}
+
+impl Target {
+    fn sqlite() -> Target {
+        Target { pg: None }
+    }
+
+    fn absurd(test: &str) -> Target {
+        let name = format!("sd_{test}_{}", std::process::id());
+        let t = Target { pg: Some(name) };
+        t.drop_bed();
+        t
+    }
+
+    fn url() -> String {
+        std::env::var("CONTIMG_TEST_PG").expect(
+            "CONTIMG_TEST_PG is not set: run with scripts/test or `eval \"$(scripts/pg-cluster start)\"`",
+        )
+    }
+
+    fn drop_bed(&self) {
+        if let Some(name) = &self.pg
+            && let Ok(mut c) = postgres::Client::connect(&Self::url(), postgres::NoTls)
+        {
+            let _ = c.execute("SELECT absurd.drop_queue($1)", &[name]);
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"));
+        }
+    }
+
+    fn cmd(&self, ws: &Path, args: &[&str]) -> Command {
+        let mut c = common::contimg();
+        c.current_dir(ws).args(args);
+        if let Some(name) = &self.pg {
+            c.env("CONTIMG_DB", Self::url())
+                .env("CONTIMG_PG_SCHEMA", name)
+                .env("CONTIMG_ABSURD_QUEUE", name);
+        }
+        c
+    }
+
+    fn spawn(&self, ws: &Path, args: &[&str]) -> Child {
+        self.cmd(ws, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn json(&self, ws: &Path, args: &[&str], code: i32) -> Value {
+        let out = self.cmd(ws, args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "contimg {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.drop_bed();
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let st = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// Starts a worker on the `hold` execution and waits for its job's child; returns both.
+fn worker_holding_the_job(t: &Target, ws: &Path, lease: &str) -> (Child, i32) {
+    let created = t.json(ws, &["run", "hold", "--slot", SLOT, "--detach"], 0);
+    assert_eq!(created["status"], "running", "{created}");
+    let w = t.spawn(ws, &["worker", "--lease", lease]);
+    let pid_file = ws.join("child.pid");
+    wait_for("the job's child", Duration::from_secs(30), || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (w, pid)
+}
+
+/// A second worker (`--once` in a loop) takes the job over; returns the manifest and how long it took.
+fn taken_over(t: &Target, ws: &Path, within: Duration) -> (Value, Duration) {
+    let t0 = Instant::now();
+    loop {
+        t.json(ws, &["worker", "--once", "--lease", "60s"], 0);
+        let m = t.json(ws, &["status", "1", "--json"], 0);
+        if m["status"] != "running" {
+            return (m, t0.elapsed());
+        }
+        assert!(
+            t0.elapsed() < within,
+            "not taken over within {within:?}: {m}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn sigterm_hands_the_job_back(t: &Target) -> Value {
+    let ws = workspace();
+    add_config(ws.path(), HOLD);
+    let (mut w, child) = worker_holding_the_job(t, ws.path(), "60s");
+    let t0 = Instant::now();
+    signal(&w, "TERM");
+    wait_for("the worker to exit", Duration::from_secs(5), || {
+        w.try_wait().unwrap().is_some()
+    });
+    let out = w.wait_with_output().unwrap();
+    let stopped = t0.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["handed_back"], 1, "{stats}");
+    assert!(!pid_alive(child), "the job's child survived the SIGTERM");
+    // The lease is 60 s: a takeover within 5 s did not wait for it.
+    let (m, took) = taken_over(t, ws.path(), Duration::from_secs(5));
+    eprintln!("worker stopped in {stopped:?}; job taken over in {took:?}");
+    assert_eq!(m["status"], "completed", "{m}");
+    job(&m, "sleeper").clone()
+}
+
+#[test]
+fn sigterm_hands_the_job_back_at_once_on_sqlite() {
+    let sleeper = sigterm_hands_the_job_back(&Target::sqlite());
+    // max_retries = 0: the interrupted attempt was not counted.
+    assert_eq!(
+        sleeper["attempt_outcomes"],
+        serde_json::json!(["lease_expired", "completed"]),
+        "{sleeper}"
+    );
+}
+
+#[test]
+fn sigterm_hands_the_job_back_at_once_on_absurd() {
+    let sleeper = sigterm_hands_the_job_back(&Target::absurd("term"));
+    // ABSURD's run was rescheduled, not failed: one run, one attempt.
+    assert_eq!(sleeper["attempts"], 1, "{sleeper}");
+    assert_eq!(
+        sleeper["attempt_outcomes"],
+        serde_json::json!(["completed"]),
+        "{sleeper}"
+    );
+}
+
+#[test]
+fn a_second_signal_ends_the_worker_at_once() {
+    let t = Target::sqlite();
+    let ws = workspace();
+    add_config(ws.path(), HOLD);
+    // SIGTERM and SIGINT back to back: the worker is gone at once either way, and so is its child.
+    let (mut w, child) = worker_holding_the_job(&t, ws.path(), "60s");
+    signal(&w, "INT");
+    signal(&w, "TERM");
+    wait_for("the worker to exit", Duration::from_secs(5), || {
+        w.try_wait().unwrap().is_some()
+    });
+    let code = w.wait().unwrap().code();
+    assert!(matches!(code, Some(0) | Some(143)), "{code:?}");
+    wait_for("the child to die", Duration::from_secs(5), || {
+        !pid_alive(child)
+    });
+}
