@@ -214,3 +214,52 @@ fn a_second_signal_ends_the_worker_at_once() {
         !pid_alive(child)
     });
 }
+
+/// The shipped unit (scripts/contimg-worker.service) passes `systemd-analyze verify` with its
+/// placeholders filled in, and keeps the settings the hand-back relies on.
+#[test]
+fn the_worker_service_unit_verifies() {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/contimg-worker.service"),
+    )
+    .unwrap();
+    for key in [
+        "KillMode=mixed",
+        "KillSignal=SIGTERM",
+        "Restart=on-failure",
+        "TimeoutStopSec=30",
+        "ExecStart=/usr/local/bin/contimg worker",
+    ] {
+        assert!(unit.lines().any(|l| l.starts_with(key)), "missing {key}");
+    }
+    let found = Command::new("sh")
+        .args(["-c", "command -v systemd-analyze"])
+        .output()
+        .unwrap();
+    if !found.status.success() {
+        common::realdata::skip(
+            "the_worker_service_unit_verifies",
+            "systemd-analyze is not installed (apt-get install systemd)",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let filled = unit
+        .replace("/usr/local/bin/contimg", env!("CARGO_BIN_EXE_contimg"))
+        .replace("/srv/contimg", &dir.path().display().to_string())
+        .replace("User=contimg", "User=root")
+        .replace("Group=contimg", "Group=root");
+    let path = dir.path().join("contimg-worker.service");
+    std::fs::write(&path, filled).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
