@@ -263,3 +263,49 @@ fn the_worker_service_unit_verifies() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// kill -9 of a worker holding the job: `status` shows the job (and the execution) `interrupted`
+/// before anyone takes it over; another worker then does, and the job completes although it had
+/// no retries: a crash is an interruption, not a failure.
+fn kill_9_is_an_interruption(t: &Target, lease: &str, takeover: Duration) -> Value {
+    let ws = workspace();
+    add_config(ws.path(), HOLD);
+    let (mut w, child) = worker_holding_the_job(t, ws.path(), lease);
+    w.kill().unwrap();
+    w.wait().unwrap();
+    wait_for(
+        "the job to die with its worker",
+        Duration::from_secs(5),
+        || !pid_alive(child),
+    );
+    let t0 = Instant::now();
+    let st = loop {
+        let st = t.json(ws.path(), &["status", "1", "--json"], 0);
+        if st["status"] == "interrupted" || t0.elapsed() > takeover {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(st["status"], "interrupted", "{st}");
+    assert_eq!(job(&st, "sleeper")["state"], "interrupted", "{st}");
+    let listed = t.json(ws.path(), &["status", "--json"], 0);
+    if t.pg.is_none() {
+        assert_eq!(listed[0]["status"], "interrupted", "{listed}");
+        assert_eq!(listed[0]["jobs"]["sleeper"], "interrupted", "{listed}");
+    }
+    let (m, took) = taken_over(t, ws.path(), takeover);
+    eprintln!("killed worker's job taken over {took:?} after it showed interrupted");
+    assert_eq!(m["status"], "completed", "{m}");
+    job(&m, "sleeper").clone()
+}
+
+#[test]
+fn kill_9_of_a_worker_spends_no_retry_on_sqlite() {
+    // The dead holder is on this host: reaped at once, no wait for the 60 s lease.
+    let sleeper = kill_9_is_an_interruption(&Target::sqlite(), "60s", Duration::from_secs(5));
+    assert_eq!(
+        sleeper["attempt_outcomes"],
+        serde_json::json!(["lease_expired", "completed"]),
+        "{sleeper}"
+    );
+}

@@ -347,9 +347,12 @@ impl PgPipeline {
             .query(&sql, &[&eid])
             .map_err(db(&shown, "read the jobs"))?;
         let runs_sql = format!(
-            "SELECT state, available_at FROM {runs_table} WHERE task_id = $1 ORDER BY attempt"
+            "SELECT state, available_at,
+                    state = 'running' AND claim_expires_at <= absurd.current_time()
+               FROM {runs_table} WHERE task_id = $1 ORDER BY attempt"
         );
         let mut jobs = Vec::new();
+        let mut any_interrupted = false;
         for r in rows {
             let spec: TaskSpec = parse_spec(&r.get::<_, String>(5))?;
             let task_id: Option<Uuid> = r.get(2);
@@ -377,11 +380,22 @@ impl PgPipeline {
                 .collect();
             let started: Option<String> = r.get(9);
             let finished: Option<String> = r.get(10);
+            // A running job whose worker's claim expired (it died or hung): interrupted until
+            // ABSURD hands it to another worker.
+            let mut state: String = r.get(3);
+            if state == TaskState::Running.as_str()
+                && runs
+                    .iter()
+                    .any(|x| x.get::<_, Option<bool>>(2) == Some(true))
+            {
+                state = super::exec::INTERRUPTED.to_string();
+                any_interrupted = true;
+            }
             jobs.push(JobReport {
                 id: r.get(0),
                 job_type: r.get(1),
                 task_id: task_id.map_or(Value::Null, |u| Value::from(u.to_string())),
-                state: r.get(3),
+                state,
                 attempts: r.get::<_, i64>(4).max(0) as u32,
                 max_attempts: r
                     .get::<_, Option<i32>>(12)
@@ -408,7 +422,10 @@ impl PgPipeline {
             pipeline: row.get(0),
             slot: row.get(1),
             params: serde_json::from_str(&row.get::<_, String>(2)).unwrap_or(Value::Null),
-            status: parse_status(&status)?,
+            status: match parse_status(&status)? {
+                ExecStatus::Running if any_interrupted => ExecStatus::Interrupted,
+                s => s,
+            },
             error: row.get(4),
             started_at: row.get(5),
             completed_at: row.get(6),

@@ -33,6 +33,7 @@ mod task;
 pub use absurd::AbsurdQueue;
 pub use backend::{Claim, Failure, RunKey, RunView, TaskKey, TaskView, WorkLease};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub(crate) use ops::fmt_ts;
 pub use ops::{Abandoned, MAX_INTERRUPTIONS, Queue, SpawnBatch};
 pub use retry::{MAX_DELAY_S, RetryStrategy};
 pub use task::{
