@@ -309,3 +309,53 @@ fn kill_9_of_a_worker_spends_no_retry_on_sqlite() {
         "{sleeper}"
     );
 }
+
+#[test]
+fn kill_9_of_a_worker_spends_no_retry_on_absurd() {
+    // The dead holder is on this host: ended as an interruption at once, no wait for the lease
+    // or the retry delay, and ABSURD's extra attempt is not taken from max_retries = 0.
+    let t = Target::absurd("kill9");
+    let sleeper = kill_9_is_an_interruption(&t, "60s", Duration::from_secs(5));
+    assert_eq!(
+        sleeper["attempt_outcomes"],
+        serde_json::json!(["failed", "completed"]),
+        "ABSURD's runs: the interrupted one, then the takeover: {sleeper}"
+    );
+}
+
+#[test]
+fn an_expired_claim_shows_interrupted_and_spends_no_retry_on_absurd() {
+    // A holder that is not provably dead (here: the worker frozen with SIGSTOP) is taken over
+    // when its claim expires, without a retry delay and without spending max_retries = 0.
+    let t = Target::absurd("expire");
+    let ws = workspace();
+    add_config(ws.path(), HOLD);
+    let (mut w, child) = worker_holding_the_job(&t, ws.path(), "2s");
+    signal(&w, "STOP");
+    let t0 = Instant::now();
+    let st = loop {
+        let st = t.json(ws.path(), &["status", "1", "--json"], 0);
+        if st["status"] != "running" || t0.elapsed() > Duration::from_secs(10) {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(st["status"], "interrupted", "{st}");
+    assert_eq!(job(&st, "sleeper")["state"], "interrupted", "{st}");
+    let shown = t0.elapsed();
+    // The frozen worker's child still sleeps; the takeover must not wait for it.
+    let (m, took) = taken_over(&t, ws.path(), Duration::from_secs(5));
+    eprintln!("claim (2 s) shown interrupted after {shown:?}; taken over {took:?} later");
+    assert_eq!(m["status"], "completed", "{m}");
+    assert_eq!(
+        job(&m, "sleeper")["attempt_outcomes"],
+        serde_json::json!(["failed", "completed"])
+    );
+    let _ = w.kill();
+    let _ = w.wait();
+    wait_for(
+        "the frozen worker's child to die",
+        Duration::from_secs(5),
+        || !pid_alive(child),
+    );
+}
