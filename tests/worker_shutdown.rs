@@ -359,3 +359,41 @@ fn an_expired_claim_shows_interrupted_and_spends_no_retry_on_absurd() {
         || !pid_alive(child),
     );
 }
+
+#[test]
+fn sigterm_to_run_hands_the_job_back_and_a_rerun_finishes_it() {
+    let t = Target::sqlite();
+    let ws = workspace();
+    add_config(ws.path(), HOLD);
+    let r = t.spawn(
+        ws.path(),
+        &["run", "hold", "--slot", SLOT, "--lease", "60s"],
+    );
+    let pid_file = ws.path().join("child.pid");
+    wait_for("the job's child", Duration::from_secs(30), || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let child: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    signal(&r, "TERM");
+    let t0 = Instant::now();
+    let out = r.wait_with_output().unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["status"], "running", "{m}");
+    assert_eq!(job(&m, "sleeper")["state"], "pending", "{m}");
+    assert!(!pid_alive(child), "the job's child survived the SIGTERM");
+    let t0 = Instant::now();
+    let m = t.json(ws.path(), &["run", "hold", "--slot", SLOT], 0);
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert_eq!(m["status"], "completed", "{m}");
+}
