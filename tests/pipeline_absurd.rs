@@ -288,8 +288,9 @@ fn a_killed_worker_s_job_is_finished_by_a_worker_on_another_machine() {
     }
     doomed.kill().unwrap(); // SIGKILL
     doomed.wait().unwrap();
-    // Another machine's worker: ABSURD hands it `a` once the dead worker's claim has expired (2 s)
-    // and its retry delay (1 s) has passed.
+    // Another worker: it ends the dead worker's run as an interruption (at once here, since the
+    // dead process was on this host; on another host once its claim expired) and takes `a` over
+    // without a retry delay, the interruption not spent from `a`'s retries.
     let eid = created["execution_id"].as_i64().unwrap().to_string();
     let t = Instant::now();
     let (stats, m) = loop {
@@ -306,7 +307,7 @@ fn a_killed_worker_s_job_is_finished_by_a_worker_on_another_machine() {
     assert_eq!(
         a["attempt_outcomes"],
         serde_json::json!(["failed", "completed"]),
-        "ABSURD's runs: the expired claim, then the rescue"
+        "ABSURD's runs: the interrupted one, then the rescue"
     );
     let first: Value = raw_client()
         .query_one(
@@ -318,7 +319,7 @@ fn a_killed_worker_s_job_is_finished_by_a_worker_on_another_machine() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(first["name"], "$ClaimTimeout", "{first}");
+    assert_eq!(first["name"], "contimg.Interrupted", "{first}");
     assert_eq!(lines(&ran), ["a 1", "a 2", "b"]);
 }
 

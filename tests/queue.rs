@@ -381,6 +381,11 @@ fn dependencies_gate_claims_and_failure_cancels_dependents_transitively() {
             .unwrap();
     assert_eq!(f.q.task(late).unwrap().state, TaskState::Cancelled);
     f.clock.advance(secs(3600));
+    // c's lease expired meanwhile: an interruption, not a failure, so c (priority 10) is due again
+    // at once although it had no retries.
+    let again = f.q.claim("w", LEASE).unwrap().unwrap();
+    assert_eq!((again.kind.as_str(), again.attempt), ("c", 2));
+    f.q.complete(&again.lease, &json!({})).unwrap();
     let c = f.q.claim("w", LEASE).unwrap().unwrap();
     assert_eq!(c.id(), d);
     f.q.complete(&c.lease, &json!({})).unwrap();
@@ -398,7 +403,7 @@ fn dependencies_gate_claims_and_failure_cancels_dependents_transitively() {
 }
 
 #[test]
-fn expired_lease_is_a_failed_attempt_and_the_stale_worker_is_refused() {
+fn expired_lease_is_an_interruption_and_the_stale_worker_is_refused() {
     let f = fixture();
     let w2 = f.other();
     let id =
@@ -419,12 +424,22 @@ fn expired_lease_is_a_failed_attempt_and_the_stale_worker_is_refused() {
     assert!(w2.claim("w2", LEASE).unwrap().is_none(), "lease still held");
     assert_eq!(f.q.task(id).unwrap().state, TaskState::Running);
 
-    // w1 goes silent; the lease passes; w2's claim reaps it.
+    // w1 goes silent; the lease passes; the reaper ends its attempt as an interruption: due
+    // again at once (no retry delay), no attempt of the task's three spent.
     f.clock.set(t0() + secs(111));
-    assert!(w2.claim("w2", LEASE).unwrap().is_none(), "sleeping 10 s");
+    assert_eq!(
+        f.q.reap_expired().unwrap(),
+        vec![(
+            id,
+            FailOutcome::Retrying {
+                at: t0() + secs(111),
+                next_attempt: 2
+            }
+        )]
+    );
     let info = f.q.task(id).unwrap();
     assert_eq!(info.state, TaskState::Sleeping);
-    assert_eq!(info.next_retry_at(), Some(t0() + secs(121)));
+    assert_eq!(info.next_retry_at(), Some(t0() + secs(111)));
     let a = &f.q.attempts(id).unwrap()[0];
     assert_eq!(a.outcome, AttemptOutcome::LeaseExpired);
     assert!(
@@ -493,12 +508,23 @@ fn expired_lease_is_a_failed_attempt_and_the_stale_worker_is_refused() {
 }
 
 #[test]
-fn expired_lease_on_last_attempt_fails_the_task() {
+fn expired_leases_spend_no_attempt_until_too_many_interruptions() {
     let f = fixture();
     let a = f.q.spawn(&NewTask::new("a", json!({}))).unwrap();
     let b =
         f.q.spawn(&NewTask::new("b", json!({})).depends_on([a]))
             .unwrap();
+    // One attempt allowed (no retries), yet every expired lease is taken over at once ...
+    for n in 1..=contimg::queue::MAX_INTERRUPTIONS {
+        let c = f.q.claim("w1", StdDuration::from_secs(5)).unwrap().unwrap();
+        assert_eq!((c.id(), c.attempt), (a, n));
+        f.clock.advance(secs(5));
+        assert!(matches!(
+            f.q.reap_expired().unwrap()[..],
+            [(t, FailOutcome::Retrying { .. })] if t == a
+        ));
+    }
+    // ... until a task that keeps losing its workers has been interrupted too often.
     let c = f.q.claim("w1", StdDuration::from_secs(5)).unwrap().unwrap();
     f.clock.advance(secs(5));
     let reaped = f.q.reap_expired().unwrap();

@@ -20,7 +20,9 @@ use crate::pipeline::api::{self, SlotChoice, SlotRun};
 /// nor a mosaic job whose contimg exits 3 (failed for good: e.g. every image of the window was
 /// left out), while exit 1 (e.g. no image in the window yet) is retried by the job's rule.
 /// Prints a `contimg.execution/1` manifest; exit 0 when the execution completed, 1 when it failed
-/// or was cancelled. Undelivered failure notifications are retried first.
+/// or was cancelled. Undelivered failure notifications are retried first. On SIGTERM or SIGINT the
+/// running jobs are killed and handed back to the queue (not counted as failed attempts) and the
+/// manifest is printed, exit 0; `run` again, or a worker, resumes the execution.
 ///
 /// Example: contimg run on_demand_mosaic --param start=2026-11-20T00:00Z --param end=2026-11-21T00:00Z
 ///          contimg run nightly_mosaic --slot scheduled      (what the crontab line runs)
@@ -68,6 +70,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let p = api::checked(ctx.session.pipelines()?, &args.pipeline)?;
     let params = parse_params(&args.params)?;
     let engine = engine(ctx, api::lease(&args.lease)?)?;
+    if !args.detach {
+        crate::pipeline::shutdown::install();
+    }
     if args.catch_up {
         let max = ctx.session.workspace()?.config.cron.max_catch_up;
         let c = engine.catch_up(&p, &params, max, args.workers, ctx)?;

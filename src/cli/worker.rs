@@ -11,6 +11,10 @@ use crate::pipeline::{StopWhen, api};
 /// Any number of workers, in any number of processes, may work one database: each attempt is
 /// handed to exactly one of them. A worker whose lease expires (it crashed or hung) has its task
 /// retried by another.
+///
+/// On SIGTERM or SIGINT the worker stops claiming, kills the jobs it runs and hands them back to
+/// the queue at once (another worker takes them over now; the interrupted attempt does not count
+/// against the job's retries), then exits 0. A second signal exits at once.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Return when no task is claimable now (sleeping retries are left for later) and print a summary.
@@ -25,6 +29,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    crate::pipeline::shutdown::install();
     let engine = super::engine::engine(ctx, api::lease(&args.lease)?)?.workers_deliver();
     engine.deliver_now(ctx)?;
     let stop = if args.once {
@@ -34,8 +39,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     };
     let stats = engine.work(args.concurrency, stop)?;
     ctx.info(&format!(
-        "worker: {} attempt(s), {} completed, {} failed",
-        stats.attempts, stats.completed, stats.failed
+        "worker: {} attempt(s), {} completed, {} failed, {} handed back",
+        stats.attempts, stats.completed, stats.failed, stats.handed_back
     ));
     emit_object("contimg.worker/1", &stats)
 }

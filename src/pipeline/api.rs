@@ -220,6 +220,7 @@ impl Engine {
             total.attempts += s.attempts;
             total.completed += s.completed;
             total.failed += s.failed;
+            total.handed_back += s.handed_back;
         }
         Ok(total)
     }
@@ -302,6 +303,9 @@ impl Engine {
         ));
         let mut executions = Vec::new();
         for t in &slots {
+            if super::shutdown::requested() {
+                break;
+            }
             let slot = Slot::new(*t, p.def.window.as_deref())?;
             executions.push(self.run_slot(
                 ex.as_mut(),

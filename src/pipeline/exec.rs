@@ -77,22 +77,41 @@ impl ExecStatus {
     }
 }
 
+/// Whether a running task's worker is gone: its lease expired (it stopped heartbeating, on any
+/// host) or it is provably dead (this host, process gone). Such a task is shown `interrupted`
+/// until a worker takes it over.
+pub fn interrupted(claimed_by: Option<&str>, lease_expires_at: Option<&str>, now: &str) -> bool {
+    lease_expires_at.is_some_and(|t| t <= now) || claimed_by.is_some_and(holder_dead)
+}
+
+/// A running job whose worker is gone, as `status` shows it.
+pub const INTERRUPTED: &str = "interrupted";
+
 /// How a stored status is shown: a running execution that nobody alive works is `interrupted`.
 ///
-/// Nobody works it when a task of it is held by a worker that is provably dead (this host, process
-/// gone), or when its runner is provably dead and no task of it is running. A rerun of the slot, or
-/// any `contimg worker`, resumes it.
-fn shown(conn: &Connection, eid: i64, stored: ExecStatus) -> Result<ExecStatus, rusqlite::Error> {
+/// Nobody works it when a task of it is held by a worker that is gone ([`interrupted`]), or when
+/// its runner is provably dead and no task of it is running. A rerun of the slot, or any
+/// `contimg worker`, resumes it.
+fn shown(
+    conn: &Connection,
+    eid: i64,
+    stored: ExecStatus,
+    now: DateTime<Utc>,
+) -> Result<ExecStatus, rusqlite::Error> {
     if stored != ExecStatus::Running {
         return Ok(stored);
     }
-    let holders: Vec<String> = conn
+    let holders: Vec<(String, Option<String>)> = conn
         .prepare_cached(
-            "SELECT claimed_by FROM tasks WHERE execution_id = ?1 AND state = 'running' AND claimed_by IS NOT NULL",
+            "SELECT claimed_by, lease_expires_at FROM tasks
+             WHERE execution_id = ?1 AND state = 'running' AND claimed_by IS NOT NULL",
         )?
-        .query_map([eid], |r| r.get(0))?
+        .query_map([eid], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    let dead_task = holders.iter().any(|h| holder_dead(h));
+    let now_s = crate::queue::fmt_ts(now);
+    let dead_task = holders
+        .iter()
+        .any(|(h, exp)| interrupted(Some(h), exp.as_deref(), &now_s));
     let dead_runner = holders.is_empty()
         && conn
             .query_row(
@@ -689,7 +708,7 @@ pub fn report(queue: &Queue, database: &str, eid: i64) -> Result<ExecutionManife
         .optional()?;
     let (pipeline, slot, params_s, status, error, started_at, completed_at) =
         row.ok_or(PipelineError::NoSuchExecution(eid))?;
-    let status = shown(conn, eid, status)?;
+    let status = shown(conn, eid, status, queue.now())?;
     let tasks = queue.tasks_of_execution(eid)?;
     let by_id: BTreeMap<TaskId, String> = tasks
         .iter()
@@ -728,11 +747,18 @@ fn job_report(
         .iter()
         .filter(|a| a.generation == t.generation)
         .collect();
+    let gone = t.state == TaskState::Running
+        && (t.lease_expires_at.is_some_and(|e| e <= now)
+            || t.claimed_by.as_deref().is_some_and(holder_dead));
     Ok(JobReport {
         id: t.job_id.clone().unwrap_or_else(|| t.id.to_string()),
         job_type: t.kind.clone(),
         task_id: Value::from(t.id.0),
-        state: t.state.as_str().to_string(),
+        state: if gone {
+            INTERRUPTED.to_string()
+        } else {
+            t.state.as_str().to_string()
+        },
         attempts: t.attempts,
         max_attempts: t.max_attempts,
         priority: t.priority,
@@ -799,11 +825,15 @@ pub fn listing(conn: &Connection, limit: usize) -> Result<Vec<ExecutionSummary>,
         })?
         .collect::<Result<Vec<_>, _>>()?;
     let mut out = Vec::new();
+    let now = crate::time::now();
+    let now_s = crate::queue::fmt_ts(now);
     for mut s in rows {
-        s.status = shown(conn, s.execution_id, s.status)?;
+        s.status = shown(conn, s.execution_id, s.status, now)?;
         let mut q = conn.prepare_cached(
-            "SELECT job_id, status, job_type, result, error FROM pipeline_jobs \
-             WHERE execution_id = ?1 ORDER BY id",
+            "SELECT j.job_id, j.status, j.job_type, j.result, j.error, t.claimed_by,
+                    t.lease_expires_at, t.state
+             FROM pipeline_jobs j LEFT JOIN tasks t ON t.id = j.task_id
+             WHERE j.execution_id = ?1 ORDER BY j.id",
         )?;
         for r in q.query_map([s.execution_id], |r| {
             Ok((
@@ -812,9 +842,19 @@ pub fn listing(conn: &Connection, limit: usize) -> Result<Vec<ExecutionSummary>,
                 r.get::<_, String>(2)?,
                 r.get::<_, Option<String>>(3)?,
                 r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<String>>(7)?,
             ))
         })? {
-            let (j, st, kind, result, error) = r?;
+            let (j, st, kind, result, error, holder, expires, task_state) = r?;
+            let st = if task_state.as_deref() == Some("running")
+                && interrupted(holder.as_deref(), expires.as_deref(), &now_s)
+            {
+                INTERRUPTED.to_string()
+            } else {
+                st
+            };
             let outputs = result.and_then(|t| serde_json::from_str::<Value>(&t).ok());
             s.qa_verdict = s
                 .qa_verdict

@@ -17,6 +17,7 @@
 //! * [`worker`]: claiming tasks and running each in its own process group with heartbeats and timeouts;
 //! * [`procs`]: who holds a lease (`host:pid`), whether that holder is provably dead, and killing what
 //!   a dead holder's job left running;
+//! * [`shutdown`]: SIGTERM/SIGINT on a command that works jobs: stop claiming, hand the jobs back;
 //! * [`secret`]: webhook URLs, written out only redacted;
 //! * [`absurd_task`]: one task on a site's ABSURD queue, spawned, waited for, its result returned
 //!   (`contimg absurd-task`, the child of an `absurd_task` job);
@@ -43,6 +44,7 @@ pub mod procs;
 pub mod reconnect;
 pub mod runner;
 pub mod secret;
+pub mod shutdown;
 pub mod source;
 pub mod sqlite;
 pub mod subst;

@@ -348,9 +348,13 @@ impl PgPipeline {
             .query(&sql, &[&eid])
             .map_err(db(&shown, "read the jobs"))?;
         let runs_sql = format!(
-            "SELECT state, available_at FROM {runs_table} WHERE task_id = $1 ORDER BY attempt"
+            "SELECT state, available_at,
+                    state = 'running' AND claim_expires_at <= absurd.current_time(),
+                    CASE WHEN state = 'running' THEN claimed_by END
+               FROM {runs_table} WHERE task_id = $1 ORDER BY attempt"
         );
         let mut jobs = Vec::new();
+        let mut any_interrupted = false;
         for r in rows {
             let spec: TaskSpec = parse_spec(&r.get::<_, String>(5))?;
             let task_id: Option<Uuid> = r.get(2);
@@ -378,11 +382,24 @@ impl PgPipeline {
                 .collect();
             let started: Option<String> = r.get(9);
             let finished: Option<String> = r.get(10);
+            // A running job whose worker's claim expired (it died or hung), or whose worker on
+            // this host is provably dead: interrupted until another worker takes it over.
+            let mut state: String = r.get(3);
+            if state == TaskState::Running.as_str()
+                && runs.iter().any(|x| {
+                    x.get::<_, Option<bool>>(2) == Some(true)
+                        || x.get::<_, Option<String>>(3)
+                            .is_some_and(|w| super::procs::holder_dead(&w))
+                })
+            {
+                state = super::exec::INTERRUPTED.to_string();
+                any_interrupted = true;
+            }
             jobs.push(JobReport {
                 id: r.get(0),
                 job_type: r.get(1),
                 task_id: task_id.map_or(Value::Null, |u| Value::from(u.to_string())),
-                state: r.get(3),
+                state,
                 attempts: r.get::<_, i64>(4).max(0) as u32,
                 max_attempts: r
                     .get::<_, Option<i32>>(12)
@@ -409,7 +426,10 @@ impl PgPipeline {
             pipeline: row.get(0),
             slot: row.get(1),
             params: serde_json::from_str(&row.get::<_, String>(2)).unwrap_or(Value::Null),
-            status: parse_status(&status)?,
+            status: match parse_status(&status)? {
+                ExecStatus::Running if any_interrupted => ExecStatus::Interrupted,
+                s => s,
+            },
             error: row.get(4),
             started_at: row.get(5),
             completed_at: row.get(6),
@@ -1214,8 +1234,40 @@ impl JobSource for PgJobs {
     }
 
     fn reap_abandoned(&mut self) -> Result<Vec<(String, String, Option<String>)>, PipelineError> {
-        // ABSURD hands on a run whose claim expired; a job's child dies with its worker (PDEATHSIG).
-        Ok(Vec::new())
+        // A pipeline job whose worker is gone (its claim expired, or its process on this host
+        // died) is ended here as an interruption, before ABSURD's claim_task would count it as a
+        // failed attempt with a retry delay. A job's child dies with its worker (PDEATHSIG).
+        let shown = self.pg.shown.clone();
+        let mut out = Vec::new();
+        for (task, run, worker, expired) in self.pg.q.running_runs()? {
+            let worker = worker.unwrap_or_default();
+            if !expired && !super::procs::holder_dead(&worker) {
+                continue;
+            }
+            let ours = self
+                .pg
+                .client()
+                .query_opt("SELECT 1 FROM pipeline_jobs WHERE task_id = $1", &[&task])
+                .map_err(db(&shown, "find a task's job"))?
+                .is_some();
+            if !ours {
+                continue;
+            }
+            let why = if expired {
+                format!("the claim of worker '{worker}' expired (it stopped heartbeating)")
+            } else {
+                format!("worker '{worker}' died while it held the claim (its process is gone)")
+            };
+            if self
+                .pg
+                .q
+                .interrupt(task, run, &why, crate::queue::MAX_INTERRUPTIONS)?
+            {
+                log::info!("task {task}: {why}; due again now (not counted as a failed attempt)");
+                out.push((task.to_string(), worker, None));
+            }
+        }
+        Ok(out)
     }
 
     fn claim(
@@ -1359,6 +1411,7 @@ impl JobSource for PgJobs {
                 Ok(Held::Yes)
             }
             Verdict::Abandon => Ok(Held::Lost("abandoned".into())),
+            Verdict::Release(_) => held(self.pg.q.release(&job.lease)),
         }
     }
 

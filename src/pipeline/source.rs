@@ -70,6 +70,9 @@ pub enum Verdict {
     FailForGood(String),
     /// The claim was lost while the child ran; nothing to report.
     Abandon,
+    /// The worker is shutting down: the job's child was killed and the job goes back to the queue,
+    /// due now for another worker, the attempt not counted against its retries. The text says why.
+    Release(String),
 }
 
 /// An upstream job as `${job.key}` sees it.

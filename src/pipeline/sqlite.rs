@@ -286,6 +286,7 @@ impl JobSource for SqliteJobs {
             Verdict::Fail { msg, timed_out } => held(self.0.fail(&lease, msg, *timed_out)),
             Verdict::FailForGood(msg) => held(self.0.fail_permanently(&lease, msg)),
             Verdict::Abandon => Ok(Held::Lost("abandoned".into())),
+            Verdict::Release(why) => held(self.0.release(&lease, why)),
         }
     }
 

@@ -35,6 +35,7 @@ use serde_json::Value;
 use super::PipelineError;
 use super::jobs::{ChildSpec, JobKind, SelfInvocation, child_spec};
 use super::procs::{kill_group, kill_survivors};
+use super::shutdown;
 use super::source::{Held, Job, JobSource, Upstream, Verdict};
 use super::subst::{self, Resolution, SubstError};
 use crate::queue::QueueError;
@@ -126,6 +127,8 @@ pub struct WorkStats {
     pub attempts: u64,
     pub completed: u64,
     pub failed: u64,
+    /// Jobs handed back to the queue on a stop signal.
+    pub handed_back: u64,
 }
 
 /// Claims and runs tasks until `stop` says to return.
@@ -143,7 +146,7 @@ pub fn work(
             // the tasks this worker holds.
             Err(e) if is_busy(&e) => {
                 log::warn!("{e}; waiting for the database");
-                std::thread::sleep(cfg.poll);
+                shutdown::sleep(cfg.poll);
             }
             Err(e) => return Err(e),
         }
@@ -162,6 +165,9 @@ fn step(
     stop: StopWhen,
     stats: &mut WorkStats,
 ) -> Result<Step, PipelineError> {
+    if shutdown::requested() {
+        return Ok(Step::Stop);
+    }
     if let StopWhen::ExecutionDone(eid) = stop
         && queue.sync(eid)?.is_finished()
     {
@@ -179,6 +185,7 @@ fn step(
                 Attempt::Completed => stats.completed += 1,
                 Attempt::Failed => stats.failed += 1,
                 Attempt::LeaseLost => {}
+                Attempt::HandedBack => stats.handed_back += 1,
             }
             deliver_due(queue, cfg);
         }
@@ -196,7 +203,7 @@ fn step(
                 let until = (at - queue.now()?).to_std().unwrap_or(Duration::ZERO);
                 wait = wait.min(until.max(Duration::from_millis(20)));
             }
-            std::thread::sleep(wait);
+            shutdown::sleep(wait);
         }
     }
     Ok(Step::Again)
@@ -332,6 +339,8 @@ pub enum Attempt {
     Failed,
     /// Someone else owns the task now (cancelled, or reaped after the lease expired).
     LeaseLost,
+    /// Handed back on a stop signal.
+    HandedBack,
 }
 
 /// Tells the queue the verdict; a lost lease means someone else owns the task and is not an error.
@@ -342,6 +351,7 @@ fn report(queue: &mut dyn JobSource, task: &Job, v: &Verdict) -> Result<Attempt,
     Ok(match queue.report(task, v)? {
         Held::Lost(_) => Attempt::LeaseLost,
         Held::Yes if matches!(v, Verdict::Complete(_)) => Attempt::Completed,
+        Held::Yes if matches!(v, Verdict::Release(_)) => Attempt::HandedBack,
         Held::Yes => Attempt::Failed,
     })
 }
@@ -517,6 +527,17 @@ fn execute(
             let _ = writeln!(job.log_file, "# contimg: stopped: {why}");
             Verdict::Abandon
         }
+        Ended::Shutdown => {
+            let msg = format!(
+                "interrupted after {elapsed:.1} s: worker '{}' received {} and handed the job back \
+                 (process group {pid} killed; not counted as a failed attempt)",
+                cfg.worker_id,
+                shutdown::signal_name()
+            );
+            let _ = writeln!(job.log_file, "# contimg: {msg}");
+            log::info!("job '{}' (task {}): {msg}", task.name(), task.task_label());
+            Verdict::Release(msg)
+        }
         Ended::Lost(e) => fail(format!("lost track of child {pid}: {e}")),
     })
 }
@@ -563,6 +584,8 @@ enum Ended {
     TimedOut(Duration),
     LeaseLost(String),
     Lost(std::io::Error),
+    /// A stop signal arrived: the job is handed back.
+    Shutdown,
 }
 
 /// Stage 3: waits for the child, heartbeating the lease every third of it and watching the timeout.
@@ -586,6 +609,9 @@ fn supervise(
             Ok(Some(s)) => return Ok(Ended::Exited(s)),
             Ok(None) => {}
             Err(e) => return Ok(Ended::Lost(e)),
+        }
+        if shutdown::requested() {
+            return Ok(Ended::Shutdown);
         }
         if let Some(t) = timeout
             && started.elapsed() >= t

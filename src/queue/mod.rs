@@ -9,7 +9,11 @@
 //! `completed` (by priority desc, available_at, id) to one worker under a lease and records an attempt row;
 //! the worker heartbeats, then completes or fails it. A failed attempt sleeps until
 //! now + [`RetryStrategy::delay`] while attempts remain, else the task is `failed` and its dependents
-//! (transitively) are `cancelled`. An expired lease counts as a failed attempt (outcome `lease_expired`).
+//! (transitively) are `cancelled`. An expired lease, a dead holder reaped and a task handed back by a
+//! stopping worker ([`Queue::release`]) are interruptions (outcome `lease_expired`), not failures:
+//! the task is due again at once and only `failed`/`timed_out` attempts count against
+//! `max_attempts` (the attempt numbers count every attempt); past [`MAX_INTERRUPTIONS`] in one
+//! generation an interruption fails the task.
 //!
 //! Invariants:
 //! * every state change runs in one `BEGIN IMMEDIATE` transaction, so concurrent workers in any number of
@@ -29,7 +33,8 @@ mod task;
 pub use absurd::AbsurdQueue;
 pub use backend::{Claim, Failure, RunKey, RunView, TaskKey, TaskView, WorkLease};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use ops::{Abandoned, Queue, SpawnBatch};
+pub(crate) use ops::fmt_ts;
+pub use ops::{Abandoned, MAX_INTERRUPTIONS, Queue, SpawnBatch};
 pub use retry::{MAX_DELAY_S, RetryStrategy};
 pub use task::{
     AttemptInfo, AttemptOutcome, ClaimedTask, FailOutcome, Lease, NewTask, StateCounts, TaskId,

@@ -367,6 +367,29 @@ impl Queue {
         })
     }
 
+    /// Hands a running task back without a verdict (its worker is shutting down): the attempt is
+    /// recorded as `lease_expired` with `reason` — an interruption, not a failure, so it does not
+    /// count against the task's attempts — and the task is due again now for any worker. A lease
+    /// that is no longer held is refused with [`QueueError::LeaseLost`].
+    pub fn release(&self, lease: &Lease, reason: &str) -> Result<()> {
+        self.immediate(|conn, now| {
+            check_held(conn, lease)?;
+            let now_s = fmt_ts(now);
+            conn.prepare_cached(
+                "UPDATE task_attempts SET outcome = 'lease_expired', ended_at = ?2, error = ?3
+                 WHERE id = ?1",
+            )?
+            .execute(params![lease.attempt_id, now_s, reason])?;
+            conn.prepare_cached(
+                "UPDATE tasks SET state = 'pending', available_at = ?2,
+                     claimed_by = NULL, lease_expires_at = NULL
+                 WHERE id = ?1",
+            )?
+            .execute(params![lease.task_id.0, now_s])?;
+            Ok(())
+        })
+    }
+
     /// Reaps expired leases now (claim does this too). Returns the tasks reaped and what became of each.
     pub fn reap_expired(&self) -> Result<Vec<(TaskId, FailOutcome)>> {
         self.immediate(reap_expired)
@@ -844,7 +867,13 @@ fn reap_expired(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<(TaskId, Fa
     Ok(out)
 }
 
-/// Ends the running attempt `attempt_id` with `outcome` and applies the retry rule.
+/// How many times a task may be interrupted (outcome `lease_expired`) in one generation before an
+/// interruption fails it.
+pub const MAX_INTERRUPTIONS: u32 = 20;
+
+/// Ends the running attempt `attempt_id` with `outcome` and applies the retry rule: a failure
+/// (`failed`, `timed_out`) spends one of the task's `max_attempts`; an interruption
+/// (`lease_expired`) spends none and is due again now.
 fn fail_attempt(
     conn: &Connection,
     now: DateTime<Utc>,
@@ -859,10 +888,17 @@ fn fail_attempt(
         "UPDATE task_attempts SET outcome = ?2, ended_at = ?3, error = ?4 WHERE id = ?1",
     )?
     .execute(params![attempt_id, outcome.as_str(), now_s, error])?;
-    let (attempts, max, rk, base, factor, cap): (u32, u32, String, f64, f64, Option<f64>) = conn
+    type Row = (u32, u32, u32, u32, String, f64, f64, Option<f64>);
+    // Failures and interruptions of the current generation, this attempt included.
+    let (attempts, failures, interruptions, max, rk, base, factor, cap): Row = conn
         .prepare_cached(
-            "SELECT attempts, max_attempts, retry_kind, retry_base_s, retry_factor, retry_cap_s
-             FROM tasks WHERE id = ?1",
+            "SELECT t.attempts,
+                    (SELECT COUNT(*) FROM task_attempts a WHERE a.task_id = t.id
+                       AND a.generation = t.generation AND a.outcome IN ('failed', 'timed_out')),
+                    (SELECT COUNT(*) FROM task_attempts a WHERE a.task_id = t.id
+                       AND a.generation = t.generation AND a.outcome = 'lease_expired'),
+                    t.max_attempts, t.retry_kind, t.retry_base_s, t.retry_factor, t.retry_cap_s
+             FROM tasks t WHERE t.id = ?1",
         )?
         .query_row([task.0], |r| {
             Ok((
@@ -872,11 +908,28 @@ fn fail_attempt(
                 r.get(3)?,
                 r.get(4)?,
                 r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
             ))
         })?;
-    if attempts < max && !permanent {
+    // An interruption (the worker crashed, hung, or handed the task back) is not the job's
+    // failure: it spends no attempt and the task is due again now, up to MAX_INTERRUPTIONS
+    // (a job that keeps killing its workers fails in the end).
+    let interrupted = outcome == AttemptOutcome::LeaseExpired;
+    let retry_now = interrupted && interruptions <= MAX_INTERRUPTIONS;
+    let error = if interrupted && !retry_now {
+        format!("{error} (interrupted {interruptions} times: given up)")
+    } else {
+        error.to_string()
+    };
+    let error = error.as_str();
+    if !permanent && (retry_now || (!interrupted && failures < max)) {
         let retry = retry_from_columns(task, &rk, base, factor, cap)?;
-        let at = now + retry.delay(attempts);
+        let at = if retry_now {
+            now
+        } else {
+            now + retry.delay(failures)
+        };
         conn.prepare_cached(
             "UPDATE tasks SET state = 'sleeping', available_at = ?2, claimed_by = NULL,
                  lease_expires_at = NULL, error = ?3

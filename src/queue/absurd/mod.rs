@@ -1,8 +1,10 @@
 //! [`AbsurdQueue`]: the queue on ABSURD (earendil-works/absurd) in PostgreSQL.
 //!
 //! contimg drives ABSURD only through its SQL functions — `spawn_task`, `claim_task`, `extend_claim`,
-//! `complete_run`, `fail_run`, `cancel_task`, `retry_task`, `create_queue` — and reads its `t_`/`r_`
-//! tables only to report state; it never creates, alters or writes ABSURD's tables. ABSURD's schema is
+//! `complete_run`, `fail_run`, `schedule_run`, `cancel_task`, `retry_task`, `create_queue` — and reads its `t_`/`r_`
+//! tables only to report state; it never creates or alters ABSURD's tables, and writes one column of
+//! them only: [`AbsurdQueue::interrupt`] raises a task's `max_attempts` by one when it ends a run
+//! whose worker is gone, so an interruption does not spend the job's retries. ABSURD's schema is
 //! installed by ABSURD's own tool (`absurdctl init`); [`AbsurdQueue::connect`] checks that it is there
 //! and that its version is one contimg knows ([`KNOWN_VERSIONS`]), and creates the queue through
 //! `create_queue` when it is missing.
@@ -39,8 +41,15 @@ pub const KNOWN_VERSIONS: &[&str] = &["0.5.1"];
 /// The ABSURD queue contimg uses unless told otherwise.
 pub const DEFAULT_QUEUE: &str = "contimg";
 
+/// The `failure_reason.name` of a run contimg ended because its worker was gone (an interruption,
+/// not a failure of the job).
+pub const INTERRUPTED_REASON: &str = "contimg.Interrupted";
+
 /// ABSURD's limit on any retry delay (one day).
 const ABSURD_MAX_DELAY_S: f64 = 86_400.0;
+
+/// A running run: its task, run, worker and whether its claim has expired.
+pub type RunningRun = (Uuid, Uuid, Option<String>, bool);
 
 /// One connection to ABSURD, working one queue.
 pub struct AbsurdQueue {
@@ -375,6 +384,105 @@ impl AbsurdQueue {
             })
             .and_then(|_| tx.commit());
         done.map_err(|e| self.refused(lease, "fail a task for good", e))
+    }
+
+    /// The running runs whose worker may be gone: `(task, run, worker, claim expired)` for every
+    /// run in state `running` (the caller decides which holders are dead).
+    pub fn running_runs(&mut self) -> Result<Vec<RunningRun>> {
+        let sql = format!(
+            "SELECT task_id, run_id, claimed_by,
+                    coalesce(claim_expires_at <= absurd.current_time(), false)
+               FROM {} WHERE state = 'running'",
+            self.runs_table
+        );
+        let rows = self
+            .client
+            .query(&sql, &[])
+            .map_err(self.err("read the running runs"))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect())
+    }
+
+    /// Ends run `run` of `task`, whose worker is gone, as an interruption rather than a failure:
+    /// in one transaction the task's `max_attempts` is raised by one (the attempt ABSURD adds is
+    /// not taken from the job's retries; no ABSURD function gives an attempt back, so this is the
+    /// one write contimg makes to ABSURD's tables) and `fail_run` gets the reason
+    /// [`INTERRUPTED_REASON`] and a retry time of now (due at once, no retry delay). Past
+    /// `max_interruptions` earlier interruptions of the task ABSURD's own rule applies. False
+    /// when someone else ended the run first.
+    pub fn interrupt(
+        &mut self,
+        task: Uuid,
+        run: Uuid,
+        message: &str,
+        max_interruptions: u32,
+    ) -> Result<bool> {
+        let reason = json!({ "name": INTERRUPTED_REASON, "message": message });
+        let count_sql = format!(
+            "SELECT count(*) FROM {} WHERE task_id = $1 AND failure_reason->>'name' = $2",
+            self.runs_table
+        );
+        let raise_sql = format!(
+            "UPDATE {} SET max_attempts = max_attempts + 1
+              WHERE task_id = $1 AND max_attempts IS NOT NULL AND state = 'running'",
+            self.tasks_table
+        );
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(|e| self.target.error("interrupt a run", e))?;
+        let r = (|| {
+            // Locks the run first, as fail_run does, so two workers cannot both raise the limit.
+            tx.execute(
+                &format!(
+                    "SELECT 1 FROM {} WHERE run_id = $1 AND state = 'running' FOR UPDATE",
+                    self.runs_table
+                ),
+                &[&run],
+            )?;
+            let before: i64 = tx
+                .query_one(&count_sql, &[&task, &INTERRUPTED_REASON])?
+                .get(0);
+            if before < i64::from(max_interruptions) {
+                tx.execute(&raise_sql, &[&task])?;
+            }
+            tx.execute(
+                "SELECT absurd.fail_run($1, $2, $3, absurd.current_time())",
+                &[&self.queue, &run, &reason],
+            )
+        })();
+        match r {
+            Ok(_) => {
+                tx.commit()
+                    .map_err(|e| self.target.error("interrupt a run", e))?;
+                Ok(true)
+            }
+            // Another worker (or ABSURD's claim_task) ended it first.
+            Err(e)
+                if e.code().is_some_and(|c| {
+                    ["AB001", "AB002", SqlState::RAISE_EXCEPTION.code()].contains(&c.code())
+                }) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.target.error("interrupt a run", e).into()),
+        }
+    }
+
+    /// Hands a claimed run back without a verdict (its worker is shutting down):
+    /// `absurd.schedule_run` puts the same run to sleep until now, so any worker claims it again at
+    /// once and ABSURD counts no new attempt.
+    pub fn release(&mut self, lease: &WorkLease) -> Result<()> {
+        let (_, run) = Self::absurd_ids(lease)?;
+        match self.client.execute(
+            "SELECT absurd.schedule_run($1, $2, absurd.current_time())",
+            &[&self.queue, &run],
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.refused(lease, "hand back a run", e)),
+        }
     }
 
     /// Cancels a task that is not finished (a running run's next heartbeat or complete is refused);
