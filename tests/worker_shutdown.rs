@@ -209,7 +209,9 @@ fn a_second_signal_ends_the_worker_at_once() {
         w.try_wait().unwrap().is_some()
     });
     let code = w.wait().unwrap().code();
-    assert!(matches!(code, Some(0) | Some(143)), "{code:?}");
+    // 0: the first signal's hand-back finished first; 128 + a signal's number (130 SIGINT,
+    // 143 SIGTERM): the second signal ended it at once.
+    assert!(matches!(code, Some(0) | Some(130) | Some(143)), "{code:?}");
     wait_for("the child to die", Duration::from_secs(5), || {
         !pid_alive(child)
     });

@@ -343,6 +343,14 @@ impl Executions for Reconnecting<dyn Executions> {
         self.call(|s| s.last_success(pipeline))
     }
 
+    fn standalone(
+        &mut self,
+        accept: &[String],
+        limit: usize,
+    ) -> Result<Vec<super::executions::StandaloneTask>, PipelineError> {
+        self.call(|s| s.standalone(accept, limit))
+    }
+
     fn cancel(&mut self, eid: i64) -> Result<usize, PipelineError> {
         self.call(|s| s.cancel(eid))
     }
