@@ -200,10 +200,18 @@ fn history_value(text: &str, key: &str) -> Option<f64> {
     rest[..end].replace('D', "E").parse().ok()
 }
 
+/// What a header says of primary-beam correction: corrected (and why, in words), or an
+/// explicit `PBCOR = F`, which overrides every other hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PbEvidence {
+    Corrected(String),
+    NotCorrected,
+}
+
 /// Why the header says the pixels are already primary-beam corrected, if it does: a PBCOR card
 /// (its value decides either way), else a HISTORY card of a task that corrects for the beam
-/// (AIPS PBCOR, CASA impbcor/pbcor, Miriad LINMOS). `Some(Err(..))` is an explicit PBCOR = F.
-pub fn pb_corrected_evidence(h: &Header) -> Option<Result<String, String>> {
+/// (AIPS PBCOR, CASA impbcor/pbcor, Miriad LINMOS); `None` when the header does not say.
+pub fn pb_corrected_evidence(h: &Header) -> Option<PbEvidence> {
     if let Some(v) = h.get("PBCOR") {
         let yes = match v {
             Value::Bool(b) => *b,
@@ -212,9 +220,9 @@ pub fn pb_corrected_evidence(h: &Header) -> Option<Result<String, String>> {
             _ => false,
         };
         return Some(if yes {
-            Ok("PBCOR = T".into())
+            PbEvidence::Corrected("PBCOR = T".into())
         } else {
-            Err("PBCOR = F".into())
+            PbEvidence::NotCorrected
         });
     }
     h.history().find_map(|t| {
@@ -226,13 +234,13 @@ pub fn pb_corrected_evidence(h: &Header) -> Option<Result<String, String>> {
         ]
         .iter()
         .find(|(needle, _)| u.contains(needle))
-        .map(|(_, what)| Ok(format!("HISTORY names {what}")))
+        .map(|(_, what)| PbEvidence::Corrected(format!("HISTORY names {what}")))
     })
 }
 
 /// Whether the header says the image is already primary-beam corrected.
 pub fn is_pb_corrected(h: &Header) -> bool {
-    matches!(pb_corrected_evidence(h), Some(Ok(_)))
+    matches!(pb_corrected_evidence(h), Some(PbEvidence::Corrected(_)))
 }
 
 #[cfg(test)]

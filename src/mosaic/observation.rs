@@ -109,8 +109,8 @@ fn pb_corrected_by_name(path: &Path) -> Option<String> {
 /// else a coadd, a correcting task in HISTORY, or a corrected image's file name.
 pub fn pb_corrected(path: &Path, h: &Header) -> Option<String> {
     match facts::pb_corrected_evidence(h) {
-        Some(Ok(ev)) => return Some(ev),
-        Some(Err(_)) => return None,
+        Some(facts::PbEvidence::Corrected(ev)) => return Some(ev),
+        Some(facts::PbEvidence::NotCorrected) => return None,
         None => {}
     }
     if let ImageKind::Coadd(ev) = kind(h) {
