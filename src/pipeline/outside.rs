@@ -26,13 +26,25 @@ pub const DEFAULT_ACCEPT: &[&str] = &["contimg.run"];
 /// The parameter and header names by which a task claims to be a job of a contimg execution.
 const CLAIMS: &[&str] = &["execution_id", "job_id", "execution", "job"];
 
+/// Why an outside task may not run, in words for its failure and the worker's log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(String);
+
+impl std::ops::Deref for Refusal {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Whether an outside task may run, and as which job type; `Err` holds the reason it may not.
 pub fn vet(
     name: &str,
     params: &Value,
     headers: Option<&Value>,
     accept: &[String],
-) -> Result<JobKind, String> {
+) -> Result<JobKind, Refusal> {
     let claim = |v: Option<&Value>, keys: &[&str]| {
         v.and_then(Value::as_object).and_then(|m| {
             keys.iter()
@@ -41,13 +53,13 @@ pub fn vet(
         })
     };
     if let Some(k) = claim(headers, &["execution", "job"]).or_else(|| claim(Some(params), CLAIMS)) {
-        return Err(format!(
+        return Err(Refusal(format!(
             "it claims to be a job of a contimg execution ('{k}'), but contimg's schema records no \
              such task: a job of an execution runs only as the task contimg spawned for it"
-        ));
+        )));
     }
     if !accept.iter().any(|a| a == name) {
-        return Err(format!(
+        return Err(Refusal(format!(
             "task type '{name}' is not accepted from outside contimg (accepted: {}; a site adds \
              a type to [postgres] accept_outside in contimg.toml)",
             if accept.is_empty() {
@@ -55,17 +67,17 @@ pub fn vet(
             } else {
                 accept.join(", ")
             }
-        ));
+        )));
     }
     let Ok(kind) = name.parse::<JobKind>() else {
-        return Err(format!(
+        return Err(Refusal(format!(
             "task type '{name}' is accepted from outside but is no task type this contimg handles"
-        ));
+        )));
     };
     let Value::Object(params) = params else {
-        return Err(format!("its params must be a table, got {params}"));
+        return Err(Refusal(format!("its params must be a table, got {params}")));
     };
-    params_problem(kind, params).map_or(Ok(kind), Err)
+    params_problem(kind, params).map_or(Ok(kind), |why| Err(Refusal(why)))
 }
 
 /// The first thing wrong with an outside task's parameters for job type `kind`.
