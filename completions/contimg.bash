@@ -263,7 +263,7 @@ _contimg() {
             return 0
             ;;
         contimg__subcmd__build)
-            opts="-C -q -v -h -V --plan --cell --projection --interpolation --pb-cutoff --primary-beam --frequency --workspace --db --quiet --verbose --no-progress --help --version"
+            opts="-C -q -v -h -V --plan --cell --projection --interpolation --pb-cutoff --primary-beam --frequency --out-dir --workspace --db --quiet --verbose --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -294,6 +294,10 @@ _contimg() {
                     return 0
                     ;;
                 --frequency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -141,6 +141,7 @@ model\t''
 image\t''
 unity\t''"
 complete -c contimg -n "__fish_contimg_using_subcommand build" -l frequency -d 'Observing frequency in Hz for inputs whose header gives none (no RESTFRQ, no FREQ axis)' -r
+complete -c contimg -n "__fish_contimg_using_subcommand build" -l out-dir -d 'Directory for the mosaic and its maps (default: the workspace\'s mosaics directory, from `[paths] mosaics`). A pipeline\'s build job gets the directory recorded with its execution, so the products land there whichever worker builds them' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand build" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand build" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand build" -s q -l quiet -d 'Print only errors on stderr'

@@ -48,6 +48,26 @@ pub fn is_disk_full(e: &std::io::Error) -> bool {
         || matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
+/// Checks that `dir` exists, is a directory and this process may create files in it. It is never
+/// created here: a directory recorded by another machine that is missing on this one means a
+/// shared filesystem not mounted here, and writing into a fresh local copy would scatter products.
+pub fn writable_dir(dir: &Path) -> std::io::Result<()> {
+    let meta = std::fs::metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "not a directory",
+        ));
+    }
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: a valid NUL-terminated path.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Bytes available to this user on the filesystem holding `dir` (None if it cannot be asked).
 pub fn free_bytes(dir: &Path) -> Option<u64> {
     let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;

@@ -111,6 +111,7 @@ impl Bed {
             Setup {
                 exe: env!("CARGO_BIN_EXE_contimg").into(),
                 workspace: self.dir.path().to_path_buf(),
+                products_dir: self.path("mosaics"),
                 database: self.database.clone(),
                 logs_dir: self.path("logs"),
                 notify: NotifyConfig::default(),
@@ -204,9 +205,15 @@ fn one_execution_per_slot_runs_to_completion(bed: &Bed) {
     let engine = bed.engine(&all);
     let mut ex = bed.executions();
     let params = BTreeMap::new();
-    let first = created(ex.create(&p, &slot(3), &params, Some(LEASE)).unwrap());
+    let first = created(
+        ex.create(&p, &slot(3), &params, &bed.path("mosaics"), Some(LEASE))
+            .unwrap(),
+    );
     assert!(!first.existing);
-    let again = created(ex.create(&p, &slot(3), &params, Some(LEASE)).unwrap());
+    let again = created(
+        ex.create(&p, &slot(3), &params, &bed.path("mosaics"), Some(LEASE))
+            .unwrap(),
+    );
     assert_eq!(
         again.execution_id, first.execution_id,
         "one execution per slot"
@@ -263,7 +270,10 @@ fn one_execution_per_slot_runs_to_completion(bed: &Bed) {
     );
     assert_eq!(api::executions(&bed.database, 5).unwrap().len(), 1);
     // A second run of the slot finds it finished: nothing is created or run.
-    let third = created(ex.create(&p, &slot(3), &params, Some(LEASE)).unwrap());
+    let third = created(
+        ex.create(&p, &slot(3), &params, &bed.path("mosaics"), Some(LEASE))
+            .unwrap(),
+    );
     assert_eq!((third.execution_id, third.existing), (eid, true));
 }
 
@@ -271,7 +281,11 @@ fn one_execution_per_slot_runs_to_completion(bed: &Bed) {
 fn cancel_and_unknown_ids(bed: &Bed) {
     let (p, _) = bed.pipeline(&chain_toml("chain", None, ""), "chain");
     let mut ex = bed.executions();
-    let eid = created(ex.create(&p, &slot(4), &BTreeMap::new(), None).unwrap()).execution_id;
+    let eid = created(
+        ex.create(&p, &slot(4), &BTreeMap::new(), &bed.path("mosaics"), None)
+            .unwrap(),
+    )
+    .execution_id;
     assert_eq!(ex.cancel(eid).unwrap(), 2, "both jobs cancelled");
     let m = ex.manifest(eid).unwrap();
     assert_eq!(m.status, ExecStatus::Cancelled);
@@ -306,7 +320,11 @@ fn retry_a_failed_job(bed: &Bed) {
     let (p, all) = bed.pipeline(&chain_toml("flaky", Some(&flag), ""), "flaky");
     let engine = bed.engine(&all);
     let mut ex = bed.executions();
-    let eid = created(ex.create(&p, &slot(5), &BTreeMap::new(), None).unwrap()).execution_id;
+    let eid = created(
+        ex.create(&p, &slot(5), &BTreeMap::new(), &bed.path("mosaics"), None)
+            .unwrap(),
+    )
+    .execution_id;
     engine.work(1, StopWhen::ExecutionDone(eid)).unwrap();
     let m = ex.manifest(eid).unwrap();
     assert_eq!(m.status, ExecStatus::Failed);
@@ -360,16 +378,27 @@ fn max_active_admits_one(bed: &Bed) {
     let (p, _) = bed.pipeline(&chain_toml("single", None, "max_active = 1"), "single");
     let mut ex = bed.executions();
     let params = BTreeMap::new();
-    let eid = created(ex.create(&p, &slot(6), &params, Some(LEASE)).unwrap()).execution_id;
+    let eid = created(
+        ex.create(&p, &slot(6), &params, &bed.path("mosaics"), Some(LEASE))
+            .unwrap(),
+    )
+    .execution_id;
     assert_eq!(
-        ex.create(&p, &slot(7), &params, Some(LEASE)).unwrap(),
+        ex.create(&p, &slot(7), &params, &bed.path("mosaics"), Some(LEASE))
+            .unwrap(),
         Admitted::Busy(vec![eid])
     );
     // The running slot itself is found, not refused.
-    let same = created(ex.create(&p, &slot(6), &params, Some(LEASE)).unwrap());
+    let same = created(
+        ex.create(&p, &slot(6), &params, &bed.path("mosaics"), Some(LEASE))
+            .unwrap(),
+    );
     assert_eq!((same.execution_id, same.existing), (eid, true));
     ex.cancel(eid).unwrap();
-    let next = created(ex.create(&p, &slot(7), &params, Some(LEASE)).unwrap());
+    let next = created(
+        ex.create(&p, &slot(7), &params, &bed.path("mosaics"), Some(LEASE))
+            .unwrap(),
+    );
     assert!(!next.existing && next.execution_id != eid);
     let ids: Vec<i64> = ex
         .list(10)

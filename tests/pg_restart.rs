@@ -123,18 +123,25 @@ impl Drop for Cluster {
 /// Three small simulated snapshots of 2026-01-01 ingested on the server from a new workspace that
 /// also defines `pipeline`.
 fn workspace(cluster: &Cluster, pipeline: &str) -> tempfile::TempDir {
+    night(cluster, pipeline, 3, 128)
+}
+
+/// `images` simulated snapshots of `size`² pixels of 2026-01-01 ingested on the server from a new
+/// workspace that also defines `pipeline`.
+fn night(cluster: &Cluster, pipeline: &str, images: usize, size: usize) -> tempfile::TempDir {
     let ws = common::workspace();
     common::add_config(ws.path(), pipeline);
+    let (n, s) = (images.to_string(), size.to_string());
     common::json_in(
         ws.path(),
         &[
-            "simulate", "--out", "snaps", "--images", "3", "--size", "128", "--cell", "20",
+            "simulate", "--out", "snaps", "--images", &n, "--size", &s, "--cell", "20",
         ],
         0,
     );
     let snaps = ws.path().join("snaps").display().to_string();
     let r = cluster.json(ws.path(), &["ingest", &snaps]);
-    assert_eq!(r["added"].as_array().unwrap().len(), 3, "{r}");
+    assert_eq!(r["added"].as_array().unwrap().len(), images, "{r}");
     ws
 }
 
@@ -387,4 +394,181 @@ depends_on = ["plan"]
         "{said}"
     );
     eprintln!("outage {:.1} s", outage.as_secs_f64());
+}
+
+/// The acceptance case of the fleet: PostgreSQL restarted three times (5 s each) while a night's
+/// pipeline is built by two workers, each in a directory of its own (one started while the server
+/// is down), queued by `run --detach`, with the pipeline's default `max_retries`. The night
+/// completes with no hand: both workers alive, one execution, one mosaic — written where the
+/// execution says (the workspace that started it), not into a worker's directory — and no job
+/// failed.
+#[test]
+fn three_restarts_during_a_night_s_build_complete_it_with_no_hand_and_products_where_recorded() {
+    let cluster = Cluster::start("thrice");
+    let ws = night(
+        &cluster,
+        r#"
+[pipelines.night]
+window = "24h"
+[[pipelines.night.jobs]]
+id = "plan"
+type = "mosaic_plan"
+params = { tier = "science", start = "${slot.start}", end = "${slot.end}", name = "night" }
+[[pipelines.night.jobs]]
+id = "build"
+type = "mosaic_build"
+params = { plan_id = "${plan.plan_id}" }
+depends_on = ["plan"]
+[[pipelines.night.jobs]]
+id = "qa"
+type = "mosaic_qa"
+params = { mosaic_id = "${build.mosaic_id}" }
+depends_on = ["build"]
+"#,
+        16,
+        1024,
+    );
+    // Each worker in a workspace of its own, elsewhere: the products must not land there.
+    let elsewhere = [common::workspace(), common::workspace()];
+    let queued = cluster.json(ws.path(), &["run", "night", "--slot", SLOT, "--detach"]);
+    let eid = queued["execution_id"].as_i64().unwrap().to_string();
+    let mut workers = vec![cluster.spawn(elsewhere[0].path(), &["worker"])];
+    // The first outage begins as the build starts, so the build's own process meets it.
+    wait_for("the build started", Duration::from_secs(120), || {
+        let m = cluster.json(ws.path(), &["status", &eid, "--json"]);
+        common::job(&m, "build")["state"] != "pending"
+    });
+    let mut outages = Vec::new();
+    for round in 0..3 {
+        cluster.stop_server();
+        let down = Instant::now();
+        if round == 0 {
+            // A worker started while the server is down waits for it.
+            workers.push(cluster.spawn(elsewhere[1].path(), &["worker"]));
+        }
+        std::thread::sleep(Duration::from_secs(5));
+        cluster.start_server();
+        outages.push(down.elapsed().as_secs_f64());
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let t = Instant::now();
+    let m = loop {
+        let m = cluster.json(ws.path(), &["status", &eid, "--json"]);
+        let waiting = m["status"] == "running" || m["status"] == "interrupted";
+        if !waiting || t.elapsed() > Duration::from_secs(180) {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(m["status"], "completed", "{m}");
+    for j in ["plan", "build", "qa"] {
+        assert_eq!(common::job(&m, j)["state"], "completed", "{j}: {m}");
+    }
+    assert_eq!(cluster.count("SELECT count(*) FROM night.mosaics"), 1);
+    assert_eq!(
+        cluster.count("SELECT count(*) FROM night.pipeline_executions"),
+        1
+    );
+    // No attempt failed: every run that did not complete was an interruption.
+    let failed: Vec<String> = cluster
+        .client()
+        .query(
+            "SELECT coalesce(failure_reason->>'name', '') || ': ' || coalesce(failure_reason->>'message', '') \
+             FROM absurd.\"r_night\" WHERE state = 'failed'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .all(|r| r.starts_with("$ClaimTimeout") || r.starts_with("contimg.Interrupted")),
+        "{failed:?}"
+    );
+    // The products are where the execution says: the mosaics directory of the workspace that
+    // started it.
+    let mosaic = PathBuf::from(
+        common::job(&m, "build")["outputs"]["path"]
+            .as_str()
+            .expect("the build's path"),
+    );
+    let products = std::fs::canonicalize(ws.path().join("mosaics")).unwrap();
+    assert_eq!(
+        std::fs::canonicalize(mosaic.parent().unwrap()).unwrap(),
+        products,
+        "{m}"
+    );
+    assert!(mosaic.is_file());
+    for w in &elsewhere {
+        let theirs = std::fs::read_dir(w.path().join("mosaics"))
+            .map(Iterator::count)
+            .unwrap_or(0);
+        assert_eq!(theirs, 0, "nothing written in a worker's own workspace");
+    }
+    let mut said = String::new();
+    for w in workers {
+        said.push_str(&stop_worker(w));
+    }
+    assert!(!said.contains(&cluster.url), "the password is masked");
+    eprintln!("outages {outages:?} s; workers said:\n{said}");
+}
+
+/// A worker that cannot write to the products directory recorded with the execution refuses the
+/// build with the reason (naming the directory), instead of writing into its own workspace.
+#[test]
+fn a_worker_that_cannot_reach_the_recorded_products_directory_refuses_the_build() {
+    let cluster = Cluster::start("reach");
+    let ws = workspace(
+        &cluster,
+        r#"
+[pipelines.night]
+window = "24h"
+max_retries = 0
+retry = { kind = "none" }
+[[pipelines.night.jobs]]
+id = "plan"
+type = "mosaic_plan"
+params = { tier = "science", start = "${slot.start}", end = "${slot.end}", name = "night" }
+[[pipelines.night.jobs]]
+id = "build"
+type = "mosaic_build"
+params = { plan_id = "${plan.plan_id}" }
+depends_on = ["plan"]
+"#,
+    );
+    let queued = cluster.json(ws.path(), &["run", "night", "--slot", SLOT, "--detach"]);
+    let eid = queued["execution_id"].as_i64().unwrap().to_string();
+    // As if the shared filesystem were not mounted on the worker's machine.
+    let products = ws.path().join("mosaics");
+    std::fs::remove_dir_all(&products).unwrap();
+    let elsewhere = common::workspace();
+    let out = cluster
+        .cmd(elsewhere.path(), &["worker", "--once"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = cluster.json(ws.path(), &["status", &eid, "--json"]);
+    assert_eq!(m["status"], "failed", "{m}");
+    let err = common::job(&m, "build")["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        err.contains("cannot write the execution's products")
+            && err.contains(&products.display().to_string()),
+        "{err}"
+    );
+    assert!(
+        !products.exists(),
+        "the directory is not made on the worker"
+    );
+    let theirs = std::fs::read_dir(elsewhere.path().join("mosaics"))
+        .map(Iterator::count)
+        .unwrap_or(0);
+    assert_eq!(theirs, 0);
 }

@@ -634,9 +634,10 @@ fn bad_servers_give_one_line_errors_naming_the_masked_url() {
         panic!("the test URL has no user info: {url}")
     };
     let unreachable = "postgres://someone:s3cret@127.0.0.1:1/contimg";
-    for (db, says) in [
-        (wrong_pw.as_str(), "password"),
-        (unreachable, "server running"),
+    // A wrong password is failed work (1); a server that cannot be reached is EX_TEMPFAIL (75).
+    for (db, says, code) in [
+        (wrong_pw.as_str(), "password", 1),
+        (unreachable, "server running", 75),
     ] {
         let out = common::contimg()
             .current_dir(dir.path())
@@ -644,7 +645,7 @@ fn bad_servers_give_one_line_errors_naming_the_masked_url() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(out.status.code(), Some(code), "{err}");
         assert!(err.contains("***"), "the URL is shown masked: {err}");
         assert!(
             !err.contains("not-the-password") && !err.contains("s3cret"),
@@ -784,9 +785,14 @@ fn the_nightly_mosaic_runs_on_absurd_with_a_worker_on_another_machine() {
         .as_str()
         .unwrap()
         .to_string();
+    // Built by machine B, written where the execution says: machine A's mosaics directory.
     assert!(
-        mosaic.starts_with(&b.path().display().to_string()),
-        "built on machine B: {mosaic}"
+        mosaic.starts_with(&a.path().join("mosaics").display().to_string()),
+        "written where the execution says: {mosaic}"
+    );
+    assert!(
+        !b.path().join("mosaics").read_dir().unwrap().any(|_| true),
+        "nothing written in the building worker's workspace"
     );
     assert!(Path::new(&mosaic).is_file());
     let qa = &common::job(&m, "qa")["outputs"];
@@ -976,7 +982,7 @@ fn a_failed_execution_on_the_server_notifies_once_per_failure_round() {
             r#"
 [pipelines.doomed]
 window = "1h"
-notify = [{{ channel = "command", argv = ["sh", "-c", "echo $CONTIMG_PIPELINE $CONTIMG_EXECUTION_ID $CONTIMG_FAILED_JOBS >> {}"] }}]
+notify = [{{ channel = "command", argv = ["sh", "-c", "echo $CONTIMG_PIPELINE $CONTIMG_EXECUTION_ID $CONTIMG_FAILED_JOBS db=$CONTIMG_DB$PGPASSWORD >> {}"] }}]
 [[pipelines.doomed.jobs]]
 id = "a"
 type = "command"
@@ -988,8 +994,9 @@ params = {{ argv = ["sh", "-c", "echo broken >&2; exit 1"] }}
     let m = bed.json(ws.path(), &["run", "doomed", "--slot", SLOT], 1);
     assert_eq!(m["status"], "failed", "{m}");
     let eid = m["execution_id"].as_i64().unwrap();
-    // The outbox is on the server, and `run` delivered it on its way out.
-    assert_eq!(lines(&sent), [format!("doomed {eid} a")]);
+    // The outbox is on the server, and `run` delivered it on its way out; the program got none
+    // of the worker's database variables.
+    assert_eq!(lines(&sent), [format!("doomed {eid} a db=")]);
     let rows = bed.json(ws.path(), &["notifications", "--json"], 0);
     assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
     assert_eq!(rows[0]["state"], "delivered", "{rows}");

@@ -57,6 +57,11 @@ pub struct Args {
     /// Observing frequency in Hz for inputs whose header gives none (no RESTFRQ, no FREQ axis).
     #[arg(long, value_name = "HZ")]
     pub frequency: Option<f64>,
+    /// Directory for the mosaic and its maps (default: the workspace's mosaics directory, from
+    /// `[paths] mosaics`). A pipeline's build job gets the directory recorded with its execution,
+    /// so the products land there whichever worker builds them.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 /// A flag's parser from an enum's own list of names and its parser of them: `--help` lists the
@@ -97,7 +102,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         .find_workspace()?
         .map(|w| w.config.build.clone())
         .unwrap_or_default();
-    let out_dir = ctx.session.mosaics_dir()?;
+    let out_dir = match &args.out_dir {
+        Some(d) => crate::fsutil::absolute(d),
+        None => ctx.session.mosaics_dir()?,
+    };
     let req = BuildRequest {
         tier,
         out_dir,

@@ -4,7 +4,9 @@
 //! Exit codes: 0 success; 1 the work failed, including faults of contimg's own files (a corrupt or
 //! unreadable database, an I/O error writing a product); 2 a usage or input error (an argument, a
 //! manifest, contimg.toml, a name that does not exist); 3 the work failed for good (the data can
-//! never make the product: a pipeline does not retry it).
+//! never make the product: a pipeline does not retry it); 75 (`EX_TEMPFAIL`) the PostgreSQL server
+//! could not be reached or the connection was lost, whatever the command was doing (a pipeline's
+//! worker hands the job back without spending a retry).
 //!
 //! Invariants: the class of an error is that of the outermost error in its chain whose type is
 //! classified below (a context message says what was being done, not whose fault it was); an
@@ -42,6 +44,8 @@ pub enum Class {
     Input,
     /// The work failed for good (exit 3): the same data fails the same way.
     Permanent,
+    /// The database server could not be reached (exit 75): try again when it is back.
+    Unavailable,
 }
 
 impl Class {
@@ -50,6 +54,7 @@ impl Class {
             Class::Failed => 1,
             Class::Input => 2,
             Class::Permanent => PERMANENT_EXIT,
+            Class::Unavailable => crate::pipeline::worker::UNAVAILABLE_EXIT,
         }
     }
 
@@ -116,6 +121,9 @@ impl Classify for CliError {
 
 impl Classify for StoreError {
     fn class(&self) -> Class {
+        if self.is_connection_lost() {
+            return Class::Unavailable;
+        }
         Class::input_if(self.is_input())
     }
 }
@@ -148,6 +156,9 @@ impl Classify for ConfigError {
 
 impl Classify for PipelineError {
     fn class(&self) -> Class {
+        if self.is_connection_lost() {
+            return Class::Unavailable;
+        }
         Class::input_if(self.is_input())
     }
 }

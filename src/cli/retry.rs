@@ -24,6 +24,10 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let engine = super::engine::engine(ctx, api::lease(&args.lease)?)?;
+    if !args.detach {
+        // It works jobs like `run`: a stop signal hands them back.
+        crate::pipeline::shutdown::install();
+    }
     let m = engine.retry(args.execution, args.detach, args.workers, ctx)?;
     super::engine::finish(ctx, &m)
 }

@@ -73,6 +73,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     if !args.detach {
         crate::pipeline::shutdown::install();
     }
+    // Fired by cron while the server restarts: wait for it rather than miss the slot.
+    engine.wait_for_database(ctx)?;
     if args.catch_up {
         let max = ctx.session.workspace()?.config.cron.max_catch_up;
         let c = engine.catch_up(&p, &params, max, args.workers, ctx)?;

@@ -31,6 +31,16 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     crate::pipeline::shutdown::install();
     let engine = super::engine::engine(ctx, api::lease(&args.lease)?)?.workers_deliver();
+    if let Err(e) = engine.wait_for_database(ctx) {
+        return match e {
+            // Stopped before the server came back: nothing was held, nothing to hand back.
+            crate::pipeline::PipelineError::Unreachable(_) => {
+                ctx.warn(&e.to_string());
+                Ok(())
+            }
+            e => Err(e.into()),
+        };
+    }
     engine.deliver_now(ctx)?;
     let stop = if args.once {
         StopWhen::Drained

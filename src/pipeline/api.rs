@@ -49,6 +49,9 @@ pub struct Setup {
     /// The contimg binary that jobs run (`plan`, `build`, `qa`).
     pub exe: PathBuf,
     pub workspace: PathBuf,
+    /// Where the products of the executions this engine creates go (the workspace's mosaics
+    /// directory, absolute); recorded with each execution.
+    pub products_dir: PathBuf,
     pub database: Database,
     pub logs_dir: PathBuf,
     pub notify: NotifyConfig,
@@ -147,6 +150,7 @@ pub struct Engine {
     me: SelfInvocation,
     backend: Arc<dyn Backend>,
     logs_dir: PathBuf,
+    products_dir: PathBuf,
     lease: Duration,
     delivery: Delivery,
     /// Whether worker threads deliver due notifications (`worker` does; `run` delivers at its start
@@ -171,6 +175,7 @@ impl Engine {
             },
             backend,
             logs_dir: setup.logs_dir,
+            products_dir: setup.products_dir,
             lease,
             workers_deliver: false,
         }
@@ -231,6 +236,47 @@ impl Engine {
         let r = super::notify::deliver(&mut self.outbox()?, &self.delivery, true);
         report_delivery(r.map_err(PipelineError::from), progress);
         Ok(())
+    }
+
+    /// Waits for the database to answer: a PostgreSQL server that cannot be reached (restarting,
+    /// not up yet at boot) is tried again with back-off, one warning when the wait begins, until
+    /// it answers or a stop signal arrives ([`PipelineError::Unreachable`]). Any other error (a
+    /// wrong password, a bad URL) is returned at once. For the commands that work jobs (`worker`,
+    /// `run`), which must start unattended; `status` and the others fail at once instead.
+    pub fn wait_for_database(&self, progress: &dyn Progress) -> Result<(), PipelineError> {
+        let started = std::time::Instant::now();
+        let mut pause = crate::pg::FIRST_RETRY_PAUSE;
+        let mut warned = false;
+        loop {
+            match self.backend.outbox() {
+                Ok(_) => {
+                    if warned {
+                        progress.info(&format!(
+                            "the database answers after {:.1} s",
+                            started.elapsed().as_secs_f64()
+                        ));
+                    }
+                    return Ok(());
+                }
+                Err(e) if e.is_connection_lost() => {
+                    if !warned {
+                        warned = true;
+                        progress.warn(&format!(
+                            "{e}; waiting for the server (trying every {:.1}–{:.0} s; SIGTERM or \
+                             Ctrl-C stops)",
+                            crate::pg::FIRST_RETRY_PAUSE.as_secs_f64(),
+                            crate::pg::MAX_RETRY_PAUSE.as_secs_f64()
+                        ));
+                    }
+                    super::shutdown::sleep(pause);
+                    pause = (pause * 2).min(crate::pg::MAX_RETRY_PAUSE);
+                    if super::shutdown::requested() {
+                        return Err(PipelineError::Unreachable(e.to_string()));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The notification outbox over a new connection, on either backend.
@@ -358,8 +404,16 @@ impl Engine {
     ) -> Result<SlotRun, PipelineError> {
         let slot_s = iso(slot.time);
         let runner_lease = (!detach).then_some(self.lease);
+        // The products directory recorded with the execution is this workspace's: made here, so
+        // a worker elsewhere that finds it missing knows the shared filesystem is not mounted.
+        if let Err(e) = std::fs::create_dir_all(&self.products_dir) {
+            progress.warn(&format!(
+                "cannot create the products directory {}: {e}",
+                self.products_dir.display()
+            ));
+        }
         let created = match admit(p, &slot_s, progress, || {
-            ex.create(p, slot, params, runner_lease)
+            ex.create(p, slot, params, &self.products_dir, runner_lease)
         })? {
             Ok(c) => c,
             Err(skipped) => return Ok(SlotRun::Skipped(skipped)),

@@ -7,6 +7,7 @@
 //! every writer calls after changing tasks (and readers call before reading).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -17,6 +18,7 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, 
 
 use super::PipelineError;
 use super::def::NamedPipeline;
+use super::jobs::{JobKind, OUT_DIR};
 use super::procs::holder_dead;
 use super::subst::{self, Resolution, SubstError};
 use super::validate::ScheduleError;
@@ -303,13 +305,14 @@ pub fn create(
     p: &NamedPipeline,
     slot: &Slot,
     params: &BTreeMap<String, Option<String>>,
+    products: &Path,
     runner_lease: Option<std::time::Duration>,
 ) -> Result<Admitted, PipelineError> {
     let slot_s = iso(slot.time);
     let params_json =
         serde_json::to_string(params).map_err(|e| PipelineError::Invalid(e.to_string()))?;
     // Work out every task before writing anything.
-    let jobs = planned_jobs(p, slot, params)?;
+    let jobs = planned_jobs(p, slot, params, products)?;
     let def_json =
         serde_json::to_string(&p.def).map_err(|e| PipelineError::Invalid(e.to_string()))?;
     let mut existing_params: Option<(i64, String)> = None;
@@ -407,17 +410,30 @@ pub fn job_task(
 pub type PlannedJob<'p> = (&'p crate::pipeline::JobDef, Map<String, Value>);
 
 /// The jobs of `p` in dependency order with their static parameters for `slot`.
+///
+/// `products` is where the execution's products go: the products (mosaics) directory of the
+/// workspace that starts it, absolute. It is recorded with the execution as every `mosaic_build`
+/// job's `out_dir` (unless the definition sets one), so the mosaic lands there whichever worker
+/// builds it, not in that worker's own workspace (a worker that cannot reach it refuses the job).
 pub fn planned_jobs<'p>(
     p: &'p NamedPipeline,
     slot: &Slot,
     params: &BTreeMap<String, Option<String>>,
+    products: &Path,
 ) -> Result<Vec<PlannedJob<'p>>, PipelineError> {
+    let products = crate::fsutil::absolute(products);
     let mut jobs = Vec::new();
     for i in topo_order(p)? {
         let j = &p.def.jobs[i];
-        let sp = static_params(&j.params, slot, params).map_err(|e| {
+        let mut sp = static_params(&j.params, slot, params).map_err(|e| {
             PipelineError::Invalid(format!("pipeline '{}', job '{}': {e}", p.name, j.id))
         })?;
+        if j.job_type == JobKind::MosaicBuild.as_str() && !sp.contains_key(OUT_DIR) {
+            sp.insert(
+                OUT_DIR.to_string(),
+                Value::String(products.display().to_string()),
+            );
+        }
         jobs.push((j, sp));
     }
     Ok(jobs)

@@ -22,6 +22,7 @@
 //!   another ABSURD client may have changed a task.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -69,12 +70,14 @@ pub trait Executions {
     /// Creates the execution of `p` for `slot` with its jobs, or finds the one that exists;
     /// [`Admitted::Busy`] while `max_active` executions of `p` for other slots run. With
     /// `runner_lease`, this process becomes the new execution's runner in the same transaction
-    /// (SQLite; ignored on PostgreSQL, where there are no runner leases).
+    /// (SQLite; ignored on PostgreSQL, where there are no runner leases). `products` is the
+    /// directory its products go to, recorded with it (see [`super::exec::planned_jobs`]).
     fn create(
         &mut self,
         p: &NamedPipeline,
         slot: &Slot,
         params: &BTreeMap<String, Option<String>>,
+        products: &Path,
         runner_lease: Option<Duration>,
     ) -> Result<Admitted, PipelineError>;
 

@@ -102,7 +102,14 @@ pub const JOB_TYPES: &[JobType] = &[
         kind: JobKind::MosaicBuild,
         name: "mosaic_build",
         description: "contimg build --plan ID: build the planned mosaic",
-        params: &[("plan_id", true, "mosaic_plans id")],
+        params: &[
+            ("plan_id", true, "mosaic_plans id"),
+            (
+                OUT_DIR,
+                false,
+                "directory for the products (default: the mosaics directory of the workspace that started the execution, recorded with it)",
+            ),
+        ],
     },
     JobType {
         kind: JobKind::MosaicQa,
@@ -153,6 +160,10 @@ pub const JOB_TYPES: &[JobType] = &[
         ],
     },
 ];
+
+/// The `mosaic_build` parameter naming the directory its products are written to (see
+/// [`super::exec::planned_jobs`]).
+pub const OUT_DIR: &str = "out_dir";
 
 /// The environment variable through which an `absurd_task` job hands `database` to its child.
 pub const ABSURD_URL_ENV: &str = "CONTIMG_ABSURD_URL";
@@ -242,6 +253,9 @@ pub struct ChildSpec {
     /// Variables of the worker's environment removed from the child's (before `env` is added).
     pub env_remove: Vec<String>,
     pub cwd: Option<PathBuf>,
+    /// The directory the job writes its products to (a build's `out_dir`): the worker refuses the
+    /// job, with the reason, when it cannot write there (a shared filesystem not mounted here).
+    pub writes_to: Option<PathBuf>,
 }
 
 /// The worker's variables that give the database (its URL, which may hold the password, or the
@@ -315,6 +329,7 @@ pub fn child_spec(
             env,
             env_remove: Vec::new(),
             cwd: Some(me.workspace.clone()),
+            writes_to: None,
         }
     };
     let get = |k: &str| -> Result<Option<String>, JobSpecError> {
@@ -346,7 +361,17 @@ pub fn child_spec(
             }
             Ok(contimg("plan", a))
         }
-        JobKind::MosaicBuild => Ok(contimg("build", vec!["--plan".into(), need("plan_id")?])),
+        JobKind::MosaicBuild => {
+            let mut a = vec!["--plan".into(), need("plan_id")?];
+            let out = get(OUT_DIR)?.map(|d| me.workspace.join(d));
+            if let Some(d) = &out {
+                a.push("--out-dir".into());
+                a.push(d.display().to_string());
+            }
+            let mut spec = contimg("build", a);
+            spec.writes_to = out;
+            Ok(spec)
+        }
         JobKind::MosaicQa => {
             let mut a = vec!["--mosaic".into(), need("mosaic_id")?];
             if let Some(r) = get("reference")? {
@@ -401,6 +426,7 @@ pub fn child_spec(
                 env,
                 env_remove: DATABASE_SECRETS.iter().map(ToString::to_string).collect(),
                 cwd,
+                writes_to: None,
             })
         }
         JobKind::AbsurdTask => absurd_task_child(job, params, contimg),

@@ -99,6 +99,12 @@ pub enum PipelineError {
     NoSuchExecution(i64),
     #[error("a worker thread panicked; see the messages above")]
     WorkerPanicked,
+    /// A stop signal arrived while waiting for an unreachable PostgreSQL server.
+    #[error(
+        "stopped while waiting for the database ({0}); jobs this process held are taken over by \
+         other workers when their leases expire"
+    )]
+    Unreachable(String),
 }
 
 impl PipelineError {

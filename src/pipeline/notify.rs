@@ -748,6 +748,7 @@ enum ChannelError {
 }
 
 /// Runs argv (no shell) with extra environment and optional stdin, killing it after `timeout`.
+/// The worker's database variables are not passed on: a notification program needs none of them.
 fn run_argv(
     argv: &[String],
     env: &[(String, String)],
@@ -755,6 +756,9 @@ fn run_argv(
     timeout: Duration,
 ) -> Result<(), ChannelError> {
     let mut cmd = Command::new(&argv[0]);
+    for v in super::jobs::DATABASE_SECRETS {
+        cmd.env_remove(v);
+    }
     cmd.args(&argv[1..])
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(if stdin.is_some() {

@@ -122,7 +122,7 @@ fn params_problem(kind: JobKind, params: &Map<String, Value>) -> Option<String> 
                 .into(),
         );
     }
-    for k in ["reference", "cwd"] {
+    for k in ["reference", "cwd", super::jobs::OUT_DIR] {
         if let Some(v) = params.get(k) {
             let p = std::path::Path::new(v.as_str().unwrap_or_default());
             let leaves = p.is_absolute()

@@ -24,6 +24,7 @@
 //! transaction under the advisory lock. Left to ABSURD: claims, leases, retry delays, attempts.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -184,13 +185,14 @@ impl PgPipeline {
         p: &NamedPipeline,
         slot: &Slot,
         params: &BTreeMap<String, Option<String>>,
+        products: &Path,
     ) -> Result<Admitted, PipelineError> {
         let slot_s = iso(slot.time);
         let params_json =
             serde_json::to_string(params).map_err(|e| PipelineError::Invalid(e.to_string()))?;
         let def_json =
             serde_json::to_string(&p.def).map_err(|e| PipelineError::Invalid(e.to_string()))?;
-        let jobs = exec::planned_jobs(p, slot, params)?;
+        let jobs = exec::planned_jobs(p, slot, params, products)?;
         let (shown, schema, queue) = (
             self.shown.clone(),
             self.schema.clone(),
@@ -446,7 +448,7 @@ impl PgPipeline {
         let rows = self
             .client()
             .query(
-                "SELECT id, pipeline_name, slot, status, started_at, completed_at, error
+                "SELECT id, pipeline_name, slot, status, started_at, completed_at, error, queue
                    FROM pipeline_executions ORDER BY id DESC LIMIT $1",
                 &[&(limit as i64)],
             )
@@ -474,11 +476,18 @@ impl PgPipeline {
                 });
                 jobs.insert(j.get(0), j.get(1));
             }
+            let mut status = parse_status(&r.get::<_, String>(3))?;
+            if status == ExecStatus::Running {
+                for job in self.interrupted(eid, &r.get::<_, String>(7))? {
+                    status = ExecStatus::Interrupted;
+                    jobs.insert(job, super::exec::INTERRUPTED.to_string());
+                }
+            }
             out.push(ExecutionSummary {
                 execution_id: eid,
                 pipeline: r.get(1),
                 slot: r.get(2),
-                status: parse_status(&r.get::<_, String>(3))?,
+                status,
                 started_at: r.get(4),
                 completed_at: r.get(5),
                 error: r.get(6),
@@ -487,6 +496,32 @@ impl PgPipeline {
             });
         }
         Ok(out)
+    }
+
+    /// The jobs of running execution `eid` (on queue `queue`) held by a worker whose claim expired
+    /// or that is provably dead on this host: nobody works them until another worker takes them
+    /// over (as [`PgPipeline::manifest`] shows each job).
+    fn interrupted(&mut self, eid: i64, queue: &str) -> Result<Vec<String>, PipelineError> {
+        let shown = self.shown.clone();
+        let (_, runs_table) = tables(queue);
+        let sql = format!(
+            "SELECT j.job_id, r.claim_expires_at <= absurd.current_time(), r.claimed_by
+               FROM pipeline_jobs j JOIN {runs_table} r ON r.task_id = j.task_id
+              WHERE j.execution_id = $1 AND r.state = 'running'"
+        );
+        let rows = self
+            .client()
+            .query(&sql, &[&eid])
+            .map_err(db(&shown, "read the running jobs' claims"))?;
+        Ok(rows
+            .iter()
+            .filter(|x| {
+                x.get::<_, Option<bool>>(1) == Some(true)
+                    || x.get::<_, Option<String>>(2)
+                        .is_some_and(|w| super::procs::holder_dead(&w))
+            })
+            .map(|x| x.get(0))
+            .collect())
     }
 
     /// The latest `limit` tasks of the queue that `pipeline_jobs` does not record (spawned by
@@ -685,8 +720,9 @@ pub fn outbox(url: &str, schema: &str) -> Result<crate::store::Db, PipelineError
     let (target, client) = checked_client(url, schema)?;
     Ok(crate::store::Db::Postgres(crate::store::sql::PgDb {
         client,
-        shown: target.shown,
+        shown: target.shown.clone(),
         schema: schema.to_string(),
+        target: Box::new(target),
     }))
 }
 
@@ -715,7 +751,8 @@ impl Backend for PgBackend {
     fn jobs(&self, deliver: bool) -> Result<Box<dyn JobSource>, PipelineError> {
         let (url, schema, queue) = (self.url.clone(), self.schema.clone(), self.queue.clone());
         let accept_outside = self.accept_outside.clone();
-        Ok(Box::new(Reconnecting::new(
+        // A worker thread waits for a server that is down at its start, like for any outage.
+        Ok(Box::new(Reconnecting::patient(
             &crate::pg::mask_url(&self.url),
             Box::new(move || {
                 Ok(Box::new(PgJobs {
@@ -764,9 +801,10 @@ impl Executions for PgPipeline {
         p: &NamedPipeline,
         slot: &Slot,
         params: &BTreeMap<String, Option<String>>,
+        products: &Path,
         _runner_lease: Option<Duration>,
     ) -> Result<Admitted, PipelineError> {
-        PgPipeline::create(self, p, slot, params)
+        PgPipeline::create(self, p, slot, params, products)
     }
 
     fn sync(&mut self, eid: i64) -> Result<ExecStatus, PipelineError> {

@@ -14,6 +14,7 @@
 //! [`Held::Yes`] and the child goes on; the claim is checked once the server is back.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -62,9 +63,27 @@ impl<T: ?Sized> Reconnecting<T> {
     /// Opens the first connection; an error here (the server down at start) is returned as is.
     pub fn new(shown: &str, open: Opener<T>) -> Result<Reconnecting<T>, PipelineError> {
         let inner = open()?;
-        Ok(Reconnecting {
+        Ok(Reconnecting::starting(shown, open, Some(inner)))
+    }
+
+    /// Like [`Reconnecting::new`], but a server that cannot be reached at start is waited for
+    /// like any outage, at the first call (a worker started while PostgreSQL restarts).
+    pub fn patient(shown: &str, open: Opener<T>) -> Result<Reconnecting<T>, PipelineError> {
+        match open() {
+            Ok(inner) => Ok(Reconnecting::starting(shown, open, Some(inner))),
+            Err(e) if e.is_connection_lost() => {
+                let mut r = Reconnecting::starting(shown, open, None);
+                r.lost(&e);
+                Ok(r)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn starting(shown: &str, open: Opener<T>, inner: Option<Box<T>>) -> Reconnecting<T> {
+        Reconnecting {
             open,
-            inner: Some(inner),
+            inner,
             shown: shown.to_string(),
             outage: None,
             why: String::new(),
@@ -73,7 +92,7 @@ impl<T: ?Sized> Reconnecting<T> {
             extend: Duration::from_secs(30),
             confirmed: Instant::now(),
             label: String::new(),
-        })
+        }
     }
 
     /// Drops the connection after a connection-class error.
@@ -129,13 +148,20 @@ impl<T: ?Sized> Reconnecting<T> {
     }
 
     /// Reopens with back-off until the server answers (or refuses with something other than a
-    /// connection error).
+    /// connection error), or a stop signal arrives ([`PipelineError::Unreachable`]: nothing can be
+    /// handed back while the server is away; a held claim is taken over when its lease expires).
     fn ensure_open(&mut self) -> Result<&mut T, PipelineError> {
         let mut pause = FIRST_RETRY_PAUSE;
         while self.inner.is_none() {
             if !self.try_reopen()? {
-                std::thread::sleep(pause);
+                super::shutdown::sleep(pause);
                 pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                if super::shutdown::requested() {
+                    return Err(PipelineError::Unreachable(format!(
+                        "{} at {}",
+                        self.why, self.shown
+                    )));
+                }
             }
         }
         Ok(self.inner.as_mut().expect("opened").as_mut())
@@ -321,10 +347,11 @@ impl Executions for Reconnecting<dyn Executions> {
         p: &NamedPipeline,
         slot: &Slot,
         params: &BTreeMap<String, Option<String>>,
+        products: &Path,
         runner_lease: Option<Duration>,
     ) -> Result<Admitted, PipelineError> {
         // Creating again finds the execution a lost connection's create may have made.
-        self.call(|s| s.create(p, slot, params, runner_lease))
+        self.call(|s| s.create(p, slot, params, products, runner_lease))
     }
 
     fn sync(&mut self, eid: i64) -> Result<ExecStatus, PipelineError> {

@@ -123,9 +123,10 @@ impl Executions for SqliteExecutions {
         p: &NamedPipeline,
         slot: &Slot,
         params: &BTreeMap<String, Option<String>>,
+        products: &Path,
         runner_lease: Option<Duration>,
     ) -> Result<Admitted, PipelineError> {
-        exec::create(&self.q, p, slot, params, runner_lease)
+        exec::create(&self.q, p, slot, params, products, runner_lease)
     }
 
     fn sync(&mut self, eid: i64) -> Result<ExecStatus, PipelineError> {

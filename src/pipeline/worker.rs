@@ -19,7 +19,9 @@
 //! a child exiting [`USAGE_EXIT`] (2, an input error) fails the job for good without retries, and so
 //! does a contimg child (a mosaic job or `absurd_task`, never a `command`, whose exit codes are its
 //! own) exiting [`PERMANENT_EXIT`] (3: the data can never make the product, e.g. every image of a
-//! plan's window was left out), the reason recorded as the job's error.
+//! plan's window was left out), the reason recorded as the job's error. A contimg child exiting
+//! [`UNAVAILABLE_EXIT`] (75: it lost the database and could not get it back in time) was interrupted,
+//! not failed: the job is handed back like on a stop signal, without spending a retry.
 
 // Unsafe: one `pre_exec` hook that puts a job in its own process group (setpgid is async-signal-safe).
 #![allow(unsafe_code)]
@@ -51,6 +53,11 @@ pub const USAGE_EXIT: i32 = 2;
 /// either backend; it is honoured for contimg's own job types only (`command` programs have exit
 /// codes of their own).
 pub const PERMANENT_EXIT: i32 = 3;
+
+/// The exit code of a contimg child that lost its database (a PostgreSQL restart longer than it
+/// waits): `EX_TEMPFAIL` of sysexits.h. Honoured for contimg's own job types only: the attempt
+/// was interrupted, so the job goes back to the queue without spending a retry.
+pub const UNAVAILABLE_EXIT: i32 = 75;
 
 /// The most a job may write on stdout (its outputs, one JSON object). Past it the rest is read and
 /// dropped, so the child never blocks on a full pipe, and the attempt fails.
@@ -147,6 +154,11 @@ pub fn work(
             Err(e) if is_busy(&e) => {
                 log::warn!("{e}; waiting for the database");
                 shutdown::sleep(cfg.poll);
+            }
+            // A stop signal while the server was away: nothing more can be done here.
+            Err(e @ PipelineError::Unreachable(_)) => {
+                log::warn!("{e}");
+                return Ok(stats);
             }
             Err(e) => return Err(e),
         }
@@ -420,6 +432,17 @@ fn prepare(
         Ok(s) => s,
         Err(e) => return Ok(Prepared::Refused(fail(e.to_string()))),
     };
+    if let Some(dir) = &spec.writes_to
+        && let Err(e) = crate::fsutil::writable_dir(dir)
+    {
+        return Ok(Prepared::Refused(fail(format!(
+            "job '{job}': worker '{}' cannot write the execution's products to {}: {e}; every \
+             worker must reach the products directory recorded with the execution at the same \
+             path (mount the shared filesystem there), or run this worker where it does",
+            cfg.worker_id,
+            dir.display()
+        ))));
+    }
     let log = log_path(cfg, task);
     let opened = log
         .parent()
@@ -685,6 +708,15 @@ fn judge_failure(
         && status.code() == Some(1)
         && serde_json::from_slice::<Value>(out)
             .is_ok_and(|v| v.get("verdict").and_then(Value::as_str) == Some("FAIL"));
+    if job.kind.is_contimg() && status.code() == Some(UNAVAILABLE_EXIT) {
+        let msg = format!(
+            "interrupted after {elapsed:.1} s: {msg} (the job lost the database; handed back, not \
+             counted as a failed attempt)"
+        );
+        let _ = writeln!(job.log_file, "# contimg: {msg}");
+        log::warn!("{msg}");
+        return Verdict::Release(msg);
+    }
     // contimg's exit 3 = its work failed for good (every image of a window left out).
     let permanent = job.kind.is_contimg() && status.code() == Some(PERMANENT_EXIT);
     if status.code() == Some(USAGE_EXIT) || qa_verdict_fail || permanent {

@@ -156,6 +156,11 @@ impl StoreError {
                 | StoreError::Postgres(crate::pg::PgError::BadUrl { .. })
         )
     }
+
+    /// Whether the PostgreSQL server could not be reached or the connection was lost.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, StoreError::Postgres(e) if e.is_connection_lost())
+    }
 }
 
 /// Where contimg's records live: an SQLite file, or a schema on a PostgreSQL server.

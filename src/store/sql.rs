@@ -17,6 +17,11 @@
 //!   ([`Sql::execute`] on a bare [`Db`] runs outside that lock: the mosaic steps do not use it.)
 //! * On PostgreSQL the connection's `search_path` is the contimg schema alone, so the same
 //!   unqualified table names reach it.
+//! * A lost PostgreSQL connection (a server restart) is reopened, waiting up to the target's
+//!   patience (`CONTIMG_PG_CONNECT_WAIT`; a pipeline job's child gets 60 s), and what was cut is
+//!   done again when that is safe: a read ([`Sql::query`] on a bare [`Db`]), or a write transaction
+//!   that had not reached its COMMIT (the server rolled it back). A transaction cut during its
+//!   COMMIT may or may not have committed, so that error is returned, as is any other.
 
 use std::path::{Path, PathBuf};
 
@@ -350,9 +355,26 @@ pub struct PgDb {
     /// The URL with its password masked.
     pub shown: String,
     pub schema: String,
+    /// Where a lost connection is reopened (boxed: a parsed URL is large).
+    pub target: Box<PgTarget>,
+}
+
+impl PgDb {
+    /// A new connection in place of one the server dropped (see the module invariants).
+    fn reopen(&mut self, what: &str) -> Result<(), StoreError> {
+        log::warn!(
+            "the connection to PostgreSQL at {} was lost during {what}; reconnecting",
+            self.shown
+        );
+        self.client = super::pgschema::open(&self.target, &self.schema)?;
+        log::info!("reconnected to PostgreSQL at {}", self.shown);
+        Ok(())
+    }
 }
 
 /// An open database of either backend, its schema up to date.
+// One per command or worker thread, never in a collection: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Db {
     Sqlite(Store),
     Postgres(PgDb),
@@ -377,8 +399,9 @@ impl Db {
                 let client = super::pgschema::open(&pg, schema)?;
                 Ok(Db::Postgres(PgDb {
                     client,
-                    shown: pg.shown,
+                    shown: pg.shown.clone(),
                     schema: schema.clone(),
+                    target: Box::new(pg),
                 }))
             }
         }
@@ -433,10 +456,11 @@ impl Db {
     }
 
     /// Runs `f` in one write transaction (see the module invariants): committed when `f`
-    /// returns `Ok`, rolled back when it returns `Err`.
+    /// returns `Ok`, rolled back when it returns `Err`. On PostgreSQL `f` runs again, on a new
+    /// connection, when the connection was lost before the COMMIT.
     pub fn write<T, E: From<StoreError>>(
         &mut self,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         match self {
             Db::Sqlite(s) => {
@@ -451,20 +475,43 @@ impl Db {
                 }
                 Ok(out)
             }
-            Db::Postgres(p) => {
-                let shown = p.shown.as_str();
-                let err = |e| StoreError::from(pg_error(shown, "a write transaction", e));
-                let mut tx = p.client.transaction().map_err(err)?;
-                pg_write_lock(&mut tx, &p.schema).map_err(err)?;
-                let mut tx = Tx::Postgres { tx, shown };
-                let out = f(&mut tx)?;
-                if let Tx::Postgres { tx, .. } = tx {
-                    tx.commit().map_err(err)?;
+            Db::Postgres(p) => loop {
+                match pg_transaction(p, &mut f) {
+                    Ok(out) => return Ok(out),
+                    // Cut before the COMMIT: the server rolled it back, so it is done again.
+                    Err((_, Stage::Body)) if p.client.is_closed() => {
+                        p.reopen("a write transaction")?;
+                    }
+                    Err((e, _)) => return Err(e),
                 }
-                Ok(out)
-            }
+            },
         }
     }
+}
+
+/// Where a PostgreSQL write transaction stopped.
+enum Stage {
+    /// Before its COMMIT was sent: nothing of it is kept.
+    Body,
+    /// At its COMMIT: it may or may not have committed.
+    Commit,
+}
+
+/// One try of [`Db::write`]'s transaction on PostgreSQL.
+fn pg_transaction<T, E: From<StoreError>>(
+    p: &mut PgDb,
+    f: &mut impl FnMut(&mut Tx<'_>) -> Result<T, E>,
+) -> Result<T, (E, Stage)> {
+    let shown = p.shown.as_str();
+    let err = |e| E::from(StoreError::from(pg_error(shown, "a write transaction", e)));
+    let mut tx = p.client.transaction().map_err(|e| (err(e), Stage::Body))?;
+    pg_write_lock(&mut tx, &p.schema).map_err(|e| (err(e), Stage::Body))?;
+    let mut tx = Tx::Postgres { tx, shown };
+    let out = f(&mut tx).map_err(|e| (e, Stage::Body))?;
+    if let Tx::Postgres { tx, .. } = tx {
+        tx.commit().map_err(|e| (err(e), Stage::Commit))?;
+    }
+    Ok(out)
 }
 
 impl Sql for Db {
@@ -484,11 +531,20 @@ impl Sql for Db {
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
         match self {
             Db::Sqlite(s) => sqlite_rows(&mut *s.conn.prepare_cached(sql)?, params),
-            Db::Postgres(p) => p
-                .client
-                .query(&to_dollar(sql), &pg_params(params))
-                .and_then(|rows| rows.iter().map(pg_row).collect())
-                .map_err(|e| pg_error(&p.shown, "a query", e).into()),
+            Db::Postgres(p) => loop {
+                match p.client.query(&to_dollar(sql), &pg_params(params)) {
+                    Ok(rows) => {
+                        return rows
+                            .iter()
+                            .map(pg_row)
+                            .collect::<Result<_, _>>()
+                            .map_err(|e| pg_error(&p.shown, "a query", e).into());
+                    }
+                    // A read is safe to repeat on a new connection.
+                    Err(_) if p.client.is_closed() => p.reopen("a query")?,
+                    Err(e) => return Err(pg_error(&p.shown, "a query", e).into()),
+                }
+            },
         }
     }
 }

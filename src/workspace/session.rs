@@ -231,6 +231,7 @@ impl Session {
         Ok(crate::pipeline::Setup {
             exe,
             workspace: ws.root.clone(),
+            products_dir: crate::fsutil::absolute(&ws.mosaics_dir()),
             database: self.pipeline_database()?,
             logs_dir: ws.logs_dir(),
             notify: ws.config.notify.clone(),

@@ -1477,7 +1477,7 @@ pub fn record(db: &mut Db, report: &QaReport) -> Result<i64, QaError> {
         if exists.is_none() {
             return Err(QaError::NoMosaic {
                 id: report.mosaic_id,
-                db: label,
+                db: label.clone(),
             });
         }
         let id: i64 = tx

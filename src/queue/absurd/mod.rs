@@ -323,13 +323,35 @@ impl AbsurdQueue {
                LEFT JOIN {} r ON r.run_id = t.last_attempt_run WHERE t.task_id = $1",
             self.tasks_table, self.runs_table
         );
+        // The retry delay follows contimg's count of failures, not ABSURD's attempt number, which
+        // also counts the interruptions (a crash, a stop, an outage) that spend no retry.
+        let failures_sql = format!(
+            "SELECT t.retry_strategy::text,
+                    (SELECT count(*) FROM {} r WHERE r.task_id = t.task_id AND r.state = 'failed'
+                        AND r.failure_reason->>'name' IN ('contimg.JobFailed', 'contimg.TimedOut'))
+               FROM {} t WHERE t.task_id = $1",
+            self.runs_table, self.tasks_table
+        );
         let mut tx = self
             .client
             .transaction()
             .map_err(|e| self.target.error("fail a run", e))?;
+        let delay_s = match tx.query_opt(&failures_sql, &[&task]) {
+            Ok(Some(r)) => r
+                .get::<_, Option<String>>(0)
+                .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+                .and_then(|v| strategy_of(&v))
+                .map(|s| s.delay_secs(r.get::<_, i64>(1).max(0) as u32 + 1)),
+            Ok(None) => None,
+            Err(e) => {
+                drop(tx);
+                return Err(self.target.error("read a task's failures", e).into());
+            }
+        };
         if let Err(e) = tx.execute(
-            "SELECT absurd.fail_run($1, $2, $3, NULL)",
-            &[&self.queue, &run, &reason],
+            "SELECT absurd.fail_run($1, $2, $3,
+                    absurd.current_time() + make_interval(secs => $4::float8))",
+            &[&self.queue, &run, &reason, &delay_s],
         ) {
             drop(tx);
             return Err(self.refused(lease, "fail a run", e));
@@ -749,6 +771,24 @@ fn check_spawnable(t: &NewTask) -> Result<()> {
     Ok(())
 }
 
+/// The retry rule of ABSURD's `retry_strategy` (the inverse of [`retry_strategy`]); `None` for
+/// one contimg does not write (a task another client spawned keeps ABSURD's own delays).
+fn strategy_of(v: &Value) -> Option<RetryStrategy> {
+    let num = |k: &str| v.get(k).and_then(Value::as_f64);
+    match v.get("kind").and_then(Value::as_str)? {
+        "none" => Some(RetryStrategy::None),
+        "fixed" => Some(RetryStrategy::Fixed {
+            delay_s: num("base_seconds")?,
+        }),
+        "exponential" => Some(RetryStrategy::Exponential {
+            base_s: num("base_seconds")?,
+            factor: num("factor")?,
+            cap_s: num("max_seconds"),
+        }),
+        _ => None,
+    }
+}
+
 /// The retry rule as ABSURD's `retry_strategy`; delays beyond ABSURD's one-day limit are refused.
 fn retry_strategy(r: &RetryStrategy, kind: &str) -> Result<Value> {
     r.validate()?;
@@ -792,4 +832,38 @@ fn claim_seconds(d: Duration) -> Result<i32> {
         )));
     }
     Ok(s as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_retry_rule_reads_back_from_its_absurd_strategy() {
+        for r in [
+            RetryStrategy::None,
+            RetryStrategy::Fixed { delay_s: 7.5 },
+            RetryStrategy::Exponential {
+                base_s: 2.0,
+                factor: 3.0,
+                cap_s: Some(600.0),
+            },
+        ] {
+            let v = retry_strategy(&r, "t").unwrap();
+            assert_eq!(strategy_of(&v), Some(r), "{v}");
+        }
+        // Uncapped: ABSURD's one-day limit is written, and read back as the cap.
+        let v = retry_strategy(
+            &RetryStrategy::Exponential {
+                base_s: 1.0,
+                factor: 2.0,
+                cap_s: None,
+            },
+            "t",
+        )
+        .unwrap();
+        assert_eq!(strategy_of(&v).unwrap().delay_secs(30), ABSURD_MAX_DELAY_S);
+        // Another client's strategy of a kind contimg does not write: ABSURD's own delays.
+        assert_eq!(strategy_of(&json!({ "kind": "jitter" })), None);
+    }
 }
