@@ -327,11 +327,7 @@ impl PhaseRow {
     /// The weights a fraction `u` (in [0, 1]) of the way to the next phase.
     #[inline(always)]
     pub fn interpolate(&self, u: f32) -> Packed6 {
-        let mut out = [0.0f32; 8];
-        for i in 0..8 {
-            out[i] = self.w[i] + u * self.dw[i];
-        }
-        out
+        std::array::from_fn(|i| self.w[i] + u * self.dw[i])
     }
 }
 
@@ -341,7 +337,7 @@ impl PhaseRow {
 /// and differ from [`lanczos3_weights`] by less than 1e-6 (tested:
 /// `lanczos3_table_matches_the_direct_formula`).
 pub struct Lanczos3Table {
-    rows: Vec<PhaseRow>,
+    rows: Box<[PhaseRow; Lanczos3Table::PHASES]>,
 }
 
 /// The one table, built on first use (64 KiB).
@@ -355,7 +351,7 @@ impl Lanczos3Table {
     fn new() -> Lanczos3Table {
         const LANE: [usize; 6] = [0, 1, 2, 3, 6, 7];
         let at = |k: usize| lanczos3_weights_f64(k as f64 / Self::PHASES as f64);
-        let rows = (0..Self::PHASES)
+        let rows: Vec<PhaseRow> = (0..Self::PHASES)
             .map(|k| {
                 let (a, b) = (at(k), at(k + 1));
                 let mut row = PhaseRow {
@@ -369,7 +365,11 @@ impl Lanczos3Table {
                 row
             })
             .collect();
-        Lanczos3Table { rows }
+        Lanczos3Table {
+            rows: rows
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("PHASES rows")),
+        }
     }
 
     /// Splits a position into floor(x), the table row of its phase and the fraction of the way
@@ -377,7 +377,8 @@ impl Lanczos3Table {
     /// off any image); NaN is taken as 0 (callers never pass one: the sample is NaN anyway
     /// when an image has no pixel there).
     // Unsafe: a float-to-int cast without the saturation check, on the hot path of every pixel.
-    #[allow(unsafe_code)]
+    // Not `clamp`: clamp keeps a NaN, max/min map it to a bound.
+    #[allow(unsafe_code, clippy::manual_clamp)]
     #[inline(always)]
     pub fn split(&self, x: f64) -> (i64, &PhaseRow, f32) {
         const OFF: f64 = 4_398_046_511_104.0; // 2^42
@@ -567,8 +568,8 @@ mod tests {
         let p = Plane { data: &d, nx, ny };
         let mut worst_sample: f64 = 0.0;
         for i in 0..5000 {
-            let x = 3.0 + 33.0 * ((i as f64 * 0.618_034) % 1.0);
-            let y = 3.0 + 23.0 * ((i as f64 * 0.414_214) % 1.0);
+            let x = 3.0 + 33.0 * ((f64::from(i) * 0.618_034) % 1.0);
+            let y = 3.0 + 23.0 * ((f64::from(i) * 0.414_214) % 1.0);
             let a = p.sample(Interpolation::Lanczos3, x, y);
             let b = p.sample_lanczos3_direct(x, y);
             worst_sample = worst_sample.max(f64::from((a - b).abs()));
