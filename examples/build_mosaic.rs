@@ -4,6 +4,7 @@
 //!
 //! usage: build_mosaic DIR OUT_STEM [--interp bilinear|bicubic|lanczos3|nearest]
 //!        [--rms JY] [--cell-arcsec X] [--projection SIN|TAN|CAR] [--limit N]
+//!        [--weights table|direct]   (Lanczos-3 weights: the table, or the direct formula)
 //!        build_mosaic simulate OUT_DIR IMAGES SIZE CELL_ARCSEC [SEED]   (until `contimg simulate`)
 
 // A test or example reports on stdout, which its harness captures; only the binary is held to
@@ -76,7 +77,7 @@ fn main() -> anyhow::Result<()> {
     }
     if args.len() < 2 {
         bail!(
-            "usage: build_mosaic DIR OUT_STEM [--interp K] [--rms JY] [--cell-arcsec X] [--projection P] [--limit N]"
+            "usage: build_mosaic DIR OUT_STEM [--interp K] [--rms JY] [--cell-arcsec X] [--projection P] [--limit N] [--weights table|direct]"
         );
     }
     let (dir, stem) = (PathBuf::from(&args[0]), PathBuf::from(&args[1]));
@@ -100,6 +101,13 @@ fn main() -> anyhow::Result<()> {
                 );
             }
             "--limit" => limit = val.parse()?,
+            "--weights" => {
+                opts.direct_kernel = match val.as_str() {
+                    "table" => false,
+                    "direct" => true,
+                    _ => bail!("--weights takes table or direct"),
+                }
+            }
             _ => bail!("unknown option {flag}"),
         }
     }

@@ -247,7 +247,7 @@ pub struct PlanManifest {
 }
 
 /// SHA-256 of each product file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProductHashes {
     pub mosaic: String,
     pub weight: String,

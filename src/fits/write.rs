@@ -154,6 +154,11 @@ pub struct StagedImage {
 }
 
 impl StagedImage {
+    /// Where the written (and synced) file waits until it is committed.
+    pub fn staged_path(&self) -> &Path {
+        self.guard.path()
+    }
+
     /// Renames the file into place.
     pub fn commit(self) -> Result<(), FitsWriteError> {
         commit_together(vec![self])

@@ -228,7 +228,7 @@ pub fn build(
     .map_err(BuildError::from)
     .and_then(|result| {
         write_inputs_record(&out.inputs, &result.inputs)?;
-        Ok((hash_products(&out)?, result))
+        Ok((result.sha256.clone(), result))
     });
     let (hashes, result) = match built {
         Ok(b) => b,
@@ -343,21 +343,6 @@ pub fn write_inputs_record(path: &Path, inputs: &[InputRecord]) -> Result<(), Bu
     .map_err(|e| err(e.into()))?;
     text.push(b'\n');
     crate::fsutil::write_atomic(path, &text).map_err(err)
-}
-
-/// The SHA-256 of the three products as written.
-fn hash_products(out: &OutputPaths) -> Result<ProductHashes, BuildError> {
-    let h = |p: &Path| {
-        sha256_file(p).map_err(|err| BuildError::Hash {
-            path: p.to_path_buf(),
-            err,
-        })
-    };
-    Ok(ProductHashes {
-        mosaic: h(&out.mosaic)?,
-        weight: h(&out.weight)?,
-        noise: h(&out.noise)?,
-    })
 }
 
 /// Records the mosaic (one row per product path: a rebuild updates it in place and clears its old

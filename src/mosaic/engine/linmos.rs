@@ -15,11 +15,14 @@ use ndarray::ArrayView2;
 use rayon::prelude::*;
 
 use super::grid::{Footprint, GridChoice, GridError, OutputGrid, norm_ra, wrap180};
-use super::kernel::{BicubicK, BilinearK, Interpolation, Kernel, Lanczos3K, NearestK, Plane};
+use super::kernel::{
+    BicubicK, BilinearK, Interpolation, Kernel, Lanczos3DirectK, Lanczos3K, NearestK, Plane,
+};
 use super::mesh::{Mesh, MeshTolerance, Node, PixBox, walk_range};
 use crate::fits::facts;
 use crate::fits::write::StagedImage;
 use crate::fits::{Card, Header, Value};
+use crate::manifest::ProductHashes;
 use crate::mosaic::beam::{BeamModel, Telescope, telescope_key};
 use crate::mosaic::observation::{
     self, ImageKind, PointingSource, beam_image, beam_image_candidates,
@@ -128,6 +131,10 @@ pub struct BuildOptions {
     pub telescopes: BTreeMap<String, BeamModel>,
     /// Observing frequency (Hz) for inputs whose header gives none.
     pub default_freq_hz: Option<f64>,
+    /// Lanczos-3 weights from the direct formula (three trigonometric calls per axis and
+    /// sample) instead of the interpolated table: several times slower, the same mosaic to
+    /// ~1e-6 of its noise. The reference the table is tested against; no build needs it.
+    pub direct_kernel: bool,
 }
 
 impl Default for BuildOptions {
@@ -144,6 +151,7 @@ impl Default for BuildOptions {
             default_dish_m: None,
             telescopes: BTreeMap::new(),
             default_freq_hz: None,
+            direct_kernel: false,
         }
     }
 }
@@ -255,6 +263,10 @@ pub struct MosaicResult {
     /// Every input in input order, as the build used it.
     #[serde(default)]
     pub inputs: Vec<InputRecord>,
+    /// SHA-256 of the three products as written (each hashed by its writer thread from the
+    /// synced file, before the three are renamed into place).
+    #[serde(default)]
+    pub sha256: ProductHashes,
 }
 
 /// What went wrong; every variant says what to do.
@@ -1063,8 +1075,9 @@ impl BeamLut {
             return 0.0;
         }
         let f = (s2 * self.inv_step).max(0.0);
-        // SAFETY: s2 is a finite number in [0, s2_max] here, so f lies in [0, N].
-        let i = unsafe { f.to_int_unchecked::<usize>() }.min(Self::N - 1);
+        // SAFETY: s2 is a finite number in [0, s2_max] here, so f lies in [0, N]. (A signed
+        // cast: x86-64 has no instruction for f64 -> u64.)
+        let i = (unsafe { f.to_int_unchecked::<i64>() } as usize).min(Self::N - 1);
         let t = (f - i as f64) as f32;
         self.table[i] + t * (self.table[i + 1] - self.table[i])
     }
@@ -1253,6 +1266,9 @@ fn accumulate(
         Interpolation::Nearest => job.run::<NearestK>(srows, wrows, nx),
         Interpolation::Bilinear => job.run::<BilinearK>(srows, wrows, nx),
         Interpolation::Bicubic => job.run::<BicubicK>(srows, wrows, nx),
+        Interpolation::Lanczos3 if opts.direct_kernel => {
+            job.run::<Lanczos3DirectK>(srows, wrows, nx)
+        }
         Interpolation::Lanczos3 => job.run::<Lanczos3K>(srows, wrows, nx),
     };
     (added, mesh.checked_error.0)
@@ -1317,7 +1333,7 @@ fn build_planned(
     phase(t0, "coverage");
     let header = output_header(plan, opts, sigma_ref);
     let noise_median = subsampled_median(&noise);
-    write_products(grid, &header, out, [&sum, &wsum, &noise])?;
+    let sha256 = write_products(grid, &header, out, [&sum, &wsum, &noise])?;
     drop((sum, wsum, noise));
     phase(t0, "mosaic, weight and noise written");
     let mjds: Vec<f64> = plan.inputs.iter().filter_map(|p| p.mjd_obs).collect();
@@ -1337,6 +1353,7 @@ fn build_planned(
         max_mesh_error_px: max_mesh_err,
         elapsed_s: t0.elapsed().as_secs_f64(),
         inputs: plan.inputs.iter().map(|p| p.record(opts)).collect(),
+        sha256,
     })
 }
 
@@ -1479,22 +1496,33 @@ fn subsampled_median(noise: &[f32]) -> f64 {
 }
 
 /// Writes the mosaic, weight and noise maps (`maps` in that order) with `header` (plus each
-/// map's own cards). The three are written concurrently under temporary names, then renamed into
-/// place together: they appear all three or not at all.
+/// map's own cards). The three are written concurrently under temporary names, each hashed by
+/// its writer thread as soon as it is synced (from the page cache, while the others are still
+/// being written), then renamed into place together: they appear all three or not at all.
+/// Returns their SHA-256.
 fn write_products(
     grid: &OutputGrid,
     header: &Header,
     out: &OutputPaths,
     [sum, wsum, noise]: [&[f32]; 3],
-) -> Result<(), MosaicError> {
-    let write = |path: &Path, data: &[f32], extra: &[Card]| -> Result<StagedImage, MosaicError> {
-        let mut h = header.clone();
-        for c in extra {
-            h.set(&c.key, c.value.clone(), &c.comment);
-        }
-        let view = ArrayView2::from_shape((grid.ny, grid.nx), data).expect("accumulator shape");
-        crate::fits::write::stage_image_2d(path, view, &h).map_err(MosaicError::Output)
-    };
+) -> Result<ProductHashes, MosaicError> {
+    let write =
+        |path: &Path, data: &[f32], extra: &[Card]| -> Result<(StagedImage, String), MosaicError> {
+            let mut h = header.clone();
+            for c in extra {
+                h.set(&c.key, c.value.clone(), &c.comment);
+            }
+            let view = ArrayView2::from_shape((grid.ny, grid.nx), data).expect("accumulator shape");
+            let staged =
+                crate::fits::write::stage_image_2d(path, view, &h).map_err(MosaicError::Output)?;
+            let sha = crate::fsutil::sha256_file(staged.staged_path()).map_err(|e| {
+                MosaicError::Write {
+                    path: path.to_path_buf(),
+                    reason: format!("hashing the written file: {e}"),
+                }
+            })?;
+            Ok((staged, sha))
+        };
     let weight_cards = [
         Card::new(
             "BUNIT",
@@ -1508,7 +1536,7 @@ fn write_products(
         Value::Str("noise".into()),
         "expected noise 1/sqrt(sum of weights)",
     )];
-    let results: Vec<Result<StagedImage, MosaicError>> = std::thread::scope(|sc| {
+    let results: Vec<Result<(StagedImage, String), MosaicError>> = std::thread::scope(|sc| {
         let jobs = [
             (&out.mosaic, sum, &[][..]),
             (&out.weight, wsum, &weight_cards[..]),
@@ -1530,8 +1558,18 @@ fn write_products(
             })
             .collect()
     });
-    let staged = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    crate::fits::write::commit_together(staged).map_err(MosaicError::Output)
+    let (staged, mut sha): (Vec<StagedImage>, Vec<String>) = results
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .unzip();
+    crate::fits::write::commit_together(staged).map_err(MosaicError::Output)?;
+    let (noise, weight, mosaic) = (sha.pop(), sha.pop(), sha.pop());
+    Ok(ProductHashes {
+        mosaic: mosaic.unwrap_or_default(),
+        weight: weight.unwrap_or_default(),
+        noise: noise.unwrap_or_default(),
+    })
 }
 
 /// The common restoring beam: the largest BMAJ and the largest BMIN among the inputs, with the
