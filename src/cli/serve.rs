@@ -14,7 +14,8 @@ use crate::pipeline::api;
 ///
 /// Endpoints (JSON bodies use the CLI's manifest schemas; listings are pages of
 /// `{"schema": "contimg.page/1", "items": [...], "next": URL|null}` taking limit and offset):
-///   POST /api/v1/runs                  {"pipeline": NAME, "slot": TIME} or {"pipeline": NAME, "params": {...}}
+///   POST /api/v1/runs                  {"pipeline": NAME, "slot": TIME} or
+///                                      {"pipeline": NAME, "params": {KEY: VALUE, ...}}
 ///                                      → 202 with the contimg.execution/1 manifest and its url;
 ///                                      the same Idempotency-Key header gives the same execution
 ///   GET  /api/v1/executions            ?pipeline= &status= &since= &limit= &offset=
