@@ -105,6 +105,14 @@ impl From<PipelineError> for ApiError {
         if is_busy(&e) {
             return ApiError::busy(format!("the database is busy ({e}); try again"));
         }
+        if let PipelineError::Conflict(m) = &e {
+            // E.g. another run of the pipeline for the same slot (`now` is to the second) with
+            // other parameters.
+            return ApiError::new(
+                StatusCode::CONFLICT,
+                format!("{m}; give a slot of its own, or try again in a second"),
+            );
+        }
         if e.is_input() {
             return ApiError::bad(e.to_string());
         }
