@@ -35,7 +35,11 @@ use axum::middleware;
 use axum::routing::{get, post};
 
 use crate::pipeline::api::Engine;
-use crate::pipeline::{Database, NamedPipeline, Progress, Setup, StopWhen};
+use crate::pipeline::exec::ExecutionSummary;
+use crate::pipeline::executions::{Access as StoreAccess, Backend, Executions};
+use crate::pipeline::{
+    Database, ExecutionManifest, NamedPipeline, PipelineError, Progress, Setup, StopWhen,
+};
 use crate::workspace::config::ServeConfig;
 use crate::workspace::session::Target;
 
@@ -47,6 +51,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub const BLOCKING: usize = 8;
 /// How long a write (admitting a run, cancel, retry) may take before the request answers 503.
 pub const WRITE_WAIT: Duration = Duration::from_millis(750);
+/// How long a listing of executions is reused: clients polling the listing share one read of
+/// the database per this interval, whatever their number (a write through this server clears it).
+pub const LISTING_TTL: Duration = Duration::from_millis(500);
 /// How long a read may wait for a permit and run.
 pub const READ_WAIT: Duration = Duration::from_secs(20);
 
@@ -131,6 +138,8 @@ enum Keyed {
 /// What every request handler shares.
 pub(crate) struct App {
     engine: Engine,
+    /// The backend of `database`, for reading executions.
+    backend: Arc<dyn Backend>,
     database: Database,
     target: Target,
     pipelines: Vec<NamedPipeline>,
@@ -140,9 +149,52 @@ pub(crate) struct App {
     logs_dir: PathBuf,
     pool: Arc<tokio::sync::Semaphore>,
     keys: Mutex<HashMap<String, Keyed>>,
+    /// The latest listing of executions read ([`LISTING_TTL`]), and how many it asked for.
+    listing: tokio::sync::Mutex<Option<Listing>>,
+    /// Writes through this server so far (a cached listing read before the latest is stale).
+    writes: std::sync::atomic::AtomicU64,
+}
+
+/// A listing of executions as read at a time, after so many writes, of so many executions.
+type Listing = (std::time::Instant, u64, usize, Arc<Vec<ExecutionSummary>>);
+
+thread_local! {
+    /// A blocking thread's read-only execution store, kept between requests (opening one per
+    /// request would cost more than most reads); dropped after an error.
+    static READER: std::cell::RefCell<Option<Box<dyn Executions>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 impl App {
+    /// Runs `f` on this thread's read-only execution store (see [`StoreAccess::ReadOnly`]).
+    fn reading<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Executions) -> Result<T, PipelineError>,
+    ) -> Result<T, PipelineError> {
+        READER.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let store = match slot.as_mut() {
+                Some(s) => s,
+                None => slot.insert(self.backend.executions(StoreAccess::ReadOnly)?),
+            };
+            let r = f(store.as_mut());
+            if matches!(&r, Err(e) if !matches!(e, PipelineError::NoSuchExecution(_))) {
+                *slot = None;
+            }
+            r
+        })
+    }
+
+    /// The latest `limit` executions, newest first.
+    fn executions(&self, limit: usize) -> Result<Vec<ExecutionSummary>, PipelineError> {
+        self.reading(|s| s.list(limit))
+    }
+
+    /// One execution's manifest.
+    fn execution(&self, eid: i64) -> Result<ExecutionManifest, PipelineError> {
+        self.reading(|s| s.manifest(eid))
+    }
+
     /// The database of the mosaic steps, read-only.
     fn mosaic_db_plain(
         &self,
@@ -279,6 +331,7 @@ pub fn serve(setup: Setup, opts: Options) -> Result<(), ServeError> {
     let bound = listener.local_addr()?;
     let app = Arc::new(App {
         engine: engine.clone(),
+        backend: crate::pipeline::api::backend(&database),
         database,
         target: opts.target.clone(),
         pipelines,
@@ -288,6 +341,8 @@ pub fn serve(setup: Setup, opts: Options) -> Result<(), ServeError> {
         logs_dir,
         pool: Arc::new(tokio::sync::Semaphore::new(BLOCKING)),
         keys: Mutex::new(HashMap::new()),
+        listing: tokio::sync::Mutex::new(None),
+        writes: std::sync::atomic::AtomicU64::new(0),
     });
 
     let workers = (opts.workers > 0).then(|| {

@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use super::App;
 use super::auth::redact;
 use super::routes::{ApiError, log_tail};
-use crate::pipeline::api;
 use crate::pipeline::exec::ExecutionSummary;
 use crate::workspace::products::{self, MosaicFilter, MosaicRecord};
 
@@ -53,7 +52,7 @@ fn esc(s: &str) -> String {
 
 fn gather(app: &App) -> Facts {
     let mut errors = Vec::new();
-    let executions = api::executions(&app.database, RECENT).unwrap_or_else(|e| {
+    let executions = app.executions(RECENT).unwrap_or_else(|e| {
         errors.push(format!("executions: {e}"));
         Vec::new()
     });
@@ -63,7 +62,7 @@ fn gather(app: &App) -> Facts {
         .filter(|e| e.status.as_str() == "failed")
         .take(FAILED_SHOWN)
     {
-        match api::execution(&app.database, e.execution_id) {
+        match app.execution(e.execution_id) {
             Ok(m) => failed.push(m),
             Err(e) => errors.push(format!("execution: {e}")),
         }

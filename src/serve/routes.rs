@@ -160,6 +160,35 @@ impl App {
         }
     }
 
+    /// The latest `scan` executions, newest first: read once per [`super::LISTING_TTL`] however
+    /// many clients ask at once (they wait for the one read).
+    async fn listing(
+        self: &Arc<Self>,
+        scan: usize,
+    ) -> Result<Arc<Vec<crate::pipeline::exec::ExecutionSummary>>, ApiError> {
+        let mut cached = self.listing.lock().await;
+        let writes = self.writes.load(std::sync::atomic::Ordering::SeqCst);
+        if let Some((t, w, n, list)) = cached.as_ref()
+            && t.elapsed() < super::LISTING_TTL
+            && *w == writes
+            && *n >= scan
+        {
+            return Ok(Arc::new(list.iter().take(scan).cloned().collect()));
+        }
+        let list = Arc::new(
+            self.blocking(READ_WAIT, move |app| Ok(app.executions(scan)?))
+                .await?,
+        );
+        *cached = Some((std::time::Instant::now(), writes, scan, list.clone()));
+        Ok(list)
+    }
+
+    /// Forgets the cached listing (after a write through this server).
+    fn changed(&self) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// A JSON answer, redacted of the secrets.
     fn json(&self, status: StatusCode, mut v: Value) -> Response {
         redact_json(&mut v, &self.secrets);
@@ -214,7 +243,7 @@ pub(super) async fn not_found() -> ApiError {
 pub(super) async fn healthz(State(app): State<Arc<App>>) -> ApiResult {
     let r = app
         .blocking(READ_WAIT, |app| {
-            api::executions(&app.database, 1)?;
+            app.executions(1)?;
             Ok(())
         })
         .await;
@@ -355,10 +384,9 @@ pub(super) async fn create_run(
         };
         if let Some(eid) = known {
             let m = app
-                .blocking(READ_WAIT, move |app| {
-                    Ok(api::execution(&app.database, eid)?)
-                })
+                .blocking(READ_WAIT, move |app| Ok(app.execution(eid)?))
                 .await?;
+            app.changed();
             let mut v = serde_json::to_value(&m).unwrap_or(Value::Null);
             v["existing"] = Value::Bool(true);
             return Ok(accepted(&app, eid, v));
@@ -371,6 +399,8 @@ pub(super) async fn create_run(
                 .engine
                 .run(&p, &params, choice, true, 0, &LogProgress)
                 .map_err(ApiError::from);
+            // Also when the request has already answered 503: the listing shows the new run.
+            app.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if let Some(k) = key2 {
                 let mut keys = app
                     .keys
@@ -512,13 +542,9 @@ pub(super) async fn list_executions(
     } else {
         offset + limit + 1
     };
-    let list = app
-        .blocking(READ_WAIT, move |app| {
-            Ok(api::executions(&app.database, scan)?)
-        })
-        .await?;
+    let list = app.listing(scan).await?;
     let rows: Vec<Value> = list
-        .into_iter()
+        .iter()
         .filter(|e| q.pipeline.as_ref().is_none_or(|p| *p == e.pipeline))
         .filter(|e| q.status.as_ref().is_none_or(|s| *s == e.status.as_str()))
         .filter(|e| {
@@ -531,7 +557,7 @@ pub(super) async fn list_executions(
         })
         .skip(offset)
         .take(limit + 1)
-        .map(|e| serde_json::to_value(&e).unwrap_or(Value::Null))
+        .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
         .collect();
     let more = rows.len() > limit;
     let rows = rows.into_iter().take(limit).collect();
@@ -615,7 +641,7 @@ pub(super) async fn show_execution(
     let eid = id_of(&id, "execution")?;
     let v = app
         .blocking(READ_WAIT, move |app| {
-            let m = api::execution(&app.database, eid)?;
+            let m = app.execution(eid)?;
             Ok(manifest_with_tails(app, &m))
         })
         .await?;
@@ -632,6 +658,7 @@ pub(super) async fn cancel_execution(
             Ok(app.engine.cancel(eid, &LogProgress)?)
         })
         .await?;
+    app.changed();
     Ok(app.json(
         StatusCode::OK,
         serde_json::to_value(&m).unwrap_or(Value::Null),
@@ -648,6 +675,7 @@ pub(super) async fn retry_execution(
             Ok(app.engine.retry(eid, true, 0, &LogProgress)?)
         })
         .await?;
+    app.changed();
     Ok(app.json(
         StatusCode::ACCEPTED,
         serde_json::to_value(&m).unwrap_or(Value::Null),
