@@ -49,8 +49,11 @@ pub use auth::{Access, Token};
 pub const MAX_BODY: usize = 64 * 1024;
 /// Blocking database calls in flight at once.
 pub const BLOCKING: usize = 8;
-/// How long a write (admitting a run, cancel, retry) may take before the request answers 503.
+/// How long a write (admitting a run, cancel, retry) on SQLite may take before the request
+/// answers 503 (another process holds the write lock).
 pub const WRITE_WAIT: Duration = Duration::from_millis(750);
+/// The same on PostgreSQL, where there is no file lock to meet and a write opens a connection.
+pub const PG_WRITE_WAIT: Duration = Duration::from_secs(30);
 /// How long a listing of executions is reused: clients polling the listing share one read of
 /// the database per this interval, whatever their number (a write through this server clears it).
 pub const LISTING_TTL: Duration = Duration::from_millis(500);
@@ -144,6 +147,8 @@ pub(crate) struct App {
     target: Target,
     pipelines: Vec<NamedPipeline>,
     startable: Vec<String>,
+    /// [`WRITE_WAIT`] or [`PG_WRITE_WAIT`].
+    write_wait: Duration,
     access: Access,
     secrets: Vec<String>,
     logs_dir: PathBuf,
@@ -332,6 +337,11 @@ pub fn serve(setup: Setup, opts: Options) -> Result<(), ServeError> {
     let app = Arc::new(App {
         engine: engine.clone(),
         backend: crate::pipeline::api::backend(&database),
+        // Backend branch: only SQLite has a file lock that a write may wait behind.
+        write_wait: match &database.target {
+            Target::Sqlite(_) => WRITE_WAIT,
+            Target::Postgres { .. } => PG_WRITE_WAIT,
+        },
         database,
         target: opts.target.clone(),
         pipelines,

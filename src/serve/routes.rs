@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{Need, Refusal, bearer, redact, redact_json};
-use super::{App, Keyed, LogProgress, MAX_BODY, READ_WAIT, WRITE_WAIT};
+use super::{App, Keyed, LogProgress, MAX_BODY, READ_WAIT};
 use crate::pipeline::api::{self, SlotChoice, SlotRun};
 use crate::pipeline::{ExecStatus, PipelineError};
 use crate::workspace::products::{self, MosaicFilter, Product};
@@ -150,7 +150,7 @@ impl App {
         });
         match tokio::time::timeout(wait, task).await {
             Err(_) => Err(ApiError::busy(
-                "the database is busy (another process holds its write lock); try again \
+                "the database did not answer in time (on SQLite: another process holds its write lock); try again \
                  (with the same Idempotency-Key to get the same execution)",
             )),
             Ok(Err(e)) => Err(ApiError::internal(format!(
@@ -394,7 +394,7 @@ pub(super) async fn create_run(
     }
     let key2 = key.clone();
     let r = app
-        .blocking(WRITE_WAIT, move |app| {
+        .blocking(app.write_wait, move |app| {
             let r = app
                 .engine
                 .run(&p, &params, choice, true, 0, &LogProgress)
@@ -654,7 +654,7 @@ pub(super) async fn cancel_execution(
 ) -> ApiResult {
     let eid = id_of(&id, "execution")?;
     let m = app
-        .blocking(WRITE_WAIT, move |app| {
+        .blocking(app.write_wait, move |app| {
             Ok(app.engine.cancel(eid, &LogProgress)?)
         })
         .await?;
@@ -671,7 +671,7 @@ pub(super) async fn retry_execution(
 ) -> ApiResult {
     let eid = id_of(&id, "execution")?;
     let m = app
-        .blocking(WRITE_WAIT, move |app| {
+        .blocking(app.write_wait, move |app| {
             Ok(app.engine.retry(eid, true, 0, &LogProgress)?)
         })
         .await?;
