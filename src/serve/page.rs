@@ -30,6 +30,8 @@ struct Facts {
     executions: Vec<ExecutionSummary>,
     failed: Vec<crate::pipeline::ExecutionManifest>,
     mosaic: Option<MosaicRecord>,
+    /// The pictures its QA recorded: (URL segment, what it shows).
+    pictures: Vec<(&'static str, &'static str)>,
     nights: Vec<(String, usize)>,
     database: String,
     errors: Vec<String>,
@@ -67,7 +69,7 @@ fn gather(app: &App) -> Facts {
             Err(e) => errors.push(format!("execution: {e}")),
         }
     }
-    let (mosaic, nights) = match app.mosaic_db_plain() {
+    let (mosaic, pictures, nights) = match app.mosaic_db_plain() {
         Ok(mut db) => {
             let latest_with_qa = products::mosaics(
                 &mut db,
@@ -86,17 +88,37 @@ fn gather(app: &App) -> Facts {
                 errors.push(format!("images: {e}"));
                 Vec::new()
             });
-            (latest_with_qa, nights)
+            let qa = latest_with_qa
+                .as_ref()
+                .and_then(|m| products::qa(&mut db, m.mosaic_id).ok().flatten());
+            let pictures = qa.map_or_else(Vec::new, |q| {
+                let p = &q.report.pictures;
+                [
+                    (p.quicklook.is_some(), "quicklook.png", "quicklook"),
+                    (p.offsets.is_some(), "offsets.png", "astrometric offsets"),
+                    (
+                        p.noise_histogram.is_some(),
+                        "noise_hist.png",
+                        "noise histogram",
+                    ),
+                ]
+                .into_iter()
+                .filter(|(has, _, _)| *has)
+                .map(|(_, seg, alt)| (seg, alt))
+                .collect()
+            });
+            (latest_with_qa, pictures, nights)
         }
         Err(e) => {
             errors.push(format!("database: {e}"));
-            (None, Vec::new())
+            (None, Vec::new(), Vec::new())
         }
     };
     Facts {
         executions,
         failed,
         mosaic,
+        pictures,
         nights,
         database: app.database.target.to_string(),
         errors,
@@ -182,11 +204,7 @@ fn render(app: &App, f: &Facts) -> String {
                 v = r(m.qa_verdict.as_deref().unwrap_or("-")),
                 vl = esc(&m.qa_verdict.as_deref().unwrap_or("").to_ascii_lowercase()),
             ));
-            for (pic, alt) in [
-                ("quicklook.png", "quicklook"),
-                ("offsets.png", "astrometric offsets"),
-                ("noise_hist.png", "noise histogram"),
-            ] {
+            for (pic, alt) in &f.pictures {
                 h.push_str(&format!(
                     "<img src=\"/api/v1/mosaics/{}/{pic}\" alt=\"{alt}\">",
                     m.mosaic_id
