@@ -64,6 +64,9 @@ _contimg() {
             contimg,run)
                 cmd="contimg__subcmd__run"
                 ;;
+            contimg,serve)
+                cmd="contimg__subcmd__serve"
+                ;;
             contimg,simulate)
                 cmd="contimg__subcmd__simulate"
                 ;;
@@ -148,6 +151,9 @@ _contimg() {
             contimg__subcmd__help,run)
                 cmd="contimg__subcmd__help__subcmd__run"
                 ;;
+            contimg__subcmd__help,serve)
+                cmd="contimg__subcmd__help__subcmd__serve"
+                ;;
             contimg__subcmd__help,simulate)
                 cmd="contimg__subcmd__help__subcmd__simulate"
                 ;;
@@ -191,7 +197,7 @@ _contimg() {
 
     case "${cmd}" in
         contimg)
-            opts="-C -q -v -h -V --workspace --db --quiet --verbose --no-progress --help --version init simulate ingest images tiers plan build qa run worker status retry cancel absurd-task pipelines cron notifications completions man help"
+            opts="-C -q -v -h -V --workspace --db --quiet --verbose --no-progress --help --version init simulate ingest images tiers plan build qa run worker status retry cancel serve absurd-task pipelines cron notifications completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -547,7 +553,7 @@ _contimg() {
             return 0
             ;;
         contimg__subcmd__help)
-            opts="init simulate ingest images tiers plan build qa run worker status retry cancel absurd-task pipelines cron notifications completions man help"
+            opts="init simulate ingest images tiers plan build qa run worker status retry cancel serve absurd-task pipelines cron notifications completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -827,6 +833,20 @@ _contimg() {
             return 0
             ;;
         contimg__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1302,6 +1322,44 @@ _contimg() {
                     return 0
                     ;;
                 --param)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lease)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -C)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        contimg__subcmd__serve)
+            opts="-C -q -v -h -V --listen --workers --lease --workspace --db --quiet --verbose --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -45,6 +45,7 @@ pub mod mosaic;
 pub mod pg;
 pub mod pipeline;
 pub mod queue;
+pub mod serve;
 pub mod stats;
 pub mod store;
 pub mod time;

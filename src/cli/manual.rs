@@ -20,6 +20,21 @@ fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
             ),
         ],
         "init" => &[("Create a workspace in ./ws:", "contimg init ws")],
+        "serve" => &[
+            (
+                "Serve on 127.0.0.1:8750 with one embedded worker, POSTs allowed with a token:",
+                "CONTIMG_API_TOKEN=$(cat ~/.contimg-token) contimg serve",
+            ),
+            (
+                "Ask for a mosaic of a window, then watch it:",
+                "curl -H \"Authorization: Bearer $TOKEN\" -d '{\"pipeline\": \"on_demand_mosaic\", \"params\": {\"start\": \"2026-11-20T00:00Z\", \"end\": \"2026-11-21T00:00Z\"}}' http://127.0.0.1:8750/api/v1/runs\n\
+                 curl http://127.0.0.1:8750/api/v1/executions/1",
+            ),
+            (
+                "Beyond the loopback, workers elsewhere (needs a token):",
+                "contimg serve --listen 0.0.0.0:8750 --workers 0",
+            ),
+        ],
         "simulate" => &[
             (
                 "Two hours of drift scan across RA 0h, 24 snapshots:",

@@ -28,6 +28,7 @@ mod plan;
 mod qa;
 mod retry;
 mod run;
+mod serve;
 mod simulate;
 mod status;
 mod tiers;
@@ -128,6 +129,7 @@ pub enum Command {
     Status(status::Args),
     Retry(retry::Args),
     Cancel(cancel::Args),
+    Serve(serve::Args),
     AbsurdTask(absurd_task::Args),
     Pipelines(pipelines::Args),
     Cron(cron::Args),
@@ -220,6 +222,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(a) => status::run(&ctx, a),
         Command::Retry(a) => retry::run(&ctx, a),
         Command::Cancel(a) => cancel::run(&ctx, a),
+        Command::Serve(a) => serve::run(&ctx, a),
         Command::AbsurdTask(a) => absurd_task::run(&ctx, a),
         Command::Pipelines(a) => pipelines::run(&ctx, a),
         Command::Cron(a) => cron::run(&ctx, a),

@@ -73,6 +73,35 @@ pub struct Config {
     pub cron: CronConfig,
     pub notify: NotifyConfig,
     pub files: FilesConfig,
+    /// `[serve]`: the HTTP API and status page (`contimg serve`).
+    pub serve: ServeConfig,
+}
+
+/// `[serve]`: who may use `contimg serve` and what it may start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// File holding the bearer token of the write endpoints ("" = none; `CONTIMG_API_TOKEN`
+    /// wins). Relative to the workspace.
+    pub token_file: String,
+    /// File holding the bearer token for reading when serving beyond the loopback ("" = the
+    /// write token reads too; `CONTIMG_API_READ_TOKEN` wins).
+    pub read_token_file: String,
+    /// Host names (as in the Host header, without the port) accepted besides the loopback ones.
+    pub allowed_hosts: Vec<String>,
+    /// The pipelines a request over HTTP may start.
+    pub pipelines: Vec<String>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            token_file: String::new(),
+            read_token_file: String::new(),
+            allowed_hosts: Vec::new(),
+            pipelines: vec!["on_demand_mosaic".into()],
+        }
+    }
 }
 
 /// Files contimg writes (products, the database, logs).
@@ -357,6 +386,19 @@ command = {command}
 timeout_s = {timeout_s:?}
 max_attempts = {max_attempts}
 
+[serve]
+# `contimg serve`: the HTTP API and status page. Write endpoints (POST) need the bearer token
+# read from token_file (CONTIMG_API_TOKEN wins); beyond the loopback every endpoint needs a token,
+# the read token of read_token_file (CONTIMG_API_READ_TOKEN wins) or the write token, and serving
+# there without one is refused. Paths are relative to this file's directory; "" = none.
+token_file = "{serve_token_file}"
+read_token_file = "{serve_read_token_file}"
+# Host header names accepted besides localhost, 127.0.0.1 and [::1] (against DNS rebinding),
+# e.g. ["contimg.example.org"] behind a reverse proxy.
+allowed_hosts = {serve_hosts}
+# The pipelines a POST /api/v1/runs may start.
+pipelines = {serve_pipelines}
+
 {qa}
 # Tiers. Each [tiers.NAME] table overrides fields of a built-in tier; a new NAME defines a new
 # tier and must set max_images, interpolation, require_astrometry and timeout_minutes.
@@ -437,6 +479,10 @@ max_attempts = {max_attempts}
         command = toml_list(&d.notify.command),
         timeout_s = d.notify.timeout_s,
         max_attempts = d.notify.max_attempts,
+        serve_token_file = d.serve.token_file,
+        serve_read_token_file = d.serve.read_token_file,
+        serve_hosts = toml_list(&d.serve.allowed_hosts),
+        serve_pipelines = toml_list(&d.serve.pipelines),
     )
 }
 

@@ -5,6 +5,7 @@
 //! twice changes nothing.
 
 pub mod config;
+pub mod products;
 pub mod session;
 
 use std::path::{Path, PathBuf};

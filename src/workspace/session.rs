@@ -258,3 +258,8 @@ pub fn mosaic_at(db: &mut Db, path: &Path) -> Option<i64> {
     .flatten()
     .and_then(|r| r.get::<i64>(0).ok())
 }
+
+/// The registered images a filter selects, from a database already open.
+pub fn images_in(db: &mut Db, filter: &ImageFilter) -> Result<Vec<ImageRecord>, StoreError> {
+    crate::store::images::list(db, filter)
+}

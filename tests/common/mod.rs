@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: the real binary, temporary workspaces, python.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod hook;
 pub mod realdata;
 
