@@ -1,6 +1,7 @@
 //! `contimg serve --workers 0` on PostgreSQL, with two `contimg worker` processes in other
 //! directories ("machines" sharing only the server): a run POSTed over HTTP is worked by them to
-//! `completed`, its products are where the execution says (a worker's directory), and the API
+//! `completed`, its products are where the execution says (the serving workspace's mosaics
+//! directory, not a worker's), and the API
 //! serves them. Needs the server of `scripts/pg-cluster start` (CONTIMG_TEST_PG), as the other
 //! PostgreSQL tests do; without it this test fails and says how to start one.
 
@@ -165,11 +166,15 @@ fn serve_with_no_workers_of_its_own_on_postgresql_and_two_workers_elsewhere() {
         .unwrap();
     let path = build["outputs"]["path"].as_str().unwrap().to_string();
     assert!(
-        [a.path(), b.path()]
-            .iter()
-            .any(|d| path.starts_with(&d.display().to_string())),
-        "{path} is in neither worker's directory"
+        path.starts_with(&ws.path().join("mosaics").display().to_string()),
+        "{path} is not in the mosaics directory recorded with the execution"
     );
+    for d in [a.path(), b.path()] {
+        assert!(
+            !path.starts_with(&d.display().to_string()),
+            "{path} is in a worker's directory"
+        );
+    }
     let mid = build["outputs"]["mosaic_id"].as_i64().unwrap();
     let fits = get(&s, &format!("/api/v1/mosaics/{mid}/fits"), None);
     assert_eq!(fits.status, 200);
