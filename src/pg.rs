@@ -97,27 +97,44 @@ pub struct PgTarget {
     pub patience: Duration,
 }
 
+/// Where `url` holds a password: the user-info part's and a `password=` parameter's, in order.
+fn password_spans(url: &str) -> Vec<std::ops::Range<usize>> {
+    let mut spans = Vec::new();
+    if let Some(scheme_end) = url.find("://") {
+        let rest = scheme_end + 3;
+        let authority_end = url[rest..].find(['/', '?']).map_or(url.len(), |i| rest + i);
+        if let Some(at) = url[rest..authority_end].rfind('@').map(|i| rest + i)
+            && let Some(colon) = url[rest..at].find(':').map(|i| rest + i)
+        {
+            spans.push(colon + 1..at);
+        }
+    }
+    if let Some(p) = url.to_ascii_lowercase().find("password=") {
+        let start = p + "password=".len();
+        let end = url[start..]
+            .find(['&', ' '])
+            .map_or(url.len(), |i| start + i);
+        spans.push(start..end);
+    }
+    spans
+}
+
 /// `url` with the password (in the user-info part or a `password=` parameter) replaced by `***`.
 pub fn mask_url(url: &str) -> String {
     let mut out = url.to_string();
-    if let Some(scheme_end) = out.find("://") {
-        let rest = scheme_end + 3;
-        let authority_end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
-        if let Some(at) = out[rest..authority_end].rfind('@').map(|i| rest + i)
-            && let Some(colon) = out[rest..at].find(':').map(|i| rest + i)
-        {
-            out.replace_range(colon + 1..at, "***");
-        }
-    }
-    let lower = out.to_ascii_lowercase();
-    if let Some(p) = lower.find("password=") {
-        let start = p + "password=".len();
-        let end = out[start..]
-            .find(['&', ' '])
-            .map_or(out.len(), |i| start + i);
-        out.replace_range(start..end, "***");
+    for span in password_spans(url).into_iter().rev() {
+        out.replace_range(span, "***");
     }
     out
+}
+
+/// The passwords `url` holds (what [`mask_url`] masks), for redacting them wherever they appear.
+pub fn url_passwords(url: &str) -> Vec<String> {
+    password_spans(url)
+        .into_iter()
+        .map(|s| url[s].to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 impl PgTarget {

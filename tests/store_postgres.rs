@@ -496,3 +496,48 @@ fn the_mosaic_steps_reach_the_server_over_tls() {
     );
     assert_eq!(schema.rows("SELECT id FROM images").len(), 2);
 }
+
+/// A connection the server drops (a restart, an administrator's `pg_terminate_backend`) between
+/// two statements: the next read and the next write transaction reopen it and succeed, and the
+/// write is recorded once.
+#[test]
+fn a_dropped_connection_is_reopened_for_the_next_read_and_write() {
+    use contimg::store::{Db, Sql, Target};
+    let schema = Schema::new();
+    let mut db = Db::open(&Target::Postgres {
+        url: pg_url(),
+        schema: schema.0.clone(),
+    })
+    .unwrap();
+    let pid = |db: &mut Db| -> i64 {
+        db.query("SELECT pg_backend_pid()::int8", &[]).unwrap()[0]
+            .get::<i64>(0)
+            .unwrap()
+    };
+    let kill = |pid: i64| {
+        let killed: bool = client()
+            .query_one("SELECT pg_terminate_backend($1::int4)", &[&(pid as i32)])
+            .unwrap()
+            .get(0);
+        assert!(killed, "backend {pid} terminated");
+    };
+    db.write(|tx| tx.execute("CREATE TABLE marks (n INT8)", &[]))
+        .unwrap();
+    let first = pid(&mut db);
+    kill(first);
+    // The read finds its connection gone and runs again on a new one.
+    let second = pid(&mut db);
+    assert_ne!(first, second);
+    // So does a write transaction cut before its COMMIT (here in its middle); it is recorded once.
+    let mut tries = 0;
+    db.write(|tx| {
+        tries += 1;
+        if tries == 1 {
+            kill(second);
+        }
+        tx.execute("INSERT INTO marks VALUES (?1)", &[7i64.into()])
+    })
+    .unwrap();
+    assert_eq!(tries, 2, "the transaction ran again after the reconnect");
+    assert_eq!(schema.rows("SELECT count(*) FROM marks"), [[num(1.0)]]);
+}

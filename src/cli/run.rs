@@ -74,7 +74,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         crate::pipeline::shutdown::install();
     }
     // Fired by cron while the server restarts: wait for it rather than miss the slot.
-    engine.wait_for_database(ctx)?;
+    engine.wait_for_database()?;
     if args.catch_up {
         let max = ctx.session.workspace()?.config.cron.max_catch_up;
         let c = engine.catch_up(&p, &params, max, args.workers, ctx)?;

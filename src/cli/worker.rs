@@ -31,7 +31,7 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     crate::pipeline::shutdown::install();
     let engine = super::engine::engine(ctx, api::lease(&args.lease)?)?.workers_deliver();
-    if let Err(e) = engine.wait_for_database(ctx) {
+    if let Err(e) = engine.wait_for_database() {
         return match e {
             // Stopped before the server came back: nothing was held, nothing to hand back.
             crate::pipeline::PipelineError::Unreachable(_) => {

@@ -239,44 +239,13 @@ impl Engine {
     }
 
     /// Waits for the database to answer: a PostgreSQL server that cannot be reached (restarting,
-    /// not up yet at boot) is tried again with back-off, one warning when the wait begins, until
-    /// it answers or a stop signal arrives ([`PipelineError::Unreachable`]). Any other error (a
-    /// wrong password, a bad URL) is returned at once. For the commands that work jobs (`worker`,
-    /// `run`), which must start unattended; `status` and the others fail at once instead.
-    pub fn wait_for_database(&self, progress: &dyn Progress) -> Result<(), PipelineError> {
-        let started = std::time::Instant::now();
-        let mut pause = crate::pg::FIRST_RETRY_PAUSE;
-        let mut warned = false;
-        loop {
-            match self.backend.outbox() {
-                Ok(_) => {
-                    if warned {
-                        progress.info(&format!(
-                            "the database answers after {:.1} s",
-                            started.elapsed().as_secs_f64()
-                        ));
-                    }
-                    return Ok(());
-                }
-                Err(e) if e.is_connection_lost() => {
-                    if !warned {
-                        warned = true;
-                        progress.warn(&format!(
-                            "{e}; waiting for the server (trying every {:.1}–{:.0} s; SIGTERM or \
-                             Ctrl-C stops)",
-                            crate::pg::FIRST_RETRY_PAUSE.as_secs_f64(),
-                            crate::pg::MAX_RETRY_PAUSE.as_secs_f64()
-                        ));
-                    }
-                    super::shutdown::sleep(pause);
-                    pause = (pause * 2).min(crate::pg::MAX_RETRY_PAUSE);
-                    if super::shutdown::requested() {
-                        return Err(PipelineError::Unreachable(e.to_string()));
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
+    /// not up yet at boot) is waited for like any outage ([`super::reconnect::Reconnecting`]: one
+    /// warning, back-off) until it answers or a stop signal arrives ([`PipelineError::Unreachable`]).
+    /// Any other error (a wrong password, a bad URL) is returned at once. For the commands that
+    /// work jobs (`worker`, `run`), which must start unattended; `status` and the others fail at
+    /// once instead.
+    pub fn wait_for_database(&self) -> Result<(), PipelineError> {
+        self.backend.jobs(false)?.now().map(|_| ())
     }
 
     /// The notification outbox over a new connection, on either backend.

@@ -190,14 +190,6 @@ pub fn redact_json(v: &mut serde_json::Value, secrets: &[String]) {
     }
 }
 
-/// The password of a `postgres://user:password@host/…` URL, if it has one.
-pub fn url_password(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let userinfo = rest.split(['/', '?', '#']).next()?.rsplit_once('@')?.0;
-    let pw = userinfo.split_once(':')?.1;
-    (!pw.is_empty()).then(|| pw.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,11 +263,10 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted() {
-        assert_eq!(
-            url_password("postgresql://u:pa55w0rd@h:5/db?x=1").as_deref(),
-            Some("pa55w0rd")
-        );
-        assert_eq!(url_password("postgresql://u@h/db"), None);
+        let pw = crate::pg::url_passwords;
+        assert_eq!(pw("postgresql://u:pa55w0rd@h:5/db?x=1"), ["pa55w0rd"]);
+        assert_eq!(pw("postgresql://u@h/db"), Vec::<String>::new());
+        assert_eq!(pw("postgresql://u@h/db?password=s3cret&x=1"), ["s3cret"]);
         let mut v = serde_json::json!({"a": ["x pa55w0rd y"], "b": "https://hook/T/SECRET"});
         redact_json(&mut v, &["pa55w0rd".into(), "https://hook/T/SECRET".into()]);
         assert_eq!(

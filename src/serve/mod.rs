@@ -151,7 +151,6 @@ pub(crate) struct App {
     write_wait: Duration,
     access: Access,
     secrets: Vec<String>,
-    logs_dir: PathBuf,
     pool: Arc<tokio::sync::Semaphore>,
     keys: Mutex<HashMap<String, Keyed>>,
     /// The latest listing of executions read ([`LISTING_TTL`]), and how many it asked for.
@@ -260,10 +259,8 @@ fn token(var: &str, file: &str, root: &Path) -> Result<Option<String>, ServeErro
 /// The secrets no response may carry.
 fn secrets(setup: &Setup, tokens: &[&Option<String>]) -> Vec<String> {
     let mut out = Vec::new();
-    if let Target::Postgres { url, .. } = &setup.database.target
-        && let Some(pw) = auth::url_password(url)
-    {
-        out.push(pw);
+    if let Target::Postgres { url, .. } = &setup.database.target {
+        out.extend(crate::pg::url_passwords(url));
     }
     if let Ok(pw) = std::env::var("PGPASSWORD") {
         out.push(pw);
@@ -317,7 +314,6 @@ pub fn serve(setup: Setup, opts: Options) -> Result<(), ServeError> {
     }
     let secrets = secrets(&setup, &[&write, &read]);
     let database = setup.database.clone();
-    let logs_dir = setup.logs_dir.clone();
     let pipelines = setup.pipelines.clone();
     let engine = Engine::new(setup, opts.lease);
     crate::pipeline::shutdown::install();
@@ -348,7 +344,6 @@ pub fn serve(setup: Setup, opts: Options) -> Result<(), ServeError> {
         startable: opts.config.pipelines.clone(),
         access,
         secrets,
-        logs_dir,
         pool: Arc::new(tokio::sync::Semaphore::new(BLOCKING)),
         keys: Mutex::new(HashMap::new()),
         listing: tokio::sync::Mutex::new(None),

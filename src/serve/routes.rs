@@ -630,7 +630,6 @@ pub(super) fn manifest_with_tails(app: &App, m: &crate::pipeline::ExecutionManif
             }
         }
     }
-    let _ = &app.logs_dir;
     v
 }
 
