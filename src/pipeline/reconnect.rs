@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -29,9 +29,10 @@ use super::runner::Holder;
 use super::source::{Held, Job, JobSource, Upstream, Verdict};
 use crate::pg::{FIRST_RETRY_PAUSE, MAX_RETRY_PAUSE};
 
-/// How many connection holders of this process are in an outage: the first to notice one warns,
-/// the last to reconnect says the server is back.
-static IN_OUTAGE: AtomicUsize = AtomicUsize::new(0);
+/// Whether this process has warned of an outage and not yet said the server is back: the first
+/// holder to notice an outage warns, the first to reconnect after it says so. (Not a count of the
+/// holders in the outage: a holder asleep in its back-off, or dropped, must not hold back the news.)
+static OUTAGE_WARNED: AtomicBool = AtomicBool::new(false);
 
 type Opener<T> = Box<dyn Fn() -> Result<Box<T>, PipelineError> + Send + Sync>;
 
@@ -46,7 +47,7 @@ pub struct Reconnecting<T: ?Sized> {
     outage: Option<Instant>,
     /// What was lost, for the outage's warning.
     why: String,
-    /// Whether this outage was warned about (counted in [`IN_OUTAGE`]).
+    /// Whether this holder met this outage's first failed reopen (and so may announce its end).
     warned: bool,
     /// Whether the claim of the job in hand is known to hold on the current connection (set by a
     /// claim or a heartbeat on it, cleared when the connection is lost).
@@ -117,7 +118,7 @@ impl<T: ?Sized> Reconnecting<T> {
                     let took = since.elapsed().as_secs_f64();
                     if !std::mem::take(&mut self.warned) {
                         log::info!("{}; reconnected at once", self.why);
-                    } else if IN_OUTAGE.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    } else if OUTAGE_WARNED.swap(false, Ordering::SeqCst) {
                         log::info!(
                             "reconnected to PostgreSQL at {} after {took:.1} s",
                             self.shown
@@ -132,7 +133,10 @@ impl<T: ?Sized> Reconnecting<T> {
                 }
                 if !self.warned {
                     self.warned = true;
-                    if IN_OUTAGE.fetch_add(1, Ordering::SeqCst) == 0 {
+                    if OUTAGE_WARNED
+                        .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                    {
                         log::warn!(
                             "{}; reconnecting (trying every {:.1}–{:.0} s until the server is back)",
                             self.why,
@@ -200,14 +204,6 @@ impl<T: ?Sized> Reconnecting<T> {
                 pause = (pause * 2).min(MAX_RETRY_PAUSE);
             }
             first = false;
-        }
-    }
-}
-
-impl<T: ?Sized> Drop for Reconnecting<T> {
-    fn drop(&mut self) {
-        if self.warned {
-            IN_OUTAGE.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
@@ -398,5 +394,74 @@ impl Executions for Reconnecting<dyn Executions> {
     ) -> Result<Option<Holder>, PipelineError> {
         // The work (worker threads with their own connections) runs once, never again.
         self.ensure_open()?.as_runner(eid, lease, work)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A real refused connection (nothing listens on port 1), as a connection-class error.
+    fn refused() -> PipelineError {
+        let driver = postgres::Client::connect(
+            "host=127.0.0.1 port=1 user=x connect_timeout=2",
+            postgres::NoTls,
+        )
+        .err()
+        .expect("nothing listens on port 1");
+        let e = PipelineError::Queue(crate::queue::QueueError::Pg(crate::pg::PgError::Postgres {
+            url: "postgresql://x@127.0.0.1:1/x".into(),
+            action: "connect".into(),
+            cause: driver.to_string(),
+            hint: "",
+            driver,
+        }));
+        assert!(e.is_connection_lost(), "{e}");
+        e
+    }
+
+    /// The news that the server is back is given by the first holder to reconnect, not held back
+    /// by a holder still asleep in its back-off (or dropped) — the worker whose idle thread had not
+    /// retried yet never said the server was back.
+    #[test]
+    fn the_first_holder_back_announces_the_end_of_the_outage() {
+        let up = Arc::new(AtomicBool::new(false));
+        let holder = |up: &Arc<AtomicBool>| {
+            let up = Arc::clone(up);
+            let open: Opener<u32> = Box::new(move || {
+                if up.load(Ordering::SeqCst) {
+                    Ok(Box::new(1))
+                } else {
+                    Err(refused())
+                }
+            });
+            Reconnecting::starting("postgresql://x@127.0.0.1:1/x", open, None)
+        };
+        let (mut a, mut b) = (holder(&up), holder(&up));
+        let lost = refused();
+        a.lost(&lost);
+        b.lost(&lost);
+        assert!(!a.try_reopen().unwrap());
+        assert!(!b.try_reopen().unwrap());
+        assert!(
+            OUTAGE_WARNED.load(Ordering::SeqCst),
+            "the outage was warned of"
+        );
+        up.store(true, Ordering::SeqCst);
+        assert!(a.try_reopen().unwrap());
+        assert!(
+            !OUTAGE_WARNED.load(Ordering::SeqCst),
+            "the first holder back said so, though the other has not retried yet"
+        );
+        drop(b);
+        // A new outage is warned of again.
+        up.store(false, Ordering::SeqCst);
+        a.lost(&lost);
+        assert!(!a.try_reopen().unwrap());
+        assert!(OUTAGE_WARNED.load(Ordering::SeqCst));
+        up.store(true, Ordering::SeqCst);
+        assert!(a.try_reopen().unwrap());
+        assert!(!OUTAGE_WARNED.load(Ordering::SeqCst));
     }
 }
