@@ -171,7 +171,7 @@ complete -c contimg -n "__fish_contimg_using_subcommand run" -l lease -d 'Lease 
 complete -c contimg -n "__fish_contimg_using_subcommand run" -s C -l workspace -d 'Use the workspace at DIR (it must hold contimg.toml)' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand run" -l db -d 'Use this database instead of the workspace\'s: an SQLite file (no workspace needed) or a postgres:// URL' -r -F
 complete -c contimg -n "__fish_contimg_using_subcommand run" -l catch-up -d 'Run every scheduled slot since the last successful execution, oldest first (at most `[cron] max_catch_up`, the newest); prints a `contimg.catch-up/1` summary of the executions'
-complete -c contimg -n "__fish_contimg_using_subcommand run" -l detach -d 'Only create the execution and its tasks (print the manifest); leave the work to `contimg worker`'
+complete -c contimg -n "__fish_contimg_using_subcommand run" -l detach -d 'Only create the execution and its tasks (print the manifest); leave the work to `contimg worker`. Exit 0 once the execution exists, whatever its status (an existing one may have ended; the manifest says how)'
 complete -c contimg -n "__fish_contimg_using_subcommand run" -s q -l quiet -d 'Print only errors on stderr'
 complete -c contimg -n "__fish_contimg_using_subcommand run" -s v -l verbose -d 'Print more detail on stderr (repeat for more)'
 complete -c contimg -n "__fish_contimg_using_subcommand run" -l no-progress -d 'Never draw progress bars (they already hide when stderr is not a terminal)'

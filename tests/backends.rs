@@ -58,6 +58,7 @@ impl Bed {
                 target: Target::Sqlite(path),
                 queue: String::new(),
                 accept_outside: Vec::new(),
+                run_pipelines: Vec::new(),
             },
             dir,
             pg_name: None,
@@ -79,6 +80,7 @@ impl Bed {
                 },
                 queue: name.clone(),
                 accept_outside: Vec::new(),
+                run_pipelines: Vec::new(),
             },
             pg_name: Some(name),
         }

@@ -1435,3 +1435,103 @@ params = { tier = "science", start = "${slot.start}", end = "${slot.end}" }
         "{plan}"
     );
 }
+
+/// Issue 23's peer case: a client with nothing but ABSURD's Python SDK starts `on_demand_mosaic`
+/// by spawning `contimg.run`, and reads the execution's manifest from the task's result. The one
+/// worker thread admits the execution and lets go of the task while the execution runs (were it
+/// to hold its claim, the execution's jobs would starve), and the task ends with the execution.
+/// Bad requests fail once, with the reason; the worker goes on.
+#[test]
+fn an_sdk_client_spawns_contimg_run_and_reads_the_execution_manifest_from_the_task_result() {
+    let bed = Bed::new("ctrun");
+    let shared = tempfile::tempdir().unwrap();
+    let (ws, other) = (common::workspace(), common::workspace());
+    night_on_server(&bed, ws.path(), shared.path());
+    let worker = bed.spawn(ws.path(), &["worker", "--concurrency", "1"]);
+    let script = r#"
+import json, sys, absurd_sdk
+sdk = absurd_sdk.Absurd(sys.argv[1], queue_name=sys.argv[2])
+q = sys.argv[2]
+sdk.create_queue(q)
+run = lambda p: sdk.spawn('contimg.run', p, queue=q)['task_id']
+window = {'start': '2026-01-01T00:00:00Z', 'end': '2026-01-01T01:00:00Z'}
+good = run({'pipeline': 'on_demand_mosaic', 'params': window})
+bad = {
+    'value': run({'pipeline': 'on_demand_mosaic', 'params': {'start': 'yesterday', 'end': 'today'}}),
+    'pipeline': run({'pipeline': 'nightly_mosaic'}),
+    'shape': run({'pipeline': 'on_demand_mosaic', 'params': 'start=x'}),
+}
+r = sdk.await_task_result(good, timeout=120)
+out = {'state': r.state, 'result': r.result, 'bad': {}}
+for k, t in bad.items():
+    out['bad'][k] = sdk.await_task_result(t, timeout=60).state
+print(json.dumps(out))
+sdk.close()
+"#;
+    let out = Command::new(common::python())
+        .args(["-c", script, &pg_url(), &bed.name])
+        .output()
+        .expect("python");
+    let _ = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status();
+    let w = worker.wait_with_output().unwrap();
+    let werr = String::from_utf8_lossy(&w.stderr);
+    assert!(
+        out.status.success(),
+        "the SDK client: {}\nworker: {werr}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        w.status.success(),
+        "the worker went on and stopped cleanly: {werr}"
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["state"], "completed", "{r}\n{werr}");
+    let m = &r["result"];
+    assert_eq!(m["schema"], "contimg.execution/1", "{m}");
+    assert_eq!(m["pipeline"], "on_demand_mosaic", "{m}");
+    assert_eq!(
+        m["status"], "completed",
+        "the task ended with its execution: {m}"
+    );
+    let mosaic = common::job(m, "build")["outputs"]["path"].as_str().unwrap();
+    assert!(Path::new(mosaic).is_file(), "{mosaic}");
+    assert!(
+        mosaic.starts_with(&ws.path().join("mosaics").display().to_string()),
+        "{mosaic}"
+    );
+    // The same execution as contimg sees it.
+    let eid = m["execution_id"].as_i64().unwrap().to_string();
+    let seen = bed.json(other.path(), &["status", &eid, "--json"], 0);
+    assert_eq!(seen["status"], "completed");
+    assert_eq!(
+        server_count(&bed, "pipeline_executions"),
+        1,
+        "bad requests admit nothing"
+    );
+    // The task slept while its execution ran: two runs of one attempt, no failure.
+    let t = outside_tasks(&bed, "contimg.run");
+    assert_eq!(t.len(), 4, "{t:?}");
+    assert_eq!(t[0].0, "completed", "{t:?}");
+    assert_eq!(
+        t[0].1, 1,
+        "one run: the task slept and the same run went on: {t:?}"
+    );
+    // Each bad request failed once, for good, saying why.
+    for (k, why) in [
+        ("value", "yesterday"),
+        ("pipeline", "run_pipelines"),
+        ("shape", "must be a table"),
+    ] {
+        assert_eq!(r["bad"][k], "cancelled", "{k}: {r}");
+        let i = match k {
+            "value" => 1,
+            "pipeline" => 2,
+            _ => 3,
+        };
+        assert_eq!(t[i].1, 1, "{k}: one attempt, never retried: {t:?}");
+        let msg = t[i].2.as_deref().unwrap_or_default();
+        assert!(msg.contains(why), "{k}: {msg}");
+    }
+}

@@ -48,7 +48,9 @@ pub struct Args {
     /// Lease length: a task whose worker stops heartbeating this long is retried by another worker.
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub lease: String,
-    /// Only create the execution and its tasks (print the manifest); leave the work to `contimg worker`.
+    /// Only create the execution and its tasks (print the manifest); leave the work to `contimg
+    /// worker`. Exit 0 once the execution exists, whatever its status (an existing one may have
+    /// ended; the manifest says how).
     #[arg(long)]
     pub detach: bool,
 }
@@ -96,6 +98,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         s => SlotChoice::At(crate::time::parse_time(s)?),
     };
     match engine.run(&p, &params, choice, args.detach, args.workers, ctx)? {
+        // Detached, the execution exists: exit 0 whatever its status (the manifest says it).
+        SlotRun::Ran(m) if args.detach => emit_json(&m),
         SlotRun::Ran(m) => finish(ctx, &m),
         SlotRun::Skipped(v) => emit_json(&v),
     }

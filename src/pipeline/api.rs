@@ -637,6 +637,7 @@ pub fn backend(db: &Database) -> Arc<dyn Backend> {
             schema: schema.clone(),
             queue: db.queue.clone(),
             accept_outside: db.accept_outside.clone(),
+            run_pipelines: db.run_pipelines.clone(),
         }),
     }
 }

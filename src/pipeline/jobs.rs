@@ -24,15 +24,20 @@ pub enum JobKind {
     MosaicQa,
     Command,
     AbsurdTask,
+    /// `contimg.run`: admit an execution of a pipeline (`contimg run --detach`). Only another
+    /// ABSURD client spawns it (see [`super::outside`]); no pipeline's job may be one.
+    #[serde(rename = "contimg.run")]
+    PipelineRun,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 5] = [
+    pub const ALL: [JobKind; 6] = [
         JobKind::MosaicPlan,
         JobKind::MosaicBuild,
         JobKind::MosaicQa,
         JobKind::Command,
         JobKind::AbsurdTask,
+        JobKind::PipelineRun,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,7 +47,13 @@ impl JobKind {
             JobKind::MosaicQa => "mosaic_qa",
             JobKind::Command => "command",
             JobKind::AbsurdTask => "absurd_task",
+            JobKind::PipelineRun => PIPELINE_RUN_TASK,
         }
+    }
+
+    /// Whether a pipeline's job may be of this type (`contimg.run` is for other ABSURD clients).
+    pub fn in_pipelines(self) -> bool {
+        !matches!(self, JobKind::PipelineRun)
     }
 
     /// Whether the job runs contimg itself (whose exit codes mean input error / failed for good).
@@ -159,11 +170,32 @@ pub const JOB_TYPES: &[JobType] = &[
             ),
         ],
     },
+    JobType {
+        kind: JobKind::PipelineRun,
+        name: PIPELINE_RUN_TASK,
+        description: "contimg run PIPELINE --detach: admit an execution (spawned by another ABSURD client; the task ends with the execution, its result the execution's manifest)",
+        params: &[
+            (
+                "pipeline",
+                true,
+                "pipeline name ([postgres] run_pipelines lists those allowed)",
+            ),
+            (
+                "slot",
+                false,
+                "slot time (ISO-8601 UTC or MJD), \"now\" (default) or \"scheduled\"",
+            ),
+            ("params", false, "table of the pipeline's parameters"),
+        ],
+    },
 ];
 
 /// The `mosaic_build` parameter naming the directory its products are written to (see
 /// [`super::exec::planned_jobs`]).
 pub const OUT_DIR: &str = "out_dir";
+
+/// The task another ABSURD client spawns on contimg's queue to start a pipeline.
+pub const PIPELINE_RUN_TASK: &str = "contimg.run";
 
 /// The environment variable through which an `absurd_task` job hands `database` to its child.
 pub const ABSURD_URL_ENV: &str = "CONTIMG_ABSURD_URL";
@@ -430,6 +462,28 @@ pub fn child_spec(
             })
         }
         JobKind::AbsurdTask => absurd_task_child(job, params, contimg),
+        JobKind::PipelineRun => {
+            let mut a = vec![need("pipeline")?, "--detach".into()];
+            if let Some(slot) = get("slot")? {
+                a.extend(["--slot".into(), slot]);
+            }
+            match params.get("params") {
+                None => {}
+                Some(Value::Object(m)) => {
+                    for (k, v) in m {
+                        let v = scalar(job, &format!("params.{k}"), v)?;
+                        a.extend(["--param".into(), format!("{k}={v}")]);
+                    }
+                }
+                Some(other) => {
+                    return Err(JobSpecError::new(
+                        job,
+                        format!("parameter 'params' must be a table, got {other}"),
+                    ));
+                }
+            }
+            Ok(contimg("run", a))
+        }
     }
 }
 

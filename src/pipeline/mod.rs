@@ -64,6 +64,9 @@ pub struct Database {
     /// The task types run when another ABSURD client spawned them (`[postgres] accept_outside`;
     /// unused on SQLite).
     pub accept_outside: Vec<String>,
+    /// The pipelines a `contimg.run` task from another ABSURD client may start (`[postgres]
+    /// run_pipelines`; unused on SQLite).
+    pub run_pipelines: Vec<String>,
 }
 
 pub use def::{JobDef, NamedPipeline, NotifyRule, ParamSpec, PipelineDef, WhenBusy};

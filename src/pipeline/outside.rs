@@ -19,9 +19,8 @@ use serde_json::{Map, Value};
 
 use super::jobs::{JobKind, job_type};
 
-/// The default of `[postgres] accept_outside`: the pipeline-run task (refused as unknown until
-/// contimg handles it).
-pub const DEFAULT_ACCEPT: &[&str] = &["contimg.run"];
+/// The default of `[postgres] accept_outside`: the pipeline-run task.
+pub const DEFAULT_ACCEPT: &[&str] = &[super::jobs::PIPELINE_RUN_TASK];
 
 /// The parameter and header names by which a task claims to be a job of a contimg execution.
 const CLAIMS: &[&str] = &["execution_id", "job_id", "execution", "job"];
@@ -44,6 +43,7 @@ pub fn vet(
     params: &Value,
     headers: Option<&Value>,
     accept: &[String],
+    run_pipelines: &[String],
 ) -> Result<JobKind, Refusal> {
     let claim = |v: Option<&Value>, keys: &[&str]| {
         v.and_then(Value::as_object).and_then(|m| {
@@ -77,7 +77,24 @@ pub fn vet(
     let Value::Object(params) = params else {
         return Err(Refusal(format!("its params must be a table, got {params}")));
     };
-    params_problem(kind, params).map_or(Ok(kind), |why| Err(Refusal(why)))
+    if let Some(why) = params_problem(kind, params) {
+        return Err(Refusal(why));
+    }
+    if kind == JobKind::PipelineRun {
+        let pipeline = params.get("pipeline").map(text_of).unwrap_or_default();
+        if !run_pipelines.contains(&pipeline) {
+            return Err(Refusal(format!(
+                "pipeline '{pipeline}' may not be started by a {name} task (allowed: {}; a site \
+                 adds a pipeline to [postgres] run_pipelines in contimg.toml)",
+                if run_pipelines.is_empty() {
+                    "none".to_string()
+                } else {
+                    run_pipelines.join(", ")
+                }
+            )));
+        }
+    }
+    Ok(kind)
 }
 
 /// The first thing wrong with an outside task's parameters for job type `kind`.
@@ -93,8 +110,25 @@ fn params_problem(kind: JobKind, params: &Map<String, Value>) -> Option<String> 
         }
         let structured = matches!(
             (kind, k.as_str()),
-            (JobKind::Command, "argv" | "env") | (JobKind::AbsurdTask, "params")
+            (JobKind::Command, "argv" | "env")
+                | (JobKind::AbsurdTask, "params")
+                | (JobKind::PipelineRun, "params")
         );
+        if kind == JobKind::PipelineRun && k == "params" {
+            let Value::Object(m) = v else {
+                return Some(format!(
+                    "parameter 'params' must be a table of the pipeline's parameters, got {v}"
+                ));
+            };
+            if let Some((pk, pv)) = m
+                .iter()
+                .find(|(_, pv)| !matches!(pv, Value::String(_) | Value::Number(_)))
+            {
+                return Some(format!(
+                    "pipeline parameter '{pk}' must be a string or number, got {pv}"
+                ));
+            }
+        }
         if !structured && !matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
             return Some(format!(
                 "parameter '{k}' must be a string or number, got {v}"
@@ -158,16 +192,16 @@ mod tests {
     #[test]
     fn the_default_refuses_command_and_every_job_type() {
         let d = accept(DEFAULT_ACCEPT);
-        let e = vet("command", &json!({"argv": ["touch", "x"]}), None, &d).unwrap_err();
+        let e = vet("command", &json!({"argv": ["touch", "x"]}), None, &d, &[]).unwrap_err();
         assert!(
             e.contains("not accepted") && e.contains("accept_outside"),
             "{e}"
         );
-        let e = vet("mosaic_build", &json!({"plan_id": 1}), None, &d).unwrap_err();
+        let e = vet("mosaic_build", &json!({"plan_id": 1}), None, &d, &[]).unwrap_err();
         assert!(e.contains("not accepted"), "{e}");
-        let e = vet("contimg.run", &json!({}), None, &d).unwrap_err();
-        assert!(e.contains("no task type this contimg handles"), "{e}");
-        let e = vet("resize", &json!({}), None, &[]).unwrap_err();
+        let e = vet("contimg.run", &json!({}), None, &d, &[]).unwrap_err();
+        assert!(e.contains("'pipeline' is required"), "{e}");
+        let e = vet("resize", &json!({}), None, &[], &[]).unwrap_err();
         assert!(e.contains("accepted: none"), "{e}");
     }
 
@@ -175,11 +209,14 @@ mod tests {
     fn an_accepted_type_runs_with_plain_params() {
         let a = accept(&["mosaic_plan", "mosaic_qa", "command"]);
         let ok = json!({"tier": "science", "start": "2026-11-20T00:00Z", "end": 61000.5});
-        assert_eq!(vet("mosaic_plan", &ok, None, &a), Ok(JobKind::MosaicPlan));
+        assert_eq!(
+            vet("mosaic_plan", &ok, None, &a, &[]),
+            Ok(JobKind::MosaicPlan)
+        );
         let ok = json!({"mosaic_id": 3, "reference": "catalogues/nvss.csv"});
-        assert_eq!(vet("mosaic_qa", &ok, None, &a), Ok(JobKind::MosaicQa));
+        assert_eq!(vet("mosaic_qa", &ok, None, &a, &[]), Ok(JobKind::MosaicQa));
         let ok = json!({"argv": ["true"], "env": {"A": "1"}});
-        assert_eq!(vet("command", &ok, None, &a), Ok(JobKind::Command));
+        assert_eq!(vet("command", &ok, None, &a, &[]), Ok(JobKind::Command));
     }
 
     #[test]
@@ -190,7 +227,7 @@ mod tests {
             p.as_object_mut()
                 .unwrap()
                 .extend(extra.as_object().unwrap().clone());
-            vet("mosaic_plan", &p, None, &a)
+            vet("mosaic_plan", &p, None, &a, &[])
         };
         assert!(
             plan(json!({"replace": true}))
@@ -223,6 +260,7 @@ mod tests {
             &json!({"mosaic_id": 1, "reference": "/etc/passwd"}),
             None,
             &a,
+            &[],
         );
         assert!(e.unwrap_err().contains("leaves the workspace"));
         let e = vet(
@@ -230,6 +268,7 @@ mod tests {
             &json!({"mosaic_id": 1, "reference": "a/../../x"}),
             None,
             &a,
+            &[],
         );
         assert!(e.unwrap_err().contains("leaves the workspace"));
         let e = vet(
@@ -237,12 +276,13 @@ mod tests {
             &json!({"argv": ["true"], "cwd": "/root"}),
             None,
             &a,
+            &[],
         );
         assert!(e.unwrap_err().contains("leaves the workspace"));
-        let e = vet("mosaic_qa", &json!({"reference": "x"}), None, &a);
+        let e = vet("mosaic_qa", &json!({"reference": "x"}), None, &a, &[]);
         assert!(e.unwrap_err().contains("required"));
         assert!(
-            vet("mosaic_qa", &json!([1]), None, &a)
+            vet("mosaic_qa", &json!([1]), None, &a, &[])
                 .unwrap_err()
                 .contains("table")
         );
@@ -252,16 +292,44 @@ mod tests {
     fn a_task_claiming_an_execution_is_refused() {
         let a = accept(&["mosaic_build"]);
         let h = json!({"origin": "contimg", "execution": 1, "job": "build"});
-        let e = vet("mosaic_build", &json!({"plan_id": 1}), Some(&h), &a).unwrap_err();
+        let e = vet("mosaic_build", &json!({"plan_id": 1}), Some(&h), &a, &[]).unwrap_err();
         assert!(e.contains("claims to be a job"), "{e}");
         let e = vet(
             "mosaic_build",
             &json!({"plan_id": 1, "execution_id": 4}),
             None,
             &a,
+            &[],
         );
         assert!(e.unwrap_err().contains("claims to be a job"));
         let h = json!({"origin": "contimg", "priority": 0});
-        assert!(vet("mosaic_build", &json!({"plan_id": 1}), Some(&h), &a).is_ok());
+        assert!(vet("mosaic_build", &json!({"plan_id": 1}), Some(&h), &a, &[]).is_ok());
+    }
+
+    #[test]
+    fn a_pipeline_run_starts_only_an_allowed_pipeline_with_plain_params() {
+        let a = accept(DEFAULT_ACCEPT);
+        let allowed = accept(&["on_demand_mosaic"]);
+        let run = |p: Value| vet("contimg.run", &p, None, &a, &allowed);
+        let ok = json!({"pipeline": "on_demand_mosaic",
+                        "params": {"start": "2026-11-20T00:00Z", "end": 61001}});
+        assert_eq!(run(ok), Ok(JobKind::PipelineRun));
+        let ok = json!({"pipeline": "on_demand_mosaic", "slot": "2026-11-20T03:00Z"});
+        assert_eq!(run(ok), Ok(JobKind::PipelineRun));
+        let e = run(json!({"pipeline": "nightly_mosaic"})).unwrap_err();
+        assert!(
+            e.contains("may not be started") && e.contains("run_pipelines"),
+            "{e}"
+        );
+        let e = run(json!({"pipeline": "on_demand_mosaic", "params": "start=x"})).unwrap_err();
+        assert!(e.contains("must be a table"), "{e}");
+        let e =
+            run(json!({"pipeline": "on_demand_mosaic", "params": {"start": ["x"]}})).unwrap_err();
+        assert!(e.contains("string or number"), "{e}");
+        let e = run(json!({"pipeline": "on_demand_mosaic", "params": {"start": "${x.y}"}}))
+            .unwrap_err();
+        assert!(e.contains("${...}"), "{e}");
+        let e = run(json!({"pipeline": "on_demand_mosaic", "cwd": "x"})).unwrap_err();
+        assert!(e.contains("unknown parameter 'cwd'"), "{e}");
     }
 }

@@ -39,14 +39,16 @@ use super::exec::{
     self, Admitted, Created, ExecStatus, ExecutionManifest, ExecutionSummary, JobReport, Slot,
 };
 use super::executions::{Access, Backend, Executions, StandaloneTask};
-use super::jobs::ChildDatabase;
+use super::jobs::{ChildDatabase, JobKind, PIPELINE_RUN_TASK};
 use super::notify::{Delivery, DeliveryStats};
 use super::reconnect::Reconnecting;
 use super::runner::Holder;
 use super::source::{Held, Job, JobSource, Upstream, Verdict, held};
 use crate::pipeline::notify::FailedJob;
 use crate::queue::absurd::{failure_text, spawn_on, tables};
-use crate::queue::{AbsurdQueue, Failure, NewTask, QueueError, RetryStrategy, TaskKey, TaskState};
+use crate::queue::{
+    AbsurdQueue, Failure, NewTask, QueueError, RetryStrategy, TaskKey, TaskState, WorkLease,
+};
 use crate::store::sql::PgTxRef;
 use crate::time::iso;
 
@@ -733,6 +735,8 @@ pub struct PgBackend {
     pub queue: String,
     /// `[postgres] accept_outside` (see [`super::outside`]).
     pub accept_outside: Vec<String>,
+    /// `[postgres] run_pipelines`.
+    pub run_pipelines: Vec<String>,
 }
 
 impl Backend for PgBackend {
@@ -751,6 +755,7 @@ impl Backend for PgBackend {
     fn jobs(&self, deliver: bool) -> Result<Box<dyn JobSource>, PipelineError> {
         let (url, schema, queue) = (self.url.clone(), self.schema.clone(), self.queue.clone());
         let accept_outside = self.accept_outside.clone();
+        let run_pipelines = self.run_pipelines.clone();
         // A worker thread waits for a server that is down at its start, like for any outage.
         Ok(Box::new(Reconnecting::patient(
             &crate::pg::mask_url(&self.url),
@@ -758,6 +763,7 @@ impl Backend for PgBackend {
                 Ok(Box::new(PgJobs {
                     pg: PgPipeline::open(&url, &schema, &queue)?,
                     accept_outside: accept_outside.clone(),
+                    run_pipelines: run_pipelines.clone(),
                     outbox: if deliver {
                         Some(outbox(&url, &schema)?)
                     } else {
@@ -955,6 +961,10 @@ fn sync_in(
     r.mirror(&mut jobs)?;
     let (states, spawned) = r.release(&jobs)?;
     let status = r.conclude(&states)?;
+    // Ended just now: any ABSURD client (a `contimg.run` task) waiting for it is woken.
+    if status.is_finished() && !parse_status(&before.get::<_, String>(0))?.is_finished() {
+        r.emit_ended(status)?;
+    }
     // Turned failed just now: its notifications go to the outbox in this same transaction.
     if status == ExecStatus::Failed
         && parse_status(&before.get::<_, String>(0))? != ExecStatus::Failed
@@ -1185,6 +1195,34 @@ impl Reconcile<'_, '_> {
         Ok(status)
     }
 
+    /// Emits the ABSURD event [`ended_event`] on the execution's queue, in this transaction (so
+    /// it is emitted exactly when the end is recorded). ABSURD keeps an event's first payload: a
+    /// `contimg retry` that ends again emits nothing new.
+    fn emit_ended(&mut self, status: ExecStatus) -> Result<(), PipelineError> {
+        let row = self
+            .tx
+            .query_one(
+                "SELECT pipeline_name, slot, error FROM pipeline_executions WHERE id = $1",
+                &[&self.eid],
+            )
+            .map_err(db(self.shown, "read the execution"))?;
+        let payload = json!({
+            "schema": "contimg.execution-ended/1",
+            "execution_id": self.eid,
+            "pipeline": row.get::<_, String>(0),
+            "slot": row.get::<_, String>(1),
+            "status": status.as_str(),
+            "error": row.get::<_, Option<String>>(2),
+        });
+        self.tx
+            .execute(
+                "SELECT absurd.emit_event($1, $2, $3)",
+                &[&self.queue, &ended_event(self.eid), &payload],
+            )
+            .map_err(db(self.shown, "emit the execution's end"))?;
+        Ok(())
+    }
+
     /// The failure notifications of the execution, written in this transaction.
     fn notify(&mut self, definition: Option<String>, round: i64) -> Result<(), PipelineError> {
         let failed: Vec<FailedJob> = self
@@ -1253,6 +1291,15 @@ fn task_facts(
     }))
 }
 
+/// The ABSURD event emitted (on the execution's queue) when execution `eid` first ends; its payload
+/// is a `contimg.execution-ended/1` object (id, pipeline, slot, status, error).
+pub fn ended_event(eid: i64) -> String {
+    format!("contimg.execution.{eid}.ended")
+}
+
+/// The step name under which a `contimg.run` task awaits [`ended_event`].
+const ENDED_STEP: &str = "contimg.execution-ended";
+
 /// The pipeline on ABSURD as the worker's job source. ABSURD claims in its own order (no
 /// priorities, no choice of execution). A task another ABSURD client spawned on the queue (one
 /// `pipeline_jobs` does not record) is run as a standalone job only when [`super::outside::vet`]
@@ -1261,9 +1308,51 @@ pub struct PgJobs {
     pub pg: PgPipeline,
     /// `[postgres] accept_outside`.
     pub accept_outside: Vec<String>,
+    /// `[postgres] run_pipelines`: the pipelines a `contimg.run` task may start.
+    pub run_pipelines: Vec<String>,
     /// The notification outbox, when this worker delivers (its own connection: delivery runs
     /// outside the job transactions).
     pub outbox: Option<crate::store::Db>,
+}
+
+impl PgJobs {
+    /// A `contimg.run` task whose `contimg run --detach` admitted execution `admitted` (its
+    /// manifest; a `contimg.skipped/1` when `max_active` skipped the slot): the task awaits the
+    /// execution's end, asleep (no claim held while the execution runs: its jobs need the
+    /// workers), and ends with its manifest when woken; at once when it has ended already.
+    fn run_admitted(&mut self, job: &Job, admitted: &Value) -> Result<Held, PipelineError> {
+        let Some(eid) = admitted.get("execution_id").and_then(Value::as_i64) else {
+            // Skipped: nothing to wait for.
+            return held(self.pg.q.complete(&job.lease, admitted));
+        };
+        match self
+            .pg
+            .q
+            .await_event(&job.lease, ENDED_STEP, &ended_event(eid))
+        {
+            Ok(Some(ended)) => self.run_ended(&job.lease, &ended),
+            Ok(None) => {
+                log::info!(
+                    "task {}: execution {eid} admitted; the task sleeps until it ends (ABSURD \
+                     event {})",
+                    job.lease.task,
+                    ended_event(eid)
+                );
+                Ok(Held::Yes)
+            }
+            Err(e) => held::<()>(Err(e)),
+        }
+    }
+
+    /// Completes a `contimg.run` task with the manifest of the execution whose end `ended` (the
+    /// event's payload) reports.
+    fn run_ended(&mut self, lease: &WorkLease, ended: &Value) -> Result<Held, PipelineError> {
+        let result = match ended.get("execution_id").and_then(Value::as_i64) {
+            Some(eid) => serde_json::to_value(self.pg.manifest(eid)?).unwrap_or(Value::Null),
+            None => ended.clone(),
+        };
+        held(self.pg.q.complete(lease, &result))
+    }
 }
 
 impl JobSource for PgJobs {
@@ -1332,25 +1421,47 @@ impl JobSource for PgJobs {
                 .map_err(db(&shown, "find a task's job"))?;
             // A task another client spawned: run it only when the site accepts its type and its
             // params pass; else fail it for good, saying why.
+            let mut params = c.params;
             let (execution_id, job_id) = match row {
                 Some(r) => (Some(r.get(0)), Some(r.get(1))),
                 None => {
                     let (tasks_table, _) = tables(self.pg.queue_name());
-                    let headers: Option<Value> = self
+                    let (headers, enqueued): (Option<Value>, Option<DateTime<Utc>>) = self
                         .pg
                         .client()
                         .query_opt(
-                            &format!("SELECT headers FROM {tasks_table} WHERE task_id = $1"),
+                            &format!(
+                                "SELECT headers, enqueue_at FROM {tasks_table} WHERE task_id = $1"
+                            ),
                             &[&task],
                         )
                         .map_err(db(&shown, "read a task's headers"))?
-                        .and_then(|r| r.get(0));
+                        .map_or((None, None), |r| (r.get(0), r.get(1)));
                     match super::outside::vet(
                         &c.name,
-                        &c.params,
+                        &params,
                         headers.as_ref(),
                         &self.accept_outside,
+                        &self.run_pipelines,
                     ) {
+                        Ok(JobKind::PipelineRun) => {
+                            // Woken by its execution's end: complete it with the manifest.
+                            if let Some(ended) = self.pg.q.checkpoint(c.lease.task, ENDED_STEP)? {
+                                self.run_ended(&c.lease, &ended)?;
+                                continue;
+                            }
+                            // The slot "now" is the moment the task was spawned, so a run of
+                            // the task again (after a crash) admits the same execution.
+                            let now = params
+                                .get("slot")
+                                .and_then(Value::as_str)
+                                .is_none_or(|s| s.trim() == "now");
+                            if let (true, Some(t), Value::Object(m)) = (now, enqueued, &mut params)
+                            {
+                                m.insert("slot".into(), Value::String(iso(t)));
+                            }
+                            (None, None)
+                        }
                         Ok(_) => (None, None),
                         Err(why) => {
                             let msg = format!(
@@ -1371,7 +1482,7 @@ impl JobSource for PgJobs {
             return Ok(Some(Job {
                 lease: c.lease,
                 kind: c.name,
-                params: c.params,
+                params,
                 attempt: c.attempt,
                 max_attempts: c.max_attempts,
                 generation: 1,
@@ -1423,6 +1534,11 @@ impl JobSource for PgJobs {
 
     fn report(&mut self, job: &Job, v: &Verdict) -> Result<Held, PipelineError> {
         match v {
+            Verdict::Complete(value)
+                if job.execution_id.is_none() && job.kind == PIPELINE_RUN_TASK =>
+            {
+                self.run_admitted(job, value)
+            }
             Verdict::Complete(value) => held(self.pg.q.complete(&job.lease, value)),
             Verdict::Fail { msg, timed_out } => held(self.pg.q.fail(&job.lease, msg, *timed_out)),
             Verdict::FailForGood(msg) => {
@@ -1486,6 +1602,7 @@ mod tests {
             schema: "s".into(),
             queue: "q".into(),
             accept_outside: vec![],
+            run_pipelines: vec![],
         };
         let env = b.child_database().env;
         let wait = std::env::var(crate::pg::CONNECT_WAIT_ENV)

@@ -282,6 +282,7 @@ fn check_job_params(r: &mut Report, j: &JobDef) {
                 j.job_type,
                 JOB_TYPES
                     .iter()
+                    .filter(|t| t.kind.in_pipelines())
                     .map(|t| t.name)
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -289,6 +290,17 @@ fn check_job_params(r: &mut Report, j: &JobDef) {
         );
         return;
     };
+    if !t.kind.in_pipelines() {
+        r.err(
+            jid,
+            format!(
+                "job type '{}' is the task another ABSURD client spawns to start a pipeline; a \
+                 pipeline's job cannot start a pipeline",
+                t.name
+            ),
+        );
+        return;
+    }
     for k in j.params.keys() {
         if !t.params.iter().any(|(n, _, _)| n == k) {
             r.err(

@@ -213,6 +213,8 @@ pub struct PostgresConfig {
     /// The task types a worker runs when another ABSURD client spawned them on the queue (see
     /// [`crate::pipeline::outside`]).
     pub accept_outside: Vec<String>,
+    /// The pipelines a `contimg.run` task spawned by another ABSURD client may start.
+    pub run_pipelines: Vec<String>,
 }
 
 impl Default for PostgresConfig {
@@ -224,6 +226,7 @@ impl Default for PostgresConfig {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
+            run_pipelines: vec!["on_demand_mosaic".into()],
         }
     }
 }
@@ -328,6 +331,10 @@ queue = "{pg_queue}"
 # strictly as `run --param`: no replace, no path outside the workspace. Adding "command" lets
 # anyone who can spawn on the queue run any program on every worker.
 accept_outside = {pg_accept}
+# The pipelines a `contimg.run` task (spawned by another ABSURD client, with params
+# {{"pipeline": NAME, "slot": TIME}} or {{"pipeline": NAME, "params": {{...}}}}) may start; the task
+# ends when the execution does, with its manifest as the task's result.
+run_pipelines = {pg_run}
 
 [ingest]
 # Threads used to read and measure files; 0 = one per core.
@@ -453,6 +460,7 @@ pipelines = {serve_pipelines}
                 .map(|s| toml::Value::String(s.clone()))
                 .collect()
         ),
+        pg_run = toml_list(&d.postgres.run_pipelines),
         threads = d.ingest.threads,
         max_image_mb = d.ingest.max_image_mb,
         mode = d.files.mode,

@@ -152,6 +152,7 @@ impl Session {
             },
             queue: pg.queue,
             accept_outside: pg.accept_outside,
+            run_pipelines: pg.run_pipelines,
         })
     }
 

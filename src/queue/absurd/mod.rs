@@ -493,6 +493,50 @@ impl AbsurdQueue {
         }
     }
 
+    /// The state a task's step `step` recorded (a checkpoint; for an awaited event, its payload once
+    /// emitted), or `None`.
+    pub fn checkpoint(&mut self, task: TaskKey, step: &str) -> Result<Option<Value>> {
+        let TaskKey::Absurd(task) = task else {
+            return Err(QueueError::InvalidTask(format!(
+                "{task} is not an ABSURD task"
+            )));
+        };
+        Ok(self
+            .client
+            .query_opt(
+                "SELECT state FROM absurd.get_task_checkpoint_state($1, $2, $3, false)",
+                &[&self.queue, &task, &step],
+            )
+            .map_err(self.err("read a task's checkpoint"))?
+            .and_then(|r| r.get::<_, Option<Value>>(0)))
+    }
+
+    /// Awaits event `event` as step `step` of the claimed run (`absurd.await_event`, no timeout):
+    /// its payload when it was emitted already, else `None`: the run sleeps until the event is
+    /// emitted (then ABSURD offers the same run again, the payload recorded as the step's
+    /// checkpoint) and the worker no longer holds a claim on it.
+    pub fn await_event(
+        &mut self,
+        lease: &WorkLease,
+        step: &str,
+        event: &str,
+    ) -> Result<Option<Value>> {
+        let (task, run) = Self::absurd_ids(lease)?;
+        let row = match self.client.query_one(
+            "SELECT should_suspend, payload FROM absurd.await_event($1, $2, $3, $4, $5, NULL)",
+            &[&self.queue, &task, &run, &step, &event],
+        ) {
+            Ok(r) => r,
+            Err(e) => return Err(self.refused(lease, "await an event", e)),
+        };
+        let suspended: bool = row.get(0);
+        Ok(if suspended {
+            None
+        } else {
+            Some(row.get::<_, Option<Value>>(1).unwrap_or(Value::Null))
+        })
+    }
+
     /// Hands a claimed run back without a verdict (its worker is shutting down):
     /// `absurd.schedule_run` puts the same run to sleep until now, so any worker claims it again at
     /// once and ABSURD counts no new attempt.
