@@ -1328,11 +1328,14 @@ fn build_planned(
     } = accumulate_inputs(plan, opts, sigma_ref, progress, t0)?;
     normalise(&mut sum, &mut wsum, sigma_ref);
     phase(t0, "mosaic and weight maps computed");
-    let coverage = coverage_of(grid, &wsum);
-    phase(t0, "coverage");
     let header = output_header(plan, opts, sigma_ref);
-    let noise_median = subsampled_median(&wsum);
-    let sha256 = write_products(grid, &header, out, &sum, &wsum)?;
+    // The coverage and the median noise are computed while the products are written (their
+    // writer threads wait on the disk much of the time).
+    let (written, (coverage, noise_median)) = rayon::join(
+        || write_products(grid, &header, out, &sum, &wsum),
+        || (coverage_of(grid, &wsum), subsampled_median(&wsum)),
+    );
+    let sha256 = written?;
     drop((sum, wsum));
     phase(t0, "mosaic, weight and noise written");
     let mjds: Vec<f64> = plan.inputs.iter().filter_map(|p| p.mjd_obs).collect();
