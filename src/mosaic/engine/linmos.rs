@@ -950,22 +950,25 @@ fn into_vec(a: ndarray::Array2<f32>) -> Vec<f32> {
     a.iter().copied().collect()
 }
 
-fn load(p: &Prepared, opts: &BuildOptions) -> Result<Loaded, MosaicError> {
+/// Reads an input; `plane` is a buffer to reuse (one of an earlier input, or empty).
+fn load(p: &Prepared, opts: &BuildOptions, mut plane: Vec<f32>) -> Result<Loaded, MosaicError> {
     let read = |path: &Path| {
         crate::fits::read::read_image(path).map_err(|e| MosaicError::Read {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })
     };
-    let img = read(&p.path)?;
-    let (ny, nx) = img.plane.dim();
+    let (nx, ny) =
+        crate::fits::read::read_plane_into(&p.path, &mut plane).map_err(|e| MosaicError::Read {
+            path: p.path.clone(),
+            reason: e.to_string(),
+        })?;
     if (nx, ny) != (p.nx, p.ny) {
         return Err(MosaicError::Read {
             path: p.path.clone(),
             reason: format!("pixels are {nx}x{ny} but the header said {}x{}", p.nx, p.ny),
         });
     }
-    let plane = into_vec(img.plane);
     let pb = match &p.pb_image {
         Some(pbp) => {
             let pbi = read(pbp)?;
@@ -1398,6 +1401,9 @@ fn accumulate_inputs(
 
     std::thread::scope(|scope| -> Result<(), MosaicError> {
         let (tx, rx) = sync_channel::<(usize, Result<Loaded, MosaicError>)>(1);
+        // Planes combined come back to the reader to be filled again: no allocation (and no
+        // page faults) per input once three are in flight.
+        let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Vec<f32>>();
         let inputs = &plan.inputs;
         let boxes = &boxes;
         scope.spawn(move || {
@@ -1405,7 +1411,7 @@ fn accumulate_inputs(
                 if boxes[k].is_none() {
                     continue;
                 }
-                let loaded = load(p, opts);
+                let loaded = load(p, opts, recycle_rx.try_recv().unwrap_or_default());
                 let failed = loaded.is_err();
                 if tx.send((k, loaded)).is_err() || failed {
                     break;
@@ -1422,7 +1428,8 @@ fn accumulate_inputs(
             let scale = (sigma_ref / data.centre_rms.unwrap_or(p.rms)).powi(2) as f32;
             let bbox = boxes[k].expect("only inputs with a box are sent");
             let (added, err) = accumulate(grid, p, &data, opts, bbox, scale, &mut sum, &mut wsum);
-            drop(data);
+            // The reader may have finished already: then the plane is just dropped.
+            let _ = recycle_tx.send(data.plane);
             if added > 0 {
                 n_contributing += 1;
             }
