@@ -299,6 +299,9 @@ fn parent_free(path: &Path) -> Option<u64> {
     crate::fsutil::free_bytes(dir.unwrap_or(Path::new(".")))
 }
 
+/// Fills a chunk of pixels: `(first, chunk)` sets `chunk` to pixels `first..first + chunk.len()`.
+pub type PixelFill<'a> = &'a (dyn Fn(usize, &mut [f32]) + Sync);
+
 /// Writes a single-HDU BITPIX −32 image of `shape` (FITS order) under a temporary name like
 /// [`stage_image`], its pixels (FITS order) produced chunk by chunk by `pixels(first, chunk)`
 /// (fill `chunk` with the values of pixels `first..first + chunk.len()`), and returns the
@@ -312,7 +315,7 @@ pub fn stage_image_streamed(
     path: &Path,
     shape: &[usize],
     header: &Header,
-    pixels: &(dyn Fn(usize, &mut [f32]) + Sync),
+    pixels: PixelFill<'_>,
 ) -> Result<(StagedImage, String), FitsWriteError> {
     let n = checked_pixels(shape)?;
     let cards: Vec<&Card> = header
@@ -441,7 +444,7 @@ fn write_streamed(
     head: &[u8],
     n: usize,
     total: u64,
-    pixels: &(dyn Fn(usize, &mut [f32]) + Sync),
+    pixels: PixelFill<'_>,
     direct: bool,
 ) -> std::io::Result<String> {
     use sha2::{Digest, Sha256};
@@ -516,7 +519,6 @@ fn write_streamed(
     if pos > 0 {
         flush(buf, pos, true)?;
     }
-    drop(flush);
     if direct {
         // The last write was rounded up to the alignment.
         f.set_len(total)?;

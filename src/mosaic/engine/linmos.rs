@@ -19,7 +19,7 @@ use super::kernel::{
 };
 use super::mesh::{Mesh, MeshTolerance, Node, PixBox, walk_range};
 use crate::fits::facts;
-use crate::fits::write::StagedImage;
+use crate::fits::write::{PixelFill, StagedImage};
 use crate::fits::{Card, Header, Value};
 use crate::manifest::ProductHashes;
 use crate::mosaic::beam::{BeamModel, Telescope, telescope_key};
@@ -1522,7 +1522,7 @@ fn write_products(
 ) -> Result<ProductHashes, MosaicError> {
     let shape = [grid.nx, grid.ny];
     let write = |path: &Path,
-                 pixels: &(dyn Fn(usize, &mut [f32]) + Sync),
+                 pixels: PixelFill,
                  extra: &[Card]|
      -> Result<(StagedImage, String), MosaicError> {
         let mut h = header.clone();
@@ -1560,7 +1560,7 @@ fn write_products(
         "expected noise 1/sqrt(sum of weights)",
     )];
     let results: Vec<Result<(StagedImage, String), MosaicError>> = std::thread::scope(|sc| {
-        let jobs: [(&PathBuf, &(dyn Fn(usize, &mut [f32]) + Sync), &[Card]); 3] = [
+        let jobs: [(&PathBuf, PixelFill, &[Card]); 3] = [
             (&out.mosaic, &copy_sum, &[][..]),
             (&out.weight, &copy_wsum, &weight_cards[..]),
             (&out.noise, &noise, &noise_cards[..]),
