@@ -299,6 +299,234 @@ fn parent_free(path: &Path) -> Option<u64> {
     crate::fsutil::free_bytes(dir.unwrap_or(Path::new(".")))
 }
 
+/// Fills a chunk of pixels: `(first, chunk)` sets `chunk` to pixels `first..first + chunk.len()`.
+pub type PixelFill<'a> = &'a (dyn Fn(usize, &mut [f32]) + Sync);
+
+/// Writes a single-HDU BITPIX −32 image of `shape` (FITS order) under a temporary name like
+/// [`stage_image`], its pixels (FITS order) produced chunk by chunk by `pixels(first, chunk)`
+/// (fill `chunk` with the values of pixels `first..first + chunk.len()`), and returns the
+/// SHA-256 of the file's bytes, hashed as they are written (the file is not read back).
+///
+/// The bytes are those [`stage_image`] writes (the header cards formatted by cfitsio, in a
+/// memory file), but the file is written by this module in large chunks: on Linux with O_DIRECT
+/// where the filesystem takes it, so the pixels are not copied into the page cache (a full copy
+/// of every product, the largest cost of writing a mosaic on a small machine), else buffered.
+pub fn stage_image_streamed(
+    path: &Path,
+    shape: &[usize],
+    header: &Header,
+    pixels: PixelFill<'_>,
+) -> Result<(StagedImage, String), FitsWriteError> {
+    let n = checked_pixels(shape)?;
+    let cards: Vec<&Card> = header
+        .cards
+        .iter()
+        .filter(|c| !is_structural(&c.key) && !is_cfitsio_boilerplate(c))
+        .collect();
+    for c in &cards {
+        check_card(c)?;
+    }
+    let head = header_bytes(path, shape, &cards)?;
+    let tmp = temp_path(path).map_err(|source| FitsWriteError::Io {
+        action: "naming a temporary file for".into(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if let Some(dir) = tmp.parent() {
+        crate::fsutil::sweep_stale_temps(dir);
+    }
+    let guard = TempGuard::new(tmp.clone());
+    let total = head.len() as u64 + (n as u64 * 4).div_ceil(2880) * 2880;
+    let sha = match write_streamed(&tmp, &head, n, total, pixels, true) {
+        // O_DIRECT refused (by the filesystem, or an alignment it wants that we do not meet).
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            write_streamed(&tmp, &head, n, total, pixels, false)
+        }
+        r => r,
+    }
+    .map_err(|source| io_error("writing", path, total, source))?;
+    Ok((
+        StagedImage {
+            guard,
+            target: path.to_path_buf(),
+        },
+        sha,
+    ))
+}
+
+/// The number of pixels of `shape`, or why it cannot be written.
+fn checked_pixels(shape: &[usize]) -> Result<usize, FitsWriteError> {
+    if shape.is_empty() || shape.len() > 999 {
+        return Err(FitsWriteError::BadShape {
+            shape: shape.to_vec(),
+            reason: "an image needs 1 to 999 axes".into(),
+        });
+    }
+    if shape.contains(&0) {
+        return Err(FitsWriteError::BadShape {
+            shape: shape.to_vec(),
+            reason: "every axis needs at least one pixel".into(),
+        });
+    }
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+        .ok_or_else(|| FitsWriteError::BadShape {
+            shape: shape.to_vec(),
+            reason: "the pixel count overflows".into(),
+        })
+}
+
+/// The header block(s) [`stage_image`] writes for `shape` and `cards`: the cards formatted by
+/// cfitsio in a memory file holding a 1×…×1 image (so that no data unit is ever allocated),
+/// read back record by record, the NAXISn values set to `shape`, then END and blank fill to a
+/// multiple of 2880 bytes (where cfitsio puts them).
+fn header_bytes(path: &Path, shape: &[usize], cards: &[&Card]) -> Result<Vec<u8>, FitsWriteError> {
+    let mut file = CfitsioFile::create_in_memory(path)?;
+    let ones: Vec<c_long> = vec![1; shape.len()];
+    file.call("formatting the header of", |f, st| unsafe {
+        sys::ffcrim(
+            f,
+            -32,
+            ones.len() as c_int,
+            ones.as_ptr() as *mut c_long,
+            st,
+        )
+    })?;
+    for c in cards {
+        write_card(&mut file, c)?;
+    }
+    let (mut nkeys, mut more) = (0 as c_int, 0 as c_int);
+    file.call("formatting the header of", |f, st| unsafe {
+        sys::ffghsp(f, &mut nkeys, &mut more, st)
+    })?;
+    let mut out = Vec::with_capacity((nkeys as usize + 1).div_ceil(36) * 2880);
+    for k in 1..=nkeys {
+        let mut rec = [0 as c_char; 81];
+        file.call("formatting the header of", |f, st| unsafe {
+            sys::ffgrec(f, k, rec.as_mut_ptr(), st)
+        })?;
+        let text = unsafe { std::ffi::CStr::from_ptr(rec.as_ptr()) }.to_bytes();
+        let mut card = [b' '; 80];
+        card[..text.len().min(80)].copy_from_slice(&text[..text.len().min(80)]);
+        // NAXISn = 1 in the memory file; the real length, right-justified in columns 11-30
+        // as cfitsio writes an integer.
+        if let Some(axis) = std::str::from_utf8(&card[..8])
+            .ok()
+            .and_then(|key| key.trim_end().strip_prefix("NAXIS"))
+            .and_then(|d| d.parse::<usize>().ok())
+            .filter(|&a| (1..=shape.len()).contains(&a))
+        {
+            let v = format!("{:>20}", shape[axis - 1]);
+            card[10..30].copy_from_slice(v.as_bytes());
+        }
+        out.extend_from_slice(&card);
+    }
+    let mut end = [b' '; 80];
+    end[..3].copy_from_slice(b"END");
+    out.extend_from_slice(&end);
+    out.resize(out.len().div_ceil(2880) * 2880, b' ');
+    file.close()?;
+    Ok(out)
+}
+
+/// Bytes per write: a multiple of the O_DIRECT alignment (and of 4, so pixels never straddle
+/// two chunks: the header is a multiple of 2880 bytes).
+const CHUNK: usize = 1 << 21;
+/// O_DIRECT's alignment of buffer addresses, file offsets and lengths (the largest logical
+/// block size in use; 512 on most disks).
+const DIRECT_ALIGN: usize = 4096;
+
+/// Writes `head`, the `n` pixels and the zero fill to `total` bytes into a new `tmp`, hashing
+/// every byte; reserves the space first and syncs the file. `direct`: open with O_DIRECT.
+fn write_streamed(
+    tmp: &Path,
+    head: &[u8],
+    n: usize,
+    total: u64,
+    pixels: PixelFill<'_>,
+    direct: bool,
+) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Write;
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(target_os = "linux")]
+    if direct {
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_DIRECT);
+    }
+    #[cfg(not(target_os = "linux"))]
+    if direct {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let mut f = opts.open(tmp)?;
+    crate::fsutil::reserve(&f, total)?;
+    // One aligned buffer: a Vec over-allocated by the alignment, used from its aligned offset.
+    let mut storage = vec![0u8; CHUNK + DIRECT_ALIGN];
+    let off = storage
+        .as_ptr()
+        .align_offset(DIRECT_ALIGN)
+        .min(DIRECT_ALIGN);
+    let buf = &mut storage[off..off + CHUNK];
+    let mut scratch = vec![0f32; CHUNK / 4];
+    let mut h = Sha256::new();
+    let mut pos = 0usize;
+    let mut flush = |buf: &mut [u8], len: usize, last: bool| -> std::io::Result<()> {
+        h.update(&buf[..len]);
+        let mut wlen = len;
+        if direct && last {
+            wlen = len.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+            buf[len..wlen].fill(0);
+        }
+        f.write_all(&buf[..wlen])
+    };
+    // The header: a few blocks, in the first chunk (or several for a huge header).
+    for part in head.chunks(CHUNK) {
+        buf[..part.len()].copy_from_slice(part);
+        pos = part.len();
+        if pos == CHUNK {
+            flush(buf, CHUNK, false)?;
+            pos = 0;
+        }
+    }
+    let mut first = 0usize;
+    while first < n {
+        let m = ((CHUNK - pos) / 4).min(n - first);
+        let vals = &mut scratch[..m];
+        pixels(first, vals);
+        for (b, v) in buf[pos..pos + 4 * m].chunks_exact_mut(4).zip(vals.iter()) {
+            b.copy_from_slice(&v.to_be_bytes());
+        }
+        pos += 4 * m;
+        first += m;
+        if pos == CHUNK {
+            flush(buf, CHUNK, false)?;
+            pos = 0;
+        }
+    }
+    // Zero fill of the data unit's last block.
+    let mut left = (total - head.len() as u64 - 4 * n as u64) as usize;
+    while left > 0 {
+        let k = left.min(CHUNK - pos);
+        buf[pos..pos + k].fill(0);
+        pos += k;
+        left -= k;
+        if pos == CHUNK {
+            flush(buf, CHUNK, false)?;
+            pos = 0;
+        }
+    }
+    if pos > 0 {
+        flush(buf, pos, true)?;
+    }
+    if direct {
+        // The last write was rounded up to the alignment.
+        f.set_len(total)?;
+    }
+    f.sync_all()?;
+    Ok(crate::fsutil::hex(&h.finalize()))
+}
+
 /// Creates `tmp`, reserves `needed` bytes, writes header and pixels, closes and syncs it.
 fn write_pixels(
     tmp: &Path,
@@ -352,6 +580,21 @@ struct CfitsioFile {
 }
 
 impl CfitsioFile {
+    /// A new file in memory (freed on close), `path` naming it in errors.
+    fn create_in_memory(path: &Path) -> Result<CfitsioFile, FitsWriteError> {
+        let mut fptr: *mut sys::fitsfile = std::ptr::null_mut();
+        let mut status: c_int = 0;
+        // SAFETY: valid out-pointers; the name is a NUL-terminated literal.
+        unsafe { sys::ffinit(&mut fptr, c"mem://".as_ptr(), &mut status) };
+        if status != 0 || fptr.is_null() {
+            return Err(cfitsio_error("creating the memory header of", path, status));
+        }
+        Ok(CfitsioFile {
+            fptr,
+            path: path.to_path_buf(),
+        })
+    }
+
     fn create(path: &Path) -> Result<CfitsioFile, FitsWriteError> {
         let cpath = c_string(path.to_string_lossy().as_ref(), "path")?;
         let mut fptr: *mut sys::fitsfile = std::ptr::null_mut();
@@ -663,5 +906,60 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn streamed_writes_the_bytes_of_stage_image_and_hashes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = Header::new();
+        h.set("OBJECT", Value::Str("a field".into()), "name");
+        h.set("LONGSTR", Value::Str("x".repeat(150)), "a long string");
+        h.set("CRVAL1", Value::Float(150.123_456_789), "deg");
+        h.set("NITER", Value::Int(-42), "");
+        h.set("PBCOR", Value::Bool(true), "corrected");
+        for k in 0..40 {
+            h.set(
+                &format!("KEY{k}"),
+                Value::Int(k),
+                "fills a second header block",
+            );
+        }
+        h.cards
+            .push(Card::new("HISTORY", Value::None, "made by a test"));
+        h.cards
+            .push(Card::new("NAXIS1", Value::Int(7), "dropped: structural"));
+        // Several chunks of pixels (CHUNK / 4 pixels each), a small image, and a 4-axis one.
+        for shape in [vec![1000usize, 700], vec![3, 2], vec![5, 4, 1, 1]] {
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> = (0..n)
+                .map(|i| {
+                    if i % 97 == 5 {
+                        f32::NAN
+                    } else {
+                        i as f32 * 0.37 - 3.0
+                    }
+                })
+                .collect();
+            let (a, b) = (dir.path().join("a.fits"), dir.path().join("b.fits"));
+            stage_image(&a, &shape, &data, &h)
+                .unwrap()
+                .commit()
+                .unwrap();
+            let fill = |first: usize, chunk: &mut [f32]| {
+                let m = chunk.len();
+                chunk.copy_from_slice(&data[first..first + m]);
+            };
+            let (staged, sha) = stage_image_streamed(&b, &shape, &h, &fill).unwrap();
+            assert_eq!(
+                sha,
+                crate::fsutil::sha256_file(staged.staged_path()).unwrap()
+            );
+            staged.commit().unwrap();
+            let (ba, bb) = (fs::read(&a).unwrap(), fs::read(&b).unwrap());
+            assert_eq!(ba.len(), bb.len(), "{shape:?}");
+            assert!(ba == bb, "{shape:?}: the streamed file differs");
+        }
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 }

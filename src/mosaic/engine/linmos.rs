@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
-use ndarray::ArrayView2;
 use rayon::prelude::*;
 
 use super::grid::{Footprint, GridChoice, GridError, OutputGrid, norm_ra, wrap180};
@@ -20,7 +19,7 @@ use super::kernel::{
 };
 use super::mesh::{Mesh, MeshTolerance, Node, PixBox, walk_range};
 use crate::fits::facts;
-use crate::fits::write::StagedImage;
+use crate::fits::write::{PixelFill, StagedImage};
 use crate::fits::{Card, Header, Value};
 use crate::manifest::ProductHashes;
 use crate::mosaic::beam::{BeamModel, Telescope, telescope_key};
@@ -951,22 +950,25 @@ fn into_vec(a: ndarray::Array2<f32>) -> Vec<f32> {
     a.iter().copied().collect()
 }
 
-fn load(p: &Prepared, opts: &BuildOptions) -> Result<Loaded, MosaicError> {
+/// Reads an input; `plane` is a buffer to reuse (one of an earlier input, or empty).
+fn load(p: &Prepared, opts: &BuildOptions, mut plane: Vec<f32>) -> Result<Loaded, MosaicError> {
     let read = |path: &Path| {
         crate::fits::read::read_image(path).map_err(|e| MosaicError::Read {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })
     };
-    let img = read(&p.path)?;
-    let (ny, nx) = img.plane.dim();
+    let (nx, ny) =
+        crate::fits::read::read_plane_into(&p.path, &mut plane).map_err(|e| MosaicError::Read {
+            path: p.path.clone(),
+            reason: e.to_string(),
+        })?;
     if (nx, ny) != (p.nx, p.ny) {
         return Err(MosaicError::Read {
             path: p.path.clone(),
             reason: format!("pixels are {nx}x{ny} but the header said {}x{}", p.nx, p.ny),
         });
     }
-    let plane = into_vec(img.plane);
     let pb = match &p.pb_image {
         Some(pbp) => {
             let pbi = read(pbp)?;
@@ -1327,14 +1329,17 @@ fn build_planned(
         n_contributing,
         max_mesh_err,
     } = accumulate_inputs(plan, opts, sigma_ref, progress, t0)?;
-    let noise = normalise(&mut sum, &mut wsum, sigma_ref);
-    phase(t0, "mosaic, weight and noise maps computed");
-    let coverage = coverage_of(grid, &wsum);
-    phase(t0, "coverage");
+    normalise(&mut sum, &mut wsum, sigma_ref);
+    phase(t0, "mosaic and weight maps computed");
     let header = output_header(plan, opts, sigma_ref);
-    let noise_median = subsampled_median(&noise);
-    let sha256 = write_products(grid, &header, out, [&sum, &wsum, &noise])?;
-    drop((sum, wsum, noise));
+    // The coverage and the median noise are computed while the products are written (their
+    // writer threads wait on the disk much of the time).
+    let (written, (coverage, noise_median)) = rayon::join(
+        || write_products(grid, &header, out, &sum, &wsum),
+        || (coverage_of(grid, &wsum), subsampled_median(&wsum)),
+    );
+    let sha256 = written?;
+    drop((sum, wsum));
     phase(t0, "mosaic, weight and noise written");
     let mjds: Vec<f64> = plan.inputs.iter().filter_map(|p| p.mjd_obs).collect();
     Ok(MosaicResult {
@@ -1396,6 +1401,9 @@ fn accumulate_inputs(
 
     std::thread::scope(|scope| -> Result<(), MosaicError> {
         let (tx, rx) = sync_channel::<(usize, Result<Loaded, MosaicError>)>(1);
+        // Planes combined come back to the reader to be filled again: no allocation (and no
+        // page faults) per input once three are in flight.
+        let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Vec<f32>>();
         let inputs = &plan.inputs;
         let boxes = &boxes;
         scope.spawn(move || {
@@ -1403,7 +1411,7 @@ fn accumulate_inputs(
                 if boxes[k].is_none() {
                     continue;
                 }
-                let loaded = load(p, opts);
+                let loaded = load(p, opts, recycle_rx.try_recv().unwrap_or_default());
                 let failed = loaded.is_err();
                 if tx.send((k, loaded)).is_err() || failed {
                     break;
@@ -1420,7 +1428,8 @@ fn accumulate_inputs(
             let scale = (sigma_ref / data.centre_rms.unwrap_or(p.rms)).powi(2) as f32;
             let bbox = boxes[k].expect("only inputs with a box are sent");
             let (added, err) = accumulate(grid, p, &data, opts, bbox, scale, &mut sum, &mut wsum);
-            drop(data);
+            // The reader may have finished already: then the plane is just dropped.
+            let _ = recycle_tx.send(data.plane);
             if added > 0 {
                 n_contributing += 1;
             }
@@ -1458,34 +1467,38 @@ fn accumulate_inputs(
 }
 
 /// One pass: sum -> mosaic in place, normalised weight -> weight map in (Jy/beam)^-2 (undo the
-/// normalisation by the median sigma), and returns the expected-noise map 1/sqrt(weight).
-fn normalise(sum: &mut [f32], wsum: &mut [f32], sigma_ref: f64) -> Vec<f32> {
+/// normalisation by the median sigma). The expected-noise map, 1/sqrt(weight), is not stored: its
+/// writer computes it from the weight map ([`noise_of`]).
+fn normalise(sum: &mut [f32], wsum: &mut [f32], sigma_ref: f64) {
     let inv_s2 = (1.0 / (sigma_ref * sigma_ref)) as f32;
     sum.par_iter_mut()
         .zip(wsum.par_iter_mut())
-        .map(|(s, w)| {
+        .for_each(|(s, w)| {
             if *w > 0.0 {
                 *s /= *w;
                 *w *= inv_s2;
-                1.0 / w.sqrt()
             } else {
                 *s = f32::NAN;
                 *w = 0.0;
-                f32::NAN
             }
-        })
-        .collect()
+        });
 }
 
-/// Median of the non-NaN values of `noise`, from a regular subsample of about 500 000 pixels
-/// (plenty for a median); NaN when there are none.
-fn subsampled_median(noise: &[f32]) -> f64 {
-    let stride = (noise.len() / 500_000).max(1);
-    let mut v: Vec<f32> = noise
+/// The expected noise 1/sqrt(w) of a pixel of the weight map, NaN where nothing contributed.
+#[inline]
+fn noise_of(w: f32) -> f32 {
+    if w > 0.0 { 1.0 / w.sqrt() } else { f32::NAN }
+}
+
+/// Median of the expected noise over a regular subsample of about 500 000 pixels of the weight
+/// map (plenty for a median); NaN when nothing contributed.
+fn subsampled_median(wsum: &[f32]) -> f64 {
+    let stride = (wsum.len() / 500_000).max(1);
+    let mut v: Vec<f32> = wsum
         .iter()
         .step_by(stride)
+        .map(|&w| noise_of(w))
         .filter(|w| !w.is_nan())
-        .copied()
         .collect();
     if v.is_empty() {
         f64::NAN
@@ -1495,34 +1508,44 @@ fn subsampled_median(noise: &[f32]) -> f64 {
     }
 }
 
-/// Writes the mosaic, weight and noise maps (`maps` in that order) with `header` (plus each
-/// map's own cards). The three are written concurrently under temporary names, each hashed by
-/// its writer thread as soon as it is synced (from the page cache, while the others are still
-/// being written), then renamed into place together: they appear all three or not at all.
-/// Returns their SHA-256.
+/// Writes the mosaic, weight and noise maps (the noise map computed from the weight map as it is
+/// written) with `header` (plus each map's own cards). The three are written concurrently under
+/// temporary names, each hashed by its writer thread as its bytes are written (nothing is read
+/// back), then renamed into place together: they appear all three or not at all. Returns their
+/// SHA-256.
 fn write_products(
     grid: &OutputGrid,
     header: &Header,
     out: &OutputPaths,
-    [sum, wsum, noise]: [&[f32]; 3],
+    sum: &[f32],
+    wsum: &[f32],
 ) -> Result<ProductHashes, MosaicError> {
-    let write =
-        |path: &Path, data: &[f32], extra: &[Card]| -> Result<(StagedImage, String), MosaicError> {
-            let mut h = header.clone();
-            for c in extra {
-                h.set(&c.key, c.value.clone(), &c.comment);
-            }
-            let view = ArrayView2::from_shape((grid.ny, grid.nx), data).expect("accumulator shape");
-            let staged =
-                crate::fits::write::stage_image_2d(path, view, &h).map_err(MosaicError::Output)?;
-            let sha = crate::fsutil::sha256_file(staged.staged_path()).map_err(|e| {
-                MosaicError::Write {
-                    path: path.to_path_buf(),
-                    reason: format!("hashing the written file: {e}"),
-                }
-            })?;
-            Ok((staged, sha))
-        };
+    let shape = [grid.nx, grid.ny];
+    let write = |path: &Path,
+                 pixels: PixelFill,
+                 extra: &[Card]|
+     -> Result<(StagedImage, String), MosaicError> {
+        let mut h = header.clone();
+        for c in extra {
+            h.set(&c.key, c.value.clone(), &c.comment);
+        }
+        crate::fits::write::stage_image_streamed(path, &shape, &h, pixels)
+            .map_err(MosaicError::Output)
+    };
+    let copy_sum = |first: usize, chunk: &mut [f32]| {
+        let n = chunk.len();
+        chunk.copy_from_slice(&sum[first..first + n]);
+    };
+    let copy_wsum = |first: usize, chunk: &mut [f32]| {
+        let n = chunk.len();
+        chunk.copy_from_slice(&wsum[first..first + n]);
+    };
+    let noise = |first: usize, chunk: &mut [f32]| {
+        let n = chunk.len();
+        for (o, &w) in chunk.iter_mut().zip(&wsum[first..first + n]) {
+            *o = noise_of(w);
+        }
+    };
     let weight_cards = [
         Card::new(
             "BUNIT",
@@ -1537,14 +1560,15 @@ fn write_products(
         "expected noise 1/sqrt(sum of weights)",
     )];
     let results: Vec<Result<(StagedImage, String), MosaicError>> = std::thread::scope(|sc| {
-        let jobs = [
-            (&out.mosaic, sum, &[][..]),
-            (&out.weight, wsum, &weight_cards[..]),
-            (&out.noise, noise, &noise_cards[..]),
+        let jobs: [(&PathBuf, PixelFill, &[Card]); 3] = [
+            (&out.mosaic, &copy_sum, &[][..]),
+            (&out.weight, &copy_wsum, &weight_cards[..]),
+            (&out.noise, &noise, &noise_cards[..]),
         ];
+        let write = &write;
         let handles: Vec<_> = jobs
             .into_iter()
-            .map(|(path, data, cards)| sc.spawn(move || write(path, data, cards)))
+            .map(|(path, pixels, cards)| sc.spawn(move || write(path, pixels, cards)))
             .collect();
         handles
             .into_iter()

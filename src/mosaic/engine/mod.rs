@@ -24,13 +24,13 @@
 //!   1/√Σw. Accumulators are `f32` holding weights normalised by the median σ (so they stay near
 //!   1); per-pixel arithmetic is f32 with coordinates in f64.
 //! - **Memory**: two f32 output accumulators plus at most three inputs (one being combined, one
-//!   queued, one being read by the reader thread), whatever the number of inputs; a third
-//!   output-sized buffer (the noise map) exists while the three products are written
-//!   concurrently.
+//!   queued, one being read by the reader thread, their buffers reused), whatever the number of
+//!   inputs; the noise map is computed from the weight map while it is written, never stored.
 //! - **Common beam**: BMAJ = the largest input BMAJ, BMIN = the largest input BMIN, BPA of the
 //!   input with the largest BMAJ (stated in a COMMENT); inputs are not convolved to it.
 //! - **Output**: 2-D BITPIX −32 images, NaN where nothing contributed (weight map 0 there),
-//!   written atomically by `fits::write`.
+//!   written atomically by `fits::write` in large chunks (O_DIRECT where the filesystem takes
+//!   it), each hashed (SHA-256) as it is written.
 
 pub mod grid;
 pub mod kernel;
