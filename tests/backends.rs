@@ -18,7 +18,9 @@ use contimg::pipeline::def::{NamedPipeline, PipelineDef};
 use contimg::pipeline::exec::{Admitted, Created};
 use contimg::pipeline::executions::{Access, Executions};
 use contimg::pipeline::notify::{Delivery, NotifyConfig};
-use contimg::pipeline::{Database, ExecStatus, ExecutionManifest, PipelineError, Slot, StopWhen};
+use contimg::pipeline::{
+    Database, ExecStatus, ExecutionManifest, PipelineError, RequestKey, Slot, StopWhen,
+};
 use contimg::store::Target;
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -208,13 +210,27 @@ fn one_execution_per_slot_runs_to_completion(bed: &Bed) {
     let mut ex = bed.executions();
     let params = BTreeMap::new();
     let first = created(
-        ex.create(&p, &slot(3), &params, &bed.path("mosaics"), Some(LEASE))
-            .unwrap(),
+        ex.create(
+            &p,
+            &slot(3),
+            &params,
+            &bed.path("mosaics"),
+            Some(LEASE),
+            None,
+        )
+        .unwrap(),
     );
     assert!(!first.existing);
     let again = created(
-        ex.create(&p, &slot(3), &params, &bed.path("mosaics"), Some(LEASE))
-            .unwrap(),
+        ex.create(
+            &p,
+            &slot(3),
+            &params,
+            &bed.path("mosaics"),
+            Some(LEASE),
+            None,
+        )
+        .unwrap(),
     );
     assert_eq!(
         again.execution_id, first.execution_id,
@@ -273,8 +289,15 @@ fn one_execution_per_slot_runs_to_completion(bed: &Bed) {
     assert_eq!(api::executions(&bed.database, 5).unwrap().len(), 1);
     // A second run of the slot finds it finished: nothing is created or run.
     let third = created(
-        ex.create(&p, &slot(3), &params, &bed.path("mosaics"), Some(LEASE))
-            .unwrap(),
+        ex.create(
+            &p,
+            &slot(3),
+            &params,
+            &bed.path("mosaics"),
+            Some(LEASE),
+            None,
+        )
+        .unwrap(),
     );
     assert_eq!((third.execution_id, third.existing), (eid, true));
 }
@@ -284,8 +307,15 @@ fn cancel_and_unknown_ids(bed: &Bed) {
     let (p, _) = bed.pipeline(&chain_toml("chain", None, ""), "chain");
     let mut ex = bed.executions();
     let eid = created(
-        ex.create(&p, &slot(4), &BTreeMap::new(), &bed.path("mosaics"), None)
-            .unwrap(),
+        ex.create(
+            &p,
+            &slot(4),
+            &BTreeMap::new(),
+            &bed.path("mosaics"),
+            None,
+            None,
+        )
+        .unwrap(),
     )
     .execution_id;
     assert_eq!(ex.cancel(eid).unwrap(), 2, "both jobs cancelled");
@@ -323,8 +353,15 @@ fn retry_a_failed_job(bed: &Bed) {
     let engine = bed.engine(&all);
     let mut ex = bed.executions();
     let eid = created(
-        ex.create(&p, &slot(5), &BTreeMap::new(), &bed.path("mosaics"), None)
-            .unwrap(),
+        ex.create(
+            &p,
+            &slot(5),
+            &BTreeMap::new(),
+            &bed.path("mosaics"),
+            None,
+            None,
+        )
+        .unwrap(),
     )
     .execution_id;
     engine.work(1, StopWhen::ExecutionDone(eid)).unwrap();
@@ -381,25 +418,53 @@ fn max_active_admits_one(bed: &Bed) {
     let mut ex = bed.executions();
     let params = BTreeMap::new();
     let eid = created(
-        ex.create(&p, &slot(6), &params, &bed.path("mosaics"), Some(LEASE))
-            .unwrap(),
+        ex.create(
+            &p,
+            &slot(6),
+            &params,
+            &bed.path("mosaics"),
+            Some(LEASE),
+            None,
+        )
+        .unwrap(),
     )
     .execution_id;
     assert_eq!(
-        ex.create(&p, &slot(7), &params, &bed.path("mosaics"), Some(LEASE))
-            .unwrap(),
+        ex.create(
+            &p,
+            &slot(7),
+            &params,
+            &bed.path("mosaics"),
+            Some(LEASE),
+            None
+        )
+        .unwrap(),
         Admitted::Busy(vec![eid])
     );
     // The running slot itself is found, not refused.
     let same = created(
-        ex.create(&p, &slot(6), &params, &bed.path("mosaics"), Some(LEASE))
-            .unwrap(),
+        ex.create(
+            &p,
+            &slot(6),
+            &params,
+            &bed.path("mosaics"),
+            Some(LEASE),
+            None,
+        )
+        .unwrap(),
     );
     assert_eq!((same.execution_id, same.existing), (eid, true));
     ex.cancel(eid).unwrap();
     let next = created(
-        ex.create(&p, &slot(7), &params, &bed.path("mosaics"), Some(LEASE))
-            .unwrap(),
+        ex.create(
+            &p,
+            &slot(7),
+            &params,
+            &bed.path("mosaics"),
+            Some(LEASE),
+            None,
+        )
+        .unwrap(),
     );
     assert!(!next.existing && next.execution_id != eid);
     let ids: Vec<i64> = ex
@@ -409,6 +474,60 @@ fn max_active_admits_one(bed: &Bed) {
         .map(|e| e.execution_id)
         .collect();
     assert_eq!(ids, [next.execution_id, eid], "newest first");
+}
+
+/// An idempotency key recorded with an execution finds it whatever the slot (a request repeated
+/// an hour later, its "now" long past); the key with another request is refused, nothing written.
+fn request_keys_find_their_executions(bed: &Bed) {
+    let (p, _) = bed.pipeline(&chain_toml("chain", None, "max_active = 5"), "chain");
+    let mut ex = bed.executions();
+    let params = BTreeMap::new();
+    let key = RequestKey {
+        key: "portal-42".into(),
+        request: r#"{"pipeline":"chain"}"#.into(),
+    };
+    let dir = bed.path("mosaics");
+    let first = created(
+        ex.create(&p, &slot(8), &params, &dir, None, Some(&key))
+            .unwrap(),
+    );
+    assert!(!first.existing);
+    let again = created(
+        ex.create(&p, &slot(9), &params, &dir, None, Some(&key))
+            .unwrap(),
+    );
+    assert_eq!(
+        (again.execution_id, again.existing),
+        (first.execution_id, true)
+    );
+    let other = RequestKey {
+        key: "portal-42".into(),
+        request: r#"{"pipeline":"chain","slot":"x"}"#.into(),
+    };
+    match ex.create(&p, &slot(10), &params, &dir, None, Some(&other)) {
+        Err(PipelineError::KeyReused(m)) => assert!(m.contains("portal-42"), "{m}"),
+        r => panic!("a reused key must be refused: {r:?}"),
+    }
+    // Without a key, or with another key, slots are as before.
+    let plain = created(ex.create(&p, &slot(9), &params, &dir, None, None).unwrap());
+    assert!(!plain.existing);
+    let fresh = RequestKey {
+        key: "portal-43".into(),
+        request: key.request.clone(),
+    };
+    let keyed = created(
+        ex.create(&p, &slot(9), &params, &dir, None, Some(&fresh))
+            .unwrap(),
+    );
+    assert_eq!(
+        (keyed.execution_id, keyed.existing),
+        (plain.execution_id, true)
+    );
+    assert_eq!(
+        ex.list(10).unwrap().len(),
+        2,
+        "no execution for the refused request"
+    );
 }
 
 /// One `#[test]` per backend for each case.
@@ -434,4 +553,5 @@ on_both_backends!(
     cancel_and_unknown_ids,
     retry_a_failed_job,
     max_active_admits_one,
+    request_keys_find_their_executions,
 );

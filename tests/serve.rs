@@ -149,6 +149,37 @@ fn a_run_requested_over_http_completes_and_its_mosaic_downloads() {
 
     page_in_chromium(&s, ws.path(), eid, &verdict);
     assert_eq!(s.stop(), Some(0), "SIGTERM stops serve cleanly");
+
+    // The key is recorded with the execution: after a restart of the server, the same key still
+    // gives the same execution (its slot "now" long past), and the key with another request is 422.
+    let s = Server::start(ws.path(), &[], &[("CONTIMG_API_TOKEN", TOKEN)]);
+    let other = serde_json::to_vec(&json!({
+        "pipeline": "on_demand_mosaic",
+        "params": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:30:00Z"}
+    }))
+    .unwrap();
+    // From the database: this server has not seen the key.
+    let r = post(&s, "/api/v1/runs", Some(TOKEN), Some("req-1"), &other);
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    let msg = r.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("\"req-1\"") && msg.contains("another request"),
+        "{msg}"
+    );
+    // Once from the database, once from this server's memory of it.
+    for _ in 0..2 {
+        let again = post(&s, "/api/v1/runs", Some(TOKEN), Some("req-1"), &on_demand());
+        assert_eq!(
+            again.status,
+            202,
+            "{}",
+            String::from_utf8_lossy(&again.body)
+        );
+        assert_eq!(again.json()["execution_id"], eid);
+        assert_eq!(again.json()["existing"], true);
+    }
+    assert_eq!(executions(&s).len(), 1, "a reused key created nothing");
+    assert_eq!(s.stop(), Some(0));
 }
 
 /// The status page in headless Chromium (Debian's `chromium`, which scripts/test installs): a

@@ -26,7 +26,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::def::{NamedPipeline, WhenBusy};
-use super::exec::{self, Admitted, ExecStatus, ExecutionManifest, ExecutionSummary, Slot};
+use super::exec::{
+    self, Admitted, ExecStatus, ExecutionManifest, ExecutionSummary, RequestKey, Slot,
+};
 use super::executions::{Access, Backend, Executions};
 use super::jobs::SelfInvocation;
 use super::notify::{Delivery, DeliveryStats, Notification, NotifyConfig};
@@ -273,6 +275,22 @@ impl Engine {
         workers: usize,
         progress: &dyn Progress,
     ) -> Result<SlotRun, PipelineError> {
+        self.run_keyed(p, params, choice, None, detach, workers, progress)
+    }
+
+    /// [`Engine::run`] for a request that came with an idempotency key: the execution recorded
+    /// with `key` is the answer whatever the slot (see [`RequestKey`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_keyed(
+        &self,
+        p: &NamedPipeline,
+        params: &BTreeMap<String, String>,
+        choice: SlotChoice,
+        key: Option<&RequestKey>,
+        detach: bool,
+        workers: usize,
+        progress: &dyn Progress,
+    ) -> Result<SlotRun, PipelineError> {
         let params = exec::resolve_params(p, params)?;
         let mut ex = self.opened(progress)?;
         let now = crate::time::now();
@@ -282,7 +300,16 @@ impl Engine {
             SlotChoice::At(t) => t,
         };
         let slot = Slot::new(slot_time, p.def.window.as_deref())?;
-        let r = self.run_slot(ex.as_mut(), p, &slot, &params, detach, workers, progress)?;
+        let r = self.run_slot(
+            ex.as_mut(),
+            p,
+            &slot,
+            key,
+            &params,
+            detach,
+            workers,
+            progress,
+        )?;
         self.done(ex.as_mut(), progress);
         Ok(r)
     }
@@ -326,6 +353,7 @@ impl Engine {
                 ex.as_mut(),
                 p,
                 &slot,
+                None,
                 &params,
                 false,
                 workers,
@@ -359,13 +387,14 @@ impl Engine {
     /// Creates (or finds) the execution for one slot and works it to its end unless another
     /// process does (SQLite: the runner lease says who) or `detach`. On PostgreSQL any number of
     /// processes on any machines may run the same slot; they find one execution and all work the
-    /// queue until it ends (ABSURD hands each run to one of them).
+    /// queue until it ends (ABSURD hands each run to one of them). `key`: see [`Engine::run_keyed`].
     #[allow(clippy::too_many_arguments)]
     fn run_slot(
         &self,
         ex: &mut dyn Executions,
         p: &NamedPipeline,
         slot: &Slot,
+        key: Option<&RequestKey>,
         params: &BTreeMap<String, Option<String>>,
         detach: bool,
         workers: usize,
@@ -382,7 +411,7 @@ impl Engine {
             ));
         }
         let created = match admit(p, &slot_s, progress, || {
-            ex.create(p, slot, params, &self.products_dir, runner_lease)
+            ex.create(p, slot, params, &self.products_dir, runner_lease, key)
         })? {
             Ok(c) => c,
             Err(skipped) => return Ok(SlotRun::Skipped(skipped)),

@@ -284,6 +284,39 @@ pub struct Created {
     pub existing: bool,
 }
 
+/// A caller's idempotency key for an execution (`serve`'s `Idempotency-Key` header) and the
+/// request it came with, recorded with the execution: the same key finds the same execution
+/// however long after (a restart of the server included); the key with another request is
+/// [`PipelineError::KeyReused`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    pub key: String,
+    /// The request as the caller sent it, in a canonical form (compared as text).
+    pub request: String,
+}
+
+/// The execution recorded with `key`, if any: its id, or [`PipelineError::KeyReused`] when it was
+/// made for another request. One query, in the creating transaction, on either backend.
+pub(crate) fn keyed(
+    key: &RequestKey,
+    found: Option<(i64, Option<String>)>,
+) -> Result<Option<Created>, PipelineError> {
+    match found {
+        None => Ok(None),
+        Some((id, request)) if request.as_deref() == Some(key.request.as_str()) => {
+            Ok(Some(Created {
+                execution_id: id,
+                existing: true,
+            }))
+        }
+        Some((id, _)) => Err(PipelineError::KeyReused(format!(
+            "idempotency key {:?} was used for another request (execution {id}); \
+             use a new key for a new request",
+            key.key
+        ))),
+    }
+}
+
 /// Whether [`create`] let the execution in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admitted {
@@ -307,6 +340,7 @@ pub fn create(
     params: &BTreeMap<String, Option<String>>,
     products: &Path,
     runner_lease: Option<std::time::Duration>,
+    key: Option<&RequestKey>,
 ) -> Result<Admitted, PipelineError> {
     let slot_s = iso(slot.time);
     let params_json =
@@ -318,6 +352,21 @@ pub fn create(
     let mut existing_params: Option<(i64, String)> = None;
     let created = queue.spawn_batch(|b| {
         let conn = b.connection();
+        if let Some(k) = key {
+            let found = conn
+                .query_row(
+                    "SELECT id, request FROM pipeline_executions WHERE request_key = ?1",
+                    params![k.key],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)),
+                )
+                .optional()?;
+            // The key's execution (or the refusal), whatever the slot says: nothing written.
+            match keyed(k, found) {
+                Ok(Some(c)) => return Ok(Ok(Admitted::Yes(c))),
+                Ok(None) => {}
+                Err(e) => return Ok(Err(e)),
+            }
+        }
         if let Some(row) = conn
             .query_row(
                 "SELECT id, params FROM pipeline_executions WHERE pipeline_name = ?1 AND slot = ?2",
@@ -327,20 +376,30 @@ pub fn create(
             .optional()?
         {
             existing_params = Some(row.clone());
-            return Ok(Admitted::Yes(Created {
+            return Ok(Ok(Admitted::Yes(Created {
                 execution_id: row.0,
                 existing: true,
-            }));
+            })));
         }
         let active = super::runner::active(conn, &p.name, &slot_s)?;
         if active.len() as u32 >= p.def.max_active {
-            return Ok(Admitted::Busy(active));
+            return Ok(Ok(Admitted::Busy(active)));
         }
         let now = iso(b.now());
         conn.execute(
-            "INSERT INTO pipeline_executions (pipeline_name, status, started_at, slot, params, definition, source)
-             VALUES (?1, ?7, ?2, ?3, ?4, ?5, ?6)",
-            params![p.name, now, slot_s, params_json, def_json, p.source.0, ExecStatus::Running],
+            "INSERT INTO pipeline_executions (pipeline_name, status, started_at, slot, params, definition, source, request_key, request)
+             VALUES (?1, ?7, ?2, ?3, ?4, ?5, ?6, ?8, ?9)",
+            params![
+                p.name,
+                now,
+                slot_s,
+                params_json,
+                def_json,
+                p.source.0,
+                ExecStatus::Running,
+                key.map(|k| &k.key),
+                key.map(|k| &k.request)
+            ],
         )?;
         let eid = conn.last_insert_rowid();
         if let Some(lease) = runner_lease {
@@ -358,11 +417,11 @@ pub fn create(
                 params![eid, j.id, j.job_type, id.0],
             )?;
         }
-        Ok(Admitted::Yes(Created {
+        Ok(Ok(Admitted::Yes(Created {
             execution_id: eid,
             existing: false,
-        }))
-    })?;
+        })))
+    })??;
     if let Some((id, old)) = existing_params
         && old != params_json
     {

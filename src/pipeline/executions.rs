@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 
 use super::PipelineError;
 use super::def::NamedPipeline;
-use super::exec::{Admitted, ExecStatus, ExecutionManifest, ExecutionSummary, Slot};
+use super::exec::{Admitted, ExecStatus, ExecutionManifest, ExecutionSummary, RequestKey, Slot};
 use super::jobs::ChildDatabase;
 use super::notify::{Delivery, DeliveryStats};
 use super::runner::Holder;
@@ -71,7 +71,9 @@ pub trait Executions {
     /// [`Admitted::Busy`] while `max_active` executions of `p` for other slots run. With
     /// `runner_lease`, this process becomes the new execution's runner in the same transaction
     /// (SQLite; ignored on PostgreSQL, where there are no runner leases). `products` is the
-    /// directory its products go to, recorded with it (see [`super::exec::planned_jobs`]).
+    /// directory its products go to, recorded with it (see [`super::exec::planned_jobs`]). With
+    /// `key`, the execution recorded with that key is found first, whatever the slot, and a new
+    /// one records it.
     fn create(
         &mut self,
         p: &NamedPipeline,
@@ -79,6 +81,7 @@ pub trait Executions {
         params: &BTreeMap<String, Option<String>>,
         products: &Path,
         runner_lease: Option<Duration>,
+        key: Option<&RequestKey>,
     ) -> Result<Admitted, PipelineError>;
 
     /// Brings execution `eid` up to date with its tasks; returns its status.

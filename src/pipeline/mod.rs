@@ -70,7 +70,7 @@ pub struct Database {
 }
 
 pub use def::{JobDef, NamedPipeline, NotifyRule, ParamSpec, PipelineDef, WhenBusy};
-pub use exec::{Created, ExecStatus, ExecutionManifest, Slot};
+pub use exec::{Created, ExecStatus, ExecutionManifest, RequestKey, Slot};
 pub use validate::{ScheduleError, ValidationError, parse_schedule, validate};
 pub use worker::{StopWhen, WorkStats, WorkerConfig, work};
 
@@ -96,6 +96,9 @@ pub enum PipelineError {
     Subst(#[from] subst::SubstError),
     #[error("{0}")]
     Conflict(String),
+    /// An idempotency key sent again with another request ([`exec::RequestKey`]).
+    #[error("{0}")]
+    KeyReused(String),
     #[error(
         "execution {0} does not exist in this database; see `contimg status` for the executions"
     )]
@@ -133,6 +136,7 @@ impl PipelineError {
             | PipelineError::Schedule(_)
             | PipelineError::Subst(_)
             | PipelineError::Conflict(_)
+            | PipelineError::KeyReused(_)
             | PipelineError::NoSuchExecution(_) => true,
             PipelineError::Cron(e) => e.is_input(),
             PipelineError::Store(e) => matches!(e, crate::store::StoreError::TooNew { .. }),

@@ -188,6 +188,7 @@ impl PgPipeline {
         slot: &Slot,
         params: &BTreeMap<String, Option<String>>,
         products: &Path,
+        key: Option<&exec::RequestKey>,
     ) -> Result<Admitted, PipelineError> {
         let slot_s = iso(slot.time);
         let params_json =
@@ -202,6 +203,19 @@ impl PgPipeline {
         );
         let mut tx = self.client().transaction().map_err(db(&shown, "begin"))?;
         crate::store::pg_write_lock(&mut tx, &schema).map_err(db(&shown, "lock"))?;
+        if let Some(k) = key {
+            let found = tx
+                .query_opt(
+                    "SELECT id, request FROM pipeline_executions WHERE request_key = $1",
+                    &[&k.key],
+                )
+                .map_err(db(&shown, "find the execution of an idempotency key"))?
+                .map(|r| (r.get::<_, i64>(0), r.get::<_, Option<String>>(1)));
+            // The key's execution (or the refusal), whatever the slot says: nothing written.
+            if let Some(c) = exec::keyed(k, found)? {
+                return Ok(Admitted::Yes(c));
+            }
+        }
         if let Some(row) = tx
             .query_opt(
                 "SELECT id, params FROM pipeline_executions WHERE pipeline_name = $1 AND slot = $2",
@@ -238,9 +252,19 @@ impl PgPipeline {
         let now = iso(crate::time::now());
         let eid: i64 = tx
             .query_one(
-                "INSERT INTO pipeline_executions (pipeline_name, status, started_at, slot, params, definition, source, queue)
-                 VALUES ($1, 'running', $2, $3, $4, $5, $6, $7) RETURNING id",
-                &[&p.name, &now, &slot_s, &params_json, &def_json, &p.source.0, &queue],
+                "INSERT INTO pipeline_executions (pipeline_name, status, started_at, slot, params, definition, source, queue, request_key, request)
+                 VALUES ($1, 'running', $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                &[
+                    &p.name,
+                    &now,
+                    &slot_s,
+                    &params_json,
+                    &def_json,
+                    &p.source.0,
+                    &queue,
+                    &key.map(|k| &k.key),
+                    &key.map(|k| &k.request),
+                ],
             )
             .map_err(db(&shown, "record the execution"))?
             .get(0);
@@ -809,8 +833,9 @@ impl Executions for PgPipeline {
         params: &BTreeMap<String, Option<String>>,
         products: &Path,
         _runner_lease: Option<Duration>,
+        key: Option<&exec::RequestKey>,
     ) -> Result<Admitted, PipelineError> {
-        PgPipeline::create(self, p, slot, params, products)
+        PgPipeline::create(self, p, slot, params, products, key)
     }
 
     fn sync(&mut self, eid: i64) -> Result<ExecStatus, PipelineError> {

@@ -345,9 +345,10 @@ impl Executions for Reconnecting<dyn Executions> {
         params: &BTreeMap<String, Option<String>>,
         products: &Path,
         runner_lease: Option<Duration>,
+        key: Option<&super::RequestKey>,
     ) -> Result<Admitted, PipelineError> {
         // Creating again finds the execution a lost connection's create may have made.
-        self.call(|s| s.create(p, slot, params, products, runner_lease))
+        self.call(|s| s.create(p, slot, params, products, runner_lease, key))
     }
 
     fn sync(&mut self, eid: i64) -> Result<ExecStatus, PipelineError> {

@@ -125,8 +125,9 @@ impl Executions for SqliteExecutions {
         params: &BTreeMap<String, Option<String>>,
         products: &Path,
         runner_lease: Option<Duration>,
+        key: Option<&exec::RequestKey>,
     ) -> Result<Admitted, PipelineError> {
-        exec::create(&self.q, p, slot, params, products, runner_lease)
+        exec::create(&self.q, p, slot, params, products, runner_lease, key)
     }
 
     fn sync(&mut self, eid: i64) -> Result<ExecStatus, PipelineError> {

@@ -6,9 +6,11 @@
 //! behind a semaphore ([`BLOCKING`] at once); a request that cannot get a permit or whose write
 //! does not finish within [`WRITE_WAIT`] (an SQLite write lock held by another process) answers
 //! `503` with `Retry-After`. The write goes on in the background and, when an `Idempotency-Key`
-//! was given, is what a retry with that key finds.
+//! was given, is what a retry with that key finds: the key is recorded with the execution
+//! ([`crate::pipeline::RequestKey`]), so it holds across restarts; [`Keyed`] only answers a
+//! retry while the first request is still being admitted, and repeats without a database read.
 //!
-//! Runs are admitted through [`crate::pipeline::api::Engine::run`] with `detach` (create the
+//! Runs are admitted through [`crate::pipeline::api::Engine::run_keyed`] with `detach` (create the
 //! execution, never work it in the request), exactly as `contimg run --detach` admits them; the
 //! embedded workers ([`Options::workers`] threads, [`Engine::work`]) or separate `contimg worker`
 //! processes work the queue. SIGTERM/SIGINT ([`crate::pipeline::shutdown`]): the server stops

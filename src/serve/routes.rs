@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::auth::{Need, Refusal, bearer, redact, redact_json};
 use super::{App, Keyed, LogProgress, MAX_BODY, READ_WAIT};
 use crate::pipeline::api::{self, SlotChoice, SlotRun};
-use crate::pipeline::{ExecStatus, PipelineError};
+use crate::pipeline::{ExecStatus, PipelineError, RequestKey};
 use crate::workspace::products::{self, MosaicFilter, Product};
 use crate::workspace::session::{Db, ImageFilter, StoreError};
 
@@ -104,6 +104,9 @@ impl From<PipelineError> for ApiError {
         }
         if is_busy(&e) {
             return ApiError::busy(format!("the database is busy ({e}); try again"));
+        }
+        if let PipelineError::KeyReused(m) = &e {
+            return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m.clone());
         }
         if let PipelineError::Conflict(m) = &e {
             // E.g. another run of the pipeline for the same slot (`now` is to the second) with
@@ -361,7 +364,10 @@ pub(super) async fn create_run(
                 Some(Keyed::InFlight(f, _) | Keyed::Done(f, _)) if f != fingerprint => {
                     return Err(ApiError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
-                        "this Idempotency-Key was used for a different request",
+                        format!(
+                            "idempotency key {k:?} was used for another request; \
+                             use a new key for a new request"
+                        ),
                     ));
                 }
                 Some(Keyed::InFlight(..)) => {
@@ -393,11 +399,24 @@ pub(super) async fn create_run(
         }
     }
     let key2 = key.clone();
+    // Recorded with the execution: the same key finds it after a restart of this server too.
+    let recorded = key.map(|k| RequestKey {
+        key: k,
+        request: fingerprint.clone(),
+    });
     let r = app
         .blocking(app.write_wait, move |app| {
             let r = app
                 .engine
-                .run(&p, &params, choice, true, 0, &LogProgress)
+                .run_keyed(
+                    &p,
+                    &params,
+                    choice,
+                    recorded.as_ref(),
+                    true,
+                    0,
+                    &LogProgress,
+                )
                 .map_err(ApiError::from);
             // Also when the request has already answered 503: the listing shows the new run.
             app.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

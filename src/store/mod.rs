@@ -43,6 +43,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_plan_left_out",
         include_str!("../../migrations/0006_plan_left_out.sql"),
     ),
+    (
+        "0007_request_keys",
+        include_str!("../../migrations/0007_request_keys.sql"),
+    ),
 ];
 
 /// Numbered PostgreSQL migrations, embedded in the binary. Index i holds migration i+1.
@@ -58,6 +62,10 @@ pub const PG_MIGRATIONS: &[(&str, &str)] = &[
     (
         "0003_plan_left_out",
         include_str!("../../migrations/postgres/0003_plan_left_out.sql"),
+    ),
+    (
+        "0004_request_keys",
+        include_str!("../../migrations/postgres/0004_request_keys.sql"),
     ),
 ];
 
