@@ -88,6 +88,25 @@ impl Bed {
         }
     }
 
+    /// Creates (or finds) `p`'s execution for slot `hour` with no parameters and no request key,
+    /// its products in `mosaics`.
+    fn create(
+        &self,
+        ex: &mut dyn Executions,
+        p: &NamedPipeline,
+        hour: u32,
+        runner_lease: Option<Duration>,
+    ) -> Result<Admitted, PipelineError> {
+        ex.create(
+            p,
+            &slot(hour),
+            &BTreeMap::new(),
+            &self.path("mosaics"),
+            runner_lease,
+            None,
+        )
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -208,30 +227,9 @@ fn one_execution_per_slot_runs_to_completion(bed: &Bed) {
     let (p, all) = bed.pipeline(&chain_toml("chain", None, ""), "chain");
     let engine = bed.engine(&all);
     let mut ex = bed.executions();
-    let params = BTreeMap::new();
-    let first = created(
-        ex.create(
-            &p,
-            &slot(3),
-            &params,
-            &bed.path("mosaics"),
-            Some(LEASE),
-            None,
-        )
-        .unwrap(),
-    );
+    let first = created(bed.create(ex.as_mut(), &p, 3, Some(LEASE)).unwrap());
     assert!(!first.existing);
-    let again = created(
-        ex.create(
-            &p,
-            &slot(3),
-            &params,
-            &bed.path("mosaics"),
-            Some(LEASE),
-            None,
-        )
-        .unwrap(),
-    );
+    let again = created(bed.create(ex.as_mut(), &p, 3, Some(LEASE)).unwrap());
     assert_eq!(
         again.execution_id, first.execution_id,
         "one execution per slot"
@@ -288,17 +286,7 @@ fn one_execution_per_slot_runs_to_completion(bed: &Bed) {
     );
     assert_eq!(api::executions(&bed.database, 5).unwrap().len(), 1);
     // A second run of the slot finds it finished: nothing is created or run.
-    let third = created(
-        ex.create(
-            &p,
-            &slot(3),
-            &params,
-            &bed.path("mosaics"),
-            Some(LEASE),
-            None,
-        )
-        .unwrap(),
-    );
+    let third = created(bed.create(ex.as_mut(), &p, 3, Some(LEASE)).unwrap());
     assert_eq!((third.execution_id, third.existing), (eid, true));
 }
 
@@ -306,18 +294,7 @@ fn one_execution_per_slot_runs_to_completion(bed: &Bed) {
 fn cancel_and_unknown_ids(bed: &Bed) {
     let (p, _) = bed.pipeline(&chain_toml("chain", None, ""), "chain");
     let mut ex = bed.executions();
-    let eid = created(
-        ex.create(
-            &p,
-            &slot(4),
-            &BTreeMap::new(),
-            &bed.path("mosaics"),
-            None,
-            None,
-        )
-        .unwrap(),
-    )
-    .execution_id;
+    let eid = created(bed.create(ex.as_mut(), &p, 4, None).unwrap()).execution_id;
     assert_eq!(ex.cancel(eid).unwrap(), 2, "both jobs cancelled");
     let m = ex.manifest(eid).unwrap();
     assert_eq!(m.status, ExecStatus::Cancelled);
@@ -352,18 +329,7 @@ fn retry_a_failed_job(bed: &Bed) {
     let (p, all) = bed.pipeline(&chain_toml("flaky", Some(&flag), ""), "flaky");
     let engine = bed.engine(&all);
     let mut ex = bed.executions();
-    let eid = created(
-        ex.create(
-            &p,
-            &slot(5),
-            &BTreeMap::new(),
-            &bed.path("mosaics"),
-            None,
-            None,
-        )
-        .unwrap(),
-    )
-    .execution_id;
+    let eid = created(bed.create(ex.as_mut(), &p, 5, None).unwrap()).execution_id;
     engine.work(1, StopWhen::ExecutionDone(eid)).unwrap();
     let m = ex.manifest(eid).unwrap();
     assert_eq!(m.status, ExecStatus::Failed);
@@ -416,56 +382,16 @@ fn retry_a_failed_job(bed: &Bed) {
 fn max_active_admits_one(bed: &Bed) {
     let (p, _) = bed.pipeline(&chain_toml("single", None, "max_active = 1"), "single");
     let mut ex = bed.executions();
-    let params = BTreeMap::new();
-    let eid = created(
-        ex.create(
-            &p,
-            &slot(6),
-            &params,
-            &bed.path("mosaics"),
-            Some(LEASE),
-            None,
-        )
-        .unwrap(),
-    )
-    .execution_id;
+    let eid = created(bed.create(ex.as_mut(), &p, 6, Some(LEASE)).unwrap()).execution_id;
     assert_eq!(
-        ex.create(
-            &p,
-            &slot(7),
-            &params,
-            &bed.path("mosaics"),
-            Some(LEASE),
-            None
-        )
-        .unwrap(),
+        bed.create(ex.as_mut(), &p, 7, Some(LEASE)).unwrap(),
         Admitted::Busy(vec![eid])
     );
     // The running slot itself is found, not refused.
-    let same = created(
-        ex.create(
-            &p,
-            &slot(6),
-            &params,
-            &bed.path("mosaics"),
-            Some(LEASE),
-            None,
-        )
-        .unwrap(),
-    );
+    let same = created(bed.create(ex.as_mut(), &p, 6, Some(LEASE)).unwrap());
     assert_eq!((same.execution_id, same.existing), (eid, true));
     ex.cancel(eid).unwrap();
-    let next = created(
-        ex.create(
-            &p,
-            &slot(7),
-            &params,
-            &bed.path("mosaics"),
-            Some(LEASE),
-            None,
-        )
-        .unwrap(),
-    );
+    let next = created(bed.create(ex.as_mut(), &p, 7, Some(LEASE)).unwrap());
     assert!(!next.existing && next.execution_id != eid);
     let ids: Vec<i64> = ex
         .list(10)
@@ -481,21 +407,23 @@ fn max_active_admits_one(bed: &Bed) {
 fn request_keys_find_their_executions(bed: &Bed) {
     let (p, _) = bed.pipeline(&chain_toml("chain", None, "max_active = 5"), "chain");
     let mut ex = bed.executions();
-    let params = BTreeMap::new();
     let key = RequestKey {
         key: "portal-42".into(),
         request: r#"{"pipeline":"chain"}"#.into(),
     };
-    let dir = bed.path("mosaics");
-    let first = created(
-        ex.create(&p, &slot(8), &params, &dir, None, Some(&key))
-            .unwrap(),
-    );
+    let keyed = |ex: &mut dyn Executions, hour: u32, k: &RequestKey| {
+        ex.create(
+            &p,
+            &slot(hour),
+            &BTreeMap::new(),
+            &bed.path("mosaics"),
+            None,
+            Some(k),
+        )
+    };
+    let first = created(keyed(ex.as_mut(), 8, &key).unwrap());
     assert!(!first.existing);
-    let again = created(
-        ex.create(&p, &slot(9), &params, &dir, None, Some(&key))
-            .unwrap(),
-    );
+    let again = created(keyed(ex.as_mut(), 9, &key).unwrap());
     assert_eq!(
         (again.execution_id, again.existing),
         (first.execution_id, true)
@@ -504,23 +432,20 @@ fn request_keys_find_their_executions(bed: &Bed) {
         key: "portal-42".into(),
         request: r#"{"pipeline":"chain","slot":"x"}"#.into(),
     };
-    match ex.create(&p, &slot(10), &params, &dir, None, Some(&other)) {
+    match keyed(ex.as_mut(), 10, &other) {
         Err(PipelineError::KeyReused(m)) => assert!(m.contains("portal-42"), "{m}"),
         r => panic!("a reused key must be refused: {r:?}"),
     }
     // Without a key, or with another key, slots are as before.
-    let plain = created(ex.create(&p, &slot(9), &params, &dir, None, None).unwrap());
+    let plain = created(bed.create(ex.as_mut(), &p, 9, None).unwrap());
     assert!(!plain.existing);
     let fresh = RequestKey {
         key: "portal-43".into(),
         request: key.request.clone(),
     };
-    let keyed = created(
-        ex.create(&p, &slot(9), &params, &dir, None, Some(&fresh))
-            .unwrap(),
-    );
+    let found = created(keyed(ex.as_mut(), 9, &fresh).unwrap());
     assert_eq!(
-        (keyed.execution_id, keyed.existing),
+        (found.execution_id, found.existing),
         (plain.execution_id, true)
     );
     assert_eq!(

@@ -158,7 +158,7 @@ fn a_run_requested_over_http_completes_and_its_mosaic_downloads() {
         "params": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:30:00Z"}
     }))
     .unwrap();
-    // From the database: this server has not seen the key.
+    // This server has not seen the key: the database knows it.
     let r = post(&s, "/api/v1/runs", Some(TOKEN), Some("req-1"), &other);
     assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
     let msg = r.json()["error"].as_str().unwrap().to_string();
@@ -166,7 +166,7 @@ fn a_run_requested_over_http_completes_and_its_mosaic_downloads() {
         msg.contains("\"req-1\"") && msg.contains("another request"),
         "{msg}"
     );
-    // Once from the database, once from this server's memory of it.
+    // The same key and request, twice: the same execution each time.
     for _ in 0..2 {
         let again = post(&s, "/api/v1/runs", Some(TOKEN), Some("req-1"), &on_demand());
         assert_eq!(

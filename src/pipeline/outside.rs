@@ -62,11 +62,7 @@ pub fn vet(
         return Err(Refusal(format!(
             "task type '{name}' is not accepted from outside contimg (accepted: {}; a site adds \
              a type to [postgres] accept_outside in contimg.toml)",
-            if accept.is_empty() {
-                "none".to_string()
-            } else {
-                accept.join(", ")
-            }
+            listed(accept)
         )));
     }
     let Ok(kind) = name.parse::<JobKind>() else {
@@ -86,15 +82,20 @@ pub fn vet(
             return Err(Refusal(format!(
                 "pipeline '{pipeline}' may not be started by a {name} task (allowed: {}; a site \
                  adds a pipeline to [postgres] run_pipelines in contimg.toml)",
-                if run_pipelines.is_empty() {
-                    "none".to_string()
-                } else {
-                    run_pipelines.join(", ")
-                }
+                listed(run_pipelines)
             )));
         }
     }
     Ok(kind)
+}
+
+/// A site's allow-list as a refusal names it: "none", or the names.
+fn listed(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// The first thing wrong with an outside task's parameters for job type `kind`.

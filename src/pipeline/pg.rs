@@ -986,14 +986,13 @@ fn sync_in(
     r.mirror(&mut jobs)?;
     let (states, spawned) = r.release(&jobs)?;
     let status = r.conclude(&states)?;
+    let was = parse_status(&before.get::<_, String>(0))?;
     // Ended just now: any ABSURD client (a `contimg.run` task) waiting for it is woken.
-    if status.is_finished() && !parse_status(&before.get::<_, String>(0))?.is_finished() {
+    if status.is_finished() && !was.is_finished() {
         r.emit_ended(status)?;
     }
     // Turned failed just now: its notifications go to the outbox in this same transaction.
-    if status == ExecStatus::Failed
-        && parse_status(&before.get::<_, String>(0))? != ExecStatus::Failed
-    {
+    if status == ExecStatus::Failed && was != ExecStatus::Failed {
         r.notify(before.get(1), before.get(2))?;
     }
     Ok((status, spawned))

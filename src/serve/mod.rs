@@ -7,8 +7,8 @@
 //! does not finish within [`WRITE_WAIT`] (an SQLite write lock held by another process) answers
 //! `503` with `Retry-After`. The write goes on in the background and, when an `Idempotency-Key`
 //! was given, is what a retry with that key finds: the key is recorded with the execution
-//! ([`crate::pipeline::RequestKey`]), so it holds across restarts; [`Keyed`] only answers a
-//! retry while the first request is still being admitted, and repeats without a database read.
+//! ([`crate::pipeline::RequestKey`]) and looked up in the creating transaction, so it holds
+//! across restarts and between requests racing each other.
 //!
 //! Runs are admitted through [`crate::pipeline::api::Engine::run_keyed`] with `detach` (create the
 //! execution, never work it in the request), exactly as `contimg run --detach` admits them; the
@@ -25,10 +25,9 @@ mod auth;
 mod page;
 mod routes;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -133,13 +132,6 @@ impl Progress for LogProgress {
     }
 }
 
-/// An `Idempotency-Key`'s request: in flight, or the execution it made.
-#[derive(Debug, Clone)]
-enum Keyed {
-    InFlight(String, std::time::Instant),
-    Done(String, i64),
-}
-
 /// What every request handler shares.
 pub(crate) struct App {
     engine: Engine,
@@ -154,7 +146,6 @@ pub(crate) struct App {
     access: Access,
     secrets: Vec<String>,
     pool: Arc<tokio::sync::Semaphore>,
-    keys: Mutex<HashMap<String, Keyed>>,
     /// The latest listing of executions read ([`LISTING_TTL`]), and how many it asked for.
     listing: tokio::sync::Mutex<Option<Listing>>,
     /// Writes through this server so far (a cached listing read before the latest is stale).
@@ -347,7 +338,6 @@ pub fn serve(setup: Setup, opts: Options) -> Result<(), ServeError> {
         access,
         secrets,
         pool: Arc::new(tokio::sync::Semaphore::new(BLOCKING)),
-        keys: Mutex::new(HashMap::new()),
         listing: tokio::sync::Mutex::new(None),
         writes: std::sync::atomic::AtomicU64::new(0),
     });

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{Need, Refusal, bearer, redact, redact_json};
-use super::{App, Keyed, LogProgress, MAX_BODY, READ_WAIT};
+use super::{App, LogProgress, MAX_BODY, READ_WAIT};
 use crate::pipeline::api::{self, SlotChoice, SlotRun};
 use crate::pipeline::{ExecStatus, PipelineError, RequestKey};
 use crate::workspace::products::{self, MosaicFilter, Product};
@@ -345,64 +345,11 @@ pub(super) async fn create_run(
             p.name
         )));
     }
-    let key = idempotency_key(&headers)?;
-    let fingerprint = serde_json::to_string(&req).unwrap_or_default();
-    if let Some(k) = &key {
-        let known = {
-            let mut keys = app
-                .keys
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            // An admission that never started (no permit) leaves its key in flight: stale after
-            // a while, it no longer holds the key.
-            let stale = |since: &std::time::Instant| since.elapsed() > Duration::from_secs(120);
-            match keys
-                .get(k)
-                .cloned()
-                .filter(|e| !matches!(e, Keyed::InFlight(_, t) if stale(t)))
-            {
-                Some(Keyed::InFlight(f, _) | Keyed::Done(f, _)) if f != fingerprint => {
-                    return Err(ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        format!(
-                            "idempotency key {k:?} was used for another request; \
-                             use a new key for a new request"
-                        ),
-                    ));
-                }
-                Some(Keyed::InFlight(..)) => {
-                    return Err(ApiError::busy(
-                        "a request with this Idempotency-Key is still being admitted; try again",
-                    ));
-                }
-                Some(Keyed::Done(_, eid)) => Some(eid),
-                None => {
-                    if keys.len() >= 100_000 {
-                        keys.retain(|_, k| matches!(k, Keyed::InFlight(..)));
-                    }
-                    keys.insert(
-                        k.clone(),
-                        Keyed::InFlight(fingerprint.clone(), std::time::Instant::now()),
-                    );
-                    None
-                }
-            }
-        };
-        if let Some(eid) = known {
-            let m = app
-                .blocking(READ_WAIT, move |app| Ok(app.execution(eid)?))
-                .await?;
-            app.changed();
-            let mut v = serde_json::to_value(&m).unwrap_or(Value::Null);
-            v["existing"] = Value::Bool(true);
-            return Ok(accepted(&app, eid, v));
-        }
-    }
-    let key2 = key.clone();
-    // Recorded with the execution: the same key finds it after a restart of this server too.
-    let recorded = key.map(|k| RequestKey {
-        key: k,
-        request: fingerprint.clone(),
+    // The key is recorded with the execution and looked up in the creating transaction, so a
+    // repeat (also one racing the first, or after a restart) finds the same execution.
+    let recorded = idempotency_key(&headers)?.map(|key| RequestKey {
+        key,
+        request: serde_json::to_string(&req).unwrap_or_default(),
     });
     let r = app
         .blocking(app.write_wait, move |app| {
@@ -420,20 +367,6 @@ pub(super) async fn create_run(
                 .map_err(ApiError::from);
             // Also when the request has already answered 503: the listing shows the new run.
             app.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if let Some(k) = key2 {
-                let mut keys = app
-                    .keys
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                match &r {
-                    Ok(SlotRun::Ran(m)) => {
-                        keys.insert(k, Keyed::Done(fingerprint, m.execution_id));
-                    }
-                    _ => {
-                        keys.remove(&k);
-                    }
-                }
-            }
             r
         })
         .await;

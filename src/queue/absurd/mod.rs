@@ -496,11 +496,7 @@ impl AbsurdQueue {
     /// The state a task's step `step` recorded (a checkpoint; for an awaited event, its payload once
     /// emitted), or `None`.
     pub fn checkpoint(&mut self, task: TaskKey, step: &str) -> Result<Option<Value>> {
-        let TaskKey::Absurd(task) = task else {
-            return Err(QueueError::InvalidTask(format!(
-                "{task} is not an ABSURD task"
-            )));
-        };
+        let task = Self::absurd_task(task)?;
         Ok(self
             .client
             .query_opt(
